@@ -1,0 +1,959 @@
+//! The circuit breaker.
+//!
+//! One [`Breaker`] guards one dependency. Callers take a permit, make the call and record how
+//! it went ([`Breaker::acquire`] and [`Permit`], or [`Breaker::call`]). The breaker trips OPEN
+//! when its window's failure or slow-call rate reaches a threshold (once `minimum_calls` are in
+//! the window) or on the K-th consecutive failure; it rejects calls with a `retry_after` until
+//! its wait is over; then it admits exactly `half_open_calls` probes whose results decide
+//! between OPEN and CLOSED.
+//!
+//! ## The hot path
+//!
+//! * Acquire in CLOSED is one `Acquire` load of the state word (see [`state`] for its bits).
+//! * A success is that load again (the generation fence), a check of the window's next bucket
+//!   boundary, and one `Relaxed` `fetch_add` on this thread's stripe of the success counter.
+//! * Everything else — failures, slow calls, bucket rollovers, half-open probes, transitions —
+//!   takes the slow path, which may sum the stripes and CAS the state word.
+//!
+//! ```
+//! use std::time::Duration;
+//! use surgewall::{Breaker, BreakerConfig, State};
+//! use surgewall::clock::Clock;
+//!
+//! let (clock, time) = Clock::mock();
+//! let breaker = Breaker::builder(
+//!     "search",
+//!     BreakerConfig::builder().consecutive_failures(3).open_for(Duration::from_secs(1)).build()?,
+//! )
+//! .clock(clock)
+//! .build();
+//!
+//! for _ in 0..3 {
+//!     let _ = breaker.call(|| Err::<(), _>("timeout"));
+//! }
+//! assert_eq!(breaker.state(), State::Open);
+//! time.advance(Duration::from_secs(1));
+//! assert_eq!(breaker.call(|| Ok::<_, ()>(42)), Ok(42)); // the probe
+//! # Ok::<(), surgewall::ConfigError>(())
+//! ```
+
+mod config;
+mod metrics;
+mod permit;
+pub mod state;
+mod window;
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64 as StdAtomicU64, Ordering as StdOrdering};
+use std::time::Duration;
+
+use crossbeam_utils::CachePadded;
+
+pub use config::{BreakerConfig, BreakerConfigBuilder, OpenBackoff, Window};
+pub use metrics::BreakerMetrics;
+pub use permit::{CallError, Outcome, Permit, RawPermit, Recorded, RejectReason, Rejected};
+pub use state::{State, TransitionReason};
+pub use window::Counts;
+
+use crate::clock::{duration_ns, Clock};
+use crate::error::ConfigError;
+use crate::events::{Event, EventKind, EventRing};
+use crate::rng::{entropy_seed, SplitMix};
+use crate::stripe::Striped;
+use crate::sync::{AtomicU64, Ordering};
+use state::Word;
+use window::{Totals, WindowMarks};
+
+// Lanes of the striped counter: the counters a call may touch without a failure.
+const OK: usize = 0;
+const REJECTED_OPEN: usize = 1;
+const REJECTED_HALF_OPEN: usize = 2;
+const IGNORED: usize = 3;
+const LANES: usize = 4;
+
+/// A deadline word: `[generation tag: 16 | microseconds: 48]`.
+///
+/// The tag is the low 16 bits of the generation the deadline belongs to. The transition that
+/// sets a deadline stores it right after its CAS; a reader that sees the new generation but the
+/// old tag knows the deadline is not published yet and treats the wait as just begun.
+/// 48 bits of microseconds cover 8.9 years of process uptime.
+const DEADLINE_NEVER: u64 = (1 << 48) - 1;
+
+fn pack_deadline(generation: u64, at_ns: u64) -> u64 {
+    let us = at_ns.div_ceil(1000).min(DEADLINE_NEVER);
+    (generation & 0xFFFF) << 48 | us
+}
+
+/// A probe word: `[generation tag: 16 | reported: 16 | failures: 16 | slow: 16]`, reset lazily
+/// by the first report of an episode (a tag from another generation reads as all zeros).
+fn unpack_probe(word: u64, generation: u64) -> (u64, u64, u64) {
+    if word >> 48 != generation & 0xFFFF {
+        return (0, 0, 0);
+    }
+    ((word >> 32) & 0xFFFF, (word >> 16) & 0xFFFF, word & 0xFFFF)
+}
+
+fn pack_probe(generation: u64, reported: u64, failures: u64, slow: u64) -> u64 {
+    (generation & 0xFFFF) << 48 | reported << 32 | failures << 16 | slow
+}
+
+/// Why a manual transition was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TransitionError {
+    /// The state the breaker was in.
+    pub from: State,
+    /// The state that was asked for.
+    pub to: State,
+}
+
+impl fmt::Display for TransitionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "cannot move a breaker from {} to {} by hand (half-open is reached from open or forced_open)",
+            self.from, self.to
+        )
+    }
+}
+
+impl std::error::Error for TransitionError {}
+
+/// A circuit breaker. Share it with `Arc`; every method takes `&self` and is lock-free.
+pub struct Breaker {
+    /// The state word (see [`state`]). Padded: every call reads it, transitions write it.
+    word: CachePadded<AtomicU64>,
+    /// Successes, rejections and ignored permits, striped per thread.
+    counters: Striped<LANES>,
+    // The slow-path totals: touched by failures and slow calls only.
+    failures: AtomicU64,
+    slow_ok: AtomicU64,
+    slow_failures: AtomicU64,
+    streak: AtomicU64,
+    late: AtomicU64,
+    unexpected: AtomicU64,
+    window: WindowMarks,
+    deadline: AtomicU64,
+    probe: AtomicU64,
+    entered_ns: AtomicU64,
+    consecutive_opens: AtomicU64,
+    /// The failure-rate threshold as f64 bits (a dynamic threshold may move it).
+    threshold: AtomicU64,
+    last_window: [AtomicU64; 3],
+    transitions: [[AtomicU64; 6]; 6],
+    rng: SplitMix,
+    config: BreakerConfig,
+    clock: Clock,
+    events: EventRing,
+    name: String,
+    id: u64,
+}
+
+/// Builds a [`Breaker`] with a non-default clock or event ring.
+///
+/// ```
+/// use surgewall::{Breaker, BreakerConfig, events::EventRing, clock::Clock};
+///
+/// let ring = EventRing::new(256);
+/// let breaker = Breaker::builder("inventory", BreakerConfig::default())
+///     .clock(Clock::precise())
+///     .events(ring.clone())
+///     .build();
+/// assert_eq!(breaker.name(), "inventory");
+/// ```
+#[derive(Debug)]
+pub struct BreakerBuilder {
+    name: String,
+    config: BreakerConfig,
+    clock: Clock,
+    events: Option<EventRing>,
+    stripes: Option<usize>,
+}
+
+impl BreakerBuilder {
+    /// The clock (default: [`Clock::coarse`]).
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The ring transitions are published to (default: the process-wide
+    /// [`default_events`](crate::breaker::default_events)).
+    pub fn events(mut self, events: EventRing) -> Self {
+        self.events = Some(events);
+        self
+    }
+
+    /// How many stripes the success counter has (default: one per core).
+    pub fn stripes(mut self, n: usize) -> Self {
+        self.stripes = Some(n);
+        self
+    }
+
+    /// Builds the breaker, CLOSED.
+    pub fn build(self) -> Breaker {
+        let now = self.clock.now_ns();
+        let config = self.config;
+        let seed = config.seed.unwrap_or_else(entropy_seed);
+        static NEXT_ID: StdAtomicU64 = StdAtomicU64::new(1);
+        Breaker {
+            word: CachePadded::new(AtomicU64::new(Word::new(State::Closed, 0).0)),
+            counters: match self.stripes {
+                Some(n) => Striped::with_stripes(n),
+                None => Striped::new(),
+            },
+            failures: AtomicU64::new(0),
+            slow_ok: AtomicU64::new(0),
+            slow_failures: AtomicU64::new(0),
+            streak: AtomicU64::new(0),
+            late: AtomicU64::new(0),
+            unexpected: AtomicU64::new(0),
+            window: WindowMarks::new(config.window, now),
+            deadline: AtomicU64::new(0),
+            probe: AtomicU64::new(0),
+            entered_ns: AtomicU64::new(now),
+            consecutive_opens: AtomicU64::new(0),
+            threshold: AtomicU64::new(config.failure_rate.unwrap_or(1.0).to_bits()),
+            last_window: std::array::from_fn(|_| AtomicU64::new(0)),
+            transitions: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
+            rng: SplitMix::new(seed),
+            clock: self.clock,
+            events: self.events.unwrap_or_else(default_events),
+            name: self.name,
+            id: NEXT_ID.fetch_add(1, StdOrdering::Relaxed),
+            config,
+        }
+    }
+}
+
+/// The process-wide event ring breakers publish to unless given another (4096 events).
+pub fn default_events() -> EventRing {
+    #[cfg(not(surgewall_loom))]
+    {
+        static RING: std::sync::OnceLock<EventRing> = std::sync::OnceLock::new();
+        RING.get_or_init(|| EventRing::new(4096)).clone()
+    }
+    #[cfg(surgewall_loom)]
+    {
+        EventRing::new(16)
+    }
+}
+
+impl fmt::Debug for Breaker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Breaker")
+            .field("name", &self.name)
+            .field("id", &self.id)
+            .field("state", &self.state())
+            .finish()
+    }
+}
+
+impl Breaker {
+    /// A CLOSED breaker with the coarse clock and the default event ring.
+    pub fn new(name: impl Into<String>, config: BreakerConfig) -> Self {
+        Self::builder(name, config).build()
+    }
+
+    /// A builder, for a custom clock or event ring.
+    pub fn builder(name: impl Into<String>, config: BreakerConfig) -> BreakerBuilder {
+        BreakerBuilder {
+            name: name.into(),
+            config,
+            clock: Clock::coarse(),
+            events: None,
+            stripes: None,
+        }
+    }
+
+    /// The name given at construction.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A process-unique id (the `source` of this breaker's events).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &BreakerConfig {
+        &self.config
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// The ring this breaker publishes its events to.
+    pub fn events(&self) -> &EventRing {
+        &self.events
+    }
+
+    #[inline]
+    fn load(&self) -> Word {
+        // Acquire pairs with the AcqRel CAS of transitions: a caller that sees a generation
+        // also sees what the transition published before it (the window reset, the streak).
+        Word(self.word.load(Ordering::Acquire))
+    }
+
+    /// The current state. Reading has no side effects.
+    pub fn state(&self) -> State {
+        self.load().state()
+    }
+
+    /// Asks for a permit; record the call through it.
+    #[inline]
+    pub fn acquire(&self) -> Result<Permit<'_>, Rejected> {
+        self.try_acquire_raw().map(|raw| Permit::new(self, raw))
+    }
+
+    /// Asks for a permit as a plain value (for bindings). Every `Ok` must be followed by exactly
+    /// one [`record_raw`](Self::record_raw) (an `Ignored` one if the call was never made).
+    #[inline]
+    pub fn try_acquire_raw(&self) -> Result<RawPermit, Rejected> {
+        let w = self.load();
+        if w.state().admits_all() {
+            return Ok(self.permit(w));
+        }
+        self.acquire_slow(w)
+    }
+
+    #[inline]
+    fn permit(&self, w: Word) -> RawPermit {
+        RawPermit {
+            generation: w.generation(),
+            start_ns: if self.config.time_calls {
+                self.clock.precise_now_ns()
+            } else {
+                0
+            },
+        }
+    }
+
+    #[cold]
+    fn acquire_slow(&self, mut w: Word) -> Result<RawPermit, Rejected> {
+        loop {
+            match w.state() {
+                State::Closed | State::Disabled | State::MetricsOnly => return Ok(self.permit(w)),
+                State::Open | State::ForcedOpen => {
+                    let now = self.clock.now_ns();
+                    let reason = if w.state() == State::Open {
+                        RejectReason::Open
+                    } else {
+                        RejectReason::ForcedOpen
+                    };
+                    match self.remaining(w, now) {
+                        Some(left) if left.is_zero() => {
+                            // The wait is over: exactly one caller moves to HALF_OPEN and takes
+                            // the first probe with the same CAS.
+                            let next = w.next(State::HalfOpen).with_admitted(1);
+                            match self.cas(w, next) {
+                                Ok(()) => {
+                                    self.entered(w, next, TransitionReason::WaitOver, now);
+                                    return Ok(self.permit(next));
+                                }
+                                Err(cur) => w = cur,
+                            }
+                        }
+                        left => {
+                            return Err(self.reject(reason, left.unwrap_or(self.config.open_for)))
+                        }
+                    }
+                }
+                State::HalfOpen => {
+                    let now = self.clock.now_ns();
+                    match self.remaining(w, now) {
+                        Some(left) if left.is_zero() => {
+                            // Probes never reported within half_open_max_duration: reopen (I6).
+                            self.transition(w, State::Open, TransitionReason::HalfOpenTimeout, now);
+                            w = self.load();
+                        }
+                        left => {
+                            if w.admitted() < u64::from(self.config.half_open_calls) {
+                                let next = w.with_admitted(w.admitted() + 1);
+                                match self.cas(w, next) {
+                                    Ok(()) => return Ok(self.permit(next)),
+                                    Err(cur) => w = cur,
+                                }
+                            } else {
+                                let left = left.unwrap_or(self.config.half_open_max_duration);
+                                return Err(self.reject(RejectReason::HalfOpenFull, left));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn reject(&self, reason: RejectReason, retry_after: Duration) -> Rejected {
+        let lane = match reason {
+            RejectReason::HalfOpenFull => REJECTED_HALF_OPEN,
+            _ => REJECTED_OPEN,
+        };
+        self.counters.add(lane, 1);
+        Rejected {
+            reason,
+            retry_after,
+        }
+    }
+
+    /// Time left before the deadline of the state in `w`: `None` while the transition that
+    /// set it has not published it yet, `Some(Duration::MAX)` for "never".
+    fn remaining(&self, w: Word, now: u64) -> Option<Duration> {
+        let d = self.deadline.load(Ordering::Acquire);
+        if d >> 48 != w.generation() & 0xFFFF {
+            return None;
+        }
+        let us = d & DEADLINE_NEVER;
+        if us == DEADLINE_NEVER {
+            return Some(Duration::MAX);
+        }
+        Some(Duration::from_nanos((us * 1000).saturating_sub(now)))
+    }
+
+    /// How long until the breaker admits again, or `None` when it admits now. No side effects.
+    pub fn retry_after(&self) -> Option<Duration> {
+        let w = self.load();
+        let now = self.clock.now_ns();
+        match w.state() {
+            State::Open | State::ForcedOpen => {
+                Some(self.remaining(w, now).unwrap_or(self.config.open_for))
+            }
+            State::HalfOpen if w.admitted() >= u64::from(self.config.half_open_calls) => Some(
+                self.remaining(w, now)
+                    .unwrap_or(self.config.half_open_max_duration),
+            ),
+            _ => None,
+        }
+    }
+
+    /// Records the result of a call made under `permit`, timed by the breaker when it times
+    /// calls (slow-call detection with `time_calls`).
+    #[inline]
+    pub fn record_raw(&self, permit: RawPermit, outcome: Outcome) -> Recorded {
+        let slow = match self.config.slow_call_duration {
+            Some(limit) if self.config.time_calls && permit.start_ns != 0 => {
+                let took = self.clock.precise_now_ns().saturating_sub(permit.start_ns);
+                took >= duration_ns(limit)
+            }
+            _ => false,
+        };
+        self.record_inner(permit, outcome, slow)
+    }
+
+    /// Records the result of a call that took `duration` (the caller timed it).
+    #[inline]
+    pub fn record_raw_with_duration(
+        &self,
+        permit: RawPermit,
+        outcome: Outcome,
+        duration: Duration,
+    ) -> Recorded {
+        let slow = self
+            .config
+            .slow_call_duration
+            .is_some_and(|limit| duration >= limit);
+        self.record_inner(permit, outcome, slow)
+    }
+
+    #[inline]
+    fn record_inner(&self, permit: RawPermit, outcome: Outcome, slow: bool) -> Recorded {
+        let w = self.load();
+        if w.generation() != permit.generation {
+            self.late.fetch_add(1, Ordering::Relaxed);
+            return Recorded::Late;
+        }
+        if outcome == Outcome::Success
+            && !slow
+            && w.success_fast_path()
+            && self.clock.now_ns() < self.window.next_boundary()
+        {
+            self.counters.add(OK, 1);
+            if self.config.consecutive_failures.is_some()
+                && self.streak.load(Ordering::Relaxed) != 0
+            {
+                self.streak.store(0, Ordering::Relaxed);
+            }
+            return Recorded::Counted;
+        }
+        self.record_slow(w, permit, outcome, slow)
+    }
+
+    #[cold]
+    fn record_slow(&self, w: Word, permit: RawPermit, outcome: Outcome, slow: bool) -> Recorded {
+        match (w.state(), outcome) {
+            (State::Disabled, _) => Recorded::Disabled,
+            (State::Open | State::ForcedOpen, _) => {
+                // No permit is ever issued under an open generation.
+                self.unexpected.fetch_add(1, Ordering::Relaxed);
+                Recorded::Unexpected
+            }
+            (State::HalfOpen, Outcome::Ignored) => self.release_probe(w, permit),
+            (State::HalfOpen, _) => self.record_probe(permit, outcome, slow),
+            (State::Closed | State::MetricsOnly, Outcome::Ignored) => {
+                self.counters.add(IGNORED, 1);
+                Recorded::Counted
+            }
+            (State::Closed | State::MetricsOnly, _) => {
+                let now = self.clock.now_ns();
+                // Roll before counting, so this call lands in the bucket it belongs to.
+                self.window.roll(now, &self.totals());
+                let failed = outcome == Outcome::Failure;
+                self.count(failed, slow);
+                if failed {
+                    if let Some(k) = self.config.consecutive_failures {
+                        let streak = self.streak.fetch_add(1, Ordering::AcqRel) + 1;
+                        if streak >= u64::from(k) && w.state() == State::Closed {
+                            self.transition(
+                                w,
+                                State::Open,
+                                TransitionReason::ConsecutiveFailures,
+                                now,
+                            );
+                            return Recorded::Counted;
+                        }
+                    }
+                } else if self.config.consecutive_failures.is_some() {
+                    self.streak.store(0, Ordering::Relaxed);
+                }
+                self.evaluate(now);
+                Recorded::Counted
+            }
+        }
+    }
+
+    fn count(&self, failed: bool, slow: bool) {
+        match (failed, slow) {
+            (false, false) => self.counters.add(OK, 1),
+            (false, true) => {
+                self.slow_ok.fetch_add(1, Ordering::Relaxed);
+            }
+            (true, slow) => {
+                if slow {
+                    self.slow_failures.fetch_add(1, Ordering::Relaxed);
+                }
+                self.failures.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn totals(&self) -> Totals {
+        Totals {
+            ok: self.counters.sum(OK),
+            failures: self.failures.load(Ordering::Relaxed),
+            slow_ok: self.slow_ok.load(Ordering::Relaxed),
+            slow_failures: self.slow_failures.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Checks the rate rules against the window; trips, or keeps the evaluate-on-success flag
+    /// in step with "failures are in the window but fewer than minimum_calls calls".
+    fn evaluate(&self, now: u64) {
+        let mut w = self.load();
+        if !matches!(w.state(), State::Closed | State::MetricsOnly) {
+            return;
+        }
+        let c = self.window.counts(now, &self.totals());
+        let min = u64::from(self.config.minimum_calls);
+        if c.calls >= min && w.state() == State::Closed {
+            let threshold = self.failure_rate_threshold();
+            if threshold.is_some_and(|t| c.failure_rate() >= t) {
+                self.transition(w, State::Open, TransitionReason::FailureRate, now);
+                return;
+            }
+            if self
+                .config
+                .slow_call_rate
+                .is_some_and(|t| c.slow_rate() >= t)
+            {
+                self.transition(w, State::Open, TransitionReason::SlowCallRate, now);
+                return;
+            }
+        }
+        let pending = w.state() == State::Closed && c.calls < min && (c.failures > 0 || c.slow > 0);
+        while w.eval_on_success() != pending {
+            match self.cas(w, w.with_eval(pending)) {
+                Ok(()) => break,
+                Err(cur) if cur.generation() == w.generation() => w = cur,
+                Err(_) => break,
+            }
+        }
+    }
+
+    fn release_probe(&self, w: Word, permit: RawPermit) -> Recorded {
+        let mut w = w;
+        loop {
+            if w.generation() != permit.generation || w.state() != State::HalfOpen {
+                self.late.fetch_add(1, Ordering::Relaxed);
+                return Recorded::Late;
+            }
+            if w.admitted() == 0 {
+                self.unexpected.fetch_add(1, Ordering::Relaxed);
+                return Recorded::Unexpected;
+            }
+            match self.cas(w, w.with_admitted(w.admitted() - 1)) {
+                Ok(()) => {
+                    self.counters.add(IGNORED, 1);
+                    return Recorded::Counted;
+                }
+                Err(cur) => w = cur,
+            }
+        }
+    }
+
+    fn record_probe(&self, permit: RawPermit, outcome: Outcome, slow: bool) -> Recorded {
+        let generation = permit.generation;
+        let failed = outcome == Outcome::Failure;
+        let mut p = self.probe.load(Ordering::Acquire);
+        let (reported, failures, slows) = loop {
+            let w = self.load();
+            if w.generation() != generation {
+                self.late.fetch_add(1, Ordering::Relaxed);
+                return Recorded::Late;
+            }
+            let (r, f, s) = unpack_probe(p, generation);
+            if r >= w.admitted() {
+                // More reports than probes handed out: a permit recorded twice.
+                self.unexpected.fetch_add(1, Ordering::Relaxed);
+                return Recorded::Unexpected;
+            }
+            let next = (r + 1, f + u64::from(failed), s + u64::from(slow));
+            match self.probe.compare_exchange_weak(
+                p,
+                pack_probe(generation, next.0, next.1, next.2),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break next,
+                Err(cur) => p = cur,
+            }
+        };
+        self.count(failed, slow);
+        let n = f64::from(self.config.half_open_calls);
+        let all = u64::from(self.config.half_open_calls);
+        // Reopen as soon as the probes' rate can no longer stay under the threshold, that is
+        // when it is reached even if every remaining probe succeeds.
+        let too_many_failures = match self.failure_rate_threshold() {
+            Some(t) => failures as f64 / n >= t,
+            None => failures > 0 && self.config.slow_call_rate.is_none(),
+        };
+        let too_slow = self
+            .config
+            .slow_call_rate
+            .is_some_and(|t| slows as f64 / n >= t);
+        let now = self.clock.now_ns();
+        let w = self.load();
+        if w.generation() == generation {
+            if too_many_failures || too_slow {
+                self.transition(w, State::Open, TransitionReason::ProbesFailed, now);
+            } else if reported >= all {
+                self.transition(w, State::Closed, TransitionReason::ProbesSucceeded, now);
+            }
+        }
+        Recorded::Counted
+    }
+
+    #[inline]
+    fn cas(&self, from: Word, to: Word) -> Result<(), Word> {
+        // AcqRel: the winner publishes what it prepared before the CAS (window reset) and sees
+        // everything published by the transition before it.
+        self.word
+            .compare_exchange(from.0, to.0, Ordering::AcqRel, Ordering::Acquire)
+            .map(|_| ())
+            .map_err(Word)
+    }
+
+    /// Moves from the state and generation of `from` to `to`. Exactly one caller wins a given
+    /// (state, generation) (invariant I4); it alone counts the transition and publishes the
+    /// event. Returns whether this call made the transition.
+    fn transition(&self, from: Word, to: State, reason: TransitionReason, now: u64) -> bool {
+        let mut cur = from;
+        if matches!(to, State::Closed | State::MetricsOnly) {
+            // A fresh episode: reset before the new generation is visible, so its first
+            // results land in the new window.
+            self.streak.store(0, Ordering::Relaxed);
+            self.window.reset(now, &self.totals());
+        }
+        if matches!(from.state(), State::Closed | State::MetricsOnly) && to != from.state() {
+            let c = self.window.counts(now, &self.totals());
+            for (slot, v) in self.last_window.iter().zip([c.calls, c.failures, c.slow]) {
+                slot.store(v, Ordering::Relaxed);
+            }
+        }
+        loop {
+            // The flag and the probe count may change under us; the state and generation may not.
+            if cur.state() != from.state() || cur.generation() != from.generation() {
+                return false;
+            }
+            let next = cur.next(to);
+            match self.cas(cur, next) {
+                Ok(()) => {
+                    self.entered(cur, next, reason, now);
+                    return true;
+                }
+                Err(w) => cur = w,
+            }
+        }
+    }
+
+    /// Bookkeeping after a won transition from `from` to `to`.
+    fn entered(&self, from: Word, to: Word, reason: TransitionReason, now: u64) {
+        let generation = to.generation();
+        match to.state() {
+            State::Open => {
+                let n = self.consecutive_opens.fetch_add(1, Ordering::Relaxed);
+                let wait = self.open_wait(n);
+                self.deadline.store(
+                    pack_deadline(generation, now.saturating_add(duration_ns(wait))),
+                    Ordering::Release,
+                );
+            }
+            State::HalfOpen => {
+                let max = duration_ns(self.config.half_open_max_duration);
+                self.deadline.store(
+                    pack_deadline(generation, now.saturating_add(max)),
+                    Ordering::Release,
+                );
+            }
+            State::Closed => self.consecutive_opens.store(0, Ordering::Relaxed),
+            _ => {}
+        }
+        self.entered_ns.store(now, Ordering::Relaxed);
+        self.transitions[from.state() as usize][to.state() as usize]
+            .fetch_add(1, Ordering::Relaxed);
+        self.events.publish(Event {
+            source: self.id,
+            at_ns: now,
+            kind: EventKind::Transition {
+                from: from.state(),
+                to: to.state(),
+                generation,
+                reason,
+            },
+        });
+    }
+
+    /// The wait of the `n`-th consecutive opening (n = 0 for the first).
+    fn open_wait(&self, n: u64) -> Duration {
+        let b = self.config.backoff;
+        let base = self.config.open_for.as_secs_f64();
+        let max = b.max_open_for.as_secs_f64();
+        let exp = i32::try_from(n).unwrap_or(i32::MAX);
+        let mut wait = (base * b.multiplier.powi(exp)).min(max);
+        if b.jitter > 0.0 {
+            let u = self.rng.next_f64() * 2.0 - 1.0; // uniform in [-1, 1)
+            wait = (wait * (1.0 + b.jitter * u)).clamp(0.0, max);
+        }
+        Duration::from_secs_f64(wait)
+    }
+
+    /// The failure-rate threshold in force, if that rule is on.
+    pub fn failure_rate_threshold(&self) -> Option<f64> {
+        self.config
+            .failure_rate
+            .map(|_| f64::from_bits(self.threshold.load(Ordering::Relaxed)))
+    }
+
+    /// Moves the failure-rate threshold (dynamic thresholds do); returns the previous one.
+    /// The new value applies from the next evaluation.
+    pub fn set_failure_rate_threshold(&self, threshold: f64) -> Result<f64, ConfigError> {
+        if self.config.failure_rate.is_none() {
+            return Err(ConfigError::new(
+                "failure_rate",
+                "this breaker has no failure-rate rule to adjust",
+            ));
+        }
+        let t = crate::error::check::rate("failure_rate", threshold)?;
+        if t == 0.0 {
+            return Err(ConfigError::new("failure_rate", "must be greater than 0"));
+        }
+        Ok(f64::from_bits(
+            self.threshold.swap(t.to_bits(), Ordering::Relaxed),
+        ))
+    }
+
+    // ---- manual transitions -------------------------------------------------------------
+
+    fn manual(
+        &self,
+        to: State,
+        prepare: impl Fn(Word) -> Result<(), TransitionError>,
+    ) -> Result<(), TransitionError> {
+        loop {
+            let w = self.load();
+            if w.state() == to {
+                return Ok(()); // a manual transition to the current state is a no-op
+            }
+            prepare(w)?;
+            if self.transition(w, to, TransitionReason::Manual, self.clock.now_ns()) {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Opens the breaker by hand: rejecting until another manual transition, or until
+    /// `duration` has passed (then the next caller starts probing, as after an OPEN wait).
+    ///
+    /// ```
+    /// use surgewall::{Breaker, BreakerConfig, RejectReason};
+    ///
+    /// let b = Breaker::new("ledger", BreakerConfig::default());
+    /// b.force_open(None);
+    /// assert_eq!(b.acquire().unwrap_err().reason, RejectReason::ForcedOpen);
+    /// b.reset();
+    /// assert!(b.acquire().is_ok());
+    /// ```
+    pub fn force_open(&self, duration: Option<Duration>) {
+        let now = self.clock.now_ns();
+        loop {
+            let w = self.load();
+            let next = w.next(State::ForcedOpen);
+            // A forced open with a new deadline replaces the current one, even from FORCED_OPEN.
+            if self.cas(w, next).is_ok() {
+                let at = match duration {
+                    Some(d) => pack_deadline(next.generation(), now.saturating_add(duration_ns(d))),
+                    None => (next.generation() & 0xFFFF) << 48 | DEADLINE_NEVER,
+                };
+                self.deadline.store(at, Ordering::Release);
+                if matches!(w.state(), State::Closed | State::MetricsOnly) {
+                    let c = self.window.counts(now, &self.totals());
+                    for (slot, v) in self.last_window.iter().zip([c.calls, c.failures, c.slow]) {
+                        slot.store(v, Ordering::Relaxed);
+                    }
+                }
+                self.entered(w, next, TransitionReason::Manual, now);
+                return;
+            }
+        }
+    }
+
+    /// Disables the breaker: every call passes, nothing is recorded.
+    pub fn disable(&self) {
+        let _ = self.manual(State::Disabled, |_| Ok(()));
+    }
+
+    /// Every call passes and is recorded, but the breaker never trips.
+    pub fn metrics_only(&self) {
+        let _ = self.manual(State::MetricsOnly, |_| Ok(()));
+    }
+
+    /// Closes the breaker (a fresh window); a no-op when already CLOSED.
+    pub fn close(&self) {
+        let _ = self.manual(State::Closed, |_| Ok(()));
+    }
+
+    /// Starts probing now, from OPEN or FORCED_OPEN (a health check saw the dependency
+    /// recover). CLOSED -> HALF_OPEN is refused.
+    pub fn half_open(&self) -> Result<(), TransitionError> {
+        self.manual(State::HalfOpen, |w| match w.state() {
+            State::Open | State::ForcedOpen => Ok(()),
+            from => Err(TransitionError {
+                from,
+                to: State::HalfOpen,
+            }),
+        })
+    }
+
+    /// Starts a fresh CLOSED episode from any state, CLOSED included (counts are cleared, the
+    /// open-wait backoff starts over).
+    pub fn reset(&self) {
+        let now = self.clock.now_ns();
+        loop {
+            if self.transition(self.load(), State::Closed, TransitionReason::Manual, now) {
+                return;
+            }
+        }
+    }
+
+    // ---- observability ------------------------------------------------------------------
+
+    /// A snapshot of everything observable. Reads only.
+    pub fn metrics(&self) -> BreakerMetrics {
+        let w = self.load();
+        let now = self.clock.now_ns();
+        let totals = self.totals();
+        let window = if matches!(w.state(), State::Closed | State::MetricsOnly) {
+            self.window.counts(now, &totals)
+        } else {
+            Counts::default()
+        };
+        let (reported, _, _) = unpack_probe(self.probe.load(Ordering::Acquire), w.generation());
+        let last = self
+            .last_window
+            .each_ref()
+            .map(|a| a.load(Ordering::Relaxed));
+        BreakerMetrics {
+            state: w.state(),
+            generation: w.generation(),
+            time_in_state: Duration::from_nanos(
+                now.saturating_sub(self.entered_ns.load(Ordering::Relaxed)),
+            ),
+            window,
+            last_window: Counts {
+                calls: last[0],
+                failures: last[1],
+                slow: last[2],
+            },
+            failure_rate_threshold: self.failure_rate_threshold(),
+            successes: totals.ok + totals.slow_ok,
+            failures: totals.failures,
+            slow_calls: totals.slow_ok + totals.slow_failures,
+            ignored: self.counters.sum(IGNORED),
+            rejected_open: self.counters.sum(REJECTED_OPEN),
+            rejected_half_open: self.counters.sum(REJECTED_HALF_OPEN),
+            late_results: self.late.load(Ordering::Relaxed),
+            unexpected_results: self.unexpected.load(Ordering::Relaxed),
+            consecutive_failures: self.streak.load(Ordering::Relaxed),
+            consecutive_opens: self.consecutive_opens.load(Ordering::Relaxed),
+            half_open_admitted: if w.state() == State::HalfOpen {
+                w.admitted()
+            } else {
+                0
+            },
+            half_open_reported: if w.state() == State::HalfOpen {
+                reported
+            } else {
+                0
+            },
+            retry_after: self.retry_after(),
+            transitions: self
+                .transitions
+                .each_ref()
+                .map(|row| row.each_ref().map(|a| a.load(Ordering::Relaxed))),
+            clock: self.clock.mode(),
+        }
+    }
+
+    // ---- conveniences -------------------------------------------------------------------
+
+    /// Runs `f` under the breaker: `Ok` is a success, `Err` a failure, a panic a failure (and
+    /// the panic goes on).
+    pub fn call<T, E>(&self, f: impl FnOnce() -> Result<T, E>) -> Result<T, CallError<E>> {
+        let permit = self.acquire().map_err(CallError::Rejected)?;
+        match f() {
+            Ok(v) => {
+                permit.success();
+                Ok(v)
+            }
+            Err(e) => {
+                permit.failure();
+                Err(CallError::Failed(e))
+            }
+        }
+    }
+
+    /// Runs `f` under the breaker and lets `classify` decide the outcome of its result
+    /// (an HTTP 404 may be a success, a 429 ignored, ...).
+    pub fn call_classified<T>(
+        &self,
+        f: impl FnOnce() -> T,
+        classify: impl FnOnce(&T) -> Outcome,
+    ) -> Result<T, Rejected> {
+        let permit = self.acquire()?;
+        let v = f();
+        permit.record(classify(&v));
+        Ok(v)
+    }
+}

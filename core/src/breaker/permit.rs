@@ -1,0 +1,192 @@
+//! Permits, outcomes and rejections: the two-step protocol (acquire, then record).
+
+use std::fmt;
+use std::time::Duration;
+
+use super::Breaker;
+
+/// How a call ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Outcome {
+    /// The call succeeded.
+    Success = 0,
+    /// The call failed.
+    Failure = 1,
+    /// The call's result says nothing about the dependency's health: the permit is released and
+    /// the call counts nowhere (a half-open probe slot is given back).
+    Ignored = 2,
+}
+
+/// A permit as a plain value: what C, Go and Python hold between acquire and record.
+///
+/// It carries the generation it was issued under (results from an older generation are
+/// dropped as late, invariant I3) and, when the breaker times calls, the start time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct RawPermit {
+    /// The breaker generation the permit belongs to.
+    pub generation: u64,
+    /// When the call started (clock nanoseconds), or 0 when the breaker does not time calls.
+    pub start_ns: u64,
+}
+
+/// What became of a recorded result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recorded {
+    /// Counted (or, for `Ignored`, released).
+    Counted,
+    /// The breaker has moved to another generation since the permit was issued: dropped and
+    /// counted in `late_results` (invariant I3).
+    Late,
+    /// The breaker is DISABLED: nothing is recorded.
+    Disabled,
+    /// No permit of this generation can be outstanding (recorded twice, or never acquired):
+    /// dropped and counted in `unexpected_results`.
+    Unexpected,
+}
+
+/// Why a call was rejected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RejectReason {
+    /// The breaker is OPEN.
+    Open,
+    /// The breaker is HALF_OPEN and all its probe slots are taken.
+    HalfOpenFull,
+    /// The breaker was forced open.
+    ForcedOpen,
+}
+
+/// A rejected call, with how long until the breaker may admit again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rejected {
+    /// Why.
+    pub reason: RejectReason,
+    /// Time until the breaker may admit a call: exact for OPEN, the episode's remaining time for
+    /// HALF_OPEN, [`Duration::MAX`] for an indefinite forced open.
+    pub retry_after: Duration,
+}
+
+impl fmt::Display for Rejected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self.reason {
+            RejectReason::Open => "circuit open",
+            RejectReason::HalfOpenFull => "circuit half-open and all probe slots taken",
+            RejectReason::ForcedOpen => "circuit forced open",
+        };
+        if self.retry_after == Duration::MAX {
+            write!(f, "{what} until manually changed")
+        } else {
+            write!(f, "{what}; retry after {:?}", self.retry_after)
+        }
+    }
+}
+
+impl std::error::Error for Rejected {}
+
+/// The error of [`Breaker::call`]: the breaker rejected the call, or the call failed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CallError<E> {
+    /// Not run: the breaker rejected it.
+    Rejected(Rejected),
+    /// Run, and it returned this error (recorded as a failure).
+    Failed(E),
+}
+
+impl<E: fmt::Display> fmt::Display for CallError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallError::Rejected(r) => r.fmt(f),
+            CallError::Failed(e) => e.fmt(f),
+        }
+    }
+}
+
+impl<E: fmt::Debug + fmt::Display> std::error::Error for CallError<E> {}
+
+/// A permit that must be used: record it with [`success`](Self::success),
+/// [`failure`](Self::failure) or [`ignore`](Self::ignore). Dropped unused it is released as
+/// ignored — or as a failure when dropped by a panic — so every permit is released exactly once
+/// (invariant I5).
+///
+/// ```
+/// use surgewall::{Breaker, BreakerConfig};
+///
+/// let breaker = Breaker::new("db", BreakerConfig::default());
+/// let permit = breaker.acquire()?;
+/// // ... the call ...
+/// permit.success();
+/// assert_eq!(breaker.metrics().successes, 1);
+/// # Ok::<(), surgewall::Rejected>(())
+/// ```
+#[must_use = "a permit records nothing until it is used; dropping it releases it as ignored"]
+pub struct Permit<'a> {
+    breaker: &'a Breaker,
+    raw: RawPermit,
+    used: bool,
+}
+
+impl<'a> Permit<'a> {
+    pub(crate) fn new(breaker: &'a Breaker, raw: RawPermit) -> Self {
+        Self {
+            breaker,
+            raw,
+            used: false,
+        }
+    }
+
+    /// The plain value inside.
+    pub fn raw(&self) -> RawPermit {
+        self.raw
+    }
+
+    /// Records a success.
+    pub fn success(self) -> Recorded {
+        self.record(Outcome::Success)
+    }
+
+    /// Records a failure.
+    pub fn failure(self) -> Recorded {
+        self.record(Outcome::Failure)
+    }
+
+    /// Releases the permit without counting the call.
+    pub fn ignore(self) -> Recorded {
+        self.record(Outcome::Ignored)
+    }
+
+    /// Records `outcome`, timed by the breaker when it times calls.
+    pub fn record(mut self, outcome: Outcome) -> Recorded {
+        self.used = true;
+        self.breaker.record_raw(self.raw, outcome)
+    }
+
+    /// Records `outcome` of a call that took `duration` (for slow-call detection).
+    pub fn record_with_duration(mut self, outcome: Outcome, duration: Duration) -> Recorded {
+        self.used = true;
+        self.breaker
+            .record_raw_with_duration(self.raw, outcome, duration)
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        if !self.used {
+            let outcome = if std::thread::panicking() {
+                Outcome::Failure
+            } else {
+                Outcome::Ignored
+            };
+            self.breaker.record_raw(self.raw, outcome);
+        }
+    }
+}
+
+impl fmt::Debug for Permit<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Permit")
+            .field("breaker", &self.breaker.name())
+            .field("raw", &self.raw)
+            .finish()
+    }
+}

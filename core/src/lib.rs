@@ -1,0 +1,45 @@
+//! # surgewall
+//!
+//! The engine of surgewall: lock-free circuit breakers and the policies around them, in pure
+//! Rust with no I/O and no threads. Hot paths are one atomic load to admit a call and one
+//! striped `fetch_add` to record a success; nothing on them allocates.
+//!
+//! ```
+//! use std::time::Duration;
+//! use surgewall::{Breaker, BreakerConfig, State, clock::Clock};
+//!
+//! let config = BreakerConfig::builder()
+//!     .failure_rate(0.5)
+//!     .minimum_calls(4)
+//!     .count_window(10)
+//!     .open_for(Duration::from_secs(5))
+//!     .build()?;
+//! let (clock, time) = Clock::mock();
+//! let breaker = Breaker::builder("payments", config).clock(clock).build();
+//!
+//! for _ in 0..4 {
+//!     breaker.acquire()?.failure();
+//! }
+//! assert_eq!(breaker.state(), State::Open);
+//! let rejected = breaker.acquire().unwrap_err();
+//! assert_eq!(rejected.retry_after, Duration::from_secs(5));
+//!
+//! time.advance(Duration::from_secs(5));
+//! breaker.acquire()?.success(); // the first probe
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![warn(missing_docs)]
+
+pub mod breaker;
+pub mod clock;
+mod error;
+pub mod events;
+pub(crate) mod rng;
+mod stripe;
+mod sync;
+
+pub use breaker::{
+    Breaker, BreakerBuilder, BreakerConfig, BreakerConfigBuilder, BreakerMetrics, Outcome, Permit,
+    RawPermit, Recorded, RejectReason, Rejected, State, TransitionError, TransitionReason, Window,
+};
+pub use error::ConfigError;
