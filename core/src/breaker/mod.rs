@@ -356,8 +356,16 @@ impl Breaker {
                                 Err(cur) => w = cur,
                             }
                         }
-                        left => {
-                            return Err(self.reject(reason, left.unwrap_or(self.config.open_for)))
+                        Some(left) => return Err(self.reject(reason, left)),
+                        None => {
+                            // The deadline belongs to another generation: either ours is not
+                            // published yet (the wait has just begun) or our word is stale.
+                            let cur = self.load();
+                            if cur != w {
+                                w = cur;
+                                continue;
+                            }
+                            return Err(self.reject(reason, self.config.open_for));
                         }
                     }
                 }
@@ -377,6 +385,11 @@ impl Breaker {
                                     Err(cur) => w = cur,
                                 }
                             } else {
+                                let cur = self.load();
+                                if cur != w {
+                                    w = cur;
+                                    continue;
+                                }
                                 let left = left.unwrap_or(self.config.half_open_max_duration);
                                 return Err(self.reject(RejectReason::HalfOpenFull, left));
                             }

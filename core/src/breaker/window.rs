@@ -267,6 +267,15 @@ impl WindowMarks {
                 // the mark of the bucket holding that call.
                 let start = totals.calls() - calls;
                 let oldest = start / step;
+                if oldest > self.epoch.load(Ordering::Acquire) {
+                    // Every failure rolls first, so none was recorded after bucket `epoch`,
+                    // which has left the window.
+                    return Counts {
+                        calls,
+                        failures: 0,
+                        slow: 0,
+                    };
+                }
                 let base = match self.slots[(oldest % n) as usize].load() {
                     (tag, mark) if tag == oldest && oldest >= episode_tag => mark,
                     _ => episode,

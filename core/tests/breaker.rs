@@ -1,0 +1,620 @@
+//! The breaker contract (DESIGN.md §3), one behaviour per test, driven by the mock clock.
+
+use std::time::Duration;
+
+use surgewall::clock::{Clock, MockClock};
+use surgewall::events::{EventKind, EventRing};
+use surgewall::{
+    Breaker, BreakerConfig, BreakerConfigBuilder, Outcome, Recorded, RejectReason, State,
+    TransitionReason,
+};
+
+const MS: Duration = Duration::from_millis(1);
+const S: Duration = Duration::from_secs(1);
+
+fn breaker(cfg: BreakerConfigBuilder) -> (Breaker, MockClock, EventRing) {
+    let (clock, time) = Clock::mock();
+    let ring = EventRing::new(256);
+    let b = Breaker::builder("test", cfg.build().unwrap())
+        .clock(clock)
+        .events(ring.clone())
+        .build();
+    (b, time, ring)
+}
+
+/// Failure rate 50 % over the last 10 calls once 4 are in; open 5 s; 2 probes.
+fn count_cfg() -> BreakerConfigBuilder {
+    BreakerConfig::builder()
+        .failure_rate(0.5)
+        .minimum_calls(4)
+        .count_window(10)
+        .open_for(5 * S)
+        .half_open_calls(2)
+        .half_open_max_duration(30 * S)
+}
+
+fn run(b: &Breaker, outcomes: &[Outcome]) {
+    for &o in outcomes {
+        b.acquire().expect("admitted").record(o);
+    }
+}
+
+use Outcome::{Failure as F, Ignored as I, Success as K};
+
+fn trip(b: &Breaker) {
+    run(b, &[F, F, F, F]);
+    assert_eq!(b.state(), State::Open);
+}
+
+// ---- CLOSED ---------------------------------------------------------------------------------
+
+#[test]
+fn rate_rules_wait_for_minimum_calls() {
+    let (b, _, _) = breaker(count_cfg());
+    run(&b, &[F, F, F]);
+    assert_eq!(b.state(), State::Closed, "3 calls < minimum_calls 4");
+    run(&b, &[F]);
+    assert_eq!(b.state(), State::Open);
+    assert_eq!(b.metrics().last_window.calls, 4);
+    assert_eq!(b.metrics().last_window.failures, 4);
+}
+
+#[test]
+fn the_success_that_reaches_minimum_calls_can_trip() {
+    let (b, _, _) = breaker(count_cfg());
+    run(&b, &[F, F, K]);
+    assert_eq!(b.state(), State::Closed);
+    // 4th call, a success: 2 failures of 4 = 50 % >= 50 %.
+    let r = b.acquire().unwrap().success();
+    assert_eq!(
+        r,
+        Recorded::Counted,
+        "the tripping call still gets its own result"
+    );
+    assert_eq!(b.state(), State::Open);
+}
+
+#[test]
+fn rate_under_threshold_stays_closed() {
+    let (b, _, _) = breaker(count_cfg());
+    run(&b, &[F, K, K, K, F, K, K, K, K, K]);
+    assert_eq!(b.state(), State::Closed);
+    assert!((b.metrics().window.failure_rate() - 0.2).abs() < 1e-9);
+}
+
+#[test]
+fn ignored_outcomes_count_nowhere() {
+    let (b, _, _) = breaker(count_cfg());
+    run(&b, &[F, F, F, I, I, I, I]);
+    let m = b.metrics();
+    assert_eq!(b.state(), State::Closed);
+    assert_eq!((m.window.calls, m.ignored), (3, 4));
+}
+
+#[test]
+fn count_window_slides() {
+    let (b, _, _) = breaker(count_cfg().failure_rate(0.6));
+    // Alternating: never above 50 % < 60 %.
+    run(&b, &[K, F, K, F, K, F, K, F, K, F]);
+    assert_eq!(b.state(), State::Closed);
+    // Five more successes push the first five calls (two failures) out of the last 10.
+    run(&b, &[K, K, K, K, K]);
+    let m = b.metrics();
+    assert_eq!(m.window.calls, 10);
+    assert_eq!(m.window.failures, 3);
+}
+
+#[test]
+fn time_window_forgets_old_buckets() {
+    let (b, time, _) = breaker(
+        BreakerConfig::builder()
+            .failure_rate(0.5)
+            .minimum_calls(4)
+            .time_window(10 * S, 10),
+    );
+    run(&b, &[F, F, F]);
+    time.advance(11 * S);
+    // The old failures left the window: one more failure is 1 of 1 call, under minimum_calls.
+    run(&b, &[F]);
+    assert_eq!(b.state(), State::Closed);
+    assert_eq!(b.metrics().window.calls, 1);
+    run(&b, &[F, F, K]);
+    assert_eq!(b.state(), State::Open, "3 of 4 in the new window");
+}
+
+#[test]
+fn time_window_keeps_calls_within_its_span() {
+    let (b, time, _) = breaker(
+        BreakerConfig::builder()
+            .failure_rate(0.5)
+            .minimum_calls(4)
+            .time_window(10 * S, 10),
+    );
+    run(&b, &[K, K]);
+    time.advance(3 * S);
+    run(&b, &[F]);
+    time.advance(3 * S);
+    run(&b, &[K]);
+    let m = b.metrics();
+    assert_eq!((m.window.calls, m.window.failures), (4, 1));
+    time.advance(5 * S); // t = 11 s: the first two successes (t = 0) have left
+    let m = b.metrics();
+    assert_eq!((m.window.calls, m.window.failures), (2, 1));
+}
+
+#[test]
+fn a_bucket_rollover_can_trip() {
+    // Old successes leaving the window raise the failure rate over the threshold.
+    let (b, time, _) = breaker(
+        BreakerConfig::builder()
+            .failure_rate(0.5)
+            .minimum_calls(4)
+            .time_window(10 * S, 10),
+    );
+    run(&b, &[K, K, K, K, K, K]);
+    time.advance(5 * S);
+    run(&b, &[F, F, F, K]);
+    assert_eq!(b.state(), State::Closed, "3 of 10");
+    time.advance(6 * S); // the six successes leave: 3 failures of 4
+    run(&b, &[K]);
+    assert_eq!(b.state(), State::Open, "evaluated on the rollover");
+}
+
+#[test]
+fn consecutive_failures_trip_on_the_kth() {
+    let (b, _, ring) = breaker(
+        BreakerConfig::builder()
+            .no_failure_rate()
+            .consecutive_failures(3),
+    );
+    let mut sub = ring.subscribe();
+    run(&b, &[F, F, K, F, F]);
+    assert_eq!(b.state(), State::Closed, "a success resets the streak");
+    run(&b, &[I]);
+    assert_eq!(
+        b.metrics().consecutive_failures,
+        2,
+        "ignored leaves the streak"
+    );
+    run(&b, &[F]);
+    assert_eq!(b.state(), State::Open);
+    let e = sub.poll().unwrap();
+    assert_eq!(
+        e.kind,
+        EventKind::Transition {
+            from: State::Closed,
+            to: State::Open,
+            generation: 1,
+            reason: TransitionReason::ConsecutiveFailures
+        }
+    );
+}
+
+#[test]
+fn slow_calls_by_caller_duration() {
+    let (b, _, ring) = breaker(
+        BreakerConfig::builder()
+            .no_failure_rate()
+            .slow_calls(0.5, 100 * MS)
+            .minimum_calls(4)
+            .count_window(4),
+    );
+    let mut sub = ring.subscribe();
+    for d in [50, 150, 99, 100] {
+        b.acquire()
+            .unwrap()
+            .record_with_duration(Outcome::Success, d * MS);
+    }
+    assert_eq!(b.state(), State::Open, "2 of 4 calls took >= 100 ms");
+    assert_eq!(b.metrics().slow_calls, 2);
+    match sub.poll().unwrap().kind {
+        EventKind::Transition { reason, .. } => assert_eq!(reason, TransitionReason::SlowCallRate),
+        k => panic!("{k:?}"),
+    }
+}
+
+#[test]
+fn slow_calls_timed_by_the_breaker() {
+    let (b, time, _) = breaker(
+        BreakerConfig::builder()
+            .no_failure_rate()
+            .slow_calls(1.0, 100 * MS)
+            .minimum_calls(2)
+            .count_window(2),
+    );
+    assert!(b.config().times_calls());
+    for _ in 0..2 {
+        let p = b.acquire().unwrap();
+        time.advance(100 * MS);
+        p.success();
+    }
+    assert_eq!(b.state(), State::Open);
+}
+
+#[test]
+fn metrics_only_records_but_never_trips() {
+    let (b, _, _) = breaker(count_cfg());
+    b.metrics_only();
+    run(&b, &[F, F, F, F, F, F]);
+    let m = b.metrics();
+    assert_eq!(m.state, State::MetricsOnly);
+    assert_eq!((m.failures, m.window.failures), (6, 6));
+}
+
+#[test]
+fn disabled_admits_everything_and_records_nothing() {
+    let (b, _, _) = breaker(count_cfg());
+    b.disable();
+    for _ in 0..10 {
+        assert_eq!(b.acquire().unwrap().failure(), Recorded::Disabled);
+    }
+    assert_eq!(b.metrics().failures, 0);
+    assert_eq!(b.state(), State::Disabled);
+}
+
+// ---- OPEN -----------------------------------------------------------------------------------
+
+#[test]
+fn open_rejects_with_exact_retry_after_and_ends() {
+    let (b, time, _) = breaker(count_cfg());
+    trip(&b);
+    let r = b.acquire().unwrap_err();
+    assert_eq!(r.reason, RejectReason::Open);
+    assert_eq!(r.retry_after, 5 * S);
+    time.advance(4999 * MS);
+    assert_eq!(b.acquire().unwrap_err().retry_after, MS);
+    assert_eq!(b.retry_after(), Some(MS));
+    time.advance(MS);
+    // I7: at elapsed == open_for the breaker admits again; reading had no side effect.
+    assert_eq!(b.state(), State::Open);
+    assert_eq!(b.retry_after(), Some(Duration::ZERO));
+    let p = b.acquire().expect("first probe");
+    assert_eq!(b.state(), State::HalfOpen);
+    p.success();
+    assert_eq!(b.metrics().rejected_open, 2);
+}
+
+#[test]
+fn open_wait_backs_off_and_resets_on_close() {
+    let (b, time, _) = breaker(
+        count_cfg()
+            .open_backoff(2.0, 12 * S, 0.0)
+            .half_open_calls(1),
+    );
+    trip(&b);
+    let mut waits = vec![];
+    for _ in 0..4 {
+        let wait = b.acquire().unwrap_err().retry_after;
+        waits.push(wait.as_secs());
+        time.advance(wait);
+        b.acquire().unwrap().failure(); // the probe fails: open again
+        assert_eq!(b.state(), State::Open);
+    }
+    assert_eq!(waits, vec![5, 10, 12, 12]);
+    let wait = b.acquire().unwrap_err().retry_after;
+    time.advance(wait);
+    b.acquire().unwrap().success();
+    assert_eq!(b.state(), State::Closed);
+    trip(&b);
+    assert_eq!(
+        b.acquire().unwrap_err().retry_after,
+        5 * S,
+        "backoff starts over"
+    );
+}
+
+#[test]
+fn open_wait_jitter_stays_within_bounds() {
+    for seed in 0..50 {
+        let (b, time, _) = breaker(count_cfg().open_backoff(1.0, 10 * S, 0.2).seed(seed));
+        trip(&b);
+        let wait = b.acquire().unwrap_err().retry_after;
+        assert!(wait >= 4 * S && wait <= 6 * S, "seed {seed}: {wait:?}");
+        time.advance(wait);
+        assert!(
+            b.acquire().is_ok(),
+            "the wait it announced is the wait it keeps"
+        );
+    }
+}
+
+#[test]
+fn exactly_one_caller_moves_open_to_half_open() {
+    let (b, time, ring) = breaker(count_cfg());
+    trip(&b);
+    time.advance(5 * S);
+    let mut sub = ring.subscribe();
+    let permits: Vec<_> = (0..5).map(|_| b.acquire()).collect();
+    assert_eq!(permits.iter().filter(|p| p.is_ok()).count(), 2);
+    let transitions = sub
+        .by_ref()
+        .filter(|e| {
+            matches!(
+                e.kind,
+                EventKind::Transition {
+                    to: State::HalfOpen,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(transitions, 1);
+    assert_eq!(
+        b.metrics()
+            .transitions_between(State::Open, State::HalfOpen),
+        1
+    );
+}
+
+// ---- HALF_OPEN ------------------------------------------------------------------------------
+
+fn half_open(b: &Breaker, time: &MockClock) {
+    trip(b);
+    time.advance(5 * S);
+}
+
+#[test]
+fn half_open_admits_exactly_n_and_says_full() {
+    let (b, time, _) = breaker(count_cfg().half_open_calls(3));
+    half_open(&b, &time);
+    let p: Vec<_> = (0..3).map(|_| b.acquire().unwrap()).collect();
+    let r = b.acquire().unwrap_err();
+    assert_eq!(r.reason, RejectReason::HalfOpenFull, "distinct from open");
+    assert_eq!(r.retry_after, 30 * S, "the episode's remaining time");
+    assert_eq!(b.metrics().half_open_admitted, 3);
+    drop(p);
+}
+
+#[test]
+fn an_ignored_probe_gives_its_slot_back() {
+    let (b, time, _) = breaker(count_cfg());
+    half_open(&b, &time);
+    let p1 = b.acquire().unwrap();
+    let p2 = b.acquire().unwrap();
+    assert!(b.acquire().is_err());
+    p1.ignore();
+    let p3 = b.acquire().expect("the slot came back");
+    p2.success();
+    p3.success();
+    assert_eq!(b.state(), State::Closed);
+}
+
+#[test]
+fn a_dropped_probe_gives_its_slot_back() {
+    let (b, time, _) = breaker(count_cfg());
+    half_open(&b, &time);
+    let p1 = b.acquire().unwrap();
+    let _p2 = b.acquire().unwrap();
+    drop(p1);
+    assert!(b.acquire().is_ok());
+}
+
+#[test]
+fn half_open_closes_only_when_all_probes_reported() {
+    let (b, time, ring) = breaker(count_cfg().half_open_calls(3));
+    half_open(&b, &time);
+    let ps: Vec<_> = (0..3).map(|_| b.acquire().unwrap()).collect();
+    let mut sub = ring.subscribe();
+    let mut it = ps.into_iter();
+    it.next().unwrap().success();
+    it.next().unwrap().success();
+    assert_eq!(b.state(), State::HalfOpen);
+    it.next().unwrap().success();
+    assert_eq!(b.state(), State::Closed);
+    match sub.poll().unwrap().kind {
+        EventKind::Transition { reason, to, .. } => {
+            assert_eq!(
+                (to, reason),
+                (State::Closed, TransitionReason::ProbesSucceeded)
+            )
+        }
+        k => panic!("{k:?}"),
+    }
+    let m = b.metrics();
+    assert_eq!(
+        m.window.calls, 0,
+        "a closed episode starts with fresh counts"
+    );
+    assert_eq!(
+        m.last_window.failures, 4,
+        "the last snapshot stays readable"
+    );
+}
+
+#[test]
+fn half_open_reopens_as_soon_as_the_rate_cannot_stay_under() {
+    // 4 probes, 50 %: the second failure makes 2/4 certain.
+    let (b, time, _) = breaker(count_cfg().half_open_calls(4));
+    half_open(&b, &time);
+    let ps: Vec<_> = (0..4).map(|_| b.acquire().unwrap()).collect();
+    let mut it = ps.into_iter();
+    it.next().unwrap().failure();
+    assert_eq!(b.state(), State::HalfOpen, "1 of 4 could still end at 25 %");
+    it.next().unwrap().failure();
+    assert_eq!(b.state(), State::Open);
+    // The remaining probes are late now.
+    assert_eq!(it.next().unwrap().success(), Recorded::Late);
+    assert_eq!(b.metrics().late_results, 1);
+}
+
+#[test]
+fn a_stuck_half_open_episode_reopens() {
+    // I6: probes that never report are reclaimed after half_open_max_duration.
+    let (b, time, _) = breaker(count_cfg());
+    half_open(&b, &time);
+    let p1 = b.acquire().unwrap();
+    let p2 = b.acquire().unwrap();
+    std::mem::forget((p1, p2)); // a foreign caller that never reports
+    time.advance(30 * S);
+    let r = b.acquire().unwrap_err();
+    assert_eq!(r.reason, RejectReason::Open);
+    assert_eq!(b.state(), State::Open);
+    assert_eq!(
+        b.metrics()
+            .transitions_between(State::HalfOpen, State::Open),
+        1
+    );
+    time.advance(r.retry_after);
+    assert!(b.acquire().is_ok(), "and it probes again after the wait");
+}
+
+#[test]
+fn a_probe_recorded_twice_is_unexpected() {
+    let (b, time, _) = breaker(count_cfg());
+    half_open(&b, &time);
+    let raw = b.try_acquire_raw().unwrap();
+    assert_eq!(b.record_raw(raw, Outcome::Success), Recorded::Counted);
+    assert_eq!(b.record_raw(raw, Outcome::Success), Recorded::Unexpected);
+    assert_eq!(b.metrics().unexpected_results, 1);
+    assert_eq!(
+        b.state(),
+        State::HalfOpen,
+        "a duplicate does not count as the second probe"
+    );
+}
+
+// ---- generation fence, permits, panics ------------------------------------------------------
+
+#[test]
+fn results_from_an_older_generation_are_late() {
+    let (b, _, _) = breaker(count_cfg());
+    let old = b.try_acquire_raw().unwrap();
+    b.reset();
+    assert_eq!(b.record_raw(old, Outcome::Failure), Recorded::Late);
+    let m = b.metrics();
+    assert_eq!((m.late_results, m.failures), (1, 0));
+}
+
+#[test]
+fn a_panic_in_a_guarded_call_is_a_failure() {
+    let (b, _, _) = breaker(
+        BreakerConfig::builder()
+            .no_failure_rate()
+            .consecutive_failures(1),
+    );
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = b.call(|| -> Result<(), ()> { panic!("boom") });
+    }));
+    assert!(r.is_err(), "the panic goes on");
+    assert_eq!(b.metrics().failures, 1);
+    assert_eq!(b.state(), State::Open);
+}
+
+#[test]
+fn call_classified_lets_the_caller_decide() {
+    let (b, _, _) = breaker(count_cfg());
+    let status = b
+        .call_classified(
+            || 429,
+            |s| {
+                if *s == 429 {
+                    Outcome::Ignored
+                } else {
+                    Outcome::Success
+                }
+            },
+        )
+        .unwrap();
+    assert_eq!(status, 429);
+    assert_eq!(b.metrics().ignored, 1);
+}
+
+// ---- manual transitions ---------------------------------------------------------------------
+
+#[test]
+fn force_open_without_deadline_holds_until_changed() {
+    let (b, time, _) = breaker(count_cfg());
+    b.force_open(None);
+    time.advance(Duration::from_secs(3600));
+    let r = b.acquire().unwrap_err();
+    assert_eq!(r.reason, RejectReason::ForcedOpen);
+    assert_eq!(r.retry_after, Duration::MAX);
+    b.half_open().unwrap();
+    assert!(b.acquire().is_ok());
+}
+
+#[test]
+fn force_open_for_a_duration_then_probes() {
+    let (b, time, _) = breaker(count_cfg());
+    b.force_open(Some(2 * S));
+    assert_eq!(b.acquire().unwrap_err().retry_after, 2 * S);
+    time.advance(2 * S);
+    assert!(b.acquire().is_ok());
+    assert_eq!(b.state(), State::HalfOpen);
+}
+
+#[test]
+fn closed_to_half_open_by_hand_is_refused() {
+    let (b, _, _) = breaker(count_cfg());
+    let e = b.half_open().unwrap_err();
+    assert_eq!((e.from, e.to), (State::Closed, State::HalfOpen));
+    assert!(e.to_string().contains("closed"));
+}
+
+#[test]
+fn a_manual_transition_to_the_current_state_is_a_noop() {
+    let (b, _, _) = breaker(count_cfg());
+    let g = b.metrics().generation;
+    b.close();
+    b.disable();
+    b.disable();
+    let m = b.metrics();
+    assert_eq!(m.generation, g + 1);
+    assert_eq!(m.transitions_between(State::Closed, State::Disabled), 1);
+}
+
+#[test]
+fn reset_starts_a_fresh_episode() {
+    let (b, _, _) = breaker(count_cfg());
+    run(&b, &[F, F, F]);
+    b.reset();
+    run(&b, &[F]);
+    assert_eq!(b.state(), State::Closed, "the old failures are gone");
+    assert_eq!(b.metrics().window.calls, 1);
+    assert_eq!(b.metrics().failures, 4, "totals are kept");
+}
+
+// ---- time -----------------------------------------------------------------------------------
+
+#[test]
+fn real_time_passing_changes_nothing() {
+    // I8: the breaker reads only its injected monotonic clock, never the wall clock, so a
+    // wall-clock jump (or any real time passing) cannot lengthen or shorten OPEN.
+    let (b, time, _) = breaker(count_cfg());
+    trip(&b);
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(b.acquire().unwrap_err().retry_after, 5 * S);
+    time.advance(5 * S);
+    assert!(b.acquire().is_ok());
+}
+
+#[test]
+fn metrics_report_time_in_state_and_rejections() {
+    let (b, time, _) = breaker(count_cfg());
+    trip(&b);
+    time.advance(2 * S);
+    for _ in 0..3 {
+        let _ = b.acquire();
+    }
+    let m = b.metrics();
+    assert_eq!(m.time_in_state, 2 * S);
+    assert_eq!(m.rejected_open, 3);
+    assert_eq!(m.retry_after, Some(3 * S));
+    assert_eq!(m.consecutive_opens, 1);
+    assert_eq!(m.transitions_between(State::Closed, State::Open), 1);
+}
+
+#[test]
+fn dynamic_threshold_applies_from_the_next_evaluation() {
+    let (b, _, _) = breaker(count_cfg());
+    assert_eq!(b.set_failure_rate_threshold(0.9).unwrap(), 0.5);
+    run(&b, &[F, F, F, K]);
+    assert_eq!(b.state(), State::Closed, "75 % < 90 %");
+    assert_eq!(
+        b.set_failure_rate_threshold(f64::NAN).unwrap_err().field(),
+        "failure_rate"
+    );
+    b.set_failure_rate_threshold(0.7).unwrap();
+    run(&b, &[F]);
+    assert_eq!(b.state(), State::Open, "4 of 5 = 80 % >= 70 %");
+}
