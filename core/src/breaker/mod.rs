@@ -446,13 +446,20 @@ impl Breaker {
     /// calls (slow-call detection with `time_calls`).
     #[inline]
     pub fn record_raw(&self, permit: RawPermit, outcome: Outcome) -> Recorded {
-        let slow = match self.config.slow_call_duration {
-            Some(limit) if self.config.time_calls && permit.start_ns != 0 => {
-                let took = self.clock.precise_now_ns().saturating_sub(permit.start_ns);
-                took >= duration_ns(limit)
-            }
-            _ => false,
-        };
+        if self.config.time_calls && permit.start_ns != 0 {
+            return self.record_timed(permit, outcome);
+        }
+        self.record_inner(permit, outcome, false)
+    }
+
+    /// Timing reads the precise clock: kept out of line so the untimed path stays short.
+    #[inline(never)]
+    fn record_timed(&self, permit: RawPermit, outcome: Outcome) -> Recorded {
+        let took = self.clock.precise_now_ns().saturating_sub(permit.start_ns);
+        let slow = self
+            .config
+            .slow_call_duration
+            .is_some_and(|limit| took >= duration_ns(limit));
         self.record_inner(permit, outcome, slow)
     }
 

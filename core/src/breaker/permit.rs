@@ -123,16 +123,20 @@ impl<E: fmt::Debug + fmt::Display> std::error::Error for CallError<E> {}
 pub struct Permit<'a> {
     breaker: &'a Breaker,
     raw: RawPermit,
-    used: bool,
 }
 
 impl<'a> Permit<'a> {
+    #[inline]
     pub(crate) fn new(breaker: &'a Breaker, raw: RawPermit) -> Self {
-        Self {
-            breaker,
-            raw,
-            used: false,
-        }
+        Self { breaker, raw }
+    }
+
+    /// Takes the permit apart without running `Drop`: the caller records it.
+    #[inline]
+    fn into_parts(self) -> (&'a Breaker, RawPermit) {
+        let parts = (self.breaker, self.raw);
+        std::mem::forget(self);
+        parts
     }
 
     /// The plain value inside.
@@ -141,6 +145,7 @@ impl<'a> Permit<'a> {
     }
 
     /// Records a success.
+    #[inline]
     pub fn success(self) -> Recorded {
         self.record(Outcome::Success)
     }
@@ -156,29 +161,29 @@ impl<'a> Permit<'a> {
     }
 
     /// Records `outcome`, timed by the breaker when it times calls.
-    pub fn record(mut self, outcome: Outcome) -> Recorded {
-        self.used = true;
-        self.breaker.record_raw(self.raw, outcome)
+    #[inline]
+    pub fn record(self, outcome: Outcome) -> Recorded {
+        let (breaker, raw) = self.into_parts();
+        breaker.record_raw(raw, outcome)
     }
 
     /// Records `outcome` of a call that took `duration` (for slow-call detection).
-    pub fn record_with_duration(mut self, outcome: Outcome, duration: Duration) -> Recorded {
-        self.used = true;
-        self.breaker
-            .record_raw_with_duration(self.raw, outcome, duration)
+    #[inline]
+    pub fn record_with_duration(self, outcome: Outcome, duration: Duration) -> Recorded {
+        let (breaker, raw) = self.into_parts();
+        breaker.record_raw_with_duration(raw, outcome, duration)
     }
 }
 
 impl Drop for Permit<'_> {
+    /// Unused: released as ignored, or as a failure while unwinding from a panic.
     fn drop(&mut self) {
-        if !self.used {
-            let outcome = if std::thread::panicking() {
-                Outcome::Failure
-            } else {
-                Outcome::Ignored
-            };
-            self.breaker.record_raw(self.raw, outcome);
-        }
+        let outcome = if std::thread::panicking() {
+            Outcome::Failure
+        } else {
+            Outcome::Ignored
+        };
+        self.breaker.record_raw(self.raw, outcome);
     }
 }
 
