@@ -1,0 +1,14 @@
+//! `make demo`: surgewall's policies driven through simulated failures, on embedded defaults.
+//!
+//! Every section runs on a mock clock, so the timeline is deterministic and the whole demo
+//! takes well under a second. Run it with `make demo` or
+//! `cargo run --release -p surgewall --example demo`.
+
+mod breakers;
+
+fn main() -> std::io::Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    breakers::run(&mut out)?;
+    Ok(())
+}
