@@ -34,7 +34,10 @@ pub mod breaker;
 pub mod clock;
 mod error;
 pub mod events;
+pub mod fallback;
+pub mod retry;
 pub(crate) mod rng;
+mod source_id;
 mod stripe;
 mod sync;
 
@@ -43,3 +46,8 @@ pub use breaker::{
     RawPermit, Recorded, RejectReason, Rejected, State, TransitionError, TransitionReason, Window,
 };
 pub use error::ConfigError;
+pub use fallback::Fallback;
+pub use retry::{
+    AttemptOutcome, Backoff, BreakerWait, Decision, Hint, Jitter, RetryBudget, RetryBudgetConfig,
+    RetryBudgetRegistry, RetryError, RetryPolicy, RetrySchedule, StopReason,
+};
