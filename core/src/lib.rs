@@ -37,6 +37,7 @@ pub mod events;
 pub mod fallback;
 pub mod retry;
 pub(crate) mod rng;
+pub mod slo;
 mod source_id;
 mod stripe;
 mod sync;
@@ -51,3 +52,4 @@ pub use retry::{
     AttemptOutcome, Backoff, BreakerWait, Decision, Hint, Jitter, RetryBudget, RetryBudgetConfig,
     RetryBudgetRegistry, RetryError, RetryPolicy, RetrySchedule, StopReason,
 };
+pub use slo::{SloConfig, SloMetrics, SloTracker};

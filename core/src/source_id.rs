@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicU64 as StdAtomicU64, Ordering as StdOrdering};
 
 /// The kind byte of a retry budget's id.
 pub(crate) const RETRY_BUDGET: u8 = 0x01;
+/// The kind byte of an SLO tracker's id.
+pub(crate) const SLO: u8 = 0x02;
 
 /// The next id for a publisher of `kind`: `kind << 56 | n`.
 pub(crate) fn next(kind: u8) -> u64 {
