@@ -41,6 +41,7 @@ pub mod slo;
 mod source_id;
 mod stripe;
 mod sync;
+pub mod threshold;
 
 pub use breaker::{
     Breaker, BreakerBuilder, BreakerConfig, BreakerConfigBuilder, BreakerMetrics, Outcome, Permit,
@@ -53,3 +54,4 @@ pub use retry::{
     RetryBudgetRegistry, RetryError, RetryPolicy, RetrySchedule, StopReason,
 };
 pub use slo::{SloConfig, SloMetrics, SloTracker};
+pub use threshold::{ThresholdAdjuster, ThresholdConfig};
