@@ -203,12 +203,30 @@ impl ThresholdAdjuster {
     }
 
     /// The breaker adjusted.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use surgewall::{Breaker, BreakerConfig, ThresholdAdjuster, ThresholdConfig};
+    /// # let b = Arc::new(Breaker::new("x", BreakerConfig::default()));
+    /// # let adjuster = ThresholdAdjuster::new(b.clone(), ThresholdConfig::new(0.1, 0.2, 0.8, 0.1)?)?;
+    /// assert!(Arc::ptr_eq(adjuster.breaker(), &b));
+    /// # Ok::<(), surgewall::ConfigError>(())
+    /// ```
     pub fn breaker(&self) -> &Arc<Breaker> {
         &self.breaker
     }
 
     /// Reads the breaker's window and moves its threshold one step if the rule says so;
     /// returns `(old, new)` when it changed.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use surgewall::{Breaker, BreakerConfig, ThresholdAdjuster, ThresholdConfig};
+    /// # let b = Arc::new(Breaker::new("x", BreakerConfig::default()));
+    /// # let adjuster = ThresholdAdjuster::new(b.clone(), ThresholdConfig::new(0.1, 0.2, 0.8, 0.1)?)?;
+    /// assert_eq!(adjuster.tick(), None); // an empty window: 0.5 is within bounds
+    /// # Ok::<(), surgewall::ConfigError>(())
+    /// ```
     pub fn tick(&self) -> Option<(f64, f64)> {
         // Acquire/Release: a tick sees the threshold the previous tick set (the flag orders
         // them); the breaker's own atomics carry the rest.
@@ -250,6 +268,16 @@ impl ThresholdAdjuster {
     }
 
     /// A snapshot.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use surgewall::{Breaker, BreakerConfig, ThresholdAdjuster, ThresholdConfig};
+    /// # let b = Arc::new(Breaker::new("x", BreakerConfig::default()));
+    /// # let adjuster = ThresholdAdjuster::new(b.clone(), ThresholdConfig::new(0.1, 0.2, 0.8, 0.1)?)?;
+    /// adjuster.tick();
+    /// assert_eq!((adjuster.metrics().ticks, adjuster.metrics().threshold), (1, 0.5));
+    /// # Ok::<(), surgewall::ConfigError>(())
+    /// ```
     pub fn metrics(&self) -> ThresholdMetrics {
         ThresholdMetrics {
             threshold: self.breaker.failure_rate_threshold().unwrap_or(f64::NAN),

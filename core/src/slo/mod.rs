@@ -472,11 +472,23 @@ impl SloTracker {
     }
 
     /// The configuration.
+    ///
+    /// ```
+    /// # let slo = surgewall::SloTracker::new(surgewall::SloConfig::builder().build()?);
+    /// assert_eq!(slo.config().objective(), 0.999);
+    /// # Ok::<(), surgewall::ConfigError>(())
+    /// ```
     pub fn config(&self) -> &SloConfig {
         &self.config
     }
 
     /// The `source` of this tracker's events.
+    ///
+    /// ```
+    /// # let slo = surgewall::SloTracker::new(surgewall::SloConfig::builder().build()?);
+    /// assert_eq!(slo.id() >> 56, 2);
+    /// # Ok::<(), surgewall::ConfigError>(())
+    /// ```
     pub fn id(&self) -> u64 {
         self.id
     }
@@ -487,11 +499,24 @@ impl SloTracker {
     }
 
     /// The linked breaker, if any.
+    ///
+    /// ```
+    /// # let slo = surgewall::SloTracker::new(surgewall::SloConfig::builder().build()?);
+    /// assert!(slo.breaker().is_none());
+    /// # Ok::<(), surgewall::ConfigError>(())
+    /// ```
     pub fn breaker(&self) -> Option<&Arc<Breaker>> {
         self.breaker.as_ref()
     }
 
     /// Records one call: `good` if it met the objective. Lock-free.
+    ///
+    /// ```
+    /// # let slo = surgewall::SloTracker::new(surgewall::SloConfig::builder().build()?);
+    /// slo.record(false);
+    /// assert_eq!(slo.metrics().bad, 1);
+    /// # Ok::<(), surgewall::ConfigError>(())
+    /// ```
     pub fn record(&self, good: bool) {
         let now = self.clock.now_ns();
         self.budget.add(now, !good);
@@ -499,6 +524,13 @@ impl SloTracker {
     }
 
     /// Records a breaker outcome: success is good, failure bad, ignored nothing.
+    ///
+    /// ```
+    /// # let slo = surgewall::SloTracker::new(surgewall::SloConfig::builder().build()?);
+    /// slo.record_outcome(surgewall::Outcome::Ignored);
+    /// assert_eq!(slo.metrics().calls, 0);
+    /// # Ok::<(), surgewall::ConfigError>(())
+    /// ```
     pub fn record_outcome(&self, outcome: Outcome) {
         match outcome {
             Outcome::Success => self.record(true),
@@ -560,6 +592,12 @@ impl SloTracker {
     }
 
     /// A snapshot, without evaluating the alert rules. Reads only.
+    ///
+    /// ```
+    /// # let slo = surgewall::SloTracker::new(surgewall::SloConfig::builder().build()?);
+    /// assert_eq!(slo.metrics().objective, 0.999);
+    /// # Ok::<(), surgewall::ConfigError>(())
+    /// ```
     pub fn metrics(&self) -> SloMetrics {
         self.snapshot(self.clock.now_ns())
     }
@@ -567,6 +605,13 @@ impl SloTracker {
     /// Evaluates both pairs: publishes `SloBurn` / `SloRecovered` on changes, holds or
     /// releases the linked breaker; returns the snapshot after. Call it every few seconds
     /// (the agent does); it costs a sum over the windows' buckets, never anything per call.
+    ///
+    /// ```
+    /// # let slo = surgewall::SloTracker::new(surgewall::SloConfig::builder().build()?);
+    /// slo.record(true);
+    /// assert!(!slo.tick().fast.burning);
+    /// # Ok::<(), surgewall::ConfigError>(())
+    /// ```
     pub fn tick(&self) -> SloMetrics {
         let now = self.clock.now_ns();
         let c = self.config;
