@@ -34,12 +34,24 @@ pub mod breaker;
 pub mod clock;
 mod error;
 pub mod events;
+pub mod fallback;
+pub mod retry;
 pub(crate) mod rng;
+pub mod slo;
+mod source_id;
 mod stripe;
 mod sync;
+pub mod threshold;
 
 pub use breaker::{
     Breaker, BreakerBuilder, BreakerConfig, BreakerConfigBuilder, BreakerMetrics, Outcome, Permit,
     RawPermit, Recorded, RejectReason, Rejected, State, TransitionError, TransitionReason, Window,
 };
 pub use error::ConfigError;
+pub use fallback::Fallback;
+pub use retry::{
+    AttemptOutcome, Backoff, BreakerWait, Decision, Hint, Jitter, RetryBudget, RetryBudgetConfig,
+    RetryBudgetRegistry, RetryError, RetryPolicy, RetrySchedule, StopReason,
+};
+pub use slo::{SloConfig, SloMetrics, SloTracker};
+pub use threshold::{ThresholdAdjuster, ThresholdConfig};

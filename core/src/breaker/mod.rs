@@ -144,6 +144,7 @@ pub struct Breaker {
     config: BreakerConfig,
     clock: Clock,
     events: EventRing,
+    fallback: Option<crate::Fallback>,
     name: String,
     id: u64,
 }
@@ -167,6 +168,7 @@ pub struct BreakerBuilder {
     clock: Clock,
     events: Option<EventRing>,
     stripes: Option<usize>,
+    fallback: Option<crate::Fallback>,
 }
 
 impl BreakerBuilder {
@@ -186,6 +188,12 @@ impl BreakerBuilder {
     /// How many stripes the success counter has (default: one per core).
     pub fn stripes(mut self, n: usize) -> Self {
         self.stripes = Some(n);
+        self
+    }
+
+    /// The payload callers serve when this breaker rejects (see [`crate::fallback`]).
+    pub fn fallback(mut self, fallback: crate::Fallback) -> Self {
+        self.fallback = Some(fallback);
         self
     }
 
@@ -218,6 +226,7 @@ impl BreakerBuilder {
             rng: SplitMix::new(seed),
             clock: self.clock,
             events: self.events.unwrap_or_else(default_events),
+            fallback: self.fallback,
             name: self.name,
             id: NEXT_ID.fetch_add(1, StdOrdering::Relaxed),
             config,
@@ -262,6 +271,7 @@ impl Breaker {
             clock: Clock::coarse(),
             events: None,
             stripes: None,
+            fallback: None,
         }
     }
 
@@ -288,6 +298,11 @@ impl Breaker {
     /// The ring this breaker publishes its events to.
     pub fn events(&self) -> &EventRing {
         &self.events
+    }
+
+    /// The fallback payload configured with [`BreakerBuilder::fallback`], if any.
+    pub fn fallback(&self) -> Option<&crate::Fallback> {
+        self.fallback.as_ref()
     }
 
     #[inline]

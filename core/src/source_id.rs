@@ -1,0 +1,19 @@
+//! Process-unique ids for the policies that publish events but are not breakers.
+//!
+//! An [`Event`](crate::events::Event)'s `source` names its publisher. Breakers number themselves
+//! from 1; the other policies take ids from here, with their kind in the top byte, so a
+//! subscriber can tell a retry budget from an SLO tracker from a breaker with the same counter.
+
+use std::sync::atomic::{AtomicU64 as StdAtomicU64, Ordering as StdOrdering};
+
+/// The kind byte of a retry budget's id.
+pub(crate) const RETRY_BUDGET: u8 = 0x01;
+/// The kind byte of an SLO tracker's id.
+pub(crate) const SLO: u8 = 0x02;
+
+/// The next id for a publisher of `kind`: `kind << 56 | n`.
+pub(crate) fn next(kind: u8) -> u64 {
+    static NEXT: StdAtomicU64 = StdAtomicU64::new(1);
+    // Relaxed: ids only have to be unique.
+    u64::from(kind) << 56 | (NEXT.fetch_add(1, StdOrdering::Relaxed) & ((1 << 56) - 1))
+}
