@@ -1,11 +1,13 @@
-//! Process-unique ids for the policies that publish events but are not breakers.
+//! Process-unique ids for everything that publishes events.
 //!
-//! An [`Event`](crate::events::Event)'s `source` names its publisher. Breakers number themselves
-//! from 1; the other policies take ids from here, with their kind in the top byte, so a
-//! subscriber can tell a retry budget from an SLO tracker from a breaker with the same counter.
+//! An [`Event`](crate::events::Event)'s `source` names its publisher. Every policy takes its id
+//! from one counter here, with its kind in the top byte, so a subscriber can tell a breaker
+//! from a retry budget from an SLO tracker by the id alone.
 
 use std::sync::atomic::{AtomicU64 as StdAtomicU64, Ordering as StdOrdering};
 
+/// The kind byte of a breaker's id.
+pub(crate) const BREAKER: u8 = 0x00;
 /// The kind byte of a retry budget's id.
 pub(crate) const RETRY_BUDGET: u8 = 0x01;
 /// The kind byte of an SLO tracker's id.

@@ -5,10 +5,14 @@
 //! `cargo run --release -p surgewall --example demo`.
 
 mod breakers;
+mod retry_storm;
+mod slo_burn;
 
 fn main() -> std::io::Result<()> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     breakers::run(&mut out)?;
+    retry_storm::run(&mut out)?;
+    slo_burn::run(&mut out)?;
     Ok(())
 }

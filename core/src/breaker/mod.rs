@@ -44,7 +44,6 @@ pub mod state;
 mod window;
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64 as StdAtomicU64, Ordering as StdOrdering};
 use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
@@ -202,7 +201,6 @@ impl BreakerBuilder {
         let now = self.clock.now_ns();
         let config = self.config;
         let seed = config.seed.unwrap_or_else(entropy_seed);
-        static NEXT_ID: StdAtomicU64 = StdAtomicU64::new(1);
         Breaker {
             word: CachePadded::new(AtomicU64::new(Word::new(State::Closed, 0).0)),
             counters: match self.stripes {
@@ -228,7 +226,7 @@ impl BreakerBuilder {
             events: self.events.unwrap_or_else(default_events),
             fallback: self.fallback,
             name: self.name,
-            id: NEXT_ID.fetch_add(1, StdOrdering::Relaxed),
+            id: crate::source_id::next(crate::source_id::BREAKER),
             config,
         }
     }
