@@ -16,11 +16,36 @@ struct Phase {
 }
 
 const PHASES: [Phase; 5] = [
-    Phase { name: "healthy", until_s: 8, failure_per_mille: 20, latency_ms: 20 },
-    Phase { name: "failing (90 % errors)", until_s: 12, failure_per_mille: 900, latency_ms: 5 },
-    Phase { name: "healthy again", until_s: 18, failure_per_mille: 10, latency_ms: 25 },
-    Phase { name: "slow (800 ms)", until_s: 26, failure_per_mille: 0, latency_ms: 800 },
-    Phase { name: "healthy again", until_s: 34, failure_per_mille: 10, latency_ms: 25 },
+    Phase {
+        name: "healthy",
+        until_s: 8,
+        failure_per_mille: 20,
+        latency_ms: 20,
+    },
+    Phase {
+        name: "failing (90 % errors)",
+        until_s: 12,
+        failure_per_mille: 900,
+        latency_ms: 5,
+    },
+    Phase {
+        name: "healthy again",
+        until_s: 18,
+        failure_per_mille: 10,
+        latency_ms: 25,
+    },
+    Phase {
+        name: "slow (800 ms)",
+        until_s: 26,
+        failure_per_mille: 0,
+        latency_ms: 800,
+    },
+    Phase {
+        name: "healthy again",
+        until_s: 34,
+        failure_per_mille: 10,
+        latency_ms: 25,
+    },
 ];
 
 /// A tiny deterministic generator (the demo must print the same thing every time).
@@ -28,13 +53,19 @@ struct Lcg(u64);
 
 impl Lcg {
     fn per_mille(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (self.0 >> 33) % 1000
     }
 }
 
 pub fn run(out: &mut impl Write) -> std::io::Result<()> {
-    writeln!(out, "== 1. A circuit breaker in front of a flaky dependency ==")?;
+    writeln!(
+        out,
+        "== 1. A circuit breaker in front of a flaky dependency =="
+    )?;
     writeln!(
         out,
         "payments: trip at 50 % failures or 80 % slow calls (>= 500 ms) once 20 calls are in a\n\
@@ -73,7 +104,12 @@ pub fn run(out: &mut impl Write) -> std::io::Result<()> {
             .expect("a phase");
         if i != phase_idx {
             phase_idx = i;
-            writeln!(out, "{:>6.2}s  -- the dependency is now {} --", secs(time.now_ns()), phase.name)?;
+            writeln!(
+                out,
+                "{:>6.2}s  -- the dependency is now {} --",
+                secs(time.now_ns()),
+                phase.name
+            )?;
         }
         match breaker.acquire() {
             Ok(permit) => {
@@ -90,7 +126,10 @@ pub fn run(out: &mut impl Write) -> std::io::Result<()> {
         time.advance(Duration::from_millis(10));
 
         for e in events.by_ref() {
-            if let EventKind::Transition { from, to, reason, .. } = e.kind {
+            if let EventKind::Transition {
+                from, to, reason, ..
+            } = e.kind
+            {
                 let m = breaker.metrics();
                 let detail = match to {
                     surgewall::State::Open => format!(

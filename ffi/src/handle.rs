@@ -1,0 +1,241 @@
+//! Handles: what C holds instead of pointers.
+//!
+//! A handle is a typed opaque pointer (`const surgewall_breaker *`, ...) whose value is not an
+//! address but an encoded slot of a per-type table:
+//!
+//! ```text
+//!  63      56 55                32 31                         0
+//! +----------+--------------------+----------------------------+
+//! | type tag | generation (24)    | slot index + 1 (32)        |
+//! +----------+--------------------+----------------------------+
+//! ```
+//!
+//! Looking one up checks the tag (a bulkhead passed as a breaker), the slot (garbage), and the
+//! generation (a handle used after `_free`, a double `_free`, a builder used after the
+//! constructor consumed it): each is reported as `SURGEWALL_INVALID_HANDLE`, never undefined
+//! behaviour. The lookup is a few loads on the hot path and takes no lock; creating and freeing
+//! take the table's mutex.
+//!
+//! One rule remains the caller's: a handle must not be freed while another thread is still
+//! using it (as with any C object). Freeing it afterwards, twice, or using it later is caught.
+
+use std::marker::PhantomData;
+use std::ptr::null_mut;
+use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+use std::sync::Mutex;
+
+use crate::status::Status;
+
+#[cfg(not(target_pointer_width = "64"))]
+compile_error!("surgewall's C ABI encodes handles in 64-bit pointers");
+
+const SEGMENT: usize = 1024;
+const SEGMENTS: usize = 4096; // up to 4M live handles per type
+const GEN_MASK: u32 = 0x00FF_FFFF;
+
+struct Entry<T> {
+    generation: AtomicU32,
+    value: AtomicPtr<T>,
+}
+
+type Segment<T> = [Entry<T>; SEGMENT];
+
+/// A table of `Box<T>` addressed by generational handles.
+pub(crate) struct Slab<T> {
+    tag: u8,
+    segments: [AtomicPtr<Segment<T>>; SEGMENTS],
+    /// Free slots and the next never-used one; only touched when creating and freeing.
+    free: Mutex<(Vec<u32>, u32)>,
+    _owns: PhantomData<Box<T>>,
+}
+
+// SAFETY: the slab hands out `&T` to any thread and moves `Box<T>` between threads, so it is
+// Sync/Send exactly when T is.
+unsafe impl<T: Send + Sync> Sync for Slab<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send + Sync> Send for Slab<T> {}
+
+impl<T> Slab<T> {
+    pub(crate) const fn new(tag: u8) -> Self {
+        Slab {
+            tag,
+            segments: [const { AtomicPtr::new(null_mut()) }; SEGMENTS],
+            free: Mutex::new((Vec::new(), 0)),
+            _owns: PhantomData,
+        }
+    }
+
+    fn entry(&self, index: u32) -> Option<&Entry<T>> {
+        let seg = self
+            .segments
+            .get(index as usize / SEGMENT)?
+            .load(Ordering::Acquire);
+        if seg.is_null() {
+            return None;
+        }
+        // SAFETY: segments are allocated once, published with Release, and never freed.
+        Some(unsafe { &(*seg)[index as usize % SEGMENT] })
+    }
+
+    fn decode(&self, handle: u64) -> Result<(u32, u32), Status> {
+        if handle == 0 {
+            return Err(Status::SURGEWALL_NULL_ARG);
+        }
+        if (handle >> 56) as u8 != self.tag {
+            return Err(Status::SURGEWALL_INVALID_HANDLE);
+        }
+        let index = (handle as u32)
+            .checked_sub(1)
+            .ok_or(Status::SURGEWALL_INVALID_HANDLE)?;
+        Ok((index, (handle >> 32) as u32 & GEN_MASK))
+    }
+
+    /// Stores `value` and returns its handle.
+    pub(crate) fn insert(&self, value: T) -> Result<u64, Status> {
+        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        let index = match free.0.pop() {
+            Some(i) => i,
+            None => {
+                let i = free.1;
+                if i as usize >= SEGMENT * SEGMENTS {
+                    return Err(Status::SURGEWALL_LIMIT_EXCEEDED);
+                }
+                let slot = &self.segments[i as usize / SEGMENT];
+                if slot.load(Ordering::Acquire).is_null() {
+                    let seg: Box<Segment<T>> = Box::new(std::array::from_fn(|_| Entry {
+                        generation: AtomicU32::new(1),
+                        value: AtomicPtr::new(null_mut()),
+                    }));
+                    slot.store(Box::into_raw(seg), Ordering::Release);
+                }
+                free.1 += 1;
+                i
+            }
+        };
+        let entry = self.entry(index).expect("allocated above");
+        entry
+            .value
+            .store(Box::into_raw(Box::new(value)), Ordering::Release);
+        let generation = entry.generation.load(Ordering::Relaxed);
+        Ok(u64::from(self.tag) << 56 | u64::from(generation) << 32 | u64::from(index + 1))
+    }
+
+    /// The value behind `handle`.
+    ///
+    /// The reference is valid until the handle is freed; freeing it while another thread uses
+    /// it is the one misuse this cannot catch (see the module comment).
+    #[inline]
+    pub(crate) fn get(&self, handle: u64) -> Result<&T, Status> {
+        let (index, generation) = self.decode(handle)?;
+        let entry = self.entry(index).ok_or(Status::SURGEWALL_INVALID_HANDLE)?;
+        // Acquire pairs with the Release in `insert`: seeing the generation means seeing the value.
+        if entry.generation.load(Ordering::Acquire) != generation {
+            return Err(Status::SURGEWALL_INVALID_HANDLE);
+        }
+        let p = entry.value.load(Ordering::Acquire);
+        if p.is_null() {
+            return Err(Status::SURGEWALL_INVALID_HANDLE);
+        }
+        // SAFETY: non-null values are live boxes owned by the slab until `remove`.
+        Ok(unsafe { &*p })
+    }
+
+    /// Takes the value out (freeing or consuming the handle). A second call with the same
+    /// handle fails with `InvalidHandle`.
+    pub(crate) fn remove(&self, handle: u64) -> Result<Box<T>, Status> {
+        let (index, generation) = self.decode(handle)?;
+        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = self.entry(index).ok_or(Status::SURGEWALL_INVALID_HANDLE)?;
+        if entry.generation.load(Ordering::Acquire) != generation {
+            return Err(Status::SURGEWALL_INVALID_HANDLE);
+        }
+        let p = entry.value.swap(null_mut(), Ordering::AcqRel);
+        if p.is_null() {
+            return Err(Status::SURGEWALL_INVALID_HANDLE);
+        }
+        // Generations skip 0 so that a zeroed handle never matches.
+        let next = match (generation + 1) & GEN_MASK {
+            0 => 1,
+            g => g,
+        };
+        entry.generation.store(next, Ordering::Release);
+        free.0.push(index);
+        // SAFETY: `p` came from `Box::into_raw` in `insert` and was swapped out exactly once.
+        Ok(unsafe { Box::from_raw(p) })
+    }
+}
+
+/// Ties a C opaque type to the slab of the Rust value behind it.
+pub(crate) trait Handle: Sized {
+    /// The Rust value.
+    type Target: 'static;
+    fn slab() -> &'static Slab<Self::Target>;
+
+    #[inline]
+    fn get<'a>(ptr: *const Self) -> Result<&'a Self::Target, Status> {
+        Self::slab().get(ptr as usize as u64)
+    }
+
+    fn insert(value: Self::Target) -> Result<*mut Self, Status> {
+        Self::slab().insert(value).map(|h| h as usize as *mut Self)
+    }
+
+    fn remove(ptr: *const Self) -> Result<Box<Self::Target>, Status> {
+        Self::slab().remove(ptr as usize as u64)
+    }
+}
+
+/// Ties an opaque C type (declared by hand, so cbindgen sees it) to a slab of `$target`.
+macro_rules! opaque_handle {
+    ($name:ident => $target:ty, tag $tag:literal) => {
+        impl $crate::handle::Handle for $name {
+            type Target = $target;
+            fn slab() -> &'static $crate::handle::Slab<$target> {
+                static SLAB: $crate::handle::Slab<$target> = $crate::handle::Slab::new($tag);
+                &SLAB
+            }
+        }
+    };
+}
+pub(crate) use opaque_handle;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_double_and_foreign_handles_are_caught() {
+        static A: Slab<String> = Slab::new(1);
+        static B: Slab<String> = Slab::new(2);
+        let h = A.insert("one".into()).unwrap();
+        assert_eq!(A.get(h).unwrap(), "one");
+        assert_eq!(
+            B.get(h).err(),
+            Some(Status::SURGEWALL_INVALID_HANDLE),
+            "wrong type"
+        );
+        assert_eq!(*A.remove(h).unwrap(), "one");
+        assert_eq!(
+            A.get(h).err(),
+            Some(Status::SURGEWALL_INVALID_HANDLE),
+            "use after free"
+        );
+        assert_eq!(
+            A.remove(h).err(),
+            Some(Status::SURGEWALL_INVALID_HANDLE),
+            "double free"
+        );
+        let h2 = A.insert("two".into()).unwrap();
+        assert_ne!(h, h2, "the slot is reused under a new generation");
+        assert_eq!(A.get(h).err(), Some(Status::SURGEWALL_INVALID_HANDLE));
+        assert_eq!(A.get(0).err(), Some(Status::SURGEWALL_NULL_ARG));
+        assert_eq!(
+            A.get(0xdead_beef).err(),
+            Some(Status::SURGEWALL_INVALID_HANDLE)
+        );
+        assert_eq!(
+            A.get(h2 | 0xFFFF_FFFF).err(),
+            Some(Status::SURGEWALL_INVALID_HANDLE)
+        );
+    }
+}

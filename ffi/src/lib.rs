@@ -1,0 +1,32 @@
+//! The C ABI of surgewall: `libsurgewall.so` / `libsurgewall.a` and `include/surgewall.h`.
+//!
+//! Glue only: every policy decision is made in the core crate. Conventions (DESIGN.md §6):
+//!
+//! * Every fallible function returns a `surgewall_status` (0 is `SURGEWALL_OK`); out-params
+//!   are written only on success (the exceptions say so: `retry_after` on a rejection, the
+//!   needed length on `SURGEWALL_BUFFER_TOO_SMALL`).
+//! * Every export runs inside a panic boundary and checks its pointers: no panic crosses the
+//!   ABI, and NULL, freed, foreign or consumed handles are reported, never undefined (I11).
+//! * Handles are typed opaque pointers resolved through generational tables ([`handle`]).
+//! * Strings come in as pointer + length and are validated as UTF-8.
+//! * No thread-local "last error": constructors return an owned `surgewall_error`.
+
+#![allow(clippy::missing_safety_doc)] // the C contract of each function is in its doc comment
+#![allow(non_camel_case_types)] // C names: surgewall_breaker, surgewall_state, ...
+
+mod breaker;
+mod clock;
+mod config;
+mod error;
+mod events;
+mod handle;
+mod status;
+mod version;
+
+pub use breaker::*;
+pub use clock::*;
+pub use config::*;
+pub use error::*;
+pub use events::*;
+pub use status::*;
+pub use version::*;

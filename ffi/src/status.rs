@@ -1,0 +1,211 @@
+//! `surgewall_status`: what every fallible function returns.
+//!
+//! Numbers are stable and never reused: 0 is success, 1xx are usage errors (the caller passed
+//! something wrong), 2xx are policy outcomes (the call was rejected, the result was late), 3xx
+//! are I/O errors. A retired code stays here as a comment.
+
+use std::ffi::{c_char, CStr};
+
+/// The result of every fallible function. `SURGEWALL_OK` is 0.
+///
+/// cbindgen:prefix-with-name=false
+/// cbindgen:rename-all=None
+#[repr(i32)]
+#[allow(non_camel_case_types, clippy::upper_case_acronyms)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum surgewall_status {
+    /// Success.
+    SURGEWALL_OK = 0,
+
+    /// A required pointer argument was NULL.
+    SURGEWALL_NULL_ARG = 100,
+    /// A handle was freed, consumed, of another type, or never issued.
+    SURGEWALL_INVALID_HANDLE = 101,
+    /// An argument is out of range (a NaN, a negative duration, an unknown enum value, ...).
+    SURGEWALL_INVALID_ARG = 102,
+    /// A string argument is not valid UTF-8.
+    SURGEWALL_INVALID_UTF8 = 103,
+    /// A configuration was rejected; the error object names the field and the reason.
+    SURGEWALL_INVALID_CONFIG = 104,
+    /// A manual transition that is not allowed (CLOSED -> HALF_OPEN).
+    SURGEWALL_INVALID_TRANSITION = 105,
+    /// A permit this breaker did not issue (zeroed, forged, or from another breaker).
+    SURGEWALL_INVALID_PERMIT = 106,
+    /// A result no outstanding permit can explain (a half-open probe recorded twice).
+    SURGEWALL_UNEXPECTED_RESULT = 107,
+    /// The caller's buffer is too small; the needed length was written.
+    SURGEWALL_BUFFER_TOO_SMALL = 108,
+    /// A table is full (too many live handles).
+    SURGEWALL_LIMIT_EXCEEDED = 109,
+    /// A panic was caught at the boundary: a bug in surgewall, please report it.
+    SURGEWALL_PANIC = 110,
+
+    /// Rejected: the breaker is OPEN.
+    SURGEWALL_REJECTED_OPEN = 200,
+    /// Rejected: the breaker is HALF_OPEN and all probe slots are taken.
+    SURGEWALL_REJECTED_HALF_OPEN = 201,
+    /// Rejected: the breaker was forced open.
+    SURGEWALL_REJECTED_FORCED_OPEN = 202,
+    /// Rejected: the bulkhead is full.
+    SURGEWALL_BULKHEAD_FULL = 203,
+    /// A wait ran out of time.
+    SURGEWALL_TIMEOUT = 204,
+    /// A retry schedule has no attempts left.
+    SURGEWALL_RETRIES_EXHAUSTED = 205,
+    /// A retry budget refused the retry.
+    SURGEWALL_RETRY_BUDGET_EXHAUSTED = 206,
+    /// The result's permit is from an older generation: dropped and counted.
+    SURGEWALL_LATE_RESULT = 207,
+    /// No event is waiting.
+    SURGEWALL_NO_EVENT = 208,
+    /// A keyed registry is at its key cap and rejects new keys.
+    SURGEWALL_REGISTRY_FULL = 209,
+}
+
+pub(crate) use surgewall_status as Status;
+
+impl surgewall_status {
+    /// A static, NUL-terminated description.
+    pub(crate) fn message(self) -> &'static CStr {
+        use surgewall_status::*;
+        match self {
+            SURGEWALL_OK => c"ok",
+            SURGEWALL_NULL_ARG => c"a required pointer argument was NULL",
+            SURGEWALL_INVALID_HANDLE => {
+                c"invalid handle: freed, consumed, of another type, or never issued"
+            }
+            SURGEWALL_INVALID_ARG => c"an argument is out of range",
+            SURGEWALL_INVALID_UTF8 => c"a string argument is not valid UTF-8",
+            SURGEWALL_INVALID_CONFIG => c"invalid configuration (see the error object)",
+            SURGEWALL_INVALID_TRANSITION => c"manual transition not allowed (closed -> half_open)",
+            SURGEWALL_INVALID_PERMIT => c"the permit was not issued by this breaker",
+            SURGEWALL_UNEXPECTED_RESULT => {
+                c"no outstanding permit explains this result (recorded twice?)"
+            }
+            SURGEWALL_BUFFER_TOO_SMALL => c"the buffer is too small",
+            SURGEWALL_LIMIT_EXCEEDED => c"too many live handles",
+            SURGEWALL_PANIC => c"internal panic caught at the C boundary (a bug)",
+            SURGEWALL_REJECTED_OPEN => c"rejected: circuit open",
+            SURGEWALL_REJECTED_HALF_OPEN => c"rejected: circuit half-open, all probe slots taken",
+            SURGEWALL_REJECTED_FORCED_OPEN => c"rejected: circuit forced open",
+            SURGEWALL_BULKHEAD_FULL => c"rejected: bulkhead full",
+            SURGEWALL_TIMEOUT => c"timed out",
+            SURGEWALL_RETRIES_EXHAUSTED => c"retries exhausted",
+            SURGEWALL_RETRY_BUDGET_EXHAUSTED => c"retry budget exhausted",
+            SURGEWALL_LATE_RESULT => c"late result dropped (permit from an older generation)",
+            SURGEWALL_NO_EVENT => c"no event",
+            SURGEWALL_REGISTRY_FULL => c"registry full: the key cap is reached",
+        }
+    }
+
+    /// The status for a raw number, if it is one.
+    fn from_i32(v: i32) -> Option<Self> {
+        use surgewall_status::*;
+        const ALL: [surgewall_status; 22] = [
+            SURGEWALL_OK,
+            SURGEWALL_NULL_ARG,
+            SURGEWALL_INVALID_HANDLE,
+            SURGEWALL_INVALID_ARG,
+            SURGEWALL_INVALID_UTF8,
+            SURGEWALL_INVALID_CONFIG,
+            SURGEWALL_INVALID_TRANSITION,
+            SURGEWALL_INVALID_PERMIT,
+            SURGEWALL_UNEXPECTED_RESULT,
+            SURGEWALL_BUFFER_TOO_SMALL,
+            SURGEWALL_LIMIT_EXCEEDED,
+            SURGEWALL_PANIC,
+            SURGEWALL_REJECTED_OPEN,
+            SURGEWALL_REJECTED_HALF_OPEN,
+            SURGEWALL_REJECTED_FORCED_OPEN,
+            SURGEWALL_BULKHEAD_FULL,
+            SURGEWALL_TIMEOUT,
+            SURGEWALL_RETRIES_EXHAUSTED,
+            SURGEWALL_RETRY_BUDGET_EXHAUSTED,
+            SURGEWALL_LATE_RESULT,
+            SURGEWALL_NO_EVENT,
+            SURGEWALL_REGISTRY_FULL,
+        ];
+        ALL.into_iter().find(|s| *s as i32 == v)
+    }
+}
+
+/// A static, NUL-terminated message for `status` (also for numbers that are no status).
+#[no_mangle]
+pub extern "C" fn surgewall_status_str(status: i32) -> *const c_char {
+    match surgewall_status::from_i32(status) {
+        Some(s) => s.message().as_ptr(),
+        None => c"unknown status".as_ptr(),
+    }
+}
+
+/// The panic boundary: runs `body`, turning a panic into `SURGEWALL_PANIC`.
+///
+/// Every export goes through it, so no unwind ever crosses the C ABI (invariant I11).
+#[inline(always)]
+pub(crate) fn boundary(body: impl FnOnce() -> Result<(), Status>) -> Status {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
+        Ok(Ok(())) => Status::SURGEWALL_OK,
+        Ok(Err(s)) => s,
+        Err(_) => Status::SURGEWALL_PANIC,
+    }
+}
+
+/// Writes `value` through `out`, or fails with `NULL_ARG`.
+#[inline(always)]
+pub(crate) fn write<T>(out: *mut T, value: T) -> Result<(), Status> {
+    if out.is_null() {
+        return Err(Status::SURGEWALL_NULL_ARG);
+    }
+    // SAFETY: non-null; the caller promises it points to a writable T (C contract).
+    unsafe { out.write(value) };
+    Ok(())
+}
+
+/// Checks an out-pointer before any work is done, so nothing happens when it is NULL.
+#[inline(always)]
+pub(crate) fn non_null<T>(p: *const T) -> Result<(), Status> {
+    if p.is_null() {
+        Err(Status::SURGEWALL_NULL_ARG)
+    } else {
+        Ok(())
+    }
+}
+
+/// Reads a UTF-8 string given as pointer + length (`ptr` may be NULL when `len` is 0).
+pub(crate) fn utf8<'a>(ptr: *const u8, len: usize) -> Result<&'a str, Status> {
+    if len == 0 {
+        return Ok("");
+    }
+    if ptr.is_null() {
+        return Err(Status::SURGEWALL_NULL_ARG);
+    }
+    if len > isize::MAX as usize {
+        return Err(Status::SURGEWALL_INVALID_ARG);
+    }
+    // SAFETY: non-null, and the caller promises `len` readable bytes (C contract).
+    let bytes = unsafe { std::slice::from_raw_parts(ptr, len) };
+    std::str::from_utf8(bytes).map_err(|_| Status::SURGEWALL_INVALID_UTF8)
+}
+
+/// Copies `s` into a caller buffer, NUL-terminated; writes the length (without the NUL) to
+/// `out_len` either way, and fails with `BUFFER_TOO_SMALL` when it does not fit.
+pub(crate) fn copy_out(
+    s: &str,
+    buf: *mut u8,
+    cap: usize,
+    out_len: *mut usize,
+) -> Result<(), Status> {
+    non_null(out_len)?;
+    // SAFETY: checked non-null above.
+    unsafe { out_len.write(s.len()) };
+    if cap < s.len() + 1 {
+        return Err(Status::SURGEWALL_BUFFER_TOO_SMALL);
+    }
+    non_null(buf)?;
+    // SAFETY: `buf` has room for `cap >= len + 1` bytes (C contract).
+    unsafe {
+        std::ptr::copy_nonoverlapping(s.as_ptr(), buf, s.len());
+        buf.add(s.len()).write(0);
+    }
+    Ok(())
+}
