@@ -334,6 +334,30 @@ typedef struct surgewall_mock_clock surgewall_mock_clock;
 typedef struct surgewall_subscription surgewall_subscription;
 
 /**
+ * What a binding needs to admit calls without a call into the library: the breaker's packed
+ * state word and the salt of its permits. Valid while any handle to the breaker lives.
+ *
+ * Reading `*state_word` atomically (acquire): `state = word & 7` (a `surgewall_state`),
+ * `generation = word >> 24`. When the state is CLOSED, DISABLED or METRICS_ONLY and
+ * `times_calls` is false, the permit `{generation, 0, generation ^ salt}` is exactly what
+ * `surgewall_breaker_acquire` would return; in every other case call it.
+ */
+typedef struct surgewall_breaker_fast_path {
+  /**
+   * The packed state word (read it with an atomic acquire load; never write it).
+   */
+  const uint64_t *state_word;
+  /**
+   * `permit.check = generation ^ salt`.
+   */
+  uint64_t salt;
+  /**
+   * Whether permits carry a start time (then acquire through the library).
+   */
+  bool times_calls;
+} surgewall_breaker_fast_path;
+
+/**
  * A permit: what `surgewall_breaker_acquire` hands out and `surgewall_breaker_record` takes
  * back, exactly once. A plain value: copy it, keep it on the stack, pass it across threads.
  */
@@ -540,6 +564,23 @@ surgewall_status surgewall_breaker_clone(const struct surgewall_breaker *b,
  * is `SURGEWALL_INVALID_HANDLE`.
  */
 surgewall_status surgewall_breaker_free(struct surgewall_breaker *b);
+
+/**
+ * Fills `*out` with the breaker's fast-path description (see `surgewall_breaker_fast_path`).
+ */
+surgewall_status surgewall_breaker_get_fast_path(const struct surgewall_breaker *b,
+                                                 struct surgewall_breaker_fast_path *out);
+
+/**
+ * The fallback payload configured for this breaker: `*body`/`*body_len` and
+ * `*content_type`/`*content_type_len` point into the breaker and stay valid while a handle to
+ * it lives. Without a fallback it succeeds with NULL pointers and lengths 0.
+ */
+surgewall_status surgewall_breaker_fallback(const struct surgewall_breaker *b,
+                                            const uint8_t **body,
+                                            size_t *body_len,
+                                            const uint8_t **content_type,
+                                            size_t *content_type_len);
 
 /**
  * Asks for a permit. `SURGEWALL_OK` writes `*permit_out`; a `SURGEWALL_REJECTED_*` status
@@ -781,6 +822,16 @@ surgewall_status surgewall_breaker_config_set_mock_clock(struct surgewall_breake
  * Read time precisely on every call instead of the coarse clock.
  */
 surgewall_status surgewall_breaker_config_set_precise_clock(struct surgewall_breaker_config *cfg);
+
+/**
+ * The payload callers serve when the breaker rejects: `body` (`body_len` bytes, copied) with
+ * its `content_type` (UTF-8, `content_type_len` bytes), e.g. `application/json`.
+ */
+surgewall_status surgewall_breaker_config_set_fallback(struct surgewall_breaker_config *cfg,
+                                                       const uint8_t *content_type,
+                                                       size_t content_type_len,
+                                                       const uint8_t *body,
+                                                       size_t body_len);
 
 /**
  * The error's status.

@@ -221,8 +221,12 @@ pub extern "C" fn surgewall_breaker_new(
         let name = utf8(name, name_len)
             .map_err(|s| report(err_out, s, "name", "the name must be valid UTF-8"))?;
         let state = state.into_inner().unwrap_or_else(|p| p.into_inner());
-        let (config, clock) = state.build().map_err(|e| report_config(err_out, &e))?;
-        let breaker = Breaker::builder(name, config).clock(clock).build();
+        let (config, clock, fallback) = state.build().map_err(|e| report_config(err_out, &e))?;
+        let mut builder = Breaker::builder(name, config).clock(clock);
+        if let Some(f) = fallback {
+            builder = builder.fallback(f);
+        }
+        let breaker = builder.build();
         write(
             out,
             surgewall_breaker::insert(BreakerObj::new(Arc::new(breaker)))?,
@@ -263,6 +267,77 @@ pub(crate) fn reject_status(reason: RejectReason) -> Status {
         RejectReason::HalfOpenFull => Status::SURGEWALL_REJECTED_HALF_OPEN,
         RejectReason::ForcedOpen => Status::SURGEWALL_REJECTED_FORCED_OPEN,
     }
+}
+
+/// What a binding needs to admit calls without a call into the library: the breaker's packed
+/// state word and the salt of its permits. Valid while any handle to the breaker lives.
+///
+/// Reading `*state_word` atomically (acquire): `state = word & 7` (a `surgewall_state`),
+/// `generation = word >> 24`. When the state is CLOSED, DISABLED or METRICS_ONLY and
+/// `times_calls` is false, the permit `{generation, 0, generation ^ salt}` is exactly what
+/// `surgewall_breaker_acquire` would return; in every other case call it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct surgewall_breaker_fast_path {
+    /// The packed state word (read it with an atomic acquire load; never write it).
+    pub state_word: *const u64,
+    /// `permit.check = generation ^ salt`.
+    pub salt: u64,
+    /// Whether permits carry a start time (then acquire through the library).
+    pub times_calls: bool,
+}
+
+/// Fills `*out` with the breaker's fast-path description (see `surgewall_breaker_fast_path`).
+#[no_mangle]
+pub extern "C" fn surgewall_breaker_get_fast_path(
+    b: *const surgewall_breaker,
+    out: *mut surgewall_breaker_fast_path,
+) -> Status {
+    boundary(|| {
+        non_null(out)?;
+        let obj = surgewall_breaker::get(b)?;
+        write(
+            out,
+            surgewall_breaker_fast_path {
+                state_word: obj.breaker.state_word_ptr(),
+                salt: obj.salt,
+                times_calls: obj.breaker.config().times_calls(),
+            },
+        )
+    })
+}
+
+/// The fallback payload configured for this breaker: `*body`/`*body_len` and
+/// `*content_type`/`*content_type_len` point into the breaker and stay valid while a handle to
+/// it lives. Without a fallback it succeeds with NULL pointers and lengths 0.
+#[no_mangle]
+pub extern "C" fn surgewall_breaker_fallback(
+    b: *const surgewall_breaker,
+    body: *mut *const u8,
+    body_len: *mut usize,
+    content_type: *mut *const u8,
+    content_type_len: *mut usize,
+) -> Status {
+    boundary(|| {
+        non_null(body)?;
+        non_null(body_len)?;
+        non_null(content_type)?;
+        non_null(content_type_len)?;
+        let obj = surgewall_breaker::get(b)?;
+        let (bp, bl, cp, cl) = match obj.breaker.fallback() {
+            Some(f) => (
+                f.body().as_ptr(),
+                f.body().len(),
+                f.content_type().as_ptr(),
+                f.content_type().len(),
+            ),
+            None => (std::ptr::null(), 0, std::ptr::null(), 0),
+        };
+        write(body, bp)?;
+        write(body_len, bl)?;
+        write(content_type, cp)?;
+        write(content_type_len, cl)
+    })
 }
 
 /// Asks for a permit. `SURGEWALL_OK` writes `*permit_out`; a `SURGEWALL_REJECTED_*` status

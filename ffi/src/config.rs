@@ -18,16 +18,19 @@ use crate::status::{boundary, non_null, write, Status};
 pub struct ConfigState {
     pub(crate) builder: BreakerConfigBuilder,
     pub(crate) clock: Clock,
+    pub(crate) fallback: Option<engine::Fallback>,
     /// The first value a setter could not even represent (a negative duration).
     pub(crate) bad: Option<ConfigError>,
 }
 
 impl ConfigState {
-    pub(crate) fn build(self) -> Result<(BreakerConfig, Clock), ConfigError> {
+    pub(crate) fn build(
+        self,
+    ) -> Result<(BreakerConfig, Clock, Option<engine::Fallback>), ConfigError> {
         if let Some(e) = self.bad {
             return Err(e);
         }
-        Ok((self.builder.build()?, self.clock))
+        Ok((self.builder.build()?, self.clock, self.fallback))
     }
 }
 
@@ -80,6 +83,7 @@ pub extern "C" fn surgewall_breaker_config_new(out: *mut *mut surgewall_breaker_
         let state = ConfigState {
             builder: BreakerConfig::builder(),
             clock: Clock::coarse(),
+            fallback: None,
             bad: None,
         };
         write(out, surgewall_breaker_config::insert(Mutex::new(state))?)
@@ -257,6 +261,26 @@ pub extern "C" fn surgewall_breaker_config_set_precise_clock(
 ) -> Status {
     set(cfg, |s| {
         s.clock = Clock::precise();
+        Ok(())
+    })
+}
+
+/// The payload callers serve when the breaker rejects: `body` (`body_len` bytes, copied) with
+/// its `content_type` (UTF-8, `content_type_len` bytes), e.g. `application/json`.
+#[no_mangle]
+pub extern "C" fn surgewall_breaker_config_set_fallback(
+    cfg: *mut surgewall_breaker_config,
+    content_type: *const u8,
+    content_type_len: usize,
+    body: *const u8,
+    body_len: usize,
+) -> Status {
+    boundary(|| {
+        let ct = crate::status::utf8(content_type, content_type_len)?;
+        let bytes = crate::status::bytes(body, body_len)?.to_vec();
+        let state = surgewall_breaker_config::get(cfg)?;
+        state.lock().unwrap_or_else(|p| p.into_inner()).fallback =
+            Some(engine::Fallback::new(ct, bytes));
         Ok(())
     })
 }

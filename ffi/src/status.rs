@@ -171,10 +171,10 @@ pub(crate) fn non_null<T>(p: *const T) -> Result<(), Status> {
     }
 }
 
-/// Reads a UTF-8 string given as pointer + length (`ptr` may be NULL when `len` is 0).
-pub(crate) fn utf8<'a>(ptr: *const u8, len: usize) -> Result<&'a str, Status> {
+/// Reads bytes given as pointer + length (`ptr` may be NULL when `len` is 0).
+pub(crate) fn bytes<'a>(ptr: *const u8, len: usize) -> Result<&'a [u8], Status> {
     if len == 0 {
-        return Ok("");
+        return Ok(&[]);
     }
     if ptr.is_null() {
         return Err(Status::SURGEWALL_NULL_ARG);
@@ -183,8 +183,12 @@ pub(crate) fn utf8<'a>(ptr: *const u8, len: usize) -> Result<&'a str, Status> {
         return Err(Status::SURGEWALL_INVALID_ARG);
     }
     // SAFETY: non-null, and the caller promises `len` readable bytes (C contract).
-    let bytes = unsafe { std::slice::from_raw_parts(ptr, len) };
-    std::str::from_utf8(bytes).map_err(|_| Status::SURGEWALL_INVALID_UTF8)
+    Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
+}
+
+/// Reads a UTF-8 string given as pointer + length (`ptr` may be NULL when `len` is 0).
+pub(crate) fn utf8<'a>(ptr: *const u8, len: usize) -> Result<&'a str, Status> {
+    std::str::from_utf8(bytes(ptr, len)?).map_err(|_| Status::SURGEWALL_INVALID_UTF8)
 }
 
 /// Copies `s` into a caller buffer, NUL-terminated; writes the length (without the NUL) to

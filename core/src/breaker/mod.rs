@@ -310,6 +310,15 @@ impl Breaker {
         Word(self.word.load(Ordering::Acquire))
     }
 
+    /// The address of the packed state word, for bindings that admit calls without crossing
+    /// their FFI boundary (Go reads it with `sync/atomic`). Layout and rules: [`state`]. Valid
+    /// as long as the breaker lives. Not a stable Rust API: bindings only.
+    #[doc(hidden)]
+    #[cfg(not(surgewall_loom))]
+    pub fn state_word_ptr(&self) -> *const u64 {
+        self.word.as_ptr().cast_const()
+    }
+
     /// The current state. Reading has no side effects.
     pub fn state(&self) -> State {
         self.load().state()
