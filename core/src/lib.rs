@@ -31,6 +31,7 @@
 #![warn(missing_docs)]
 
 pub mod breaker;
+pub mod bulkhead;
 pub mod clock;
 mod error;
 pub mod events;
@@ -41,5 +42,9 @@ mod sync;
 pub use breaker::{
     Breaker, BreakerBuilder, BreakerConfig, BreakerConfigBuilder, BreakerMetrics, Outcome, Permit,
     RawPermit, Recorded, RejectReason, Rejected, State, TransitionError, TransitionReason, Window,
+};
+pub use bulkhead::{
+    Bulkhead, BulkheadBuilder, BulkheadConfig, BulkheadConfigBuilder, BulkheadFull,
+    BulkheadMetrics, BulkheadPermit, NotAcquired,
 };
 pub use error::ConfigError;

@@ -1,0 +1,1 @@
+//! Keyed bulkheads (per user, per tenant): see [`KeyedBulkhead`].
