@@ -35,6 +35,7 @@ pub mod bulkhead;
 pub mod clock;
 mod error;
 pub mod events;
+pub mod registry;
 pub(crate) mod rng;
 mod stripe;
 mod sync;

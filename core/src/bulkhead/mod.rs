@@ -59,6 +59,7 @@ pub use metrics::BulkheadMetrics;
 pub use permit::{BulkheadFull, BulkheadPermit, NotAcquired};
 
 use crate::clock::Clock;
+use crate::registry::IdleMark;
 use crate::stripe::Striped;
 use crate::sync::{AtomicU64, Ordering};
 use wait::WaitQueue;
@@ -88,6 +89,7 @@ pub struct Bulkhead {
     wait_total_ns: StdAtomicU64,
     wait_max_ns: StdAtomicU64,
     queue: WaitQueue,
+    idle: IdleMark,
     max: u64,
     config: BulkheadConfig,
     clock: Clock,
@@ -131,6 +133,7 @@ impl BulkheadBuilder {
             wait_total_ns: StdAtomicU64::new(0),
             wait_max_ns: StdAtomicU64::new(0),
             queue: WaitQueue::default(),
+            idle: IdleMark::default(),
             max: self.config.max_concurrent.into(),
             config: self.config,
             clock: self.clock,
@@ -394,9 +397,13 @@ impl Bulkhead {
 
     /// Calls completed so far (modulo 2^40): a registry compares two readings to tell whether
     /// the bulkhead was used in between, without a clock read on the hot path.
-    #[allow(dead_code)] // used by keyed registries
     pub(crate) fn completed(&self) -> u64 {
         self.word.load(Ordering::Relaxed) >> ACTIVE_BITS
+    }
+
+    /// Where a registry keeps track of this bulkhead's idleness.
+    pub(crate) fn idle_mark(&self) -> &IdleMark {
+        &self.idle
     }
 
     /// One CAS that adds a call while the count is below the limit.
