@@ -31,10 +31,12 @@
 #![warn(missing_docs)]
 
 pub mod breaker;
+pub mod bulkhead;
 pub mod clock;
 mod error;
 pub mod events;
 pub mod fallback;
+pub mod registry;
 pub mod retry;
 pub(crate) mod rng;
 pub mod slo;
@@ -46,6 +48,10 @@ pub mod threshold;
 pub use breaker::{
     Breaker, BreakerBuilder, BreakerConfig, BreakerConfigBuilder, BreakerMetrics, Outcome, Permit,
     RawPermit, Recorded, RejectReason, Rejected, State, TransitionError, TransitionReason, Window,
+};
+pub use bulkhead::{
+    Bulkhead, BulkheadBuilder, BulkheadConfig, BulkheadConfigBuilder, BulkheadFull,
+    BulkheadMetrics, BulkheadPermit, NotAcquired,
 };
 pub use error::ConfigError;
 pub use fallback::Fallback;

@@ -12,6 +12,8 @@ pub(crate) const BREAKER: u8 = 0x00;
 pub(crate) const RETRY_BUDGET: u8 = 0x01;
 /// The kind byte of an SLO tracker's id.
 pub(crate) const SLO: u8 = 0x02;
+/// The kind byte of a bulkhead's id.
+pub(crate) const BULKHEAD: u8 = 0x03;
 
 /// The next id for a publisher of `kind`: `kind << 56 | n`.
 pub(crate) fn next(kind: u8) -> u64 {

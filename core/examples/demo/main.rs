@@ -7,6 +7,7 @@
 mod breakers;
 mod retry_storm;
 mod slo_burn;
+mod tenants;
 
 fn main() -> std::io::Result<()> {
     let stdout = std::io::stdout();
@@ -14,5 +15,6 @@ fn main() -> std::io::Result<()> {
     breakers::run(&mut out)?;
     retry_storm::run(&mut out)?;
     slo_burn::run(&mut out)?;
+    tenants::run(&mut out)?;
     Ok(())
 }

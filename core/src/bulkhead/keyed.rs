@@ -1,0 +1,558 @@
+//! Keyed bulkheads (per user, per tenant): see [`KeyedBulkhead`].
+//!
+//! ## Compact state
+//!
+//! An idle key costs its map slot (the key and a 4-byte index, 16 bytes with a `u64` key, at
+//! hashbrown's load factor) plus one 16-byte cell in an arena: no allocation, allocator header
+//! or `Arc` counts per key. The limit of the template lives in the cell's state word beside the
+//! in-flight count (so a per-key override costs nothing extra), and idleness is tracked by
+//! sweeps from a usage counter in that word, so calls never read a clock.
+//!
+//! Cell state word: `[completed: 16 | limit: 24 | in flight: 24]`; idle mark:
+//! `[completed at the mark: 16 | mark time in µs: 48]`.
+
+use std::fmt;
+use std::hash::Hash;
+use std::time::Duration;
+
+use crossbeam_utils::CachePadded;
+
+use super::{NotAcquired, ACTIVE_MASK, MAX_CONCURRENT_LIMIT};
+use crate::error::{check, ConfigError};
+use crate::events::EventRing;
+use crate::registry::arena::Arena;
+use crate::registry::{Entry, Overflow, Registry, RegistryFull, RegistryStats};
+use crate::stripe::Striped;
+use crate::sync::{AtomicU64, Ordering};
+
+const LIMIT_SHIFT: u32 = 24;
+const COMPLETED_SHIFT: u32 = 48;
+const COMPLETED_ONE: u64 = 1 << COMPLETED_SHIFT;
+const MARK_UNSET: u64 = u64::MAX;
+const US_MASK: u64 = (1 << 48) - 1;
+
+// Striped lanes.
+const REJECTED_KEY: usize = 0;
+const REJECTED_GLOBAL: usize = 1;
+const UNEXPECTED: usize = 2;
+const LANES: usize = 3;
+
+/// One key's state in the arena (16 bytes).
+pub(crate) struct Cell {
+    word: AtomicU64,
+    mark: AtomicU64,
+}
+
+impl Cell {
+    fn new() -> Self {
+        Self {
+            word: AtomicU64::new(0),
+            mark: AtomicU64::new(MARK_UNSET),
+        }
+    }
+
+    /// One CAS that adds a call below the cell's own limit; `Err(limit)` when full.
+    #[inline]
+    fn take(&self) -> Result<(), u32> {
+        let mut w = self.word.load(Ordering::Relaxed);
+        loop {
+            let limit = (w >> LIMIT_SHIFT) & ACTIVE_MASK;
+            if w & ACTIVE_MASK >= limit {
+                return Err(limit as u32);
+            }
+            // Acquire: pairs with the previous holder's release, as for `Bulkhead`.
+            match self
+                .word
+                .compare_exchange_weak(w, w + 1, Ordering::Acquire, Ordering::Relaxed)
+            {
+                Ok(_) => return Ok(()),
+                Err(now) => w = now,
+            }
+        }
+    }
+
+    /// Takes one call off, adding `completed` (1, or 0 to undo a take); refuses at zero.
+    #[inline]
+    fn give(&self, completed: u64) -> Result<(), NotAcquired> {
+        let mut w = self.word.load(Ordering::Relaxed);
+        loop {
+            if w & ACTIVE_MASK == 0 {
+                return Err(NotAcquired);
+            }
+            // Release: the holder's writes happen before the next taker's Acquire. The
+            // completed field is the top 16 bits and wraps on its own.
+            let next = (w - 1).wrapping_add(completed);
+            match self
+                .word
+                .compare_exchange_weak(w, next, Ordering::Release, Ordering::Relaxed)
+            {
+                Ok(_) => return Ok(()),
+                Err(now) => w = now,
+            }
+        }
+    }
+
+    fn active(&self) -> u64 {
+        self.word.load(Ordering::Relaxed) & ACTIVE_MASK
+    }
+
+    fn limit(&self) -> u32 {
+        ((self.word.load(Ordering::Relaxed) >> LIMIT_SHIFT) & ACTIVE_MASK) as u32
+    }
+}
+
+/// What the map holds per key: the index of its cell.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Slot(u32);
+
+impl Entry for Slot {
+    type Store = Arena<Cell>;
+
+    fn idle_since(&self, arena: &Arena<Cell>, now_ns: u64) -> Option<u64> {
+        let cell = arena.get(self.0)?;
+        // SeqCst is not needed: the registry holds the shard's write lock, so no caller is
+        // between finding this slot and its CAS; a permit out shows as active > 0.
+        let w = cell.word.load(Ordering::Acquire);
+        if w & ACTIVE_MASK != 0 {
+            return None;
+        }
+        let completed = w >> COMPLETED_SHIFT;
+        let now_us = (now_ns / 1000) & US_MASK;
+        // Relaxed: only sweeps (under the shard lock) touch the mark.
+        let mark = cell.mark.load(Ordering::Relaxed);
+        if mark != MARK_UNSET && mark >> 48 == completed {
+            let since_us = mark & US_MASK;
+            return Some(now_ns.saturating_sub((now_us.wrapping_sub(since_us) & US_MASK) * 1000));
+        }
+        cell.mark.store(completed << 48 | now_us, Ordering::Relaxed);
+        Some(now_ns)
+    }
+
+    fn evicted(&self, arena: &Arena<Cell>) {
+        arena.free(self.0);
+    }
+}
+
+/// Why a keyed call was refused.
+///
+/// ```
+/// use surgewall::bulkhead::keyed::{KeyedBulkhead, KeyedRejected};
+///
+/// let tenants = KeyedBulkhead::<u64>::builder(1).global_max(1).build()?;
+/// let _a = tenants.try_acquire(&1)?;
+/// assert_eq!(tenants.try_acquire(&1).unwrap_err(), KeyedRejected::KeyFull { limit: 1 });
+/// assert_eq!(tenants.try_acquire(&2).unwrap_err(), KeyedRejected::GlobalFull { limit: 1 });
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyedRejected {
+    /// The key has `limit` calls in flight.
+    KeyFull {
+        /// The key's limit.
+        limit: u32,
+    },
+    /// All keys together have `limit` calls in flight.
+    GlobalFull {
+        /// The global limit.
+        limit: u32,
+    },
+    /// The key is new and the registry is at its key cap (overflow policy: reject).
+    TooManyKeys(RegistryFull),
+}
+
+impl fmt::Display for KeyedRejected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyedRejected::KeyFull { limit } => {
+                write!(f, "bulkhead full for this key ({limit} concurrent calls)")
+            }
+            KeyedRejected::GlobalFull { limit } => {
+                write!(
+                    f,
+                    "bulkhead full across all keys ({limit} concurrent calls)"
+                )
+            }
+            KeyedRejected::TooManyKeys(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for KeyedRejected {}
+
+/// A slot of one key, as a plain value for bindings: give it back with
+/// [`KeyedBulkhead::release_raw`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct KeyedRawPermit {
+    /// The key's cell (opaque).
+    pub slot: u32,
+}
+
+/// A slot of one key, given back when dropped.
+#[must_use = "the slot is released as soon as the permit is dropped"]
+pub struct KeyedPermit<'a, K: Eq + Hash + Clone + Send + Sync + 'static> {
+    owner: &'a KeyedBulkhead<K>,
+    raw: KeyedRawPermit,
+}
+
+impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedPermit<'_, K> {
+    /// Gives the slot back now.
+    pub fn release(self) {}
+}
+
+impl<K: Eq + Hash + Clone + Send + Sync + 'static> Drop for KeyedPermit<'_, K> {
+    fn drop(&mut self) {
+        let _ = self.owner.release_raw(self.raw);
+    }
+}
+
+impl<K: Eq + Hash + Clone + Send + Sync + 'static> fmt::Debug for KeyedPermit<'_, K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyedPermit")
+            .field("slot", &self.raw.slot)
+            .finish()
+    }
+}
+
+/// A snapshot of a keyed bulkhead.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyedBulkheadMetrics {
+    /// Calls in flight over all keys, when a global limit is set (it is counted for it);
+    /// otherwise `None` (use [`KeyedBulkhead::for_each`] to add them up).
+    pub global_active: Option<u64>,
+    /// The global limit, if any.
+    pub global_max: Option<u32>,
+    /// The default per-key limit.
+    pub per_key_max: u32,
+    /// Calls refused because their key was full.
+    pub rejected_key: u64,
+    /// Calls refused because the global limit was reached.
+    pub rejected_global: u64,
+    /// Releases that found nothing acquired.
+    pub unexpected_releases: u64,
+    /// The registry's counters (keys, created, evicted, overflowed, refused new keys).
+    pub registry: RegistryStats,
+}
+
+/// Concurrency limits per key (a tenant, a user), with an optional limit across all keys so
+/// that one key cannot take every slot.
+///
+/// ```
+/// use std::time::Duration;
+/// use surgewall::bulkhead::keyed::KeyedBulkhead;
+///
+/// let tenants = KeyedBulkhead::<u64>::builder(2)   // 2 concurrent calls per tenant
+///     .global_max(3)                               // 3 across all tenants
+///     .limit_for(42, 1)                            // tenant 42 gets 1
+///     .max_keys(10_000)
+///     .idle_ttl(Duration::from_secs(600))
+///     .build()?;
+///
+/// let a = tenants.try_acquire(&7)?;
+/// let b = tenants.try_acquire(&7)?;
+/// assert!(tenants.try_acquire(&7).is_err());         // tenant 7 is at its limit
+/// let c = tenants.try_acquire(&42)?;
+/// assert!(tenants.try_acquire(&8).is_err());         // 3 in flight overall
+/// drop((a, b, c));
+/// assert_eq!(tenants.active(&7), Some(0));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct KeyedBulkhead<K: Eq + Hash + Clone + Send + Sync + 'static> {
+    registry: Registry<K, Slot, u32>,
+    global: CachePadded<AtomicU64>,
+    global_max: Option<u32>,
+    per_key: u32,
+    counters: Striped<LANES>,
+}
+
+/// Builds a [`KeyedBulkhead`]; [`build`](Self::build) validates the limits.
+pub struct KeyedBulkheadBuilder<K> {
+    per_key: u32,
+    global_max: Option<u32>,
+    overrides: Vec<(K, u32)>,
+    max_keys: usize,
+    overflow: Overflow<K>,
+    idle_ttl: Duration,
+    events: Option<EventRing>,
+    event_key: Option<fn(&K) -> u64>,
+}
+
+impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBulkheadBuilder<K> {
+    /// A limit across all keys together.
+    pub fn global_max(mut self, n: u32) -> Self {
+        self.global_max = Some(n);
+        self
+    }
+    /// A different per-key limit for `key`.
+    pub fn limit_for(mut self, key: K, n: u32) -> Self {
+        self.overrides.push((key, n));
+        self
+    }
+    /// The most keys held (default 10 000).
+    pub fn max_keys(mut self, n: usize) -> Self {
+        self.max_keys = n;
+        self
+    }
+    /// What happens to new keys beyond the cap (default: reject).
+    pub fn overflow(mut self, policy: Overflow<K>) -> Self {
+        self.overflow = policy;
+        self
+    }
+    /// How long a key must be idle before a sweep evicts it (default 10 minutes).
+    pub fn idle_ttl(mut self, d: Duration) -> Self {
+        self.idle_ttl = d;
+        self
+    }
+    /// Publish evictions to this ring.
+    pub fn events(mut self, ring: EventRing) -> Self {
+        self.events = Some(ring);
+        self
+    }
+    /// How a key becomes the `u64` of an eviction event (default: a stable hash).
+    pub fn event_key(mut self, f: fn(&K) -> u64) -> Self {
+        self.event_key = Some(f);
+        self
+    }
+
+    /// Validates and builds.
+    pub fn build(self) -> Result<KeyedBulkhead<K>, ConfigError> {
+        let limit = |field: &'static str, n: u32| -> Result<u32, ConfigError> {
+            check::at_least(field, n.into(), 1)?;
+            if n > MAX_CONCURRENT_LIMIT {
+                return Err(ConfigError::new(
+                    field,
+                    format!("must be at most {MAX_CONCURRENT_LIMIT}, got {n}"),
+                ));
+            }
+            Ok(n)
+        };
+        let per_key = limit("max_concurrent", self.per_key)?;
+        let global_max = self
+            .global_max
+            .map(|n| limit("global_max_concurrent", n))
+            .transpose()?;
+        let mut b =
+            Registry::builder_with_store(per_key, |_: &K, limit: &u32, arena: &Arena<Cell>| {
+                let limit = u64::from(*limit) << LIMIT_SHIFT;
+                Slot(arena.alloc(Cell::new, |cell: &Cell| {
+                    // Relaxed: the index is published to other threads by the map's shard lock.
+                    cell.word.store(limit, Ordering::Relaxed);
+                    cell.mark.store(MARK_UNSET, Ordering::Relaxed);
+                }))
+            })
+            .max_keys(self.max_keys)
+            .overflow(self.overflow)
+            .idle_ttl(self.idle_ttl);
+        for (key, n) in self.overrides {
+            b = b.override_key(key, limit("max_concurrent", n)?);
+        }
+        if let Some(ring) = self.events {
+            b = b.events(ring);
+        }
+        if let Some(f) = self.event_key {
+            b = b.event_key(f);
+        }
+        Ok(KeyedBulkhead {
+            registry: b.build(),
+            global: CachePadded::new(AtomicU64::new(0)),
+            global_max,
+            per_key,
+            counters: Striped::new(),
+        })
+    }
+}
+
+impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBulkhead<K> {
+    /// A builder with `per_key_max` concurrent calls per key.
+    ///
+    /// ```
+    /// use surgewall::bulkhead::keyed::KeyedBulkhead;
+    /// let err = KeyedBulkhead::<u64>::builder(0).build().unwrap_err();
+    /// assert_eq!(err.field(), "max_concurrent");
+    /// ```
+    pub fn builder(per_key_max: u32) -> KeyedBulkheadBuilder<K> {
+        KeyedBulkheadBuilder {
+            per_key: per_key_max,
+            global_max: None,
+            overrides: Vec::new(),
+            max_keys: 10_000,
+            overflow: Overflow::Reject,
+            idle_ttl: Duration::from_secs(600),
+            events: None,
+            event_key: None,
+        }
+    }
+
+    /// Takes a slot of `key` (creating the key if new) without waiting.
+    ///
+    /// ```
+    /// use surgewall::bulkhead::keyed::KeyedBulkhead;
+    /// let users = KeyedBulkhead::<String>::builder(1).build()?;
+    /// let p = users.try_acquire(&"alice".to_string())?;
+    /// assert!(users.try_acquire(&"alice".to_string()).is_err());
+    /// assert!(users.try_acquire(&"bob".to_string()).is_ok());
+    /// # drop(p);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn try_acquire(&self, key: &K) -> Result<KeyedPermit<'_, K>, KeyedRejected> {
+        self.try_acquire_raw(key)
+            .map(|raw| KeyedPermit { owner: self, raw })
+    }
+
+    /// [`try_acquire`](Self::try_acquire) for bindings: on `Ok`, give the permit back with
+    /// exactly one [`release_raw`](Self::release_raw).
+    ///
+    /// ```
+    /// use surgewall::bulkhead::keyed::KeyedBulkhead;
+    /// let users = KeyedBulkhead::<u64>::builder(1).build()?;
+    /// let p = users.try_acquire_raw(&9)?;
+    /// users.release_raw(p)?;
+    /// assert!(users.release_raw(p).is_err()); // twice: reported, nothing changes
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn try_acquire_raw(&self, key: &K) -> Result<KeyedRawPermit, KeyedRejected> {
+        // The CAS runs under the map shard's read lock, so a sweep (write lock) cannot evict
+        // the cell between the lookup and the take; after it, the taken slot keeps it busy.
+        let taken = self
+            .registry
+            .with(key, |slot, arena| {
+                let cell = arena.get(slot.0).expect("a mapped slot is allocated");
+                cell.take().map(|()| slot.0)
+            })
+            .map_err(KeyedRejected::TooManyKeys)?;
+        let slot = match taken {
+            Ok(slot) => slot,
+            Err(limit) => {
+                self.counters.add(REJECTED_KEY, 1);
+                return Err(KeyedRejected::KeyFull { limit });
+            }
+        };
+        if let Some(max) = self.global_max {
+            if !self.take_global(max) {
+                let cell = self.cell(slot).expect("taken above");
+                let _ = cell.give(0);
+                self.counters.add(REJECTED_GLOBAL, 1);
+                return Err(KeyedRejected::GlobalFull { limit: max });
+            }
+        }
+        Ok(KeyedRawPermit { slot })
+    }
+
+    /// Gives a slot back. A permit whose key has nothing in flight is reported (and counted),
+    /// never taken below zero.
+    #[inline]
+    pub fn release_raw(&self, permit: KeyedRawPermit) -> Result<(), NotAcquired> {
+        let Some(cell) = self.cell(permit.slot) else {
+            self.counters.add(UNEXPECTED, 1);
+            return Err(NotAcquired);
+        };
+        if cell.give(COMPLETED_ONE).is_err() {
+            self.counters.add(UNEXPECTED, 1);
+            return Err(NotAcquired);
+        }
+        if self.global_max.is_some() {
+            // Release pairs with the Acquire of the next `take_global`; saturating: a stray
+            // release elsewhere can never drive the global gauge below zero.
+            let _ = self
+                .global
+                .fetch_update(Ordering::Release, Ordering::Relaxed, |n| n.checked_sub(1));
+        }
+        Ok(())
+    }
+
+    /// Calls in flight for `key`, if the key is held (never creates it).
+    pub fn active(&self, key: &K) -> Option<u64> {
+        let slot = self.registry.peek(key)?;
+        self.cell(slot.0).map(Cell::active)
+    }
+
+    /// Evicts keys idle for `idle_ttl` at `now_ns` (never one with calls in flight); see
+    /// [`Registry::sweep`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use surgewall::bulkhead::keyed::KeyedBulkhead;
+    /// let users = KeyedBulkhead::<u64>::builder(1).idle_ttl(Duration::from_secs(1)).build()?;
+    /// users.try_acquire(&1)?.release();
+    /// assert_eq!(users.sweep(0), 0);
+    /// assert_eq!(users.sweep(1_000_000_000), 1);
+    /// assert_eq!(users.active(&1), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn sweep(&self, now_ns: u64) -> usize {
+        self.registry.sweep(now_ns)
+    }
+
+    /// Calls `f(key, in flight, limit)` for every key held (not the overflow entry).
+    pub fn for_each(&self, mut f: impl FnMut(&K, u64, u32)) {
+        self.registry.for_each(|k, slot, arena| {
+            if let Some(cell) = arena.get(slot.0) {
+                f(k, cell.active(), cell.limit());
+            }
+        });
+    }
+
+    /// Keys held now.
+    pub fn len(&self) -> usize {
+        self.registry.len()
+    }
+
+    /// Whether no key is held.
+    pub fn is_empty(&self) -> bool {
+        self.registry.is_empty()
+    }
+
+    /// A snapshot of the counters.
+    ///
+    /// ```
+    /// use surgewall::bulkhead::keyed::KeyedBulkhead;
+    /// let users = KeyedBulkhead::<u64>::builder(1).global_max(5).build()?;
+    /// let _p = users.try_acquire(&1)?;
+    /// let _ = users.try_acquire(&1);
+    /// let m = users.metrics();
+    /// assert_eq!((m.global_active, m.rejected_key, m.registry.keys), (Some(1), 1, 1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn metrics(&self) -> KeyedBulkheadMetrics {
+        KeyedBulkheadMetrics {
+            global_active: self.global_max.map(|_| self.global.load(Ordering::Relaxed)),
+            global_max: self.global_max,
+            per_key_max: self.per_key,
+            rejected_key: self.counters.sum(REJECTED_KEY),
+            rejected_global: self.counters.sum(REJECTED_GLOBAL),
+            unexpected_releases: self.counters.sum(UNEXPECTED),
+            registry: self.registry.stats(),
+        }
+    }
+
+    #[inline]
+    fn cell(&self, slot: u32) -> Option<&Cell> {
+        self.registry.store().get(slot)
+    }
+
+    /// One CAS on the shared in-flight count, strict like the per-key one.
+    #[inline]
+    fn take_global(&self, max: u32) -> bool {
+        // Acquire: pairs with the Release of `release_raw`.
+        self.global
+            .fetch_update(Ordering::Acquire, Ordering::Relaxed, |n| {
+                (n < u64::from(max)).then_some(n + 1)
+            })
+            .is_ok()
+    }
+}
+
+impl<K: Eq + Hash + Clone + Send + Sync + 'static> fmt::Debug for KeyedBulkhead<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyedBulkhead")
+            .field("keys", &self.len())
+            .field("per_key_max", &self.per_key)
+            .field("global_max", &self.global_max)
+            .finish()
+    }
+}
+
+#[cfg(all(test, not(surgewall_loom)))]
+mod tests;
