@@ -5,7 +5,7 @@ CARGO ?= cargo
 LOOM_ENV := RUSTFLAGS="--cfg surgewall_loom" LOOM_MAX_PREEMPTIONS=2 CARGO_TARGET_DIR=target/loom
 LOOM_TESTS := loom loom_bulkhead
 
-.PHONY: all demo test lint test-rust test-loom bench bench-check clean
+.PHONY: all demo test lint test-rust test-loom test-go bench bench-check clean
 
 all: test
 
@@ -14,7 +14,7 @@ demo:
 	$(CARGO) run --quiet --release -p surgewall --example demo
 
 ## test: everything that exists: lint, unit/integration/doc tests, loom models, benches once
-test: lint test-rust test-loom bench-check
+test: lint test-rust test-loom bench-check test-go
 	@echo "make test: all suites passed"
 
 lint:
@@ -27,6 +27,10 @@ test-rust:
 
 test-loom:
 	$(LOOM_ENV) $(CARGO) test -p surgewall --release $(foreach t,$(LOOM_TESTS),--test $(t))
+
+## test-go: the Go binding (vet, -race, forced GC, shared scenarios); builds the library first
+test-go:
+	$(MAKE) -C bindings/go test
 
 ## bench: criterion benches (baselines, surgewall and peers in one run)
 bench:

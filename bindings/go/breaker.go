@@ -1,0 +1,580 @@
+package surgewall
+
+/*
+#include "surgewall.h"
+*/
+import "C"
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+)
+
+// State is a breaker state.
+type State int32
+
+const (
+	// StateClosed: calls pass; outcomes are recorded; the trip rules apply.
+	StateClosed State = C.SURGEWALL_STATE_CLOSED
+	// StateOpen: calls are rejected until the open wait is over.
+	StateOpen State = C.SURGEWALL_STATE_OPEN
+	// StateHalfOpen: a fixed number of probes pass; their outcomes decide.
+	StateHalfOpen State = C.SURGEWALL_STATE_HALF_OPEN
+	// StateForcedOpen: opened by hand.
+	StateForcedOpen State = C.SURGEWALL_STATE_FORCED_OPEN
+	// StateDisabled: everything passes, nothing is recorded.
+	StateDisabled State = C.SURGEWALL_STATE_DISABLED
+	// StateMetricsOnly: everything passes and is recorded; never trips.
+	StateMetricsOnly State = C.SURGEWALL_STATE_METRICS_ONLY
+)
+
+var stateNames = [...]string{"closed", "open", "half_open", "forced_open", "disabled", "metrics_only"}
+
+func (s State) String() string {
+	if s >= 0 && int(s) < len(stateNames) {
+		return stateNames[s]
+	}
+	return fmt.Sprintf("State(%d)", int32(s))
+}
+
+// Breaker is a circuit breaker backed by the surgewall library. It is safe for concurrent
+// use. Close it when done (a cleanup frees it if you forget, once it is unreachable).
+type Breaker struct {
+	// Hot fields first. word points at the breaker's packed state word in C memory; it stays
+	// valid while res.pin lives, which is until b is unreachable, so a racing Close can
+	// never make a reader touch freed memory.
+	word     *uint64
+	salt     uint64
+	fast     bool // the breaker does not time calls: admit from the state word
+	closed   atomic.Bool
+	h        *C.surgewall_breaker
+	classify func(error) Outcome
+	fallback func(context.Context, error) error
+	name     string
+	id       uint64
+	res      *breakerRes
+	cleanup  runtime.Cleanup
+}
+
+// breakerRes owns the two library handles of a Breaker: h (the one calls go through, freed
+// by Close) and pin (a clone that keeps the breaker's memory, and so the state word, alive
+// until the Go object is collected).
+type breakerRes struct {
+	h, pin    *C.surgewall_breaker
+	closeOnce sync.Once
+	freeOnce  sync.Once
+}
+
+func (r *breakerRes) close() { r.closeOnce.Do(func() { C.surgewall_breaker_free(r.h) }) }
+
+func (r *breakerRes) release() {
+	r.close()
+	r.freeOnce.Do(func() { C.surgewall_breaker_free(r.pin) })
+}
+
+// NewBreaker creates a breaker named name. Without options it trips at a 50 % failure rate
+// over a 60 s window once 20 calls are in it, stays open 5 s and then admits 3 probes.
+// Invalid options give a *ConfigError naming the field (errors.Is(err, ErrInvalidConfig)).
+func NewBreaker(name string, opts ...Option) (*Breaker, error) {
+	if versionErr != nil {
+		return nil, versionErr
+	}
+	var s settings
+	for _, o := range opts {
+		if o != nil {
+			o(&s)
+		}
+	}
+	if s.err != nil {
+		return nil, s.err
+	}
+	var cfg *C.surgewall_breaker_config
+	if st := C.surgewall_breaker_config_new(&cfg); st != C.SURGEWALL_OK {
+		return nil, statusErr("breaker_config_new", st)
+	}
+	for _, f := range s.apply {
+		if st := f(cfg); st != C.SURGEWALL_OK {
+			C.surgewall_breaker_config_free(cfg)
+			return nil, statusErr("breaker_config", st)
+		}
+	}
+	runtime.KeepAlive(s.clock)
+	var h *C.surgewall_breaker
+	var cerr *C.surgewall_error
+	st := C.surgewall_breaker_new((*C.uint8_t)(unsafe.Pointer(unsafe.StringData(name))), C.size_t(len(name)), cfg, &h, &cerr)
+	if st != C.SURGEWALL_OK {
+		return nil, constructorErr("breaker_new", st, cerr)
+	}
+	res := &breakerRes{h: h}
+	if st := C.surgewall_breaker_clone(h, &res.pin); st != C.SURGEWALL_OK {
+		C.surgewall_breaker_free(h)
+		return nil, statusErr("breaker_clone", st)
+	}
+	var fp C.struct_surgewall_breaker_fast_path
+	var id C.uint64_t
+	if err := statusErr("breaker_get_fast_path", C.surgewall_breaker_get_fast_path(h, &fp)); err != nil {
+		res.release()
+		return nil, err
+	}
+	if err := statusErr("breaker_id", C.surgewall_breaker_id(h, &id)); err != nil {
+		res.release()
+		return nil, err
+	}
+	classify := s.classify
+	if classify == nil {
+		classify = DefaultClassifier
+	}
+	b := &Breaker{
+		word:     (*uint64)(unsafe.Pointer(fp.state_word)),
+		salt:     uint64(fp.salt),
+		fast:     !bool(fp.times_calls),
+		h:        h,
+		classify: classify,
+		fallback: s.fallback,
+		name:     name,
+		id:       uint64(id),
+		res:      res,
+	}
+	b.cleanup = runtime.AddCleanup(b, (*breakerRes).release, res)
+	return b, nil
+}
+
+// Name is the breaker's name.
+func (b *Breaker) Name() string { return b.name }
+
+// ID is the breaker's process-unique id: the Source of its events.
+func (b *Breaker) ID() uint64 { return b.id }
+
+// Close releases the breaker's library handle; later calls return ErrClosed. Idempotent and
+// safe to call concurrently with calls in flight (they finish; their results are dropped).
+func (b *Breaker) Close() error {
+	if b.closed.Swap(true) {
+		return nil
+	}
+	b.res.close()
+	runtime.KeepAlive(b)
+	return nil
+}
+
+// handle returns the library handle, or ErrClosed. Under the debug tag it forces a GC first.
+func (b *Breaker) handle() (*C.surgewall_breaker, error) {
+	maybeGC()
+	if b.closed.Load() {
+		return nil, ErrClosed
+	}
+	return b.h, nil
+}
+
+// Permit is the right to make one call, from Breaker.Acquire. Report the call's outcome
+// exactly once (Done, Record, RecordDuration or Release). A Permit is a plain value.
+type Permit struct {
+	b *Breaker
+	p C.struct_surgewall_permit
+}
+
+// acquire returns a permit: built in Go from the state word when the breaker admits without
+// bookkeeping (CLOSED, DISABLED, METRICS_ONLY and no call timing: no cgo crossing), else
+// from the library.
+func (b *Breaker) acquire() (C.struct_surgewall_permit, error) {
+	if b.fast && !b.closed.Load() {
+		maybeGC() // debug tag: a collection right before the C memory is read
+		w := atomic.LoadUint64(b.word)
+		switch State(w & 7) {
+		case StateClosed, StateDisabled, StateMetricsOnly:
+			g := w >> 24
+			return C.struct_surgewall_permit{generation: C.uint64_t(g), check: C.uint64_t(g ^ b.salt)}, nil
+		}
+	}
+	return b.acquireSlow()
+}
+
+func (b *Breaker) acquireSlow() (C.struct_surgewall_permit, error) {
+	var p C.struct_surgewall_permit
+	h, err := b.handle()
+	if err != nil {
+		return p, err
+	}
+	var retry C.uint64_t
+	st := C.surgewall_breaker_acquire(h, &p, &retry)
+	runtime.KeepAlive(b)
+	switch st {
+	case C.SURGEWALL_OK:
+		return p, nil
+	case C.SURGEWALL_REJECTED_OPEN:
+		return p, &RejectedError{Breaker: b.name, State: StateOpen, RetryAfter: nsDuration(retry), reason: ErrOpen}
+	case C.SURGEWALL_REJECTED_HALF_OPEN:
+		return p, &RejectedError{Breaker: b.name, State: StateHalfOpen, RetryAfter: nsDuration(retry), reason: ErrHalfOpenFull}
+	case C.SURGEWALL_REJECTED_FORCED_OPEN:
+		return p, &RejectedError{Breaker: b.name, State: StateForcedOpen, RetryAfter: nsDuration(retry), reason: ErrForcedOpen}
+	}
+	return p, statusErr("breaker_acquire", st)
+}
+
+// acquireTwoCrossings is acquire without the state-word fast path: one cgo call to acquire,
+// one to record. Kept for the benchmark that compares the two designs.
+func (b *Breaker) acquireTwoCrossings() (C.struct_surgewall_permit, error) { return b.acquireSlow() }
+
+func (b *Breaker) record(p C.struct_surgewall_permit, o Outcome) error {
+	h, err := b.handle()
+	if err != nil {
+		return err
+	}
+	st := C.surgewall_breaker_record(h, p, C.int32_t(o))
+	runtime.KeepAlive(b)
+	if st == C.SURGEWALL_OK {
+		return nil
+	}
+	return statusErr("breaker_record", st)
+}
+
+// Execute runs fn if the breaker admits the call and records how it ended: fn's error is
+// classified (WithClassifier; by default nil succeeds, context.Canceled is ignored, anything
+// else fails) and returned as is. A panic in fn is recorded as a failure and re-raised. When
+// the breaker rejects, Execute returns a *RejectedError (or the fallback's result, see
+// WithFallback) without calling fn; an already-done ctx returns ctx.Err().
+func (b *Breaker) Execute(ctx context.Context, fn func(context.Context) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	p, err := b.acquire()
+	if err != nil {
+		return b.rejected(ctx, err)
+	}
+	finished := false
+	defer func() {
+		if !finished { // fn panicked (or called runtime.Goexit): a failure, then unwind on
+			_ = b.record(p, Failure)
+		}
+	}()
+	err = fn(ctx)
+	finished = true
+	o := Success
+	if err != nil {
+		o = b.classify(err)
+	}
+	_ = b.record(p, o)
+	return err
+}
+
+// executeTwoCrossings is Execute over two cgo calls (acquire + record), for the benchmark.
+func (b *Breaker) executeTwoCrossings(ctx context.Context, fn func(context.Context) error) error {
+	p, err := b.acquireTwoCrossings()
+	if err != nil {
+		return b.rejected(ctx, err)
+	}
+	err = fn(ctx)
+	o := Success
+	if err != nil {
+		o = b.classify(err)
+	}
+	_ = b.record(p, o)
+	return err
+}
+
+func (b *Breaker) rejected(ctx context.Context, err error) error {
+	if b.fallback != nil {
+		if _, ok := err.(*RejectedError); ok {
+			return b.fallback(ctx, err)
+		}
+	}
+	return err
+}
+
+// Call runs fn through b like Breaker.Execute and returns its value. When the breaker
+// rejects, it returns the zero T with the *RejectedError (or the fallback's error).
+func Call[T any](ctx context.Context, b *Breaker, fn func(context.Context) (T, error)) (T, error) {
+	var zero T
+	if err := ctx.Err(); err != nil {
+		return zero, err
+	}
+	p, err := b.acquire()
+	if err != nil {
+		return zero, b.rejected(ctx, err)
+	}
+	finished := false
+	defer func() {
+		if !finished {
+			_ = b.record(p, Failure)
+		}
+	}()
+	v, err := fn(ctx)
+	finished = true
+	o := Success
+	if err != nil {
+		o = b.classify(err)
+	}
+	_ = b.record(p, o)
+	return v, err
+}
+
+// CallWithFallback is Call with a fallback that produces a value when the breaker rejects.
+func CallWithFallback[T any](ctx context.Context, b *Breaker, fn func(context.Context) (T, error),
+	fallback func(context.Context, error) (T, error)) (T, error) {
+	v, err := Call(ctx, b, fn)
+	if err != nil && fallback != nil {
+		if _, ok := err.(*RejectedError); ok {
+			return fallback(ctx, err)
+		}
+	}
+	return v, err
+}
+
+// Acquire asks for a permit without running anything (the first half of a two-step call).
+// It returns a *RejectedError when the breaker refuses.
+func (b *Breaker) Acquire() (Permit, error) {
+	p, err := b.acquire()
+	if err != nil {
+		return Permit{}, err
+	}
+	return Permit{b: b, p: p}, nil
+}
+
+// Done classifies err as Execute does and records it.
+func (p Permit) Done(err error) error {
+	if p.b == nil {
+		return ErrInvalidPermit
+	}
+	o := Success
+	if err != nil {
+		o = p.b.classify(err)
+	}
+	return p.b.record(p.p, o)
+}
+
+// Record records the outcome. ErrLateResult: the breaker moved on meanwhile and dropped it.
+func (p Permit) Record(o Outcome) error {
+	if p.b == nil {
+		return ErrInvalidPermit
+	}
+	return p.b.record(p.p, o)
+}
+
+// RecordDuration records the outcome of a call that took d (for breakers with slow-call
+// rules that do not time calls themselves, and for tests).
+func (p Permit) RecordDuration(o Outcome, d time.Duration) error {
+	if p.b == nil {
+		return ErrInvalidPermit
+	}
+	h, err := p.b.handle()
+	if err != nil {
+		return err
+	}
+	st := C.surgewall_breaker_record_timed(h, p.p, C.int32_t(o), durationNs(d))
+	runtime.KeepAlive(p.b)
+	return statusErr("breaker_record_timed", st)
+}
+
+// Release gives the permit back for a call that was never made (counts nowhere).
+func (p Permit) Release() error { return p.Record(Ignored) }
+
+// Allow is the two-step form (gobreaker's TwoStepCircuitBreaker): it returns a done function
+// to call exactly once with the call's error (classified as in Execute), or a
+// *RejectedError. A second call of done is ignored. done allocates; Acquire does not.
+func (b *Breaker) Allow() (done func(error), err error) {
+	p, err := b.Acquire()
+	if err != nil {
+		return nil, err
+	}
+	var used atomic.Bool
+	return func(err error) {
+		if !used.Swap(true) {
+			_ = p.Done(err)
+		}
+	}, nil
+}
+
+// State is the current state (no side effects: an elapsed open wait shows as OPEN until the
+// next call moves it to HALF_OPEN).
+func (b *Breaker) State() (State, error) {
+	h, err := b.handle()
+	if err != nil {
+		return 0, err
+	}
+	var s C.surgewall_state
+	st := C.surgewall_breaker_state(h, &s)
+	runtime.KeepAlive(b)
+	if err := statusErr("breaker_state", st); err != nil {
+		return 0, err
+	}
+	return State(s), nil
+}
+
+// RetryAfter is how long until the breaker admits again: 0 when it admits now, Forever for
+// an indefinite forced open.
+func (b *Breaker) RetryAfter() (time.Duration, error) {
+	h, err := b.handle()
+	if err != nil {
+		return 0, err
+	}
+	var ns C.uint64_t
+	st := C.surgewall_breaker_retry_after(h, &ns)
+	runtime.KeepAlive(b)
+	if err := statusErr("breaker_retry_after", st); err != nil {
+		return 0, err
+	}
+	return nsDuration(ns), nil
+}
+
+// WindowCounts are the counts of a window.
+type WindowCounts struct {
+	Calls, Failures, Slow uint64
+	FailureRate, SlowRate float64
+}
+
+// Metrics is a snapshot of everything observable about a breaker.
+type Metrics struct {
+	State       State
+	Generation  uint64
+	TimeInState time.Duration
+	// Window is the current window; LastWindow the one that ended the previous episode.
+	Window, LastWindow WindowCounts
+	// FailureRateThreshold in force; negative when the rule is off.
+	FailureRateThreshold float64
+	Successes, Failures, SlowCalls, Ignored uint64
+	RejectedOpen, RejectedHalfOpen          uint64
+	LateResults, UnexpectedResults          uint64
+	ConsecutiveFailures, ConsecutiveOpens   uint64
+	HalfOpenAdmitted, HalfOpenReported      uint64
+	// RetryAfter: 0 when the breaker admits now, Forever for an indefinite forced open.
+	RetryAfter time.Duration
+	// Transitions[from][to] counts transitions, indexed by State.
+	Transitions [6][6]uint64
+}
+
+func windowCounts(c C.struct_surgewall_window_counts) WindowCounts {
+	return WindowCounts{Calls: uint64(c.calls), Failures: uint64(c.failures), Slow: uint64(c.slow),
+		FailureRate: float64(c.failure_rate), SlowRate: float64(c.slow_rate)}
+}
+
+// Metrics returns a snapshot of the breaker's counters (lock-free; it stops nobody).
+func (b *Breaker) Metrics() (Metrics, error) {
+	h, err := b.handle()
+	if err != nil {
+		return Metrics{}, err
+	}
+	var s C.struct_surgewall_breaker_stats
+	st := C.surgewall_breaker_metrics(h, &s)
+	runtime.KeepAlive(b)
+	if err := statusErr("breaker_metrics", st); err != nil {
+		return Metrics{}, err
+	}
+	m := Metrics{
+		State: State(s.state), Generation: uint64(s.generation), TimeInState: nsDuration(s.time_in_state_ns),
+		Window: windowCounts(s.window), LastWindow: windowCounts(s.last_window),
+		FailureRateThreshold: float64(s.failure_rate_threshold),
+		Successes:            uint64(s.successes), Failures: uint64(s.failures), SlowCalls: uint64(s.slow_calls),
+		Ignored: uint64(s.ignored), RejectedOpen: uint64(s.rejected_open), RejectedHalfOpen: uint64(s.rejected_half_open),
+		LateResults: uint64(s.late_results), UnexpectedResults: uint64(s.unexpected_results),
+		ConsecutiveFailures: uint64(s.consecutive_failures), ConsecutiveOpens: uint64(s.consecutive_opens),
+		HalfOpenAdmitted: uint64(s.half_open_admitted), HalfOpenReported: uint64(s.half_open_reported),
+		RetryAfter: nsDuration(s.retry_after_ns),
+	}
+	for i := range m.Transitions {
+		for j := range m.Transitions[i] {
+			m.Transitions[i][j] = uint64(s.transitions[i][j])
+		}
+	}
+	return m, nil
+}
+
+func (b *Breaker) manual(op string, f func(*C.surgewall_breaker) C.surgewall_status) error {
+	h, err := b.handle()
+	if err != nil {
+		return err
+	}
+	st := f(h)
+	runtime.KeepAlive(b)
+	return statusErr(op, st)
+}
+
+// ForceOpen opens the breaker by hand until another manual transition.
+func (b *Breaker) ForceOpen() error {
+	return b.manual("breaker_force_open", func(h *C.surgewall_breaker) C.surgewall_status {
+		return C.surgewall_breaker_force_open(h, -1)
+	})
+}
+
+// ForceOpenFor opens the breaker by hand for d (>= 0), then it probes.
+func (b *Breaker) ForceOpenFor(d time.Duration) error {
+	if d < 0 {
+		return &StatusError{Op: "breaker_force_open", Code: C.SURGEWALL_INVALID_ARG}
+	}
+	return b.manual("breaker_force_open", func(h *C.surgewall_breaker) C.surgewall_status {
+		return C.surgewall_breaker_force_open(h, durationNs(d))
+	})
+}
+
+// Disable lets every call pass and records nothing.
+func (b *Breaker) Disable() error {
+	return b.manual("breaker_disable", func(h *C.surgewall_breaker) C.surgewall_status {
+		return C.surgewall_breaker_disable(h)
+	})
+}
+
+// MetricsOnly lets every call pass and records them; the breaker never trips.
+func (b *Breaker) MetricsOnly() error {
+	return b.manual("breaker_metrics_only", func(h *C.surgewall_breaker) C.surgewall_status {
+		return C.surgewall_breaker_metrics_only(h)
+	})
+}
+
+// TransitionToClosed closes the circuit (a no-op when CLOSED).
+func (b *Breaker) TransitionToClosed() error {
+	return b.manual("breaker_close", func(h *C.surgewall_breaker) C.surgewall_status {
+		return C.surgewall_breaker_close(h)
+	})
+}
+
+// TransitionToHalfOpen starts probing now, from OPEN or FORCED_OPEN; from CLOSED it returns
+// ErrInvalidTransition.
+func (b *Breaker) TransitionToHalfOpen() error {
+	return b.manual("breaker_half_open", func(h *C.surgewall_breaker) C.surgewall_status {
+		return C.surgewall_breaker_half_open(h)
+	})
+}
+
+// Reset starts a fresh CLOSED episode from any state.
+func (b *Breaker) Reset() error {
+	return b.manual("breaker_reset", func(h *C.surgewall_breaker) C.surgewall_status {
+		return C.surgewall_breaker_reset(h)
+	})
+}
+
+// SetFailureRateThreshold moves the failure-rate threshold (in (0, 1]) and returns the old one.
+func (b *Breaker) SetFailureRateThreshold(threshold float64) (old float64, err error) {
+	var o C.double
+	err = b.manual("breaker_set_failure_rate_threshold", func(h *C.surgewall_breaker) C.surgewall_status {
+		return C.surgewall_breaker_set_failure_rate_threshold(h, C.double(threshold), &o)
+	})
+	return float64(o), err
+}
+
+// FallbackPayload returns a copy of the static payload set with WithFallbackPayload; ok is
+// false when there is none.
+func (b *Breaker) FallbackPayload() (contentType string, body []byte, ok bool, err error) {
+	h, err := b.handle()
+	if err != nil {
+		return "", nil, false, err
+	}
+	var bp, cp *C.uint8_t
+	var bl, cl C.size_t
+	st := C.surgewall_breaker_fallback(h, &bp, &bl, &cp, &cl)
+	if err := statusErr("breaker_fallback", st); err != nil {
+		runtime.KeepAlive(b)
+		return "", nil, false, err
+	}
+	if bp == nil && cp == nil {
+		runtime.KeepAlive(b)
+		return "", nil, false, nil
+	}
+	// The pointers are into the breaker, kept alive by b (res.pin) until KeepAlive.
+	body = C.GoBytes(unsafe.Pointer(bp), C.int(bl))
+	contentType = C.GoStringN((*C.char)(unsafe.Pointer(cp)), C.int(cl))
+	runtime.KeepAlive(b)
+	return contentType, body, true, nil
+}

@@ -1,0 +1,7 @@
+//go:build !debug
+
+package surgewall
+
+const debugBuild = false
+
+func maybeGC() {}

@@ -1,0 +1,3 @@
+module surgewall.dev/go/surgewall
+
+go 1.24
