@@ -1105,8 +1105,8 @@ surgewall_status surgewall_bulkhead_release(const struct surgewall_bulkhead *b);
 /**
  * Fills `*out` with a snapshot.
  */
-surgewall_status surgewall_bulkhead_stats(const struct surgewall_bulkhead *b,
-                                          struct surgewall_bulkhead_stats *out);
+surgewall_status surgewall_bulkhead_metrics(const struct surgewall_bulkhead *b,
+                                            struct surgewall_bulkhead_stats *out);
 
 /**
  * Creates a keyed-bulkhead configuration: `per_key_max` calls in flight per key.
@@ -1226,8 +1226,8 @@ surgewall_status surgewall_keyed_bulkhead_for_each(const struct surgewall_keyed_
 /**
  * Fills `*out` with a snapshot.
  */
-surgewall_status surgewall_keyed_bulkhead_stats(const struct surgewall_keyed_bulkhead *kb,
-                                                struct surgewall_keyed_bulkhead_stats *out);
+surgewall_status surgewall_keyed_bulkhead_metrics(const struct surgewall_keyed_bulkhead *kb,
+                                                  struct surgewall_keyed_bulkhead_stats *out);
 
 /**
  * Refreshes the coarse clock every breaker reads by default. Call it every 0.5-1 ms from one
@@ -1462,8 +1462,8 @@ surgewall_status surgewall_retry_budget_try_retry(const struct surgewall_retry_b
 /**
  * Fills `*out` with a snapshot.
  */
-surgewall_status surgewall_retry_budget_stats(const struct surgewall_retry_budget *b,
-                                              struct surgewall_retry_budget_stats *out);
+surgewall_status surgewall_retry_budget_metrics(const struct surgewall_retry_budget *b,
+                                                struct surgewall_retry_budget_stats *out);
 
 /**
  * Creates a retry configuration with the defaults.
@@ -1569,8 +1569,8 @@ surgewall_status surgewall_retry_policy_free(struct surgewall_retry_policy *p);
 /**
  * Fills `*out` with the policy's totals.
  */
-surgewall_status surgewall_retry_policy_stats(const struct surgewall_retry_policy *p,
-                                              struct surgewall_retry_stats *out);
+surgewall_status surgewall_retry_policy_metrics(const struct surgewall_retry_policy *p,
+                                                struct surgewall_retry_stats *out);
 
 /**
  * Starts an operation: its first attempt begins now (and counts as a request for the budget).
@@ -1702,8 +1702,8 @@ surgewall_status surgewall_slo_tick(const struct surgewall_slo *s, struct surgew
 /**
  * Fills `*out` with a snapshot (no side effects).
  */
-surgewall_status surgewall_slo_stats(const struct surgewall_slo *s,
-                                     struct surgewall_slo_stats *out);
+surgewall_status surgewall_slo_metrics(const struct surgewall_slo *s,
+                                       struct surgewall_slo_stats *out);
 
 /**
  * Creates an adjuster for `breaker`: above `target_error_rate` the threshold moves by `step`
@@ -1736,8 +1736,8 @@ surgewall_status surgewall_threshold_adjuster_tick(const struct surgewall_thresh
 /**
  * Fills `*out` with a snapshot.
  */
-surgewall_status surgewall_threshold_adjuster_stats(const struct surgewall_threshold_adjuster *a,
-                                                    struct surgewall_threshold_stats *out);
+surgewall_status surgewall_threshold_adjuster_metrics(const struct surgewall_threshold_adjuster *a,
+                                                      struct surgewall_threshold_stats *out);
 
 /**
  * A static, NUL-terminated message for `status` (also for numbers that are no status).

@@ -158,7 +158,7 @@ pub extern "C" fn surgewall_bulkhead_release(b: *const surgewall_bulkhead) -> St
 
 /// Fills `*out` with a snapshot.
 #[no_mangle]
-pub extern "C" fn surgewall_bulkhead_stats(
+pub extern "C" fn surgewall_bulkhead_metrics(
     b: *const surgewall_bulkhead,
     out: *mut surgewall_bulkhead_stats,
 ) -> Status {
@@ -595,7 +595,7 @@ pub extern "C" fn surgewall_keyed_bulkhead_for_each(
 
 /// Fills `*out` with a snapshot.
 #[no_mangle]
-pub extern "C" fn surgewall_keyed_bulkhead_stats(
+pub extern "C" fn surgewall_keyed_bulkhead_metrics(
     kb: *const surgewall_keyed_bulkhead,
     out: *mut surgewall_keyed_bulkhead_stats,
 ) -> Status {

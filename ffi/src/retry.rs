@@ -136,7 +136,7 @@ pub extern "C" fn surgewall_retry_budget_try_retry(b: *const surgewall_retry_bud
 
 /// Fills `*out` with a snapshot.
 #[no_mangle]
-pub extern "C" fn surgewall_retry_budget_stats(
+pub extern "C" fn surgewall_retry_budget_metrics(
     b: *const surgewall_retry_budget,
     out: *mut surgewall_retry_budget_stats,
 ) -> Status {
@@ -495,7 +495,7 @@ pub struct surgewall_retry_stats {
 
 /// Fills `*out` with the policy's totals.
 #[no_mangle]
-pub extern "C" fn surgewall_retry_policy_stats(
+pub extern "C" fn surgewall_retry_policy_metrics(
     p: *const surgewall_retry_policy,
     out: *mut surgewall_retry_stats,
 ) -> Status {

@@ -352,7 +352,7 @@ pub extern "C" fn surgewall_slo_tick(
 
 /// Fills `*out` with a snapshot (no side effects).
 #[no_mangle]
-pub extern "C" fn surgewall_slo_stats(
+pub extern "C" fn surgewall_slo_metrics(
     s: *const surgewall_slo,
     out: *mut surgewall_slo_stats,
 ) -> Status {
@@ -460,7 +460,7 @@ pub extern "C" fn surgewall_threshold_adjuster_tick(
 
 /// Fills `*out` with a snapshot.
 #[no_mangle]
-pub extern "C" fn surgewall_threshold_adjuster_stats(
+pub extern "C" fn surgewall_threshold_adjuster_metrics(
     a: *const surgewall_threshold_adjuster,
     out: *mut surgewall_threshold_stats,
 ) -> Status {

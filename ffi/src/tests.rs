@@ -178,7 +178,7 @@ fn slo_tracker_counts_budget() {
     }
     let mut st = std::mem::MaybeUninit::<surgewall_slo_stats>::uninit();
     assert_eq!(
-        surgewall_slo_stats(slo, st.as_mut_ptr()),
+        surgewall_slo_metrics(slo, st.as_mut_ptr()),
         Status::SURGEWALL_OK
     );
     // SAFETY: written on OK.
