@@ -434,7 +434,7 @@ type Metrics struct {
 	// Window is the current window; LastWindow the one that ended the previous episode.
 	Window, LastWindow WindowCounts
 	// FailureRateThreshold in force; negative when the rule is off.
-	FailureRateThreshold float64
+	FailureRateThreshold                    float64
 	Successes, Failures, SlowCalls, Ignored uint64
 	RejectedOpen, RejectedHalfOpen          uint64
 	LateResults, UnexpectedResults          uint64
