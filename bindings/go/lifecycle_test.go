@@ -1,0 +1,254 @@
+package surgewall
+
+import (
+	"context"
+	"errors"
+	"math"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestBadOptionsGiveConfigErrors(t *testing.T) {
+	cases := []struct {
+		name  string
+		opt   Option
+		field string
+	}{
+		{"negative minimum calls", WithMinimumCalls(-1), "minimum_calls"},
+		{"huge count window", WithCountWindow(math.MaxUint32 + 1), "count_window"},
+		{"negative half-open calls", WithHalfOpenCalls(-3), "half_open_calls"},
+		{"negative consecutive failures", WithConsecutiveFailures(-1), "consecutive_failures"},
+		{"negative buckets", WithTimeWindow(time.Minute, -1), "buckets"},
+		{"NaN failure rate", WithFailureRate(math.NaN()), "failure_rate"},
+		{"failure rate above 1", WithFailureRate(1.5), "failure_rate"},
+		{"negative open for", WithOpenFor(-time.Second), "open_for"},
+		{"negative window", WithTimeWindow(-time.Second, 10), "window"},
+		{"zero half-open calls", WithHalfOpenCalls(0), "half_open_calls"},
+		{"zero count window", WithCountWindow(0), "window.calls"},
+		{"NaN slow rate", WithSlowCalls(math.NaN(), time.Second), "slow_call_rate"},
+		{"negative slow duration", WithSlowCalls(0.5, -time.Second), "slow_call_duration"},
+		{"NaN backoff", WithOpenBackoff(math.NaN(), time.Minute, 0), "open_backoff.multiplier"},
+		{"nil clock", WithClock(nil), "clock"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			b, err := NewBreaker("bad", c.opt)
+			if err == nil {
+				b.Close()
+				t.Fatal("accepted")
+			}
+			var ce *ConfigError
+			if !errors.Is(err, ErrInvalidConfig) || !errors.As(err, &ce) {
+				t.Fatalf("%T %v", err, err)
+			}
+			if ce.Field != c.field {
+				t.Fatalf("field %q, want %q (%v)", ce.Field, c.field, err)
+			}
+		})
+	}
+	// minimum_calls larger than a count window is an error, not silently clipped.
+	if _, err := NewBreaker("bad", WithCountWindow(5), WithMinimumCalls(6)); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatal(err)
+	}
+	// A name that is not UTF-8.
+	if _, err := NewBreaker("\xff\xfe"); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatal(err)
+	}
+	// A closed clock.
+	c := NewMockClock()
+	c.Close()
+	if _, err := NewBreaker("x", WithClock(c)); !errors.Is(err, ErrClosed) {
+		t.Fatal(err)
+	}
+}
+
+func TestUseAfterCloseGivesErrClosed(t *testing.T) {
+	b, err := NewBreaker("closing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := b.Acquire()
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal("Close is idempotent:", err)
+	}
+	called := false
+	if err := b.Execute(context.Background(), func(context.Context) error { called = true; return nil }); !errors.Is(err, ErrClosed) || called {
+		t.Fatal(err, called)
+	}
+	if _, err := Call(context.Background(), b, func(context.Context) (int, error) { return 1, nil }); !errors.Is(err, ErrClosed) {
+		t.Fatal(err)
+	}
+	if _, err := b.Acquire(); !errors.Is(err, ErrClosed) {
+		t.Fatal(err)
+	}
+	if _, err := b.Allow(); !errors.Is(err, ErrClosed) {
+		t.Fatal(err)
+	}
+	if err := p.Record(Success); !errors.Is(err, ErrClosed) {
+		t.Fatal(err)
+	}
+	if err := p.RecordDuration(Success, time.Millisecond); !errors.Is(err, ErrClosed) {
+		t.Fatal(err)
+	}
+	for name, f := range map[string]func() error{
+		"ForceOpen": b.ForceOpen, "Disable": b.Disable, "MetricsOnly": b.MetricsOnly, "Reset": b.Reset,
+		"TransitionToClosed": b.TransitionToClosed, "TransitionToHalfOpen": b.TransitionToHalfOpen,
+		"State":      func() error { _, err := b.State(); return err },
+		"Metrics":    func() error { _, err := b.Metrics(); return err },
+		"RetryAfter": func() error { _, err := b.RetryAfter(); return err },
+		"Fallback":   func() error { _, _, _, err := b.FallbackPayload(); return err },
+		"Threshold":  func() error { _, err := b.SetFailureRateThreshold(0.3); return err },
+	} {
+		if err := f(); !errors.Is(err, ErrClosed) {
+			t.Errorf("%s after Close: %v", name, err)
+		}
+	}
+}
+
+func TestBadPermitsAndOutcomes(t *testing.T) {
+	b, _ := newTestBreaker(t)
+	var zero Permit
+	if err := zero.Record(Success); !errors.Is(err, ErrInvalidPermit) {
+		t.Fatal(err)
+	}
+	if err := zero.Done(nil); !errors.Is(err, ErrInvalidPermit) {
+		t.Fatal(err)
+	}
+	p, _ := b.Acquire()
+	if err := p.Record(Outcome(7)); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatal(err)
+	}
+	if err := p.RecordDuration(Success, -time.Second); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatal(err)
+	}
+	// A permit of another breaker is refused.
+	other, _ := newTestBreaker(t)
+	q, _ := other.Acquire()
+	q.b = b
+	if err := q.Record(Success); !errors.Is(err, ErrInvalidPermit) {
+		t.Fatal(err)
+	}
+	if err := p.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if m := mustMetrics(t, b); m.Successes != 0 || m.Ignored != 1 {
+		t.Fatalf("%+v", m)
+	}
+}
+
+// Close racing with calls in flight: no crash, every call ends with nil or ErrClosed.
+func TestCloseDuringCalls(t *testing.T) {
+	for round := 0; round < iterations(50); round++ {
+		b, err := NewBreaker("race", neverTrips)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		errs := make(chan error, 4)
+		for w := 0; w < 4; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < 200; i++ {
+					if err := b.Execute(context.Background(), ok); err != nil && !errors.Is(err, ErrClosed) {
+						errs <- err
+						return
+					}
+				}
+			}()
+		}
+		runtime.Gosched()
+		b.Close()
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+	}
+}
+
+// Breakers nobody closes are freed by their cleanup; the calls before stay valid.
+func TestForgottenBreakersAreCollected(t *testing.T) {
+	for i := 0; i < iterations(2000); i++ {
+		b, err := NewBreaker("forgotten", neverTrips)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Execute(context.Background(), ok); err != nil {
+			t.Fatal(err)
+		}
+		if i%100 == 0 {
+			runtime.GC()
+		}
+	}
+	runtime.GC()
+}
+
+func TestMockClock(t *testing.T) {
+	c := NewMockClock()
+	defer c.Close()
+	start := c.Now()
+	c.Advance(1500 * time.Millisecond)
+	if c.Now()-start != 1500*time.Millisecond {
+		t.Fatal(c.Now())
+	}
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Fatal("negative Advance must panic")
+			}
+		}()
+		c.Advance(-1)
+	}()
+	c.Close()
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Now() != 0 {
+		t.Fatal("a closed clock reads 0")
+	}
+}
+
+func TestClockTicker(t *testing.T) {
+	stop1 := StartClockTicker(0)
+	stop2 := StartClockTicker(time.Millisecond)
+	b, err := NewBreaker("ticked", neverTrips)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	for i := 0; i < 100; i++ {
+		_ = b.Execute(context.Background(), ok)
+	}
+	stop1()
+	stop1() // idempotent
+	stop2()
+	if m := mustMetrics(t, b); m.Successes != 100 {
+		t.Fatal(m.Successes)
+	}
+}
+
+func TestExecuteDoesNotAllocate(t *testing.T) {
+	if debugBuild || raceEnabled {
+		t.Skip("allocation counts are only meaningful in a normal build")
+	}
+	b, _ := newTestBreaker(t, neverTrips)
+	ctx := context.Background()
+	if n := testing.AllocsPerRun(1000, func() { _ = b.Execute(ctx, ok) }); n != 0 {
+		t.Fatalf("Execute: %v allocs per call", n)
+	}
+	if n := testing.AllocsPerRun(1000, func() {
+		p, _ := b.Acquire()
+		_ = p.Record(Success)
+	}); n != 0 {
+		t.Fatalf("Acquire+Record: %v allocs per call", n)
+	}
+	if n := testing.AllocsPerRun(1000, func() { _ = b.executeTwoCrossings(ctx, ok) }); n != 0 {
+		t.Fatalf("two crossings: %v allocs per call", n)
+	}
+}

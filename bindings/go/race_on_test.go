@@ -1,0 +1,5 @@
+//go:build race
+
+package surgewall
+
+const raceEnabled = true
