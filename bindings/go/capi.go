@@ -8,7 +8,6 @@ package surgewall
 // without these, each &permit would escape to the heap (one allocation per call).
 #cgo noescape surgewall_breaker_acquire
 #cgo nocallback surgewall_breaker_acquire
-#cgo nocallback surgewall_breaker_record
 #cgo nocallback surgewall_breaker_record_timed
 #cgo noescape surgewall_breaker_state
 #cgo nocallback surgewall_breaker_state

@@ -58,11 +58,13 @@ func DefaultClassifier(err error) Outcome {
 type Option func(*settings)
 
 type settings struct {
-	apply    []func(*C.surgewall_breaker_config) C.surgewall_status
-	clock    *MockClock
-	classify func(error) Outcome
-	fallback func(context.Context, error) error
-	err      error
+	apply      []func(*C.surgewall_breaker_config) C.surgewall_status
+	clock      *MockClock
+	classify   func(error) Outcome
+	fallback   func(context.Context, error) error
+	noFastPath bool
+	noTicker   bool
+	err        error
 }
 
 func (s *settings) fail(err error) {
@@ -227,6 +229,7 @@ func WithClock(clock *MockClock) Option {
 			return
 		}
 		s.clock = clock
+		s.noTicker = true
 		s.add(func(c *C.surgewall_breaker_config) C.surgewall_status {
 			h, err := clock.handle()
 			if err != nil {
@@ -240,6 +243,7 @@ func WithClock(clock *MockClock) Option {
 // WithPreciseClock reads the time precisely on every call instead of the coarse clock.
 func WithPreciseClock() Option {
 	return func(s *settings) {
+		s.noTicker = true
 		s.add(func(c *C.surgewall_breaker_config) C.surgewall_status {
 			return C.surgewall_breaker_config_set_precise_clock(c)
 		})
@@ -290,4 +294,21 @@ func WithIsFailure(isFailure func(err error) bool) Option {
 			}
 		}
 	}
+}
+
+// WithoutFastPath makes every call ask the library for its permit (two cgo crossings per
+// call instead of one). The default reads the breaker's state word from Go and builds the
+// permit itself when the breaker admits without bookkeeping; this option exists to compare
+// the two designs and to rule the fast path out when debugging.
+func WithoutFastPath() Option {
+	return func(s *settings) { s.noFastPath = true }
+}
+
+// WithoutClockTicker keeps this breaker from joining the shared clock ticker (see
+// StartClockTicker). By default a breaker on the coarse clock keeps one goroutine refreshing
+// it every millisecond while the breaker is open for business (until Close or collection):
+// each call then reads a ~1 ns timestamp instead of a precise clock (~25 ns). Without a
+// ticker the breaker works the same, a little slower per call.
+func WithoutClockTicker() Option {
+	return func(s *settings) { s.noTicker = true }
 }
