@@ -50,11 +50,10 @@ func (s State) String() string {
 }
 
 // Breaker is a circuit breaker backed by the surgewall library. It is safe for concurrent
-// use. Close it when done (a cleanup frees it if you forget, once it is unreachable).
+// use. Close it when done with it.
 type Breaker struct {
 	// Hot fields first. word points at the breaker's packed state word in C memory; it stays
-	// valid while res.pin lives, which is until b is unreachable, so a racing Close can
-	// never make a reader touch freed memory.
+	// valid while the library handle lives, which is until b is unreachable.
 	word     *uint64
 	salt     uint64
 	fast     bool // the breaker does not time calls: admit from the state word
@@ -66,22 +65,20 @@ type Breaker struct {
 	name     string
 	id       uint64
 	res      *breakerRes
-	cleanup  runtime.Cleanup
 }
 
-// breakerRes owns the two library handles of a Breaker: h (the one calls go through, freed
-// by Close) and pin (a clone that keeps the breaker's memory, and so the state word, alive
-// until the Go object is collected).
+// breakerRes owns a Breaker's library handle. The handle is freed only by the cleanup, once
+// the Breaker is unreachable: then no goroutine can be inside a call on it (every method
+// keeps b alive until its C call returns), which the library requires of a free. Close only
+// marks the Breaker closed, so it is safe while calls are in flight.
 type breakerRes struct {
-	h, pin    *C.surgewall_breaker
-	closeOnce sync.Once
-	freeOnce  sync.Once
-	untick    func() // leaves the shared clock ticker (nil when not joined)
+	h          *C.surgewall_breaker
+	untickOnce sync.Once
+	untick     func() // leaves the shared clock ticker (nil when not joined)
 }
 
-func (r *breakerRes) close() {
-	r.closeOnce.Do(func() {
-		C.surgewall_breaker_free(r.h)
+func (r *breakerRes) leaveTicker() {
+	r.untickOnce.Do(func() {
 		if r.untick != nil {
 			r.untick()
 		}
@@ -89,8 +86,8 @@ func (r *breakerRes) close() {
 }
 
 func (r *breakerRes) release() {
-	r.close()
-	r.freeOnce.Do(func() { C.surgewall_breaker_free(r.pin) })
+	r.leaveTicker()
+	C.surgewall_breaker_free(r.h)
 }
 
 // NewBreaker creates a breaker named name. Without options it trips at a 50 % failure rate
@@ -127,10 +124,6 @@ func NewBreaker(name string, opts ...Option) (*Breaker, error) {
 		return nil, constructorErr("breaker_new", st, cerr)
 	}
 	res := &breakerRes{h: h}
-	if st := C.surgewall_breaker_clone(h, &res.pin); st != C.SURGEWALL_OK {
-		C.surgewall_breaker_free(h)
-		return nil, statusErr("breaker_clone", st)
-	}
 	var fp C.struct_surgewall_breaker_fast_path
 	var id C.uint64_t
 	if err := statusErr("breaker_get_fast_path", C.surgewall_breaker_get_fast_path(h, &fp)); err != nil {
@@ -160,7 +153,7 @@ func NewBreaker(name string, opts ...Option) (*Breaker, error) {
 	if !s.noTicker {
 		res.untick = StartClockTicker(time.Millisecond)
 	}
-	b.cleanup = runtime.AddCleanup(b, (*breakerRes).release, res)
+	runtime.AddCleanup(b, (*breakerRes).release, res)
 	return b, nil
 }
 
@@ -170,14 +163,14 @@ func (b *Breaker) Name() string { return b.name }
 // ID is the breaker's process-unique id: the Source of its events.
 func (b *Breaker) ID() uint64 { return b.id }
 
-// Close releases the breaker's library handle; later calls return ErrClosed. Idempotent and
-// safe to call concurrently with calls in flight (they finish; their results are dropped).
+// Close marks the breaker closed: later calls return ErrClosed, and it leaves the clock
+// ticker. Idempotent, and safe while calls are in flight (they finish normally). The
+// library's memory for the breaker is released when the Breaker is garbage collected.
 func (b *Breaker) Close() error {
 	if b.closed.Swap(true) {
 		return nil
 	}
-	b.res.close()
-	runtime.KeepAlive(b)
+	b.res.leaveTicker()
 	return nil
 }
 
@@ -573,7 +566,7 @@ func (b *Breaker) FallbackPayload() (contentType string, body []byte, ok bool, e
 		runtime.KeepAlive(b)
 		return "", nil, false, nil
 	}
-	// The pointers are into the breaker, kept alive by b (res.pin) until KeepAlive.
+	// The pointers are into the breaker, which lives while b does (KeepAlive below).
 	body = C.GoBytes(unsafe.Pointer(bp), C.int(bl))
 	contentType = C.GoStringN((*C.char)(unsafe.Pointer(cp)), C.int(cl))
 	runtime.KeepAlive(b)

@@ -19,17 +19,13 @@ import (
 //	b, _ := surgewall.NewBreaker("db", surgewall.WithClock(clock))
 //	clock.Advance(5 * time.Second)
 type MockClock struct {
-	res     *clockRes
-	cleanup runtime.Cleanup
+	h      *C.surgewall_mock_clock
+	closed atomic.Bool
 }
 
-type clockRes struct {
-	h    *C.surgewall_mock_clock
-	once sync.Once
-	dead atomic.Bool
-}
-
-func (r *clockRes) free() { r.once.Do(func() { r.dead.Store(true); C.surgewall_mock_clock_free(r.h) }) }
+// freeMockClock is the cleanup: the handle is freed once the MockClock is unreachable, so
+// never while a call on it is in flight.
+func freeMockClock(h *C.surgewall_mock_clock) { C.surgewall_mock_clock_free(h) }
 
 // NewMockClock creates a mock clock. It starts at 1 s. It panics only if the library cannot
 // create one (out of handles), which tests cannot recover from anyway.
@@ -38,17 +34,17 @@ func NewMockClock() *MockClock {
 	if st := C.surgewall_mock_clock_new(&h); st != C.SURGEWALL_OK {
 		panic(statusErr("mock_clock_new", st))
 	}
-	c := &MockClock{res: &clockRes{h: h}}
-	c.cleanup = runtime.AddCleanup(c, (*clockRes).free, c.res)
+	c := &MockClock{h: h}
+	runtime.AddCleanup(c, freeMockClock, h)
 	return c
 }
 
 func (c *MockClock) handle() (*C.surgewall_mock_clock, error) {
 	maybeGC()
-	if c == nil || c.res.dead.Load() {
+	if c == nil || c.closed.Load() {
 		return nil, ErrClosed
 	}
-	return c.res.h, nil
+	return c.h, nil
 }
 
 // Advance moves the clock forward by d. A negative d panics (time does not go back), as
@@ -80,13 +76,12 @@ func (c *MockClock) Now() time.Duration {
 	return nsDuration(ns)
 }
 
-// Close frees the clock (breakers made with it keep their own reference). Idempotent.
+// Close marks the clock closed (breakers made with it keep their own reference and go on
+// reading it). Idempotent; the library memory goes when the MockClock is collected.
 func (c *MockClock) Close() error {
-	if c == nil {
-		return nil
+	if c != nil {
+		c.closed.Store(true)
 	}
-	c.cleanup.Stop()
-	c.res.free()
 	return nil
 }
 
