@@ -1,0 +1,264 @@
+package surgewall
+
+/*
+#include "surgewall.h"
+*/
+import "C"
+
+import (
+	"container/list"
+	"context"
+	"fmt"
+	"math"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+)
+
+// Bulkhead limits how many calls run at once. Slots are taken with one atomic operation in
+// the library; callers that may wait (MaxWait > 0) wait in Go, in FIFO order, so that a
+// wait honours ctx's deadline and cancellation and blocks no OS thread. Safe for
+// concurrent use.
+type Bulkhead struct {
+	h       *C.surgewall_bulkhead
+	closed  atomic.Bool
+	name    string
+	maxWait time.Duration
+
+	waiting atomic.Int64 // goroutines in the queue (new callers queue behind them)
+	mu      sync.Mutex
+	queue   list.List // of chan struct{}, FIFO
+
+	waited, timedOut, totalWaitNs, maxWaitNs atomic.Uint64
+}
+
+func freeBulkhead(h *C.surgewall_bulkhead) { C.surgewall_bulkhead_free(h) }
+
+// NewBulkhead creates a bulkhead with maxConcurrent slots. maxWait is how long Acquire may
+// wait for a slot (0: never wait; the caller's ctx can shorten any wait).
+func NewBulkhead(name string, maxConcurrent int, maxWait time.Duration) (*Bulkhead, error) {
+	if versionErr != nil {
+		return nil, versionErr
+	}
+	if maxConcurrent < 0 || maxConcurrent > math.MaxUint32 {
+		return nil, &ConfigError{Field: "max_concurrent", Message: fmt.Sprintf("must be in [1, %d], got %d", uint32(math.MaxUint32), maxConcurrent)}
+	}
+	var h *C.surgewall_bulkhead
+	var cerr *C.surgewall_error
+	// The library gets no wait of its own: waiting happens in Go (see Acquire).
+	if maxWait < 0 {
+		return nil, &ConfigError{Field: "max_wait", Message: fmt.Sprintf("must not be negative, got %v", maxWait)}
+	}
+	st := C.surgewall_bulkhead_new((*C.uint8_t)(unsafe.Pointer(unsafe.StringData(name))), C.size_t(len(name)),
+		C.uint32_t(maxConcurrent), 0, nil, &h, &cerr)
+	if st != C.SURGEWALL_OK {
+		return nil, constructorErr("bulkhead_new", st, cerr)
+	}
+	b := &Bulkhead{h: h, name: name, maxWait: maxWait}
+	runtime.AddCleanup(b, freeBulkhead, h)
+	return b, nil
+}
+
+// Name is the bulkhead's name.
+func (b *Bulkhead) Name() string { return b.name }
+
+func (b *Bulkhead) handle() (*C.surgewall_bulkhead, error) {
+	maybeGC()
+	if b.closed.Load() {
+		return nil, ErrClosed
+	}
+	return b.h, nil
+}
+
+// TryAcquire takes a slot without waiting: nil, or an error matching ErrBulkheadFull.
+// Every nil must be followed by exactly one Release.
+func (b *Bulkhead) TryAcquire() error {
+	h, err := b.handle()
+	if err != nil {
+		return err
+	}
+	st := C.surgewall_bulkhead_try_acquire(h)
+	runtime.KeepAlive(b)
+	if st == C.SURGEWALL_BULKHEAD_FULL {
+		return &BulkheadFullError{Bulkhead: b.name}
+	}
+	return statusErr("bulkhead_try_acquire", st)
+}
+
+// BulkheadFullError is a refusal by a bulkhead. It matches ErrBulkheadFull, and ErrTimeout
+// when the caller waited its whole MaxWait.
+type BulkheadFullError struct {
+	Bulkhead string
+	// Waited is how long the caller waited before the refusal (0: it did not wait).
+	Waited   time.Duration
+	TimedOut bool
+}
+
+func (e *BulkheadFullError) Error() string {
+	if e.TimedOut {
+		return fmt.Sprintf("surgewall: bulkhead %q is full (waited %v)", e.Bulkhead, e.Waited)
+	}
+	return fmt.Sprintf("surgewall: bulkhead %q is full", e.Bulkhead)
+}
+
+// Is matches ErrBulkheadFull, and ErrTimeout after a whole wait.
+func (e *BulkheadFullError) Is(target error) bool {
+	return target == ErrBulkheadFull || (e.TimedOut && target == ErrTimeout)
+}
+
+// Acquire takes a slot, waiting up to the bulkhead's MaxWait (and no longer than ctx allows)
+// behind earlier waiters. It returns nil, a *BulkheadFullError, or ctx's error when ctx ends
+// first. Every nil must be followed by exactly one Release.
+func (b *Bulkhead) Acquire(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if b.waiting.Load() == 0 {
+		if err := b.TryAcquire(); err == nil || b.maxWait == 0 || !isFull(err) {
+			return err
+		}
+	} else if b.maxWait == 0 {
+		return &BulkheadFullError{Bulkhead: b.name}
+	}
+	return b.wait(ctx)
+}
+
+func isFull(err error) bool { _, ok := err.(*BulkheadFullError); return ok }
+
+func (b *Bulkhead) wait(ctx context.Context) error {
+	start := time.Now()
+	timer := time.NewTimer(b.maxWait)
+	defer timer.Stop()
+	ch := make(chan struct{}, 1)
+	b.mu.Lock()
+	el := b.queue.PushBack(ch)
+	b.waiting.Add(1)
+	b.mu.Unlock()
+	b.waited.Add(1)
+	leave := func() {
+		b.mu.Lock()
+		if el != nil {
+			b.queue.Remove(el)
+			b.waiting.Add(-1)
+			el = nil
+		}
+		b.mu.Unlock()
+	}
+	defer func() {
+		leave()
+		d := uint64(time.Since(start))
+		b.totalWaitNs.Add(d)
+		for m := b.maxWaitNs.Load(); d > m && !b.maxWaitNs.CompareAndSwap(m, d); m = b.maxWaitNs.Load() {
+		}
+	}()
+	// A release may have happened between the first try and joining the queue.
+	b.wakeFirst()
+	for {
+		select {
+		case <-ch:
+			err := b.TryAcquire()
+			if err == nil || !isFull(err) {
+				leave()
+				b.wakeFirst() // pass on a slot this waiter may not need (a second release)
+				return err
+			}
+			// Another caller took the slot first; stay in line.
+		case <-ctx.Done():
+			leave()
+			b.passOn(ch)
+			return ctx.Err()
+		case <-timer.C:
+			leave()
+			b.passOn(ch)
+			b.timedOut.Add(1)
+			return &BulkheadFullError{Bulkhead: b.name, Waited: time.Since(start), TimedOut: true}
+		}
+	}
+}
+
+// passOn gives a wake-up this waiter received but will not use to the next waiter.
+func (b *Bulkhead) passOn(ch chan struct{}) {
+	select {
+	case <-ch:
+		b.wakeFirst()
+	default:
+	}
+}
+
+// wakeFirst signals the first waiter (if any) to try for a slot.
+func (b *Bulkhead) wakeFirst() {
+	if b.waiting.Load() == 0 {
+		return
+	}
+	b.mu.Lock()
+	if e := b.queue.Front(); e != nil {
+		select {
+		case e.Value.(chan struct{}) <- struct{}{}:
+		default:
+		}
+	}
+	b.mu.Unlock()
+}
+
+// Release gives a slot back (ErrUnexpectedResult when none was taken: nothing changes).
+func (b *Bulkhead) Release() error {
+	h, err := b.handle()
+	if err != nil {
+		return err
+	}
+	st := C.surgewall_bulkhead_release(h)
+	runtime.KeepAlive(b)
+	b.wakeFirst()
+	return statusErr("bulkhead_release", st)
+}
+
+// Execute runs fn in a slot (see Acquire) and gives the slot back, also when fn panics.
+func (b *Bulkhead) Execute(ctx context.Context, fn func(context.Context) error) error {
+	if err := b.Acquire(ctx); err != nil {
+		return err
+	}
+	defer b.Release()
+	return fn(ctx)
+}
+
+// BulkheadMetrics is a snapshot of a bulkhead.
+type BulkheadMetrics struct {
+	// Active calls now (never above MaxConcurrent); Waiting goroutines now.
+	Active, Waiting, MaxConcurrent uint64
+	// Accepted, ever; Rejected: refused tries, ever (a waiter's failed tries included).
+	Accepted, Rejected uint64
+	// TimedOut: waits that ran out; Waited: calls that had to wait.
+	TimedOut, Waited   uint64
+	TotalWait, MaxWait time.Duration
+	UnexpectedReleases uint64
+}
+
+// Metrics returns a snapshot. Waits happen in Go, so their counts come from Go.
+func (b *Bulkhead) Metrics() (BulkheadMetrics, error) {
+	h, err := b.handle()
+	if err != nil {
+		return BulkheadMetrics{}, err
+	}
+	var s C.struct_surgewall_bulkhead_stats
+	st := C.surgewall_bulkhead_metrics(h, &s)
+	runtime.KeepAlive(b)
+	if err := statusErr("bulkhead_metrics", st); err != nil {
+		return BulkheadMetrics{}, err
+	}
+	return BulkheadMetrics{
+		Active: uint64(s.active), Waiting: uint64(b.waiting.Load()), MaxConcurrent: uint64(s.max_concurrent),
+		Accepted: uint64(s.accepted), Rejected: uint64(s.rejected),
+		TimedOut: b.timedOut.Load(), Waited: b.waited.Load(),
+		TotalWait: time.Duration(b.totalWaitNs.Load()), MaxWait: time.Duration(b.maxWaitNs.Load()),
+		UnexpectedReleases: uint64(s.unexpected_releases),
+	}, nil
+}
+
+// Close marks the bulkhead closed (later calls return ErrClosed). Idempotent; the library
+// memory goes when the Bulkhead is collected.
+func (b *Bulkhead) Close() error {
+	b.closed.Store(true)
+	return nil
+}

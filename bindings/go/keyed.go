@@ -1,0 +1,325 @@
+package surgewall
+
+/*
+#include "surgewall.h"
+*/
+import "C"
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"runtime"
+	"sync/atomic"
+	"time"
+	"unsafe"
+)
+
+// KeyedBulkheadConfig configures a KeyedBulkhead: per-key concurrency limits (a tenant, a
+// user) with an optional limit across all keys. Zero fields keep the library defaults.
+type KeyedBulkheadConfig struct {
+	// PerKeyMax calls in flight per key (required, >= 1).
+	PerKeyMax int
+	// GlobalMax calls in flight across all keys (0: no global limit).
+	GlobalMax int
+	// Limits overrides PerKeyMax for some keys.
+	Limits map[uint64]int
+	// MaxKeys caps the keys held (0: no cap). Beyond it new keys are refused, or share one
+	// overflow entry when SharedOverflow is set.
+	MaxKeys        int
+	SharedOverflow bool
+	// IdleTTL: Sweep evicts keys idle that long (never a key with calls in flight).
+	IdleTTL time.Duration
+	// Clock drives idle eviction in tests.
+	Clock *MockClock
+}
+
+// KeyedBulkhead holds one small bulkhead per key (16 B per idle key in the library). Safe
+// for concurrent use.
+type KeyedBulkhead struct {
+	h      *C.surgewall_keyed_bulkhead
+	closed atomic.Bool
+}
+
+// KeyedPermit is a slot taken for one key; give it back with Release, exactly once.
+type KeyedPermit struct {
+	kb *KeyedBulkhead
+	p  C.struct_surgewall_keyed_permit
+}
+
+// KeyedRejection says why a keyed acquire was refused.
+type KeyedRejection int32
+
+const (
+	// KeyFull: the key is at its own limit.
+	KeyFull KeyedRejection = C.SURGEWALL_KEYED_REJECTION_KEY_FULL
+	// GlobalFull: all keys together are at the global limit.
+	GlobalFull KeyedRejection = C.SURGEWALL_KEYED_REJECTION_GLOBAL_FULL
+	// TooManyKeys: the key is new and the key cap is reached.
+	TooManyKeys KeyedRejection = C.SURGEWALL_KEYED_REJECTION_TOO_MANY_KEYS
+)
+
+func (r KeyedRejection) String() string {
+	switch r {
+	case KeyFull:
+		return "key full"
+	case GlobalFull:
+		return "global limit reached"
+	case TooManyKeys:
+		return "too many keys"
+	}
+	return fmt.Sprintf("KeyedRejection(%d)", int32(r))
+}
+
+// KeyedRejectedError is a refusal by a KeyedBulkhead. It matches ErrBulkheadFull (KeyFull,
+// GlobalFull) or ErrRegistryFull (TooManyKeys).
+type KeyedRejectedError struct {
+	Key    uint64
+	Reason KeyedRejection
+}
+
+func (e *KeyedRejectedError) Error() string {
+	return fmt.Sprintf("surgewall: keyed bulkhead refused key %#x: %v", e.Key, e.Reason)
+}
+
+// Is matches ErrBulkheadFull or ErrRegistryFull by reason.
+func (e *KeyedRejectedError) Is(target error) bool {
+	if e.Reason == TooManyKeys {
+		return target == ErrRegistryFull
+	}
+	return target == ErrBulkheadFull
+}
+
+func freeKeyedBulkhead(h *C.surgewall_keyed_bulkhead) { C.surgewall_keyed_bulkhead_free(h) }
+
+func u32(field string, n int) (C.uint32_t, error) {
+	if n < 0 || uint64(n) > math.MaxUint32 {
+		return 0, &ConfigError{Field: field, Message: fmt.Sprintf("must be in [0, %d], got %d", uint32(math.MaxUint32), n)}
+	}
+	return C.uint32_t(n), nil
+}
+
+// NewKeyedBulkhead creates a keyed bulkhead.
+func NewKeyedBulkhead(cfg KeyedBulkheadConfig) (*KeyedBulkhead, error) {
+	if versionErr != nil {
+		return nil, versionErr
+	}
+	perKey, err := u32("per_key_max", cfg.PerKeyMax)
+	if err != nil {
+		return nil, err
+	}
+	global, err := u32("global_max", cfg.GlobalMax)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.MaxKeys < 0 {
+		return nil, &ConfigError{Field: "max_keys", Message: fmt.Sprintf("must not be negative, got %d", cfg.MaxKeys)}
+	}
+	var c *C.surgewall_keyed_bulkhead_config
+	if err := statusErr("keyed_bulkhead_config_new", C.surgewall_keyed_bulkhead_config_new(perKey, &c)); err != nil {
+		return nil, err
+	}
+	set := func(op string, st C.surgewall_status) error {
+		if err := statusErr(op, st); err != nil {
+			C.surgewall_keyed_bulkhead_config_free(c)
+			return err
+		}
+		return nil
+	}
+	if cfg.GlobalMax > 0 {
+		if err := set("keyed_bulkhead_config_set_global_max", C.surgewall_keyed_bulkhead_config_set_global_max(c, global)); err != nil {
+			return nil, err
+		}
+	}
+	for k, n := range cfg.Limits {
+		v, err := u32("limits", n)
+		if err != nil {
+			C.surgewall_keyed_bulkhead_config_free(c)
+			return nil, err
+		}
+		if err := set("keyed_bulkhead_config_set_limit_for", C.surgewall_keyed_bulkhead_config_set_limit_for(c, C.uint64_t(k), v)); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.MaxKeys > 0 {
+		if err := set("keyed_bulkhead_config_set_max_keys", C.surgewall_keyed_bulkhead_config_set_max_keys(c, C.size_t(cfg.MaxKeys), C.bool(cfg.SharedOverflow))); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.IdleTTL != 0 {
+		if err := set("keyed_bulkhead_config_set_idle_ttl", C.surgewall_keyed_bulkhead_config_set_idle_ttl(c, durationNs(cfg.IdleTTL))); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Clock != nil {
+		ch, err := cfg.Clock.handle()
+		if err != nil {
+			C.surgewall_keyed_bulkhead_config_free(c)
+			return nil, err
+		}
+		if err := set("keyed_bulkhead_config_set_mock_clock", C.surgewall_keyed_bulkhead_config_set_mock_clock(c, ch)); err != nil {
+			return nil, err
+		}
+		runtime.KeepAlive(cfg.Clock)
+	}
+	var h *C.surgewall_keyed_bulkhead
+	var cerr *C.surgewall_error
+	if st := C.surgewall_keyed_bulkhead_new(c, &h, &cerr); st != C.SURGEWALL_OK {
+		return nil, constructorErr("keyed_bulkhead_new", st, cerr)
+	}
+	kb := &KeyedBulkhead{h: h}
+	runtime.AddCleanup(kb, freeKeyedBulkhead, h)
+	return kb, nil
+}
+
+func (kb *KeyedBulkhead) handle() (*C.surgewall_keyed_bulkhead, error) {
+	maybeGC()
+	if kb.closed.Load() {
+		return nil, ErrClosed
+	}
+	return kb.h, nil
+}
+
+func (kb *KeyedBulkhead) acquired(st C.surgewall_status, key uint64, p C.struct_surgewall_keyed_permit, r C.surgewall_keyed_rejection) (KeyedPermit, error) {
+	switch st {
+	case C.SURGEWALL_OK:
+		return KeyedPermit{kb: kb, p: p}, nil
+	case C.SURGEWALL_BULKHEAD_FULL, C.SURGEWALL_REGISTRY_FULL:
+		return KeyedPermit{}, &KeyedRejectedError{Key: key, Reason: KeyedRejection(r)}
+	}
+	return KeyedPermit{}, statusErr("keyed_bulkhead_try_acquire", st)
+}
+
+// TryAcquire takes a slot for key without waiting.
+func (kb *KeyedBulkhead) TryAcquire(key uint64) (KeyedPermit, error) {
+	h, err := kb.handle()
+	if err != nil {
+		return KeyedPermit{}, err
+	}
+	var p C.struct_surgewall_keyed_permit
+	var r C.surgewall_keyed_rejection
+	st := C.surgewall_keyed_bulkhead_try_acquire(h, C.uint64_t(key), &p, &r)
+	runtime.KeepAlive(kb)
+	return kb.acquired(st, key, p, r)
+}
+
+// TryAcquireString takes a slot for a string key (hashed by the library with a
+// per-bulkhead seed; KeyOf gives the 64-bit key).
+func (kb *KeyedBulkhead) TryAcquireString(key string) (KeyedPermit, error) {
+	h, err := kb.handle()
+	if err != nil {
+		return KeyedPermit{}, err
+	}
+	var p C.struct_surgewall_keyed_permit
+	var r C.surgewall_keyed_rejection
+	st := C.surgewall_keyed_bulkhead_try_acquire_str(h, (*C.uint8_t)(unsafe.Pointer(unsafe.StringData(key))), C.size_t(len(key)), &p, &r)
+	runtime.KeepAlive(kb)
+	if st == C.SURGEWALL_BULKHEAD_FULL || st == C.SURGEWALL_REGISTRY_FULL {
+		k, _ := kb.KeyOf(key)
+		return kb.acquired(st, k, p, r)
+	}
+	return kb.acquired(st, 0, p, r)
+}
+
+// KeyOf is the 64-bit key a string key maps to in this bulkhead (for Active and events).
+func (kb *KeyedBulkhead) KeyOf(key string) (uint64, error) {
+	h, err := kb.handle()
+	if err != nil {
+		return 0, err
+	}
+	var out C.uint64_t
+	st := C.surgewall_keyed_bulkhead_key_of(h, (*C.uint8_t)(unsafe.Pointer(unsafe.StringData(key))), C.size_t(len(key)), &out)
+	runtime.KeepAlive(kb)
+	return uint64(out), statusErr("keyed_bulkhead_key_of", st)
+}
+
+// Release gives the slot back (ErrUnexpectedResult when it was not taken).
+func (p KeyedPermit) Release() error {
+	if p.kb == nil {
+		return ErrInvalidPermit
+	}
+	h, err := p.kb.handle()
+	if err != nil {
+		return err
+	}
+	st := C.surgewall_keyed_bulkhead_release(h, p.p)
+	runtime.KeepAlive(p.kb)
+	return statusErr("keyed_bulkhead_release", st)
+}
+
+// Execute runs fn in a slot of key (no waiting) and gives it back, also when fn panics.
+func (kb *KeyedBulkhead) Execute(ctx context.Context, key string, fn func(context.Context) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	p, err := kb.TryAcquireString(key)
+	if err != nil {
+		return err
+	}
+	defer p.Release()
+	return fn(ctx)
+}
+
+// Active is the number of calls in flight for key (0 for a key not held).
+func (kb *KeyedBulkhead) Active(key uint64) (uint64, error) {
+	h, err := kb.handle()
+	if err != nil {
+		return 0, err
+	}
+	var out C.uint64_t
+	st := C.surgewall_keyed_bulkhead_active(h, C.uint64_t(key), &out)
+	runtime.KeepAlive(kb)
+	return uint64(out), statusErr("keyed_bulkhead_active", st)
+}
+
+// Sweep evicts keys idle longer than IdleTTL and returns how many. Run it periodically:
+// idleness is measured between sweeps (a key unused since the previous sweep counts as idle
+// from then), so a key goes between IdleTTL and IdleTTL + one sweep interval after its last
+// use, and calls pay nothing for the tracking.
+func (kb *KeyedBulkhead) Sweep() (uint64, error) {
+	h, err := kb.handle()
+	if err != nil {
+		return 0, err
+	}
+	var out C.uint64_t
+	st := C.surgewall_keyed_bulkhead_sweep(h, &out)
+	runtime.KeepAlive(kb)
+	return uint64(out), statusErr("keyed_bulkhead_sweep", st)
+}
+
+// KeyedBulkheadMetrics is a snapshot of a keyed bulkhead.
+type KeyedBulkheadMetrics struct {
+	GlobalActive                                uint64
+	GlobalMax, PerKeyMax                        uint32
+	RejectedKey, RejectedGlobal                 uint64
+	UnexpectedReleases                          uint64
+	Keys, MaxKeys, Created, Evicted, Overflowed uint64
+	RefusedKeys                                 uint64
+}
+
+// Metrics returns a snapshot.
+func (kb *KeyedBulkhead) Metrics() (KeyedBulkheadMetrics, error) {
+	h, err := kb.handle()
+	if err != nil {
+		return KeyedBulkheadMetrics{}, err
+	}
+	var s C.struct_surgewall_keyed_bulkhead_stats
+	st := C.surgewall_keyed_bulkhead_metrics(h, &s)
+	runtime.KeepAlive(kb)
+	if err := statusErr("keyed_bulkhead_metrics", st); err != nil {
+		return KeyedBulkheadMetrics{}, err
+	}
+	return KeyedBulkheadMetrics{
+		GlobalActive: uint64(s.global_active), GlobalMax: uint32(s.global_max), PerKeyMax: uint32(s.per_key_max),
+		RejectedKey: uint64(s.rejected_key), RejectedGlobal: uint64(s.rejected_global),
+		UnexpectedReleases: uint64(s.unexpected_releases), Keys: uint64(s.keys), MaxKeys: uint64(s.max_keys),
+		Created: uint64(s.created), Evicted: uint64(s.evicted), Overflowed: uint64(s.overflowed),
+		RefusedKeys: uint64(s.refused_keys),
+	}, nil
+}
+
+// Close marks the keyed bulkhead closed. Idempotent.
+func (kb *KeyedBulkhead) Close() error {
+	kb.closed.Store(true)
+	return nil
+}
