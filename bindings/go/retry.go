@@ -1,0 +1,541 @@
+package surgewall
+
+/*
+#include "surgewall.h"
+
+#cgo noescape surgewall_retry_schedule_next
+#cgo nocallback surgewall_retry_schedule_next
+*/
+import "C"
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"runtime"
+	"sync/atomic"
+	"time"
+	"unsafe"
+)
+
+// The header names these enums in comments only (cbindgen emits no type for an enum passed
+// as int32_t), so the values are mirrored from ffi/src/retry.rs.
+const (
+	cAttemptSuccess      = 0
+	cAttemptRetryable    = 1
+	cAttemptNotRetryable = 2
+)
+
+// StopReason says why a retry stopped.
+type StopReason int32
+
+const (
+	StopSucceeded       StopReason = 0 // the last attempt succeeded
+	StopNotRetryable    StopReason = 1 // the last error was not retryable
+	StopMaxAttempts     StopReason = 2 // no attempts left
+	StopMaxElapsed      StopReason = 3 // the next attempt would overrun MaxElapsed
+	StopBudgetExhausted StopReason = 4 // the retry budget refused
+	StopBreakerOpen     StopReason = 5 // the breaker rejects for longer than the retry may wait
+)
+
+var stopNames = [...]string{"succeeded", "not_retryable", "max_attempts", "max_elapsed", "budget_exhausted", "breaker_open"}
+
+func (r StopReason) String() string {
+	if r >= 0 && int(r) < len(stopNames) {
+		return stopNames[r]
+	}
+	return fmt.Sprintf("StopReason(%d)", int32(r))
+}
+
+// Jitter randomises retry delays. The zero value keeps the library default (full jitter).
+type Jitter int32
+
+const (
+	JitterDefault Jitter = iota // full jitter
+	JitterNone                  // exact delays
+	JitterFull                  // uniform in [0, delay]
+	JitterEqual                 // uniform in [delay/2, delay]
+)
+
+// Backoff is a delay strategy for retries: Constant, Linear, Exponential or Decorrelated.
+type Backoff struct {
+	kind          int
+	initial, step time.Duration
+	multiplier    float64
+}
+
+// Constant waits d before every retry.
+func Constant(d time.Duration) Backoff { return Backoff{kind: 1, initial: d} }
+
+// Linear waits initial + n*step before the n-th retry.
+func Linear(initial, step time.Duration) Backoff {
+	return Backoff{kind: 2, initial: initial, step: step}
+}
+
+// Exponential waits initial * multiplier^n before the n-th retry (the library default is
+// Exponential(100ms, 2)).
+func Exponential(initial time.Duration, multiplier float64) Backoff {
+	return Backoff{kind: 3, initial: initial, multiplier: multiplier}
+}
+
+// Decorrelated waits a uniform delay in [base, 3 x the previous one] (capped by MaxDelay).
+func Decorrelated(base time.Duration) Backoff { return Backoff{kind: 4, initial: base} }
+
+// RetryConfig configures a Retry. Zero fields keep the library defaults: 3 attempts,
+// Exponential(100ms, 2) with full jitter, delays capped at 10 s, no elapsed limit, wait for
+// an open breaker, no budget.
+type RetryConfig struct {
+	// MaxAttempts in all, the first included (>= 1).
+	MaxAttempts int
+	Backoff     Backoff
+	Jitter      Jitter
+	// MaxDelay caps every delay (a server's Retry-After too).
+	MaxDelay time.Duration
+	// MaxElapsed: never start an attempt that would end later than this after the start.
+	MaxElapsed time.Duration
+	// AttemptTimeout: how long one attempt may take (to decide whether the next one fits
+	// MaxElapsed). Do does not cancel attempts; give fn a ctx deadline for that.
+	AttemptTimeout time.Duration
+	// StopOnOpenBreaker: when the breaker rejects, stop instead of waiting for it.
+	StopOnOpenBreaker bool
+	// Budget shared with other retries (nil: none).
+	Budget *RetryBudget
+	// Seed makes the jitter deterministic (0: random).
+	Seed uint64
+	// Clock drives the schedule in tests (then also set Sleep).
+	Clock *MockClock
+
+	// Retryable says which errors are worth another attempt (default: all but ctx errors).
+	// A breaker rejection is always retryable: the schedule waits for the breaker.
+	Retryable func(error) bool
+	// RetryAfter extracts a server's Retry-After from an error (optional).
+	RetryAfter func(error) (time.Duration, bool)
+	// Sleep waits d or until ctx ends (default: a timer). Tests with a MockClock pass one
+	// that advances the clock.
+	Sleep func(ctx context.Context, d time.Duration) error
+}
+
+// Retry runs operations again after failures, on the library's schedule (backoff, jitter,
+// attempts, elapsed limit, budget, breaker awareness). Safe for concurrent use: each Do
+// gets its own schedule.
+type Retry struct {
+	h          *C.surgewall_retry_policy
+	closed     atomic.Bool
+	retryable  func(error) bool
+	retryAfter func(error) (time.Duration, bool)
+	sleep      func(context.Context, time.Duration) error
+}
+
+// RetryError is returned when a retry gives up after a retryable error. It matches
+// ErrRetriesExhausted (attempts or elapsed time ran out), ErrRetryBudgetExhausted (the
+// budget refused) or the breaker's rejection (StopBreakerOpen), and unwraps to the last
+// attempt's error as well.
+type RetryError struct {
+	Attempts int
+	Reason   StopReason
+	Last     error
+}
+
+func (e *RetryError) Error() string {
+	return fmt.Sprintf("surgewall: gave up after %d attempts (%v): %v", e.Attempts, e.Reason, e.Last)
+}
+
+// Unwrap returns the reason's sentinel and the last error.
+func (e *RetryError) Unwrap() []error {
+	switch e.Reason {
+	case StopBudgetExhausted:
+		return []error{ErrRetryBudgetExhausted, e.Last}
+	case StopBreakerOpen:
+		return []error{e.Last}
+	}
+	return []error{ErrRetriesExhausted, e.Last}
+}
+
+func freeRetryPolicy(h *C.surgewall_retry_policy) { C.surgewall_retry_policy_free(h) }
+
+func nonNegative(field string, d time.Duration) error {
+	if d < 0 {
+		return &ConfigError{Field: field, Message: fmt.Sprintf("must not be negative, got %v", d)}
+	}
+	return nil
+}
+
+// NewRetry creates a retry policy.
+func NewRetry(cfg RetryConfig) (*Retry, error) {
+	if versionErr != nil {
+		return nil, versionErr
+	}
+	if cfg.MaxAttempts < 0 || cfg.MaxAttempts > math.MaxUint32 {
+		return nil, &ConfigError{Field: "max_attempts", Message: fmt.Sprintf("must be >= 1, got %d", cfg.MaxAttempts)}
+	}
+	if cfg.Jitter < JitterDefault || cfg.Jitter > JitterEqual {
+		return nil, &ConfigError{Field: "jitter", Message: fmt.Sprintf("unknown jitter %d", cfg.Jitter)}
+	}
+	var c *C.surgewall_retry_config
+	if err := statusErr("retry_config_new", C.surgewall_retry_config_new(&c)); err != nil {
+		return nil, err
+	}
+	var steps []func() C.surgewall_status
+	add := func(f func() C.surgewall_status) { steps = append(steps, f) }
+	if cfg.MaxAttempts > 0 {
+		add(func() C.surgewall_status {
+			return C.surgewall_retry_config_set_max_attempts(c, C.uint32_t(cfg.MaxAttempts))
+		})
+	}
+	switch bo := cfg.Backoff; bo.kind {
+	case 1:
+		add(func() C.surgewall_status {
+			return C.surgewall_retry_config_set_backoff_constant(c, durationNs(bo.initial))
+		})
+	case 2:
+		add(func() C.surgewall_status {
+			return C.surgewall_retry_config_set_backoff_linear(c, durationNs(bo.initial), durationNs(bo.step))
+		})
+	case 3:
+		add(func() C.surgewall_status {
+			return C.surgewall_retry_config_set_backoff_exponential(c, durationNs(bo.initial), C.double(bo.multiplier))
+		})
+	case 4:
+		add(func() C.surgewall_status {
+			return C.surgewall_retry_config_set_backoff_decorrelated(c, durationNs(bo.initial))
+		})
+	}
+	if cfg.Jitter != JitterDefault {
+		add(func() C.surgewall_status { return C.surgewall_retry_config_set_jitter(c, C.int32_t(cfg.Jitter-1)) })
+	}
+	if cfg.MaxDelay != 0 {
+		add(func() C.surgewall_status { return C.surgewall_retry_config_set_max_delay(c, durationNs(cfg.MaxDelay)) })
+	}
+	if cfg.MaxElapsed != 0 {
+		add(func() C.surgewall_status {
+			return C.surgewall_retry_config_set_max_elapsed(c, durationNs(cfg.MaxElapsed))
+		})
+	}
+	if cfg.AttemptTimeout != 0 {
+		add(func() C.surgewall_status {
+			return C.surgewall_retry_config_set_attempt_timeout(c, durationNs(cfg.AttemptTimeout))
+		})
+	}
+	if cfg.StopOnOpenBreaker {
+		add(func() C.surgewall_status { return C.surgewall_retry_config_set_stop_on_open_breaker(c, true) })
+	}
+	if cfg.Seed != 0 {
+		add(func() C.surgewall_status { return C.surgewall_retry_config_set_seed(c, C.uint64_t(cfg.Seed)) })
+	}
+	if cfg.Budget != nil {
+		add(func() C.surgewall_status {
+			h, err := cfg.Budget.handle()
+			if err != nil {
+				return C.SURGEWALL_INVALID_HANDLE
+			}
+			return C.surgewall_retry_config_set_budget(c, h)
+		})
+	}
+	if cfg.Clock != nil {
+		add(func() C.surgewall_status {
+			h, err := cfg.Clock.handle()
+			if err != nil {
+				return C.SURGEWALL_INVALID_HANDLE
+			}
+			return C.surgewall_retry_config_set_mock_clock(c, h)
+		})
+	}
+	for _, f := range steps {
+		if err := statusErr("retry_config", f()); err != nil {
+			C.surgewall_retry_config_free(c)
+			return nil, err
+		}
+	}
+	runtime.KeepAlive(cfg.Budget)
+	runtime.KeepAlive(cfg.Clock)
+	var h *C.surgewall_retry_policy
+	var cerr *C.surgewall_error
+	if st := C.surgewall_retry_policy_new(c, &h, &cerr); st != C.SURGEWALL_OK {
+		return nil, constructorErr("retry_policy_new", st, cerr)
+	}
+	r := &Retry{h: h, retryable: cfg.Retryable, retryAfter: cfg.RetryAfter, sleep: cfg.Sleep}
+	if r.sleep == nil {
+		r.sleep = sleepCtx
+	}
+	runtime.AddCleanup(r, freeRetryPolicy, h)
+	return r, nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (r *Retry) handle() (*C.surgewall_retry_policy, error) {
+	maybeGC()
+	if r.closed.Load() {
+		return nil, ErrClosed
+	}
+	return r.h, nil
+}
+
+// Do runs fn until it succeeds or the schedule stops. It returns nil, the error of an
+// attempt that was not retryable (as is), ctx's error when ctx ends (joined with the last
+// attempt's error), or a *RetryError.
+func (r *Retry) Do(ctx context.Context, fn func(context.Context) error) error {
+	return r.do(ctx, nil, fn)
+}
+
+// DoWith runs each attempt through breaker b (b.Execute): the schedule never retries into
+// it while it rejects, but waits for its RetryAfter (or stops, with StopOnOpenBreaker).
+func (r *Retry) DoWith(ctx context.Context, b *Breaker, fn func(context.Context) error) error {
+	return r.do(ctx, b, func(ctx context.Context) error { return b.Execute(ctx, fn) })
+}
+
+// RetryCall is Retry.Do (or DoWith when b is not nil) for a function with a value.
+func RetryCall[T any](ctx context.Context, r *Retry, b *Breaker, fn func(context.Context) (T, error)) (T, error) {
+	var v T
+	attempt := func(ctx context.Context) error {
+		var err error
+		v, err = fn(ctx)
+		return err
+	}
+	var err error
+	if b != nil {
+		err = r.do(ctx, b, func(ctx context.Context) error { return b.Execute(ctx, attempt) })
+	} else {
+		err = r.do(ctx, nil, attempt)
+	}
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return v, nil
+}
+
+func (r *Retry) do(ctx context.Context, b *Breaker, fn func(context.Context) error) error {
+	h, err := r.handle()
+	if err != nil {
+		return err
+	}
+	var s *C.surgewall_retry_schedule
+	st := C.surgewall_retry_schedule_new(h, &s)
+	runtime.KeepAlive(r)
+	if err := statusErr("retry_schedule_new", st); err != nil {
+		return err
+	}
+	defer C.surgewall_retry_schedule_free(s)
+	var bh *C.surgewall_breaker
+	if b != nil {
+		if bh, err = b.handle(); err != nil {
+			return err
+		}
+	}
+	for attempts := 1; ; attempts++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		last := fn(ctx)
+		outcome, retryAfter := C.int32_t(cAttemptSuccess), C.int64_t(-1)
+		switch {
+		case last == nil:
+		case errors.Is(last, ErrRejected):
+			outcome = cAttemptRetryable
+		case errors.Is(last, context.Canceled) || errors.Is(last, context.DeadlineExceeded):
+			return last
+		case r.retryable != nil && !r.retryable(last):
+			outcome = cAttemptNotRetryable
+		default:
+			outcome = cAttemptRetryable
+		}
+		if last != nil && r.retryAfter != nil {
+			if d, ok := r.retryAfter(last); ok && d >= 0 {
+				retryAfter = durationNs(d)
+			}
+		}
+		var d C.struct_surgewall_retry_decision
+		st := C.surgewall_retry_schedule_next(s, outcome, retryAfter, bh, &d)
+		runtime.KeepAlive(b)
+		if err := statusErr("retry_schedule_next", st); err != nil {
+			return err
+		}
+		if !bool(d.retry) {
+			reason := StopReason(d.stop_reason)
+			if last == nil || reason == StopNotRetryable {
+				return last
+			}
+			return &RetryError{Attempts: attempts, Reason: reason, Last: last}
+		}
+		if err := r.sleep(ctx, nsDuration(d.delay_ns)); err != nil {
+			return errors.Join(err, last)
+		}
+	}
+}
+
+// RetryMetrics are the totals of a Retry.
+type RetryMetrics struct {
+	// Operations started (Do calls) and retries scheduled.
+	Operations, Retries uint64
+	// Stops by reason.
+	Stops map[StopReason]uint64
+}
+
+// Metrics returns the totals.
+func (r *Retry) Metrics() (RetryMetrics, error) {
+	h, err := r.handle()
+	if err != nil {
+		return RetryMetrics{}, err
+	}
+	var s C.struct_surgewall_retry_stats
+	st := C.surgewall_retry_policy_metrics(h, &s)
+	runtime.KeepAlive(r)
+	if err := statusErr("retry_policy_metrics", st); err != nil {
+		return RetryMetrics{}, err
+	}
+	m := RetryMetrics{Operations: uint64(s.operations), Retries: uint64(s.retries), Stops: map[StopReason]uint64{}}
+	for i, n := range s.stops {
+		if n != 0 {
+			m.Stops[StopReason(i)] = uint64(n)
+		}
+	}
+	return m, nil
+}
+
+// Close marks the retry policy closed. Idempotent.
+func (r *Retry) Close() error {
+	r.closed.Store(true)
+	return nil
+}
+
+// RetryBudget caps retries at a ratio of requests plus a floor per second, over a sliding
+// window, shared by every Retry that uses it. Safe for concurrent use.
+type RetryBudget struct {
+	h      *C.surgewall_retry_budget
+	closed atomic.Bool
+}
+
+func freeRetryBudget(h *C.surgewall_retry_budget) { C.surgewall_retry_budget_free(h) }
+
+func budgetWindow(window time.Duration) (C.uint32_t, error) {
+	if window%time.Second != 0 || window < time.Second || window > 60*time.Second {
+		return 0, &ConfigError{Field: "window", Message: fmt.Sprintf("must be whole seconds in [1s, 60s], got %v", window)}
+	}
+	return C.uint32_t(window / time.Second), nil
+}
+
+// NewRetryBudget creates a budget of its own: ratio of requests (in [0, 1]) plus
+// minPerSecond retries a second, over window (whole seconds, 1 s to 60 s). clock may be nil.
+func NewRetryBudget(ratio, minPerSecond float64, window time.Duration, clock *MockClock) (*RetryBudget, error) {
+	if versionErr != nil {
+		return nil, versionErr
+	}
+	w, err := budgetWindow(window)
+	if err != nil {
+		return nil, err
+	}
+	var ch *C.surgewall_mock_clock
+	if clock != nil {
+		if ch, err = clock.handle(); err != nil {
+			return nil, err
+		}
+	}
+	var h *C.surgewall_retry_budget
+	var cerr *C.surgewall_error
+	st := C.surgewall_retry_budget_new(C.double(ratio), C.double(minPerSecond), w, ch, &h, &cerr)
+	runtime.KeepAlive(clock)
+	if st != C.SURGEWALL_OK {
+		return nil, constructorErr("retry_budget_new", st, cerr)
+	}
+	b := &RetryBudget{h: h}
+	runtime.AddCleanup(b, freeRetryBudget, h)
+	return b, nil
+}
+
+// SharedRetryBudget is the process-wide budget named name, created with this configuration
+// on first use (later calls get the same budget, whatever configuration they pass; other
+// languages in the process share it too).
+func SharedRetryBudget(name string, ratio, minPerSecond float64, window time.Duration) (*RetryBudget, error) {
+	if versionErr != nil {
+		return nil, versionErr
+	}
+	w, err := budgetWindow(window)
+	if err != nil {
+		return nil, err
+	}
+	var h *C.surgewall_retry_budget
+	var cerr *C.surgewall_error
+	st := C.surgewall_retry_budget_shared((*C.uint8_t)(unsafe.Pointer(unsafe.StringData(name))), C.size_t(len(name)),
+		C.double(ratio), C.double(minPerSecond), w, &h, &cerr)
+	if st != C.SURGEWALL_OK {
+		return nil, constructorErr("retry_budget_shared", st, cerr)
+	}
+	b := &RetryBudget{h: h}
+	runtime.AddCleanup(b, freeRetryBudget, h)
+	return b, nil
+}
+
+func (b *RetryBudget) handle() (*C.surgewall_retry_budget, error) {
+	maybeGC()
+	if b == nil || b.closed.Load() {
+		return nil, ErrClosed
+	}
+	return b.h, nil
+}
+
+// RecordRequest counts a first attempt toward the budget (Retry does this itself).
+func (b *RetryBudget) RecordRequest() error {
+	h, err := b.handle()
+	if err != nil {
+		return err
+	}
+	st := C.surgewall_retry_budget_record_request(h)
+	runtime.KeepAlive(b)
+	return statusErr("retry_budget_record_request", st)
+}
+
+// TryRetry asks for one retry: nil (granted and counted) or ErrRetryBudgetExhausted.
+func (b *RetryBudget) TryRetry() error {
+	h, err := b.handle()
+	if err != nil {
+		return err
+	}
+	st := C.surgewall_retry_budget_try_retry(h)
+	runtime.KeepAlive(b)
+	return statusErr("retry_budget_try_retry", st)
+}
+
+// RetryBudgetMetrics is a snapshot of a budget.
+type RetryBudgetMetrics struct {
+	Requests, Retries uint64  // in the window
+	Allowed           float64 // retries the rule allows in the window now
+	Remaining         uint64
+	GrantedTotal      uint64
+	RefusedTotal      uint64
+}
+
+// Metrics returns a snapshot.
+func (b *RetryBudget) Metrics() (RetryBudgetMetrics, error) {
+	h, err := b.handle()
+	if err != nil {
+		return RetryBudgetMetrics{}, err
+	}
+	var s C.struct_surgewall_retry_budget_stats
+	st := C.surgewall_retry_budget_metrics(h, &s)
+	runtime.KeepAlive(b)
+	if err := statusErr("retry_budget_metrics", st); err != nil {
+		return RetryBudgetMetrics{}, err
+	}
+	return RetryBudgetMetrics{Requests: uint64(s.requests), Retries: uint64(s.retries), Allowed: float64(s.allowed),
+		Remaining: uint64(s.remaining), GrantedTotal: uint64(s.granted_total), RefusedTotal: uint64(s.refused_total)}, nil
+}
+
+// Close marks the budget closed (retry policies using it keep their own reference).
+func (b *RetryBudget) Close() error {
+	b.closed.Store(true)
+	return nil
+}
