@@ -1,0 +1,199 @@
+package surgewall
+
+import (
+	"context"
+	"errors"
+	"math"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestSLOBurnsTheBudgetAndHoldsTheBreakerOpen(t *testing.T) {
+	clock := NewMockClock()
+	b, _ := NewBreaker("slo-dep", WithClock(clock), neverTrips)
+	defer b.Close()
+	sub, _ := Subscribe()
+	defer sub.Close()
+	slo, err := NewSLO(SLOConfig{Objective: 0.99, Window: time.Hour,
+		FastBurn:   &BurnPair{Long: 10 * time.Minute, Short: time.Minute, Threshold: 10},
+		SlowBurn:   &BurnPair{Long: 30 * time.Minute, Short: 5 * time.Minute, Threshold: 5},
+		BurnBucket: 10 * time.Second, MinCalls: 10, Breaker: b, MinOpen: time.Minute, Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slo.Close()
+	for i := 0; i < 100; i++ {
+		_ = slo.Record(i%2 == 0) // 50 % bad against a 1 % budget
+	}
+	_ = slo.RecordOutcome(Ignored)
+	m, err := slo.Tick()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Calls != 100 || m.Bad != 50 || m.BudgetRemaining >= 0 || !m.Fast.Burning || !m.HoldingBreaker {
+		t.Fatalf("%+v", m)
+	}
+	if s, _ := b.State(); s != StateForcedOpen {
+		t.Fatal("the linked breaker is held open:", s)
+	}
+	found := false
+	for ev := range sub.Pending() {
+		if ev.Kind == EventSLOBurn && ev.Fast {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatal("no fast burn event")
+	}
+	if _, err := NewSLO(SLOConfig{Objective: 1.5}); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatal(err)
+	}
+	if _, err := NewSLO(SLOConfig{Objective: math.NaN()}); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatal(err)
+	}
+	slo.Close()
+	if err := slo.Record(true); !errors.Is(err, ErrClosed) {
+		t.Fatal(err)
+	}
+}
+
+func TestThresholdAdjusterMovesTowardTheBounds(t *testing.T) {
+	clock := NewMockClock()
+	b, _ := NewBreaker("adjusted", WithClock(clock), WithFailureRate(0.5), WithMinimumCalls(1000), WithCountWindow(1000))
+	defer b.Close()
+	a, err := NewThresholdAdjuster(b, ThresholdConfig{TargetErrorRate: 0.1, MinThreshold: 0.2, MaxThreshold: 0.8, Step: 0.1, MinCalls: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	for i := 0; i < 20; i++ {
+		_ = b.Execute(context.Background(), func(context.Context) error {
+			if i%4 == 0 {
+				return errBoom // 25 % errors, above the 10 % target
+			}
+			return nil
+		})
+	}
+	changed, old, new, err := a.Tick()
+	if err != nil || !changed || old != 0.5 || math.Abs(new-0.4) > 1e-9 {
+		t.Fatal(changed, old, new, err)
+	}
+	if m, _ := b.Metrics(); math.Abs(m.FailureRateThreshold-0.4) > 1e-9 {
+		t.Fatal(m.FailureRateThreshold)
+	}
+	if m, _ := a.Metrics(); m.Ticks != 1 || m.Changes != 1 {
+		t.Fatalf("%+v", m)
+	}
+	if _, err := NewThresholdAdjuster(b, ThresholdConfig{TargetErrorRate: 0.1, MinThreshold: 0.9, MaxThreshold: 0.2, Step: 0.1}); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatal("min above max:", err)
+	}
+	if _, err := NewThresholdAdjuster(nil, ThresholdConfig{}); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatal(err)
+	}
+}
+
+func TestEvents(t *testing.T) {
+	sub, err := Subscribe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	b, clock := newTestBreaker(t, WithoutFailureRate(), WithConsecutiveFailures(1), WithOpenFor(time.Second), WithHalfOpenCalls(1))
+	tripOpen(t, b, 1)
+	clock.Advance(time.Second)
+	_ = b.Execute(context.Background(), ok)
+	var got []Event
+	for ev := range sub.Pending() {
+		if ev.Source == b.ID() {
+			got = append(got, ev)
+		}
+	}
+	want := []struct {
+		from, to State
+		reason   TransitionReason
+	}{
+		{StateClosed, StateOpen, ReasonConsecutiveFailures},
+		{StateOpen, StateHalfOpen, ReasonWaitOver},
+		{StateHalfOpen, StateClosed, ReasonProbesSucceeded},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d events: %+v", len(got), got)
+	}
+	for i, w := range want {
+		if got[i].Kind != EventTransition || got[i].From != w.from || got[i].To != w.to || got[i].Reason != w.reason || got[i].Generation != uint64(i+1) {
+			t.Fatalf("event %d: %+v", i, got[i])
+		}
+	}
+	if n, err := sub.Missed(); err != nil || n != 0 {
+		t.Fatal(n, err)
+	}
+
+	// Watch delivers on a channel and closes it when ctx ends.
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := sub.Watch(ctx, time.Millisecond)
+	_ = b.ForceOpen()
+	for ev := range ch {
+		if ev.Source == b.ID() && ev.To == StateForcedOpen && ev.Reason == ReasonManual {
+			cancel()
+		}
+	}
+	cancel()
+	sub.Close()
+	if _, _, err := sub.Poll(); !errors.Is(err, ErrClosed) {
+		t.Fatal(err)
+	}
+}
+
+func TestBreakerRegistry(t *testing.T) {
+	clock := NewMockClock()
+	r := NewBreakerRegistry(3, WithClock(clock), WithoutFailureRate(), WithConsecutiveFailures(5))
+	defer r.Close()
+	r.Override("GET /flaky", WithConsecutiveFailures(1))
+	var wg sync.WaitGroup
+	got := make([]*Breaker, 16)
+	for i := range got {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			got[i], _ = r.Get("GET /users")
+		}(i)
+	}
+	wg.Wait()
+	for _, b := range got {
+		if b == nil || b != got[0] {
+			t.Fatal("one breaker per key under races")
+		}
+	}
+	flaky, _ := r.Get("GET /flaky")
+	_ = flaky.Execute(context.Background(), fail)
+	if s, _ := flaky.State(); s != StateOpen {
+		t.Fatal("the override applies:", s)
+	}
+	_ = got[0].Execute(context.Background(), fail)
+	if s, _ := got[0].State(); s != StateClosed {
+		t.Fatal("the template applies:", s)
+	}
+	if _, err := r.Get("c"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Get("d"); !errors.Is(err, ErrRegistryFull) {
+		t.Fatal(err)
+	}
+	r.Remove("c")
+	if r.Len() != 2 {
+		t.Fatal(r.Len())
+	}
+	n := 0
+	r.Range(func(string, *Breaker) bool { n++; return true })
+	if n != 2 {
+		t.Fatal(n)
+	}
+	r.Close()
+	if _, err := r.Get("GET /users"); !errors.Is(err, ErrClosed) {
+		t.Fatal(err)
+	}
+	if err := got[0].Execute(context.Background(), ok); !errors.Is(err, ErrClosed) {
+		t.Fatal(err)
+	}
+}

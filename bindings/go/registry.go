@@ -1,0 +1,110 @@
+package surgewall
+
+import (
+	"sync"
+)
+
+// BreakerRegistry holds one breaker per key (per endpoint, per host), made on first use
+// from a template of options plus per-key overrides. The C ABI has no keyed breaker
+// registry yet, so this one lives in Go: a map of *Breaker, each a full library breaker.
+// Safe for concurrent use; exactly one breaker is made per key, also under races.
+type BreakerRegistry struct {
+	template  []Option
+	maxKeys   int
+	mu        sync.RWMutex
+	overrides map[string][]Option
+	breakers  map[string]*Breaker
+	closed    bool
+}
+
+// NewBreakerRegistry creates a registry whose breakers are made with template (then the
+// key's overrides). maxKeys caps the keys (0: no cap); Get beyond it returns ErrRegistryFull.
+func NewBreakerRegistry(maxKeys int, template ...Option) *BreakerRegistry {
+	return &BreakerRegistry{template: template, maxKeys: maxKeys,
+		overrides: map[string][]Option{}, breakers: map[string]*Breaker{}}
+}
+
+// Override sets extra options for key, applied after the template when its breaker is
+// made (a breaker already made keeps its configuration).
+func (r *BreakerRegistry) Override(key string, opts ...Option) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.overrides[key] = opts
+}
+
+// Get returns key's breaker, making it (named key) on first use.
+func (r *BreakerRegistry) Get(key string) (*Breaker, error) {
+	r.mu.RLock()
+	b, ok := r.breakers[key]
+	closed := r.closed
+	r.mu.RUnlock()
+	if ok {
+		return b, nil
+	}
+	if closed {
+		return nil, ErrClosed
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if b, ok := r.breakers[key]; ok {
+		return b, nil
+	}
+	if r.closed {
+		return nil, ErrClosed
+	}
+	if r.maxKeys > 0 && len(r.breakers) >= r.maxKeys {
+		return nil, ErrRegistryFull
+	}
+	opts := append(append([]Option(nil), r.template...), r.overrides[key]...)
+	b, err := NewBreaker(key, opts...)
+	if err != nil {
+		return nil, err
+	}
+	r.breakers[key] = b
+	return b, nil
+}
+
+// Len is the number of breakers held.
+func (r *BreakerRegistry) Len() int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return len(r.breakers)
+}
+
+// Range calls f for each key and breaker until f returns false.
+func (r *BreakerRegistry) Range(f func(key string, b *Breaker) bool) {
+	r.mu.RLock()
+	snapshot := make(map[string]*Breaker, len(r.breakers))
+	for k, b := range r.breakers {
+		snapshot[k] = b
+	}
+	r.mu.RUnlock()
+	for k, b := range snapshot {
+		if !f(k, b) {
+			return
+		}
+	}
+}
+
+// Remove closes and forgets key's breaker (a later Get makes a fresh one).
+func (r *BreakerRegistry) Remove(key string) {
+	r.mu.Lock()
+	b := r.breakers[key]
+	delete(r.breakers, key)
+	r.mu.Unlock()
+	if b != nil {
+		b.Close()
+	}
+}
+
+// Close closes every breaker; later Gets return ErrClosed. Idempotent.
+func (r *BreakerRegistry) Close() error {
+	r.mu.Lock()
+	bs := r.breakers
+	r.breakers, r.closed = map[string]*Breaker{}, true
+	r.mu.Unlock()
+	for _, b := range bs {
+		b.Close()
+	}
+	return nil
+}
