@@ -2,7 +2,7 @@
  * threads.c: many pthreads hammering one breaker and one bulkhead through the C ABI, with the
  * counts checked afterwards. Usage: threads [ITERATIONS_PER_THREAD]
  *
- * Breaker: worker threads acquire and record (40 % failures, so the breaker trips,
+ * Breaker: worker threads acquire and record (a quarter failures, so the breaker trips,
  * probes and closes again on the real clock) while a chaos thread forces it open, closes and
  * resets it and others read metrics. Afterwards every permit is accounted for:
  * successes + failures + late = recorded, and the rejections match.
@@ -55,7 +55,7 @@ static void *breaker_worker(void *arg)
             continue;
         }
         c->acquired++;
-        int32_t outcome = (next_rand(&seed) % 5 < 2) ? SURGEWALL_OUTCOME_FAILURE : SURGEWALL_OUTCOME_SUCCESS;
+        int32_t outcome = (next_rand(&seed) % 4 == 0) ? SURGEWALL_OUTCOME_FAILURE : SURGEWALL_OUTCOME_SUCCESS;
         s = surgewall_breaker_record(shared_breaker, p, outcome);
         if (s == SURGEWALL_OK) {
             c->counted++;
