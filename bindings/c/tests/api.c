@@ -771,6 +771,410 @@ static void test_coarse_clock(void)
     CHECK_OK(surgewall_breaker_free(b));
 }
 
+/* ---------------------------------------------------------------- the other policies */
+
+/* Not in the header (reported as an ABI gap): ffi/src/retry.rs surgewall_attempt_outcome,
+ * surgewall_stop_reason and surgewall_jitter are referenced by the docs but never emitted. */
+enum { ATTEMPT_SUCCESS = 0, ATTEMPT_RETRYABLE = 1, ATTEMPT_NOT_RETRYABLE = 2 };
+enum { STOP_SUCCEEDED = 0, STOP_NOT_RETRYABLE = 1, STOP_MAX_ATTEMPTS = 2, STOP_MAX_ELAPSED = 3,
+       STOP_BUDGET_EXHAUSTED = 4, STOP_BREAKER_OPEN = 5 };
+enum { JITTER_NONE = 0, JITTER_FULL = 1, JITTER_EQUAL = 2 };
+
+static void test_bulkhead(void)
+{
+    surgewall_mock_clock *clock = NULL;
+    CHECK_OK(surgewall_mock_clock_new(&clock));
+    surgewall_bulkhead *bh = NULL, *c = NULL;
+    CHECK_OK(surgewall_bulkhead_new(u8("db"), 2, 2, 0, clock, &bh, NULL));
+    CHECK_OK(surgewall_bulkhead_clone(bh, &c));
+    CHECK_OK(surgewall_bulkhead_try_acquire(bh));
+    CHECK_OK(surgewall_bulkhead_acquire(c, -1)); /* its own max_wait (0): no waiting needed */
+    CHECK_STATUS(surgewall_bulkhead_try_acquire(bh), SURGEWALL_BULKHEAD_FULL);
+    CHECK_STATUS(surgewall_bulkhead_acquire(bh, 0), SURGEWALL_BULKHEAD_FULL);
+    surgewall_bulkhead_stats m;
+    CHECK_OK(surgewall_bulkhead_metrics(c, &m));
+    CHECK_U64(m.active, 2);
+    CHECK_U64(m.max_concurrent, 2);
+    CHECK_U64(m.accepted, 2);
+    CHECK_U64(m.rejected, 2);
+    CHECK_OK(surgewall_bulkhead_release(bh));
+    CHECK_OK(surgewall_bulkhead_release(c));
+    CHECK_STATUS(surgewall_bulkhead_release(bh), SURGEWALL_UNEXPECTED_RESULT);
+    CHECK_OK(surgewall_bulkhead_metrics(bh, &m));
+    CHECK_U64(m.active, 0);
+    CHECK_U64(m.unexpected_releases, 1);
+    CHECK_OK(surgewall_bulkhead_free(bh));
+    CHECK_OK(surgewall_bulkhead_try_acquire(c)); /* alive through the clone */
+    CHECK_OK(surgewall_bulkhead_release(c));
+    CHECK_OK(surgewall_bulkhead_free(c));
+
+    /* a timed wait that runs out (real clock: 1 ms) */
+    CHECK_OK(surgewall_bulkhead_new(u8("tiny"), 4, 1, 1 * MS, NULL, &bh, NULL));
+    CHECK_OK(surgewall_bulkhead_try_acquire(bh));
+    CHECK_STATUS(surgewall_bulkhead_acquire(bh, 1 * MS), SURGEWALL_TIMEOUT);
+    CHECK_OK(surgewall_bulkhead_metrics(bh, &m));
+    CHECK_U64(m.timed_out, 1);
+    CHECK_U64(m.waited, 1);
+    CHECK(m.total_wait_ns > 0 && m.max_wait_ns > 0);
+    CHECK_OK(surgewall_bulkhead_release(bh));
+    CHECK_OK(surgewall_bulkhead_free(bh));
+    CHECK_OK(surgewall_mock_clock_free(clock));
+}
+
+struct seen_keys { uint64_t keys[8]; uint64_t active[8]; uint32_t limit[8]; int n; };
+
+static void collect_key(void *user, uint64_t key, uint64_t active, uint32_t limit)
+{
+    struct seen_keys *s = user;
+    if (s->n < 8) {
+        s->keys[s->n] = key;
+        s->active[s->n] = active;
+        s->limit[s->n] = limit;
+        s->n++;
+    }
+}
+
+static void test_keyed_bulkhead(void)
+{
+    surgewall_mock_clock *clock = NULL;
+    CHECK_OK(surgewall_mock_clock_new(&clock));
+    surgewall_keyed_bulkhead_config *cfg = NULL;
+    CHECK_OK(surgewall_keyed_bulkhead_config_new(1, &cfg));
+    CHECK_OK(surgewall_keyed_bulkhead_config_set_global_max(cfg, 3));
+    CHECK_OK(surgewall_keyed_bulkhead_config_set_limit_for(cfg, 42, 2));
+    CHECK_OK(surgewall_keyed_bulkhead_config_set_max_keys(cfg, 3, false));
+    CHECK_OK(surgewall_keyed_bulkhead_config_set_idle_ttl(cfg, 1000 * MS));
+    CHECK_OK(surgewall_keyed_bulkhead_config_set_mock_clock(cfg, clock));
+    surgewall_keyed_bulkhead *kb = NULL;
+    CHECK_OK(surgewall_keyed_bulkhead_new(cfg, &kb, NULL));
+
+    surgewall_keyed_permit a, b, c, d;
+    surgewall_keyed_rejection why = -1;
+    CHECK_OK(surgewall_keyed_bulkhead_try_acquire(kb, 42, &a, &why));
+    CHECK_OK(surgewall_keyed_bulkhead_try_acquire(kb, 42, &b, &why));
+    CHECK_STATUS(surgewall_keyed_bulkhead_try_acquire(kb, 42, &c, &why), SURGEWALL_BULKHEAD_FULL);
+    CHECK_U64(why, SURGEWALL_KEYED_REJECTION_KEY_FULL);
+    CHECK_OK(surgewall_keyed_bulkhead_try_acquire_str(kb, u8("alice"), 5, &c, &why));
+    CHECK_STATUS(surgewall_keyed_bulkhead_try_acquire(kb, 7, &d, &why), SURGEWALL_BULKHEAD_FULL);
+    CHECK_U64(why, SURGEWALL_KEYED_REJECTION_GLOBAL_FULL);
+    uint64_t alice = 0, alice2 = 1, active = 99;
+    CHECK_OK(surgewall_keyed_bulkhead_key_of(kb, u8("alice"), 5, &alice));
+    CHECK_OK(surgewall_keyed_bulkhead_key_of(kb, u8("alice"), 5, &alice2));
+    CHECK_U64(alice, alice2);
+    CHECK_OK(surgewall_keyed_bulkhead_active(kb, alice, &active));
+    CHECK_U64(active, 1);
+    CHECK_OK(surgewall_keyed_bulkhead_active(kb, 42, &active));
+    CHECK_U64(active, 2);
+    CHECK_OK(surgewall_keyed_bulkhead_active(kb, 999, &active));
+    CHECK_U64(active, 0);
+    struct seen_keys seen;
+    memset(&seen, 0, sizeof seen);
+    CHECK_OK(surgewall_keyed_bulkhead_for_each(kb, collect_key, &seen));
+    CHECK(seen.n >= 2);
+    for (int i = 0; i < seen.n; i++) {
+        if (seen.keys[i] == 42) {
+            CHECK_U64(seen.active[i], 2);
+            CHECK_U64(seen.limit[i], 2);
+        }
+    }
+    CHECK_OK(surgewall_keyed_bulkhead_release(kb, a));
+    CHECK_OK(surgewall_keyed_bulkhead_release(kb, b));
+    CHECK_OK(surgewall_keyed_bulkhead_release(kb, c));
+    CHECK_STATUS(surgewall_keyed_bulkhead_release(kb, c), SURGEWALL_UNEXPECTED_RESULT);
+
+    /* the key cap: a fourth key is refused */
+    CHECK_OK(surgewall_keyed_bulkhead_try_acquire(kb, 7, &d, &why));
+    CHECK_OK(surgewall_keyed_bulkhead_release(kb, d));
+    CHECK_STATUS(surgewall_keyed_bulkhead_try_acquire(kb, 8, &d, &why), SURGEWALL_REGISTRY_FULL);
+    CHECK_U64(why, SURGEWALL_KEYED_REJECTION_TOO_MANY_KEYS);
+
+    /* idle keys are swept once the ttl is over, with an eviction event each */
+    surgewall_subscription *sub = NULL;
+    CHECK_OK(surgewall_events_subscribe(&sub));
+    uint64_t evicted = 99;
+    CHECK_OK(surgewall_keyed_bulkhead_sweep(kb, &evicted));
+    CHECK_U64(evicted, 0);
+    CHECK_OK(surgewall_mock_clock_advance(clock, 2000 * MS));
+    CHECK_OK(surgewall_keyed_bulkhead_sweep(kb, &evicted));
+    CHECK_U64(evicted, 3);
+    CHECK_OK(surgewall_keyed_bulkhead_sweep(kb, NULL));
+    surgewall_event ev;
+    int evictions = 0;
+    while (surgewall_subscription_poll(sub, &ev) == SURGEWALL_OK) {
+        /* Gap (reported): the event's key is an internal hash, neither the u64 key given to
+         * try_acquire (42, 7) nor what key_of returns, and a keyed bulkhead has no id to match
+         * `source` against; so only the count is checked (nothing else evicts here). */
+        if (ev.kind == SURGEWALL_EVENT_KIND_EVICTED) {
+            evictions++;
+        }
+    }
+    CHECK_U64(evictions, 3);
+    CHECK_OK(surgewall_subscription_free(sub));
+    surgewall_keyed_bulkhead_stats m;
+    CHECK_OK(surgewall_keyed_bulkhead_metrics(kb, &m));
+    CHECK_U64(m.keys, 0);
+    CHECK_U64(m.evicted, 3);
+    CHECK_U64(m.created, 3);
+    CHECK_U64(m.refused_keys, 1);
+    CHECK_U64(m.rejected_key, 1);
+    CHECK_U64(m.rejected_global, 1);
+    CHECK_U64(m.unexpected_releases, 1);
+    CHECK_U64(m.global_max, 3);
+    CHECK_U64(m.per_key_max, 1);
+    CHECK_U64(m.max_keys, 3);
+    CHECK_U64(m.global_active, 0);
+    CHECK_OK(surgewall_keyed_bulkhead_free(kb));
+
+    /* a config never consumed; shared overflow past the cap */
+    CHECK_OK(surgewall_keyed_bulkhead_config_new(1, &cfg));
+    CHECK_OK(surgewall_keyed_bulkhead_config_free(cfg));
+    CHECK_OK(surgewall_keyed_bulkhead_config_new(1, &cfg));
+    CHECK_OK(surgewall_keyed_bulkhead_config_set_max_keys(cfg, 1, true));
+    CHECK_OK(surgewall_keyed_bulkhead_new(cfg, &kb, NULL));
+    CHECK_OK(surgewall_keyed_bulkhead_try_acquire(kb, 1, &a, NULL));
+    CHECK_OK(surgewall_keyed_bulkhead_try_acquire(kb, 2, &b, NULL)); /* the overflow entry */
+    CHECK_STATUS(surgewall_keyed_bulkhead_try_acquire(kb, 3, &c, NULL), SURGEWALL_BULKHEAD_FULL);
+    CHECK_OK(surgewall_keyed_bulkhead_metrics(kb, &m));
+    CHECK(m.overflowed >= 1);
+    CHECK_OK(surgewall_keyed_bulkhead_release(kb, a));
+    CHECK_OK(surgewall_keyed_bulkhead_release(kb, b));
+    CHECK_OK(surgewall_keyed_bulkhead_free(kb));
+    CHECK_OK(surgewall_mock_clock_free(clock));
+}
+
+static void test_retry(void)
+{
+    surgewall_mock_clock *clock = NULL;
+    CHECK_OK(surgewall_mock_clock_new(&clock));
+    /* a budget: 20 % of requests, at least 0 per second over 10 s */
+    surgewall_retry_budget *budget = NULL;
+    CHECK_OK(surgewall_retry_budget_new(0.2, 0.0, 10, clock, &budget, NULL));
+    for (int i = 0; i < 10; i++) {
+        CHECK_OK(surgewall_retry_budget_record_request(budget));
+    }
+    CHECK_OK(surgewall_retry_budget_try_retry(budget));
+    CHECK_OK(surgewall_retry_budget_try_retry(budget));
+    CHECK_STATUS(surgewall_retry_budget_try_retry(budget), SURGEWALL_RETRY_BUDGET_EXHAUSTED);
+    surgewall_retry_budget_stats bm;
+    CHECK_OK(surgewall_retry_budget_metrics(budget, &bm));
+    CHECK_U64(bm.requests, 10);
+    CHECK_U64(bm.retries, 2);
+    CHECK_U64(bm.granted_total, 2);
+    CHECK_U64(bm.refused_total, 1);
+    CHECK_U64(bm.remaining, 0);
+    CHECK(fabs(bm.allowed - 2.0) < 1e-9);
+    /* shared budgets: one per name */
+    surgewall_retry_budget *s1 = NULL, *s2 = NULL;
+    CHECK_OK(surgewall_retry_budget_shared(u8("api-c-shared"), 12, 0.5, 0.0, 10, &s1, NULL));
+    CHECK_OK(surgewall_retry_budget_shared(u8("api-c-shared"), 12, 0.9, 5.0, 1, &s2, NULL));
+    CHECK_OK(surgewall_retry_budget_record_request(s1));
+    CHECK_OK(surgewall_retry_budget_metrics(s2, &bm));
+    CHECK_U64(bm.requests, 1);
+    CHECK_OK(surgewall_retry_budget_free(s1));
+    CHECK_OK(surgewall_retry_budget_free(s2));
+
+    /* a policy: 3 attempts, constant 100 ms, no jitter, with the budget */
+    surgewall_retry_config *cfg = NULL;
+    CHECK_OK(surgewall_retry_config_new(&cfg));
+    CHECK_OK(surgewall_retry_config_set_max_attempts(cfg, 3));
+    CHECK_OK(surgewall_retry_config_set_backoff_constant(cfg, 100 * MS));
+    CHECK_OK(surgewall_retry_config_set_jitter(cfg, JITTER_NONE));
+    CHECK_OK(surgewall_retry_config_set_max_delay(cfg, 1000 * MS));
+    CHECK_OK(surgewall_retry_config_set_max_elapsed(cfg, 60000 * MS));
+    CHECK_OK(surgewall_retry_config_set_attempt_timeout(cfg, 1000 * MS));
+    CHECK_OK(surgewall_retry_config_set_stop_on_open_breaker(cfg, true));
+    CHECK_OK(surgewall_retry_config_set_seed(cfg, 3));
+    CHECK_OK(surgewall_retry_config_set_mock_clock(cfg, clock));
+    surgewall_retry_policy *policy = NULL;
+    CHECK_OK(surgewall_retry_policy_new(cfg, &policy, NULL));
+    surgewall_retry_schedule *sched = NULL;
+    CHECK_OK(surgewall_retry_schedule_new(policy, &sched));
+    surgewall_retry_decision d;
+    uint32_t attempts = 0;
+    CHECK_OK(surgewall_retry_schedule_attempts(sched, &attempts));
+    CHECK_U64(attempts, 1);
+    CHECK_OK(surgewall_retry_schedule_next(sched, ATTEMPT_RETRYABLE, -1, NULL, &d));
+    CHECK(d.retry);
+    CHECK_U64(d.delay_ns, 100 * MS);
+    /* a server's Retry-After is honoured (capped at max_delay) */
+    CHECK_OK(surgewall_retry_schedule_next(sched, ATTEMPT_RETRYABLE, 500 * MS, NULL, &d));
+    CHECK(d.retry);
+    CHECK_U64(d.delay_ns, 500 * MS);
+    CHECK_OK(surgewall_retry_schedule_next(sched, ATTEMPT_RETRYABLE, -1, NULL, &d));
+    CHECK(!d.retry);
+    CHECK_U64(d.stop_reason, STOP_MAX_ATTEMPTS);
+    CHECK_OK(surgewall_retry_schedule_attempts(sched, &attempts));
+    CHECK_U64(attempts, 3);
+    CHECK_OK(surgewall_retry_schedule_free(sched));
+    /* success and not-retryable stop at once */
+    CHECK_OK(surgewall_retry_schedule_new(policy, &sched));
+    CHECK_OK(surgewall_retry_schedule_next(sched, ATTEMPT_SUCCESS, -1, NULL, &d));
+    CHECK(!d.retry);
+    CHECK_U64(d.stop_reason, STOP_SUCCEEDED);
+    CHECK_OK(surgewall_retry_schedule_free(sched));
+    CHECK_OK(surgewall_retry_schedule_new(policy, &sched));
+    CHECK_OK(surgewall_retry_schedule_next(sched, ATTEMPT_NOT_RETRYABLE, -1, NULL, &d));
+    CHECK_U64(d.stop_reason, STOP_NOT_RETRYABLE);
+    CHECK_OK(surgewall_retry_schedule_free(sched));
+    /* an open breaker stops it (stop_on_open_breaker) */
+    surgewall_breaker *br = small_breaker("retry-target", clock, 1);
+    CHECK_OK(surgewall_breaker_force_open(br, -1));
+    CHECK_OK(surgewall_retry_schedule_new(policy, &sched));
+    CHECK_OK(surgewall_retry_schedule_next(sched, ATTEMPT_RETRYABLE, -1, br, &d));
+    CHECK(!d.retry);
+    CHECK_U64(d.stop_reason, STOP_BREAKER_OPEN);
+    CHECK_OK(surgewall_retry_schedule_free(sched));
+    surgewall_retry_stats rs;
+    CHECK_OK(surgewall_retry_policy_metrics(policy, &rs));
+    CHECK_U64(rs.operations, 4);
+    CHECK_U64(rs.retries, 2);
+    CHECK_U64(rs.stops[STOP_MAX_ATTEMPTS], 1);
+    CHECK_U64(rs.stops[STOP_SUCCEEDED], 1);
+    CHECK_U64(rs.stops[STOP_NOT_RETRYABLE], 1);
+    CHECK_U64(rs.stops[STOP_BREAKER_OPEN], 1);
+    /* a schedule outlives its policy */
+    CHECK_OK(surgewall_retry_schedule_new(policy, &sched));
+    CHECK_OK(surgewall_retry_policy_free(policy));
+    CHECK_OK(surgewall_retry_schedule_next(sched, ATTEMPT_RETRYABLE, -1, NULL, &d));
+    CHECK(d.retry);
+    CHECK_OK(surgewall_retry_schedule_free(sched));
+
+    /* the budget refuses a retry: the schedule stops for it */
+    CHECK_OK(surgewall_retry_config_new(&cfg));
+    CHECK_OK(surgewall_retry_config_set_budget(cfg, budget));
+    CHECK_OK(surgewall_retry_config_set_mock_clock(cfg, clock));
+    CHECK_OK(surgewall_retry_policy_new(cfg, &policy, NULL));
+    CHECK_OK(surgewall_retry_budget_free(budget)); /* the policy keeps its own reference */
+    CHECK_OK(surgewall_retry_schedule_new(policy, &sched));
+    CHECK_OK(surgewall_retry_schedule_next(sched, ATTEMPT_RETRYABLE, -1, NULL, &d));
+    CHECK(!d.retry);
+    CHECK_U64(d.stop_reason, STOP_BUDGET_EXHAUSTED);
+    CHECK_OK(surgewall_retry_schedule_free(sched));
+    CHECK_OK(surgewall_retry_policy_free(policy));
+
+    /* the other backoffs and jitters build; exponential grows */
+    CHECK_OK(surgewall_retry_config_new(&cfg));
+    CHECK_OK(surgewall_retry_config_set_max_attempts(cfg, 4));
+    CHECK_OK(surgewall_retry_config_set_backoff_exponential(cfg, 10 * MS, 2.0));
+    CHECK_OK(surgewall_retry_config_set_jitter(cfg, JITTER_NONE));
+    CHECK_OK(surgewall_retry_config_set_mock_clock(cfg, clock));
+    CHECK_OK(surgewall_retry_policy_new(cfg, &policy, NULL));
+    CHECK_OK(surgewall_retry_schedule_new(policy, &sched));
+    uint64_t delays[3] = {0, 0, 0};
+    for (int i = 0; i < 3; i++) {
+        CHECK_OK(surgewall_retry_schedule_next(sched, ATTEMPT_RETRYABLE, -1, NULL, &d));
+        delays[i] = d.delay_ns;
+    }
+    CHECK_U64(delays[0], 10 * MS);
+    CHECK_U64(delays[1], 20 * MS);
+    CHECK_U64(delays[2], 40 * MS);
+    CHECK_OK(surgewall_retry_schedule_free(sched));
+    CHECK_OK(surgewall_retry_policy_free(policy));
+    CHECK_OK(surgewall_retry_config_new(&cfg));
+    CHECK_OK(surgewall_retry_config_set_backoff_linear(cfg, 10 * MS, 5 * MS));
+    CHECK_OK(surgewall_retry_config_set_jitter(cfg, JITTER_EQUAL));
+    CHECK_OK(surgewall_retry_policy_new(cfg, &policy, NULL));
+    CHECK_OK(surgewall_retry_policy_free(policy));
+    CHECK_OK(surgewall_retry_config_new(&cfg));
+    CHECK_OK(surgewall_retry_config_set_backoff_decorrelated(cfg, 10 * MS));
+    CHECK_OK(surgewall_retry_config_set_jitter(cfg, JITTER_FULL));
+    CHECK_OK(surgewall_retry_policy_new(cfg, &policy, NULL));
+    CHECK_OK(surgewall_retry_policy_free(policy));
+    CHECK_OK(surgewall_retry_config_new(&cfg));
+    CHECK_OK(surgewall_retry_config_free(cfg));
+    CHECK_OK(surgewall_breaker_free(br));
+    CHECK_OK(surgewall_mock_clock_free(clock));
+}
+
+static void test_slo_and_threshold(void)
+{
+    surgewall_mock_clock *clock = NULL;
+    CHECK_OK(surgewall_mock_clock_new(&clock));
+    surgewall_breaker *br = small_breaker("slo-linked", clock, 1);
+    surgewall_slo_config *cfg = NULL;
+    CHECK_OK(surgewall_slo_config_new(&cfg));
+    CHECK_OK(surgewall_slo_config_set_objective(cfg, 0.99));
+    CHECK_OK(surgewall_slo_config_set_window(cfg, 3600000 * MS));
+    CHECK_OK(surgewall_slo_config_set_fast_burn(cfg, 600000 * MS, 60000 * MS, 10.0));
+    CHECK_OK(surgewall_slo_config_set_slow_burn(cfg, 1800000 * MS, 300000 * MS, 2.0));
+    CHECK_OK(surgewall_slo_config_set_burn_bucket(cfg, 10000 * MS));
+    CHECK_OK(surgewall_slo_config_set_recovery_factor(cfg, 0.5));
+    CHECK_OK(surgewall_slo_config_set_min_calls(cfg, 10));
+    CHECK_OK(surgewall_slo_config_set_min_open(cfg, 1000 * MS));
+    CHECK_OK(surgewall_slo_config_set_breaker(cfg, br));
+    CHECK_OK(surgewall_slo_config_set_mock_clock(cfg, clock));
+    surgewall_slo *slo = NULL;
+    CHECK_OK(surgewall_slo_new(cfg, &slo, NULL));
+    surgewall_subscription *sub = NULL;
+    CHECK_OK(surgewall_events_subscribe(&sub));
+    for (int i = 0; i < 50; i++) {
+        CHECK_OK(surgewall_slo_record(slo, true));
+    }
+    surgewall_slo_stats st;
+    CHECK_OK(surgewall_slo_tick(slo, &st));
+    CHECK(!st.fast.burning && !st.holding_breaker);
+    CHECK_U64(st.calls, 50);
+    CHECK(st.objective == 0.99);
+    /* every call bad: the fast pair burns and holds the breaker open */
+    for (int i = 0; i < 50; i++) {
+        CHECK_OK(surgewall_slo_record_outcome(slo, SURGEWALL_OUTCOME_FAILURE));
+    }
+    CHECK_OK(surgewall_slo_record_outcome(slo, SURGEWALL_OUTCOME_IGNORED)); /* counts nowhere */
+    CHECK_OK(surgewall_slo_record_outcome(slo, SURGEWALL_OUTCOME_SUCCESS));
+    CHECK_OK(surgewall_slo_tick(slo, NULL));
+    CHECK_OK(surgewall_slo_metrics(slo, &st));
+    CHECK_U64(st.calls, 101);
+    CHECK_U64(st.bad, 50);
+    CHECK(st.fast.burning);
+    CHECK(st.fast.long_burn > 10.0);
+    CHECK(st.budget_remaining < 0);
+    CHECK(st.holding_breaker);
+    CHECK_U64(state_of(br), SURGEWALL_STATE_FORCED_OPEN);
+    surgewall_event ev;
+    int burns = 0;
+    while (surgewall_subscription_poll(sub, &ev) == SURGEWALL_OK) {
+        if (ev.kind == SURGEWALL_EVENT_KIND_SLO_BURN && ev.fast == 1) {
+            burns++;
+            CHECK(ev.value_a > 10.0);
+        }
+    }
+    CHECK(burns >= 1);
+    CHECK_OK(surgewall_slo_free(slo));
+    CHECK_OK(surgewall_slo_config_new(&cfg));
+    CHECK_OK(surgewall_slo_config_free(cfg));
+
+    /* a threshold adjuster: a high error rate moves the threshold down by a step */
+    CHECK_OK(surgewall_breaker_reset(br));
+    CHECK_OK(surgewall_breaker_free(br));
+    surgewall_breaker_config *bcfg = config(clock);
+    CHECK_OK(surgewall_breaker_config_set_failure_rate(bcfg, 0.5));
+    CHECK_OK(surgewall_breaker_config_set_minimum_calls(bcfg, 10));
+    CHECK_OK(surgewall_breaker_config_set_count_window(bcfg, 10));
+    br = build("adjusted", bcfg);
+    surgewall_threshold_adjuster *adj = NULL;
+    CHECK_OK(surgewall_threshold_adjuster_new(br, 0.1, 0.3, 0.8, 0.1, 4, &adj, NULL));
+    for (int i = 0; i < 4; i++) {
+        CHECK_OK(call(br, i == 0 ? SURGEWALL_OUTCOME_FAILURE : SURGEWALL_OUTCOME_SUCCESS));
+    }
+    bool changed = false;
+    double old = 0, now = 0;
+    CHECK_OK(surgewall_threshold_adjuster_tick(adj, &changed, &old, &now));
+    CHECK(changed);
+    CHECK(fabs(old - 0.5) < 1e-9 && fabs(now - 0.4) < 1e-9);
+    CHECK(fabs(stats_of(br).failure_rate_threshold - 0.4) < 1e-9);
+    CHECK_OK(surgewall_threshold_adjuster_tick(adj, &changed, NULL, NULL)); /* old and new are optional */
+    surgewall_threshold_stats ts;
+    CHECK_OK(surgewall_threshold_adjuster_metrics(adj, &ts));
+    CHECK_U64(ts.ticks, 2);
+    CHECK(ts.min_threshold == 0.3 && ts.max_threshold == 0.8 && ts.target_error_rate == 0.1);
+    CHECK(fabs(ts.last_error_rate - 0.25) < 1e-9);
+    CHECK(ts.changes >= 1);
+    CHECK_OK(surgewall_threshold_adjuster_free(adj));
+    CHECK_OK(surgewall_subscription_free(sub));
+    CHECK_OK(surgewall_breaker_free(br));
+    CHECK_OK(surgewall_mock_clock_free(clock));
+}
+
 int main(void)
 {
     test_version();
@@ -787,5 +1191,9 @@ int main(void)
     test_fallback();
     test_fast_path();
     test_coarse_clock();
+    test_bulkhead();
+    test_keyed_bulkhead();
+    test_retry();
+    test_slo_and_threshold();
     return check_report();
 }
