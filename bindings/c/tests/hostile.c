@@ -692,6 +692,387 @@ static void test_permits(surgewall_mock_clock *clock)
     CHECK_OK(surgewall_breaker_free(b));
 }
 
+/* ---------------------------------------------------------------- the other policies */
+
+static void ignore_key(void *user, uint64_t key, uint64_t active, uint32_t limit)
+{
+    (void)user, (void)key, (void)active, (void)limit;
+}
+
+static void test_policies(surgewall_mock_clock *clock)
+{
+    struct bad rows[NBAD];
+    surgewall_error *err = NULL;
+
+    /* live and freed handles of every policy type */
+    surgewall_bulkhead *bh = NULL, *bh_freed = NULL;
+    CHECK_OK(surgewall_bulkhead_new(u8("bh"), 2, 1, 0, clock, &bh, NULL));
+    CHECK_OK(surgewall_bulkhead_new(u8("bh"), 2, 1, 0, NULL, &bh_freed, NULL));
+    CHECK_OK(surgewall_bulkhead_free(bh_freed));
+    surgewall_keyed_bulkhead_config *kcfg = NULL, *kcfg_used = NULL;
+    CHECK_OK(surgewall_keyed_bulkhead_config_new(1, &kcfg));
+    CHECK_OK(surgewall_keyed_bulkhead_config_new(1, &kcfg_used));
+    surgewall_keyed_bulkhead *kb = NULL, *kb_freed = NULL;
+    CHECK_OK(surgewall_keyed_bulkhead_new(kcfg_used, &kb, NULL));
+    CHECK_OK(surgewall_keyed_bulkhead_config_new(1, &kcfg_used));
+    CHECK_OK(surgewall_keyed_bulkhead_new(kcfg_used, &kb_freed, NULL));
+    CHECK_OK(surgewall_keyed_bulkhead_free(kb_freed));
+    surgewall_retry_budget *rb = NULL, *rb_freed = NULL;
+    CHECK_OK(surgewall_retry_budget_new(0.2, 1.0, 10, clock, &rb, NULL));
+    CHECK_OK(surgewall_retry_budget_new(0.2, 1.0, 10, clock, &rb_freed, NULL));
+    CHECK_OK(surgewall_retry_budget_free(rb_freed));
+    surgewall_retry_config *rcfg = NULL, *rcfg_used = NULL;
+    CHECK_OK(surgewall_retry_config_new(&rcfg));
+    CHECK_OK(surgewall_retry_config_new(&rcfg_used));
+    surgewall_retry_policy *rp = NULL, *rp_freed = NULL;
+    CHECK_OK(surgewall_retry_policy_new(rcfg_used, &rp, NULL));
+    CHECK_OK(surgewall_retry_config_new(&rcfg_used));
+    CHECK_OK(surgewall_retry_policy_new(rcfg_used, &rp_freed, NULL));
+    CHECK_OK(surgewall_retry_policy_free(rp_freed));
+    surgewall_retry_schedule *rs = NULL, *rs_freed = NULL;
+    CHECK_OK(surgewall_retry_schedule_new(rp, &rs));
+    CHECK_OK(surgewall_retry_schedule_new(rp, &rs_freed));
+    CHECK_OK(surgewall_retry_schedule_free(rs_freed));
+    surgewall_slo_config *scfg = NULL, *scfg_used = NULL;
+    CHECK_OK(surgewall_slo_config_new(&scfg));
+    CHECK_OK(surgewall_slo_config_new(&scfg_used));
+    surgewall_slo *slo = NULL, *slo_freed = NULL;
+    CHECK_OK(surgewall_slo_new(scfg_used, &slo, NULL));
+    CHECK_OK(surgewall_slo_config_new(&scfg_used));
+    CHECK_OK(surgewall_slo_new(scfg_used, &slo_freed, NULL));
+    CHECK_OK(surgewall_slo_free(slo_freed));
+    surgewall_breaker *br = new_breaker("adjusted", clock, 1);
+    surgewall_threshold_adjuster *adj = NULL, *adj_freed = NULL;
+    CHECK_OK(surgewall_threshold_adjuster_new(br, 0.1, 0.2, 0.8, 0.1, 0, &adj, NULL));
+    CHECK_OK(surgewall_threshold_adjuster_new(br, 0.1, 0.2, 0.8, 0.1, 0, &adj_freed, NULL));
+    CHECK_OK(surgewall_threshold_adjuster_free(adj_freed));
+    surgewall_keyed_permit kp = {0};
+    surgewall_keyed_rejection why;
+    uint64_t u;
+    uint32_t u32;
+
+    /* bulkheads */
+    bad_handles(rows, (uintptr_t)bh, (uintptr_t)bh_freed, (uintptr_t)kb);
+    for (int i = 0; i < NBAD; i++) {
+        const struct bad row = rows[i];
+        surgewall_bulkhead *h = (surgewall_bulkhead *)row.value, *out = NULL;
+        surgewall_bulkhead_stats m;
+        CHECK_BAD(row, surgewall_bulkhead_clone(h, &out));
+        CHECK_BAD(row, surgewall_bulkhead_try_acquire(h));
+        CHECK_BAD(row, surgewall_bulkhead_acquire(h, 0));
+        CHECK_BAD(row, surgewall_bulkhead_release(h));
+        CHECK_BAD(row, surgewall_bulkhead_metrics(h, &m));
+        if (row.value != 0) CHECK_BAD(row, surgewall_bulkhead_free(h));
+    }
+    CHECK_STATUS(surgewall_bulkhead_clone(bh, NULL), SURGEWALL_NULL_ARG);
+    CHECK_STATUS(surgewall_bulkhead_metrics(bh, NULL), SURGEWALL_NULL_ARG);
+    CHECK_STATUS(surgewall_bulkhead_new(u8("x"), 1, 1, 0, NULL, NULL, NULL), SURGEWALL_NULL_ARG);
+    CHECK_STATUS(surgewall_bulkhead_new(NULL, 1, 1, 0, NULL, &bh_freed, NULL), SURGEWALL_NULL_ARG);
+    CHECK_STATUS(surgewall_bulkhead_new(u8("\xff"), 1, 1, 0, NULL, &bh_freed, &err), SURGEWALL_INVALID_UTF8);
+    CHECK_STR(surgewall_error_field(err), "name");
+    CHECK_OK(surgewall_error_free(err));
+    CHECK_STATUS(surgewall_bulkhead_new(u8("x"), 1, 1, 0, (surgewall_mock_clock *)bh, &bh_freed, NULL),
+                 SURGEWALL_INVALID_HANDLE);
+    err = NULL;
+    CHECK_STATUS(surgewall_bulkhead_new(u8("x"), 1, 0, 0, NULL, &bh_freed, &err), SURGEWALL_INVALID_CONFIG);
+    CHECK(err != NULL && strlen(surgewall_error_field(err)) > 0);
+    surgewall_error_free(err);
+    err = NULL;
+    CHECK_STATUS(surgewall_bulkhead_new(u8("x"), 1, 1, -1, NULL, &bh_freed, &err), SURGEWALL_INVALID_CONFIG);
+    CHECK(err != NULL && strlen(surgewall_error_field(err)) > 0);
+    surgewall_error_free(err);
+    CHECK_STATUS(surgewall_bulkhead_release(bh), SURGEWALL_UNEXPECTED_RESULT); /* release without acquire */
+
+    /* keyed bulkheads and their configs */
+    bad_handles(rows, (uintptr_t)kb, (uintptr_t)kb_freed, (uintptr_t)bh);
+    for (int i = 0; i < NBAD; i++) {
+        const struct bad row = rows[i];
+        surgewall_keyed_bulkhead *h = (surgewall_keyed_bulkhead *)row.value;
+        surgewall_keyed_bulkhead_stats m;
+        CHECK_BAD(row, surgewall_keyed_bulkhead_try_acquire(h, 1, &kp, &why));
+        CHECK_BAD(row, surgewall_keyed_bulkhead_try_acquire_str(h, u8("k"), 1, &kp, &why));
+        CHECK_BAD(row, surgewall_keyed_bulkhead_key_of(h, u8("k"), 1, &u));
+        CHECK_BAD(row, surgewall_keyed_bulkhead_release(h, kp));
+        CHECK_BAD(row, surgewall_keyed_bulkhead_active(h, 1, &u));
+        CHECK_BAD(row, surgewall_keyed_bulkhead_sweep(h, &u));
+        CHECK_BAD(row, surgewall_keyed_bulkhead_for_each(h, ignore_key, NULL));
+        CHECK_BAD(row, surgewall_keyed_bulkhead_metrics(h, &m));
+        if (row.value != 0) CHECK_BAD(row, surgewall_keyed_bulkhead_free(h));
+    }
+    CHECK_STATUS(surgewall_keyed_bulkhead_try_acquire(kb, 1, NULL, &why), SURGEWALL_NULL_ARG);
+    CHECK_STATUS(surgewall_keyed_bulkhead_try_acquire_str(kb, NULL, 1, &kp, &why), SURGEWALL_NULL_ARG);
+    CHECK_STATUS(surgewall_keyed_bulkhead_try_acquire_str(kb, u8("k"), 1, NULL, &why), SURGEWALL_NULL_ARG);
+    CHECK_STATUS(surgewall_keyed_bulkhead_key_of(kb, NULL, 1, &u), SURGEWALL_NULL_ARG);
+    CHECK_STATUS(surgewall_keyed_bulkhead_key_of(kb, u8("k"), 1, NULL), SURGEWALL_NULL_ARG);
+    CHECK_STATUS(surgewall_keyed_bulkhead_active(kb, 1, NULL), SURGEWALL_NULL_ARG);
+    CHECK_STATUS(surgewall_keyed_bulkhead_for_each(kb, NULL, NULL), SURGEWALL_NULL_ARG);
+    CHECK_STATUS(surgewall_keyed_bulkhead_metrics(kb, NULL), SURGEWALL_NULL_ARG);
+    CHECK_OK(surgewall_keyed_bulkhead_sweep(kb, NULL));
+    surgewall_keyed_permit forged = {0xFFFFFFFFu};
+    surgewall_keyed_permit zero = {0};
+    CHECK_STATUS(surgewall_keyed_bulkhead_release(kb, forged), SURGEWALL_UNEXPECTED_RESULT);
+    CHECK_STATUS(surgewall_keyed_bulkhead_release(kb, zero), SURGEWALL_UNEXPECTED_RESULT);
+    bad_handles(rows, (uintptr_t)kcfg, (uintptr_t)kcfg_used, (uintptr_t)kb);
+    rows[1].what = "consumed by a constructor";
+    for (int i = 0; i < NBAD; i++) {
+        const struct bad row = rows[i];
+        surgewall_keyed_bulkhead_config *h = (surgewall_keyed_bulkhead_config *)row.value;
+        surgewall_keyed_bulkhead *out = NULL;
+        CHECK_BAD(row, surgewall_keyed_bulkhead_config_set_global_max(h, 1));
+        CHECK_BAD(row, surgewall_keyed_bulkhead_config_set_limit_for(h, 1, 1));
+        CHECK_BAD(row, surgewall_keyed_bulkhead_config_set_max_keys(h, 1, false));
+        CHECK_BAD(row, surgewall_keyed_bulkhead_config_set_idle_ttl(h, 1));
+        CHECK_BAD(row, surgewall_keyed_bulkhead_config_set_mock_clock(h, clock));
+        CHECK_BAD(row, surgewall_keyed_bulkhead_new(h, &out, NULL));
+        if (row.value != 0) CHECK_BAD(row, surgewall_keyed_bulkhead_config_free(h));
+    }
+    CHECK_STATUS(surgewall_keyed_bulkhead_config_new(1, NULL), SURGEWALL_NULL_ARG);
+    CHECK_STATUS(surgewall_keyed_bulkhead_config_set_mock_clock(kcfg, NULL), SURGEWALL_NULL_ARG);
+    CHECK_OK(surgewall_keyed_bulkhead_config_set_idle_ttl(kcfg, -1)); /* recorded, refused at new */
+    err = NULL;
+    CHECK_STATUS(surgewall_keyed_bulkhead_new(kcfg, &kb_freed, &err), SURGEWALL_INVALID_CONFIG);
+    CHECK(err != NULL && strlen(surgewall_error_field(err)) > 0);
+    surgewall_error_free(err);
+    CHECK_OK(surgewall_keyed_bulkhead_config_new(0, &kcfg));
+    err = NULL;
+    CHECK_STATUS(surgewall_keyed_bulkhead_new(kcfg, NULL, &err), SURGEWALL_NULL_ARG);
+    surgewall_error_free(err);
+
+    /* retry budgets, configs, policies, schedules */
+    bad_handles(rows, (uintptr_t)rb, (uintptr_t)rb_freed, (uintptr_t)rp);
+    for (int i = 0; i < NBAD; i++) {
+        const struct bad row = rows[i];
+        surgewall_retry_budget *h = (surgewall_retry_budget *)row.value;
+        surgewall_retry_budget_stats m;
+        CHECK_BAD(row, surgewall_retry_budget_record_request(h));
+        CHECK_BAD(row, surgewall_retry_budget_try_retry(h));
+        CHECK_BAD(row, surgewall_retry_budget_metrics(h, &m));
+        CHECK_BAD(row, surgewall_retry_config_set_budget(rcfg, h));
+        if (row.value != 0) CHECK_BAD(row, surgewall_retry_budget_free(h));
+    }
+    CHECK_STATUS(surgewall_retry_budget_metrics(rb, NULL), SURGEWALL_NULL_ARG);
+    CHECK_STATUS(surgewall_retry_budget_new(0.2, 1, 10, NULL, NULL, NULL), SURGEWALL_NULL_ARG);
+    CHECK_STATUS(surgewall_retry_budget_shared(NULL, 3, 0.2, 1, 10, &rb_freed, NULL), SURGEWALL_NULL_ARG);
+    CHECK_STATUS(surgewall_retry_budget_shared(u8("\xc3"), 1, 0.2, 1, 10, &rb_freed, NULL), SURGEWALL_INVALID_UTF8);
+    CHECK_STATUS(surgewall_retry_budget_shared(u8("ok"), 2, 0.2, 1, 10, NULL, NULL), SURGEWALL_NULL_ARG);
+    static const double bad_ratios[] = {NAN, -0.1, INFINITY};
+    for (size_t i = 0; i < 3; i++) {
+        err = NULL;
+        CHECK_STATUS(surgewall_retry_budget_new(bad_ratios[i], 1, 10, NULL, &rb_freed, &err), SURGEWALL_INVALID_CONFIG);
+        CHECK(err != NULL && strlen(surgewall_error_field(err)) > 0);
+        surgewall_error_free(err);
+    }
+    err = NULL;
+    CHECK_STATUS(surgewall_retry_budget_new(0.2, NAN, 10, NULL, &rb_freed, &err), SURGEWALL_INVALID_CONFIG);
+    surgewall_error_free(err);
+    err = NULL;
+    CHECK_STATUS(surgewall_retry_budget_new(0.2, 1, 0, NULL, &rb_freed, &err), SURGEWALL_INVALID_CONFIG);
+    surgewall_error_free(err);
+
+    bad_handles(rows, (uintptr_t)rcfg, (uintptr_t)rcfg_used, (uintptr_t)rp);
+    rows[1].what = "consumed by a constructor";
+    for (int i = 0; i < NBAD; i++) {
+        const struct bad row = rows[i];
+        surgewall_retry_config *h = (surgewall_retry_config *)row.value;
+        surgewall_retry_policy *out = NULL;
+        CHECK_BAD(row, surgewall_retry_config_set_max_attempts(h, 2));
+        CHECK_BAD(row, surgewall_retry_config_set_backoff_constant(h, 1));
+        CHECK_BAD(row, surgewall_retry_config_set_backoff_linear(h, 1, 1));
+        CHECK_BAD(row, surgewall_retry_config_set_backoff_exponential(h, 1, 2.0));
+        CHECK_BAD(row, surgewall_retry_config_set_backoff_decorrelated(h, 1));
+        CHECK_BAD(row, surgewall_retry_config_set_jitter(h, 0));
+        CHECK_BAD(row, surgewall_retry_config_set_max_delay(h, 1));
+        CHECK_BAD(row, surgewall_retry_config_set_max_elapsed(h, 1));
+        CHECK_BAD(row, surgewall_retry_config_set_attempt_timeout(h, 1));
+        CHECK_BAD(row, surgewall_retry_config_set_stop_on_open_breaker(h, true));
+        CHECK_BAD(row, surgewall_retry_config_set_budget(h, rb));
+        CHECK_BAD(row, surgewall_retry_config_set_seed(h, 1));
+        CHECK_BAD(row, surgewall_retry_config_set_mock_clock(h, clock));
+        CHECK_BAD(row, surgewall_retry_policy_new(h, &out, NULL));
+        if (row.value != 0) CHECK_BAD(row, surgewall_retry_config_free(h));
+    }
+    CHECK_STATUS(surgewall_retry_config_new(NULL), SURGEWALL_NULL_ARG);
+    CHECK_STATUS(surgewall_retry_config_set_budget(rcfg, NULL), SURGEWALL_NULL_ARG);
+    CHECK_STATUS(surgewall_retry_config_set_mock_clock(rcfg, NULL), SURGEWALL_NULL_ARG);
+    CHECK_STATUS(surgewall_retry_config_set_jitter(rcfg, 3), SURGEWALL_INVALID_ARG);
+    CHECK_STATUS(surgewall_retry_config_set_jitter(rcfg, -1), SURGEWALL_INVALID_ARG);
+    /* bad values: the constructor refuses them and names a field */
+    for (int k = 0; k < 6; k++) {
+        surgewall_retry_config *c = NULL;
+        CHECK_OK(surgewall_retry_config_new(&c));
+        switch (k) {
+        case 0: surgewall_retry_config_set_max_attempts(c, 0); break;
+        case 1: surgewall_retry_config_set_backoff_constant(c, -1); break;
+        case 2: surgewall_retry_config_set_backoff_exponential(c, 10 * MS, NAN); break;
+        case 3: surgewall_retry_config_set_backoff_exponential(c, 10 * MS, 0.5); break;
+        case 4: surgewall_retry_config_set_max_delay(c, -5); break;
+        default: surgewall_retry_config_set_backoff_linear(c, INT64_MIN, 1); break;
+        }
+        surgewall_retry_policy *out = (surgewall_retry_policy *)0x1;
+        err = NULL;
+        CHECK_STATUS(surgewall_retry_policy_new(c, &out, &err), SURGEWALL_INVALID_CONFIG);
+        CHECK(out == (surgewall_retry_policy *)0x1);
+        CHECK(err != NULL && strlen(surgewall_error_field(err)) > 0);
+        surgewall_error_free(err);
+    }
+    CHECK_OK(surgewall_retry_config_new(&rcfg_used));
+    CHECK_STATUS(surgewall_retry_policy_new(rcfg_used, NULL, NULL), SURGEWALL_NULL_ARG);
+
+    bad_handles(rows, (uintptr_t)rp, (uintptr_t)rp_freed, (uintptr_t)rs);
+    for (int i = 0; i < NBAD; i++) {
+        const struct bad row = rows[i];
+        surgewall_retry_policy *h = (surgewall_retry_policy *)row.value;
+        surgewall_retry_stats m;
+        surgewall_retry_schedule *out = NULL;
+        CHECK_BAD(row, surgewall_retry_policy_metrics(h, &m));
+        CHECK_BAD(row, surgewall_retry_schedule_new(h, &out));
+        if (row.value != 0) CHECK_BAD(row, surgewall_retry_policy_free(h));
+    }
+    CHECK_STATUS(surgewall_retry_policy_metrics(rp, NULL), SURGEWALL_NULL_ARG);
+    CHECK_STATUS(surgewall_retry_schedule_new(rp, NULL), SURGEWALL_NULL_ARG);
+    bad_handles(rows, (uintptr_t)rs, (uintptr_t)rs_freed, (uintptr_t)rp);
+    for (int i = 0; i < NBAD; i++) {
+        const struct bad row = rows[i];
+        surgewall_retry_schedule *h = (surgewall_retry_schedule *)row.value;
+        surgewall_retry_decision d;
+        CHECK_BAD(row, surgewall_retry_schedule_next(h, 1, -1, NULL, &d));
+        CHECK_BAD(row, surgewall_retry_schedule_attempts(h, &u32));
+        if (row.value != 0) CHECK_BAD(row, surgewall_retry_schedule_free(h));
+    }
+    surgewall_retry_decision d;
+    CHECK_STATUS(surgewall_retry_schedule_next(rs, 1, -1, NULL, NULL), SURGEWALL_NULL_ARG);
+    CHECK_STATUS(surgewall_retry_schedule_attempts(rs, NULL), SURGEWALL_NULL_ARG);
+    CHECK_STATUS(surgewall_retry_schedule_next(rs, 3, -1, NULL, &d), SURGEWALL_INVALID_ARG);
+    CHECK_STATUS(surgewall_retry_schedule_next(rs, -1, -1, NULL, &d), SURGEWALL_INVALID_ARG);
+    CHECK_STATUS(surgewall_retry_schedule_next(rs, 1, -1, (surgewall_breaker *)rp, &d), SURGEWALL_INVALID_HANDLE);
+    CHECK_OK(surgewall_retry_schedule_next(rs, 1, INT64_MAX, NULL, &d)); /* absurd Retry-After */
+
+    /* SLO trackers and their configs */
+    bad_handles(rows, (uintptr_t)scfg, (uintptr_t)scfg_used, (uintptr_t)slo);
+    rows[1].what = "consumed by a constructor";
+    for (int i = 0; i < NBAD; i++) {
+        const struct bad row = rows[i];
+        surgewall_slo_config *h = (surgewall_slo_config *)row.value;
+        surgewall_slo *out = NULL;
+        CHECK_BAD(row, surgewall_slo_config_set_objective(h, 0.9));
+        CHECK_BAD(row, surgewall_slo_config_set_window(h, 1));
+        CHECK_BAD(row, surgewall_slo_config_set_fast_burn(h, 2, 1, 10));
+        CHECK_BAD(row, surgewall_slo_config_set_slow_burn(h, 2, 1, 2));
+        CHECK_BAD(row, surgewall_slo_config_set_burn_bucket(h, 1));
+        CHECK_BAD(row, surgewall_slo_config_set_recovery_factor(h, 0.5));
+        CHECK_BAD(row, surgewall_slo_config_set_min_calls(h, 1));
+        CHECK_BAD(row, surgewall_slo_config_set_min_open(h, 1));
+        CHECK_BAD(row, surgewall_slo_config_set_breaker(h, br));
+        CHECK_BAD(row, surgewall_slo_config_set_mock_clock(h, clock));
+        CHECK_BAD(row, surgewall_slo_new(h, &out, NULL));
+        if (row.value != 0) CHECK_BAD(row, surgewall_slo_config_free(h));
+    }
+    CHECK_STATUS(surgewall_slo_config_new(NULL), SURGEWALL_NULL_ARG);
+    CHECK_STATUS(surgewall_slo_config_set_breaker(scfg, NULL), SURGEWALL_NULL_ARG);
+    CHECK_STATUS(surgewall_slo_config_set_breaker(scfg, (surgewall_breaker *)slo), SURGEWALL_INVALID_HANDLE);
+    CHECK_STATUS(surgewall_slo_config_set_mock_clock(scfg, NULL), SURGEWALL_NULL_ARG);
+    for (int k = 0; k < 6; k++) {
+        surgewall_slo_config *c = NULL;
+        CHECK_OK(surgewall_slo_config_new(&c));
+        switch (k) {
+        case 0: surgewall_slo_config_set_objective(c, 1.0); break;
+        case 1: surgewall_slo_config_set_objective(c, NAN); break;
+        case 2: surgewall_slo_config_set_window(c, -1); break;
+        case 3: surgewall_slo_config_set_fast_burn(c, 60000 * MS, 600000 * MS, 10); break; /* short > long */
+        case 4: surgewall_slo_config_set_recovery_factor(c, 0.0); break;
+        default: surgewall_slo_config_set_burn_bucket(c, 0); break;
+        }
+        surgewall_slo *out = (surgewall_slo *)0x1;
+        err = NULL;
+        surgewall_status st = surgewall_slo_new(c, &out, &err);
+        if (st != SURGEWALL_INVALID_CONFIG) fprintf(stderr, "  slo config row %d\n", k);
+        CHECK_STATUS(st, SURGEWALL_INVALID_CONFIG);
+        CHECK(err != NULL && strlen(surgewall_error_field(err)) > 0);
+        surgewall_error_free(err);
+        if (st == SURGEWALL_OK) surgewall_slo_free(out);
+    }
+    bad_handles(rows, (uintptr_t)slo, (uintptr_t)slo_freed, (uintptr_t)scfg);
+    for (int i = 0; i < NBAD; i++) {
+        const struct bad row = rows[i];
+        surgewall_slo *h = (surgewall_slo *)row.value;
+        surgewall_slo_stats m;
+        CHECK_BAD(row, surgewall_slo_record(h, true));
+        CHECK_BAD(row, surgewall_slo_record_outcome(h, 0));
+        CHECK_BAD(row, surgewall_slo_tick(h, &m));
+        CHECK_BAD(row, surgewall_slo_metrics(h, &m));
+        if (row.value != 0) CHECK_BAD(row, surgewall_slo_free(h));
+    }
+    CHECK_STATUS(surgewall_slo_metrics(slo, NULL), SURGEWALL_NULL_ARG);
+    CHECK_OK(surgewall_slo_tick(slo, NULL));
+    CHECK_STATUS(surgewall_slo_record_outcome(slo, 3), SURGEWALL_INVALID_ARG);
+    CHECK_STATUS(surgewall_slo_record_outcome(slo, INT32_MIN), SURGEWALL_INVALID_ARG);
+    CHECK_STATUS(surgewall_slo_new(scfg, NULL, NULL), SURGEWALL_NULL_ARG);
+
+    /* threshold adjusters */
+    bad_handles(rows, (uintptr_t)adj, (uintptr_t)adj_freed, (uintptr_t)br);
+    for (int i = 0; i < NBAD; i++) {
+        const struct bad row = rows[i];
+        surgewall_threshold_adjuster *h = (surgewall_threshold_adjuster *)row.value;
+        surgewall_threshold_stats m;
+        bool changed;
+        CHECK_BAD(row, surgewall_threshold_adjuster_tick(h, &changed, NULL, NULL));
+        CHECK_BAD(row, surgewall_threshold_adjuster_metrics(h, &m));
+        if (row.value != 0) CHECK_BAD(row, surgewall_threshold_adjuster_free(h));
+    }
+    CHECK_STATUS(surgewall_threshold_adjuster_tick(adj, NULL, NULL, NULL), SURGEWALL_NULL_ARG);
+    CHECK_STATUS(surgewall_threshold_adjuster_metrics(adj, NULL), SURGEWALL_NULL_ARG);
+    surgewall_threshold_adjuster *a2 = (surgewall_threshold_adjuster *)0x1;
+    CHECK_STATUS(surgewall_threshold_adjuster_new(NULL, 0.1, 0.2, 0.8, 0.1, 0, &a2, NULL), SURGEWALL_NULL_ARG);
+    CHECK_STATUS(surgewall_threshold_adjuster_new((surgewall_breaker *)adj, 0.1, 0.2, 0.8, 0.1, 0, &a2, NULL),
+                 SURGEWALL_INVALID_HANDLE);
+    CHECK_STATUS(surgewall_threshold_adjuster_new(br, 0.1, 0.2, 0.8, 0.1, 0, NULL, NULL), SURGEWALL_NULL_ARG);
+    static const double adj_bad[][4] = {
+        {NAN, 0.2, 0.8, 0.1}, {0.1, 0.9, 0.2, 0.1}, {0.1, 0.0, 0.8, 0.1}, {0.1, 0.2, 1.5, 0.1},
+        {0.1, 0.2, 0.8, NAN}, {0.1, 0.2, 0.8, -0.1}, {-1.0, 0.2, 0.8, 0.1},
+    };
+    for (size_t k = 0; k < sizeof adj_bad / sizeof adj_bad[0]; k++) {
+        err = NULL;
+        surgewall_status st = surgewall_threshold_adjuster_new(br, adj_bad[k][0], adj_bad[k][1], adj_bad[k][2],
+                                                               adj_bad[k][3], 0, &a2, &err);
+        if (st != SURGEWALL_INVALID_CONFIG) fprintf(stderr, "  adjuster row %zu\n", k);
+        CHECK_STATUS(st, SURGEWALL_INVALID_CONFIG);
+        CHECK(a2 == (surgewall_threshold_adjuster *)0x1);
+        CHECK(err != NULL && strlen(surgewall_error_field(err)) > 0);
+        surgewall_error_free(err);
+    }
+
+    /* double frees, then everything is released */
+    CHECK_OK(surgewall_threshold_adjuster_free(adj));
+    CHECK_STATUS(surgewall_threshold_adjuster_free(adj), SURGEWALL_INVALID_HANDLE);
+    CHECK_OK(surgewall_slo_free(slo));
+    CHECK_STATUS(surgewall_slo_free(slo), SURGEWALL_INVALID_HANDLE);
+    /* consumed by the slo_new(scfg, NULL) above, whatever its outcome */
+    CHECK_STATUS(surgewall_slo_config_free(scfg), SURGEWALL_INVALID_HANDLE);
+    CHECK_OK(surgewall_retry_schedule_free(rs));
+    CHECK_STATUS(surgewall_retry_schedule_free(rs), SURGEWALL_INVALID_HANDLE);
+    CHECK_OK(surgewall_retry_policy_free(rp));
+    CHECK_STATUS(surgewall_retry_policy_free(rp), SURGEWALL_INVALID_HANDLE);
+    CHECK_OK(surgewall_retry_config_free(rcfg));
+    CHECK_OK(surgewall_retry_budget_free(rb));
+    CHECK_STATUS(surgewall_retry_budget_free(rb), SURGEWALL_INVALID_HANDLE);
+    CHECK_OK(surgewall_keyed_bulkhead_free(kb));
+    CHECK_STATUS(surgewall_keyed_bulkhead_free(kb), SURGEWALL_INVALID_HANDLE);
+    CHECK_OK(surgewall_bulkhead_free(bh));
+    CHECK_STATUS(surgewall_bulkhead_free(bh), SURGEWALL_INVALID_HANDLE);
+    CHECK_OK(surgewall_breaker_free(br));
+    /* NULL frees are no-ops for every type */
+    CHECK_OK(surgewall_bulkhead_free(NULL));
+    CHECK_OK(surgewall_keyed_bulkhead_free(NULL));
+    CHECK_OK(surgewall_keyed_bulkhead_config_free(NULL));
+    CHECK_OK(surgewall_retry_budget_free(NULL));
+    CHECK_OK(surgewall_retry_config_free(NULL));
+    CHECK_OK(surgewall_retry_policy_free(NULL));
+    CHECK_OK(surgewall_retry_schedule_free(NULL));
+    CHECK_OK(surgewall_slo_config_free(NULL));
+    CHECK_OK(surgewall_slo_free(NULL));
+    CHECK_OK(surgewall_threshold_adjuster_free(NULL));
+}
+
 int main(void)
 {
     surgewall_mock_clock *clock = NULL;
@@ -704,6 +1085,7 @@ int main(void)
     test_utf8_and_buffers(clock);
     test_config_values();
     test_permits(clock);
+    test_policies(clock);
     CHECK_OK(surgewall_mock_clock_free(clock));
     return check_report();
 }
