@@ -383,9 +383,17 @@ static void test_null_pointer_arguments(surgewall_mock_clock *clock)
     CHECK_OK(surgewall_breaker_new(u8("after"), 5, cfg, &c, NULL));
     CHECK_OK(surgewall_breaker_free(c));
 
-    /* functions without pointers still answer for anything */
+    /* functions without pointers still answer for anything, in any order */
     CHECK(surgewall_status_str(-7) != NULL);
     CHECK(surgewall_version() != NULL);
+    CHECK_U64(surgewall_version_number(), SURGEWALL_VERSION_NUMBER);
+    surgewall_clock_stop_ticking(); /* stopping a ticker that never ran */
+    surgewall_clock_stop_ticking();
+    surgewall_clock_tick();
+    surgewall_clock_tick();
+    surgewall_clock_stop_ticking();
+    CHECK_OK(surgewall_breaker_acquire(b, &p, NULL)); /* nothing was disturbed */
+    CHECK_OK(surgewall_breaker_release(b, p));
     CHECK_OK(surgewall_breaker_free(b));
 }
 
