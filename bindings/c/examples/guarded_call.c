@@ -2,7 +2,8 @@
  * guarded_call.c: a call to a flaky dependency guarded by a surgewall circuit breaker, with
  * a fallback served while the breaker rejects. Copy it and replace fetch_price().
  *
- *   cc -std=c11 guarded_call.c $(pkg-config --cflags --libs --static surgewall)
+ *   cc -std=c11 guarded_call.c $(pkg-config --cflags surgewall) \
+ *      "$(pkg-config --variable=libdir surgewall)/libsurgewall.a" -lpthread -ldl -lm
  */
 #include <inttypes.h>
 #include <stdio.h>
