@@ -19,24 +19,22 @@ import (
 	"unsafe"
 )
 
-// The header names these enums in comments only (cbindgen emits no type for an enum passed
-// as int32_t), so the values are mirrored from ffi/src/retry.rs.
 const (
-	cAttemptSuccess      = 0
-	cAttemptRetryable    = 1
-	cAttemptNotRetryable = 2
+	cAttemptSuccess      = C.SURGEWALL_ATTEMPT_OUTCOME_SUCCESS
+	cAttemptRetryable    = C.SURGEWALL_ATTEMPT_OUTCOME_RETRYABLE
+	cAttemptNotRetryable = C.SURGEWALL_ATTEMPT_OUTCOME_NOT_RETRYABLE
 )
 
 // StopReason says why a retry stopped.
 type StopReason int32
 
 const (
-	StopSucceeded       StopReason = 0 // the last attempt succeeded
-	StopNotRetryable    StopReason = 1 // the last error was not retryable
-	StopMaxAttempts     StopReason = 2 // no attempts left
-	StopMaxElapsed      StopReason = 3 // the next attempt would overrun MaxElapsed
-	StopBudgetExhausted StopReason = 4 // the retry budget refused
-	StopBreakerOpen     StopReason = 5 // the breaker rejects for longer than the retry may wait
+	StopSucceeded       StopReason = C.SURGEWALL_STOP_REASON_SUCCEEDED        // the last attempt succeeded
+	StopNotRetryable    StopReason = C.SURGEWALL_STOP_REASON_NOT_RETRYABLE    // the last error was not retryable
+	StopMaxAttempts     StopReason = C.SURGEWALL_STOP_REASON_MAX_ATTEMPTS     // no attempts left
+	StopMaxElapsed      StopReason = C.SURGEWALL_STOP_REASON_MAX_ELAPSED      // the next attempt would overrun MaxElapsed
+	StopBudgetExhausted StopReason = C.SURGEWALL_STOP_REASON_BUDGET_EXHAUSTED // the retry budget refused
+	StopBreakerOpen     StopReason = C.SURGEWALL_STOP_REASON_BREAKER_OPEN     // the breaker rejects for longer than the retry may wait
 )
 
 var stopNames = [...]string{"succeeded", "not_retryable", "max_attempts", "max_elapsed", "budget_exhausted", "breaker_open"}
@@ -202,7 +200,9 @@ func NewRetry(cfg RetryConfig) (*Retry, error) {
 		})
 	}
 	if cfg.Jitter != JitterDefault {
-		add(func() C.surgewall_status { return C.surgewall_retry_config_set_jitter(c, C.int32_t(cfg.Jitter-1)) })
+		j := map[Jitter]C.int32_t{JitterNone: C.SURGEWALL_JITTER_NONE, JitterFull: C.SURGEWALL_JITTER_FULL,
+			JitterEqual: C.SURGEWALL_JITTER_EQUAL}[cfg.Jitter]
+		add(func() C.surgewall_status { return C.surgewall_retry_config_set_jitter(c, j) })
 	}
 	if cfg.MaxDelay != 0 {
 		add(func() C.surgewall_status { return C.surgewall_retry_config_set_max_delay(c, durationNs(cfg.MaxDelay)) })
