@@ -1,0 +1,93 @@
+package surgewall_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"time"
+
+	"surgewall.dev/go/surgewall"
+)
+
+// errStatus makes a 5xx response an error, so that the breaker counts it as a failure.
+type errStatus int
+
+func (e errStatus) Error() string { return fmt.Sprintf("upstream answered %d", int(e)) }
+
+// A guarded HTTP call: after 5 consecutive failures the breaker opens and calls fail fast
+// with ErrOpen (and a RetryAfter) instead of waiting on a dead upstream.
+func ExampleBreaker_Execute_http() {
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	defer upstream.Close()
+
+	b, err := surgewall.NewBreaker("users-api",
+		surgewall.WithConsecutiveFailures(5),
+		surgewall.WithOpenFor(30*time.Second))
+	if err != nil {
+		panic(err)
+	}
+	defer b.Close()
+
+	get := func(ctx context.Context) (string, error) {
+		return surgewall.Call(ctx, b, func(ctx context.Context) (string, error) {
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, upstream.URL, nil)
+			if err != nil {
+				return "", err
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return "", err
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode >= 500 {
+				return "", errStatus(resp.StatusCode)
+			}
+			body, err := io.ReadAll(resp.Body)
+			return string(body), err
+		})
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for i := 1; i <= 6; i++ {
+		_, err := get(ctx)
+		var open *surgewall.RejectedError
+		switch {
+		case errors.As(err, &open):
+			fmt.Printf("call %d: rejected, breaker %s, retry in about %v\n", i, open.State, open.RetryAfter.Round(time.Second))
+		case err != nil:
+			fmt.Printf("call %d: %v\n", i, err)
+		}
+	}
+	// Output:
+	// call 1: upstream answered 503
+	// call 2: upstream answered 503
+	// call 3: upstream answered 503
+	// call 4: upstream answered 503
+	// call 5: upstream answered 503
+	// call 6: rejected, breaker open, retry in about 30s
+}
+
+// Tests drive time with a mock clock.
+func ExampleNewMockClock() {
+	clock := surgewall.NewMockClock()
+	b, _ := surgewall.NewBreaker("db", surgewall.WithClock(clock),
+		surgewall.WithConsecutiveFailures(1), surgewall.WithOpenFor(5*time.Second))
+	defer b.Close()
+
+	_ = b.Execute(context.Background(), func(context.Context) error { return errors.New("down") })
+	s, _ := b.State()
+	fmt.Println(s)
+	clock.Advance(5 * time.Second)
+	_ = b.Execute(context.Background(), func(context.Context) error { return nil }) // a probe
+	s, _ = b.State()
+	fmt.Println(s)
+	// Output:
+	// open
+	// half_open
+}
