@@ -192,6 +192,17 @@ func TestKeyedBulkhead(t *testing.T) {
 	if n, _ := kb.Active(k); n != 2 {
 		t.Fatal(n)
 	}
+	keys, err := kb.Keys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	byKey := map[uint64]KeyState{}
+	for _, ks := range keys {
+		byKey[ks.Key] = ks
+	}
+	if len(keys) != 3 || byKey[k].Active != 2 || byKey[k].Limit != 2 || byKey[7].Active != 1 || byKey[7].Limit != 1 || byKey[8].Active != 0 {
+		t.Fatalf("%+v", keys)
+	}
 	for _, p := range []KeyedPermit{a1, a2, s1} {
 		if err := p.Release(); err != nil {
 			t.Fatal(err)

@@ -2,6 +2,17 @@ package surgewall
 
 /*
 #include "surgewall.h"
+
+extern void surgewallGoKeyVisit(uintptr_t user, uint64_t key, uint64_t active, uint32_t limit);
+
+static void surgewall_go_key_visit(void *user, uint64_t key, uint64_t active, uint32_t limit) {
+	surgewallGoKeyVisit((uintptr_t)user, key, active, limit);
+}
+
+// The handle travels as an integer; the library only passes it back to the trampoline.
+static surgewall_status surgewall_go_keyed_for_each(const surgewall_keyed_bulkhead *kb, uintptr_t user) {
+	return surgewall_keyed_bulkhead_for_each(kb, surgewall_go_key_visit, (void *)user);
+}
 */
 import "C"
 
@@ -10,6 +21,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"runtime/cgo"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -285,6 +297,30 @@ func (kb *KeyedBulkhead) Sweep() (uint64, error) {
 	st := C.surgewall_keyed_bulkhead_sweep(h, &out)
 	runtime.KeepAlive(kb)
 	return uint64(out), statusErr("keyed_bulkhead_sweep", st)
+}
+
+// KeyState is one key held by a KeyedBulkhead.
+type KeyState struct {
+	Key    uint64
+	Active uint64 // calls in flight
+	Limit  uint32
+}
+
+// Keys returns a snapshot of every key held, with its calls in flight and limit.
+func (kb *KeyedBulkhead) Keys() ([]KeyState, error) {
+	h, err := kb.handle()
+	if err != nil {
+		return nil, err
+	}
+	var out []KeyState
+	user := cgo.NewHandle(&out)
+	defer user.Delete()
+	st := C.surgewall_go_keyed_for_each(h, C.uintptr_t(user))
+	runtime.KeepAlive(kb)
+	if err := statusErr("keyed_bulkhead_for_each", st); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // KeyedBulkheadMetrics is a snapshot of a keyed bulkhead.
