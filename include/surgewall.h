@@ -37,6 +37,11 @@
 
 
 /**
+ * The key the shared overflow entry lives under (never use it as a real key).
+ */
+#define SURGEWALL_OVERFLOW_KEY UINT64_MAX
+
+/**
  * A breaker state.
  */
 enum surgewall_state
@@ -74,6 +79,35 @@ enum surgewall_state
 typedef enum surgewall_state surgewall_state;
 #else
 typedef int32_t surgewall_state;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * Why a keyed acquire was refused (written by `surgewall_keyed_bulkhead_try_acquire`).
+ */
+enum surgewall_keyed_rejection
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * The key is at its own limit.
+   */
+  SURGEWALL_KEYED_REJECTION_KEY_FULL = 1,
+  /**
+   * All keys together are at the global limit.
+   */
+  SURGEWALL_KEYED_REJECTION_GLOBAL_FULL = 2,
+  /**
+   * The key is new and the key cap is reached (overflow policy: reject).
+   */
+  SURGEWALL_KEYED_REJECTION_TOO_MANY_KEYS = 3,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum surgewall_keyed_rejection surgewall_keyed_rejection;
+#else
+typedef int32_t surgewall_keyed_rejection;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -317,10 +351,29 @@ typedef struct surgewall_breaker surgewall_breaker;
 typedef struct surgewall_breaker_config surgewall_breaker_config;
 
 /**
+ * A bulkhead: at most `max_concurrent` calls in flight. Thread-safe; reference counted with
+ * `surgewall_bulkhead_clone` / `surgewall_bulkhead_free`.
+ */
+typedef struct surgewall_bulkhead surgewall_bulkhead;
+
+/**
  * An error returned by a constructor: its status, the configuration field it is about
  * (may be empty) and a message. Free it with `surgewall_error_free`.
  */
 typedef struct surgewall_error surgewall_error;
+
+/**
+ * Per-key concurrency limits (a tenant, a user) with an optional limit across all keys.
+ * Thread-safe. Keys are `uint64_t`; string keys go through `_str` functions, which hash them
+ * (with a per-bulkhead random seed).
+ */
+typedef struct surgewall_keyed_bulkhead surgewall_keyed_bulkhead;
+
+/**
+ * A keyed bulkhead under construction (single owner; consumed by
+ * `surgewall_keyed_bulkhead_new`).
+ */
+typedef struct surgewall_keyed_bulkhead_config surgewall_keyed_bulkhead_config;
 
 /**
  * A clock that moves only when told (`surgewall_mock_clock_advance`). Give it to a
@@ -329,9 +382,49 @@ typedef struct surgewall_error surgewall_error;
 typedef struct surgewall_mock_clock surgewall_mock_clock;
 
 /**
+ * A retry budget: retries <= ratio x requests + a floor per second over a sliding window,
+ * shared by every policy that uses it. Thread-safe.
+ */
+typedef struct surgewall_retry_budget surgewall_retry_budget;
+
+/**
+ * A retry policy under construction (single owner; consumed by `surgewall_retry_policy_new`).
+ * Defaults: 3 attempts, exponential backoff from 100 ms doubling, full jitter, delays capped
+ * at 10 s, no elapsed limit, wait for an open breaker, no budget.
+ */
+typedef struct surgewall_retry_config surgewall_retry_config;
+
+/**
+ * A validated retry policy: shareable and thread-safe; each operation takes its own schedule.
+ */
+typedef struct surgewall_retry_policy surgewall_retry_policy;
+
+/**
+ * The retry state of one operation. Single owner: use it from one thread at a time.
+ */
+typedef struct surgewall_retry_schedule surgewall_retry_schedule;
+
+/**
+ * An SLO tracker: error budget and multi-window burn rates. Thread-safe.
+ */
+typedef struct surgewall_slo surgewall_slo;
+
+/**
+ * An SLO tracker under construction (single owner; consumed by `surgewall_slo_new`).
+ * Defaults: objective 0.999 over 30 days; fast burn 14.4 over 1 h and 5 min; slow burn 6 over
+ * 6 h and 30 min.
+ */
+typedef struct surgewall_slo_config surgewall_slo_config;
+
+/**
  * A reader of the event ring with its own cursor. Poll it from one thread at a time.
  */
 typedef struct surgewall_subscription surgewall_subscription;
+
+/**
+ * Adapts a breaker's failure-rate threshold to the error rate it observes. Thread-safe.
+ */
+typedef struct surgewall_threshold_adjuster surgewall_threshold_adjuster;
 
 /**
  * What a binding needs to admit calls without a call into the library: the breaker's packed
@@ -489,6 +582,116 @@ typedef struct surgewall_breaker_stats {
 } surgewall_breaker_stats;
 
 /**
+ * A snapshot of a bulkhead.
+ */
+typedef struct surgewall_bulkhead_stats {
+  /**
+   * Calls in flight now (never above `max_concurrent`).
+   */
+  uint64_t active;
+  /**
+   * Callers blocked waiting for a slot now.
+   */
+  uint64_t waiting;
+  /**
+   * The limit.
+   */
+  uint64_t max_concurrent;
+  /**
+   * Calls admitted, ever.
+   */
+  uint64_t accepted;
+  /**
+   * Calls refused without waiting, ever.
+   */
+  uint64_t rejected;
+  /**
+   * Calls that waited their whole wait and were refused, ever.
+   */
+  uint64_t timed_out;
+  /**
+   * Calls that had to wait, ever.
+   */
+  uint64_t waited;
+  /**
+   * Nanoseconds all waiting calls spent waiting.
+   */
+  uint64_t total_wait_ns;
+  /**
+   * The longest single wait, in nanoseconds.
+   */
+  uint64_t max_wait_ns;
+  /**
+   * Releases that found nothing acquired.
+   */
+  uint64_t unexpected_releases;
+} surgewall_bulkhead_stats;
+
+/**
+ * The slot a keyed acquire took; give it back with `surgewall_keyed_bulkhead_release`.
+ */
+typedef struct surgewall_keyed_permit {
+  /**
+   * Opaque.
+   */
+  uint32_t slot;
+} surgewall_keyed_permit;
+
+/**
+ * A snapshot of a keyed bulkhead.
+ */
+typedef struct surgewall_keyed_bulkhead_stats {
+  /**
+   * Calls in flight across keys (counted only when a global limit is set, else 0).
+   */
+  uint64_t global_active;
+  /**
+   * The global limit, or 0 for none.
+   */
+  uint32_t global_max;
+  /**
+   * The default per-key limit.
+   */
+  uint32_t per_key_max;
+  /**
+   * Refusals at a key's limit, ever.
+   */
+  uint64_t rejected_key;
+  /**
+   * Refusals at the global limit, ever.
+   */
+  uint64_t rejected_global;
+  /**
+   * Releases that found nothing acquired, ever.
+   */
+  uint64_t unexpected_releases;
+  /**
+   * Keys held now.
+   */
+  uint64_t keys;
+  /**
+   * The key cap (0: none).
+   */
+  uint64_t max_keys;
+  /**
+   * Keys created, ever.
+   */
+  uint64_t created;
+  /**
+   * Keys evicted by sweeps, ever.
+   */
+  uint64_t evicted;
+  /**
+   * New keys routed to the shared overflow entry, ever.
+   */
+  uint64_t overflowed;
+  /**
+   * New keys refused at the cap, ever.
+   */
+  uint64_t refused_keys;
+} surgewall_keyed_bulkhead_stats;
+
+/**
  * One event, as `surgewall_subscription_poll` fills it. Fields a kind does not use are 0.
  */
 typedef struct surgewall_event {
@@ -537,6 +740,178 @@ typedef struct surgewall_event {
    */
   uint64_t key;
 } surgewall_event;
+
+/**
+ * A snapshot of a retry budget.
+ */
+typedef struct surgewall_retry_budget_stats {
+  /**
+   * Requests in the window.
+   */
+  uint64_t requests;
+  /**
+   * Retries granted in the window.
+   */
+  uint64_t retries;
+  /**
+   * Retries the rule allows in the window now.
+   */
+  double allowed;
+  /**
+   * Retries still grantable now.
+   */
+  uint64_t remaining;
+  /**
+   * Retries granted, ever.
+   */
+  uint64_t granted_total;
+  /**
+   * Retries refused, ever.
+   */
+  uint64_t refused_total;
+} surgewall_retry_budget_stats;
+
+/**
+ * Totals of a policy.
+ */
+typedef struct surgewall_retry_stats {
+  /**
+   * Schedules created (operations started).
+   */
+  uint64_t operations;
+  /**
+   * Retries scheduled.
+   */
+  uint64_t retries;
+  /**
+   * Schedules stopped, indexed by `surgewall_stop_reason`.
+   */
+  uint64_t stops[6];
+} surgewall_retry_stats;
+
+/**
+ * What to do after an attempt.
+ */
+typedef struct surgewall_retry_decision {
+  /**
+   * Retry after `delay_ns` (true) or stop for `stop_reason` (false).
+   */
+  bool retry;
+  /**
+   * Nanoseconds to wait before the next attempt (when `retry`).
+   */
+  uint64_t delay_ns;
+  /**
+   * Why the schedule stopped (a `surgewall_stop_reason`, when not `retry`).
+   */
+  int32_t stop_reason;
+} surgewall_retry_decision;
+
+/**
+ * One burn-rate pair's view.
+ */
+typedef struct surgewall_burn_stats {
+  /**
+   * Burn rate over the long window.
+   */
+  double long_burn;
+  /**
+   * Burn rate over the short window.
+   */
+  double short_burn;
+  /**
+   * Calls in the long window.
+   */
+  uint64_t long_calls;
+  /**
+   * The pair's threshold.
+   */
+  double threshold;
+  /**
+   * Whether the pair is firing.
+   */
+  bool burning;
+} surgewall_burn_stats;
+
+/**
+ * A snapshot of an SLO tracker.
+ */
+typedef struct surgewall_slo_stats {
+  /**
+   * The objective (e.g. 0.999).
+   */
+  double objective;
+  /**
+   * Calls in the SLO window.
+   */
+  uint64_t calls;
+  /**
+   * Bad calls in the SLO window.
+   */
+  uint64_t bad;
+  /**
+   * bad / calls.
+   */
+  double error_rate;
+  /**
+   * Bad calls the objective allows in the window.
+   */
+  double budget_allowed;
+  /**
+   * budget_allowed - bad (negative when overspent).
+   */
+  double budget_remaining;
+  /**
+   * budget_remaining / budget_allowed.
+   */
+  double budget_remaining_fraction;
+  /**
+   * The fast pair.
+   */
+  struct surgewall_burn_stats fast;
+  /**
+   * The slow pair.
+   */
+  struct surgewall_burn_stats slow;
+  /**
+   * Whether the tracker holds its linked breaker open.
+   */
+  bool holding_breaker;
+} surgewall_slo_stats;
+
+/**
+ * A snapshot of a threshold adjuster.
+ */
+typedef struct surgewall_threshold_stats {
+  /**
+   * The breaker's threshold now.
+   */
+  double threshold;
+  /**
+   * The lower bound.
+   */
+  double min_threshold;
+  /**
+   * The upper bound.
+   */
+  double max_threshold;
+  /**
+   * The target error rate.
+   */
+  double target_error_rate;
+  /**
+   * The error rate the last tick with enough calls saw.
+   */
+  double last_error_rate;
+  /**
+   * Ticks, ever.
+   */
+  uint64_t ticks;
+  /**
+   * Threshold changes, ever.
+   */
+  uint64_t changes;
+} surgewall_threshold_stats;
 
 #ifdef __cplusplus
 extern "C" {
@@ -685,6 +1060,174 @@ surgewall_status surgewall_breaker_name(const struct surgewall_breaker *b,
                                         uint8_t *buf,
                                         size_t cap,
                                         size_t *len_out);
+
+/**
+ * Creates a bulkhead named `name` admitting `max_concurrent` calls; blocking acquires wait up
+ * to `max_wait_ns` (0: never wait). `clock` may be NULL (the coarse clock) or a mock clock.
+ */
+surgewall_status surgewall_bulkhead_new(const uint8_t *name,
+                                        size_t name_len,
+                                        uint32_t max_concurrent,
+                                        int64_t max_wait_ns,
+                                        const struct surgewall_mock_clock *clock,
+                                        struct surgewall_bulkhead **out,
+                                        struct surgewall_error **err_out);
+
+/**
+ * A second handle to the same bulkhead.
+ */
+surgewall_status surgewall_bulkhead_clone(const struct surgewall_bulkhead *b,
+                                          struct surgewall_bulkhead **out);
+
+/**
+ * Frees one handle. NULL is a no-op; a second free is `SURGEWALL_INVALID_HANDLE`.
+ */
+surgewall_status surgewall_bulkhead_free(struct surgewall_bulkhead *b);
+
+/**
+ * Takes a slot without waiting: `SURGEWALL_OK` or `SURGEWALL_BULKHEAD_FULL`. Lock-free.
+ * Every OK must be followed by exactly one `surgewall_bulkhead_release`.
+ */
+surgewall_status surgewall_bulkhead_try_acquire(const struct surgewall_bulkhead *b);
+
+/**
+ * Takes a slot, blocking this thread up to `timeout_ns` (negative: the bulkhead's own
+ * `max_wait`) in FIFO order with other waiters. `SURGEWALL_OK`, `SURGEWALL_TIMEOUT` after a
+ * wait, or `SURGEWALL_BULKHEAD_FULL` when it could not wait.
+ */
+surgewall_status surgewall_bulkhead_acquire(const struct surgewall_bulkhead *b, int64_t timeout_ns);
+
+/**
+ * Gives a slot back. `SURGEWALL_UNEXPECTED_RESULT` when nothing was acquired (nothing changes).
+ */
+surgewall_status surgewall_bulkhead_release(const struct surgewall_bulkhead *b);
+
+/**
+ * Fills `*out` with a snapshot.
+ */
+surgewall_status surgewall_bulkhead_metrics(const struct surgewall_bulkhead *b,
+                                            struct surgewall_bulkhead_stats *out);
+
+/**
+ * Creates a keyed-bulkhead configuration: `per_key_max` calls in flight per key.
+ */
+surgewall_status surgewall_keyed_bulkhead_config_new(uint32_t per_key_max,
+                                                     struct surgewall_keyed_bulkhead_config **out);
+
+/**
+ * Frees a configuration that was never consumed. NULL is a no-op.
+ */
+surgewall_status surgewall_keyed_bulkhead_config_free(struct surgewall_keyed_bulkhead_config *cfg);
+
+/**
+ * At most `n` calls in flight across all keys.
+ */
+surgewall_status surgewall_keyed_bulkhead_config_set_global_max(struct surgewall_keyed_bulkhead_config *cfg,
+                                                                uint32_t n);
+
+/**
+ * A per-key override: key `key` gets `n` slots instead of `per_key_max`.
+ */
+surgewall_status surgewall_keyed_bulkhead_config_set_limit_for(struct surgewall_keyed_bulkhead_config *cfg,
+                                                               uint64_t key,
+                                                               uint32_t n);
+
+/**
+ * Caps the number of keys at `max_keys`; new keys beyond it are refused (`shared_overflow`
+ * false) or all share one overflow entry (true).
+ */
+surgewall_status surgewall_keyed_bulkhead_config_set_max_keys(struct surgewall_keyed_bulkhead_config *cfg,
+                                                              size_t max_keys,
+                                                              bool shared_overflow);
+
+/**
+ * Evict keys idle for `ns` (by `surgewall_keyed_bulkhead_sweep`); a key with calls in flight
+ * is never evicted.
+ */
+surgewall_status surgewall_keyed_bulkhead_config_set_idle_ttl(struct surgewall_keyed_bulkhead_config *cfg,
+                                                              int64_t ns);
+
+/**
+ * Drive sweeps with a mock clock (tests).
+ */
+surgewall_status surgewall_keyed_bulkhead_config_set_mock_clock(struct surgewall_keyed_bulkhead_config *cfg,
+                                                                const struct surgewall_mock_clock *clock);
+
+/**
+ * Creates a keyed bulkhead from `cfg` (consumed whatever the outcome). Keyed bulkheads
+ * publish evictions to the process-wide event ring.
+ */
+surgewall_status surgewall_keyed_bulkhead_new(struct surgewall_keyed_bulkhead_config *cfg,
+                                              struct surgewall_keyed_bulkhead **out,
+                                              struct surgewall_error **err_out);
+
+/**
+ * Frees a keyed bulkhead. NULL is a no-op.
+ */
+surgewall_status surgewall_keyed_bulkhead_free(struct surgewall_keyed_bulkhead *kb);
+
+/**
+ * Takes a slot for `key` without waiting: `SURGEWALL_OK` (writes `*permit_out`),
+ * `SURGEWALL_BULKHEAD_FULL` or `SURGEWALL_REGISTRY_FULL` (writes `*rejection_out` if not NULL).
+ */
+surgewall_status surgewall_keyed_bulkhead_try_acquire(const struct surgewall_keyed_bulkhead *kb,
+                                                      uint64_t key,
+                                                      struct surgewall_keyed_permit *permit_out,
+                                                      surgewall_keyed_rejection *rejection_out);
+
+/**
+ * `surgewall_keyed_bulkhead_try_acquire` for a byte-string key (hashed to 64 bits).
+ */
+surgewall_status surgewall_keyed_bulkhead_try_acquire_str(const struct surgewall_keyed_bulkhead *kb,
+                                                          const uint8_t *key,
+                                                          size_t key_len,
+                                                          struct surgewall_keyed_permit *permit_out,
+                                                          surgewall_keyed_rejection *rejection_out);
+
+/**
+ * The 64-bit key a byte-string key maps to in this keyed bulkhead (for `_active`, events).
+ */
+surgewall_status surgewall_keyed_bulkhead_key_of(const struct surgewall_keyed_bulkhead *kb,
+                                                 const uint8_t *key,
+                                                 size_t key_len,
+                                                 uint64_t *out);
+
+/**
+ * Gives a keyed slot back. `SURGEWALL_UNEXPECTED_RESULT` when it was not taken.
+ */
+surgewall_status surgewall_keyed_bulkhead_release(const struct surgewall_keyed_bulkhead *kb,
+                                                  struct surgewall_keyed_permit permit);
+
+/**
+ * Calls in flight for `key` (0 for a key the bulkhead does not hold).
+ */
+surgewall_status surgewall_keyed_bulkhead_active(const struct surgewall_keyed_bulkhead *kb,
+                                                 uint64_t key,
+                                                 uint64_t *out);
+
+/**
+ * Evicts keys idle for longer than the configured `idle_ttl`; `*evicted_out` (if not NULL)
+ * receives how many. Run it periodically (the agent does).
+ */
+surgewall_status surgewall_keyed_bulkhead_sweep(const struct surgewall_keyed_bulkhead *kb,
+                                                uint64_t *evicted_out);
+
+/**
+ * Calls `f(user, key, active, limit)` for every key held (do not call back into this keyed
+ * bulkhead from `f`).
+ */
+surgewall_status surgewall_keyed_bulkhead_for_each(const struct surgewall_keyed_bulkhead *kb,
+                                                   void (*f)(void *user,
+                                                             uint64_t key,
+                                                             uint64_t active,
+                                                             uint32_t limit),
+                                                   void *user);
+
+/**
+ * Fills `*out` with a snapshot.
+ */
+surgewall_status surgewall_keyed_bulkhead_metrics(const struct surgewall_keyed_bulkhead *kb,
+                                                  struct surgewall_keyed_bulkhead_stats *out);
 
 /**
  * Refreshes the coarse clock every breaker reads by default. Call it every 0.5-1 ms from one
@@ -876,6 +1419,325 @@ surgewall_status surgewall_subscription_missed(const struct surgewall_subscripti
  * Frees a subscription. NULL is a no-op.
  */
 surgewall_status surgewall_subscription_free(struct surgewall_subscription *sub);
+
+/**
+ * Creates a budget of its own: `ratio` of requests (in [0, 1]) plus `min_per_second` retries
+ * a second, over the last `window_secs` seconds (1..=60). `clock` may be NULL or a mock clock.
+ */
+surgewall_status surgewall_retry_budget_new(double ratio,
+                                            double min_per_second,
+                                            uint32_t window_secs,
+                                            const struct surgewall_mock_clock *clock,
+                                            struct surgewall_retry_budget **out,
+                                            struct surgewall_error **err_out);
+
+/**
+ * The process-wide budget named `name`, created with this configuration on first use (later
+ * calls with the same name get the same budget, whatever configuration they pass).
+ */
+surgewall_status surgewall_retry_budget_shared(const uint8_t *name,
+                                               size_t name_len,
+                                               double ratio,
+                                               double min_per_second,
+                                               uint32_t window_secs,
+                                               struct surgewall_retry_budget **out,
+                                               struct surgewall_error **err_out);
+
+/**
+ * Frees one handle to a budget. NULL is a no-op.
+ */
+surgewall_status surgewall_retry_budget_free(struct surgewall_retry_budget *b);
+
+/**
+ * Counts a request (a first attempt) toward the budget.
+ */
+surgewall_status surgewall_retry_budget_record_request(const struct surgewall_retry_budget *b);
+
+/**
+ * Asks for one retry: `SURGEWALL_OK` (granted and counted) or
+ * `SURGEWALL_RETRY_BUDGET_EXHAUSTED`.
+ */
+surgewall_status surgewall_retry_budget_try_retry(const struct surgewall_retry_budget *b);
+
+/**
+ * Fills `*out` with a snapshot.
+ */
+surgewall_status surgewall_retry_budget_metrics(const struct surgewall_retry_budget *b,
+                                                struct surgewall_retry_budget_stats *out);
+
+/**
+ * Creates a retry configuration with the defaults.
+ */
+surgewall_status surgewall_retry_config_new(struct surgewall_retry_config **out);
+
+/**
+ * Frees a configuration that was never consumed. NULL is a no-op.
+ */
+surgewall_status surgewall_retry_config_free(struct surgewall_retry_config *cfg);
+
+/**
+ * Attempts in all, the first included (>= 1).
+ */
+surgewall_status surgewall_retry_config_set_max_attempts(struct surgewall_retry_config *cfg,
+                                                         uint32_t n);
+
+/**
+ * The same delay before every retry.
+ */
+surgewall_status surgewall_retry_config_set_backoff_constant(struct surgewall_retry_config *cfg,
+                                                             int64_t delay_ns);
+
+/**
+ * `initial + n * step` before the n-th retry.
+ */
+surgewall_status surgewall_retry_config_set_backoff_linear(struct surgewall_retry_config *cfg,
+                                                           int64_t initial_ns,
+                                                           int64_t step_ns);
+
+/**
+ * `initial * multiplier^n` before the n-th retry.
+ */
+surgewall_status surgewall_retry_config_set_backoff_exponential(struct surgewall_retry_config *cfg,
+                                                                int64_t initial_ns,
+                                                                double multiplier);
+
+/**
+ * Decorrelated jitter: each delay uniform in [base, 3 x the previous one], capped.
+ */
+surgewall_status surgewall_retry_config_set_backoff_decorrelated(struct surgewall_retry_config *cfg,
+                                                                 int64_t base_ns);
+
+/**
+ * The jitter (a `surgewall_jitter`).
+ */
+surgewall_status surgewall_retry_config_set_jitter(struct surgewall_retry_config *cfg,
+                                                   int32_t jitter);
+
+/**
+ * The longest delay (a `Retry-After` is capped at it too).
+ */
+surgewall_status surgewall_retry_config_set_max_delay(struct surgewall_retry_config *cfg,
+                                                      int64_t ns);
+
+/**
+ * Never start an attempt that would end after `ns` from the schedule's start.
+ */
+surgewall_status surgewall_retry_config_set_max_elapsed(struct surgewall_retry_config *cfg,
+                                                        int64_t ns);
+
+/**
+ * How long one attempt may take (used to decide whether the next one fits).
+ */
+surgewall_status surgewall_retry_config_set_attempt_timeout(struct surgewall_retry_config *cfg,
+                                                            int64_t ns);
+
+/**
+ * When the breaker rejects: wait for it (`stop` false, the default) or stop.
+ */
+surgewall_status surgewall_retry_config_set_stop_on_open_breaker(struct surgewall_retry_config *cfg,
+                                                                 bool stop);
+
+/**
+ * Share `budget` (the policy keeps its own reference).
+ */
+surgewall_status surgewall_retry_config_set_budget(struct surgewall_retry_config *cfg,
+                                                   const struct surgewall_retry_budget *budget);
+
+/**
+ * Seed the jitter (deterministic tests).
+ */
+surgewall_status surgewall_retry_config_set_seed(struct surgewall_retry_config *cfg, uint64_t seed);
+
+/**
+ * Read time from a mock clock (tests).
+ */
+surgewall_status surgewall_retry_config_set_mock_clock(struct surgewall_retry_config *cfg,
+                                                       const struct surgewall_mock_clock *clock);
+
+/**
+ * Creates a policy from `cfg` (consumed whatever the outcome).
+ */
+surgewall_status surgewall_retry_policy_new(struct surgewall_retry_config *cfg,
+                                            struct surgewall_retry_policy **out,
+                                            struct surgewall_error **err_out);
+
+/**
+ * Frees a policy (schedules made from it keep working). NULL is a no-op.
+ */
+surgewall_status surgewall_retry_policy_free(struct surgewall_retry_policy *p);
+
+/**
+ * Fills `*out` with the policy's totals.
+ */
+surgewall_status surgewall_retry_policy_metrics(const struct surgewall_retry_policy *p,
+                                                struct surgewall_retry_stats *out);
+
+/**
+ * Starts an operation: its first attempt begins now (and counts as a request for the budget).
+ */
+surgewall_status surgewall_retry_schedule_new(const struct surgewall_retry_policy *p,
+                                              struct surgewall_retry_schedule **out);
+
+/**
+ * Frees a schedule. NULL is a no-op.
+ */
+surgewall_status surgewall_retry_schedule_free(struct surgewall_retry_schedule *s);
+
+/**
+ * After an attempt: what to do next. `outcome` is a `surgewall_attempt_outcome`;
+ * `retry_after_ns` a server's Retry-After (negative: none); `breaker` (may be NULL) the
+ * breaker guarding the dependency — the schedule never retries into it while it rejects.
+ */
+surgewall_status surgewall_retry_schedule_next(const struct surgewall_retry_schedule *s,
+                                               int32_t outcome,
+                                               int64_t retry_after_ns,
+                                               const struct surgewall_breaker *breaker,
+                                               struct surgewall_retry_decision *out);
+
+/**
+ * Attempts started so far, the first included.
+ */
+surgewall_status surgewall_retry_schedule_attempts(const struct surgewall_retry_schedule *s,
+                                                   uint32_t *out);
+
+/**
+ * Creates an SLO configuration with the defaults.
+ */
+surgewall_status surgewall_slo_config_new(struct surgewall_slo_config **out);
+
+/**
+ * Frees a configuration that was never consumed. NULL is a no-op.
+ */
+surgewall_status surgewall_slo_config_free(struct surgewall_slo_config *cfg);
+
+/**
+ * The objective: the fraction of good calls promised, in (0, 1).
+ */
+surgewall_status surgewall_slo_config_set_objective(struct surgewall_slo_config *cfg,
+                                                    double objective);
+
+/**
+ * The rolling window the error budget is counted over.
+ */
+surgewall_status surgewall_slo_config_set_window(struct surgewall_slo_config *cfg, int64_t ns);
+
+/**
+ * The fast burn pair: alert when both windows burn at `threshold` x the sustainable rate.
+ */
+surgewall_status surgewall_slo_config_set_fast_burn(struct surgewall_slo_config *cfg,
+                                                    int64_t long_ns,
+                                                    int64_t short_ns,
+                                                    double threshold);
+
+/**
+ * The slow burn pair.
+ */
+surgewall_status surgewall_slo_config_set_slow_burn(struct surgewall_slo_config *cfg,
+                                                    int64_t long_ns,
+                                                    int64_t short_ns,
+                                                    double threshold);
+
+/**
+ * The time granularity of the burn windows.
+ */
+surgewall_status surgewall_slo_config_set_burn_bucket(struct surgewall_slo_config *cfg, int64_t ns);
+
+/**
+ * A pair recovers when its burn falls under `factor` x its threshold (hysteresis, in (0, 1]).
+ */
+surgewall_status surgewall_slo_config_set_recovery_factor(struct surgewall_slo_config *cfg,
+                                                          double factor);
+
+/**
+ * Calls needed in a long window before its pair may fire.
+ */
+surgewall_status surgewall_slo_config_set_min_calls(struct surgewall_slo_config *cfg, uint64_t n);
+
+/**
+ * The shortest time the tracker holds its linked breaker open.
+ */
+surgewall_status surgewall_slo_config_set_min_open(struct surgewall_slo_config *cfg, int64_t ns);
+
+/**
+ * Link a breaker: the tracker forces it open while the fast burn persists.
+ */
+surgewall_status surgewall_slo_config_set_breaker(struct surgewall_slo_config *cfg,
+                                                  const struct surgewall_breaker *breaker);
+
+/**
+ * Read time from a mock clock (tests).
+ */
+surgewall_status surgewall_slo_config_set_mock_clock(struct surgewall_slo_config *cfg,
+                                                     const struct surgewall_mock_clock *clock);
+
+/**
+ * Creates an SLO tracker from `cfg` (consumed whatever the outcome). It publishes its burn
+ * events to the process-wide event ring.
+ */
+surgewall_status surgewall_slo_new(struct surgewall_slo_config *cfg,
+                                   struct surgewall_slo **out,
+                                   struct surgewall_error **err_out);
+
+/**
+ * Frees an SLO tracker. NULL is a no-op.
+ */
+surgewall_status surgewall_slo_free(struct surgewall_slo *s);
+
+/**
+ * Records a call: `good` true for a call that met the objective.
+ */
+surgewall_status surgewall_slo_record(const struct surgewall_slo *s, bool good);
+
+/**
+ * Records a call by its breaker outcome (a `surgewall_outcome`; ignored counts nowhere).
+ */
+surgewall_status surgewall_slo_record_outcome(const struct surgewall_slo *s, int32_t o);
+
+/**
+ * Evaluates the burn rates now (publishing events, moving a linked breaker); run it on a
+ * timer (every few seconds). `*out` (if not NULL) receives the snapshot.
+ */
+surgewall_status surgewall_slo_tick(const struct surgewall_slo *s, struct surgewall_slo_stats *out);
+
+/**
+ * Fills `*out` with a snapshot (no side effects).
+ */
+surgewall_status surgewall_slo_metrics(const struct surgewall_slo *s,
+                                       struct surgewall_slo_stats *out);
+
+/**
+ * Creates an adjuster for `breaker`: above `target_error_rate` the threshold moves by `step`
+ * toward `min_threshold`, below half the target toward `max_threshold`; `min_calls` calls are
+ * needed in the window (0: the breaker's own `minimum_calls`).
+ */
+surgewall_status surgewall_threshold_adjuster_new(const struct surgewall_breaker *breaker,
+                                                  double target_error_rate,
+                                                  double min_threshold,
+                                                  double max_threshold,
+                                                  double step,
+                                                  uint64_t min_calls,
+                                                  struct surgewall_threshold_adjuster **out,
+                                                  struct surgewall_error **err_out);
+
+/**
+ * Frees an adjuster. NULL is a no-op.
+ */
+surgewall_status surgewall_threshold_adjuster_free(struct surgewall_threshold_adjuster *a);
+
+/**
+ * Evaluates now; when the threshold moved, `*changed_out` is true and `*old_out`/`*new_out`
+ * (each may be NULL) receive the values.
+ */
+surgewall_status surgewall_threshold_adjuster_tick(const struct surgewall_threshold_adjuster *a,
+                                                   bool *changed_out,
+                                                   double *old_out,
+                                                   double *new_out);
+
+/**
+ * Fills `*out` with a snapshot.
+ */
+surgewall_status surgewall_threshold_adjuster_metrics(const struct surgewall_threshold_adjuster *a,
+                                                      struct surgewall_threshold_stats *out);
 
 /**
  * A static, NUL-terminated message for `status` (also for numbers that are no status).

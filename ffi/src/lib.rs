@@ -19,18 +19,27 @@
 #![allow(non_camel_case_types)] // C names: surgewall_breaker, surgewall_state, ...
 
 mod breaker;
+mod bulkhead;
 mod clock;
 mod config;
 mod error;
 mod events;
 mod handle;
+mod retry;
+mod slo;
 mod status;
 mod version;
 
+#[cfg(test)]
+mod tests;
+
 pub use breaker::*;
+pub use bulkhead::*;
 pub use clock::*;
 pub use config::*;
 pub use error::*;
 pub use events::*;
+pub use retry::*;
+pub use slo::*;
 pub use status::*;
 pub use version::*;

@@ -1,0 +1,623 @@
+//! `surgewall_bulkhead` and `surgewall_keyed_bulkhead`: concurrency limits over the C ABI.
+
+use std::hash::{BuildHasher, Hasher};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use engine::bulkhead::keyed::{KeyedBulkhead, KeyedRawPermit, KeyedRejected};
+use engine::clock::Clock;
+use engine::registry::Overflow;
+use engine::{Bulkhead, BulkheadConfig, ConfigError};
+
+use crate::breaker::ns;
+use crate::clock::surgewall_mock_clock;
+use crate::config::duration;
+use crate::error::{report, report_config, surgewall_error};
+use crate::handle::{opaque_handle, Handle};
+use crate::status::{boundary, bytes, non_null, utf8, write, Status};
+
+/// A bulkhead: at most `max_concurrent` calls in flight. Thread-safe; reference counted with
+/// `surgewall_bulkhead_clone` / `surgewall_bulkhead_free`.
+pub struct surgewall_bulkhead {
+    _private: [u8; 0],
+}
+
+opaque_handle!(surgewall_bulkhead => Arc<Bulkhead>, tag 6);
+
+/// A snapshot of a bulkhead.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct surgewall_bulkhead_stats {
+    /// Calls in flight now (never above `max_concurrent`).
+    pub active: u64,
+    /// Callers blocked waiting for a slot now.
+    pub waiting: u64,
+    /// The limit.
+    pub max_concurrent: u64,
+    /// Calls admitted, ever.
+    pub accepted: u64,
+    /// Calls refused without waiting, ever.
+    pub rejected: u64,
+    /// Calls that waited their whole wait and were refused, ever.
+    pub timed_out: u64,
+    /// Calls that had to wait, ever.
+    pub waited: u64,
+    /// Nanoseconds all waiting calls spent waiting.
+    pub total_wait_ns: u64,
+    /// The longest single wait, in nanoseconds.
+    pub max_wait_ns: u64,
+    /// Releases that found nothing acquired.
+    pub unexpected_releases: u64,
+}
+
+fn mock_or_coarse(clock: *const surgewall_mock_clock) -> Result<Clock, Status> {
+    if clock.is_null() {
+        Ok(Clock::coarse())
+    } else {
+        Ok(surgewall_mock_clock::get(clock)?.clock.clone())
+    }
+}
+
+/// Creates a bulkhead named `name` admitting `max_concurrent` calls; blocking acquires wait up
+/// to `max_wait_ns` (0: never wait). `clock` may be NULL (the coarse clock) or a mock clock.
+#[no_mangle]
+pub extern "C" fn surgewall_bulkhead_new(
+    name: *const u8,
+    name_len: usize,
+    max_concurrent: u32,
+    max_wait_ns: i64,
+    clock: *const surgewall_mock_clock,
+    out: *mut *mut surgewall_bulkhead,
+    err_out: *mut *mut surgewall_error,
+) -> Status {
+    boundary(|| {
+        non_null(out).map_err(|s| report(err_out, s, "out", "out is NULL"))?;
+        let name = utf8(name, name_len)
+            .map_err(|s| report(err_out, s, "name", "the name must be valid UTF-8"))?;
+        let clock = mock_or_coarse(clock)
+            .map_err(|s| report(err_out, s, "clock", "the clock handle is invalid"))?;
+        let config = duration("max_wait", max_wait_ns)
+            .and_then(|w| {
+                BulkheadConfig::builder()
+                    .max_concurrent(max_concurrent)
+                    .max_wait(w)
+                    .build()
+            })
+            .map_err(|e| report_config(err_out, &e))?;
+        let b = Bulkhead::builder(name, config).clock(clock).build();
+        write(out, surgewall_bulkhead::insert(Arc::new(b))?)
+    })
+}
+
+/// A second handle to the same bulkhead.
+#[no_mangle]
+pub extern "C" fn surgewall_bulkhead_clone(
+    b: *const surgewall_bulkhead,
+    out: *mut *mut surgewall_bulkhead,
+) -> Status {
+    boundary(|| {
+        non_null(out)?;
+        let b = surgewall_bulkhead::get(b)?.clone();
+        write(out, surgewall_bulkhead::insert(b)?)
+    })
+}
+
+/// Frees one handle. NULL is a no-op; a second free is `SURGEWALL_INVALID_HANDLE`.
+#[no_mangle]
+pub extern "C" fn surgewall_bulkhead_free(b: *mut surgewall_bulkhead) -> Status {
+    if b.is_null() {
+        return Status::SURGEWALL_OK;
+    }
+    boundary(|| surgewall_bulkhead::remove(b).map(drop))
+}
+
+/// Takes a slot without waiting: `SURGEWALL_OK` or `SURGEWALL_BULKHEAD_FULL`. Lock-free.
+/// Every OK must be followed by exactly one `surgewall_bulkhead_release`.
+#[no_mangle]
+pub extern "C" fn surgewall_bulkhead_try_acquire(b: *const surgewall_bulkhead) -> Status {
+    boundary(|| {
+        surgewall_bulkhead::get(b)?
+            .try_acquire_raw()
+            .map_err(|_| Status::SURGEWALL_BULKHEAD_FULL)
+    })
+}
+
+/// Takes a slot, blocking this thread up to `timeout_ns` (negative: the bulkhead's own
+/// `max_wait`) in FIFO order with other waiters. `SURGEWALL_OK`, `SURGEWALL_TIMEOUT` after a
+/// wait, or `SURGEWALL_BULKHEAD_FULL` when it could not wait.
+#[no_mangle]
+pub extern "C" fn surgewall_bulkhead_acquire(
+    b: *const surgewall_bulkhead,
+    timeout_ns: i64,
+) -> Status {
+    boundary(|| {
+        let b = surgewall_bulkhead::get(b)?;
+        let wait = match u64::try_from(timeout_ns) {
+            Ok(n) => Duration::from_nanos(n),
+            Err(_) => b.config().max_wait(),
+        };
+        b.acquire_timeout_raw(wait).map_err(|full| {
+            if full.timed_out {
+                Status::SURGEWALL_TIMEOUT
+            } else {
+                Status::SURGEWALL_BULKHEAD_FULL
+            }
+        })
+    })
+}
+
+/// Gives a slot back. `SURGEWALL_UNEXPECTED_RESULT` when nothing was acquired (nothing changes).
+#[no_mangle]
+pub extern "C" fn surgewall_bulkhead_release(b: *const surgewall_bulkhead) -> Status {
+    boundary(|| {
+        surgewall_bulkhead::get(b)?
+            .release_raw()
+            .map_err(|_| Status::SURGEWALL_UNEXPECTED_RESULT)
+    })
+}
+
+/// Fills `*out` with a snapshot.
+#[no_mangle]
+pub extern "C" fn surgewall_bulkhead_metrics(
+    b: *const surgewall_bulkhead,
+    out: *mut surgewall_bulkhead_stats,
+) -> Status {
+    boundary(|| {
+        non_null(out)?;
+        let m = surgewall_bulkhead::get(b)?.metrics();
+        write(
+            out,
+            surgewall_bulkhead_stats {
+                active: m.active,
+                waiting: m.waiting,
+                max_concurrent: m.max_concurrent,
+                accepted: m.accepted,
+                rejected: m.rejected,
+                timed_out: m.timed_out,
+                waited: m.waited,
+                total_wait_ns: ns(m.total_wait),
+                max_wait_ns: ns(m.max_wait),
+                unexpected_releases: m.unexpected_releases,
+            },
+        )
+    })
+}
+
+// ---- keyed (per-user) bulkheads -----------------------------------------------------------
+
+/// A keyed bulkhead under construction (single owner; consumed by
+/// `surgewall_keyed_bulkhead_new`).
+pub struct surgewall_keyed_bulkhead_config {
+    _private: [u8; 0],
+}
+
+/// What a keyed-bulkhead config handle holds.
+pub struct KeyedConfig {
+    per_key_max: u32,
+    global_max: Option<u32>,
+    limits: Vec<(u64, u32)>,
+    max_keys: Option<(usize, bool)>,
+    idle_ttl: Option<Duration>,
+    clock: Clock,
+    bad: Option<ConfigError>,
+}
+
+opaque_handle!(surgewall_keyed_bulkhead_config => Mutex<KeyedConfig>, tag 7);
+
+/// Per-key concurrency limits (a tenant, a user) with an optional limit across all keys.
+/// Thread-safe. Keys are `uint64_t`; string keys go through `_str` functions, which hash them
+/// (with a per-bulkhead random seed).
+pub struct surgewall_keyed_bulkhead {
+    _private: [u8; 0],
+}
+
+/// What a keyed-bulkhead handle holds.
+pub struct KeyedObj {
+    inner: Arc<KeyedBulkhead<u64>>,
+    clock: Clock,
+    seed: std::collections::hash_map::RandomState,
+}
+
+opaque_handle!(surgewall_keyed_bulkhead => KeyedObj, tag 8);
+
+/// The slot a keyed acquire took; give it back with `surgewall_keyed_bulkhead_release`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct surgewall_keyed_permit {
+    /// Opaque.
+    pub slot: u32,
+}
+
+/// Why a keyed acquire was refused (written by `surgewall_keyed_bulkhead_try_acquire`).
+#[repr(i32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum surgewall_keyed_rejection {
+    /// The key is at its own limit.
+    KeyFull = 1,
+    /// All keys together are at the global limit.
+    GlobalFull = 2,
+    /// The key is new and the key cap is reached (overflow policy: reject).
+    TooManyKeys = 3,
+}
+
+/// A snapshot of a keyed bulkhead.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct surgewall_keyed_bulkhead_stats {
+    /// Calls in flight across keys (counted only when a global limit is set, else 0).
+    pub global_active: u64,
+    /// The global limit, or 0 for none.
+    pub global_max: u32,
+    /// The default per-key limit.
+    pub per_key_max: u32,
+    /// Refusals at a key's limit, ever.
+    pub rejected_key: u64,
+    /// Refusals at the global limit, ever.
+    pub rejected_global: u64,
+    /// Releases that found nothing acquired, ever.
+    pub unexpected_releases: u64,
+    /// Keys held now.
+    pub keys: u64,
+    /// The key cap (0: none).
+    pub max_keys: u64,
+    /// Keys created, ever.
+    pub created: u64,
+    /// Keys evicted by sweeps, ever.
+    pub evicted: u64,
+    /// New keys routed to the shared overflow entry, ever.
+    pub overflowed: u64,
+    /// New keys refused at the cap, ever.
+    pub refused_keys: u64,
+}
+
+/// The key the shared overflow entry lives under (never use it as a real key).
+pub const SURGEWALL_OVERFLOW_KEY: u64 = u64::MAX;
+
+fn keyed_set(
+    cfg: *mut surgewall_keyed_bulkhead_config,
+    f: impl FnOnce(&mut KeyedConfig) -> Result<(), ConfigError>,
+) -> Status {
+    boundary(|| {
+        let c = surgewall_keyed_bulkhead_config::get(cfg)?;
+        let mut c = c.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(e) = f(&mut c) {
+            c.bad.get_or_insert(e);
+        }
+        Ok(())
+    })
+}
+
+/// Creates a keyed-bulkhead configuration: `per_key_max` calls in flight per key.
+#[no_mangle]
+pub extern "C" fn surgewall_keyed_bulkhead_config_new(
+    per_key_max: u32,
+    out: *mut *mut surgewall_keyed_bulkhead_config,
+) -> Status {
+    boundary(|| {
+        non_null(out)?;
+        let c = KeyedConfig {
+            per_key_max,
+            global_max: None,
+            limits: Vec::new(),
+            max_keys: None,
+            idle_ttl: None,
+            clock: Clock::coarse(),
+            bad: None,
+        };
+        write(out, surgewall_keyed_bulkhead_config::insert(Mutex::new(c))?)
+    })
+}
+
+/// Frees a configuration that was never consumed. NULL is a no-op.
+#[no_mangle]
+pub extern "C" fn surgewall_keyed_bulkhead_config_free(
+    cfg: *mut surgewall_keyed_bulkhead_config,
+) -> Status {
+    if cfg.is_null() {
+        return Status::SURGEWALL_OK;
+    }
+    boundary(|| surgewall_keyed_bulkhead_config::remove(cfg).map(drop))
+}
+
+/// At most `n` calls in flight across all keys.
+#[no_mangle]
+pub extern "C" fn surgewall_keyed_bulkhead_config_set_global_max(
+    cfg: *mut surgewall_keyed_bulkhead_config,
+    n: u32,
+) -> Status {
+    keyed_set(cfg, |c| {
+        c.global_max = Some(n);
+        Ok(())
+    })
+}
+
+/// A per-key override: key `key` gets `n` slots instead of `per_key_max`.
+#[no_mangle]
+pub extern "C" fn surgewall_keyed_bulkhead_config_set_limit_for(
+    cfg: *mut surgewall_keyed_bulkhead_config,
+    key: u64,
+    n: u32,
+) -> Status {
+    keyed_set(cfg, |c| {
+        c.limits.push((key, n));
+        Ok(())
+    })
+}
+
+/// Caps the number of keys at `max_keys`; new keys beyond it are refused (`shared_overflow`
+/// false) or all share one overflow entry (true).
+#[no_mangle]
+pub extern "C" fn surgewall_keyed_bulkhead_config_set_max_keys(
+    cfg: *mut surgewall_keyed_bulkhead_config,
+    max_keys: usize,
+    shared_overflow: bool,
+) -> Status {
+    keyed_set(cfg, |c| {
+        c.max_keys = Some((max_keys, shared_overflow));
+        Ok(())
+    })
+}
+
+/// Evict keys idle for `ns` (by `surgewall_keyed_bulkhead_sweep`); a key with calls in flight
+/// is never evicted.
+#[no_mangle]
+pub extern "C" fn surgewall_keyed_bulkhead_config_set_idle_ttl(
+    cfg: *mut surgewall_keyed_bulkhead_config,
+    ns: i64,
+) -> Status {
+    keyed_set(cfg, |c| {
+        c.idle_ttl = Some(duration("idle_ttl", ns)?);
+        Ok(())
+    })
+}
+
+/// Drive sweeps with a mock clock (tests).
+#[no_mangle]
+pub extern "C" fn surgewall_keyed_bulkhead_config_set_mock_clock(
+    cfg: *mut surgewall_keyed_bulkhead_config,
+    clock: *const surgewall_mock_clock,
+) -> Status {
+    boundary(|| {
+        let clock = surgewall_mock_clock::get(clock)?.clock.clone();
+        let c = surgewall_keyed_bulkhead_config::get(cfg)?;
+        c.lock().unwrap_or_else(|p| p.into_inner()).clock = clock;
+        Ok(())
+    })
+}
+
+/// Creates a keyed bulkhead from `cfg` (consumed whatever the outcome). Keyed bulkheads
+/// publish evictions to the process-wide event ring.
+#[no_mangle]
+pub extern "C" fn surgewall_keyed_bulkhead_new(
+    cfg: *mut surgewall_keyed_bulkhead_config,
+    out: *mut *mut surgewall_keyed_bulkhead,
+    err_out: *mut *mut surgewall_error,
+) -> Status {
+    boundary(|| {
+        let c = surgewall_keyed_bulkhead_config::remove(cfg).map_err(|s| {
+            report(
+                err_out,
+                s,
+                "config",
+                "the config is NULL, freed, or already consumed",
+            )
+        })?;
+        non_null(out).map_err(|s| report(err_out, s, "out", "out is NULL"))?;
+        let c = c.into_inner().unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = c.bad {
+            return Err(report_config(err_out, &e));
+        }
+        let mut b =
+            KeyedBulkhead::<u64>::builder(c.per_key_max).events(engine::breaker::default_events());
+        if let Some(g) = c.global_max {
+            b = b.global_max(g);
+        }
+        for (k, n) in c.limits {
+            b = b.limit_for(k, n);
+        }
+        if let Some((n, shared)) = c.max_keys {
+            b = b.max_keys(n).overflow(if shared {
+                Overflow::Shared(SURGEWALL_OVERFLOW_KEY)
+            } else {
+                Overflow::Reject
+            });
+        }
+        if let Some(t) = c.idle_ttl {
+            b = b.idle_ttl(t);
+        }
+        let kb = b.build().map_err(|e| report_config(err_out, &e))?;
+        let obj = KeyedObj {
+            inner: Arc::new(kb),
+            clock: c.clock,
+            seed: std::collections::hash_map::RandomState::new(),
+        };
+        write(out, surgewall_keyed_bulkhead::insert(obj)?)
+    })
+}
+
+/// Frees a keyed bulkhead. NULL is a no-op.
+#[no_mangle]
+pub extern "C" fn surgewall_keyed_bulkhead_free(kb: *mut surgewall_keyed_bulkhead) -> Status {
+    if kb.is_null() {
+        return Status::SURGEWALL_OK;
+    }
+    boundary(|| surgewall_keyed_bulkhead::remove(kb).map(drop))
+}
+
+fn keyed_acquire(
+    kb: *const surgewall_keyed_bulkhead,
+    key: impl FnOnce(&KeyedObj) -> Result<u64, Status>,
+    permit_out: *mut surgewall_keyed_permit,
+    rejection_out: *mut surgewall_keyed_rejection,
+) -> Status {
+    boundary(|| {
+        non_null(permit_out)?;
+        let obj = surgewall_keyed_bulkhead::get(kb)?;
+        let key = key(obj)?;
+        match obj.inner.try_acquire_raw(&key) {
+            Ok(p) => write(permit_out, surgewall_keyed_permit { slot: p.slot }),
+            Err(r) => {
+                let (why, status) = match r {
+                    KeyedRejected::KeyFull { .. } => (
+                        surgewall_keyed_rejection::KeyFull,
+                        Status::SURGEWALL_BULKHEAD_FULL,
+                    ),
+                    KeyedRejected::GlobalFull { .. } => (
+                        surgewall_keyed_rejection::GlobalFull,
+                        Status::SURGEWALL_BULKHEAD_FULL,
+                    ),
+                    KeyedRejected::TooManyKeys(_) => (
+                        surgewall_keyed_rejection::TooManyKeys,
+                        Status::SURGEWALL_REGISTRY_FULL,
+                    ),
+                };
+                if !rejection_out.is_null() {
+                    write(rejection_out, why)?;
+                }
+                Err(status)
+            }
+        }
+    })
+}
+
+/// Takes a slot for `key` without waiting: `SURGEWALL_OK` (writes `*permit_out`),
+/// `SURGEWALL_BULKHEAD_FULL` or `SURGEWALL_REGISTRY_FULL` (writes `*rejection_out` if not NULL).
+#[no_mangle]
+pub extern "C" fn surgewall_keyed_bulkhead_try_acquire(
+    kb: *const surgewall_keyed_bulkhead,
+    key: u64,
+    permit_out: *mut surgewall_keyed_permit,
+    rejection_out: *mut surgewall_keyed_rejection,
+) -> Status {
+    keyed_acquire(kb, |_| Ok(key), permit_out, rejection_out)
+}
+
+/// `surgewall_keyed_bulkhead_try_acquire` for a byte-string key (hashed to 64 bits).
+#[no_mangle]
+pub extern "C" fn surgewall_keyed_bulkhead_try_acquire_str(
+    kb: *const surgewall_keyed_bulkhead,
+    key: *const u8,
+    key_len: usize,
+    permit_out: *mut surgewall_keyed_permit,
+    rejection_out: *mut surgewall_keyed_rejection,
+) -> Status {
+    keyed_acquire(
+        kb,
+        |obj| Ok(hash_key(obj, bytes(key, key_len)?)),
+        permit_out,
+        rejection_out,
+    )
+}
+
+fn hash_key(obj: &KeyedObj, key: &[u8]) -> u64 {
+    let mut h = obj.seed.build_hasher();
+    h.write(key);
+    // Never the overflow key.
+    h.finish().min(SURGEWALL_OVERFLOW_KEY - 1)
+}
+
+/// The 64-bit key a byte-string key maps to in this keyed bulkhead (for `_active`, events).
+#[no_mangle]
+pub extern "C" fn surgewall_keyed_bulkhead_key_of(
+    kb: *const surgewall_keyed_bulkhead,
+    key: *const u8,
+    key_len: usize,
+    out: *mut u64,
+) -> Status {
+    boundary(|| {
+        non_null(out)?;
+        let obj = surgewall_keyed_bulkhead::get(kb)?;
+        write(out, hash_key(obj, bytes(key, key_len)?))
+    })
+}
+
+/// Gives a keyed slot back. `SURGEWALL_UNEXPECTED_RESULT` when it was not taken.
+#[no_mangle]
+pub extern "C" fn surgewall_keyed_bulkhead_release(
+    kb: *const surgewall_keyed_bulkhead,
+    permit: surgewall_keyed_permit,
+) -> Status {
+    boundary(|| {
+        surgewall_keyed_bulkhead::get(kb)?
+            .inner
+            .release_raw(KeyedRawPermit { slot: permit.slot })
+            .map_err(|_| Status::SURGEWALL_UNEXPECTED_RESULT)
+    })
+}
+
+/// Calls in flight for `key` (0 for a key the bulkhead does not hold).
+#[no_mangle]
+pub extern "C" fn surgewall_keyed_bulkhead_active(
+    kb: *const surgewall_keyed_bulkhead,
+    key: u64,
+    out: *mut u64,
+) -> Status {
+    boundary(|| {
+        non_null(out)?;
+        let obj = surgewall_keyed_bulkhead::get(kb)?;
+        write(out, obj.inner.active(&key).unwrap_or(0))
+    })
+}
+
+/// Evicts keys idle for longer than the configured `idle_ttl`; `*evicted_out` (if not NULL)
+/// receives how many. Run it periodically (the agent does).
+#[no_mangle]
+pub extern "C" fn surgewall_keyed_bulkhead_sweep(
+    kb: *const surgewall_keyed_bulkhead,
+    evicted_out: *mut u64,
+) -> Status {
+    boundary(|| {
+        let obj = surgewall_keyed_bulkhead::get(kb)?;
+        let n = obj.inner.sweep(obj.clock.now_ns()) as u64;
+        if !evicted_out.is_null() {
+            write(evicted_out, n)?;
+        }
+        Ok(())
+    })
+}
+
+/// Calls `f(user, key, active, limit)` for every key held (do not call back into this keyed
+/// bulkhead from `f`).
+#[no_mangle]
+pub extern "C" fn surgewall_keyed_bulkhead_for_each(
+    kb: *const surgewall_keyed_bulkhead,
+    f: Option<extern "C" fn(user: *mut std::ffi::c_void, key: u64, active: u64, limit: u32)>,
+    user: *mut std::ffi::c_void,
+) -> Status {
+    boundary(|| {
+        let f = f.ok_or(Status::SURGEWALL_NULL_ARG)?;
+        let obj = surgewall_keyed_bulkhead::get(kb)?;
+        obj.inner
+            .for_each(|k, active, limit| f(user, *k, active, limit));
+        Ok(())
+    })
+}
+
+/// Fills `*out` with a snapshot.
+#[no_mangle]
+pub extern "C" fn surgewall_keyed_bulkhead_metrics(
+    kb: *const surgewall_keyed_bulkhead,
+    out: *mut surgewall_keyed_bulkhead_stats,
+) -> Status {
+    boundary(|| {
+        non_null(out)?;
+        let m = surgewall_keyed_bulkhead::get(kb)?.inner.metrics();
+        write(
+            out,
+            surgewall_keyed_bulkhead_stats {
+                global_active: m.global_active.unwrap_or(0),
+                global_max: m.global_max.unwrap_or(0),
+                per_key_max: m.per_key_max,
+                rejected_key: m.rejected_key,
+                rejected_global: m.rejected_global,
+                unexpected_releases: m.unexpected_releases,
+                keys: m.registry.keys as u64,
+                max_keys: m.registry.max_keys as u64,
+                created: m.registry.created,
+                evicted: m.registry.evicted,
+                overflowed: m.registry.overflowed,
+                refused_keys: m.registry.rejected,
+            },
+        )
+    })
+}
