@@ -20,6 +20,15 @@ from .breaker import (
     TimeWindow,
     WindowCounts,
 )
+from .bulkhead import (
+    Bulkhead,
+    BulkheadMetrics,
+    KeyedBulkhead,
+    KeyedBulkheadFullError,
+    KeyedBulkheadMetrics,
+    KeyedPermit,
+    KeyedRejection,
+)
 from .clock import MockClock
 from .errors import (
     BulkheadFullError,
@@ -34,22 +43,52 @@ from .errors import (
     SurgewallError,
 )
 from .events import Event, EventKind, Listener, Subscription, TransitionReason, events, on_event
+from .guard import BreakerRegistry, Guard, guard
+from .retry import (
+    AttemptInfo,
+    Constant,
+    DecorrelatedJitter,
+    Exponential,
+    Linear,
+    Retry,
+    RetryBudget,
+    RetryBudgetMetrics,
+    RetryMetrics,
+    StopReason,
+)
+from .slo import SLO, BurnMetrics, BurnWindows, SLOMetrics, ThresholdAdjuster, ThresholdMetrics
 
 __version__ = "0.1.0"
 library_version: str = _version()
 
 __all__ = [
+    "AttemptInfo",
     "Breaker",
     "BreakerMetrics",
+    "BreakerRegistry",
+    "Bulkhead",
     "BulkheadFullError",
+    "BulkheadMetrics",
+    "BurnMetrics",
+    "BurnWindows",
     "CircuitOpenError",
     "ClosedError",
     "ConfigError",
+    "Constant",
     "CountWindow",
+    "DecorrelatedJitter",
     "Event",
     "EventKind",
+    "Exponential",
     "FallbackPayload",
+    "Guard",
     "InvalidTransitionError",
+    "KeyedBulkhead",
+    "KeyedBulkheadFullError",
+    "KeyedBulkheadMetrics",
+    "KeyedPermit",
+    "KeyedRejection",
+    "Linear",
     "Listener",
     "MockClock",
     "OpenBackoff",
@@ -59,14 +98,24 @@ __all__ = [
     "Recorded",
     "RegistryFullError",
     "RejectReason",
+    "Retry",
+    "RetryBudget",
+    "RetryBudgetMetrics",
     "RetryError",
+    "RetryMetrics",
+    "SLO",
+    "SLOMetrics",
     "State",
+    "StopReason",
     "Subscription",
     "SurgewallError",
+    "ThresholdAdjuster",
+    "ThresholdMetrics",
     "TimeWindow",
     "TransitionReason",
     "WindowCounts",
     "events",
+    "guard",
     "library_version",
     "on_event",
 ]

@@ -19,7 +19,6 @@ from typing import (
     TypeVar,
     Union,
     cast,
-    overload,
 )
 
 from . import _speedups
@@ -474,13 +473,7 @@ class Breaker(Handle):
         self._core.record(g, s, c, _SUCCESS)
         return result
 
-    @overload
-    def __call__(self, fn: F) -> F: ...
-
-    @overload
-    def __call__(self, fn: Callable[..., Any]) -> Callable[..., Any]: ...
-
-    def __call__(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+    def __call__(self, fn: F) -> F:
         """Decorates a function (or coroutine function) so each call goes through the breaker."""
         if not callable(fn):
             raise TypeError(f"a breaker decorates callables, got {fn!r}")
@@ -490,17 +483,17 @@ class Breaker(Handle):
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
                 return await self.call_async(fn, *args, **kwargs)
 
-            return async_wrapper
+            return cast(F, async_wrapper)
         if self._fallback is not None:
 
             @functools.wraps(fn)
             def wrapper(*args: Any, **kwargs: Any) -> Any:
                 return self.call(fn, *args, **kwargs)
 
-            return wrapper
+            return cast(F, wrapper)
         guarded = self._core.wrap(fn)
         functools.update_wrapper(guarded, fn)
-        return guarded
+        return cast(F, guarded)
 
     # ---- permits ----
 
