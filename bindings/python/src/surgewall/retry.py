@@ -320,7 +320,7 @@ class Retry(Handle):
 
     def _next(
         self, sched: Any, outcome: int, e: Optional[BaseException], breaker: Optional[Breaker]
-    ) -> Tuple[bool, float, StopReason]:
+    ) -> Tuple[bool, float, Optional[StopReason]]:
         ra = -1
         if e is not None and not isinstance(e, CircuitOpenError):
             v = getattr(e, "retry_after", None)
@@ -330,14 +330,17 @@ class Retry(Handle):
         bptr = ffi.NULL if b is None else b._h
         d = ffi.new("surgewall_retry_decision *")
         check(lib.surgewall_retry_schedule_next(sched, outcome, ra, bptr, d), "retry")
-        return bool(d.retry), int(d.delay_ns) / 1e9, StopReason(d.stop_reason)
+        if d.retry:
+            return True, int(d.delay_ns) / 1e9, None
+        return False, 0.0, StopReason(d.stop_reason)
 
     def _schedule(self) -> Any:
         out = ffi.new("surgewall_retry_schedule **")
         check(lib.surgewall_retry_schedule_new(self._h, out), "retry")
         return ffi.gc(out[0], lib.surgewall_retry_schedule_free)
 
-    def _stop(self, reason: StopReason, attempt: int, e: BaseException) -> BaseException:
+    def _stop(self, reason: Optional[StopReason], attempt: int, e: BaseException) -> BaseException:
+        reason = reason if reason is not None else StopReason.MAX_ATTEMPTS
         if self._reraise:
             return e
         err = RetryError(
