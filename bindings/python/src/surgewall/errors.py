@@ -64,11 +64,20 @@ class RetryError(SurgewallError):
 
     last_error: Optional[BaseException]
     attempts: int
+    reason: Optional[enum.IntEnum]
+    """A surgewall.StopReason: why the schedule stopped."""
 
-    def __init__(self, message: str, last_error: Optional[BaseException], attempts: int) -> None:
+    def __init__(
+        self,
+        message: str,
+        last_error: Optional[BaseException],
+        attempts: int,
+        reason: Optional[enum.IntEnum] = None,
+    ) -> None:
         super().__init__(message, 205)
         self.last_error = last_error
         self.attempts = attempts
+        self.reason = reason
 
 
 class ConfigError(SurgewallError, ValueError):

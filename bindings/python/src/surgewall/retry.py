@@ -344,9 +344,8 @@ class Retry(Handle):
         if self._reraise:
             return e
         err = RetryError(
-            f"gave up after {attempt} attempt(s): {reason.name.lower()}: {e!r}", e, attempt
+            f"gave up after {attempt} attempt(s): {reason.name.lower()}: {e!r}", e, attempt, reason
         )
-        err.reason = reason  # type: ignore[attr-defined]
         err.__cause__ = e
         return err
 
