@@ -5,7 +5,7 @@ CARGO ?= cargo
 LOOM_ENV := RUSTFLAGS="--cfg surgewall_loom" LOOM_MAX_PREEMPTIONS=2 CARGO_TARGET_DIR=target/loom
 LOOM_TESTS := loom loom_bulkhead
 
-.PHONY: all demo test lint test-rust test-loom bench bench-check clean
+.PHONY: all demo test lint test-rust test-loom test-python bench bench-python bench-check clean
 
 all: test
 
@@ -14,7 +14,7 @@ demo:
 	$(CARGO) run --quiet --release -p surgewall --example demo
 
 ## test: everything that exists: lint, unit/integration/doc tests, loom models, benches once
-test: lint test-rust test-loom bench-check
+test: lint test-rust test-loom test-python bench-check
 	@echo "make test: all suites passed"
 
 lint:
@@ -28,9 +28,17 @@ test-rust:
 test-loom:
 	$(LOOM_ENV) $(CARGO) test -p surgewall --release $(foreach t,$(LOOM_TESTS),--test $(t))
 
+## test-python: the Python package (pip builds the library), pytest + mypy --strict
+test-python:
+	$(MAKE) -C bindings/python test
+
 ## bench: criterion benches (baselines, surgewall and peers in one run)
 bench:
 	$(CARGO) bench -p surgewall-benches
+
+## bench-python: G5, surgewall vs pybreaker and circuitbreaker in one timeit run
+bench-python:
+	$(MAKE) -C bindings/python bench
 
 ## bench-check: every bench once, in --test mode (what CI runs)
 bench-check:

@@ -20,6 +20,7 @@ LD_LIBRARY_PATH.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -61,7 +62,9 @@ def cdef_from_header(header: Path) -> str:
             capture_output=True,
             text=True,
         ).stdout
-    return out
+    # Integer macros (version numbers) as cffi constants; cffi takes `#define NAME <int>`.
+    defines = re.findall(r"^#define (SURGEWALL_\w+) (\d+)\b", header.read_text(), re.M)
+    return out + "".join(f"\n#define {name} {value}" for name, value in defines) + "\n"
 
 
 class BuildExt(build_ext):

@@ -103,7 +103,7 @@ def version() -> str:
 
 def _check_version() -> None:
     got = int(lib.surgewall_version_number())
-    want = int(lib.SURGEWALL_VERSION_NUMBER) if hasattr(lib, "SURGEWALL_VERSION_NUMBER") else got
+    want = int(lib.SURGEWALL_VERSION_NUMBER)
     if got != want:  # pragma: no cover - a broken install
         raise ImportError(f"surgewall: header {want} but library {got}")
 
