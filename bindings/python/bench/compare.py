@@ -15,7 +15,7 @@ import sys
 import timeit
 from typing import Callable, Dict, List, Tuple
 
-import circuitbreaker
+import circuitbreaker  # type: ignore[import-untyped]
 import pybreaker
 
 import surgewall

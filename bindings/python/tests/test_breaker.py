@@ -81,7 +81,7 @@ def test_half_open_probes_close_it_again(breaker: Breaker, clock: MockClock) -> 
     assert breaker.call(lambda: "a") == "a"
     assert breaker.state is State.HALF_OPEN
     assert breaker.call(lambda: "b") == "b"
-    assert breaker.state is State.CLOSED
+    assert breaker.metrics().state is State.CLOSED
 
 
 def test_context_manager_records_success_and_failure(breaker: Breaker) -> None:
@@ -144,24 +144,24 @@ def test_try_acquire_returns_none_when_open(breaker: Breaker) -> None:
 
 def test_manual_transitions(breaker: Breaker, clock: MockClock) -> None:
     breaker.force_open(seconds=2)
-    assert breaker.state is State.FORCED_OPEN
+    assert breaker.metrics().state is State.FORCED_OPEN
     assert breaker.retry_after == pytest.approx(2.0)
     breaker.half_open()
-    assert breaker.state is State.HALF_OPEN
+    assert breaker.metrics().state is State.HALF_OPEN
     breaker.reset()
-    assert breaker.state is State.CLOSED
+    assert breaker.metrics().state is State.CLOSED
     with pytest.raises(surgewall.InvalidTransitionError):
         breaker.half_open()
     breaker.disable()
     trip(breaker, 6)
-    assert breaker.state is State.DISABLED
+    assert breaker.metrics().state is State.DISABLED
     assert breaker.metrics().failures == 0
     breaker.metrics_only()
     trip(breaker, 6)
-    assert breaker.state is State.METRICS_ONLY
+    assert breaker.metrics().state is State.METRICS_ONLY
     assert breaker.metrics().failures == 6
     breaker.close()
-    assert breaker.state is State.CLOSED
+    assert breaker.metrics().state is State.CLOSED
     assert str(State.HALF_OPEN) == "half_open"
 
 
@@ -266,7 +266,7 @@ def test_consecutive_failures_rule(clock: MockClock) -> None:
     trip(b, 2)
     assert b.state is State.CLOSED
     trip(b, 1)
-    assert b.state is State.OPEN
+    assert b.metrics().state is State.OPEN
     b.free()
 
 

@@ -193,7 +193,7 @@ def test_retry_does_not_retry_excluded_errors_and_reraise_option() -> None:
     with pytest.raises(Boom):
         r.call(hard)
     with pytest.raises(KeyError):
-        r.call(lambda: {}["x"])
+        r.call(lambda: dict[str, int]()["x"])
     assert calls == 1
     rr = surgewall.Retry(max_attempts=2, reraise=True, sleep=lambda s: None)
     with pytest.raises(Boom):
@@ -345,7 +345,8 @@ def test_guard_async(clock: MockClock) -> None:
 
     async def main() -> None:
         assert await f(5) == 5
-        assert await bad() == "fb"
+        fallback_result: object = await bad()
+        assert fallback_result == "fb"
 
     asyncio.run(main())
     m = b.metrics()

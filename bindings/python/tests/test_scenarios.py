@@ -44,7 +44,11 @@ def parse(text: str) -> List[Scenario]:
 
 
 def kv(words: List[str]) -> Dict[str, str]:
-    return dict((w.split("=", 1) + [""])[:2] for w in words)  # type: ignore[misc]
+    out: Dict[str, str] = {}
+    for w in words:
+        k, _, v = w.partition("=")
+        out[k] = v
+    return out
 
 
 def ms(v: str) -> float:

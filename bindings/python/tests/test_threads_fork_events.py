@@ -77,7 +77,7 @@ def test_half_open_admits_exactly_n_under_threads(clock: MockClock) -> None:
     assert b.state is State.HALF_OPEN
     for p in admitted:
         p.success()
-    assert b.state is State.CLOSED
+    assert b.metrics().state is State.CLOSED
     b.free()
 
 
