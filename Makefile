@@ -5,7 +5,7 @@ CARGO ?= cargo
 LOOM_ENV := RUSTFLAGS="--cfg surgewall_loom" LOOM_MAX_PREEMPTIONS=2 CARGO_TARGET_DIR=target/loom
 LOOM_TESTS := loom loom_bulkhead
 
-.PHONY: all demo test lint test-rust test-loom test-python bench bench-python bench-check clean
+.PHONY: all demo test lint test-rust test-loom test-python bench bench-python bench-check header clean
 
 all: test
 
@@ -43,6 +43,10 @@ bench-python:
 ## bench-check: every bench once, in --test mode (what CI runs)
 bench-check:
 	$(CARGO) bench -p surgewall-benches -- --test
+
+## header: regenerate include/surgewall.h from ffi/ (a test fails when it is stale)
+header:
+	$(CARGO) run --quiet -p surgewall-ffi --example gen_header
 
 clean:
 	$(CARGO) clean
