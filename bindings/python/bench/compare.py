@@ -26,6 +26,9 @@ def noop() -> None:
     return None
 
 
+_keep: List[object] = []  # breakers whose handles the measured closures use
+
+
 def setups() -> List[Tuple[str, Callable[[], None]]]:
     sw = surgewall.Breaker(
         "bench", failure_rate=None, consecutive_failures=5, open_for=60.0
@@ -40,6 +43,29 @@ def setups() -> List[Tuple[str, Callable[[], None]]]:
         with sw_with_breaker:
             noop()
 
+    # What plain cffi API mode gives: the same acquire + record, each a cffi call (which
+    # releases and re-takes the GIL), in a Python wrapper. Kept to justify the C extension.
+    from surgewall._ffi import ffi, lib
+
+    cffi_breaker = surgewall.Breaker(
+        "bench-cffi", failure_rate=None, consecutive_failures=5, open_for=60.0
+    )
+    _keep.append(cffi_breaker)
+    handle = cffi_breaker._h
+    permit = ffi.new("surgewall_permit *")
+    retry_after = ffi.new("uint64_t *")
+    acquire, record = lib.surgewall_breaker_acquire, lib.surgewall_breaker_record
+
+    def cffi_call() -> None:
+        if acquire(handle, permit, retry_after) != 0:
+            raise RuntimeError("rejected")
+        try:
+            noop()
+        except BaseException:
+            record(handle, permit[0], 1)
+            raise
+        record(handle, permit[0], 0)
+
     pb = pybreaker.CircuitBreaker(fail_max=5, reset_timeout=60)
     pb_call = pb(noop)
 
@@ -52,6 +78,7 @@ def setups() -> List[Tuple[str, Callable[[], None]]]:
         ("baseline: C no-op (METH_NOARGS)", _speedups.noop),
         ("surgewall @breaker", sw_call),
         ("surgewall `with breaker:`", sw_with),
+        ("(cffi API mode wrapper, not shipped)", cffi_call),
         ("pybreaker @breaker", pb_call),
         ("circuitbreaker @circuit", cb_call),
     ]

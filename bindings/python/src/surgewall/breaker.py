@@ -518,8 +518,10 @@ class Breaker(Handle):
         return _recorded(self._core.record_timed(g, s, c, outcome, duration_ns))
 
     def __enter__(self) -> Permit:
-        p = self.acquire()
-        self._stack.set(self._stack.get() + (p,))
+        g, s, c = self._core.acquire()
+        p = Permit(self, g, s, c)
+        var = self._stack
+        var.set(var.get() + (p,))
         return p
 
     def __exit__(
@@ -528,12 +530,17 @@ class Breaker(Handle):
         v: Optional[BaseException],
         tb: Optional[TracebackType],
     ) -> None:
-        stack = self._stack.get()
+        var = self._stack
+        stack = var.get()
         if not stack:
             raise PermitError("__exit__ without a matching __enter__")
         p = stack[-1]
-        self._stack.set(stack[:-1])
-        p.__exit__(t, v, tb)
+        var.set(stack[:-1])
+        if p._done:
+            return
+        p._done = True
+        core = self._core
+        core.record(p.generation, p.start_ns, p.check, _SUCCESS if v is None else core.outcome_of(v))
 
     async def __aenter__(self) -> Permit:
         return self.__enter__()
