@@ -426,3 +426,64 @@ def test_threshold_adjuster_moves_within_bounds(clock: MockClock) -> None:
     assert adj.tick() is None  # at the bound: no further move
     adj.close()
     b.free()
+
+
+def test_linear_and_decorrelated_backoff_delays() -> None:
+    slept: List[float] = []
+    lin = surgewall.Retry(
+        max_attempts=4, backoff=surgewall.Linear(0.1, 0.2), jitter="none", sleep=slept.append
+    )
+    with pytest.raises(surgewall.RetryError):
+        lin.call(lambda: (_ for _ in ()).throw(Boom()))
+    assert len(slept) == 3
+    assert slept == sorted(slept) and slept[1] - slept[0] == pytest.approx(0.2)
+    slept.clear()
+    dec = surgewall.Retry(
+        max_attempts=20,
+        backoff=surgewall.DecorrelatedJitter(0.1, max=1.0),
+        seed=3,
+        sleep=slept.append,
+    )
+    with pytest.raises(surgewall.RetryError):
+        dec.call(lambda: (_ for _ in ()).throw(Boom()))
+    assert len(slept) == 19
+    assert all(0.0 <= s <= 1.0 for s in slept)
+    lin.close()
+    dec.close()
+
+
+def test_max_elapsed_never_starts_an_attempt_that_would_overrun(clock: MockClock) -> None:
+    def sleep(s: float) -> None:
+        clock.advance(s)
+
+    r = surgewall.Retry(
+        max_attempts=100,
+        backoff=surgewall.Constant(1.0),
+        jitter="none",
+        max_elapsed=3.5,
+        clock=clock,
+        sleep=sleep,
+    )
+    with pytest.raises(surgewall.RetryError) as ei:
+        r.call(lambda: (_ for _ in ()).throw(Boom()))
+    assert ei.value.reason is surgewall.StopReason.MAX_ELAPSED
+    assert ei.value.attempts == 4
+    r.close()
+
+
+def test_keyed_call_and_breaker_async_fallback(clock: MockClock) -> None:
+    import asyncio
+
+    kb = surgewall.KeyedBulkhead(1)
+    assert kb.call("t1", lambda x: x + 1, 1) == 2
+    assert kb.active("t1") == 0
+    kb.close()
+    b = Breaker("af", fallback=lambda e: "cached", clock=clock)
+
+    @b
+    async def live() -> str:
+        return "live"
+
+    b.force_open()
+    assert asyncio.run(live()) == "cached"
+    b.free()
