@@ -5,7 +5,7 @@ CARGO ?= cargo
 LOOM_ENV := RUSTFLAGS="--cfg surgewall_loom" LOOM_MAX_PREEMPTIONS=2 CARGO_TARGET_DIR=target/loom
 LOOM_TESTS := loom loom_bulkhead
 
-.PHONY: all demo test lint test-rust test-loom test-python bench bench-python bench-check header clean
+.PHONY: all demo test lint test-rust test-loom test-c test-python bench bench-c bench-python bench-check header clean
 
 all: test
 
@@ -14,7 +14,7 @@ demo:
 	$(CARGO) run --quiet --release -p surgewall --example demo
 
 ## test: everything that exists: lint, unit/integration/doc tests, loom models, benches once
-test: lint test-rust test-loom test-python bench-check
+test: lint test-rust test-loom test-c test-python bench-check
 	@echo "make test: all suites passed"
 
 lint:
@@ -28,6 +28,10 @@ test-rust:
 test-loom:
 	$(LOOM_ENV) $(CARGO) test -p surgewall --release $(foreach t,$(LOOM_TESTS),--test $(t))
 
+## test-c: the C suites (header hygiene, ASan/UBSan/LSan, valgrind, example; bindings/c/README.md)
+test-c:
+	$(MAKE) -C bindings/c test
+
 ## test-python: the Python package (pip builds the library), pytest + mypy --strict
 test-python:
 	$(MAKE) -C bindings/python test
@@ -35,6 +39,12 @@ test-python:
 ## bench: criterion benches (baselines, surgewall and peers in one run)
 bench:
 	$(CARGO) bench -p surgewall-benches
+	$(MAKE) bench-c
+	$(MAKE) bench-python
+
+## bench-c: the C guarded call beside the Rust one, in one run (budget G4)
+bench-c:
+	$(MAKE) -C bindings/c bench
 
 ## bench-python: G5, surgewall vs pybreaker and circuitbreaker in one timeit run
 bench-python:

@@ -337,6 +337,105 @@ typedef int32_t surgewall_transition_reason;
 #endif // __cplusplus
 
 /**
+ * How an attempt went (pass one as the `outcome` of `surgewall_retry_schedule_next`).
+ */
+enum surgewall_attempt_outcome
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * It succeeded: the schedule stops.
+   */
+  SURGEWALL_ATTEMPT_OUTCOME_SUCCESS = 0,
+  /**
+   * It failed in a way worth retrying.
+   */
+  SURGEWALL_ATTEMPT_OUTCOME_RETRYABLE = 1,
+  /**
+   * It failed in a way retrying cannot fix: the schedule stops.
+   */
+  SURGEWALL_ATTEMPT_OUTCOME_NOT_RETRYABLE = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum surgewall_attempt_outcome surgewall_attempt_outcome;
+#else
+typedef int32_t surgewall_attempt_outcome;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * Why a schedule stopped.
+ */
+enum surgewall_stop_reason
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * The last attempt succeeded.
+   */
+  SURGEWALL_STOP_REASON_SUCCEEDED = 0,
+  /**
+   * The last error was not retryable.
+   */
+  SURGEWALL_STOP_REASON_NOT_RETRYABLE = 1,
+  /**
+   * `max_attempts` attempts were made.
+   */
+  SURGEWALL_STOP_REASON_MAX_ATTEMPTS = 2,
+  /**
+   * The next attempt would not fit in `max_elapsed`.
+   */
+  SURGEWALL_STOP_REASON_MAX_ELAPSED = 3,
+  /**
+   * The retry budget refused.
+   */
+  SURGEWALL_STOP_REASON_BUDGET_EXHAUSTED = 4,
+  /**
+   * The breaker rejects and the policy does not (or cannot) wait for it.
+   */
+  SURGEWALL_STOP_REASON_BREAKER_OPEN = 5,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum surgewall_stop_reason surgewall_stop_reason;
+#else
+typedef int32_t surgewall_stop_reason;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * The jitter applied to computed delays (pass one to `surgewall_retry_config_set_jitter`).
+ */
+enum surgewall_jitter
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * The computed delay as is.
+   */
+  SURGEWALL_JITTER_NONE = 0,
+  /**
+   * Uniform in [0, delay].
+   */
+  SURGEWALL_JITTER_FULL = 1,
+  /**
+   * Uniform in [delay / 2, delay].
+   */
+  SURGEWALL_JITTER_EQUAL = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum surgewall_jitter surgewall_jitter;
+#else
+typedef int32_t surgewall_jitter;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * A circuit breaker. Thread-safe: every function taking `const surgewall_breaker *` may be
  * called from any thread at any time. Reference counted: `surgewall_breaker_clone` gives a
  * second handle to the same breaker; each handle is freed once with `surgewall_breaker_free`.

@@ -191,22 +191,20 @@ pub(crate) fn utf8<'a>(ptr: *const u8, len: usize) -> Result<&'a str, Status> {
     std::str::from_utf8(bytes(ptr, len)?).map_err(|_| Status::SURGEWALL_INVALID_UTF8)
 }
 
-/// Copies `s` into a caller buffer, NUL-terminated; writes the length (without the NUL) to
-/// `out_len` either way, and fails with `BUFFER_TOO_SMALL` when it does not fit.
-pub(crate) fn copy_out(
-    s: &str,
-    buf: *mut u8,
-    cap: usize,
-    out_len: *mut usize,
-) -> Result<(), Status> {
+/// Copies `s` into a caller buffer, NUL-terminated. When it does not fit, fails with
+/// `BUFFER_TOO_SMALL` and writes the needed length (without the NUL) to `out_len`, so a caller
+/// may ask with `cap` 0 first. On success `out_len` receives the length too.
+pub(crate) fn copy_out(s: &str, buf: *mut u8, cap: usize, out_len: *mut usize) -> Result<(), Status> {
     non_null(out_len)?;
+    if cap > 0 {
+        non_null(buf)?;
+    }
     // SAFETY: checked non-null above.
     unsafe { out_len.write(s.len()) };
     if cap < s.len() + 1 {
         return Err(Status::SURGEWALL_BUFFER_TOO_SMALL);
     }
-    non_null(buf)?;
-    // SAFETY: `buf` has room for `cap >= len + 1` bytes (C contract).
+    // SAFETY: `buf` is non-null with room for `cap >= len + 1` bytes (C contract).
     unsafe {
         std::ptr::copy_nonoverlapping(s.as_ptr(), buf, s.len());
         buf.add(s.len()).write(0);

@@ -1,0 +1,1199 @@
+/*
+ * api.c: the whole surface of include/surgewall.h on its success paths and documented error
+ * statuses. Time is a mock clock unless a test is about the real clocks. Every exported
+ * function appears here at least once (`make coverage` checks it against the header).
+ */
+#include <math.h>
+#include <stdlib.h>
+
+#include "check.h"
+
+#define MS 1000000LL /* nanoseconds */
+
+static const uint8_t *u8(const char *s) { return (const uint8_t *)s; }
+
+/* A config with the given count window and a mock clock; the caller sets the rest. */
+static surgewall_breaker_config *config(const surgewall_mock_clock *clock)
+{
+    surgewall_breaker_config *cfg = NULL;
+    CHECK_OK(surgewall_breaker_config_new(&cfg));
+    if (clock != NULL) {
+        CHECK_OK(surgewall_breaker_config_set_mock_clock(cfg, clock));
+    }
+    return cfg;
+}
+
+static surgewall_breaker *build(const char *name, surgewall_breaker_config *cfg)
+{
+    surgewall_breaker *b = NULL;
+    surgewall_error *err = NULL;
+    CHECK_OK(surgewall_breaker_new(u8(name), strlen(name), cfg, &b, &err));
+    CHECK(b != NULL);
+    CHECK(err == NULL);
+    if (err != NULL) {
+        fprintf(stderr, "    error: %s: %s\n", surgewall_error_field(err), surgewall_error_message(err));
+        surgewall_error_free(err);
+    }
+    return b;
+}
+
+/* A breaker that trips at 50 % over the last 2 calls, opens 1 s, with `probes` probes. */
+static surgewall_breaker *small_breaker(const char *name, const surgewall_mock_clock *clock,
+                                        uint32_t probes)
+{
+    surgewall_breaker_config *cfg = config(clock);
+    CHECK_OK(surgewall_breaker_config_set_failure_rate(cfg, 0.5));
+    CHECK_OK(surgewall_breaker_config_set_minimum_calls(cfg, 2));
+    CHECK_OK(surgewall_breaker_config_set_count_window(cfg, 2));
+    CHECK_OK(surgewall_breaker_config_set_open_for(cfg, 1000 * MS));
+    CHECK_OK(surgewall_breaker_config_set_half_open_calls(cfg, probes));
+    CHECK_OK(surgewall_breaker_config_set_half_open_max_duration(cfg, 30000 * MS));
+    return build(name, cfg);
+}
+
+static surgewall_status call(const surgewall_breaker *b, int32_t outcome)
+{
+    surgewall_permit p;
+    surgewall_status s = surgewall_breaker_acquire(b, &p, NULL);
+    if (s != SURGEWALL_OK) {
+        return s;
+    }
+    return surgewall_breaker_record(b, p, outcome);
+}
+
+static surgewall_state state_of(const surgewall_breaker *b)
+{
+    surgewall_state st = -1;
+    CHECK_OK(surgewall_breaker_state(b, &st));
+    return st;
+}
+
+static surgewall_breaker_stats stats_of(const surgewall_breaker *b)
+{
+    surgewall_breaker_stats m;
+    memset(&m, 0xAB, sizeof m);
+    CHECK_OK(surgewall_breaker_metrics(b, &m));
+    return m;
+}
+
+static void test_version(void)
+{
+    CHECK_U64(surgewall_version_number(), SURGEWALL_VERSION_NUMBER);
+    CHECK_U64(SURGEWALL_VERSION_NUMBER, SURGEWALL_VERSION_MAJOR * 10000 +
+                                            SURGEWALL_VERSION_MINOR * 100 + SURGEWALL_VERSION_PATCH);
+    CHECK_STR(surgewall_version(), SURGEWALL_VERSION_STRING);
+    char buf[32];
+    snprintf(buf, sizeof buf, "%d.%d.%d", SURGEWALL_VERSION_MAJOR, SURGEWALL_VERSION_MINOR,
+             SURGEWALL_VERSION_PATCH);
+    CHECK_STR(surgewall_version(), buf);
+}
+
+static void test_status_strings(void)
+{
+    static const int32_t all[] = {
+        SURGEWALL_OK,
+        SURGEWALL_NULL_ARG,
+        SURGEWALL_INVALID_HANDLE,
+        SURGEWALL_INVALID_ARG,
+        SURGEWALL_INVALID_UTF8,
+        SURGEWALL_INVALID_CONFIG,
+        SURGEWALL_INVALID_TRANSITION,
+        SURGEWALL_INVALID_PERMIT,
+        SURGEWALL_UNEXPECTED_RESULT,
+        SURGEWALL_BUFFER_TOO_SMALL,
+        SURGEWALL_LIMIT_EXCEEDED,
+        SURGEWALL_PANIC,
+        SURGEWALL_REJECTED_OPEN,
+        SURGEWALL_REJECTED_HALF_OPEN,
+        SURGEWALL_REJECTED_FORCED_OPEN,
+        SURGEWALL_BULKHEAD_FULL,
+        SURGEWALL_TIMEOUT,
+        SURGEWALL_RETRIES_EXHAUSTED,
+        SURGEWALL_RETRY_BUDGET_EXHAUSTED,
+        SURGEWALL_LATE_RESULT,
+        SURGEWALL_NO_EVENT,
+        SURGEWALL_REGISTRY_FULL,
+    };
+    const size_t n = sizeof all / sizeof all[0];
+    for (size_t i = 0; i < n; i++) {
+        const char *s = surgewall_status_str(all[i]);
+        CHECK(s != NULL && s[0] != '\0' && strcmp(s, "unknown status") != 0);
+        for (size_t j = 0; j < i; j++) {
+            CHECK(strcmp(s, surgewall_status_str(all[j])) != 0); /* distinct messages */
+        }
+    }
+    CHECK_STR(surgewall_status_str(SURGEWALL_OK), "ok");
+    CHECK_STR(surgewall_status_str(-1), "unknown status");
+    CHECK_STR(surgewall_status_str(1), "unknown status");
+    CHECK_STR(surgewall_status_str(99999), "unknown status");
+    CHECK_STR(surgewall_status_str(INT32_MIN), "unknown status");
+}
+
+static void test_mock_clock(void)
+{
+    surgewall_mock_clock *c = NULL;
+    uint64_t now = 0;
+    CHECK_OK(surgewall_mock_clock_new(&c));
+    CHECK_OK(surgewall_mock_clock_now(c, &now));
+    CHECK_U64(now, 1000000000u); /* it starts at 1 s */
+    CHECK_OK(surgewall_mock_clock_advance(c, 0));
+    CHECK_OK(surgewall_mock_clock_advance(c, 1234));
+    CHECK_OK(surgewall_mock_clock_now(c, &now));
+    CHECK_U64(now, 1000001234u);
+    CHECK_STATUS(surgewall_mock_clock_advance(c, -1), SURGEWALL_INVALID_ARG);
+    CHECK_OK(surgewall_mock_clock_now(c, &now));
+    CHECK_U64(now, 1000001234u); /* a refused advance moves nothing */
+    CHECK_OK(surgewall_mock_clock_free(c));
+}
+
+static void test_config_setters(void)
+{
+    surgewall_mock_clock *clock = NULL;
+    CHECK_OK(surgewall_mock_clock_new(&clock));
+
+    /* Every setter on one config, each with a valid value; the breaker builds. */
+    surgewall_breaker_config *cfg = config(clock);
+    CHECK_OK(surgewall_breaker_config_set_failure_rate(cfg, 0.25));
+    CHECK_OK(surgewall_breaker_config_set_slow_calls(cfg, 0.5, 300 * MS));
+    CHECK_OK(surgewall_breaker_config_set_time_calls(cfg, false));
+    CHECK_OK(surgewall_breaker_config_set_consecutive_failures(cfg, 10));
+    CHECK_OK(surgewall_breaker_config_set_time_window(cfg, 30000 * MS, 10));
+    CHECK_OK(surgewall_breaker_config_set_minimum_calls(cfg, 50));
+    CHECK_OK(surgewall_breaker_config_set_open_for(cfg, 2000 * MS));
+    CHECK_OK(surgewall_breaker_config_set_open_backoff(cfg, 2.0, 60000 * MS, 0.1));
+    CHECK_OK(surgewall_breaker_config_set_half_open_calls(cfg, 5));
+    CHECK_OK(surgewall_breaker_config_set_half_open_max_duration(cfg, 10000 * MS));
+    CHECK_OK(surgewall_breaker_config_set_seed(cfg, 42));
+    surgewall_breaker *b = build("all-setters", cfg);
+    surgewall_breaker_stats m = stats_of(b);
+    CHECK(m.failure_rate_threshold == 0.25);
+    CHECK_U64(m.state, SURGEWALL_STATE_CLOSED);
+    CHECK_U64(m.generation, 0);
+    surgewall_breaker_fast_path fp;
+    CHECK_OK(surgewall_breaker_get_fast_path(b, &fp));
+    CHECK(!fp.times_calls); /* set_time_calls(false) wins over the slow-call default */
+    CHECK_OK(surgewall_breaker_free(b));
+
+    /* Slow calls time calls by default. */
+    cfg = config(clock);
+    CHECK_OK(surgewall_breaker_config_set_slow_calls(cfg, 0.5, 300 * MS));
+    b = build("timed", cfg);
+    CHECK_OK(surgewall_breaker_get_fast_path(b, &fp));
+    CHECK(fp.times_calls);
+    CHECK_OK(surgewall_breaker_free(b));
+
+    /* The failure-rate rule off, consecutive failures on: the threshold reads negative. */
+    cfg = config(clock);
+    CHECK_OK(surgewall_breaker_config_disable_failure_rate(cfg));
+    CHECK_OK(surgewall_breaker_config_set_consecutive_failures(cfg, 3));
+    b = build("no-rate", cfg);
+    m = stats_of(b);
+    CHECK(m.failure_rate_threshold < 0);
+    /* ...and there is no threshold to move. */
+    CHECK_STATUS(surgewall_breaker_set_failure_rate_threshold(b, 0.5, NULL), SURGEWALL_INVALID_ARG);
+    for (int i = 0; i < 3; i++) {
+        CHECK_OK(call(b, SURGEWALL_OUTCOME_FAILURE));
+    }
+    CHECK_U64(state_of(b), SURGEWALL_STATE_OPEN);
+    CHECK_OK(surgewall_breaker_free(b));
+
+    /* A config never consumed is freed; the defaults build (coarse clock). */
+    CHECK_OK(surgewall_breaker_config_new(&cfg));
+    CHECK_OK(surgewall_breaker_config_free(cfg));
+    CHECK_OK(surgewall_breaker_config_new(&cfg));
+    b = build("defaults", cfg);
+    m = stats_of(b);
+    CHECK(m.failure_rate_threshold == 0.5);
+    CHECK_OK(surgewall_breaker_free(b));
+
+    /* Precise clock: the breaker reads real time. */
+    cfg = NULL;
+    CHECK_OK(surgewall_breaker_config_new(&cfg));
+    CHECK_OK(surgewall_breaker_config_set_precise_clock(cfg));
+    b = build("precise", cfg);
+    CHECK_OK(call(b, SURGEWALL_OUTCOME_SUCCESS));
+    CHECK_U64(stats_of(b).successes, 1);
+    CHECK_OK(surgewall_breaker_free(b));
+
+    CHECK_OK(surgewall_mock_clock_free(clock));
+}
+
+static void test_constructor_errors(void)
+{
+    surgewall_breaker_config *cfg = NULL;
+    surgewall_breaker *b = (surgewall_breaker *)0;
+    surgewall_error *err = NULL;
+    CHECK_OK(surgewall_breaker_config_new(&cfg));
+    CHECK_OK(surgewall_breaker_config_set_failure_rate(cfg, 1.5));
+    CHECK_STATUS(surgewall_breaker_new(u8("bad"), 3, cfg, &b, &err), SURGEWALL_INVALID_CONFIG);
+    CHECK(b == NULL); /* out-params are written only on success */
+    CHECK(err != NULL);
+    CHECK_U64(surgewall_error_status(err), SURGEWALL_INVALID_CONFIG);
+    CHECK_STR(surgewall_error_field(err), "failure_rate");
+    const char *msg = surgewall_error_message(err);
+    CHECK(msg != NULL && strlen(msg) > 0);
+    CHECK_OK(surgewall_error_free(err));
+    /* the config was consumed by the failed constructor */
+    CHECK_STATUS(surgewall_breaker_config_free(cfg), SURGEWALL_INVALID_HANDLE);
+
+    /* err_out is optional */
+    CHECK_OK(surgewall_breaker_config_new(&cfg));
+    CHECK_OK(surgewall_breaker_config_set_minimum_calls(cfg, 0));
+    CHECK_STATUS(surgewall_breaker_new(u8("bad"), 3, cfg, &b, NULL), SURGEWALL_INVALID_CONFIG);
+    CHECK(b == NULL);
+}
+
+static void test_names_ids_clones(void)
+{
+    surgewall_mock_clock *clock = NULL;
+    CHECK_OK(surgewall_mock_clock_new(&clock));
+    surgewall_breaker *b = small_breaker("payments", clock, 1);
+    char buf[64];
+    size_t len = 0;
+    CHECK_OK(surgewall_breaker_name(b, (uint8_t *)buf, sizeof buf, &len));
+    CHECK_U64(len, 8);
+    CHECK_STR(buf, "payments");
+    /* exactly len + 1 fits; len does not (no room for the NUL) */
+    CHECK_OK(surgewall_breaker_name(b, (uint8_t *)buf, 9, &len));
+    CHECK_STATUS(surgewall_breaker_name(b, (uint8_t *)buf, 8, &len), SURGEWALL_BUFFER_TOO_SMALL);
+    CHECK_U64(len, 8);
+    /* asking for the length first with an empty buffer */
+    len = 0;
+    CHECK_STATUS(surgewall_breaker_name(b, NULL, 0, &len), SURGEWALL_BUFFER_TOO_SMALL);
+    CHECK_U64(len, 8);
+
+    uint64_t id = 0, id2 = 0;
+    CHECK_OK(surgewall_breaker_id(b, &id));
+    CHECK(id != 0);
+
+    surgewall_breaker *c = NULL;
+    CHECK_OK(surgewall_breaker_clone(b, &c));
+    CHECK(c != NULL && c != b);
+    CHECK_OK(surgewall_breaker_id(c, &id2));
+    CHECK_U64(id2, id); /* the same breaker */
+    /* a permit from one handle is recorded through the other */
+    surgewall_permit p;
+    CHECK_OK(surgewall_breaker_acquire(b, &p, NULL));
+    CHECK_OK(surgewall_breaker_record(c, p, SURGEWALL_OUTCOME_FAILURE));
+    CHECK_OK(call(c, SURGEWALL_OUTCOME_FAILURE));
+    CHECK_U64(state_of(b), SURGEWALL_STATE_OPEN);
+    CHECK_OK(surgewall_breaker_free(b));
+    /* the breaker lives on through the clone */
+    CHECK_U64(state_of(c), SURGEWALL_STATE_OPEN);
+    CHECK_U64(stats_of(c).failures, 2);
+    CHECK_OK(surgewall_breaker_name(c, (uint8_t *)buf, sizeof buf, &len));
+    CHECK_STR(buf, "payments");
+
+    /* a second breaker has another id; an empty name is allowed (NULL with length 0) */
+    surgewall_breaker_config *cfg = config(clock);
+    surgewall_breaker *d = NULL;
+    CHECK_OK(surgewall_breaker_new(NULL, 0, cfg, &d, NULL));
+    CHECK_OK(surgewall_breaker_id(d, &id2));
+    CHECK(id2 != id);
+    CHECK_OK(surgewall_breaker_name(d, (uint8_t *)buf, sizeof buf, &len));
+    CHECK_U64(len, 0);
+    CHECK_STR(buf, "");
+    /* a UTF-8 name round-trips byte for byte */
+    cfg = config(clock);
+    surgewall_breaker *e = build("caf\xc3\xa9-\xe2\x98\x83", cfg);
+    CHECK_OK(surgewall_breaker_name(e, (uint8_t *)buf, sizeof buf, &len));
+    CHECK_STR(buf, "caf\xc3\xa9-\xe2\x98\x83");
+    CHECK_OK(surgewall_breaker_free(e));
+    CHECK_OK(surgewall_breaker_free(d));
+    CHECK_OK(surgewall_breaker_free(c));
+    CHECK_OK(surgewall_mock_clock_free(clock));
+}
+
+static void test_guarded_calls_and_metrics(void)
+{
+    surgewall_mock_clock *clock = NULL;
+    CHECK_OK(surgewall_mock_clock_new(&clock));
+    surgewall_breaker_config *cfg = config(clock);
+    CHECK_OK(surgewall_breaker_config_set_failure_rate(cfg, 0.5));
+    CHECK_OK(surgewall_breaker_config_set_minimum_calls(cfg, 10));
+    CHECK_OK(surgewall_breaker_config_set_count_window(cfg, 10));
+    CHECK_OK(surgewall_breaker_config_set_slow_calls(cfg, 1.0, 100 * MS));
+    CHECK_OK(surgewall_breaker_config_set_open_for(cfg, 5000 * MS));
+    surgewall_breaker *b = build("metrics", cfg);
+
+    surgewall_permit p;
+    uint64_t ra = 12345;
+    CHECK_OK(surgewall_breaker_acquire(b, &p, &ra));
+    CHECK_U64(ra, 12345); /* retry_after is only written on a rejection */
+    CHECK_U64(p.generation, 0);
+    CHECK(p.start_ns != 0); /* this breaker times calls: the permit carries the start */
+    CHECK_OK(surgewall_mock_clock_advance(clock, 150 * MS));
+    CHECK_OK(surgewall_breaker_record(b, p, SURGEWALL_OUTCOME_SUCCESS)); /* timed: slow */
+
+    CHECK_OK(surgewall_breaker_acquire(b, &p, NULL));
+    CHECK_OK(surgewall_breaker_record_timed(b, p, SURGEWALL_OUTCOME_FAILURE, 5 * MS));
+    CHECK_OK(surgewall_breaker_acquire(b, &p, NULL));
+    CHECK_OK(surgewall_breaker_record_timed(b, p, SURGEWALL_OUTCOME_SUCCESS, 100 * MS)); /* slow */
+    CHECK_OK(surgewall_breaker_acquire(b, &p, NULL));
+    CHECK_OK(surgewall_breaker_record(b, p, SURGEWALL_OUTCOME_IGNORED));
+    CHECK_OK(surgewall_breaker_acquire(b, &p, NULL));
+    CHECK_OK(surgewall_breaker_release(b, p));
+
+    surgewall_breaker_stats m = stats_of(b);
+    CHECK_U64(m.state, SURGEWALL_STATE_CLOSED);
+    CHECK_U64(m.successes, 2);
+    CHECK_U64(m.failures, 1);
+    CHECK_U64(m.slow_calls, 2);
+    CHECK_U64(m.ignored, 2);
+    CHECK_U64(m.window.calls, 3);
+    CHECK_U64(m.window.failures, 1);
+    CHECK_U64(m.window.slow, 2);
+    CHECK(fabs(m.window.failure_rate - 1.0 / 3.0) < 1e-9);
+    CHECK(fabs(m.window.slow_rate - 2.0 / 3.0) < 1e-9);
+    CHECK_U64(m.consecutive_failures, 0);
+    CHECK_U64(m.rejected_open, 0);
+    CHECK_U64(m.late_results, 0);
+    CHECK_U64(m.unexpected_results, 0);
+    CHECK_U64(m.retry_after_ns, 0);
+    CHECK(m.failure_rate_threshold == 0.5);
+    CHECK_U64(m.time_in_state_ns, 150 * MS);
+
+    /* move the threshold live: the old one comes back */
+    double old = 0;
+    CHECK_OK(surgewall_breaker_set_failure_rate_threshold(b, 0.25, &old));
+    CHECK(old == 0.5);
+    CHECK_OK(surgewall_breaker_set_failure_rate_threshold(b, 1.0, NULL));
+    CHECK(stats_of(b).failure_rate_threshold == 1.0);
+    CHECK_OK(surgewall_breaker_set_failure_rate_threshold(b, 0.5, &old));
+    CHECK(old == 1.0);
+
+    /* trip: 10 calls in the window, 5 failures */
+    for (int i = 0; i < 3; i++) {
+        CHECK_OK(call(b, SURGEWALL_OUTCOME_SUCCESS));
+    }
+    for (int i = 0; i < 4; i++) {
+        CHECK_OK(call(b, SURGEWALL_OUTCOME_FAILURE));
+    }
+    m = stats_of(b);
+    CHECK_U64(m.state, SURGEWALL_STATE_OPEN);
+    CHECK_U64(m.generation, 1);
+    CHECK_U64(m.consecutive_opens, 1);
+    CHECK_U64(m.last_window.calls, 10);
+    CHECK_U64(m.last_window.failures, 5);
+    CHECK_U64(m.window.calls, 0);
+    CHECK_U64(m.retry_after_ns, 5000 * MS);
+    CHECK_U64(m.transitions[SURGEWALL_STATE_CLOSED][SURGEWALL_STATE_OPEN], 1);
+
+    surgewall_permit untouched;
+    memset(&untouched, 0x5A, sizeof untouched);
+    p = untouched;
+    ra = 0;
+    CHECK_STATUS(surgewall_breaker_acquire(b, &p, &ra), SURGEWALL_REJECTED_OPEN);
+    CHECK_U64(ra, 5000 * MS);
+    CHECK(memcmp(&p, &untouched, sizeof p) == 0); /* no permit written on a rejection */
+    CHECK_STATUS(surgewall_breaker_acquire(b, &p, NULL), SURGEWALL_REJECTED_OPEN);
+    CHECK_OK(surgewall_mock_clock_advance(clock, 2000 * MS));
+    CHECK_OK(surgewall_breaker_retry_after(b, &ra));
+    CHECK_U64(ra, 3000 * MS);
+    CHECK_U64(stats_of(b).rejected_open, 2);
+    CHECK_U64(stats_of(b).time_in_state_ns, 2000 * MS);
+
+    /* the wait ends: three probes (the default), the fourth is refused */
+    CHECK_OK(surgewall_mock_clock_advance(clock, 3000 * MS));
+    CHECK_OK(surgewall_breaker_retry_after(b, &ra));
+    CHECK_U64(ra, 0);
+    surgewall_permit probes[3];
+    for (int i = 0; i < 3; i++) {
+        CHECK_OK(surgewall_breaker_acquire(b, &probes[i], NULL));
+    }
+    CHECK_U64(state_of(b), SURGEWALL_STATE_HALF_OPEN);
+    CHECK_STATUS(surgewall_breaker_acquire(b, &p, &ra), SURGEWALL_REJECTED_HALF_OPEN);
+    m = stats_of(b);
+    CHECK_U64(m.half_open_admitted, 3);
+    CHECK_U64(m.half_open_reported, 0);
+    CHECK_U64(m.rejected_half_open, 1);
+    /* a released probe gives its slot back */
+    CHECK_OK(surgewall_breaker_release(b, probes[2]));
+    CHECK_OK(surgewall_breaker_acquire(b, &probes[2], NULL));
+    for (int i = 0; i < 3; i++) {
+        CHECK_OK(surgewall_breaker_record(b, probes[i], SURGEWALL_OUTCOME_SUCCESS));
+    }
+    m = stats_of(b);
+    CHECK_U64(m.state, SURGEWALL_STATE_CLOSED);
+    CHECK_U64(m.generation, 3);
+    CHECK_U64(m.consecutive_opens, 0);
+    CHECK_U64(m.transitions[SURGEWALL_STATE_OPEN][SURGEWALL_STATE_HALF_OPEN], 1);
+    CHECK_U64(m.transitions[SURGEWALL_STATE_HALF_OPEN][SURGEWALL_STATE_CLOSED], 1);
+
+    /* a permit from before a reset is late */
+    CHECK_OK(surgewall_breaker_acquire(b, &p, NULL));
+    CHECK_OK(surgewall_breaker_reset(b));
+    CHECK_STATUS(surgewall_breaker_record(b, p, SURGEWALL_OUTCOME_FAILURE), SURGEWALL_LATE_RESULT);
+    CHECK_U64(stats_of(b).late_results, 1);
+    CHECK_U64(stats_of(b).generation, 4);
+
+    CHECK_OK(surgewall_breaker_free(b));
+    CHECK_OK(surgewall_mock_clock_free(clock));
+}
+
+static void test_manual_transitions(void)
+{
+    surgewall_mock_clock *clock = NULL;
+    CHECK_OK(surgewall_mock_clock_new(&clock));
+    surgewall_breaker *b = small_breaker("manual", clock, 1);
+    surgewall_permit p;
+    uint64_t ra = 0;
+
+    CHECK_STATUS(surgewall_breaker_half_open(b), SURGEWALL_INVALID_TRANSITION);
+    CHECK_U64(state_of(b), SURGEWALL_STATE_CLOSED);
+    CHECK_OK(surgewall_breaker_close(b)); /* a no-op when CLOSED */
+    CHECK_U64(stats_of(b).generation, 0);
+
+    /* indefinitely */
+    CHECK_OK(surgewall_breaker_force_open(b, -1));
+    CHECK_U64(state_of(b), SURGEWALL_STATE_FORCED_OPEN);
+    CHECK_STATUS(surgewall_breaker_acquire(b, &p, &ra), SURGEWALL_REJECTED_FORCED_OPEN);
+    CHECK_U64(ra, UINT64_MAX);
+    CHECK_OK(surgewall_breaker_retry_after(b, &ra));
+    CHECK_U64(ra, UINT64_MAX);
+    CHECK_U64(stats_of(b).retry_after_ns, UINT64_MAX);
+    CHECK_U64(stats_of(b).rejected_open, 1); /* forced-open rejections count there */
+    CHECK_OK(surgewall_mock_clock_advance(clock, 3600000 * MS));
+    CHECK_U64(state_of(b), SURGEWALL_STATE_FORCED_OPEN);
+    CHECK_OK(surgewall_breaker_half_open(b));
+    CHECK_U64(state_of(b), SURGEWALL_STATE_HALF_OPEN);
+    CHECK_OK(call(b, SURGEWALL_OUTCOME_SUCCESS));
+    CHECK_U64(state_of(b), SURGEWALL_STATE_CLOSED);
+
+    /* for a while, then it probes */
+    CHECK_OK(surgewall_breaker_force_open(b, 2000 * MS));
+    CHECK_STATUS(surgewall_breaker_acquire(b, &p, &ra), SURGEWALL_REJECTED_FORCED_OPEN);
+    CHECK_U64(ra, 2000 * MS);
+    CHECK_OK(surgewall_mock_clock_advance(clock, 2000 * MS));
+    CHECK_OK(surgewall_breaker_acquire(b, &p, &ra));
+    CHECK_U64(state_of(b), SURGEWALL_STATE_HALF_OPEN);
+    CHECK_OK(surgewall_breaker_record(b, p, SURGEWALL_OUTCOME_FAILURE));
+    CHECK_U64(state_of(b), SURGEWALL_STATE_OPEN);
+    CHECK_OK(surgewall_breaker_close(b));
+    CHECK_U64(state_of(b), SURGEWALL_STATE_CLOSED);
+
+    /* disabled: everything passes, nothing is recorded */
+    CHECK_OK(surgewall_breaker_disable(b));
+    CHECK_U64(state_of(b), SURGEWALL_STATE_DISABLED);
+    uint64_t failures = stats_of(b).failures;
+    for (int i = 0; i < 5; i++) {
+        CHECK_OK(call(b, SURGEWALL_OUTCOME_FAILURE));
+    }
+    CHECK_U64(stats_of(b).failures, failures);
+    CHECK_U64(state_of(b), SURGEWALL_STATE_DISABLED);
+
+    /* metrics only: recorded, never trips */
+    CHECK_OK(surgewall_breaker_metrics_only(b));
+    for (int i = 0; i < 5; i++) {
+        CHECK_OK(call(b, SURGEWALL_OUTCOME_FAILURE));
+    }
+    CHECK_U64(stats_of(b).failures, failures + 5);
+    CHECK_U64(state_of(b), SURGEWALL_STATE_METRICS_ONLY);
+    CHECK_OK(surgewall_breaker_reset(b));
+    CHECK_U64(state_of(b), SURGEWALL_STATE_CLOSED);
+    CHECK_U64(stats_of(b).window.calls, 0);
+    CHECK_OK(surgewall_breaker_free(b));
+    CHECK_OK(surgewall_mock_clock_free(clock));
+}
+
+static void test_backoff_seed_and_half_open_timeout(void)
+{
+    surgewall_mock_clock *clock = NULL;
+    CHECK_OK(surgewall_mock_clock_new(&clock));
+    /* two breakers with one seed draw the same jittered waits */
+    uint64_t waits[2][3];
+    for (int k = 0; k < 2; k++) {
+        surgewall_breaker_config *cfg = config(clock);
+        CHECK_OK(surgewall_breaker_config_disable_failure_rate(cfg));
+        CHECK_OK(surgewall_breaker_config_set_consecutive_failures(cfg, 1));
+        CHECK_OK(surgewall_breaker_config_set_open_for(cfg, 1000 * MS));
+        CHECK_OK(surgewall_breaker_config_set_open_backoff(cfg, 2.0, 3000 * MS, 0.5));
+        CHECK_OK(surgewall_breaker_config_set_half_open_calls(cfg, 1));
+        CHECK_OK(surgewall_breaker_config_set_seed(cfg, 7));
+        surgewall_breaker *b = build("backoff", cfg);
+        CHECK_OK(call(b, SURGEWALL_OUTCOME_FAILURE));
+        for (int i = 0; i < 3; i++) {
+            uint64_t ra = 0;
+            CHECK_OK(surgewall_breaker_retry_after(b, &ra));
+            waits[k][i] = ra;
+            CHECK(ra >= 500 * MS && ra <= 3000 * MS);
+            CHECK_OK(surgewall_mock_clock_advance(clock, (int64_t)ra));
+            CHECK_OK(call(b, SURGEWALL_OUTCOME_FAILURE)); /* the probe fails: open again */
+        }
+        CHECK_U64(stats_of(b).consecutive_opens, 4);
+        CHECK_OK(surgewall_breaker_free(b));
+    }
+    CHECK(memcmp(waits[0], waits[1], sizeof waits[0]) == 0);
+
+    /* a probe that never reports: the episode reopens after half_open_max_duration */
+    surgewall_breaker_config *cfg = config(clock);
+    CHECK_OK(surgewall_breaker_config_set_consecutive_failures(cfg, 1));
+    CHECK_OK(surgewall_breaker_config_set_open_for(cfg, 1000 * MS));
+    CHECK_OK(surgewall_breaker_config_set_half_open_calls(cfg, 1));
+    CHECK_OK(surgewall_breaker_config_set_half_open_max_duration(cfg, 5000 * MS));
+    surgewall_breaker *b = build("stuck", cfg);
+    CHECK_OK(call(b, SURGEWALL_OUTCOME_FAILURE));
+    CHECK_OK(surgewall_mock_clock_advance(clock, 1000 * MS));
+    surgewall_permit lost;
+    CHECK_OK(surgewall_breaker_acquire(b, &lost, NULL));
+    CHECK_OK(surgewall_mock_clock_advance(clock, 5000 * MS));
+    surgewall_permit p;
+    CHECK_STATUS(surgewall_breaker_acquire(b, &p, NULL), SURGEWALL_REJECTED_OPEN);
+    CHECK_STATUS(surgewall_breaker_record(b, lost, SURGEWALL_OUTCOME_SUCCESS), SURGEWALL_LATE_RESULT);
+    CHECK_OK(surgewall_breaker_free(b));
+    CHECK_OK(surgewall_mock_clock_free(clock));
+}
+
+static void test_events(void)
+{
+    surgewall_subscription *sub = NULL;
+    surgewall_event ev;
+    CHECK_OK(surgewall_events_subscribe(&sub));
+    surgewall_mock_clock *clock = NULL;
+    CHECK_OK(surgewall_mock_clock_new(&clock));
+    surgewall_breaker *b = small_breaker("events", clock, 1);
+    uint64_t id = 0;
+    CHECK_OK(surgewall_breaker_id(b, &id));
+
+    CHECK_OK(call(b, SURGEWALL_OUTCOME_FAILURE));
+    CHECK_OK(call(b, SURGEWALL_OUTCOME_FAILURE)); /* CLOSED -> OPEN */
+    CHECK_OK(surgewall_mock_clock_advance(clock, 1000 * MS));
+    CHECK_OK(call(b, SURGEWALL_OUTCOME_SUCCESS)); /* OPEN -> HALF_OPEN -> CLOSED */
+    CHECK_OK(surgewall_breaker_force_open(b, -1)); /* CLOSED -> FORCED_OPEN */
+
+    /* other breakers of this process publish to the same ring: keep ours */
+    surgewall_event got[8];
+    int n = 0;
+    surgewall_status s;
+    while ((s = surgewall_subscription_poll(sub, &ev)) == SURGEWALL_OK) {
+        if (ev.source == id && n < 8) {
+            got[n++] = ev;
+        }
+    }
+    CHECK_STATUS(s, SURGEWALL_NO_EVENT);
+    CHECK_U64(n, 4);
+    if (n == 4) {
+        CHECK_U64(got[0].kind, SURGEWALL_EVENT_KIND_TRANSITION);
+        CHECK_U64(got[0].from_state, SURGEWALL_STATE_CLOSED);
+        CHECK_U64(got[0].to_state, SURGEWALL_STATE_OPEN);
+        CHECK_U64(got[0].reason, SURGEWALL_TRANSITION_REASON_FAILURE_RATE);
+        CHECK_U64(got[0].generation, 1);
+        uint64_t t0 = 0;
+        CHECK_OK(surgewall_mock_clock_now(clock, &t0));
+        CHECK_U64(got[0].at_ns, t0 - 1000 * MS); /* the breaker's (mock) clock */
+        CHECK_U64(got[1].to_state, SURGEWALL_STATE_HALF_OPEN);
+        CHECK_U64(got[1].reason, SURGEWALL_TRANSITION_REASON_WAIT_OVER);
+        CHECK_U64(got[2].from_state, SURGEWALL_STATE_HALF_OPEN);
+        CHECK_U64(got[2].to_state, SURGEWALL_STATE_CLOSED);
+        CHECK_U64(got[2].reason, SURGEWALL_TRANSITION_REASON_PROBES_SUCCEEDED);
+        CHECK_U64(got[3].to_state, SURGEWALL_STATE_FORCED_OPEN);
+        CHECK_U64(got[3].reason, SURGEWALL_TRANSITION_REASON_MANUAL);
+        CHECK_U64(got[3].generation, 4);
+        CHECK_U64(got[3].key, 0); /* fields a kind does not use are 0 */
+        CHECK(got[3].value_a == 0 && got[3].value_b == 0 && got[3].fast == 0);
+    }
+    uint64_t missed = 99;
+    CHECK_OK(surgewall_subscription_missed(sub, &missed));
+    CHECK_U64(missed, 0);
+
+    /* a subscriber that falls behind the ring (4096 events) is told how many it missed */
+    surgewall_subscription *slow = NULL;
+    CHECK_OK(surgewall_events_subscribe(&slow));
+    int flips_ok = 1;
+    for (int i = 0; i < 2500; i++) {
+        flips_ok &= surgewall_breaker_close(b) == SURGEWALL_OK;
+        flips_ok &= surgewall_breaker_force_open(b, -1) == SURGEWALL_OK;
+    }
+    CHECK(flips_ok);
+    CHECK_OK(surgewall_subscription_poll(slow, &ev));
+    CHECK_OK(surgewall_subscription_missed(slow, &missed));
+    CHECK(missed > 0);
+    CHECK_OK(surgewall_subscription_free(slow));
+
+    CHECK_OK(surgewall_subscription_free(sub));
+    CHECK_OK(surgewall_breaker_free(b));
+    CHECK_OK(surgewall_mock_clock_free(clock));
+}
+
+static void test_consecutive_failures_event(void)
+{
+    surgewall_subscription *sub = NULL;
+    CHECK_OK(surgewall_events_subscribe(&sub));
+    surgewall_breaker_config *cfg = NULL;
+    CHECK_OK(surgewall_breaker_config_new(&cfg));
+    CHECK_OK(surgewall_breaker_config_set_consecutive_failures(cfg, 2));
+    surgewall_breaker *b = build("streak", cfg);
+    uint64_t id = 0;
+    CHECK_OK(surgewall_breaker_id(b, &id));
+    CHECK_OK(call(b, SURGEWALL_OUTCOME_FAILURE));
+    CHECK_U64(stats_of(b).consecutive_failures, 1);
+    CHECK_OK(call(b, SURGEWALL_OUTCOME_FAILURE));
+    surgewall_event ev;
+    int found = 0;
+    while (surgewall_subscription_poll(sub, &ev) == SURGEWALL_OK) {
+        if (ev.source == id) {
+            found++;
+            CHECK_U64(ev.reason, SURGEWALL_TRANSITION_REASON_CONSECUTIVE_FAILURES);
+        }
+    }
+    CHECK_U64(found, 1);
+    CHECK_OK(surgewall_subscription_free(sub));
+    CHECK_OK(surgewall_breaker_free(b));
+}
+
+static void test_fallback(void)
+{
+    static const char body[] = "{\"status\":\"degraded\"}";
+    const uint8_t *bp = u8("x"), *cp = u8("x");
+    size_t bl = 99, cl = 99;
+
+    surgewall_breaker_config *cfg = NULL;
+    CHECK_OK(surgewall_breaker_config_new(&cfg));
+    CHECK_OK(surgewall_breaker_config_set_fallback(cfg, u8("application/json"), 16, u8(body),
+                                                   strlen(body)));
+    surgewall_breaker *b = build("with-fallback", cfg);
+    CHECK_OK(surgewall_breaker_fallback(b, &bp, &bl, &cp, &cl));
+    CHECK_U64(bl, strlen(body));
+    CHECK_U64(cl, 16);
+    CHECK(bp != NULL && memcmp(bp, body, bl) == 0);
+    CHECK(cp != NULL && memcmp(cp, "application/json", cl) == 0);
+    /* the payload lives as long as a handle to the breaker */
+    surgewall_breaker *c = NULL;
+    CHECK_OK(surgewall_breaker_clone(b, &c));
+    CHECK_OK(surgewall_breaker_free(b));
+    CHECK(memcmp(bp, body, bl) == 0);
+    CHECK_OK(surgewall_breaker_free(c));
+
+    /* without a fallback: NULL pointers, lengths 0 */
+    CHECK_OK(surgewall_breaker_config_new(&cfg));
+    b = build("no-fallback", cfg);
+    CHECK_OK(surgewall_breaker_fallback(b, &bp, &bl, &cp, &cl));
+    CHECK(bp == NULL && cp == NULL);
+    CHECK_U64(bl, 0);
+    CHECK_U64(cl, 0);
+    CHECK_OK(surgewall_breaker_free(b));
+
+    /* an empty body and content type (NULL with length 0) are allowed; binary bodies too */
+    CHECK_OK(surgewall_breaker_config_new(&cfg));
+    CHECK_OK(surgewall_breaker_config_set_fallback(cfg, NULL, 0, u8("\0\1\2"), 3));
+    b = build("binary-fallback", cfg);
+    CHECK_OK(surgewall_breaker_fallback(b, &bp, &bl, &cp, &cl));
+    CHECK_U64(bl, 3);
+    CHECK_U64(cl, 0);
+    CHECK(bp != NULL && bp[0] == 0 && bp[1] == 1 && bp[2] == 2);
+    CHECK_OK(surgewall_breaker_free(b));
+}
+
+static uint64_t load_word(const uint64_t *w)
+{
+    return __atomic_load_n(w, __ATOMIC_ACQUIRE);
+}
+
+static void test_fast_path(void)
+{
+    surgewall_mock_clock *clock = NULL;
+    CHECK_OK(surgewall_mock_clock_new(&clock));
+    surgewall_breaker *b = small_breaker("fast", clock, 1);
+    surgewall_breaker_fast_path fp;
+    memset(&fp, 0, sizeof fp);
+    CHECK_OK(surgewall_breaker_get_fast_path(b, &fp));
+    CHECK(fp.state_word != NULL);
+    CHECK(!fp.times_calls);
+    uint64_t w = load_word(fp.state_word);
+    CHECK_U64(w & 7, SURGEWALL_STATE_CLOSED);
+    CHECK_U64(w >> 24, 0);
+
+    /* the fast-path permit is exactly what acquire returns */
+    surgewall_permit lib;
+    CHECK_OK(surgewall_breaker_acquire(b, &lib, NULL));
+    surgewall_permit fast = {w >> 24, 0, (w >> 24) ^ fp.salt};
+    CHECK(memcmp(&lib, &fast, sizeof lib) == 0);
+    CHECK_OK(surgewall_breaker_record(b, lib, SURGEWALL_OUTCOME_SUCCESS));
+    CHECK_OK(surgewall_breaker_record(b, fast, SURGEWALL_OUTCOME_SUCCESS));
+    CHECK_U64(stats_of(b).successes, 2);
+    /* the salt really is checked: a wrong check word is refused */
+    surgewall_permit bad = fast;
+    bad.check ^= 1;
+    CHECK_STATUS(surgewall_breaker_record(b, bad, SURGEWALL_OUTCOME_SUCCESS), SURGEWALL_INVALID_PERMIT);
+
+    /* the word follows the state and generation (the window [success, failure] trips) */
+    CHECK_OK(call(b, SURGEWALL_OUTCOME_FAILURE));
+    w = load_word(fp.state_word);
+    CHECK_U64(w & 7, SURGEWALL_STATE_OPEN);
+    CHECK_U64(w >> 24, stats_of(b).generation);
+    /* the fast permit of the old generation is now late */
+    CHECK_STATUS(surgewall_breaker_record(b, fast, SURGEWALL_OUTCOME_SUCCESS), SURGEWALL_LATE_RESULT);
+    CHECK_OK(surgewall_breaker_disable(b));
+    w = load_word(fp.state_word);
+    CHECK_U64(w & 7, SURGEWALL_STATE_DISABLED);
+    CHECK_OK(surgewall_breaker_metrics_only(b));
+    w = load_word(fp.state_word);
+    CHECK_U64(w & 7, SURGEWALL_STATE_METRICS_ONLY);
+    surgewall_permit mo = {w >> 24, 0, (w >> 24) ^ fp.salt};
+    CHECK_OK(surgewall_breaker_record(b, mo, SURGEWALL_OUTCOME_FAILURE));
+    CHECK_OK(surgewall_breaker_force_open(b, -1));
+    w = load_word(fp.state_word);
+    CHECK_U64(w & 7, SURGEWALL_STATE_FORCED_OPEN);
+
+    /* a clone describes the same word and salt */
+    surgewall_breaker *c = NULL;
+    surgewall_breaker_fast_path fp2;
+    CHECK_OK(surgewall_breaker_clone(b, &c));
+    CHECK_OK(surgewall_breaker_get_fast_path(c, &fp2));
+    CHECK(fp2.state_word == fp.state_word && fp2.salt == fp.salt);
+    CHECK_OK(surgewall_breaker_free(c));
+    CHECK_OK(surgewall_breaker_free(b));
+    CHECK_OK(surgewall_mock_clock_free(clock));
+}
+
+static void test_coarse_clock(void)
+{
+    /* the default coarse clock works ticked and unticked */
+    surgewall_breaker_config *cfg = NULL;
+    CHECK_OK(surgewall_breaker_config_new(&cfg));
+    CHECK_OK(surgewall_breaker_config_set_open_for(cfg, 60000 * MS));
+    CHECK_OK(surgewall_breaker_config_set_consecutive_failures(cfg, 1));
+    surgewall_breaker *b = build("coarse", cfg);
+    surgewall_clock_tick();
+    CHECK_OK(call(b, SURGEWALL_OUTCOME_SUCCESS));
+    surgewall_clock_tick();
+    CHECK_OK(call(b, SURGEWALL_OUTCOME_FAILURE));
+    uint64_t ra = 0;
+    CHECK_OK(surgewall_breaker_retry_after(b, &ra));
+    /* The open wait is measured from a precise read while `now` is the last tick, so the
+     * answer may exceed open_for by up to one tick: bound it loosely (no timing assertion). */
+    CHECK(ra > 0 && ra < 2 * 60000 * MS);
+    surgewall_clock_stop_ticking();
+    CHECK_OK(surgewall_breaker_retry_after(b, &ra));
+    CHECK(ra > 0 && ra < 2 * 60000 * MS);
+    surgewall_permit p;
+    CHECK_STATUS(surgewall_breaker_acquire(b, &p, NULL), SURGEWALL_REJECTED_OPEN);
+    CHECK_OK(surgewall_breaker_free(b));
+}
+
+/* ---------------------------------------------------------------- the other policies */
+
+/* Not in the header (reported as an ABI gap): ffi/src/retry.rs surgewall_attempt_outcome,
+ * surgewall_stop_reason and surgewall_jitter are referenced by the docs but never emitted. */
+enum { ATTEMPT_SUCCESS = 0, ATTEMPT_RETRYABLE = 1, ATTEMPT_NOT_RETRYABLE = 2 };
+enum { STOP_SUCCEEDED = 0, STOP_NOT_RETRYABLE = 1, STOP_MAX_ATTEMPTS = 2, STOP_MAX_ELAPSED = 3,
+       STOP_BUDGET_EXHAUSTED = 4, STOP_BREAKER_OPEN = 5 };
+enum { JITTER_NONE = 0, JITTER_FULL = 1, JITTER_EQUAL = 2 };
+
+static void test_bulkhead(void)
+{
+    surgewall_mock_clock *clock = NULL;
+    CHECK_OK(surgewall_mock_clock_new(&clock));
+    surgewall_bulkhead *bh = NULL, *c = NULL;
+    CHECK_OK(surgewall_bulkhead_new(u8("db"), 2, 2, 0, clock, &bh, NULL));
+    CHECK_OK(surgewall_bulkhead_clone(bh, &c));
+    CHECK_OK(surgewall_bulkhead_try_acquire(bh));
+    CHECK_OK(surgewall_bulkhead_acquire(c, -1)); /* its own max_wait (0): no waiting needed */
+    CHECK_STATUS(surgewall_bulkhead_try_acquire(bh), SURGEWALL_BULKHEAD_FULL);
+    CHECK_STATUS(surgewall_bulkhead_acquire(bh, 0), SURGEWALL_BULKHEAD_FULL);
+    surgewall_bulkhead_stats m;
+    CHECK_OK(surgewall_bulkhead_metrics(c, &m));
+    CHECK_U64(m.active, 2);
+    CHECK_U64(m.max_concurrent, 2);
+    CHECK_U64(m.accepted, 2);
+    CHECK_U64(m.rejected, 2);
+    CHECK_OK(surgewall_bulkhead_release(bh));
+    CHECK_OK(surgewall_bulkhead_release(c));
+    CHECK_STATUS(surgewall_bulkhead_release(bh), SURGEWALL_UNEXPECTED_RESULT);
+    CHECK_OK(surgewall_bulkhead_metrics(bh, &m));
+    CHECK_U64(m.active, 0);
+    CHECK_U64(m.unexpected_releases, 1);
+    CHECK_OK(surgewall_bulkhead_free(bh));
+    CHECK_OK(surgewall_bulkhead_try_acquire(c)); /* alive through the clone */
+    CHECK_OK(surgewall_bulkhead_release(c));
+    CHECK_OK(surgewall_bulkhead_free(c));
+
+    /* a timed wait that runs out (real clock: 1 ms) */
+    CHECK_OK(surgewall_bulkhead_new(u8("tiny"), 4, 1, 1 * MS, NULL, &bh, NULL));
+    CHECK_OK(surgewall_bulkhead_try_acquire(bh));
+    CHECK_STATUS(surgewall_bulkhead_acquire(bh, 1 * MS), SURGEWALL_TIMEOUT);
+    CHECK_OK(surgewall_bulkhead_metrics(bh, &m));
+    CHECK_U64(m.timed_out, 1);
+    CHECK_U64(m.waited, 1);
+    CHECK(m.total_wait_ns > 0 && m.max_wait_ns > 0);
+    CHECK_OK(surgewall_bulkhead_release(bh));
+    CHECK_OK(surgewall_bulkhead_free(bh));
+    CHECK_OK(surgewall_mock_clock_free(clock));
+}
+
+struct seen_keys { uint64_t keys[8]; uint64_t active[8]; uint32_t limit[8]; int n; };
+
+static void collect_key(void *user, uint64_t key, uint64_t active, uint32_t limit)
+{
+    struct seen_keys *s = user;
+    if (s->n < 8) {
+        s->keys[s->n] = key;
+        s->active[s->n] = active;
+        s->limit[s->n] = limit;
+        s->n++;
+    }
+}
+
+static void test_keyed_bulkhead(void)
+{
+    surgewall_mock_clock *clock = NULL;
+    CHECK_OK(surgewall_mock_clock_new(&clock));
+    surgewall_keyed_bulkhead_config *cfg = NULL;
+    CHECK_OK(surgewall_keyed_bulkhead_config_new(1, &cfg));
+    CHECK_OK(surgewall_keyed_bulkhead_config_set_global_max(cfg, 3));
+    CHECK_OK(surgewall_keyed_bulkhead_config_set_limit_for(cfg, 42, 2));
+    CHECK_OK(surgewall_keyed_bulkhead_config_set_max_keys(cfg, 3, false));
+    CHECK_OK(surgewall_keyed_bulkhead_config_set_idle_ttl(cfg, 1000 * MS));
+    CHECK_OK(surgewall_keyed_bulkhead_config_set_mock_clock(cfg, clock));
+    surgewall_keyed_bulkhead *kb = NULL;
+    CHECK_OK(surgewall_keyed_bulkhead_new(cfg, &kb, NULL));
+
+    surgewall_keyed_permit a, b, c, d;
+    surgewall_keyed_rejection why = -1;
+    CHECK_OK(surgewall_keyed_bulkhead_try_acquire(kb, 42, &a, &why));
+    CHECK_OK(surgewall_keyed_bulkhead_try_acquire(kb, 42, &b, &why));
+    CHECK_STATUS(surgewall_keyed_bulkhead_try_acquire(kb, 42, &c, &why), SURGEWALL_BULKHEAD_FULL);
+    CHECK_U64(why, SURGEWALL_KEYED_REJECTION_KEY_FULL);
+    CHECK_OK(surgewall_keyed_bulkhead_try_acquire_str(kb, u8("alice"), 5, &c, &why));
+    CHECK_STATUS(surgewall_keyed_bulkhead_try_acquire(kb, 7, &d, &why), SURGEWALL_BULKHEAD_FULL);
+    CHECK_U64(why, SURGEWALL_KEYED_REJECTION_GLOBAL_FULL);
+    uint64_t alice = 0, alice2 = 1, active = 99;
+    CHECK_OK(surgewall_keyed_bulkhead_key_of(kb, u8("alice"), 5, &alice));
+    CHECK_OK(surgewall_keyed_bulkhead_key_of(kb, u8("alice"), 5, &alice2));
+    CHECK_U64(alice, alice2);
+    CHECK_OK(surgewall_keyed_bulkhead_active(kb, alice, &active));
+    CHECK_U64(active, 1);
+    CHECK_OK(surgewall_keyed_bulkhead_active(kb, 42, &active));
+    CHECK_U64(active, 2);
+    CHECK_OK(surgewall_keyed_bulkhead_active(kb, 999, &active));
+    CHECK_U64(active, 0);
+    struct seen_keys seen;
+    memset(&seen, 0, sizeof seen);
+    CHECK_OK(surgewall_keyed_bulkhead_for_each(kb, collect_key, &seen));
+    CHECK(seen.n >= 2);
+    for (int i = 0; i < seen.n; i++) {
+        if (seen.keys[i] == 42) {
+            CHECK_U64(seen.active[i], 2);
+            CHECK_U64(seen.limit[i], 2);
+        }
+    }
+    CHECK_OK(surgewall_keyed_bulkhead_release(kb, a));
+    CHECK_OK(surgewall_keyed_bulkhead_release(kb, b));
+    CHECK_OK(surgewall_keyed_bulkhead_release(kb, c));
+    CHECK_STATUS(surgewall_keyed_bulkhead_release(kb, c), SURGEWALL_UNEXPECTED_RESULT);
+
+    /* the key cap: a fourth key is refused */
+    CHECK_OK(surgewall_keyed_bulkhead_try_acquire(kb, 7, &d, &why));
+    CHECK_OK(surgewall_keyed_bulkhead_release(kb, d));
+    CHECK_STATUS(surgewall_keyed_bulkhead_try_acquire(kb, 8, &d, &why), SURGEWALL_REGISTRY_FULL);
+    CHECK_U64(why, SURGEWALL_KEYED_REJECTION_TOO_MANY_KEYS);
+
+    /* idle keys are swept once the ttl is over, with an eviction event each */
+    surgewall_subscription *sub = NULL;
+    CHECK_OK(surgewall_events_subscribe(&sub));
+    uint64_t evicted = 99;
+    CHECK_OK(surgewall_keyed_bulkhead_sweep(kb, &evicted));
+    CHECK_U64(evicted, 0);
+    CHECK_OK(surgewall_mock_clock_advance(clock, 2000 * MS));
+    CHECK_OK(surgewall_keyed_bulkhead_sweep(kb, &evicted));
+    CHECK_U64(evicted, 3);
+    CHECK_OK(surgewall_keyed_bulkhead_sweep(kb, NULL));
+    surgewall_event ev;
+    int evictions = 0;
+    while (surgewall_subscription_poll(sub, &ev) == SURGEWALL_OK) {
+        /* Gap (reported): the event's key is an internal hash, neither the u64 key given to
+         * try_acquire (42, 7) nor what key_of returns, and a keyed bulkhead has no id to match
+         * `source` against; so only the count is checked (nothing else evicts here). */
+        if (ev.kind == SURGEWALL_EVENT_KIND_EVICTED) {
+            evictions++;
+        }
+    }
+    CHECK_U64(evictions, 3);
+    CHECK_OK(surgewall_subscription_free(sub));
+    surgewall_keyed_bulkhead_stats m;
+    CHECK_OK(surgewall_keyed_bulkhead_metrics(kb, &m));
+    CHECK_U64(m.keys, 0);
+    CHECK_U64(m.evicted, 3);
+    CHECK_U64(m.created, 3);
+    CHECK_U64(m.refused_keys, 1);
+    CHECK_U64(m.rejected_key, 1);
+    CHECK_U64(m.rejected_global, 1);
+    CHECK_U64(m.unexpected_releases, 1);
+    CHECK_U64(m.global_max, 3);
+    CHECK_U64(m.per_key_max, 1);
+    CHECK_U64(m.max_keys, 3);
+    CHECK_U64(m.global_active, 0);
+    CHECK_OK(surgewall_keyed_bulkhead_free(kb));
+
+    /* a config never consumed; shared overflow past the cap */
+    CHECK_OK(surgewall_keyed_bulkhead_config_new(1, &cfg));
+    CHECK_OK(surgewall_keyed_bulkhead_config_free(cfg));
+    CHECK_OK(surgewall_keyed_bulkhead_config_new(1, &cfg));
+    CHECK_OK(surgewall_keyed_bulkhead_config_set_max_keys(cfg, 1, true));
+    CHECK_OK(surgewall_keyed_bulkhead_new(cfg, &kb, NULL));
+    CHECK_OK(surgewall_keyed_bulkhead_try_acquire(kb, 1, &a, NULL));
+    CHECK_OK(surgewall_keyed_bulkhead_try_acquire(kb, 2, &b, NULL)); /* the overflow entry */
+    CHECK_STATUS(surgewall_keyed_bulkhead_try_acquire(kb, 3, &c, NULL), SURGEWALL_BULKHEAD_FULL);
+    CHECK_OK(surgewall_keyed_bulkhead_metrics(kb, &m));
+    CHECK(m.overflowed >= 1);
+    CHECK_OK(surgewall_keyed_bulkhead_release(kb, a));
+    CHECK_OK(surgewall_keyed_bulkhead_release(kb, b));
+    CHECK_OK(surgewall_keyed_bulkhead_free(kb));
+    CHECK_OK(surgewall_mock_clock_free(clock));
+}
+
+static void test_retry(void)
+{
+    surgewall_mock_clock *clock = NULL;
+    CHECK_OK(surgewall_mock_clock_new(&clock));
+    /* a budget: 20 % of requests, at least 0 per second over 10 s */
+    surgewall_retry_budget *budget = NULL;
+    CHECK_OK(surgewall_retry_budget_new(0.2, 0.0, 10, clock, &budget, NULL));
+    for (int i = 0; i < 10; i++) {
+        CHECK_OK(surgewall_retry_budget_record_request(budget));
+    }
+    CHECK_OK(surgewall_retry_budget_try_retry(budget));
+    CHECK_OK(surgewall_retry_budget_try_retry(budget));
+    CHECK_STATUS(surgewall_retry_budget_try_retry(budget), SURGEWALL_RETRY_BUDGET_EXHAUSTED);
+    surgewall_retry_budget_stats bm;
+    CHECK_OK(surgewall_retry_budget_metrics(budget, &bm));
+    CHECK_U64(bm.requests, 10);
+    CHECK_U64(bm.retries, 2);
+    CHECK_U64(bm.granted_total, 2);
+    CHECK_U64(bm.refused_total, 1);
+    CHECK_U64(bm.remaining, 0);
+    CHECK(fabs(bm.allowed - 2.0) < 1e-9);
+    /* shared budgets: one per name */
+    surgewall_retry_budget *s1 = NULL, *s2 = NULL;
+    CHECK_OK(surgewall_retry_budget_shared(u8("api-c-shared"), 12, 0.5, 0.0, 10, &s1, NULL));
+    CHECK_OK(surgewall_retry_budget_shared(u8("api-c-shared"), 12, 0.9, 5.0, 1, &s2, NULL));
+    CHECK_OK(surgewall_retry_budget_record_request(s1));
+    CHECK_OK(surgewall_retry_budget_metrics(s2, &bm));
+    CHECK_U64(bm.requests, 1);
+    CHECK_OK(surgewall_retry_budget_free(s1));
+    CHECK_OK(surgewall_retry_budget_free(s2));
+
+    /* a policy: 3 attempts, constant 100 ms, no jitter, with the budget */
+    surgewall_retry_config *cfg = NULL;
+    CHECK_OK(surgewall_retry_config_new(&cfg));
+    CHECK_OK(surgewall_retry_config_set_max_attempts(cfg, 3));
+    CHECK_OK(surgewall_retry_config_set_backoff_constant(cfg, 100 * MS));
+    CHECK_OK(surgewall_retry_config_set_jitter(cfg, JITTER_NONE));
+    CHECK_OK(surgewall_retry_config_set_max_delay(cfg, 1000 * MS));
+    CHECK_OK(surgewall_retry_config_set_max_elapsed(cfg, 60000 * MS));
+    CHECK_OK(surgewall_retry_config_set_attempt_timeout(cfg, 1000 * MS));
+    CHECK_OK(surgewall_retry_config_set_stop_on_open_breaker(cfg, true));
+    CHECK_OK(surgewall_retry_config_set_seed(cfg, 3));
+    CHECK_OK(surgewall_retry_config_set_mock_clock(cfg, clock));
+    surgewall_retry_policy *policy = NULL;
+    CHECK_OK(surgewall_retry_policy_new(cfg, &policy, NULL));
+    surgewall_retry_schedule *sched = NULL;
+    CHECK_OK(surgewall_retry_schedule_new(policy, &sched));
+    surgewall_retry_decision d;
+    uint32_t attempts = 0;
+    CHECK_OK(surgewall_retry_schedule_attempts(sched, &attempts));
+    CHECK_U64(attempts, 1);
+    CHECK_OK(surgewall_retry_schedule_next(sched, ATTEMPT_RETRYABLE, -1, NULL, &d));
+    CHECK(d.retry);
+    CHECK_U64(d.delay_ns, 100 * MS);
+    /* a server's Retry-After is honoured (capped at max_delay) */
+    CHECK_OK(surgewall_retry_schedule_next(sched, ATTEMPT_RETRYABLE, 500 * MS, NULL, &d));
+    CHECK(d.retry);
+    CHECK_U64(d.delay_ns, 500 * MS);
+    CHECK_OK(surgewall_retry_schedule_next(sched, ATTEMPT_RETRYABLE, -1, NULL, &d));
+    CHECK(!d.retry);
+    CHECK_U64(d.stop_reason, STOP_MAX_ATTEMPTS);
+    CHECK_OK(surgewall_retry_schedule_attempts(sched, &attempts));
+    CHECK_U64(attempts, 3);
+    CHECK_OK(surgewall_retry_schedule_free(sched));
+    /* success and not-retryable stop at once */
+    CHECK_OK(surgewall_retry_schedule_new(policy, &sched));
+    CHECK_OK(surgewall_retry_schedule_next(sched, ATTEMPT_SUCCESS, -1, NULL, &d));
+    CHECK(!d.retry);
+    CHECK_U64(d.stop_reason, STOP_SUCCEEDED);
+    CHECK_OK(surgewall_retry_schedule_free(sched));
+    CHECK_OK(surgewall_retry_schedule_new(policy, &sched));
+    CHECK_OK(surgewall_retry_schedule_next(sched, ATTEMPT_NOT_RETRYABLE, -1, NULL, &d));
+    CHECK_U64(d.stop_reason, STOP_NOT_RETRYABLE);
+    CHECK_OK(surgewall_retry_schedule_free(sched));
+    /* an open breaker stops it (stop_on_open_breaker) */
+    surgewall_breaker *br = small_breaker("retry-target", clock, 1);
+    CHECK_OK(surgewall_breaker_force_open(br, -1));
+    CHECK_OK(surgewall_retry_schedule_new(policy, &sched));
+    CHECK_OK(surgewall_retry_schedule_next(sched, ATTEMPT_RETRYABLE, -1, br, &d));
+    CHECK(!d.retry);
+    CHECK_U64(d.stop_reason, STOP_BREAKER_OPEN);
+    CHECK_OK(surgewall_retry_schedule_free(sched));
+    surgewall_retry_stats rs;
+    CHECK_OK(surgewall_retry_policy_metrics(policy, &rs));
+    CHECK_U64(rs.operations, 4);
+    CHECK_U64(rs.retries, 2);
+    CHECK_U64(rs.stops[STOP_MAX_ATTEMPTS], 1);
+    CHECK_U64(rs.stops[STOP_SUCCEEDED], 1);
+    CHECK_U64(rs.stops[STOP_NOT_RETRYABLE], 1);
+    CHECK_U64(rs.stops[STOP_BREAKER_OPEN], 1);
+    /* a schedule outlives its policy */
+    CHECK_OK(surgewall_retry_schedule_new(policy, &sched));
+    CHECK_OK(surgewall_retry_policy_free(policy));
+    CHECK_OK(surgewall_retry_schedule_next(sched, ATTEMPT_RETRYABLE, -1, NULL, &d));
+    CHECK(d.retry);
+    CHECK_OK(surgewall_retry_schedule_free(sched));
+
+    /* the budget refuses a retry: the schedule stops for it */
+    CHECK_OK(surgewall_retry_config_new(&cfg));
+    CHECK_OK(surgewall_retry_config_set_budget(cfg, budget));
+    CHECK_OK(surgewall_retry_config_set_mock_clock(cfg, clock));
+    CHECK_OK(surgewall_retry_policy_new(cfg, &policy, NULL));
+    CHECK_OK(surgewall_retry_budget_free(budget)); /* the policy keeps its own reference */
+    CHECK_OK(surgewall_retry_schedule_new(policy, &sched));
+    CHECK_OK(surgewall_retry_schedule_next(sched, ATTEMPT_RETRYABLE, -1, NULL, &d));
+    CHECK(!d.retry);
+    CHECK_U64(d.stop_reason, STOP_BUDGET_EXHAUSTED);
+    CHECK_OK(surgewall_retry_schedule_free(sched));
+    CHECK_OK(surgewall_retry_policy_free(policy));
+
+    /* the other backoffs and jitters build; exponential grows */
+    CHECK_OK(surgewall_retry_config_new(&cfg));
+    CHECK_OK(surgewall_retry_config_set_max_attempts(cfg, 4));
+    CHECK_OK(surgewall_retry_config_set_backoff_exponential(cfg, 10 * MS, 2.0));
+    CHECK_OK(surgewall_retry_config_set_jitter(cfg, JITTER_NONE));
+    CHECK_OK(surgewall_retry_config_set_mock_clock(cfg, clock));
+    CHECK_OK(surgewall_retry_policy_new(cfg, &policy, NULL));
+    CHECK_OK(surgewall_retry_schedule_new(policy, &sched));
+    uint64_t delays[3] = {0, 0, 0};
+    for (int i = 0; i < 3; i++) {
+        CHECK_OK(surgewall_retry_schedule_next(sched, ATTEMPT_RETRYABLE, -1, NULL, &d));
+        delays[i] = d.delay_ns;
+    }
+    CHECK_U64(delays[0], 10 * MS);
+    CHECK_U64(delays[1], 20 * MS);
+    CHECK_U64(delays[2], 40 * MS);
+    CHECK_OK(surgewall_retry_schedule_free(sched));
+    CHECK_OK(surgewall_retry_policy_free(policy));
+    CHECK_OK(surgewall_retry_config_new(&cfg));
+    CHECK_OK(surgewall_retry_config_set_backoff_linear(cfg, 10 * MS, 5 * MS));
+    CHECK_OK(surgewall_retry_config_set_jitter(cfg, JITTER_EQUAL));
+    CHECK_OK(surgewall_retry_policy_new(cfg, &policy, NULL));
+    CHECK_OK(surgewall_retry_policy_free(policy));
+    CHECK_OK(surgewall_retry_config_new(&cfg));
+    CHECK_OK(surgewall_retry_config_set_backoff_decorrelated(cfg, 10 * MS));
+    CHECK_OK(surgewall_retry_config_set_jitter(cfg, JITTER_FULL));
+    CHECK_OK(surgewall_retry_policy_new(cfg, &policy, NULL));
+    CHECK_OK(surgewall_retry_policy_free(policy));
+    CHECK_OK(surgewall_retry_config_new(&cfg));
+    CHECK_OK(surgewall_retry_config_free(cfg));
+    CHECK_OK(surgewall_breaker_free(br));
+    CHECK_OK(surgewall_mock_clock_free(clock));
+}
+
+static void test_slo_and_threshold(void)
+{
+    surgewall_mock_clock *clock = NULL;
+    CHECK_OK(surgewall_mock_clock_new(&clock));
+    surgewall_breaker *br = small_breaker("slo-linked", clock, 1);
+    surgewall_slo_config *cfg = NULL;
+    CHECK_OK(surgewall_slo_config_new(&cfg));
+    CHECK_OK(surgewall_slo_config_set_objective(cfg, 0.99));
+    CHECK_OK(surgewall_slo_config_set_window(cfg, 3600000 * MS));
+    CHECK_OK(surgewall_slo_config_set_fast_burn(cfg, 600000 * MS, 60000 * MS, 10.0));
+    CHECK_OK(surgewall_slo_config_set_slow_burn(cfg, 1800000 * MS, 300000 * MS, 2.0));
+    CHECK_OK(surgewall_slo_config_set_burn_bucket(cfg, 10000 * MS));
+    CHECK_OK(surgewall_slo_config_set_recovery_factor(cfg, 0.5));
+    CHECK_OK(surgewall_slo_config_set_min_calls(cfg, 10));
+    CHECK_OK(surgewall_slo_config_set_min_open(cfg, 1000 * MS));
+    CHECK_OK(surgewall_slo_config_set_breaker(cfg, br));
+    CHECK_OK(surgewall_slo_config_set_mock_clock(cfg, clock));
+    surgewall_slo *slo = NULL;
+    CHECK_OK(surgewall_slo_new(cfg, &slo, NULL));
+    surgewall_subscription *sub = NULL;
+    CHECK_OK(surgewall_events_subscribe(&sub));
+    for (int i = 0; i < 50; i++) {
+        CHECK_OK(surgewall_slo_record(slo, true));
+    }
+    surgewall_slo_stats st;
+    CHECK_OK(surgewall_slo_tick(slo, &st));
+    CHECK(!st.fast.burning && !st.holding_breaker);
+    CHECK_U64(st.calls, 50);
+    CHECK(st.objective == 0.99);
+    /* every call bad: the fast pair burns and holds the breaker open */
+    for (int i = 0; i < 50; i++) {
+        CHECK_OK(surgewall_slo_record_outcome(slo, SURGEWALL_OUTCOME_FAILURE));
+    }
+    CHECK_OK(surgewall_slo_record_outcome(slo, SURGEWALL_OUTCOME_IGNORED)); /* counts nowhere */
+    CHECK_OK(surgewall_slo_record_outcome(slo, SURGEWALL_OUTCOME_SUCCESS));
+    CHECK_OK(surgewall_slo_tick(slo, NULL));
+    CHECK_OK(surgewall_slo_metrics(slo, &st));
+    CHECK_U64(st.calls, 101);
+    CHECK_U64(st.bad, 50);
+    CHECK(st.fast.burning);
+    CHECK(st.fast.long_burn > 10.0);
+    CHECK(st.budget_remaining < 0);
+    CHECK(st.holding_breaker);
+    CHECK_U64(state_of(br), SURGEWALL_STATE_FORCED_OPEN);
+    surgewall_event ev;
+    int burns = 0;
+    while (surgewall_subscription_poll(sub, &ev) == SURGEWALL_OK) {
+        if (ev.kind == SURGEWALL_EVENT_KIND_SLO_BURN && ev.fast == 1) {
+            burns++;
+            CHECK(ev.value_a > 10.0);
+        }
+    }
+    CHECK(burns >= 1);
+    CHECK_OK(surgewall_slo_free(slo));
+    CHECK_OK(surgewall_slo_config_new(&cfg));
+    CHECK_OK(surgewall_slo_config_free(cfg));
+
+    /* a threshold adjuster: a high error rate moves the threshold down by a step */
+    CHECK_OK(surgewall_breaker_reset(br));
+    CHECK_OK(surgewall_breaker_free(br));
+    surgewall_breaker_config *bcfg = config(clock);
+    CHECK_OK(surgewall_breaker_config_set_failure_rate(bcfg, 0.5));
+    CHECK_OK(surgewall_breaker_config_set_minimum_calls(bcfg, 10));
+    CHECK_OK(surgewall_breaker_config_set_count_window(bcfg, 10));
+    br = build("adjusted", bcfg);
+    surgewall_threshold_adjuster *adj = NULL;
+    CHECK_OK(surgewall_threshold_adjuster_new(br, 0.1, 0.3, 0.8, 0.1, 4, &adj, NULL));
+    for (int i = 0; i < 4; i++) {
+        CHECK_OK(call(br, i == 0 ? SURGEWALL_OUTCOME_FAILURE : SURGEWALL_OUTCOME_SUCCESS));
+    }
+    bool changed = false;
+    double old = 0, now = 0;
+    CHECK_OK(surgewall_threshold_adjuster_tick(adj, &changed, &old, &now));
+    CHECK(changed);
+    CHECK(fabs(old - 0.5) < 1e-9 && fabs(now - 0.4) < 1e-9);
+    CHECK(fabs(stats_of(br).failure_rate_threshold - 0.4) < 1e-9);
+    CHECK_OK(surgewall_threshold_adjuster_tick(adj, &changed, NULL, NULL)); /* old and new are optional */
+    surgewall_threshold_stats ts;
+    CHECK_OK(surgewall_threshold_adjuster_metrics(adj, &ts));
+    CHECK_U64(ts.ticks, 2);
+    CHECK(ts.min_threshold == 0.3 && ts.max_threshold == 0.8 && ts.target_error_rate == 0.1);
+    CHECK(fabs(ts.last_error_rate - 0.25) < 1e-9);
+    CHECK(ts.changes >= 1);
+    CHECK_OK(surgewall_threshold_adjuster_free(adj));
+    CHECK_OK(surgewall_subscription_free(sub));
+    CHECK_OK(surgewall_breaker_free(br));
+    CHECK_OK(surgewall_mock_clock_free(clock));
+}
+
+int main(void)
+{
+    test_version();
+    test_status_strings();
+    test_mock_clock();
+    test_config_setters();
+    test_constructor_errors();
+    test_names_ids_clones();
+    test_guarded_calls_and_metrics();
+    test_manual_transitions();
+    test_backoff_seed_and_half_open_timeout();
+    test_events();
+    test_consecutive_failures_event();
+    test_fallback();
+    test_fast_path();
+    test_coarse_clock();
+    test_bulkhead();
+    test_keyed_bulkhead();
+    test_retry();
+    test_slo_and_threshold();
+    return check_report();
+}

@@ -1,0 +1,314 @@
+/*
+ * scenarios.c: the C runner of the shared semantic scenarios (bindings/scenarios.txt; the
+ * grammar is at the top of that file, the Rust runner is core/tests/scenarios.rs).
+ * Usage: scenarios PATH/TO/scenarios.txt
+ *
+ * Every scenario runs through the C ABI on a fresh breaker driven by a mock clock; each one
+ * counts as one check in the final "N passed, N failed" line.
+ */
+#include <stdlib.h>
+
+#include "check.h"
+
+#define MS 1000000LL
+#define MAX_WORDS 32
+#define MAX_HELD 16
+
+struct run {
+    surgewall_mock_clock *clock;
+    surgewall_breaker *breaker;
+    char held_name[MAX_HELD][32];
+    surgewall_permit held[MAX_HELD];
+    int nheld;
+    const char *name;
+    int line;
+    int failed; /* steps that failed in this scenario */
+};
+
+static void fail(struct run *r, const char *fmt, const char *a, const char *b)
+{
+    fprintf(stderr, "%s (line %d): ", r->name, r->line);
+    fprintf(stderr, fmt, a, b);
+    fputc('\n', stderr);
+    r->failed++;
+}
+
+/* The value of KEY=VALUE among words, or NULL; a bare word KEY gives "". */
+static const char *opt(char **w, int n, const char *key)
+{
+    size_t k = strlen(key);
+    for (int i = 0; i < n; i++) {
+        if (strncmp(w[i], key, k) == 0 && (w[i][k] == '=' || w[i][k] == '\0')) {
+            return w[i][k] == '=' ? w[i] + k + 1 : "";
+        }
+    }
+    return NULL;
+}
+
+static int64_t ms(const char *v) { return strtoll(v, NULL, 10) * MS; }
+
+static int32_t outcome(struct run *r, const char *s)
+{
+    if (strcmp(s, "success") == 0) return SURGEWALL_OUTCOME_SUCCESS;
+    if (strcmp(s, "failure") == 0) return SURGEWALL_OUTCOME_FAILURE;
+    if (strcmp(s, "ignored") == 0) return SURGEWALL_OUTCOME_IGNORED;
+    fail(r, "unknown outcome %s%s", s, "");
+    return -1;
+}
+
+static void expect_status(struct run *r, surgewall_status got, surgewall_status want, const char *what)
+{
+    if (got != want) {
+        fprintf(stderr, "%s (line %d): %s returned %s, wanted %s\n", r->name, r->line, what,
+                surgewall_status_str(got), surgewall_status_str(want));
+        r->failed++;
+    }
+}
+
+static void configure(struct run *r, char **w, int n)
+{
+    surgewall_breaker_config *cfg = NULL;
+    const char *v, *v2;
+    expect_status(r, surgewall_mock_clock_new(&r->clock), SURGEWALL_OK, "mock_clock_new");
+    expect_status(r, surgewall_breaker_config_new(&cfg), SURGEWALL_OK, "config_new");
+    expect_status(r, surgewall_breaker_config_set_mock_clock(cfg, r->clock), SURGEWALL_OK, "set_mock_clock");
+    if ((v = opt(w, n, "failure_rate")) != NULL)
+        surgewall_breaker_config_set_failure_rate(cfg, strtod(v, NULL));
+    if (opt(w, n, "no_failure_rate") != NULL)
+        surgewall_breaker_config_disable_failure_rate(cfg);
+    if ((v = opt(w, n, "slow_rate")) != NULL && (v2 = opt(w, n, "slow_ms")) != NULL)
+        surgewall_breaker_config_set_slow_calls(cfg, strtod(v, NULL), ms(v2));
+    if ((v = opt(w, n, "consecutive_failures")) != NULL)
+        surgewall_breaker_config_set_consecutive_failures(cfg, (uint32_t)strtoul(v, NULL, 10));
+    if ((v = opt(w, n, "minimum_calls")) != NULL)
+        surgewall_breaker_config_set_minimum_calls(cfg, (uint32_t)strtoul(v, NULL, 10));
+    if ((v = opt(w, n, "count_window")) != NULL)
+        surgewall_breaker_config_set_count_window(cfg, (uint32_t)strtoul(v, NULL, 10));
+    if ((v = opt(w, n, "time_window_ms")) != NULL && (v2 = opt(w, n, "buckets")) != NULL)
+        surgewall_breaker_config_set_time_window(cfg, ms(v), (uint32_t)strtoul(v2, NULL, 10));
+    if ((v = opt(w, n, "open_for_ms")) != NULL)
+        surgewall_breaker_config_set_open_for(cfg, ms(v));
+    if ((v = opt(w, n, "backoff")) != NULL && (v2 = opt(w, n, "max_open_ms")) != NULL)
+        surgewall_breaker_config_set_open_backoff(cfg, strtod(v, NULL), ms(v2), 0.0);
+    if ((v = opt(w, n, "half_open_calls")) != NULL)
+        surgewall_breaker_config_set_half_open_calls(cfg, (uint32_t)strtoul(v, NULL, 10));
+    if ((v = opt(w, n, "half_open_max_ms")) != NULL)
+        surgewall_breaker_config_set_half_open_max_duration(cfg, ms(v));
+    surgewall_error *err = NULL;
+    surgewall_status s = surgewall_breaker_new((const uint8_t *)"scenario", 8, cfg, &r->breaker, &err);
+    if (s != SURGEWALL_OK) {
+        fail(r, "scenario config refused: %s: %s", surgewall_error_field(err), surgewall_error_message(err));
+        surgewall_error_free(err);
+        r->breaker = NULL;
+    }
+}
+
+static const char *state_name(surgewall_state s)
+{
+    switch (s) {
+    case SURGEWALL_STATE_CLOSED: return "closed";
+    case SURGEWALL_STATE_OPEN: return "open";
+    case SURGEWALL_STATE_HALF_OPEN: return "half_open";
+    case SURGEWALL_STATE_FORCED_OPEN: return "forced_open";
+    case SURGEWALL_STATE_DISABLED: return "disabled";
+    case SURGEWALL_STATE_METRICS_ONLY: return "metrics_only";
+    default: return "?";
+    }
+}
+
+static void expect(struct run *r, char **w, int n)
+{
+    surgewall_breaker_stats m;
+    expect_status(r, surgewall_breaker_metrics(r->breaker, &m), SURGEWALL_OK, "metrics");
+    for (int i = 1; i < n; i++) {
+        char key[64];
+        const char *eq = strchr(w[i], '=');
+        if (eq == NULL || (size_t)(eq - w[i]) >= sizeof key) {
+            fail(r, "bad expectation %s%s", w[i], "");
+            continue;
+        }
+        memcpy(key, w[i], (size_t)(eq - w[i]));
+        key[eq - w[i]] = '\0';
+        const char *want = eq + 1;
+        char got[64];
+        uint64_t v = 0;
+        int number = 1;
+        if (strcmp(key, "state") == 0) {
+            snprintf(got, sizeof got, "%s", state_name(m.state));
+            number = 0;
+        } else if (strcmp(key, "generation") == 0) v = m.generation;
+        else if (strcmp(key, "successes") == 0) v = m.successes;
+        else if (strcmp(key, "failures") == 0) v = m.failures;
+        else if (strcmp(key, "ignored") == 0) v = m.ignored;
+        else if (strcmp(key, "slow") == 0) v = m.slow_calls;
+        else if (strcmp(key, "rejected_open") == 0) v = m.rejected_open;
+        else if (strcmp(key, "rejected_half_open") == 0) v = m.rejected_half_open;
+        else if (strcmp(key, "late") == 0) v = m.late_results;
+        else if (strcmp(key, "window_calls") == 0) v = m.window.calls;
+        else if (strcmp(key, "window_failures") == 0) v = m.window.failures;
+        else if (strcmp(key, "consecutive_opens") == 0) v = m.consecutive_opens;
+        else {
+            fail(r, "unknown metric %s%s", key, "");
+            continue;
+        }
+        if (number) {
+            snprintf(got, sizeof got, "%" PRIu64, v);
+        }
+        if (strcmp(got, want) != 0) {
+            fprintf(stderr, "%s (line %d): %s is %s, wanted %s\n", r->name, r->line, key, got, want);
+            r->failed++;
+        }
+    }
+}
+
+static surgewall_permit *held(struct run *r, const char *name, int create)
+{
+    for (int i = 0; i < r->nheld; i++) {
+        if (strcmp(r->held_name[i], name) == 0) {
+            return &r->held[i];
+        }
+    }
+    if (!create || r->nheld == MAX_HELD || strlen(name) >= sizeof r->held_name[0]) {
+        fail(r, "no held permit %s%s", name, "");
+        return NULL;
+    }
+    snprintf(r->held_name[r->nheld], sizeof r->held_name[0], "%s", name);
+    return &r->held[r->nheld++];
+}
+
+static void step(struct run *r, char **w, int n)
+{
+    const surgewall_breaker *b = r->breaker;
+    const char *cmd = w[0];
+    surgewall_permit p;
+    uint64_t ra = 0;
+    surgewall_status s;
+    if (strcmp(cmd, "call") == 0 && n >= 2) {
+        int32_t o = outcome(r, w[1]);
+        long times = 1;
+        for (int i = 2; i < n; i++) {
+            if (w[i][0] == 'x') times = strtol(w[i] + 1, NULL, 10);
+        }
+        const char *d = opt(w + 2, n - 2, "ms");
+        for (long i = 0; i < times; i++) {
+            s = surgewall_breaker_acquire(b, &p, &ra);
+            if (s != SURGEWALL_OK) {
+                fail(r, "call: rejected: %s%s", surgewall_status_str(s), "");
+                return;
+            }
+            s = d != NULL ? surgewall_breaker_record_timed(b, p, o, ms(d)) : surgewall_breaker_record(b, p, o);
+            /* as in the Rust runner, a call's result is not checked; usage errors are */
+            if (s >= 100 && s < 200) {
+                fail(r, "call: record: %s%s", surgewall_status_str(s), "");
+            }
+        }
+    } else if (strcmp(cmd, "reject") == 0 && n >= 2) {
+        s = surgewall_breaker_acquire(b, &p, &ra);
+        surgewall_status want = strcmp(w[1], "open") == 0        ? SURGEWALL_REJECTED_OPEN
+                                : strcmp(w[1], "half_open") == 0 ? SURGEWALL_REJECTED_HALF_OPEN
+                                : strcmp(w[1], "forced_open") == 0 ? SURGEWALL_REJECTED_FORCED_OPEN
+                                                                   : -1;
+        expect_status(r, s, want, "reject: acquire");
+        if (s == SURGEWALL_OK) {
+            surgewall_breaker_release(b, p);
+        }
+        const char *v = opt(w + 2, n - 2, "retry_after_ms");
+        if (v != NULL && s == want && ra != (uint64_t)ms(v)) {
+            char got[32];
+            snprintf(got, sizeof got, "%" PRIu64, ra);
+            fail(r, "reject: retry_after %s ns, wanted %s ms", got, v);
+        }
+    } else if (strcmp(cmd, "hold") == 0 && n >= 2) {
+        surgewall_permit *h = held(r, w[1], 1);
+        s = surgewall_breaker_acquire(b, &p, &ra);
+        expect_status(r, s, SURGEWALL_OK, "hold: acquire");
+        if (h != NULL) *h = p;
+    } else if (strcmp(cmd, "release") == 0 && n >= 3) {
+        surgewall_permit *h = held(r, w[1], 0);
+        const char *result = n >= 5 ? w[4] : "counted";
+        surgewall_status want = strcmp(result, "counted") == 0      ? SURGEWALL_OK
+                                : strcmp(result, "late") == 0       ? SURGEWALL_LATE_RESULT
+                                : strcmp(result, "unexpected") == 0 ? SURGEWALL_UNEXPECTED_RESULT
+                                                                    : -1;
+        if (h != NULL) {
+            expect_status(r, surgewall_breaker_record(b, *h, outcome(r, w[2])), want, "release: record");
+        }
+    } else if (strcmp(cmd, "advance") == 0 && n >= 2) {
+        expect_status(r, surgewall_mock_clock_advance(r->clock, ms(w[1])), SURGEWALL_OK, "advance");
+    } else if (strcmp(cmd, "force_open") == 0) {
+        expect_status(r, surgewall_breaker_force_open(b, n >= 2 ? ms(w[1]) : -1), SURGEWALL_OK, "force_open");
+    } else if (strcmp(cmd, "reset") == 0) {
+        expect_status(r, surgewall_breaker_reset(b), SURGEWALL_OK, "reset");
+    } else if (strcmp(cmd, "disable") == 0) {
+        expect_status(r, surgewall_breaker_disable(b), SURGEWALL_OK, "disable");
+    } else if (strcmp(cmd, "metrics_only") == 0) {
+        expect_status(r, surgewall_breaker_metrics_only(b), SURGEWALL_OK, "metrics_only");
+    } else if (strcmp(cmd, "close") == 0) {
+        expect_status(r, surgewall_breaker_close(b), SURGEWALL_OK, "close");
+    } else if (strcmp(cmd, "half_open") == 0) {
+        int refused = n >= 3 && strcmp(w[2], "refused") == 0;
+        expect_status(r, surgewall_breaker_half_open(b),
+                      refused ? SURGEWALL_INVALID_TRANSITION : SURGEWALL_OK, "half_open");
+    } else if (strcmp(cmd, "expect") == 0) {
+        expect(r, w, n);
+    } else {
+        fail(r, "unknown command %s%s", cmd, "");
+    }
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s bindings/scenarios.txt\n", argv[0]);
+        return 2;
+    }
+    FILE *f = fopen(argv[1], "r");
+    if (f == NULL) {
+        perror(argv[1]);
+        return 2;
+    }
+    char line[1024];
+    char name[256] = "(none)";
+    struct run r;
+    memset(&r, 0, sizeof r);
+    r.name = name;
+    int in_scenario = 0, ran = 0;
+    for (int lineno = 1; fgets(line, sizeof line, f) != NULL; lineno++) {
+        char *hash = strchr(line, '#');
+        if (hash != NULL) *hash = '\0';
+        char *w[MAX_WORDS];
+        int n = 0;
+        for (char *tok = strtok(line, " \t\r\n"); tok != NULL && n < MAX_WORDS; tok = strtok(NULL, " \t\r\n")) {
+            w[n++] = tok;
+        }
+        if (n == 0) continue;
+        r.line = lineno;
+        if (strcmp(w[0], "scenario") == 0 && n >= 2) {
+            snprintf(name, sizeof name, "%s", w[1]);
+            memset(&r, 0, sizeof r);
+            r.name = name;
+            r.line = lineno;
+            in_scenario = 1;
+        } else if (strcmp(w[0], "config") == 0 && in_scenario) {
+            configure(&r, w + 1, n - 1);
+        } else if (strcmp(w[0], "end") == 0 && in_scenario) {
+            check_(r.failed == 0, name, argv[1], lineno);
+            printf("%s %s\n", r.failed == 0 ? "ok    " : "FAILED", name);
+            surgewall_breaker_free(r.breaker);
+            surgewall_mock_clock_free(r.clock);
+            in_scenario = 0;
+            ran++;
+        } else if (in_scenario && r.breaker != NULL) {
+            step(&r, w, n);
+        } else if (in_scenario) {
+            r.failed++; /* a step without a breaker: the config was missing or refused */
+        } else {
+            fprintf(stderr, "line %d: %s outside a scenario\n", lineno, w[0]);
+            check_(0, "command outside a scenario", argv[1], lineno);
+        }
+    }
+    fclose(f);
+    CHECK(!in_scenario); /* the last scenario was closed */
+    CHECK(ran >= 15);    /* as the Rust runner: the file was really read */
+    return check_report();
+}
