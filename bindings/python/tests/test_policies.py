@@ -107,6 +107,7 @@ def test_keyed_bulkhead_limits_each_key_and_globally() -> None:
 
 def test_keyed_bulkhead_key_cap_and_idle_eviction(clock: MockClock) -> None:
     kb = surgewall.KeyedBulkhead(1, max_keys=2, idle_ttl=10, clock=clock)
+    sub = surgewall.events()
     kb.acquire(1).release()
     held = kb.acquire(2)
     with pytest.raises(surgewall.RegistryFullError):
@@ -115,6 +116,9 @@ def test_keyed_bulkhead_key_cap_and_idle_eviction(clock: MockClock) -> None:
     clock.advance(11)
     assert kb.sweep() == 1  # key 1 goes; key 2 is in use: never evicted
     assert kb.active(2) == 1
+    evictions = [e for e in sub if e.kind is surgewall.EventKind.EVICTED]
+    assert [e.key for e in evictions] == [1]
+    sub.close()
     held.release()
     kb.acquire(3).release()
     assert kb.metrics().evicted == 1

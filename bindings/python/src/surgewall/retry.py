@@ -22,21 +22,25 @@ from .errors import CircuitOpenError, ConfigError, RetryError
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 
-# surgewall_attempt_outcome, surgewall_stop_reason, surgewall_jitter: int32 enums of ffi/src/retry.rs
-# (not emitted in include/surgewall.h, see the README's ABI notes).
-_ATTEMPT_SUCCESS, _ATTEMPT_RETRYABLE, _ATTEMPT_NOT_RETRYABLE = 0, 1, 2
-_JITTER = {"none": 0, "full": 1, "equal": 2}
+_ATTEMPT_SUCCESS = int(lib.SURGEWALL_ATTEMPT_OUTCOME_SUCCESS)
+_ATTEMPT_RETRYABLE = int(lib.SURGEWALL_ATTEMPT_OUTCOME_RETRYABLE)
+_ATTEMPT_NOT_RETRYABLE = int(lib.SURGEWALL_ATTEMPT_OUTCOME_NOT_RETRYABLE)
+_JITTER = {
+    "none": int(lib.SURGEWALL_JITTER_NONE),
+    "full": int(lib.SURGEWALL_JITTER_FULL),
+    "equal": int(lib.SURGEWALL_JITTER_EQUAL),
+}
 
 
 class StopReason(enum.IntEnum):
-    """Why a retry schedule stopped."""
+    """Why a retry schedule stopped (``surgewall_stop_reason``)."""
 
-    SUCCEEDED = 0
-    NOT_RETRYABLE = 1
-    MAX_ATTEMPTS = 2
-    MAX_ELAPSED = 3
-    BUDGET_EXHAUSTED = 4
-    BREAKER_OPEN = 5
+    SUCCEEDED = int(lib.SURGEWALL_STOP_REASON_SUCCEEDED)
+    NOT_RETRYABLE = int(lib.SURGEWALL_STOP_REASON_NOT_RETRYABLE)
+    MAX_ATTEMPTS = int(lib.SURGEWALL_STOP_REASON_MAX_ATTEMPTS)
+    MAX_ELAPSED = int(lib.SURGEWALL_STOP_REASON_MAX_ELAPSED)
+    BUDGET_EXHAUSTED = int(lib.SURGEWALL_STOP_REASON_BUDGET_EXHAUSTED)
+    BREAKER_OPEN = int(lib.SURGEWALL_STOP_REASON_BREAKER_OPEN)
 
 
 @dataclasses.dataclass(frozen=True)
