@@ -5,7 +5,7 @@ CARGO ?= cargo
 LOOM_ENV := RUSTFLAGS="--cfg surgewall_loom" LOOM_MAX_PREEMPTIONS=2 CARGO_TARGET_DIR=target/loom
 LOOM_TESTS := loom loom_bulkhead
 
-.PHONY: all demo test lint test-rust test-loom test-c test-go bench bench-c bench-check header clean
+.PHONY: all demo test lint test-rust test-loom test-c test-python test-go bench bench-c bench-python bench-go bench-check header clean
 
 all: test
 
@@ -14,7 +14,7 @@ demo:
 	$(CARGO) run --quiet --release -p surgewall --example demo
 
 ## test: everything that exists: lint, unit/integration/doc tests, loom models, benches once
-test: lint test-rust test-loom test-c bench-check test-go
+test: lint test-rust test-loom test-c test-python test-go bench-check
 	@echo "make test: all suites passed"
 
 lint:
@@ -32,6 +32,10 @@ test-loom:
 test-c:
 	$(MAKE) -C bindings/c test
 
+## test-python: the Python package (pip builds the library), pytest + mypy --strict
+test-python:
+	$(MAKE) -C bindings/python test
+
 ## test-go: the Go binding (vet, -race, forced GC, shared scenarios); builds the library first
 test-go:
 	$(MAKE) -C bindings/go test
@@ -40,10 +44,20 @@ test-go:
 bench:
 	$(CARGO) bench -p surgewall-benches
 	$(MAKE) bench-c
+	$(MAKE) bench-python
+	$(MAKE) bench-go
 
 ## bench-c: the C guarded call beside the Rust one, in one run (budget G4)
 bench-c:
 	$(MAKE) -C bindings/c bench
+
+## bench-python: G5, surgewall vs pybreaker and circuitbreaker in one timeit run
+bench-python:
+	$(MAKE) -C bindings/python bench
+
+## bench-go: G6, Go Execute vs gobreaker and failsafe-go, -cpu=1,2 -benchmem
+bench-go:
+	$(MAKE) -C bindings/go bench
 
 ## bench-check: every bench once, in --test mode (what CI runs)
 bench-check:

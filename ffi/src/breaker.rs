@@ -4,7 +4,6 @@
 //! path is `surgewall_breaker_acquire` then `surgewall_breaker_record`, with the permit as a
 //! plain value in between (no allocation, no lock held across the caller's call).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use engine::{Breaker, Outcome, RawPermit, Recorded, RejectReason, State};
@@ -14,34 +13,33 @@ use crate::error::{report, report_config, surgewall_error};
 use crate::handle::{opaque_handle, Handle};
 use crate::status::{boundary, copy_out, non_null, utf8, write, Status};
 
-/// The value behind a `surgewall_breaker` handle: the shared breaker and the salt that checks
-/// the permits it issued.
-pub struct BreakerObj {
-    pub(crate) breaker: Arc<Breaker>,
-    salt: u64,
+/// The salt of a breaker's permits: its id mixed with a per-process random key, so a zeroed,
+/// forged or foreign permit fails the check (`check = generation ^ salt`). One xor, so the
+/// check costs nothing measurable on the hot path.
+#[inline]
+pub(crate) fn salt(b: &Breaker) -> u64 {
+    b.id() ^ process_key()
 }
 
-impl BreakerObj {
-    pub(crate) fn new(breaker: Arc<Breaker>) -> Self {
-        let salt = mix(breaker.id() ^ process_key());
-        BreakerObj { breaker, salt }
-    }
-}
-
+#[inline]
 fn process_key() -> u64 {
     use std::hash::{BuildHasher, Hasher};
-    static KEY: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    *KEY.get_or_init(|| {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u64(0x5EED);
-        h.finish()
-    })
-}
-
-fn mix(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+    use std::sync::atomic::{AtomicU64, Ordering};
+    // Relaxed: every thread that races the first use computes its own random key and one of
+    // them wins the CAS; all later reads see that one.
+    static KEY: AtomicU64 = AtomicU64::new(0);
+    match KEY.load(Ordering::Relaxed) {
+        0 => {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u64(0x5EED);
+            let k = h.finish() | 1;
+            match KEY.compare_exchange(0, k, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => k,
+                Err(won) => won,
+            }
+        }
+        k => k,
+    }
 }
 
 /// A circuit breaker. Thread-safe: every function taking `const surgewall_breaker *` may be
@@ -51,7 +49,7 @@ pub struct surgewall_breaker {
     _private: [u8; 0],
 }
 
-opaque_handle!(surgewall_breaker => BreakerObj, tag 4);
+opaque_handle!(surgewall_breaker => Breaker, tag 4);
 
 /// A permit: what `surgewall_breaker_acquire` hands out and `surgewall_breaker_record` takes
 /// back, exactly once. A plain value: copy it, keep it on the stack, pass it across threads.
@@ -209,7 +207,7 @@ pub extern "C" fn surgewall_breaker_new(
     err_out: *mut *mut surgewall_error,
 ) -> Status {
     boundary(|| {
-        let state = surgewall_breaker_config::remove(cfg).map_err(|s| {
+        let state = surgewall_breaker_config::take(cfg).map_err(|s| {
             report(
                 err_out,
                 s,
@@ -227,10 +225,7 @@ pub extern "C" fn surgewall_breaker_new(
             builder = builder.fallback(f);
         }
         let breaker = builder.build();
-        write(
-            out,
-            surgewall_breaker::insert(BreakerObj::new(Arc::new(breaker)))?,
-        )
+        write(out, surgewall_breaker::insert(breaker)?)
     })
 }
 
@@ -242,12 +237,8 @@ pub extern "C" fn surgewall_breaker_clone(
 ) -> Status {
     boundary(|| {
         non_null(out)?;
-        let obj = surgewall_breaker::get(b)?;
-        let copy = BreakerObj {
-            breaker: obj.breaker.clone(),
-            salt: obj.salt,
-        };
-        write(out, surgewall_breaker::insert(copy)?)
+        let shared = surgewall_breaker::get_arc(b)?;
+        write(out, surgewall_breaker::insert_arc(shared)?)
     })
 }
 
@@ -295,13 +286,13 @@ pub extern "C" fn surgewall_breaker_get_fast_path(
 ) -> Status {
     boundary(|| {
         non_null(out)?;
-        let obj = surgewall_breaker::get(b)?;
+        let breaker = surgewall_breaker::get(b)?;
         write(
             out,
             surgewall_breaker_fast_path {
-                state_word: obj.breaker.state_word_ptr(),
-                salt: obj.salt,
-                times_calls: obj.breaker.config().times_calls(),
+                state_word: breaker.state_word_ptr(),
+                salt: salt(breaker),
+                times_calls: breaker.config().times_calls(),
             },
         )
     })
@@ -323,8 +314,7 @@ pub extern "C" fn surgewall_breaker_fallback(
         non_null(body_len)?;
         non_null(content_type)?;
         non_null(content_type_len)?;
-        let obj = surgewall_breaker::get(b)?;
-        let (bp, bl, cp, cl) = match obj.breaker.fallback() {
+        let (bp, bl, cp, cl) = match surgewall_breaker::get(b)?.fallback() {
             Some(f) => (
                 f.body().as_ptr(),
                 f.body().len(),
@@ -352,14 +342,14 @@ pub extern "C" fn surgewall_breaker_acquire(
 ) -> Status {
     boundary(|| {
         non_null(permit_out)?;
-        let obj = surgewall_breaker::get(b)?;
-        match obj.breaker.try_acquire_raw() {
+        let breaker = surgewall_breaker::get(b)?;
+        match breaker.try_acquire_raw() {
             Ok(p) => write(
                 permit_out,
                 surgewall_permit {
                     generation: p.generation,
                     start_ns: p.start_ns,
-                    check: p.generation ^ obj.salt,
+                    check: p.generation ^ salt(breaker),
                 },
             ),
             Err(r) => {
@@ -373,8 +363,8 @@ pub extern "C" fn surgewall_breaker_acquire(
 }
 
 #[inline(always)]
-fn raw(obj: &BreakerObj, p: surgewall_permit) -> Result<RawPermit, Status> {
-    if p.check ^ obj.salt != p.generation {
+fn raw(breaker: &Breaker, p: surgewall_permit) -> Result<RawPermit, Status> {
+    if p.check ^ salt(breaker) != p.generation {
         return Err(Status::SURGEWALL_INVALID_PERMIT);
     }
     Ok(RawPermit {
@@ -401,9 +391,9 @@ pub extern "C" fn surgewall_breaker_record(
     outcome: i32,
 ) -> Status {
     boundary(|| {
-        let obj = surgewall_breaker::get(b)?;
+        let breaker = surgewall_breaker::get(b)?;
         let o = self::outcome(outcome)?;
-        recorded(obj.breaker.record_raw(raw(obj, permit)?, o))
+        recorded(breaker.record_raw(raw(breaker, permit)?, o))
     })
 }
 
@@ -416,11 +406,11 @@ pub extern "C" fn surgewall_breaker_record_timed(
     duration_ns: i64,
 ) -> Status {
     boundary(|| {
-        let obj = surgewall_breaker::get(b)?;
+        let breaker = surgewall_breaker::get(b)?;
         let o = self::outcome(outcome)?;
         let d = u64::try_from(duration_ns).map_err(|_| Status::SURGEWALL_INVALID_ARG)?;
-        recorded(obj.breaker.record_raw_with_duration(
-            raw(obj, permit)?,
+        recorded(breaker.record_raw_with_duration(
+            raw(breaker, permit)?,
             o,
             Duration::from_nanos(d),
         ))
@@ -444,8 +434,7 @@ pub extern "C" fn surgewall_breaker_state(
 ) -> Status {
     boundary(|| {
         non_null(state_out)?;
-        let obj = surgewall_breaker::get(b)?;
-        write(state_out, obj.breaker.state().into())
+        write(state_out, surgewall_breaker::get(b)?.state().into())
     })
 }
 
@@ -458,8 +447,10 @@ pub extern "C" fn surgewall_breaker_retry_after(
 ) -> Status {
     boundary(|| {
         non_null(ns_out)?;
-        let obj = surgewall_breaker::get(b)?;
-        write(ns_out, obj.breaker.retry_after().map_or(0, ns))
+        write(
+            ns_out,
+            surgewall_breaker::get(b)?.retry_after().map_or(0, ns),
+        )
     })
 }
 
@@ -471,7 +462,7 @@ pub extern "C" fn surgewall_breaker_metrics(
 ) -> Status {
     boundary(|| {
         non_null(out)?;
-        let m = surgewall_breaker::get(b)?.breaker.metrics();
+        let m = surgewall_breaker::get(b)?.metrics();
         write(
             out,
             surgewall_breaker_stats {
@@ -501,7 +492,7 @@ pub extern "C" fn surgewall_breaker_metrics(
 }
 
 fn manual(b: *const surgewall_breaker, f: impl FnOnce(&Breaker) -> Result<(), Status>) -> Status {
-    boundary(|| f(&surgewall_breaker::get(b)?.breaker))
+    boundary(|| f(surgewall_breaker::get(b)?))
 }
 
 /// Opens the breaker by hand for `duration_ns` (then it probes), or until another manual
@@ -570,7 +561,7 @@ pub extern "C" fn surgewall_breaker_set_failure_rate_threshold(
     old_out: *mut f64,
 ) -> Status {
     boundary(|| {
-        let br = &surgewall_breaker::get(b)?.breaker;
+        let br = surgewall_breaker::get(b)?;
         let old = br
             .set_failure_rate_threshold(threshold)
             .map_err(|_| Status::SURGEWALL_INVALID_ARG)?;
@@ -586,7 +577,7 @@ pub extern "C" fn surgewall_breaker_set_failure_rate_threshold(
 pub extern "C" fn surgewall_breaker_id(b: *const surgewall_breaker, id_out: *mut u64) -> Status {
     boundary(|| {
         non_null(id_out)?;
-        write(id_out, surgewall_breaker::get(b)?.breaker.id())
+        write(id_out, surgewall_breaker::get(b)?.id())
     })
 }
 
@@ -601,6 +592,6 @@ pub extern "C" fn surgewall_breaker_name(
 ) -> Status {
     boundary(|| {
         non_null(len_out)?;
-        copy_out(surgewall_breaker::get(b)?.breaker.name(), buf, cap, len_out)
+        copy_out(surgewall_breaker::get(b)?.name(), buf, cap, len_out)
     })
 }

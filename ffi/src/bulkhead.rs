@@ -394,7 +394,7 @@ pub extern "C" fn surgewall_keyed_bulkhead_new(
     err_out: *mut *mut surgewall_error,
 ) -> Status {
     boundary(|| {
-        let c = surgewall_keyed_bulkhead_config::remove(cfg).map_err(|s| {
+        let c = surgewall_keyed_bulkhead_config::take(cfg).map_err(|s| {
             report(
                 err_out,
                 s,
@@ -407,8 +407,10 @@ pub extern "C" fn surgewall_keyed_bulkhead_new(
         if let Some(e) = c.bad {
             return Err(report_config(err_out, &e));
         }
-        let mut b =
-            KeyedBulkhead::<u64>::builder(c.per_key_max).events(engine::breaker::default_events());
+        let mut b = KeyedBulkhead::<u64>::builder(c.per_key_max)
+            .events(engine::breaker::default_events())
+            // Eviction events carry the caller's own key (string keys: see `_key_of`).
+            .event_key(|k| *k);
         if let Some(g) = c.global_max {
             b = b.global_max(g);
         }

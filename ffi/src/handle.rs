@@ -14,7 +14,8 @@
 //! generation (a handle used after `_free`, a double `_free`, a builder used after the
 //! constructor consumed it): each is reported as `SURGEWALL_INVALID_HANDLE`, never undefined
 //! behaviour. The lookup is a few loads on the hot path and takes no lock; creating and freeing
-//! take the table's mutex.
+//! take the table's mutex. A slot holds an `Arc<T>` as a raw pointer to the `T` itself, so a
+//! lookup lands on the object with no further indirection, and `_clone` is a reference count.
 //!
 //! One rule remains the caller's: a handle must not be freed while another thread is still
 //! using it (as with any C object). Freeing it afterwards, twice, or using it later is caught.
@@ -22,7 +23,7 @@
 use std::marker::PhantomData;
 use std::ptr::null_mut;
 use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::status::Status;
 
@@ -40,16 +41,16 @@ struct Entry<T> {
 
 type Segment<T> = [Entry<T>; SEGMENT];
 
-/// A table of `Box<T>` addressed by generational handles.
+/// A table of `Arc<T>` addressed by generational handles.
 pub(crate) struct Slab<T> {
     tag: u8,
     segments: [AtomicPtr<Segment<T>>; SEGMENTS],
     /// Free slots and the next never-used one; only touched when creating and freeing.
     free: Mutex<(Vec<u32>, u32)>,
-    _owns: PhantomData<Box<T>>,
+    _owns: PhantomData<Arc<T>>,
 }
 
-// SAFETY: the slab hands out `&T` to any thread and moves `Box<T>` between threads, so it is
+// SAFETY: the slab hands out `&T` to any thread and moves `Arc<T>` between threads, so it is
 // Sync/Send exactly when T is.
 unsafe impl<T: Send + Sync> Sync for Slab<T> {}
 // SAFETY: as above.
@@ -91,7 +92,7 @@ impl<T> Slab<T> {
     }
 
     /// Stores `value` and returns its handle.
-    pub(crate) fn insert(&self, value: T) -> Result<u64, Status> {
+    pub(crate) fn insert(&self, value: Arc<T>) -> Result<u64, Status> {
         let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
         let index = match free.0.pop() {
             Some(i) => i,
@@ -115,7 +116,7 @@ impl<T> Slab<T> {
         let entry = self.entry(index).expect("allocated above");
         entry
             .value
-            .store(Box::into_raw(Box::new(value)), Ordering::Release);
+            .store(Arc::into_raw(value).cast_mut(), Ordering::Release);
         let generation = entry.generation.load(Ordering::Relaxed);
         Ok(u64::from(self.tag) << 56 | u64::from(generation) << 32 | u64::from(index + 1))
     }
@@ -136,13 +137,25 @@ impl<T> Slab<T> {
         if p.is_null() {
             return Err(Status::SURGEWALL_INVALID_HANDLE);
         }
-        // SAFETY: non-null values are live boxes owned by the slab until `remove`.
+        // SAFETY: non-null values are live `Arc`s owned by the slab until `remove`.
         Ok(unsafe { &*p })
+    }
+
+    /// A new reference to the value behind `handle` (for `_clone` and for objects that keep
+    /// another one alive).
+    pub(crate) fn get_arc(&self, handle: u64) -> Result<Arc<T>, Status> {
+        let value: *const T = self.get(handle)?;
+        // SAFETY: `value` came from `Arc::into_raw` and the slab's own reference keeps it alive
+        // while we add ours (under the caller's promise not to free the handle concurrently).
+        unsafe {
+            Arc::increment_strong_count(value);
+            Ok(Arc::from_raw(value))
+        }
     }
 
     /// Takes the value out (freeing or consuming the handle). A second call with the same
     /// handle fails with `InvalidHandle`.
-    pub(crate) fn remove(&self, handle: u64) -> Result<Box<T>, Status> {
+    pub(crate) fn remove(&self, handle: u64) -> Result<Arc<T>, Status> {
         let (index, generation) = self.decode(handle)?;
         let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
         let entry = self.entry(index).ok_or(Status::SURGEWALL_INVALID_HANDLE)?;
@@ -160,8 +173,8 @@ impl<T> Slab<T> {
         };
         entry.generation.store(next, Ordering::Release);
         free.0.push(index);
-        // SAFETY: `p` came from `Box::into_raw` in `insert` and was swapped out exactly once.
-        Ok(unsafe { Box::from_raw(p) })
+        // SAFETY: `p` came from `Arc::into_raw` in `insert` and was swapped out exactly once.
+        Ok(unsafe { Arc::from_raw(p) })
     }
 }
 
@@ -176,12 +189,25 @@ pub(crate) trait Handle: Sized {
         Self::slab().get(ptr as usize as u64)
     }
 
+    fn get_arc(ptr: *const Self) -> Result<Arc<Self::Target>, Status> {
+        Self::slab().get_arc(ptr as usize as u64)
+    }
+
     fn insert(value: Self::Target) -> Result<*mut Self, Status> {
+        Self::insert_arc(Arc::new(value))
+    }
+
+    fn insert_arc(value: Arc<Self::Target>) -> Result<*mut Self, Status> {
         Self::slab().insert(value).map(|h| h as usize as *mut Self)
     }
 
-    fn remove(ptr: *const Self) -> Result<Box<Self::Target>, Status> {
+    fn remove(ptr: *const Self) -> Result<Arc<Self::Target>, Status> {
         Self::slab().remove(ptr as usize as u64)
+    }
+
+    /// Removes a single-owner value (a builder being consumed) and takes it out of its `Arc`.
+    fn take(ptr: *const Self) -> Result<Self::Target, Status> {
+        Arc::into_inner(Self::remove(ptr)?).ok_or(Status::SURGEWALL_INVALID_HANDLE)
     }
 }
 
@@ -207,7 +233,7 @@ mod tests {
     fn stale_double_and_foreign_handles_are_caught() {
         static A: Slab<String> = Slab::new(1);
         static B: Slab<String> = Slab::new(2);
-        let h = A.insert("one".into()).unwrap();
+        let h = A.insert(Arc::new("one".into())).unwrap();
         assert_eq!(A.get(h).unwrap(), "one");
         assert_eq!(
             B.get(h).err(),
@@ -225,7 +251,7 @@ mod tests {
             Some(Status::SURGEWALL_INVALID_HANDLE),
             "double free"
         );
-        let h2 = A.insert("two".into()).unwrap();
+        let h2 = A.insert(Arc::new("two".into())).unwrap();
         assert_ne!(h, h2, "the slot is reused under a new generation");
         assert_eq!(A.get(h).err(), Some(Status::SURGEWALL_INVALID_HANDLE));
         assert_eq!(A.get(0).err(), Some(Status::SURGEWALL_NULL_ARG));

@@ -454,7 +454,7 @@ pub extern "C" fn surgewall_retry_policy_new(
     err_out: *mut *mut surgewall_error,
 ) -> Status {
     boundary(|| {
-        let c = surgewall_retry_config::remove(cfg).map_err(|s| {
+        let c = surgewall_retry_config::take(cfg).map_err(|s| {
             report(
                 err_out,
                 s,
@@ -558,7 +558,7 @@ pub extern "C" fn surgewall_retry_schedule_next(
         let br = if breaker.is_null() {
             None
         } else {
-            Some(surgewall_breaker::get(breaker)?.breaker.clone())
+            Some(surgewall_breaker::get_arc(breaker)?)
         };
         let mut hint = Hint::none();
         if let Ok(ra) = u64::try_from(retry_after_ns) {

@@ -231,7 +231,7 @@ pub extern "C" fn surgewall_slo_config_set_breaker(
     breaker: *const surgewall_breaker,
 ) -> Status {
     boundary(|| {
-        let b = surgewall_breaker::get(breaker)?.breaker.clone();
+        let b = surgewall_breaker::get_arc(breaker)?;
         let c = surgewall_slo_config::get(cfg)?;
         c.lock().unwrap_or_else(|p| p.into_inner()).breaker = Some(b);
         Ok(())
@@ -261,7 +261,7 @@ pub extern "C" fn surgewall_slo_new(
     err_out: *mut *mut surgewall_error,
 ) -> Status {
     boundary(|| {
-        let c = surgewall_slo_config::remove(cfg).map_err(|s| {
+        let c = surgewall_slo_config::take(cfg).map_err(|s| {
             report(
                 err_out,
                 s,
@@ -407,10 +407,8 @@ pub extern "C" fn surgewall_threshold_adjuster_new(
 ) -> Status {
     boundary(|| {
         non_null(out).map_err(|s| report(err_out, s, "out", "out is NULL"))?;
-        let b = surgewall_breaker::get(breaker)
-            .map_err(|s| report(err_out, s, "breaker", "the breaker handle is invalid"))?
-            .breaker
-            .clone();
+        let b = surgewall_breaker::get_arc(breaker)
+            .map_err(|s| report(err_out, s, "breaker", "the breaker handle is invalid"))?;
         let mut config =
             ThresholdConfig::new(target_error_rate, min_threshold, max_threshold, step)
                 .map_err(|e| report_config(err_out, &e))?;

@@ -194,7 +194,12 @@ pub(crate) fn utf8<'a>(ptr: *const u8, len: usize) -> Result<&'a str, Status> {
 /// Copies `s` into a caller buffer, NUL-terminated. When it does not fit, fails with
 /// `BUFFER_TOO_SMALL` and writes the needed length (without the NUL) to `out_len`, so a caller
 /// may ask with `cap` 0 first. On success `out_len` receives the length too.
-pub(crate) fn copy_out(s: &str, buf: *mut u8, cap: usize, out_len: *mut usize) -> Result<(), Status> {
+pub(crate) fn copy_out(
+    s: &str,
+    buf: *mut u8,
+    cap: usize,
+    out_len: *mut usize,
+) -> Result<(), Status> {
     non_null(out_len)?;
     if cap > 0 {
         non_null(buf)?;

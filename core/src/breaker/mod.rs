@@ -504,7 +504,7 @@ impl Breaker {
         self.record_inner(permit, outcome, slow)
     }
 
-    #[inline]
+    #[inline(always)]
     fn record_inner(&self, permit: RawPermit, outcome: Outcome, slow: bool) -> Recorded {
         let w = self.load();
         if w.generation() != permit.generation {

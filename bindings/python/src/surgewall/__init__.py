@@ -1,0 +1,121 @@
+"""surgewall: circuit breakers, bulkheads and retry over a lock-free Rust core.
+
+Every policy decision is made by libsurgewall through its C ABI; this package is the Python
+face of it (cffi API mode for the whole ABI, a small C extension for the guarded call).
+"""
+
+from __future__ import annotations
+
+from ._native import version as _version
+from .breaker import (
+    Breaker,
+    BreakerMetrics,
+    CountWindow,
+    FallbackPayload,
+    OpenBackoff,
+    Outcome,
+    Permit,
+    Recorded,
+    State,
+    TimeWindow,
+    WindowCounts,
+)
+from .bulkhead import (
+    Bulkhead,
+    BulkheadMetrics,
+    KeyedBulkhead,
+    KeyedBulkheadFullError,
+    KeyedBulkheadMetrics,
+    KeyedPermit,
+    KeyedRejection,
+)
+from .clock import MockClock
+from .errors import (
+    BulkheadFullError,
+    CircuitOpenError,
+    ClosedError,
+    ConfigError,
+    InvalidTransitionError,
+    PermitError,
+    RegistryFullError,
+    RejectReason,
+    RetryError,
+    SurgewallError,
+)
+from .events import Event, EventKind, Listener, Subscription, TransitionReason, events, on_event
+from .guard import BreakerRegistry, Guard, guard
+from .retry import (
+    AttemptInfo,
+    Constant,
+    DecorrelatedJitter,
+    Exponential,
+    Linear,
+    Retry,
+    RetryBudget,
+    RetryBudgetMetrics,
+    RetryMetrics,
+    StopReason,
+)
+from .slo import SLO, BurnMetrics, BurnWindows, SLOMetrics, ThresholdAdjuster, ThresholdMetrics
+
+__version__ = "0.1.0"
+library_version: str = _version()
+
+__all__ = [
+    "AttemptInfo",
+    "Breaker",
+    "BreakerMetrics",
+    "BreakerRegistry",
+    "Bulkhead",
+    "BulkheadFullError",
+    "BulkheadMetrics",
+    "BurnMetrics",
+    "BurnWindows",
+    "CircuitOpenError",
+    "ClosedError",
+    "ConfigError",
+    "Constant",
+    "CountWindow",
+    "DecorrelatedJitter",
+    "Event",
+    "EventKind",
+    "Exponential",
+    "FallbackPayload",
+    "Guard",
+    "InvalidTransitionError",
+    "KeyedBulkhead",
+    "KeyedBulkheadFullError",
+    "KeyedBulkheadMetrics",
+    "KeyedPermit",
+    "KeyedRejection",
+    "Linear",
+    "Listener",
+    "MockClock",
+    "OpenBackoff",
+    "Outcome",
+    "Permit",
+    "PermitError",
+    "Recorded",
+    "RegistryFullError",
+    "RejectReason",
+    "Retry",
+    "RetryBudget",
+    "RetryBudgetMetrics",
+    "RetryError",
+    "RetryMetrics",
+    "SLO",
+    "SLOMetrics",
+    "State",
+    "StopReason",
+    "Subscription",
+    "SurgewallError",
+    "ThresholdAdjuster",
+    "ThresholdMetrics",
+    "TimeWindow",
+    "TransitionReason",
+    "WindowCounts",
+    "events",
+    "guard",
+    "library_version",
+    "on_event",
+]

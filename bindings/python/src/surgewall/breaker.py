@@ -1,0 +1,681 @@
+"""Circuit breakers over the C ABI."""
+
+from __future__ import annotations
+
+import contextvars
+import dataclasses
+import enum
+import functools
+import inspect
+from types import TracebackType
+from typing import (
+    Any,
+    Awaitable,
+    Callable,
+    Dict,
+    Optional,
+    Tuple,
+    Type,
+    TypeVar,
+    Union,
+    cast,
+)
+
+from . import _speedups
+from ._native import U64_MAX, check, config_error, ffi, lib, ns_to_s, raise_status
+from ._util import Handle, count, name_bytes, number, ratio, seconds_to_ns
+from .clock import MockClock
+from .errors import CircuitOpenError, ConfigError, PermitError
+
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+
+_SUCCESS, _FAILURE, _IGNORED = 0, 1, 2
+_LATE, _UNEXPECTED = 207, 107
+
+
+class State(enum.IntEnum):
+    """A breaker state (the values are the C ABI's ``surgewall_state``)."""
+
+    CLOSED = 0
+    OPEN = 1
+    HALF_OPEN = 2
+    FORCED_OPEN = 3
+    DISABLED = 4
+    METRICS_ONLY = 5
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+    def __str__(self) -> str:
+        return self.name.lower()
+
+
+class Outcome(enum.IntEnum):
+    """How a call ended."""
+
+    SUCCESS = 0
+    FAILURE = 1
+    IGNORED = 2
+
+
+class Recorded(enum.Enum):
+    """What became of a recorded outcome."""
+
+    COUNTED = "counted"
+    """Counted in the window (or the breaker is disabled)."""
+    LATE = "late"
+    """The breaker moved on since the permit was issued: dropped and counted as late."""
+    UNEXPECTED = "unexpected"
+    """No outstanding permit explains it (a half-open probe recorded twice)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TimeWindow:
+    """A time-based window of ``seconds`` cut into ``buckets`` buckets."""
+
+    seconds: float = 60.0
+    buckets: int = 10
+
+
+@dataclasses.dataclass(frozen=True)
+class CountWindow:
+    """A window of the last ``calls`` calls."""
+
+    calls: int = 100
+
+
+@dataclasses.dataclass(frozen=True)
+class OpenBackoff:
+    """The open wait grows by ``multiplier`` per consecutive opening up to ``max`` seconds,
+    with ``jitter`` (a fraction in [0, 1])."""
+
+    multiplier: float = 2.0
+    max: float = 60.0
+    jitter: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class FallbackPayload:
+    """A static payload served when the breaker rejects, stored in the core (visible to every
+    language sharing the breaker)."""
+
+    body: bytes
+    content_type: str = "application/octet-stream"
+
+
+@dataclasses.dataclass(frozen=True)
+class WindowCounts:
+    calls: int
+    failures: int
+    slow: int
+    failure_rate: float
+    slow_rate: float
+
+
+@dataclasses.dataclass(frozen=True)
+class BreakerMetrics:
+    """A snapshot of everything observable about a breaker (times in seconds)."""
+
+    name: str
+    state: State
+    generation: int
+    time_in_state: float
+    window: WindowCounts
+    last_window: WindowCounts
+    failure_rate_threshold: Optional[float]
+    successes: int
+    failures: int
+    slow_calls: int
+    ignored: int
+    rejected_open: int
+    rejected_half_open: int
+    late_results: int
+    unexpected_results: int
+    consecutive_failures: int
+    consecutive_opens: int
+    half_open_admitted: int
+    half_open_reported: int
+    retry_after: float
+    transitions: Dict[Tuple[State, State], int]
+    """Counts of the transitions that happened, by (from, to)."""
+
+
+def _counts(c: Any) -> WindowCounts:
+    return WindowCounts(
+        int(c.calls), int(c.failures), int(c.slow), float(c.failure_rate), float(c.slow_rate)
+    )
+
+
+def _recorded(status: int) -> Recorded:
+    if status == 0:
+        return Recorded.COUNTED
+    if status == _LATE:
+        return Recorded.LATE
+    if status == _UNEXPECTED:
+        return Recorded.UNEXPECTED
+    raise_status(status, "record")
+
+
+ExcTypes = Union[Type[BaseException], Tuple[Type[BaseException], ...]]
+
+
+def _exc_tuple(field: str, v: ExcTypes) -> Tuple[Type[BaseException], ...]:
+    t = v if isinstance(v, tuple) else (v,)
+    for e in t:
+        if not (isinstance(e, type) and issubclass(e, BaseException)):
+            raise ConfigError(field, f"expected exception types, got {e!r}")
+    return t
+
+
+class Permit:
+    """One admitted call. Report it exactly once with ``success()``, ``failure()`` or
+    ``ignore()``; used as a context manager it reports by itself (an exception is classified
+    by the breaker's failure policy)."""
+
+    __slots__ = ("_breaker", "generation", "start_ns", "check", "_done")
+
+    def __init__(self, breaker: "Breaker", generation: int, start_ns: int, check_: int) -> None:
+        self._breaker = breaker
+        self.generation = generation
+        self.start_ns = start_ns
+        self.check = check_
+        self._done = False
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    def record(self, outcome: Outcome, duration: Optional[float] = None) -> Recorded:
+        """Reports the outcome; ``duration`` (seconds) overrides the breaker's own timing."""
+        if self._done:
+            raise PermitError("this permit was already recorded")
+        if not isinstance(outcome, Outcome):
+            raise TypeError(f"outcome must be a surgewall.Outcome, got {outcome!r}")
+        d = None if duration is None else seconds_to_ns("duration", duration)
+        self._done = True
+        return self._breaker._record_raw(self.generation, self.start_ns, self.check, outcome, d)
+
+    def success(self, duration: Optional[float] = None) -> Recorded:
+        return self.record(Outcome.SUCCESS, duration)
+
+    def failure(self, duration: Optional[float] = None) -> Recorded:
+        return self.record(Outcome.FAILURE, duration)
+
+    def ignore(self) -> Recorded:
+        """Releases the permit: counts nowhere, gives a half-open probe slot back."""
+        return self.record(Outcome.IGNORED)
+
+    def __enter__(self) -> "Permit":
+        return self
+
+    def __exit__(
+        self,
+        t: Optional[Type[BaseException]],
+        v: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        if self._done:
+            return
+        if v is None:
+            self.success()
+        else:
+            self.record(Outcome(self._breaker._core.outcome_of(v)))
+
+    def __repr__(self) -> str:
+        return f"<Permit generation={self.generation} done={self._done}>"
+
+
+class Breaker(Handle):
+    """A circuit breaker.
+
+    Use it as a decorator (``@breaker``, sync or async), a context manager (``with breaker:``
+    / ``async with breaker:``), through ``breaker.call(fn, *args, **kwargs)``, or with explicit
+    permits (``permit = breaker.acquire()``). A rejected call raises
+    :class:`CircuitOpenError` (or returns ``fallback(exc)`` when a fallback is given).
+
+    Which exceptions are failures: those matching ``include`` (default ``Exception``), not
+    matching ``exclude``, for which ``is_failure(exc)`` (when given) is true. Everything
+    else, including ``asyncio.CancelledError``, ``KeyboardInterrupt`` and ``SystemExit``, is
+    recorded as ignored (the permit is released and nothing is counted).
+
+    ``free()`` releases the handle (``close()`` is the manual transition to CLOSED, as in
+    pybreaker); a finaliser frees it too once the breaker is unreachable.
+    """
+
+    _what = "breaker"
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        failure_rate: Optional[float] = 0.5,
+        minimum_calls: int = 20,
+        window: Union[TimeWindow, CountWindow] = TimeWindow(),
+        open_for: float = 5.0,
+        half_open_calls: int = 3,
+        half_open_max_duration: Optional[float] = None,
+        slow_call_rate: Optional[float] = None,
+        slow_call_duration: Optional[float] = None,
+        time_calls: Optional[bool] = None,
+        consecutive_failures: Optional[int] = None,
+        open_backoff: Optional[OpenBackoff] = None,
+        seed: Optional[int] = None,
+        precise_clock: bool = False,
+        include: ExcTypes = (Exception,),
+        exclude: ExcTypes = (),
+        is_failure: Optional[Callable[[BaseException], bool]] = None,
+        fallback: Optional[Callable[[CircuitOpenError], Any]] = None,
+        fallback_payload: Optional[FallbackPayload] = None,
+        clock: Optional[MockClock] = None,
+    ) -> None:
+        raw_name = name_bytes(name)
+        self._name = name
+        include_t = _exc_tuple("include", include)
+        exclude_t = _exc_tuple("exclude", exclude)
+        if is_failure is not None and not callable(is_failure):
+            raise ConfigError("is_failure", "must be callable")
+        if fallback is not None and not callable(fallback):
+            raise ConfigError("fallback", "must be callable")
+        if clock is not None and not isinstance(clock, MockClock):
+            raise ConfigError("clock", f"expected a MockClock, got {type(clock).__name__}")
+
+        cfg_out = ffi.new("surgewall_breaker_config **")
+        check(lib.surgewall_breaker_config_new(cfg_out))
+        cfg = cfg_out[0]
+        consumed = False
+        try:
+            self._configure(
+                cfg,
+                failure_rate=failure_rate,
+                minimum_calls=minimum_calls,
+                window=window,
+                open_for=open_for,
+                half_open_calls=half_open_calls,
+                half_open_max_duration=half_open_max_duration,
+                slow_call_rate=slow_call_rate,
+                slow_call_duration=slow_call_duration,
+                time_calls=time_calls,
+                consecutive_failures=consecutive_failures,
+                open_backoff=open_backoff,
+                seed=seed,
+                precise_clock=precise_clock,
+                fallback_payload=fallback_payload,
+                clock=clock,
+            )
+            out = ffi.new("surgewall_breaker **")
+            err = ffi.new("surgewall_error **")
+            consumed = True
+            st = lib.surgewall_breaker_new(raw_name, len(raw_name), cfg, out, err)
+            if st != 0:
+                if err[0] != ffi.NULL:
+                    raise config_error(err[0])
+                raise_status(st, f"Breaker({name!r})")
+        finally:
+            if not consumed:
+                lib.surgewall_breaker_config_free(cfg)
+        ptr = out[0]
+        super().__init__(ptr, lib.surgewall_breaker_free)
+        handle = int(ffi.cast("uintptr_t", ptr))
+        self._core = _speedups.Core(handle, include_t, exclude_t, is_failure, name)
+        self._fallback = fallback
+        self._stack: contextvars.ContextVar[Tuple[Permit, ...]] = contextvars.ContextVar(
+            f"surgewall.breaker.{name}", default=()
+        )
+
+    @staticmethod
+    def _configure(
+        cfg: Any,
+        *,
+        failure_rate: Optional[float],
+        minimum_calls: int,
+        window: Union[TimeWindow, CountWindow],
+        open_for: float,
+        half_open_calls: int,
+        half_open_max_duration: Optional[float],
+        slow_call_rate: Optional[float],
+        slow_call_duration: Optional[float],
+        time_calls: Optional[bool],
+        consecutive_failures: Optional[int],
+        open_backoff: Optional[OpenBackoff],
+        seed: Optional[int],
+        precise_clock: bool,
+        fallback_payload: Optional[FallbackPayload],
+        clock: Optional[MockClock],
+    ) -> None:
+        def set_(field: str, status: int) -> None:
+            if status != 0:
+                raise ConfigError(field, "rejected by the library", status)
+
+        if failure_rate is None:
+            set_("failure_rate", lib.surgewall_breaker_config_disable_failure_rate(cfg))
+        else:
+            v = ratio("failure_rate", failure_rate)
+            set_("failure_rate", lib.surgewall_breaker_config_set_failure_rate(cfg, v))
+        set_(
+            "minimum_calls",
+            lib.surgewall_breaker_config_set_minimum_calls(
+                cfg, count("minimum_calls", minimum_calls)
+            ),
+        )
+        if isinstance(window, TimeWindow):
+            d = seconds_to_ns("window.seconds", window.seconds, allow_zero=False)
+            n = count("window.buckets", window.buckets, minimum=1)
+            set_("window", lib.surgewall_breaker_config_set_time_window(cfg, d, n))
+        elif isinstance(window, CountWindow):
+            n = count("window.calls", window.calls, minimum=1)
+            set_("window", lib.surgewall_breaker_config_set_count_window(cfg, n))
+        else:
+            raise ConfigError("window", f"expected TimeWindow or CountWindow, got {window!r}")
+        set_(
+            "open_for",
+            lib.surgewall_breaker_config_set_open_for(cfg, seconds_to_ns("open_for", open_for)),
+        )
+        set_(
+            "half_open_calls",
+            lib.surgewall_breaker_config_set_half_open_calls(
+                cfg, count("half_open_calls", half_open_calls, minimum=1)
+            ),
+        )
+        if half_open_max_duration is not None:
+            d = seconds_to_ns("half_open_max_duration", half_open_max_duration, allow_zero=False)
+            set_(
+                "half_open_max_duration",
+                lib.surgewall_breaker_config_set_half_open_max_duration(cfg, d),
+            )
+        if (slow_call_rate is None) != (slow_call_duration is None):
+            raise ConfigError(
+                "slow_call_rate", "slow_call_rate and slow_call_duration go together"
+            )
+        if slow_call_rate is not None and slow_call_duration is not None:
+            r = ratio("slow_call_rate", slow_call_rate)
+            d = seconds_to_ns("slow_call_duration", slow_call_duration, allow_zero=False)
+            set_("slow_call_rate", lib.surgewall_breaker_config_set_slow_calls(cfg, r, d))
+        if time_calls is not None:
+            if not isinstance(time_calls, bool):
+                raise ConfigError("time_calls", "expected a bool")
+            set_("time_calls", lib.surgewall_breaker_config_set_time_calls(cfg, time_calls))
+        if consecutive_failures is not None:
+            n = count("consecutive_failures", consecutive_failures, minimum=1)
+            set_(
+                "consecutive_failures",
+                lib.surgewall_breaker_config_set_consecutive_failures(cfg, n),
+            )
+        if open_backoff is not None:
+            if not isinstance(open_backoff, OpenBackoff):
+                raise ConfigError("open_backoff", "expected an OpenBackoff")
+            m = number("open_backoff.multiplier", open_backoff.multiplier, 1.0)
+            mx = seconds_to_ns("open_backoff.max", open_backoff.max)
+            j = ratio("open_backoff.jitter", open_backoff.jitter, low_open=False)
+            set_("open_backoff", lib.surgewall_breaker_config_set_open_backoff(cfg, m, mx, j))
+        if seed is not None:
+            s = count("seed", seed, maximum=(1 << 64) - 1)
+            set_("seed", lib.surgewall_breaker_config_set_seed(cfg, s))
+        if precise_clock:
+            set_("precise_clock", lib.surgewall_breaker_config_set_precise_clock(cfg))
+        if fallback_payload is not None:
+            if not isinstance(fallback_payload, FallbackPayload) or not isinstance(
+                fallback_payload.body, (bytes, bytearray)
+            ):
+                raise ConfigError("fallback_payload", "expected a FallbackPayload(bytes, str)")
+            ct = fallback_payload.content_type.encode("utf-8")
+            body = bytes(fallback_payload.body)
+            set_(
+                "fallback_payload",
+                lib.surgewall_breaker_config_set_fallback(cfg, ct, len(ct), body, len(body)),
+            )
+        if clock is not None:
+            set_("clock", lib.surgewall_breaker_config_set_mock_clock(cfg, clock._h))
+
+    # ---- identity ----
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def id(self) -> int:
+        """The process-unique id (the ``source`` of this breaker's events)."""
+        out = ffi.new("uint64_t *")
+        check(lib.surgewall_breaker_id(self._h, out), self._name)
+        return int(out[0])
+
+    def __repr__(self) -> str:
+        if self.is_closed:
+            return f"<Breaker {self._name!r} freed>"
+        return f"<Breaker {self._name!r} {self.state.label}>"
+
+    # ---- guarded calls ----
+
+    def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Calls ``fn(*args, **kwargs)`` under the breaker."""
+        if self._fallback is None:
+            return cast(T, self._core.call(fn, *args, **kwargs))
+        try:
+            return cast(T, self._core.call(fn, *args, **kwargs))
+        except CircuitOpenError as e:
+            return cast(T, self._fallback(e))
+
+    async def call_async(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        """Awaits ``fn(*args, **kwargs)`` under the breaker (cancellation counts as ignored)."""
+        try:
+            g, s, c = self._core.acquire()
+        except CircuitOpenError as e:
+            if self._fallback is None:
+                raise
+            return cast(T, self._fallback(e))
+        try:
+            result = await fn(*args, **kwargs)
+        except BaseException as e:
+            self._core.record(g, s, c, self._core.outcome_of(e))
+            raise
+        self._core.record(g, s, c, _SUCCESS)
+        return result
+
+    def __call__(self, fn: F) -> F:
+        """Decorates a function (or coroutine function) so each call goes through the breaker."""
+        if not callable(fn):
+            raise TypeError(f"a breaker decorates callables, got {fn!r}")
+        if inspect.iscoroutinefunction(fn):
+
+            @functools.wraps(fn)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                return await self.call_async(fn, *args, **kwargs)
+
+            return cast(F, async_wrapper)
+        if self._fallback is not None:
+
+            @functools.wraps(fn)
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                return self.call(fn, *args, **kwargs)
+
+            return cast(F, wrapper)
+        guarded = self._core.wrap(fn)
+        functools.update_wrapper(guarded, fn)
+        return cast(F, guarded)
+
+    # ---- permits ----
+
+    def acquire(self) -> Permit:
+        """Asks for a permit; raises :class:`CircuitOpenError` (with ``retry_after``) when
+        rejected. Report the permit exactly once."""
+        g, s, c = self._core.acquire()
+        return Permit(self, g, s, c)
+
+    def try_acquire(self) -> Optional[Permit]:
+        """A permit, or None when rejected."""
+        try:
+            return self.acquire()
+        except CircuitOpenError:
+            return None
+
+    def _record_raw(
+        self, g: int, s: int, c: int, outcome: int, duration_ns: Optional[int] = None
+    ) -> Recorded:
+        if duration_ns is None:
+            return _recorded(self._core.record(g, s, c, outcome))
+        return _recorded(self._core.record_timed(g, s, c, outcome, duration_ns))
+
+    def __enter__(self) -> Permit:
+        g, s, c = self._core.acquire()
+        p = Permit(self, g, s, c)
+        var = self._stack
+        var.set(var.get() + (p,))
+        return p
+
+    def __exit__(
+        self,
+        t: Optional[Type[BaseException]],
+        v: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        var = self._stack
+        stack = var.get()
+        if not stack:
+            raise PermitError("__exit__ without a matching __enter__")
+        p = stack[-1]
+        var.set(stack[:-1])
+        if p._done:
+            return
+        p._done = True
+        core = self._core
+        core.record(p.generation, p.start_ns, p.check, _SUCCESS if v is None else core.outcome_of(v))
+
+    async def __aenter__(self) -> Permit:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        t: Optional[Type[BaseException]],
+        v: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.__exit__(t, v, tb)
+
+    # ---- state ----
+
+    @property
+    def state(self) -> State:
+        out = ffi.new("surgewall_state *")
+        check(lib.surgewall_breaker_state(self._h, out), self._name)
+        return State(out[0])
+
+    @property
+    def retry_after(self) -> float:
+        """Seconds until the breaker admits again (0: now; ``math.inf``: forced open)."""
+        out = ffi.new("uint64_t *")
+        check(lib.surgewall_breaker_retry_after(self._h, out), self._name)
+        return ns_to_s(int(out[0]))
+
+    def metrics(self) -> BreakerMetrics:
+        m = ffi.new("surgewall_breaker_stats *")
+        check(lib.surgewall_breaker_metrics(self._h, m), self._name)
+        transitions = {
+            (State(i), State(j)): int(m.transitions[i][j])
+            for i in range(6)
+            for j in range(6)
+            if m.transitions[i][j]
+        }
+        thr = float(m.failure_rate_threshold)
+        return BreakerMetrics(
+            name=self._name,
+            state=State(m.state),
+            generation=int(m.generation),
+            time_in_state=int(m.time_in_state_ns) / 1e9,
+            window=_counts(m.window),
+            last_window=_counts(m.last_window),
+            failure_rate_threshold=None if thr < 0 else thr,
+            successes=int(m.successes),
+            failures=int(m.failures),
+            slow_calls=int(m.slow_calls),
+            ignored=int(m.ignored),
+            rejected_open=int(m.rejected_open),
+            rejected_half_open=int(m.rejected_half_open),
+            late_results=int(m.late_results),
+            unexpected_results=int(m.unexpected_results),
+            consecutive_failures=int(m.consecutive_failures),
+            consecutive_opens=int(m.consecutive_opens),
+            half_open_admitted=int(m.half_open_admitted),
+            half_open_reported=int(m.half_open_reported),
+            retry_after=ns_to_s(int(m.retry_after_ns)),
+            transitions=transitions,
+        )
+
+    @property
+    def fallback_payload(self) -> Optional[FallbackPayload]:
+        body = ffi.new("const uint8_t **")
+        body_len = ffi.new("size_t *")
+        ct = ffi.new("const uint8_t **")
+        ct_len = ffi.new("size_t *")
+        check(lib.surgewall_breaker_fallback(self._h, body, body_len, ct, ct_len), self._name)
+        if body[0] == ffi.NULL and ct[0] == ffi.NULL:
+            return None
+        b = bytes(ffi.buffer(body[0], body_len[0])) if body_len[0] else b""
+        c = bytes(ffi.buffer(ct[0], ct_len[0])).decode("utf-8") if ct_len[0] else ""
+        return FallbackPayload(b, c)
+
+    def set_failure_rate_threshold(self, threshold: float) -> float:
+        """Moves the failure-rate threshold (in (0, 1]); returns the previous one."""
+        v = ratio("threshold", threshold)
+        old = ffi.new("double *")
+        check(lib.surgewall_breaker_set_failure_rate_threshold(self._h, v, old), self._name)
+        return float(old[0])
+
+    # ---- manual transitions ----
+
+    def force_open(self, seconds: Optional[float] = None) -> None:
+        """Opens by hand, for ``seconds`` (then it probes) or until another manual transition."""
+        d = -1 if seconds is None else seconds_to_ns("seconds", seconds)
+        check(lib.surgewall_breaker_force_open(self._h, d), self._name)
+
+    def disable(self) -> None:
+        """Every call passes; nothing is recorded."""
+        check(lib.surgewall_breaker_disable(self._h), self._name)
+
+    def metrics_only(self) -> None:
+        """Every call passes and is recorded; never trips."""
+        check(lib.surgewall_breaker_metrics_only(self._h), self._name)
+
+    def close(self) -> None:
+        """The manual transition to CLOSED (a no-op when CLOSED). To free the handle use
+        :meth:`free`."""
+        check(lib.surgewall_breaker_close(self._h), self._name)
+
+    def half_open(self) -> None:
+        """Starts probing now, from OPEN or FORCED_OPEN (InvalidTransitionError from CLOSED)."""
+        check(lib.surgewall_breaker_half_open(self._h), self._name)
+
+    def reset(self) -> None:
+        """A fresh CLOSED episode from any state."""
+        check(lib.surgewall_breaker_reset(self._h), self._name)
+
+    # ---- lifetime ----
+
+    def free(self) -> None:
+        """Frees the handle (idempotent). Later use raises :class:`ClosedError`; functions it
+        decorated raise it too."""
+        core = getattr(self, "_core", None)
+        if core is not None:
+            core.close()
+        self._release()
+
+    @property
+    def freed(self) -> bool:
+        return self.is_closed
+
+
+__all__ = [
+    "State",
+    "Outcome",
+    "Recorded",
+    "TimeWindow",
+    "CountWindow",
+    "OpenBackoff",
+    "FallbackPayload",
+    "WindowCounts",
+    "BreakerMetrics",
+    "Permit",
+    "Breaker",
+    "U64_MAX",
+]

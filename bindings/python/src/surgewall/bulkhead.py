@@ -1,0 +1,468 @@
+"""Bulkheads (a concurrency limit) and keyed bulkheads (a limit per key: tenant, user)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import enum
+import functools
+import inspect
+from types import TracebackType
+from typing import Any, Awaitable, Callable, Dict, Mapping, Optional, Tuple, Type, TypeVar, Union, cast
+
+from ._native import check, config_error, ffi, lib, raise_status
+from ._util import Handle, count, name_bytes, seconds_to_ns
+from .clock import MockClock
+from .errors import BulkheadFullError, ConfigError, RegistryFullError
+
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+
+_OK, _FULL, _TIMEOUT, _UNEXPECTED, _REGISTRY_FULL = 0, 203, 204, 107, 209
+
+
+@dataclasses.dataclass(frozen=True)
+class BulkheadMetrics:
+    """A snapshot of a bulkhead (times in seconds)."""
+
+    name: str
+    active: int
+    waiting: int
+    max_concurrent: int
+    accepted: int
+    rejected: int
+    timed_out: int
+    waited: int
+    total_wait: float
+    max_wait: float
+    unexpected_releases: int
+
+
+def _clock_ptr(clock: Optional[MockClock]) -> Any:
+    if clock is None:
+        return ffi.NULL
+    if not isinstance(clock, MockClock):
+        raise ConfigError("clock", f"expected a MockClock, got {type(clock).__name__}")
+    return clock._h
+
+
+class Bulkhead(Handle):
+    """At most ``max_concurrent`` calls in flight. A blocking caller waits up to ``max_wait``
+    seconds for a slot (FIFO, the GIL released); an asyncio caller awaits without blocking the
+    loop. Full: :class:`BulkheadFullError`.
+
+    Use it as a decorator (sync or async), ``with bulkhead:`` / ``async with bulkhead:``,
+    ``bulkhead.call(fn, ...)``, or ``try_acquire()`` / ``release()``. ``close()`` frees it."""
+
+    _what = "bulkhead"
+
+    def __init__(
+        self,
+        name: str,
+        max_concurrent: int = 10,
+        max_wait: float = 0.1,
+        *,
+        clock: Optional[MockClock] = None,
+    ) -> None:
+        raw = name_bytes(name)
+        n = count("max_concurrent", max_concurrent, minimum=1)
+        w = seconds_to_ns("max_wait", max_wait)
+        out = ffi.new("surgewall_bulkhead **")
+        err = ffi.new("surgewall_error **")
+        st = lib.surgewall_bulkhead_new(raw, len(raw), n, w, _clock_ptr(clock), out, err)
+        if st != _OK:
+            if err[0] != ffi.NULL:
+                raise config_error(err[0])
+            raise_status(st, f"Bulkhead({name!r})")
+        super().__init__(out[0], lib.surgewall_bulkhead_free)
+        self._name = name
+        self._max_wait = max_wait
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def __repr__(self) -> str:
+        return f"<Bulkhead {self._name!r}{' closed' if self.is_closed else ''}>"
+
+    def try_acquire(self) -> bool:
+        """Takes a slot without waiting; True when taken (then call :meth:`release`)."""
+        st = lib.surgewall_bulkhead_try_acquire(self._h)
+        if st == _OK:
+            return True
+        if st == _FULL:
+            return False
+        raise_status(st, self._name)
+
+    def acquire(self, timeout: Optional[float] = None) -> None:
+        """Takes a slot, waiting up to ``timeout`` seconds (default: ``max_wait``)."""
+        t = -1 if timeout is None else seconds_to_ns("timeout", timeout)
+        st = lib.surgewall_bulkhead_acquire(self._h, t)
+        if st == _OK:
+            return
+        if st in (_FULL, _TIMEOUT):
+            raise BulkheadFullError(
+                f"bulkhead {self._name!r} is full"
+                + (" (waited and timed out)" if st == _TIMEOUT else ""),
+                st,
+            )
+        raise_status(st, self._name)
+
+    async def acquire_async(self, timeout: Optional[float] = None) -> None:
+        """Awaits a slot up to ``timeout`` seconds (default: ``max_wait``) without blocking the
+        loop (polls with ``asyncio.sleep``). A cancelled waiter holds no slot."""
+        if self.try_acquire():
+            return
+        limit = self._max_wait if timeout is None else timeout
+        seconds_to_ns("timeout", limit)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit
+        pause = 0.0005
+        while True:
+            left = deadline - loop.time()
+            if left <= 0:
+                raise BulkheadFullError(
+                    f"bulkhead {self._name!r} is full (waited and timed out)", _TIMEOUT
+                )
+            await asyncio.sleep(min(pause, left))
+            if self.try_acquire():
+                return
+            pause = min(pause * 2, 0.01)
+
+    def release(self) -> None:
+        """Gives a slot back (:class:`SurgewallError` when none was taken)."""
+        st = lib.surgewall_bulkhead_release(self._h)
+        if st != _OK:
+            raise_status(st, f"bulkhead {self._name!r} release")
+
+    def metrics(self) -> BulkheadMetrics:
+        m = ffi.new("surgewall_bulkhead_stats *")
+        check(lib.surgewall_bulkhead_metrics(self._h, m), self._name)
+        return BulkheadMetrics(
+            name=self._name,
+            active=int(m.active),
+            waiting=int(m.waiting),
+            max_concurrent=int(m.max_concurrent),
+            accepted=int(m.accepted),
+            rejected=int(m.rejected),
+            timed_out=int(m.timed_out),
+            waited=int(m.waited),
+            total_wait=int(m.total_wait_ns) / 1e9,
+            max_wait=int(m.max_wait_ns) / 1e9,
+            unexpected_releases=int(m.unexpected_releases),
+        )
+
+    def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        self.acquire()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            self.release()
+
+    async def call_async(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        await self.acquire_async()
+        try:
+            return await fn(*args, **kwargs)
+        finally:
+            self.release()
+
+    def __call__(self, fn: F) -> F:
+        if inspect.iscoroutinefunction(fn):
+
+            @functools.wraps(fn)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                return await self.call_async(fn, *args, **kwargs)
+
+            return cast(F, async_wrapper)
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            return self.call(fn, *args, **kwargs)
+
+        return cast(F, wrapper)
+
+    def __enter__(self) -> "Bulkhead":
+        self.acquire()
+        return self
+
+    def __exit__(
+        self,
+        t: Optional[Type[BaseException]],
+        v: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.release()
+
+    async def __aenter__(self) -> "Bulkhead":
+        await self.acquire_async()
+        return self
+
+    async def __aexit__(
+        self,
+        t: Optional[Type[BaseException]],
+        v: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.release()
+
+    def close(self) -> None:
+        """Frees the handle (idempotent)."""
+        self._release()
+
+
+class KeyedRejection(enum.IntEnum):
+    KEY_FULL = 1
+    GLOBAL_FULL = 2
+    TOO_MANY_KEYS = 3
+
+
+class KeyedBulkheadFullError(BulkheadFullError):
+    """A keyed bulkhead refused: ``rejection`` says whether the key or the global limit is full."""
+
+    rejection: KeyedRejection
+    key: Union[str, int]
+
+    def __init__(self, key: Union[str, int], rejection: KeyedRejection, status: int) -> None:
+        super().__init__(f"key {key!r}: {rejection.name.lower().replace('_', ' ')}", status)
+        self.rejection = rejection
+        self.key = key
+
+
+@dataclasses.dataclass(frozen=True)
+class KeyedBulkheadMetrics:
+    global_active: int
+    global_max: Optional[int]
+    per_key_max: int
+    rejected_key: int
+    rejected_global: int
+    unexpected_releases: int
+    keys: int
+    max_keys: Optional[int]
+    created: int
+    evicted: int
+    overflowed: int
+    refused_keys: int
+
+
+class KeyedPermit:
+    """A slot of a keyed bulkhead; give it back once with ``release()`` (or use ``with``)."""
+
+    __slots__ = ("_kb", "_permit", "key", "_done")
+
+    def __init__(self, kb: "KeyedBulkhead", permit: Any, key: Union[str, int]) -> None:
+        self._kb = kb
+        self._permit = permit
+        self.key = key
+        self._done = False
+
+    def release(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        check(lib.surgewall_keyed_bulkhead_release(self._kb._h, self._permit[0]), "release")
+
+    def __enter__(self) -> "KeyedPermit":
+        return self
+
+    def __exit__(
+        self,
+        t: Optional[Type[BaseException]],
+        v: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.release()
+
+
+class KeyedBulkhead(Handle):
+    """Per-key concurrency limits (per user, per tenant): ``per_key_max`` calls in flight per
+    key, optional ``global_max`` across keys, per-key overrides in ``limits`` (integer keys),
+    a cap ``max_keys`` with ``overflow="reject"`` (RegistryFullError) or ``"shared"`` (new
+    keys share one entry), and idle eviction after ``idle_ttl`` seconds on ``sweep()``.
+    Keys are ``int`` (0..2**64-2) or ``str`` (hashed by the library)."""
+
+    _what = "keyed bulkhead"
+
+    def __init__(
+        self,
+        per_key_max: int,
+        *,
+        global_max: Optional[int] = None,
+        limits: Optional[Mapping[int, int]] = None,
+        max_keys: Optional[int] = None,
+        overflow: str = "reject",
+        idle_ttl: Optional[float] = None,
+        clock: Optional[MockClock] = None,
+    ) -> None:
+        n = count("per_key_max", per_key_max, minimum=1)
+        if overflow not in ("reject", "shared"):
+            raise ConfigError("overflow", f"expected 'reject' or 'shared', got {overflow!r}")
+        out = ffi.new("surgewall_keyed_bulkhead_config **")
+        check(lib.surgewall_keyed_bulkhead_config_new(n, out), "KeyedBulkhead")
+        cfg = out[0]
+        consumed = False
+
+        def set_(field: str, st: int) -> None:
+            if st != _OK:
+                raise ConfigError(field, "rejected by the library", st)
+
+        try:
+            if global_max is not None:
+                g = count("global_max", global_max, minimum=1)
+                set_("global_max", lib.surgewall_keyed_bulkhead_config_set_global_max(cfg, g))
+            for k, v in (limits or {}).items():
+                if isinstance(k, bool) or not isinstance(k, int):
+                    raise ConfigError(
+                        "limits", f"per-key limits take int keys (got {k!r}); see README"
+                    )
+                key = count("limits", k, maximum=(1 << 64) - 2)
+                set_(
+                    "limits",
+                    lib.surgewall_keyed_bulkhead_config_set_limit_for(
+                        cfg, key, count("limits", v, minimum=1)
+                    ),
+                )
+            if max_keys is not None:
+                m = count("max_keys", max_keys, minimum=1, maximum=(1 << 63) - 1)
+                set_(
+                    "max_keys",
+                    lib.surgewall_keyed_bulkhead_config_set_max_keys(
+                        cfg, m, overflow == "shared"
+                    ),
+                )
+            if idle_ttl is not None:
+                t = seconds_to_ns("idle_ttl", idle_ttl, allow_zero=False)
+                set_("idle_ttl", lib.surgewall_keyed_bulkhead_config_set_idle_ttl(cfg, t))
+            if clock is not None:
+                set_(
+                    "clock",
+                    lib.surgewall_keyed_bulkhead_config_set_mock_clock(cfg, _clock_ptr(clock)),
+                )
+            kb = ffi.new("surgewall_keyed_bulkhead **")
+            err = ffi.new("surgewall_error **")
+            consumed = True
+            st = lib.surgewall_keyed_bulkhead_new(cfg, kb, err)
+            if st != _OK:
+                if err[0] != ffi.NULL:
+                    raise config_error(err[0])
+                raise_status(st, "KeyedBulkhead")
+        finally:
+            if not consumed:
+                lib.surgewall_keyed_bulkhead_config_free(cfg)
+        super().__init__(kb[0], lib.surgewall_keyed_bulkhead_free)
+
+    @staticmethod
+    def _int_key(key: int) -> int:
+        return count("key", key, maximum=(1 << 64) - 2)
+
+    def try_acquire(self, key: Union[str, int]) -> Optional[KeyedPermit]:
+        """A slot for ``key``, or None when the key (or the global limit) is full.
+        Raises :class:`RegistryFullError` when the key is new and the key cap refuses it."""
+        try:
+            return self.acquire(key)
+        except KeyedBulkheadFullError:
+            return None
+
+    def acquire(self, key: Union[str, int]) -> KeyedPermit:
+        """A slot for ``key`` (no waiting) or :class:`KeyedBulkheadFullError`."""
+        permit = ffi.new("surgewall_keyed_permit *")
+        rejection = ffi.new("surgewall_keyed_rejection *")
+        if isinstance(key, str):
+            raw = key.encode("utf-8")
+            st = lib.surgewall_keyed_bulkhead_try_acquire_str(
+                self._h, raw, len(raw), permit, rejection
+            )
+        elif isinstance(key, int) and not isinstance(key, bool):
+            st = lib.surgewall_keyed_bulkhead_try_acquire(
+                self._h, self._int_key(key), permit, rejection
+            )
+        else:
+            raise TypeError(f"keys are str or int, got {type(key).__name__}")
+        if st == _OK:
+            return KeyedPermit(self, permit, key)
+        if st == _REGISTRY_FULL:
+            raise RegistryFullError(f"key {key!r}: too many keys", st)
+        if st == _FULL:
+            raise KeyedBulkheadFullError(key, KeyedRejection(rejection[0]), st)
+        raise_status(st, f"key {key!r}")
+
+    def key_of(self, key: Union[str, int]) -> int:
+        """The 64-bit key ``key`` maps to (for ``active()`` and eviction events)."""
+        if isinstance(key, str):
+            raw = key.encode("utf-8")
+            out = ffi.new("uint64_t *")
+            check(lib.surgewall_keyed_bulkhead_key_of(self._h, raw, len(raw), out), "key_of")
+            return int(out[0])
+        if isinstance(key, bool) or not isinstance(key, int):
+            raise TypeError(f"keys are str or int, got {type(key).__name__}")
+        return self._int_key(key)
+
+    def active(self, key: Union[str, int]) -> int:
+        """Calls in flight for ``key``."""
+        out = ffi.new("uint64_t *")
+        check(lib.surgewall_keyed_bulkhead_active(self._h, self.key_of(key), out), "active")
+        return int(out[0])
+
+    def sweep(self) -> int:
+        """Evicts keys idle for longer than ``idle_ttl``; returns how many."""
+        out = ffi.new("uint64_t *")
+        check(lib.surgewall_keyed_bulkhead_sweep(self._h, out), "sweep")
+        return int(out[0])
+
+    def snapshot(self) -> Dict[int, Tuple[int, int]]:
+        """``{key: (active, limit)}`` for every key held."""
+        result: Dict[int, Tuple[int, int]] = {}
+
+        def visit(user: Any, key: int, active: int, limit: int) -> None:
+            result[int(key)] = (int(active), int(limit))
+
+        cb = ffi.callback("void(void *, uint64_t, uint64_t, uint32_t)", visit)
+        check(lib.surgewall_keyed_bulkhead_for_each(self._h, cb, ffi.NULL), "snapshot")
+        return result
+
+    def metrics(self) -> KeyedBulkheadMetrics:
+        m = ffi.new("surgewall_keyed_bulkhead_stats *")
+        check(lib.surgewall_keyed_bulkhead_metrics(self._h, m), "metrics")
+        return KeyedBulkheadMetrics(
+            global_active=int(m.global_active),
+            global_max=int(m.global_max) or None,
+            per_key_max=int(m.per_key_max),
+            rejected_key=int(m.rejected_key),
+            rejected_global=int(m.rejected_global),
+            unexpected_releases=int(m.unexpected_releases),
+            keys=int(m.keys),
+            max_keys=int(m.max_keys) or None,
+            created=int(m.created),
+            evicted=int(m.evicted),
+            overflowed=int(m.overflowed),
+            refused_keys=int(m.refused_keys),
+        )
+
+    def call(self, key: Union[str, int], fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        with self.acquire(key):
+            return fn(*args, **kwargs)
+
+    def close(self) -> None:
+        self._release()
+
+    def __enter__(self) -> "KeyedBulkhead":
+        return self
+
+    def __exit__(
+        self,
+        t: Optional[Type[BaseException]],
+        v: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.close()
+
+
+
+__all__ = [
+    "Bulkhead",
+    "BulkheadMetrics",
+    "KeyedBulkhead",
+    "KeyedBulkheadFullError",
+    "KeyedBulkheadMetrics",
+    "KeyedPermit",
+    "KeyedRejection",
+]

@@ -1,0 +1,120 @@
+"""The exception hierarchy: everything surgewall raises derives from SurgewallError."""
+
+from __future__ import annotations
+
+import enum
+import math
+from typing import Optional
+
+
+class SurgewallError(Exception):
+    """Base class of every error surgewall raises."""
+
+    status: int
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class RejectReason(enum.Enum):
+    """Why a breaker refused a call."""
+
+    OPEN = "open"
+    HALF_OPEN_FULL = "half_open"
+    FORCED_OPEN = "forced_open"
+
+
+class CircuitOpenError(SurgewallError):
+    """The breaker refused the call. ``retry_after`` is in seconds (``math.inf`` while it is
+    forced open without an end); ``reason`` says whether it is open, half-open with all probe
+    slots taken, or forced open."""
+
+    retry_after: float
+    reason: RejectReason
+    breaker: Optional[str]
+
+    def __init__(
+        self,
+        reason: RejectReason,
+        retry_after: float,
+        breaker: Optional[str] = None,
+        status: int = 200,
+    ) -> None:
+        what = {
+            RejectReason.OPEN: "open",
+            RejectReason.HALF_OPEN_FULL: "half-open and all probe slots are taken",
+            RejectReason.FORCED_OPEN: "forced open",
+        }[reason]
+        name = f"breaker {breaker!r}" if breaker else "breaker"
+        wait = "until reset" if math.isinf(retry_after) else f"retry after {retry_after:.3f}s"
+        super().__init__(f"{name} is {what}; {wait}", status)
+        self.reason = reason
+        self.retry_after = retry_after
+        self.breaker = breaker
+
+
+class BulkheadFullError(SurgewallError):
+    """The bulkhead had no free slot (within ``max_wait`` when waiting)."""
+
+
+class RetryError(SurgewallError):
+    """Retries stopped; ``last_error`` is the exception of the last attempt (also chained as
+    ``__cause__``) and ``attempts`` how many were made."""
+
+    last_error: Optional[BaseException]
+    attempts: int
+    reason: Optional[enum.IntEnum]
+    """A surgewall.StopReason: why the schedule stopped."""
+
+    def __init__(
+        self,
+        message: str,
+        last_error: Optional[BaseException],
+        attempts: int,
+        reason: Optional[enum.IntEnum] = None,
+    ) -> None:
+        super().__init__(message, 205)
+        self.last_error = last_error
+        self.attempts = attempts
+        self.reason = reason
+
+
+class ConfigError(SurgewallError, ValueError):
+    """A configuration was rejected; ``field`` names the parameter."""
+
+    field: str
+
+    def __init__(self, field: str, message: str, status: int = 104) -> None:
+        super().__init__(f"{field}: {message}" if field else message, status)
+        self.field = field
+
+
+class ClosedError(SurgewallError, ValueError):
+    """The object was closed (freed) and cannot be used any more."""
+
+
+class InvalidTransitionError(SurgewallError):
+    """A manual transition that is not allowed (CLOSED -> HALF_OPEN)."""
+
+
+class PermitError(SurgewallError):
+    """A permit was used twice, forged, or given to a breaker that did not issue it."""
+
+
+class RegistryFullError(SurgewallError):
+    """A keyed registry is at its key cap and refuses new keys."""
+
+
+__all__ = [
+    "SurgewallError",
+    "RejectReason",
+    "CircuitOpenError",
+    "BulkheadFullError",
+    "RetryError",
+    "ConfigError",
+    "ClosedError",
+    "InvalidTransitionError",
+    "PermitError",
+    "RegistryFullError",
+]

@@ -1,0 +1,469 @@
+"""Retry driven by the C ABI's retry schedule: the library decides whether and how long to
+wait (backoff, jitter, max attempts, max elapsed, budget, breaker awareness); Python only
+sleeps (``time.sleep`` or ``asyncio.sleep``, both injectable) and classifies exceptions."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import enum
+import functools
+import inspect
+import time
+from types import TracebackType
+from typing import Any, Awaitable, Callable, Optional, Tuple, Type, TypeVar, Union, cast
+
+from ._native import check, config_error, ffi, lib, raise_status
+from ._util import Handle, count, name_bytes, number, ratio, seconds_to_ns
+from .breaker import Breaker, ExcTypes, _exc_tuple
+from .clock import MockClock
+from .errors import CircuitOpenError, ConfigError, RetryError
+
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+
+_ATTEMPT_SUCCESS = int(lib.SURGEWALL_ATTEMPT_OUTCOME_SUCCESS)
+_ATTEMPT_RETRYABLE = int(lib.SURGEWALL_ATTEMPT_OUTCOME_RETRYABLE)
+_ATTEMPT_NOT_RETRYABLE = int(lib.SURGEWALL_ATTEMPT_OUTCOME_NOT_RETRYABLE)
+_JITTER = {
+    "none": int(lib.SURGEWALL_JITTER_NONE),
+    "full": int(lib.SURGEWALL_JITTER_FULL),
+    "equal": int(lib.SURGEWALL_JITTER_EQUAL),
+}
+
+
+class StopReason(enum.IntEnum):
+    """Why a retry schedule stopped (``surgewall_stop_reason``)."""
+
+    SUCCEEDED = int(lib.SURGEWALL_STOP_REASON_SUCCEEDED)
+    NOT_RETRYABLE = int(lib.SURGEWALL_STOP_REASON_NOT_RETRYABLE)
+    MAX_ATTEMPTS = int(lib.SURGEWALL_STOP_REASON_MAX_ATTEMPTS)
+    MAX_ELAPSED = int(lib.SURGEWALL_STOP_REASON_MAX_ELAPSED)
+    BUDGET_EXHAUSTED = int(lib.SURGEWALL_STOP_REASON_BUDGET_EXHAUSTED)
+    BREAKER_OPEN = int(lib.SURGEWALL_STOP_REASON_BREAKER_OPEN)
+
+
+@dataclasses.dataclass(frozen=True)
+class Constant:
+    """The same delay (seconds) before every retry."""
+
+    delay: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Linear:
+    """``initial + n * step`` seconds before the n-th retry, capped at ``max``."""
+
+    initial: float
+    step: float
+    max: Optional[float] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Exponential:
+    """``initial * multiplier**n`` seconds before the n-th retry, capped at ``max``."""
+
+    initial: float = 0.1
+    multiplier: float = 2.0
+    max: Optional[float] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class DecorrelatedJitter:
+    """Each delay uniform in [base, 3 x the previous one], capped at ``max``."""
+
+    base: float = 0.1
+    max: Optional[float] = None
+
+
+Backoff = Union[Constant, Linear, Exponential, DecorrelatedJitter]
+
+
+@dataclasses.dataclass(frozen=True)
+class RetryBudgetMetrics:
+    requests: int
+    retries: int
+    allowed: float
+    remaining: int
+    granted_total: int
+    refused_total: int
+
+
+class RetryBudget(Handle):
+    """Retries <= ``ratio`` x requests + ``min_per_second`` a second over the last ``window``
+    seconds (1..60). With ``name``, the process-wide budget of that name (every Retry, in any
+    language, naming it shares it; the first configuration wins)."""
+
+    _what = "retry budget"
+
+    def __init__(
+        self,
+        ratio: float = 0.2,
+        min_per_second: float = 3.0,
+        *,
+        window: int = 10,
+        name: Optional[str] = None,
+        clock: Optional[MockClock] = None,
+    ) -> None:
+        r = _ratio0("ratio", ratio)
+        m = number("min_per_second", min_per_second)
+        w = count("window", window, minimum=1, maximum=60)
+        out = ffi.new("surgewall_retry_budget **")
+        err = ffi.new("surgewall_error **")
+        if name is not None:
+            if clock is not None:
+                raise ConfigError("clock", "a shared (named) budget uses the real clock")
+            raw = name_bytes(name)
+            st = lib.surgewall_retry_budget_shared(raw, len(raw), r, m, w, out, err)
+        else:
+            c = ffi.NULL if clock is None else clock._h
+            st = lib.surgewall_retry_budget_new(r, m, w, c, out, err)
+        if st != 0:
+            if err[0] != ffi.NULL:
+                raise config_error(err[0])
+            raise_status(st, "RetryBudget")
+        super().__init__(out[0], lib.surgewall_retry_budget_free)
+
+    def record_request(self) -> None:
+        """Counts a first attempt toward the budget."""
+        check(lib.surgewall_retry_budget_record_request(self._h), "record_request")
+
+    def try_retry(self) -> bool:
+        """Asks for one retry; True when granted (and counted)."""
+        st = lib.surgewall_retry_budget_try_retry(self._h)
+        if st == 0:
+            return True
+        if st == 206:
+            return False
+        raise_status(st, "try_retry")
+
+    def metrics(self) -> RetryBudgetMetrics:
+        m = ffi.new("surgewall_retry_budget_stats *")
+        check(lib.surgewall_retry_budget_metrics(self._h, m), "metrics")
+        return RetryBudgetMetrics(
+            int(m.requests),
+            int(m.retries),
+            float(m.allowed),
+            int(m.remaining),
+            int(m.granted_total),
+            int(m.refused_total),
+        )
+
+    def close(self) -> None:
+        self._release()
+
+
+def _ratio0(field: str, v: object) -> float:
+    return ratio(field, v, low_open=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class RetryMetrics:
+    operations: int
+    retries: int
+    stops: "dict[StopReason, int]"
+
+
+@dataclasses.dataclass(frozen=True)
+class AttemptInfo:
+    """What ``before_sleep`` receives."""
+
+    attempt: int
+    """The attempt that just failed (1-based)."""
+    delay: float
+    """Seconds until the next attempt."""
+    error: BaseException
+
+
+class Retry(Handle):
+    """A retry policy (tenacity-like). ``max_attempts`` counts the first attempt.
+
+    An exception is retried when it matches ``retry_on`` (default ``Exception``), not
+    ``no_retry_on``, and ``retry_if(exc)`` (when given) is true; anything else is re-raised at
+    once. :class:`CircuitOpenError` from a breaker is handed to the schedule, which waits for
+    the breaker's ``retry_after`` or stops (``stop_on_open_breaker=True``). An exception with a
+    numeric ``retry_after`` attribute (seconds) overrides the next delay (Retry-After).
+    When the schedule stops, :class:`RetryError` is raised with ``last_error`` (and chained),
+    or the last error itself with ``reraise=True``.
+
+    Use as ``@retry``, ``retry.call(fn, ...)`` or ``await retry.call_async(fn, ...)``;
+    ``breaker=`` makes the schedule breaker-aware (``guard()`` passes it)."""
+
+    _what = "retry policy"
+
+    def __init__(
+        self,
+        max_attempts: int = 4,
+        backoff: Backoff = Exponential(0.1, max=5.0),
+        jitter: str = "full",
+        *,
+        budget: Optional[RetryBudget] = None,
+        max_elapsed: Optional[float] = None,
+        attempt_timeout: Optional[float] = None,
+        stop_on_open_breaker: bool = False,
+        retry_on: ExcTypes = (Exception,),
+        no_retry_on: ExcTypes = (),
+        retry_if: Optional[Callable[[BaseException], bool]] = None,
+        before_sleep: Optional[Callable[[AttemptInfo], object]] = None,
+        reraise: bool = False,
+        seed: Optional[int] = None,
+        clock: Optional[MockClock] = None,
+        sleep: Callable[[float], object] = time.sleep,
+        async_sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        breaker: Optional[Breaker] = None,
+    ) -> None:
+        self._retry_on = _exc_tuple("retry_on", retry_on)
+        self._no_retry_on = _exc_tuple("no_retry_on", no_retry_on)
+        for field, fn in (("retry_if", retry_if), ("before_sleep", before_sleep), ("sleep", sleep)):
+            if fn is not None and not callable(fn):
+                raise ConfigError(field, "must be callable")
+        self._retry_if = retry_if
+        self._before_sleep = before_sleep
+        self._reraise = bool(reraise)
+        self._sleep = sleep
+        self._async_sleep = async_sleep
+        if breaker is not None and not isinstance(breaker, Breaker):
+            raise ConfigError("breaker", "expected a Breaker")
+        self._breaker = breaker
+        self._budget = budget
+        out = ffi.new("surgewall_retry_config **")
+        check(lib.surgewall_retry_config_new(out), "Retry")
+        cfg = out[0]
+        consumed = False
+
+        def set_(field: str, st: int) -> None:
+            if st != 0:
+                raise ConfigError(field, "rejected by the library", st)
+
+        try:
+            set_(
+                "max_attempts",
+                lib.surgewall_retry_config_set_max_attempts(
+                    cfg, count("max_attempts", max_attempts, minimum=1)
+                ),
+            )
+            cap: Optional[float] = None
+            if isinstance(backoff, Constant):
+                d = seconds_to_ns("backoff.delay", backoff.delay)
+                set_("backoff", lib.surgewall_retry_config_set_backoff_constant(cfg, d))
+            elif isinstance(backoff, Linear):
+                i = seconds_to_ns("backoff.initial", backoff.initial)
+                s = seconds_to_ns("backoff.step", backoff.step)
+                set_("backoff", lib.surgewall_retry_config_set_backoff_linear(cfg, i, s))
+                cap = backoff.max
+            elif isinstance(backoff, Exponential):
+                i = seconds_to_ns("backoff.initial", backoff.initial)
+                m = number("backoff.multiplier", backoff.multiplier, 1.0)
+                set_("backoff", lib.surgewall_retry_config_set_backoff_exponential(cfg, i, m))
+                cap = backoff.max
+            elif isinstance(backoff, DecorrelatedJitter):
+                b = seconds_to_ns("backoff.base", backoff.base, allow_zero=False)
+                set_("backoff", lib.surgewall_retry_config_set_backoff_decorrelated(cfg, b))
+                cap = backoff.max
+            else:
+                raise ConfigError(
+                    "backoff",
+                    f"expected Constant, Linear, Exponential or DecorrelatedJitter, got {backoff!r}",
+                )
+            if cap is not None:
+                set_(
+                    "backoff.max",
+                    lib.surgewall_retry_config_set_max_delay(cfg, seconds_to_ns("backoff.max", cap)),
+                )
+            if jitter not in _JITTER:
+                raise ConfigError("jitter", f"expected 'none', 'full' or 'equal', got {jitter!r}")
+            set_("jitter", lib.surgewall_retry_config_set_jitter(cfg, _JITTER[jitter]))
+            if max_elapsed is not None:
+                e = seconds_to_ns("max_elapsed", max_elapsed, allow_zero=False)
+                set_("max_elapsed", lib.surgewall_retry_config_set_max_elapsed(cfg, e))
+            if attempt_timeout is not None:
+                a = seconds_to_ns("attempt_timeout", attempt_timeout)
+                set_("attempt_timeout", lib.surgewall_retry_config_set_attempt_timeout(cfg, a))
+            if not isinstance(stop_on_open_breaker, bool):
+                raise ConfigError("stop_on_open_breaker", "expected a bool")
+            set_(
+                "stop_on_open_breaker",
+                lib.surgewall_retry_config_set_stop_on_open_breaker(cfg, stop_on_open_breaker),
+            )
+            if budget is not None:
+                if not isinstance(budget, RetryBudget):
+                    raise ConfigError("budget", "expected a RetryBudget")
+                set_("budget", lib.surgewall_retry_config_set_budget(cfg, budget._h))
+            if seed is not None:
+                set_(
+                    "seed",
+                    lib.surgewall_retry_config_set_seed(cfg, count("seed", seed, maximum=(1 << 64) - 1)),
+                )
+            if clock is not None:
+                if not isinstance(clock, MockClock):
+                    raise ConfigError("clock", "expected a MockClock")
+                set_("clock", lib.surgewall_retry_config_set_mock_clock(cfg, clock._h))
+            pout = ffi.new("surgewall_retry_policy **")
+            err = ffi.new("surgewall_error **")
+            consumed = True
+            st = lib.surgewall_retry_policy_new(cfg, pout, err)
+            if st != 0:
+                if err[0] != ffi.NULL:
+                    raise config_error(err[0])
+                raise_status(st, "Retry")
+        finally:
+            if not consumed:
+                lib.surgewall_retry_config_free(cfg)
+        super().__init__(pout[0], lib.surgewall_retry_policy_free)
+
+    # ---- the loop ----
+
+    def _classify(self, e: BaseException) -> int:
+        if isinstance(e, CircuitOpenError):
+            return _ATTEMPT_RETRYABLE
+        if not isinstance(e, self._retry_on) or isinstance(e, self._no_retry_on):
+            return _ATTEMPT_NOT_RETRYABLE
+        if self._retry_if is not None and not self._retry_if(e):
+            return _ATTEMPT_NOT_RETRYABLE
+        return _ATTEMPT_RETRYABLE
+
+    def _next(
+        self, sched: Any, outcome: int, e: Optional[BaseException], breaker: Optional[Breaker]
+    ) -> Tuple[bool, float, Optional[StopReason]]:
+        ra = -1
+        if e is not None and not isinstance(e, CircuitOpenError):
+            v = getattr(e, "retry_after", None)
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and v >= 0:
+                ra = min(round(v * 1e9), (1 << 63) - 1)
+        b = breaker if breaker is not None else self._breaker
+        bptr = ffi.NULL if b is None else b._h
+        d = ffi.new("surgewall_retry_decision *")
+        check(lib.surgewall_retry_schedule_next(sched, outcome, ra, bptr, d), "retry")
+        if d.retry:
+            return True, int(d.delay_ns) / 1e9, None
+        return False, 0.0, StopReason(d.stop_reason)
+
+    def _schedule(self) -> Any:
+        out = ffi.new("surgewall_retry_schedule **")
+        check(lib.surgewall_retry_schedule_new(self._h, out), "retry")
+        return ffi.gc(out[0], lib.surgewall_retry_schedule_free)
+
+    def _stop(self, reason: Optional[StopReason], attempt: int, e: BaseException) -> BaseException:
+        reason = reason if reason is not None else StopReason.MAX_ATTEMPTS
+        if self._reraise:
+            return e
+        err = RetryError(
+            f"gave up after {attempt} attempt(s): {reason.name.lower()}: {e!r}", e, attempt, reason
+        )
+        err.__cause__ = e
+        return err
+
+    def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return self._run(fn, args, kwargs, None)
+
+    def _run(
+        self,
+        fn: Callable[..., T],
+        args: Tuple[Any, ...],
+        kwargs: "dict[str, Any]",
+        breaker: Optional[Breaker],
+    ) -> T:
+        sched = self._schedule()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                result = fn(*args, **kwargs)
+            except Exception as e:
+                outcome = self._classify(e)
+                if outcome == _ATTEMPT_NOT_RETRYABLE:
+                    self._next(sched, outcome, e, breaker)
+                    raise
+                again, delay, reason = self._next(sched, outcome, e, breaker)
+                if not again:
+                    raise self._stop(reason, attempt, e) from e
+                if self._before_sleep is not None:
+                    self._before_sleep(AttemptInfo(attempt, delay, e))
+                self._sleep(delay)
+                continue
+            self._next(sched, _ATTEMPT_SUCCESS, None, breaker)
+            return result
+
+    async def call_async(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        return await self._run_async(fn, args, kwargs, None)
+
+    async def _run_async(
+        self,
+        fn: Callable[..., Awaitable[T]],
+        args: Tuple[Any, ...],
+        kwargs: "dict[str, Any]",
+        breaker: Optional[Breaker],
+    ) -> T:
+        sched = self._schedule()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                result = await fn(*args, **kwargs)
+            except Exception as e:
+                outcome = self._classify(e)
+                if outcome == _ATTEMPT_NOT_RETRYABLE:
+                    self._next(sched, outcome, e, breaker)
+                    raise
+                again, delay, reason = self._next(sched, outcome, e, breaker)
+                if not again:
+                    raise self._stop(reason, attempt, e) from e
+                if self._before_sleep is not None:
+                    self._before_sleep(AttemptInfo(attempt, delay, e))
+                await self._async_sleep(delay)
+                continue
+            self._next(sched, _ATTEMPT_SUCCESS, None, breaker)
+            return result
+
+    def __call__(self, fn: F) -> F:
+        if inspect.iscoroutinefunction(fn):
+
+            @functools.wraps(fn)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                return await self._run_async(fn, args, kwargs, None)
+
+            return cast(F, async_wrapper)
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            return self._run(fn, args, kwargs, None)
+
+        return cast(F, wrapper)
+
+    def metrics(self) -> RetryMetrics:
+        m = ffi.new("surgewall_retry_stats *")
+        check(lib.surgewall_retry_policy_metrics(self._h, m), "metrics")
+        return RetryMetrics(
+            int(m.operations), int(m.retries), {StopReason(i): int(m.stops[i]) for i in range(6)}
+        )
+
+    def close(self) -> None:
+        """Frees the policy (schedules in progress keep working)."""
+        self._release()
+
+    def __enter__(self) -> "Retry":
+        return self
+
+    def __exit__(
+        self,
+        t: Optional[Type[BaseException]],
+        v: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.close()
+
+
+
+__all__ = [
+    "AttemptInfo",
+    "Backoff",
+    "Constant",
+    "DecorrelatedJitter",
+    "Exponential",
+    "Linear",
+    "Retry",
+    "RetryBudget",
+    "RetryBudgetMetrics",
+    "RetryMetrics",
+    "StopReason",
+]

@@ -1,0 +1,266 @@
+"""SLO trackers (error budget, multi-window burn rates) and adaptive failure-rate thresholds."""
+
+from __future__ import annotations
+
+import dataclasses
+from types import TracebackType
+from typing import Any, Optional, Tuple, Type
+
+from ._native import check, config_error, ffi, lib, raise_status
+from ._util import Handle, count, number, ratio, seconds_to_ns
+from .breaker import Breaker, Outcome
+from .clock import MockClock
+from .errors import ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class BurnWindows:
+    """A burn-rate pair: alert when both the ``long`` and the ``short`` window (seconds) burn
+    the error budget at ``threshold`` x the sustainable rate."""
+
+    long: float
+    short: float
+    threshold: float
+
+
+@dataclasses.dataclass(frozen=True)
+class BurnMetrics:
+    long_burn: float
+    short_burn: float
+    long_calls: int
+    threshold: float
+    burning: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class SLOMetrics:
+    objective: float
+    calls: int
+    bad: int
+    error_rate: float
+    budget_allowed: float
+    budget_remaining: float
+    budget_remaining_fraction: float
+    fast: BurnMetrics
+    slow: BurnMetrics
+    holding_breaker: bool
+
+
+def _burn(b: Any) -> BurnMetrics:
+    return BurnMetrics(
+        float(b.long_burn), float(b.short_burn), int(b.long_calls), float(b.threshold), bool(b.burning)
+    )
+
+
+def _slo_metrics(m: Any) -> SLOMetrics:
+    return SLOMetrics(
+        objective=float(m.objective),
+        calls=int(m.calls),
+        bad=int(m.bad),
+        error_rate=float(m.error_rate),
+        budget_allowed=float(m.budget_allowed),
+        budget_remaining=float(m.budget_remaining),
+        budget_remaining_fraction=float(m.budget_remaining_fraction),
+        fast=_burn(m.fast),
+        slow=_burn(m.slow),
+        holding_breaker=bool(m.holding_breaker),
+    )
+
+
+class SLO(Handle):
+    """An SLO tracker: ``objective`` (e.g. 0.999) over a rolling ``window`` (seconds), error
+    budget left, fast and slow burn alerts (events on the ring), and optionally holding a
+    linked ``breaker`` open while the fast burn persists (at least ``min_open`` seconds).
+    Call ``tick()`` every few seconds (it evaluates and publishes)."""
+
+    _what = "SLO tracker"
+
+    def __init__(
+        self,
+        objective: float = 0.999,
+        *,
+        window: Optional[float] = None,
+        fast_burn: Optional[BurnWindows] = None,
+        slow_burn: Optional[BurnWindows] = None,
+        burn_bucket: Optional[float] = None,
+        recovery_factor: Optional[float] = None,
+        min_calls: Optional[int] = None,
+        min_open: Optional[float] = None,
+        breaker: Optional[Breaker] = None,
+        clock: Optional[MockClock] = None,
+    ) -> None:
+        out = ffi.new("surgewall_slo_config **")
+        check(lib.surgewall_slo_config_new(out), "SLO")
+        cfg = out[0]
+        consumed = False
+
+        def set_(field: str, st: int) -> None:
+            if st != 0:
+                raise ConfigError(field, "rejected by the library", st)
+
+        try:
+            o = ratio("objective", objective)
+            if o >= 1.0:
+                raise ConfigError("objective", f"must be in (0, 1), got {objective}")
+            set_("objective", lib.surgewall_slo_config_set_objective(cfg, o))
+            if window is not None:
+                w = seconds_to_ns("window", window, allow_zero=False)
+                set_("window", lib.surgewall_slo_config_set_window(cfg, w))
+            for field, pair, setter in (
+                ("fast_burn", fast_burn, lib.surgewall_slo_config_set_fast_burn),
+                ("slow_burn", slow_burn, lib.surgewall_slo_config_set_slow_burn),
+            ):
+                if pair is None:
+                    continue
+                if not isinstance(pair, BurnWindows):
+                    raise ConfigError(field, "expected BurnWindows(long, short, threshold)")
+                lo = seconds_to_ns(f"{field}.long", pair.long, allow_zero=False)
+                sh = seconds_to_ns(f"{field}.short", pair.short, allow_zero=False)
+                th = number(f"{field}.threshold", pair.threshold)
+                set_(field, setter(cfg, lo, sh, th))
+            if burn_bucket is not None:
+                b = seconds_to_ns("burn_bucket", burn_bucket, allow_zero=False)
+                set_("burn_bucket", lib.surgewall_slo_config_set_burn_bucket(cfg, b))
+            if recovery_factor is not None:
+                r = ratio("recovery_factor", recovery_factor)
+                set_("recovery_factor", lib.surgewall_slo_config_set_recovery_factor(cfg, r))
+            if min_calls is not None:
+                n = count("min_calls", min_calls, maximum=(1 << 64) - 1)
+                set_("min_calls", lib.surgewall_slo_config_set_min_calls(cfg, n))
+            if min_open is not None:
+                m = seconds_to_ns("min_open", min_open)
+                set_("min_open", lib.surgewall_slo_config_set_min_open(cfg, m))
+            if breaker is not None:
+                if not isinstance(breaker, Breaker):
+                    raise ConfigError("breaker", "expected a Breaker")
+                set_("breaker", lib.surgewall_slo_config_set_breaker(cfg, breaker._h))
+            if clock is not None:
+                if not isinstance(clock, MockClock):
+                    raise ConfigError("clock", "expected a MockClock")
+                set_("clock", lib.surgewall_slo_config_set_mock_clock(cfg, clock._h))
+            sout = ffi.new("surgewall_slo **")
+            err = ffi.new("surgewall_error **")
+            consumed = True
+            st = lib.surgewall_slo_new(cfg, sout, err)
+            if st != 0:
+                if err[0] != ffi.NULL:
+                    raise config_error(err[0])
+                raise_status(st, "SLO")
+        finally:
+            if not consumed:
+                lib.surgewall_slo_config_free(cfg)
+        super().__init__(sout[0], lib.surgewall_slo_free)
+
+    def record(self, good: bool) -> None:
+        """Records a call: ``good`` when it met the objective."""
+        check(lib.surgewall_slo_record(self._h, bool(good)), "SLO.record")
+
+    def record_outcome(self, outcome: Outcome) -> None:
+        """Records a call by its breaker outcome (IGNORED counts nowhere)."""
+        if not isinstance(outcome, Outcome):
+            raise TypeError("outcome must be a surgewall.Outcome")
+        check(lib.surgewall_slo_record_outcome(self._h, int(outcome)), "SLO.record_outcome")
+
+    def tick(self) -> SLOMetrics:
+        """Evaluates the burn rates now (events, linked breaker); returns the snapshot."""
+        m = ffi.new("surgewall_slo_stats *")
+        check(lib.surgewall_slo_tick(self._h, m), "SLO.tick")
+        return _slo_metrics(m)
+
+    def metrics(self) -> SLOMetrics:
+        m = ffi.new("surgewall_slo_stats *")
+        check(lib.surgewall_slo_metrics(self._h, m), "SLO.metrics")
+        return _slo_metrics(m)
+
+    def close(self) -> None:
+        self._release()
+
+    def __enter__(self) -> "SLO":
+        return self
+
+    def __exit__(
+        self,
+        t: Optional[Type[BaseException]],
+        v: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.close()
+
+
+@dataclasses.dataclass(frozen=True)
+class ThresholdMetrics:
+    threshold: float
+    min_threshold: float
+    max_threshold: float
+    target_error_rate: float
+    last_error_rate: float
+    ticks: int
+    changes: int
+
+
+class ThresholdAdjuster(Handle):
+    """Adapts ``breaker``'s failure-rate threshold: above ``target_error_rate`` it moves by
+    ``step`` toward ``min_threshold`` (more sensitive), below half the target toward
+    ``max_threshold``. Evaluated on ``tick()`` (never per call)."""
+
+    _what = "threshold adjuster"
+
+    def __init__(
+        self,
+        breaker: Breaker,
+        *,
+        target_error_rate: float,
+        min_threshold: float,
+        max_threshold: float,
+        step: float = 0.05,
+        min_calls: int = 0,
+    ) -> None:
+        if not isinstance(breaker, Breaker):
+            raise ConfigError("breaker", "expected a Breaker")
+        t = ratio("target_error_rate", target_error_rate)
+        lo = ratio("min_threshold", min_threshold)
+        hi = ratio("max_threshold", max_threshold)
+        s = ratio("step", step)
+        n = count("min_calls", min_calls, maximum=(1 << 64) - 1)
+        out = ffi.new("surgewall_threshold_adjuster **")
+        err = ffi.new("surgewall_error **")
+        st = lib.surgewall_threshold_adjuster_new(breaker._h, t, lo, hi, s, n, out, err)
+        if st != 0:
+            if err[0] != ffi.NULL:
+                raise config_error(err[0])
+            raise_status(st, "ThresholdAdjuster")
+        super().__init__(out[0], lib.surgewall_threshold_adjuster_free)
+
+    def tick(self) -> Optional[Tuple[float, float]]:
+        """Evaluates now; ``(old, new)`` when the threshold moved, else None."""
+        changed = ffi.new("bool *")
+        old = ffi.new("double *")
+        new = ffi.new("double *")
+        check(lib.surgewall_threshold_adjuster_tick(self._h, changed, old, new), "tick")
+        return (float(old[0]), float(new[0])) if changed[0] else None
+
+    def metrics(self) -> ThresholdMetrics:
+        m = ffi.new("surgewall_threshold_stats *")
+        check(lib.surgewall_threshold_adjuster_metrics(self._h, m), "metrics")
+        return ThresholdMetrics(
+            float(m.threshold),
+            float(m.min_threshold),
+            float(m.max_threshold),
+            float(m.target_error_rate),
+            float(m.last_error_rate),
+            int(m.ticks),
+            int(m.changes),
+        )
+
+    def close(self) -> None:
+        self._release()
+
+
+__all__ = [
+    "BurnMetrics",
+    "BurnWindows",
+    "SLO",
+    "SLOMetrics",
+    "ThresholdAdjuster",
+    "ThresholdMetrics",
+]
