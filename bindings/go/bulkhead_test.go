@@ -221,8 +221,19 @@ func TestKeyedBulkhead(t *testing.T) {
 		t.Fatal("the first sweep only marks")
 	}
 	clock.Advance(2 * time.Minute)
-	if n, err := kb.Sweep(); err != nil || n == 0 {
+	sub, _ := Subscribe()
+	defer sub.Close()
+	if n, err := kb.Sweep(); err != nil || n != 3 {
 		t.Fatal(n, err)
+	}
+	evicted := map[uint64]bool{}
+	for ev := range sub.Pending() {
+		if ev.Kind == EventEvicted { // no id to match ev.Source: the ABI has no keyed_bulkhead_id
+			evicted[ev.Key] = true
+		}
+	}
+	if !evicted[7] || !evicted[8] || !evicted[k] {
+		t.Fatalf("eviction events carry the keys: %v", evicted)
 	}
 	m, _ := kb.Metrics()
 	if m.Keys != 0 || m.RefusedKeys != 1 || m.Evicted == 0 || m.PerKeyMax != 2 || m.GlobalMax != 3 {
