@@ -86,6 +86,7 @@ func (r *breakerRes) leaveTicker() {
 }
 
 func (r *breakerRes) release() {
+	cleanupsRun.Add(1)
 	r.leaveTicker()
 	C.surgewall_breaker_free(r.h)
 }

@@ -34,7 +34,7 @@ type Bulkhead struct {
 	waited, timedOut, totalWaitNs, maxWaitNs atomic.Uint64
 }
 
-func freeBulkhead(h *C.surgewall_bulkhead) { C.surgewall_bulkhead_free(h) }
+func freeBulkhead(h *C.surgewall_bulkhead) { cleanupsRun.Add(1); C.surgewall_bulkhead_free(h) }
 
 // NewBulkhead creates a bulkhead with maxConcurrent slots. maxWait is how long Acquire may
 // wait for a slot (0: never wait; the caller's ctx can shorten any wait).

@@ -28,8 +28,12 @@ import "C"
 import (
 	"fmt"
 	"math"
+	"sync/atomic"
 	"time"
 )
+
+// cleanupsRun counts library handles freed by cleanups (objects collected), for tests.
+var cleanupsRun atomic.Int64
 
 // Forever is the RetryAfter of an indefinite forced open.
 const Forever = time.Duration(math.MaxInt64)

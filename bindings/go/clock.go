@@ -25,7 +25,7 @@ type MockClock struct {
 
 // freeMockClock is the cleanup: the handle is freed once the MockClock is unreachable, so
 // never while a call on it is in flight.
-func freeMockClock(h *C.surgewall_mock_clock) { C.surgewall_mock_clock_free(h) }
+func freeMockClock(h *C.surgewall_mock_clock) { cleanupsRun.Add(1); C.surgewall_mock_clock_free(h) }
 
 // NewMockClock creates a mock clock. It starts at 1 s. It panics only if the library cannot
 // create one (out of handles), which tests cannot recover from anyway.

@@ -102,7 +102,10 @@ func (e *KeyedRejectedError) Is(target error) bool {
 	return target == ErrBulkheadFull
 }
 
-func freeKeyedBulkhead(h *C.surgewall_keyed_bulkhead) { C.surgewall_keyed_bulkhead_free(h) }
+func freeKeyedBulkhead(h *C.surgewall_keyed_bulkhead) {
+	cleanupsRun.Add(1)
+	C.surgewall_keyed_bulkhead_free(h)
+}
 
 func u32(field string, n int) (C.uint32_t, error) {
 	if n < 0 || uint64(n) > math.MaxUint32 {

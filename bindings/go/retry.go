@@ -150,13 +150,9 @@ func (e *RetryError) Unwrap() []error {
 	return []error{ErrRetriesExhausted, e.Last}
 }
 
-func freeRetryPolicy(h *C.surgewall_retry_policy) { C.surgewall_retry_policy_free(h) }
-
-func nonNegative(field string, d time.Duration) error {
-	if d < 0 {
-		return &ConfigError{Field: field, Message: fmt.Sprintf("must not be negative, got %v", d)}
-	}
-	return nil
+func freeRetryPolicy(h *C.surgewall_retry_policy) {
+	cleanupsRun.Add(1)
+	C.surgewall_retry_policy_free(h)
 }
 
 // NewRetry creates a retry policy.
@@ -419,7 +415,10 @@ type RetryBudget struct {
 	closed atomic.Bool
 }
 
-func freeRetryBudget(h *C.surgewall_retry_budget) { C.surgewall_retry_budget_free(h) }
+func freeRetryBudget(h *C.surgewall_retry_budget) {
+	cleanupsRun.Add(1)
+	C.surgewall_retry_budget_free(h)
+}
 
 func budgetWindow(window time.Duration) (C.uint32_t, error) {
 	if window%time.Second != 0 || window < time.Second || window > 60*time.Second {

@@ -66,7 +66,7 @@ type SLOMetrics struct {
 	HoldingBreaker          bool
 }
 
-func freeSLO(h *C.surgewall_slo) { C.surgewall_slo_free(h) }
+func freeSLO(h *C.surgewall_slo) { cleanupsRun.Add(1); C.surgewall_slo_free(h) }
 
 // NewSLO creates an SLO tracker.
 func NewSLO(cfg SLOConfig) (*SLO, error) {
@@ -248,7 +248,10 @@ type ThresholdMetrics struct {
 	Ticks, Changes                        uint64
 }
 
-func freeThresholdAdjuster(h *C.surgewall_threshold_adjuster) { C.surgewall_threshold_adjuster_free(h) }
+func freeThresholdAdjuster(h *C.surgewall_threshold_adjuster) {
+	cleanupsRun.Add(1)
+	C.surgewall_threshold_adjuster_free(h)
+}
 
 // NewThresholdAdjuster creates an adjuster for b.
 func NewThresholdAdjuster(b *Breaker, cfg ThresholdConfig) (*ThresholdAdjuster, error) {

@@ -1,0 +1,108 @@
+package surgewall
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"testing"
+	"time"
+)
+
+// Objects nobody closes are freed by their cleanups once unreachable: each one's cleanup
+// must not keep the object itself alive (which would leak it forever).
+func TestUnreachableObjectsAreFreed(t *testing.T) {
+	const n = 20
+	before := cleanupsRun.Load()
+	func() {
+		for i := 0; i < n; i++ {
+			c := NewMockClock()
+			b, err := NewBreaker("leak", WithClock(c))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = b.Execute(context.Background(), ok)
+			bh, _ := NewBulkhead("leak", 1, 0)
+			kb, _ := NewKeyedBulkhead(KeyedBulkheadConfig{PerKeyMax: 1})
+			r, _ := NewRetry(RetryConfig{})
+			rb, _ := NewRetryBudget(0.1, 1, time.Second, nil)
+			s, _ := NewSLO(SLOConfig{})
+			a, _ := NewThresholdAdjuster(b, ThresholdConfig{TargetErrorRate: 0.1, MinThreshold: 0.2, MaxThreshold: 0.8, Step: 0.1})
+			if bh == nil || kb == nil || r == nil || rb == nil || s == nil || a == nil {
+				t.Fatal("constructor failed")
+			}
+		}
+	}()
+	want := before + n*8
+	deadline := time.Now().Add(20 * time.Second)
+	for cleanupsRun.Load() < want && time.Now().Before(deadline) {
+		runtime.GC()
+		time.Sleep(time.Millisecond)
+	}
+	if got := cleanupsRun.Load(); got < want {
+		t.Fatalf("%d of %d handles freed", got-before, n*8)
+	}
+}
+
+func TestMoreOptions(t *testing.T) {
+	// A breaker with slow-call rules times calls itself, unless told the caller reports
+	// durations: then the fast path is back.
+	b, _ := newTestBreaker(t, WithSlowCalls(0.5, time.Second), WithTimeCalls(false), WithSeed(7))
+	if !b.fast {
+		t.Fatal("WithTimeCalls(false) keeps the one-crossing path")
+	}
+	p, _ := b.Acquire()
+	if err := p.RecordDuration(Success, 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if m := mustMetrics(t, b); m.SlowCalls != 1 {
+		t.Fatalf("%+v", m)
+	}
+	precise, err := NewBreaker("precise", WithPreciseClock(), WithoutClockTicker(), WithOpenBackoff(2, time.Minute, 0.1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer precise.Close()
+	if err := precise.Execute(context.Background(), ok); err != nil {
+		t.Fatal(err)
+	}
+	for _, bo := range []Backoff{Linear(time.Millisecond, time.Millisecond), Decorrelated(time.Millisecond)} {
+		r, delays := func() (*Retry, *[]time.Duration) {
+			r, _, d := newTestRetry(t, RetryConfig{MaxAttempts: 3, Backoff: bo, Jitter: JitterEqual, Seed: 1, MaxDelay: time.Second})
+			return r, d
+		}()
+		_ = r.Do(context.Background(), fail)
+		if len(*delays) != 2 {
+			t.Fatal(*delays)
+		}
+		for _, d := range *delays {
+			if d <= 0 || d > time.Second {
+				t.Fatalf("delay %v out of bounds", d)
+			}
+		}
+	}
+}
+
+func TestStringsAndErrorMessages(t *testing.T) {
+	for _, c := range []struct{ got, want string }{
+		{StateHalfOpen.String(), "half_open"}, {State(42).String(), "State(42)"},
+		{Failure.String(), "failure"}, {Outcome(9).String(), "Outcome(9)"},
+		{EventSLOBurn.String(), "slo_burn"}, {StopBreakerOpen.String(), "breaker_open"},
+		{TooManyKeys.String(), "too many keys"},
+	} {
+		if c.got != c.want {
+			t.Errorf("%q != %q", c.got, c.want)
+		}
+	}
+	for _, err := range []error{
+		&RejectedError{Breaker: "b", State: StateForcedOpen, RetryAfter: Forever, reason: ErrForcedOpen},
+		&ConfigError{Message: "x"}, &StatusError{Op: "op", Code: 110}, &BulkheadFullError{Bulkhead: "b", TimedOut: true},
+		&KeyedRejectedError{Key: 1, Reason: KeyFull}, &RetryError{Attempts: 2, Reason: StopMaxElapsed, Last: errBoom},
+	} {
+		if err.Error() == "" {
+			t.Errorf("%T: empty message", err)
+		}
+	}
+	if !errors.Is(&StatusError{Code: 110}, ErrInternal) || !errors.Is(&StatusError{Code: 12345}, ErrInternal) {
+		t.Fatal("a panic status or an unknown one is ErrInternal")
+	}
+}
