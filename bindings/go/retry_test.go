@@ -3,6 +3,7 @@ package surgewall
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"testing"
 	"time"
@@ -150,11 +151,12 @@ func TestRetryBudget(t *testing.T) {
 	if err := budget.TryRetry(); !errors.Is(err, ErrRetryBudgetExhausted) {
 		t.Fatal(err)
 	}
-	s1, err := SharedRetryBudget("go-test-shared", 0.5, 1, time.Second)
+	name := fmt.Sprintf("go-test-shared-%d", time.Now().UnixNano()) // budgets live as long as the process
+	s1, err := SharedRetryBudget(name, 0.5, 1, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s2, _ := SharedRetryBudget("go-test-shared", 0.1, 0, time.Second)
+	s2, _ := SharedRetryBudget(name, 0.1, 0, time.Second)
 	_ = s1.RecordRequest()
 	if m1, _ := s2.Metrics(); m1.Requests != 1 {
 		t.Fatal("one budget per name:", m1)
