@@ -21,24 +21,28 @@ pub(crate) fn salt(b: &Breaker) -> u64 {
     b.id() ^ process_key()
 }
 
-#[inline]
+#[inline(always)]
 fn process_key() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    use std::sync::atomic::{AtomicU64, Ordering};
-    // Relaxed: every thread that races the first use computes its own random key and one of
-    // them wins the CAS; all later reads see that one.
-    static KEY: AtomicU64 = AtomicU64::new(0);
-    match KEY.load(Ordering::Relaxed) {
-        0 => {
-            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-            h.write_u64(0x5EED);
-            let k = h.finish() | 1;
-            match KEY.compare_exchange(0, k, Ordering::Relaxed, Ordering::Relaxed) {
-                Ok(_) => k,
-                Err(won) => won,
-            }
-        }
+    use std::sync::atomic::Ordering;
+    match PROCESS_KEY.load(Ordering::Relaxed) {
+        0 => init_process_key(),
         k => k,
+    }
+}
+
+static PROCESS_KEY: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+#[cold]
+fn init_process_key() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::Ordering;
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(0x5EED);
+    let k = h.finish() | 1;
+    // Relaxed: threads racing the first use each draw a key; one wins, all later reads see it.
+    match PROCESS_KEY.compare_exchange(0, k, Ordering::Relaxed, Ordering::Relaxed) {
+        Ok(_) => k,
+        Err(won) => won,
     }
 }
 

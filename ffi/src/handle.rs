@@ -35,7 +35,9 @@ const SEGMENTS: usize = 4096; // up to 4M live handles per type
 const GEN_MASK: u32 = 0x00FF_FFFF;
 
 struct Entry<T> {
-    generation: AtomicU32,
+    /// The upper half of the live handle: `tag << 24 | generation`, so one compare checks
+    /// both the type and the generation.
+    key: AtomicU32,
     value: AtomicPtr<T>,
 }
 
@@ -66,6 +68,7 @@ impl<T> Slab<T> {
         }
     }
 
+    #[inline(always)]
     fn entry(&self, index: u32) -> Option<&Entry<T>> {
         let seg = self
             .segments
@@ -78,17 +81,18 @@ impl<T> Slab<T> {
         Some(unsafe { &(*seg)[index as usize % SEGMENT] })
     }
 
+    /// The slot index and the expected entry key of `handle`.
+    #[inline(always)]
     fn decode(&self, handle: u64) -> Result<(u32, u32), Status> {
         if handle == 0 {
             return Err(Status::SURGEWALL_NULL_ARG);
         }
-        if (handle >> 56) as u8 != self.tag {
-            return Err(Status::SURGEWALL_INVALID_HANDLE);
-        }
-        let index = (handle as u32)
-            .checked_sub(1)
-            .ok_or(Status::SURGEWALL_INVALID_HANDLE)?;
-        Ok((index, (handle >> 32) as u32 & GEN_MASK))
+        // Slot 0 wraps to u32::MAX, which `entry` rejects as out of range.
+        Ok(((handle as u32).wrapping_sub(1), (handle >> 32) as u32))
+    }
+
+    fn key(&self, generation: u32) -> u32 {
+        u32::from(self.tag) << 24 | generation & GEN_MASK
     }
 
     /// Stores `value` and returns its handle.
@@ -104,7 +108,7 @@ impl<T> Slab<T> {
                 let slot = &self.segments[i as usize / SEGMENT];
                 if slot.load(Ordering::Acquire).is_null() {
                     let seg: Box<Segment<T>> = Box::new(std::array::from_fn(|_| Entry {
-                        generation: AtomicU32::new(1),
+                        key: AtomicU32::new(self.key(1)),
                         value: AtomicPtr::new(null_mut()),
                     }));
                     slot.store(Box::into_raw(seg), Ordering::Release);
@@ -117,20 +121,20 @@ impl<T> Slab<T> {
         entry
             .value
             .store(Arc::into_raw(value).cast_mut(), Ordering::Release);
-        let generation = entry.generation.load(Ordering::Relaxed);
-        Ok(u64::from(self.tag) << 56 | u64::from(generation) << 32 | u64::from(index + 1))
+        let key = entry.key.load(Ordering::Relaxed);
+        Ok(u64::from(key) << 32 | u64::from(index + 1))
     }
 
     /// The value behind `handle`.
     ///
     /// The reference is valid until the handle is freed; freeing it while another thread uses
     /// it is the one misuse this cannot catch (see the module comment).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn get(&self, handle: u64) -> Result<&T, Status> {
-        let (index, generation) = self.decode(handle)?;
+        let (index, key) = self.decode(handle)?;
         let entry = self.entry(index).ok_or(Status::SURGEWALL_INVALID_HANDLE)?;
-        // Acquire pairs with the Release in `insert`: seeing the generation means seeing the value.
-        if entry.generation.load(Ordering::Acquire) != generation {
+        // Acquire pairs with the Release in `insert`: seeing the key means seeing the value.
+        if entry.key.load(Ordering::Acquire) != key {
             return Err(Status::SURGEWALL_INVALID_HANDLE);
         }
         let p = entry.value.load(Ordering::Acquire);
@@ -156,10 +160,10 @@ impl<T> Slab<T> {
     /// Takes the value out (freeing or consuming the handle). A second call with the same
     /// handle fails with `InvalidHandle`.
     pub(crate) fn remove(&self, handle: u64) -> Result<Arc<T>, Status> {
-        let (index, generation) = self.decode(handle)?;
+        let (index, key) = self.decode(handle)?;
         let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
         let entry = self.entry(index).ok_or(Status::SURGEWALL_INVALID_HANDLE)?;
-        if entry.generation.load(Ordering::Acquire) != generation {
+        if entry.key.load(Ordering::Acquire) != key {
             return Err(Status::SURGEWALL_INVALID_HANDLE);
         }
         let p = entry.value.swap(null_mut(), Ordering::AcqRel);
@@ -167,11 +171,11 @@ impl<T> Slab<T> {
             return Err(Status::SURGEWALL_INVALID_HANDLE);
         }
         // Generations skip 0 so that a zeroed handle never matches.
-        let next = match (generation + 1) & GEN_MASK {
+        let next = match (key + 1) & GEN_MASK {
             0 => 1,
             g => g,
         };
-        entry.generation.store(next, Ordering::Release);
+        entry.key.store(self.key(next), Ordering::Release);
         free.0.push(index);
         // SAFETY: `p` came from `Arc::into_raw` in `insert` and was swapped out exactly once.
         Ok(unsafe { Arc::from_raw(p) })

@@ -337,7 +337,7 @@ impl Breaker {
         let w = self.load();
         // The common case stays a load and two tests; timing a call (a precise clock read)
         // and every non-CLOSED state go through the out-of-line slow path.
-        if w.state().admits_all() && !self.config.time_calls {
+        if w.admits_all() && !self.config.time_calls {
             return Ok(RawPermit {
                 generation: w.generation(),
                 start_ns: 0,

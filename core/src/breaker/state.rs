@@ -199,6 +199,16 @@ impl Word {
         Word::new(to, self.generation().wrapping_add(1))
     }
 
+    /// Whether the state admits every call (CLOSED, DISABLED, METRICS_ONLY): a bit test on a
+    /// constant mask rather than a match, since every acquire asks.
+    #[inline(always)]
+    pub(crate) fn admits_all(self) -> bool {
+        const ADMITTING: u64 = 1 << State::Closed as u64
+            | 1 << State::Disabled as u64
+            | 1 << State::MetricsOnly as u64;
+        ADMITTING >> (self.0 & STATE_MASK) & 1 != 0
+    }
+
     /// True when a success in this word can be recorded by the fast path: an admitting state
     /// that records (CLOSED or METRICS_ONLY) with no pending evaluation.
     #[inline]
@@ -225,6 +235,13 @@ mod tests {
         let n = w.next(State::Closed);
         assert_eq!(n.generation(), 0, "generation wraps");
         assert_eq!((n.admitted(), n.eval_on_success()), (0, false));
+    }
+
+    #[test]
+    fn admits_all_agrees_with_the_state() {
+        for s in State::ALL {
+            assert_eq!(Word::new(s, 3).admits_all(), s.admits_all(), "{s}");
+        }
     }
 
     #[test]
