@@ -183,7 +183,7 @@ impl Default for BreakerConfigBuilder {
 }
 
 impl BreakerConfigBuilder {
-    /// Trip when the failure rate in the window is at least `threshold` (in [0, 1]).
+    /// Trip when the failure rate in the window is at least `threshold` (in (0, 1]).
     pub fn failure_rate(mut self, threshold: f64) -> Self {
         self.failure_rate = Some(threshold);
         self
@@ -276,13 +276,21 @@ impl BreakerConfigBuilder {
 
     /// Validates and builds.
     pub fn build(self) -> Result<BreakerConfig, ConfigError> {
+        // A threshold of 0 would trip on any window that reaches minimum_calls: (0, 1].
+        let threshold = |field, r| {
+            let r = check::rate(field, r)?;
+            if r == 0.0 {
+                return Err(ConfigError::new(field, "must be greater than 0, got 0"));
+            }
+            Ok(r)
+        };
         let failure_rate = self
             .failure_rate
-            .map(|r| check::rate("failure_rate", r))
+            .map(|r| threshold("failure_rate", r))
             .transpose()?;
         let slow_call_rate = self
             .slow_call_rate
-            .map(|r| check::rate("slow_call_rate", r))
+            .map(|r| threshold("slow_call_rate", r))
             .transpose()?;
         let slow_call_duration = self.slow_call_duration.transpose()?;
         let consecutive_failures = self
@@ -390,6 +398,11 @@ mod tests {
         assert_eq!(field(b().failure_rate(f64::NAN)), "failure_rate");
         assert_eq!(field(b().failure_rate(-0.1)), "failure_rate");
         assert_eq!(field(b().failure_rate(1.5)), "failure_rate");
+        assert_eq!(field(b().failure_rate(0.0)), "failure_rate");
+        assert_eq!(
+            field(b().slow_calls(0.0, Duration::from_secs(1))),
+            "slow_call_rate"
+        );
         assert_eq!(
             field(b().slow_calls(f64::INFINITY, Duration::from_secs(1))),
             "slow_call_rate"
