@@ -1,5 +1,6 @@
-//! loom models of the keyed breaker's own concurrent state: the packed streak in the probe
-//! word (I4: many failures crossing the limit make one transition) and the eviction commit
+//! loom models of the keyed breaker's own concurrent state: the streak packed in the window
+//! word (I4: many failures crossing the limit make one transition), the window word's change
+//! of layout at a trip (a stale writer never corrupts the OPEN word), and the eviction commit
 //! racing a trip (an OPEN key is never evicted; a key that is evicted fences the trip).
 //!
 //! Run: `RUSTFLAGS="--cfg surgewall_loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p surgewall
@@ -87,5 +88,28 @@ fn an_eviction_racing_a_trip_never_loses_an_open_key() {
             assert_eq!(b.state(&1), Some(State::Open));
             assert_eq!(opened, 1);
         }
+    });
+}
+
+/// The window word changes layout with the state: a success racing the failure that trips the
+/// key must never write over the OPEN episode's probe word (the openings count) nor the
+/// deadline, whichever order they run in.
+#[test]
+fn a_stale_success_never_corrupts_the_open_word() {
+    loom::model(|| {
+        let b = keyed(1);
+        let fail = b.try_acquire_raw(&1).unwrap();
+        let ok = b.try_acquire_raw(&1).unwrap();
+        let failer = {
+            let b = b.clone();
+            thread::spawn(move || b.record_raw(fail, Outcome::Failure))
+        };
+        let recorded = b.record_raw(ok, Outcome::Success);
+        assert_eq!(failer.join().unwrap(), Recorded::Counted);
+        assert!(matches!(recorded, Recorded::Counted | Recorded::Late));
+        let s = b.get(&1).unwrap();
+        assert_eq!(s.state, State::Open);
+        assert_eq!(s.consecutive_opens, 1);
+        assert_eq!(s.retry_after, Some(Duration::from_secs(1)));
     });
 }

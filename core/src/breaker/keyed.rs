@@ -3,29 +3,40 @@
 //! ## Compact state
 //!
 //! A named [`Breaker`](super::Breaker) is about a kilobyte (striped counters, a transition
-//! matrix, window marks, name, clock...). A keyed one is one 32-byte cell in an arena plus an
+//! matrix, window marks, name, clock...). A keyed one is one 24-byte cell in an arena plus an
 //! 8-byte map value (the cell's index and the index of its configuration: the template or a
-//! per-key override) beside the key: with `u64` keys an idle key costs its map slot at
+//! per-key override) beside the key: with `u64` keys an idle key costs its 16-byte map slot at
 //! hashbrown's load factor plus the cell, and nothing is allocated per key. Everything else is
 //! shared by the whole keyed breaker: the configurations, the clock, the event ring, the
 //! jitter generator, and the aggregate counters (transitions per `(from, to)`, rejections,
 //! ignored, late and unexpected results, failures).
 //!
-//! The cell's four words:
+//! The cell's three words; the last two change meaning with the state, since a CLOSED key has
+//! no deadline or probes and an OPEN one no window:
 //!
 //! ```text
 //! word      [generation 40 | half-open admitted 20 | EV 1 | state 3]   the named breaker's word
 //! deadline  OPEN, HALF_OPEN, FORCED_OPEN: [generation tag 16 | µs 48]  as in the named breaker
 //!           CLOSED: the idle mark of sweeps [generation tag 16 | activity 16 | ms 32]
-//! probe     OPEN, HALF_OPEN, FORCED_OPEN: [tag 16 | opens 12 | reported 12 | failures 12 | slow 12]
-//!           CLOSED: [tag 16 | consecutive failures 48]
-//! window    [epoch 10 | previous bucket: slow 9, failures 9, calls 9 | current: slow 9, failures 9, calls 9]
+//! window    CLOSED, METRICS_ONLY, DISABLED:
+//!             [0 | epoch 7 | consecutive failures 8 | previous bucket 24 | current bucket 24]
+//!             (a bucket: [slow 8 | failures 8 | calls 8])
+//!           OPEN, HALF_OPEN, FORCED_OPEN (the probe word):
+//!             [1 | generation tag 15 | opens 12 | reported 12 | failures 12 | slow 12]
 //! ```
+//!
+//! The top bit of the window word says which layout it holds. A transition replaces the word
+//! after its CAS with a Release CAS (never over a word a caller of the new generation already
+//! started), and every writer loads it with Acquire and checks the state word's generation
+//! before its own CAS, so a stale writer never writes over the next state's word; a writer of
+//! the new generation that finds the other layout starts from an empty word of its own.
 //!
 //! The state machine is the named breaker's (DESIGN.md §3): the same state word and
 //! transition CAS (one winner per generation), the same deadline tags, the same rules
-//! ([`open_wait`](super::open_wait), [`probe_verdict`](super::probe_verdict),
-//! [`rate_verdict`](super::rate_verdict) are shared functions), the same generation fence.
+//! (`open_wait`, `probe_verdict` and `rate_verdict` in `breaker/mod.rs` are shared
+//! functions), the same generation fence. The CAS choreography around them (acquire, record,
+//! transitions, manual control) is mirrored here over the cell rather than shared generically
+//! with the named breaker, whose hot path stays as it was.
 //!
 //! ## The approximate window
 //!
@@ -33,15 +44,18 @@
 //!
 //! * a **time window** of `duration` is two buckets of `duration / 2`; the window is the
 //!   current bucket plus the previous one, so it reaches back between `duration / 2` and
-//!   `duration` (the `buckets` of the configuration are not used);
+//!   `duration` (the `buckets` of the configuration are not used); an epoch of 7 bits means a
+//!   key idle for exactly a multiple of 64 windows (and not evicted) sees its old counts again;
 //! * a **count window** of `calls` is two buckets of `ceil(calls / 2)` calls; the window is the
 //!   current bucket plus the previous full one: between `ceil(calls / 2)` and
 //!   `2 * ceil(calls / 2)` calls;
-//! * a bucket counts up to 511 calls; a time bucket that fills up halves both buckets
-//!   (rounding failures and slow calls up), which keeps the rates and at least 256 calls, so
-//!   `minimum_calls` may be at most 256 and a count window at most 1022 calls (checked by
-//!   [`KeyedBreakerBuilder::build`], naming the field);
-//! * `half_open_calls` may be at most 4095 (12-bit probe counts).
+//! * a bucket counts up to 255 calls; a time bucket that fills up halves both buckets
+//!   (rounding failures and slow calls up), which keeps the rates and at least 128 calls, so
+//!   `minimum_calls` may be at most 128 and a count window at most 510 calls;
+//! * `consecutive_failures` may be at most 255 (an 8-bit streak) and `half_open_calls` at
+//!   most 4095 (12-bit probe counts).
+//!
+//! [`KeyedBreakerBuilder::build`] checks these limits, naming the field.
 //!
 //! ## Eviction
 //!
@@ -86,17 +100,26 @@ const LANES: usize = 6;
 
 /// The largest `half_open_calls` of a keyed breaker (12-bit probe counts).
 pub const MAX_KEYED_HALF_OPEN_CALLS: u32 = 4095;
-/// The largest `minimum_calls` of a keyed breaker (a saturated bucket keeps 256 calls).
-pub const MAX_KEYED_MINIMUM_CALLS: u32 = 256;
-/// The largest count window of a keyed breaker (two buckets of 511 calls).
-pub const MAX_KEYED_COUNT_WINDOW: u32 = 1022;
+/// The largest `minimum_calls` of a keyed breaker (a saturated bucket keeps 128 calls).
+pub const MAX_KEYED_MINIMUM_CALLS: u32 = 128;
+/// The largest count window of a keyed breaker (two buckets of 255 calls).
+pub const MAX_KEYED_COUNT_WINDOW: u32 = 510;
+/// The largest `consecutive_failures` of a keyed breaker (an 8-bit streak).
+pub const MAX_KEYED_CONSECUTIVE_FAILURES: u32 = 255;
 
 // ---- the window word ----------------------------------------------------------------------
+//
+// Bit 63 says which layout the word holds: 0 the window (CLOSED, METRICS_ONLY, DISABLED),
+// 1 the probe word (OPEN, HALF_OPEN, FORCED_OPEN). A writer that finds the other layout for
+// its generation (the transition has not replaced it yet) starts from an empty word of its
+// own layout; the transition then leaves the word alone.
 
-const FIELD_BITS: u32 = 9;
+const FIELD_BITS: u32 = 8;
 const FIELD_MAX: u64 = (1 << FIELD_BITS) - 1;
-const EPOCH_SHIFT: u32 = 54;
-const EPOCH_MASK: u64 = (1 << 10) - 1;
+const STREAK_SHIFT: u32 = 48;
+const EPOCH_SHIFT: u32 = 56;
+const EPOCH_MASK: u64 = (1 << 7) - 1;
+const PROBE_BIT: u64 = 1 << 63;
 
 /// One bucket of the packed window.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -129,13 +152,53 @@ impl Bucket {
     }
 }
 
+/// The window word as a value: `[0 | epoch 7 | streak 8 | previous 24 | current 24]`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct WindowWord {
+    epoch: u64,
+    streak: u64,
+    prev: Bucket,
+    cur: Bucket,
+}
+
+impl WindowWord {
+    /// The window in `w`; a probe-layout word reads as an empty window.
+    fn unpack(w: u64) -> Self {
+        if w & PROBE_BIT != 0 {
+            return WindowWord::default();
+        }
+        WindowWord {
+            epoch: (w >> EPOCH_SHIFT) & EPOCH_MASK,
+            streak: (w >> STREAK_SHIFT) & FIELD_MAX,
+            prev: Bucket::unpack(w >> (3 * FIELD_BITS)),
+            cur: Bucket::unpack(w),
+        }
+    }
+
+    fn pack(self) -> u64 {
+        self.epoch << EPOCH_SHIFT
+            | self.streak << STREAK_SHIFT
+            | self.prev.pack() << (3 * FIELD_BITS)
+            | self.cur.pack()
+    }
+}
+
 /// How a configuration's window maps onto the two buckets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Buckets {
-    /// Buckets of `width_ns`; the epoch is the bucket number modulo 1024.
+    /// Buckets of `width_ns`; the epoch is the bucket number modulo 128.
     Time { width_ns: u64 },
     /// Buckets of `half` calls.
     Count { half: u64 },
+}
+
+/// What recording one call did to the window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Added {
+    /// A bucket rolled: the rates may have moved without a failure, so the rules run again.
+    rolled: bool,
+    /// The consecutive-failure streak after the call.
+    streak: u64,
 }
 
 impl Buckets {
@@ -157,64 +220,70 @@ impl Buckets {
         }
     }
 
-    /// The window word after one more call; `true` when a bucket rolled (the rates may have
-    /// moved without a failure, so the rules are checked again).
+    /// The window word after one more call (a success resets the streak, a failure adds to
+    /// it, saturating at 255).
     #[inline]
-    fn add(self, w: u64, now_ns: u64, failed: bool, slow: bool) -> (u64, bool) {
-        let mut epoch = w >> EPOCH_SHIFT;
-        let mut cur = Bucket::unpack(w);
-        let mut prev = Bucket::unpack(w >> (3 * FIELD_BITS));
+    fn add(self, w: u64, now_ns: u64, failed: bool, slow: bool) -> (u64, Added) {
+        let mut x = WindowWord::unpack(w);
         let mut rolled = false;
         match self {
             Buckets::Time { .. } => {
                 let now = self.epoch(now_ns);
-                if now != epoch {
-                    prev = if (epoch + 1) & EPOCH_MASK == now {
-                        cur
+                if now != x.epoch {
+                    x.prev = if (x.epoch + 1) & EPOCH_MASK == now {
+                        x.cur
                     } else {
                         Bucket::default()
                     };
-                    cur = Bucket::default();
-                    epoch = now;
+                    x.cur = Bucket::default();
+                    x.epoch = now;
                     rolled = true;
                 }
             }
             Buckets::Count { half } => {
-                if cur.calls >= half {
-                    prev = cur;
-                    cur = Bucket::default();
+                if x.cur.calls >= half {
+                    x.prev = x.cur;
+                    x.cur = Bucket::default();
                     rolled = true;
                 }
             }
         }
-        if cur.calls >= FIELD_MAX {
-            cur = cur.halve();
-            prev = prev.halve();
+        if x.cur.calls >= FIELD_MAX {
+            x.cur = x.cur.halve();
+            x.prev = x.prev.halve();
         }
-        cur.calls += 1;
-        cur.failures += u64::from(failed);
-        cur.slow += u64::from(slow);
-        let next = epoch << EPOCH_SHIFT | prev.pack() << (3 * FIELD_BITS) | cur.pack();
-        (next, rolled)
+        x.cur.calls += 1;
+        x.cur.failures += u64::from(failed);
+        x.cur.slow += u64::from(slow);
+        x.streak = if failed {
+            (x.streak + 1).min(FIELD_MAX)
+        } else {
+            0
+        };
+        (
+            x.pack(),
+            Added {
+                rolled,
+                streak: x.streak,
+            },
+        )
     }
 
     /// The window's counts at `now_ns`. Reads only.
     fn counts(self, w: u64, now_ns: u64) -> Counts {
-        let epoch = w >> EPOCH_SHIFT;
-        let cur = Bucket::unpack(w);
-        let prev = Bucket::unpack(w >> (3 * FIELD_BITS));
+        let x = WindowWord::unpack(w);
         let (a, b) = match self {
             Buckets::Time { .. } => {
                 let now = self.epoch(now_ns);
-                if now == epoch {
-                    (cur, prev)
-                } else if (epoch + 1) & EPOCH_MASK == now {
-                    (cur, Bucket::default())
+                if now == x.epoch {
+                    (x.cur, x.prev)
+                } else if (x.epoch + 1) & EPOCH_MASK == now {
+                    (x.cur, Bucket::default())
                 } else {
                     (Bucket::default(), Bucket::default())
                 }
             }
-            Buckets::Count { .. } => (cur, prev),
+            Buckets::Count { .. } => (x.cur, x.prev),
         };
         Counts {
             calls: a.calls + b.calls,
@@ -227,9 +296,10 @@ impl Buckets {
 // ---- the probe word -----------------------------------------------------------------------
 
 const TAG_SHIFT: u32 = 48;
+const TAG_MASK: u64 = 0x7FFF;
 const P12: u64 = (1 << 12) - 1;
-const STREAK_MASK: u64 = (1 << 48) - 1;
 
+/// The 16-bit generation tag of deadline and idle-mark words.
 fn tag(generation: u64) -> u64 {
     (generation & 0xFFFF) << TAG_SHIFT
 }
@@ -238,13 +308,39 @@ fn tag_matches(word: u64, generation: u64) -> bool {
     word >> TAG_SHIFT == generation & 0xFFFF
 }
 
-/// `[tag | opens | reported | failures | slow]`.
+/// `[1 | tag 15 | opens 12 | reported 12 | failures 12 | slow 12]`.
 fn pack_probe(generation: u64, opens: u64, reported: u64, failures: u64, slow: u64) -> u64 {
-    tag(generation) | opens.min(P12) << 36 | reported << 24 | failures << 12 | slow
+    PROBE_BIT
+        | (generation & TAG_MASK) << TAG_SHIFT
+        | opens.min(P12) << 36
+        | reported << 24
+        | failures << 12
+        | slow
 }
 
+/// The probe counts `(reported, failures, slow)` of `generation` in `p` (zeros for a word of
+/// another generation or layout: the first report of an episode resets it).
+fn probe_counts(p: u64, generation: u64) -> (u64, u64, u64) {
+    if p & PROBE_BIT == 0 || (p >> TAG_SHIFT) & TAG_MASK != generation & TAG_MASK {
+        return (0, 0, 0);
+    }
+    ((p >> 24) & P12, (p >> 12) & P12, p & P12)
+}
+
+/// The openings counted in `p` (0 in a window-layout word).
 fn probe_opens(p: u64) -> u64 {
-    (p >> 36) & P12
+    if p & PROBE_BIT == 0 {
+        0
+    } else {
+        (p >> 36) & P12
+    }
+}
+
+/// Whether `p` is a probe word of `generation` or a later one (15-bit tags, compared within
+/// half their range).
+fn probe_is_current(p: u64, generation: u64) -> bool {
+    let behind = generation.wrapping_sub((p >> TAG_SHIFT) & TAG_MASK) & TAG_MASK;
+    p & PROBE_BIT != 0 && (behind == 0 || behind >= 0x4000)
 }
 
 // ---- the idle mark ------------------------------------------------------------------------
@@ -255,11 +351,10 @@ fn activity(window: u64) -> u64 {
     (window ^ window >> 16 ^ window >> 32 ^ window >> 48) & 0xFFFF
 }
 
-/// One key's state (32 bytes; see the module docs).
+/// One key's state (24 bytes; see the module docs).
 pub(crate) struct Cell {
     word: AtomicU64,
     deadline: AtomicU64,
-    probe: AtomicU64,
     window: AtomicU64,
 }
 
@@ -268,7 +363,6 @@ impl Cell {
         Cell {
             word: AtomicU64::new(Word::new(State::Closed, 0).0),
             deadline: AtomicU64::new(0),
-            probe: AtomicU64::new(0),
             window: AtomicU64::new(0),
         }
     }
@@ -281,7 +375,6 @@ impl Cell {
         self.word
             .store(Word::new(State::Closed, g).0, Ordering::Relaxed);
         self.window.store(0, Ordering::Relaxed);
-        self.probe.store(tag(g), Ordering::Relaxed);
         // A past generation's tag: no deadline of a coming OPEN episode can be mistaken for
         // it, and the first sweep sets the idle mark.
         self.deadline
@@ -291,7 +384,7 @@ impl Cell {
     #[inline]
     fn load(&self) -> Word {
         // Acquire pairs with the AcqRel CAS of transitions, as in the named breaker: a caller
-        // that sees a generation sees the window and probe resets made before it.
+        // that sees a generation sees what the transition published before it.
         Word(self.word.load(Ordering::Acquire))
     }
 
@@ -319,60 +412,50 @@ impl Cell {
         Some(Duration::from_nanos((us * 1000).saturating_sub(now)))
     }
 
-    /// Adds one call to the window; returns whether a bucket rolled.
+    /// Adds one call of `generation` to the window; `None` once the generation is gone (the
+    /// result is then late).
     #[inline]
-    fn count(&self, buckets: Buckets, now: u64, failed: bool, slow: bool) -> bool {
-        // Relaxed: the window word carries only itself; a CAS keeps every count (I2).
-        let mut w = self.window.load(Ordering::Relaxed);
+    fn count(
+        &self,
+        generation: u64,
+        buckets: Buckets,
+        now: u64,
+        failed: bool,
+        slow: bool,
+    ) -> Option<Added> {
+        // Acquire: a word a transition stored (with Release, after its CAS) comes with that
+        // transition's generation, so the check below sees it and this stale call stops
+        // instead of writing over the new state's word.
+        let mut v = self.window.load(Ordering::Acquire);
         loop {
-            let (next, rolled) = buckets.add(w, now, failed, slow);
+            if self.load().generation() != generation {
+                return None;
+            }
+            let (next, added) = buckets.add(v, now, failed, slow);
+            // Relaxed on success: the window carries only itself; the CAS keeps every count.
             match self
                 .window
-                .compare_exchange_weak(w, next, Ordering::Relaxed, Ordering::Relaxed)
+                .compare_exchange_weak(v, next, Ordering::Relaxed, Ordering::Acquire)
             {
-                Ok(_) => return rolled,
-                Err(cur) => w = cur,
+                Ok(_) => return Some(added),
+                Err(cur) => v = cur,
             }
         }
     }
 
-    /// The consecutive-failure streak of the CLOSED episode `generation`.
-    fn streak(&self, generation: u64) -> u64 {
-        // Relaxed: the streak is advisory between transitions, as the named breaker's.
-        let p = self.probe.load(Ordering::Relaxed);
-        if tag_matches(p, generation) {
-            p & STREAK_MASK
-        } else {
-            0
-        }
-    }
-
-    /// Adds a failure to the streak (or clears it); returns the new streak.
-    fn bump_streak(&self, generation: u64, failed: bool) -> u64 {
-        let mut p = self.probe.load(Ordering::Relaxed);
-        loop {
-            let old = if tag_matches(p, generation) {
-                p & STREAK_MASK
-            } else {
-                0
-            };
-            let new = if failed {
-                (old + 1).min(STREAK_MASK)
-            } else {
-                0
-            };
-            if new == old && tag_matches(p, generation) {
-                return new;
-            }
-            // AcqRel: concurrent failures each see the other's increment (one trips).
-            match self.probe.compare_exchange_weak(
-                p,
-                tag(generation) | new,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return new,
-                Err(cur) => p = cur,
+    /// Replaces the window word after a transition into `generation`, unless a caller of the
+    /// new generation has already started it (`keep` says which words are already right).
+    fn replace_window(&self, keep: impl Fn(u64) -> bool, new: u64) {
+        // Relaxed load / Release CAS: the word is published with the transition's generation
+        // (see `count`).
+        let mut v = self.window.load(Ordering::Relaxed);
+        while !keep(v) {
+            match self
+                .window
+                .compare_exchange_weak(v, new, Ordering::Release, Ordering::Relaxed)
+            {
+                Ok(_) => return,
+                Err(cur) => v = cur,
             }
         }
     }
@@ -615,7 +698,7 @@ struct Shared {
 }
 
 /// Circuit breakers by key (an endpoint, a user), each built from a template
-/// [`BreakerConfig`] or a per-key override, in 32 bytes of state per key.
+/// [`BreakerConfig`] or a per-key override, in 24 bytes of state per key.
 ///
 /// ```
 /// use std::time::Duration;
@@ -782,6 +865,18 @@ fn prepare(config: BreakerConfig) -> Result<Prepared, ConfigError> {
                 format!("a keyed count window holds at most {MAX_KEYED_COUNT_WINDOW} calls, got {calls}"),
             ));
         }
+    }
+    if config
+        .consecutive_failures
+        .is_some_and(|k| k > MAX_KEYED_CONSECUTIVE_FAILURES)
+    {
+        return Err(ConfigError::new(
+            "consecutive_failures",
+            format!(
+                "a keyed breaker counts at most {MAX_KEYED_CONSECUTIVE_FAILURES} consecutive failures, got {}",
+                config.consecutive_failures.unwrap_or_default()
+            ),
+        ));
     }
     if config.half_open_calls > MAX_KEYED_HALF_OPEN_CALLS {
         return Err(ConfigError::new(
@@ -1036,11 +1131,12 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
                 Buckets::Time { .. } => self.shared.clock.now_ns(),
                 Buckets::Count { .. } => 0,
             };
-            let rolled = cell.count(prepared.buckets, now, false, false);
-            if prepared.config.consecutive_failures.is_some() && cell.streak(w.generation()) != 0 {
-                cell.bump_streak(w.generation(), false);
-            }
-            if rolled {
+            // One CAS counts the success and clears the streak.
+            let Some(added) = cell.count(w.generation(), prepared.buckets, now, false, false)
+            else {
+                return self.late();
+            };
+            if added.rolled {
                 self.evaluate(cell, prepared, now);
             }
             return Recorded::Counted;
@@ -1074,17 +1170,16 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
             (State::Closed | State::MetricsOnly, _) => {
                 let now = self.shared.clock.now_ns();
                 let failed = outcome == Outcome::Failure;
-                cell.count(prepared.buckets, now, failed, slow);
+                let Some(added) = cell.count(w.generation(), prepared.buckets, now, failed, slow)
+                else {
+                    return self.late();
+                };
                 if failed {
                     self.shared.counters.add(FAILURES, 1);
-                }
-                if config.consecutive_failures.is_some() {
-                    let streak = cell.bump_streak(w.generation(), failed);
-                    if failed
-                        && w.state() == State::Closed
+                    if w.state() == State::Closed
                         && config
                             .consecutive_failures
-                            .is_some_and(|k| streak >= u64::from(k))
+                            .is_some_and(|k| added.streak >= u64::from(k))
                     {
                         self.transition(
                             cell,
@@ -1101,6 +1196,11 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
                 Recorded::Counted
             }
         }
+    }
+
+    fn late(&self) -> Recorded {
+        self.shared.counters.add(LATE, 1);
+        Recorded::Late
     }
 
     /// The rate rules on the window; keeps the evaluate-on-success flag in step.
@@ -1164,7 +1264,7 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
         // Acquire/AcqRel as the named breaker's probe word: reports of one episode see each
         // other, and the opens carried from the OPEN episode are seen (the transition stored
         // them before its Release of the deadline this episode's first caller acquired).
-        let mut p = cell.probe.load(Ordering::Acquire);
+        let mut p = cell.window.load(Ordering::Acquire);
         let (reported, failures, slows) = loop {
             let w = cell.load();
             if w.generation() != generation {
@@ -1173,17 +1273,13 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
             }
             // A word of another generation reads as no reports yet (reset lazily); the opens
             // field carries over from the OPEN episode before.
-            let (r, f, s) = if tag_matches(p, generation) {
-                ((p >> 24) & P12, (p >> 12) & P12, p & P12)
-            } else {
-                (0, 0, 0)
-            };
+            let (r, f, s) = probe_counts(p, generation);
             if r >= w.admitted() {
                 self.shared.counters.add(UNEXPECTED, 1);
                 return Recorded::Unexpected;
             }
             let next = (r + 1, f + u64::from(failed), s + u64::from(slow));
-            match cell.probe.compare_exchange_weak(
+            match cell.window.compare_exchange_weak(
                 p,
                 pack_probe(generation, probe_opens(p), next.0, next.1, next.2),
                 Ordering::AcqRel,
@@ -1219,12 +1315,16 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
         now: u64,
     ) -> bool {
         let mut cur = from;
-        if matches!(to, State::Closed | State::MetricsOnly) {
-            // A fresh episode, reset before the new generation is visible (Relaxed: the CAS
-            // below publishes it with Release).
+        if matches!(to, State::Closed | State::MetricsOnly)
+            && matches!(
+                from.state(),
+                State::Closed | State::MetricsOnly | State::Disabled
+            )
+        {
+            // Window layout to window layout: a fresh episode, reset before the new generation
+            // is visible (Relaxed: the CAS below publishes it with Release). From a probe
+            // layout the winner replaces the word after its CAS (see `entered`).
             cell.window.store(0, Ordering::Relaxed);
-            cell.probe
-                .store(tag(from.generation().wrapping_add(1)), Ordering::Relaxed);
         }
         loop {
             if cur.state() != from.state() || cur.generation() != from.generation() {
@@ -1246,7 +1346,7 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
         match from.state() {
             // Relaxed: the value was published with (or before) the word we acquired.
             State::Open | State::HalfOpen | State::ForcedOpen => {
-                probe_opens(cell.probe.load(Ordering::Relaxed))
+                probe_opens(cell.window.load(Ordering::Relaxed))
             }
             _ => 0,
         }
@@ -1270,8 +1370,10 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
                 let wait = open_wait(config, &self.shared.rng, n);
                 // The probe word first, then the deadline with Release: whoever acquires the
                 // deadline (the caller that starts probing) sees the openings count.
-                cell.probe
-                    .store(pack_probe(generation, n + 1, 0, 0, 0), Ordering::Relaxed);
+                cell.replace_window(
+                    |v| probe_is_current(v, generation),
+                    pack_probe(generation, n + 1, 0, 0, 0),
+                );
                 cell.deadline.store(
                     pack_deadline(generation, now.saturating_add(duration_ns(wait))),
                     Ordering::Release,
@@ -1285,8 +1387,12 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
                     Ordering::Release,
                 );
             }
-            State::Disabled => cell.probe.store(tag(generation), Ordering::Relaxed),
-            _ => {}
+            State::Closed | State::MetricsOnly | State::Disabled => {
+                // From a probe layout: an empty window, unless a caller of this generation
+                // already started one.
+                cell.replace_window(|v| v & PROBE_BIT == 0, 0);
+            }
+            State::ForcedOpen => {}
         }
         self.shared.transitions[from.state() as usize][to.state() as usize]
             .fetch_add(1, Ordering::Relaxed);
@@ -1349,8 +1455,7 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
                 let opens = Self::opens(cell, w);
                 if cell.cas(w, next).is_ok() {
                     let g = next.generation();
-                    cell.probe
-                        .store(pack_probe(g, opens, 0, 0, 0), Ordering::Relaxed);
+                    cell.replace_window(|v| probe_is_current(v, g), pack_probe(g, opens, 0, 0, 0));
                     let at = match duration {
                         Some(d) => pack_deadline(g, now.saturating_add(duration_ns(d))),
                         None => tag(g) | DEADLINE_NEVER,
@@ -1441,7 +1546,7 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
             generation: w.generation(),
             window,
             consecutive_failures: if recording {
-                cell.streak(w.generation())
+                WindowWord::unpack(cell.window.load(Ordering::Relaxed)).streak
             } else {
                 0
             },

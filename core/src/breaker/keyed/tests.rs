@@ -35,8 +35,8 @@ fn rejected(r: Result<KeyedPermit<'_, u64>, KeyedRejected>) -> Rejected {
 }
 
 #[test]
-fn the_cell_is_32_bytes_and_the_map_value_8() {
-    assert_eq!(std::mem::size_of::<Cell>(), 32);
+fn the_cell_is_24_bytes_and_the_map_value_8() {
+    assert_eq!(std::mem::size_of::<Cell>(), 24);
     assert_eq!(std::mem::size_of::<Slot>(), 8);
     assert_eq!(std::mem::size_of::<(u64, Slot)>(), 16);
 }
@@ -137,9 +137,16 @@ fn per_key_overrides_apply_to_their_key_only() {
 #[test]
 fn configurations_that_do_not_fit_name_their_field() {
     let build = |c: BreakerConfig| KeyedBreaker::<u64>::builder(c).build().unwrap_err();
-    let err = build(BreakerConfig::builder().minimum_calls(257).build().unwrap());
+    let err = build(BreakerConfig::builder().minimum_calls(129).build().unwrap());
     assert_eq!(err.field(), "minimum_calls");
-    assert!(err.to_string().contains("257"), "{err}");
+    assert!(err.to_string().contains("129"), "{err}");
+    let err = build(
+        BreakerConfig::builder()
+            .consecutive_failures(256)
+            .build()
+            .unwrap(),
+    );
+    assert_eq!(err.field(), "consecutive_failures");
     let err = build(
         BreakerConfig::builder()
             .count_window(2000)
@@ -170,8 +177,9 @@ fn configurations_that_do_not_fit_name_their_field() {
     // The limits themselves are accepted.
     KeyedBreaker::<u64>::builder(
         BreakerConfig::builder()
-            .count_window(1022)
-            .minimum_calls(256)
+            .count_window(510)
+            .minimum_calls(128)
+            .consecutive_failures(255)
             .half_open_calls(4095)
             .build()
             .unwrap(),
@@ -485,7 +493,7 @@ fn a_full_bucket_halves_and_keeps_the_rates() {
         w = buckets.add(w, 0, i % 4 == 0, false).0;
     }
     let c = buckets.counts(w, 0);
-    assert!((256..=511).contains(&c.calls), "{c:?}");
+    assert!((128..=255).contains(&c.calls), "{c:?}");
     let rate = c.failure_rate();
     assert!((0.2..=0.3).contains(&rate), "{c:?}");
     // A lone failure survives halving (rounded up).
@@ -544,7 +552,36 @@ fn many_threads_many_keys_with_sweeps_keep_the_rules() {
     let mut n = 0;
     b.for_each(|_, s| {
         n += 1;
-        assert!(s.window.calls <= 1022);
+        assert!(s.window.calls <= 510);
     });
     assert_eq!(n, m.registry.keys);
+}
+
+#[test]
+fn the_window_word_switches_layout_with_the_state() {
+    let (clock, time) = mock();
+    let b = keyed(consecutive(2), clock);
+    b.try_acquire(&1).unwrap().failure();
+    assert_eq!(b.get(&1).unwrap().consecutive_failures, 1);
+    b.try_acquire(&1).unwrap().failure(); // OPEN: the word holds the probe layout
+    let s = b.get(&1).unwrap();
+    assert_eq!((s.window, s.consecutive_opens), (Counts::default(), 1));
+    time.advance(Duration::from_secs(1));
+    b.try_acquire(&1).unwrap().success(); // lazily reset for the episode, opens kept
+    assert_eq!(b.get(&1).unwrap().consecutive_opens, 1);
+    b.try_acquire(&1).unwrap().success(); // closes: an empty window again
+    let s = b.get(&1).unwrap();
+    assert_eq!(
+        (s.state, s.window, s.consecutive_failures),
+        (State::Closed, Counts::default(), 0)
+    );
+    b.try_acquire(&1).unwrap().failure();
+    assert_eq!(b.get(&1).unwrap().window.failures, 1);
+    // Layout helpers.
+    let p = pack_probe(7, 3, 1, 1, 0);
+    assert_eq!((probe_counts(p, 7), probe_opens(p)), ((1, 1, 0), 3));
+    assert_eq!(probe_counts(p, 8), (0, 0, 0));
+    assert!(probe_is_current(p, 7) && probe_is_current(p, 6) && !probe_is_current(p, 8));
+    assert_eq!(WindowWord::unpack(p), WindowWord::default());
+    assert!(!probe_is_current(0, 7));
 }
