@@ -213,22 +213,14 @@ impl Buckets {
         }
     }
 
-    fn epoch(self, now_ns: u64) -> u64 {
-        match self {
-            Buckets::Time { width_ns } => (now_ns / width_ns) & EPOCH_MASK,
-            Buckets::Count { .. } => 0,
-        }
-    }
-
-    /// The window word after one more call (a success resets the streak, a failure adds to
-    /// it, saturating at 255).
-    #[inline]
-    fn add(self, w: u64, now_ns: u64, failed: bool, slow: bool) -> (u64, Added) {
+    /// The window word after one more call in epoch `now` (see [`Prepared::epoch`]; 0 for
+    /// count windows). A success resets the streak, a failure adds to it, saturating at 255.
+    #[inline(always)]
+    fn add(self, w: u64, now: u64, failed: bool, slow: bool) -> (u64, Added) {
         let mut x = WindowWord::unpack(w);
         let mut rolled = false;
         match self {
             Buckets::Time { .. } => {
-                let now = self.epoch(now_ns);
                 if now != x.epoch {
                     x.prev = if (x.epoch + 1) & EPOCH_MASK == now {
                         x.cur
@@ -269,12 +261,11 @@ impl Buckets {
         )
     }
 
-    /// The window's counts at `now_ns`. Reads only.
-    fn counts(self, w: u64, now_ns: u64) -> Counts {
+    /// The window's counts in epoch `now`. Reads only.
+    fn counts(self, w: u64, now: u64) -> Counts {
         let x = WindowWord::unpack(w);
         let (a, b) = match self {
             Buckets::Time { .. } => {
-                let now = self.epoch(now_ns);
                 if now == x.epoch {
                     (x.cur, x.prev)
                 } else if (x.epoch + 1) & EPOCH_MASK == now {
@@ -414,12 +405,12 @@ impl Cell {
 
     /// Adds one call of `generation` to the window; `None` once the generation is gone (the
     /// result is then late).
-    #[inline]
+    #[inline(always)]
     fn count(
         &self,
         generation: u64,
         buckets: Buckets,
-        now: u64,
+        epoch: u64,
         failed: bool,
         slow: bool,
     ) -> Option<Added> {
@@ -431,7 +422,7 @@ impl Cell {
             if self.load().generation() != generation {
                 return None;
             }
-            let (next, added) = buckets.add(v, now, failed, slow);
+            let (next, added) = buckets.add(v, epoch, failed, slow);
             // Relaxed on success: the window carries only itself; the CAS keeps every count.
             match self
                 .window
@@ -472,6 +463,28 @@ pub(crate) struct Slot {
 struct Prepared {
     config: BreakerConfig,
     buckets: Buckets,
+    /// The bucket number of the last epoch computed, so that the hot path checks it with a
+    /// multiplication instead of dividing the time by the width.
+    bucket: AtomicU64,
+}
+
+impl Prepared {
+    /// The epoch (bucket number modulo 128) of time windows at `now_ns`; 0 for count windows.
+    #[inline]
+    fn epoch(&self, now_ns: u64) -> u64 {
+        let Buckets::Time { width_ns } = self.buckets else {
+            return 0;
+        };
+        // Relaxed: a cache of a pure function of the time; a stale value fails the check.
+        let n = self.bucket.load(Ordering::Relaxed);
+        let start = n.wrapping_mul(width_ns);
+        if now_ns >= start && now_ns - start < width_ns {
+            return n & EPOCH_MASK;
+        }
+        let n = now_ns / width_ns;
+        self.bucket.store(n, Ordering::Relaxed);
+        n & EPOCH_MASK
+    }
 }
 
 /// The registry's store: the cells and the configurations (template first, then overrides).
@@ -479,6 +492,19 @@ struct Prepared {
 pub(crate) struct Store {
     arena: Arena<Cell>,
     configs: Vec<Prepared>,
+}
+
+impl Store {
+    /// The cell and configuration of a mapped slot.
+    #[inline(always)]
+    fn lookup(&self, slot: Slot) -> (&Cell, &Prepared) {
+        (
+            self.arena
+                .get(slot.cell)
+                .expect("a mapped cell is allocated"),
+            &self.configs[slot.config as usize],
+        )
+    }
 }
 
 impl Entry for Slot {
@@ -588,6 +614,11 @@ pub struct KeyedRawPermit {
 pub struct KeyedPermit<'a, K: Eq + Hash + Clone + Send + Sync + 'static> {
     owner: &'a KeyedBreaker<K>,
     raw: KeyedRawPermit,
+    // The key's cell and configuration, found at acquire: recording needs no lookup. Cells
+    // never move or go away while the keyed breaker lives (evicted ones are reused, and the
+    // generation fences this permit then).
+    cell: &'a Cell,
+    prepared: &'a Prepared,
 }
 
 impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedPermit<'_, K> {
@@ -615,9 +646,9 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedPermit<'_, K> {
     /// Records `outcome`.
     #[inline]
     pub fn record(self, outcome: Outcome) -> Recorded {
-        let (owner, raw) = (self.owner, self.raw);
+        let (owner, raw, cell, prepared) = (self.owner, self.raw, self.cell, self.prepared);
         std::mem::forget(self);
-        owner.record_raw(raw, outcome)
+        owner.record_in(cell, prepared, raw.inner, outcome)
     }
 
     /// Records `outcome` of a call that took `duration` (slow-call detection).
@@ -635,7 +666,8 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> Drop for KeyedPermit<'_, K> {
         } else {
             Outcome::Ignored
         };
-        self.owner.record_raw(self.raw, outcome);
+        self.owner
+            .record_in(self.cell, self.prepared, self.raw.inner, outcome);
     }
 }
 
@@ -889,6 +921,7 @@ fn prepare(config: BreakerConfig) -> Result<Prepared, ConfigError> {
     }
     Ok(Prepared {
         buckets: Buckets::of(config.window),
+        bucket: AtomicU64::new(u64::MAX),
         config,
     })
 }
@@ -912,8 +945,13 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
     /// Asks `key`'s breaker (created if the key is new) for a permit.
     #[inline]
     pub fn try_acquire(&self, key: &K) -> Result<KeyedPermit<'_, K>, KeyedRejected> {
-        self.try_acquire_raw(key)
-            .map(|raw| KeyedPermit { owner: self, raw })
+        let (_, cell, prepared, raw) = self.acquire_at(key)?;
+        Ok(KeyedPermit {
+            owner: self,
+            raw,
+            cell,
+            prepared,
+        })
     }
 
     /// [`try_acquire`](Self::try_acquire) as a plain value: every `Ok` must be followed by
@@ -930,28 +968,44 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
     /// ```
     #[inline]
     pub fn try_acquire_raw(&self, key: &K) -> Result<KeyedRawPermit, KeyedRejected> {
-        // Under the shard's read lock: a sweep (write lock) cannot evict the key meanwhile.
-        self.registry
-            .with(key, |slot, store| {
-                let cell = store
-                    .arena
-                    .get(slot.cell)
-                    .expect("a mapped cell is allocated");
-                let prepared = &store.configs[slot.config as usize];
+        self.acquire_at(key).map(|(_, _, _, raw)| raw)
+    }
+
+    /// The key's cell, configuration and a permit.
+    #[inline(always)]
+    #[allow(clippy::type_complexity)]
+    fn acquire_at(
+        &self,
+        key: &K,
+    ) -> Result<(Slot, &Cell, &Prepared, KeyedRawPermit), KeyedRejected> {
+        let store = self.registry.store();
+        // Under the shard's read lock: a sweep (write lock) cannot evict the key meanwhile,
+        // so a transition (OPEN -> HALF_OPEN) never runs on a cell given to another key.
+        let (slot, inner) = self
+            .registry
+            .with(key, |slot, _| {
+                let (cell, prepared) = store.lookup(*slot);
                 let w = cell.load();
                 let inner = if w.state().admits_all() {
-                    self.permit(prepared, w)
+                    Ok(self.permit(prepared, w))
                 } else {
-                    self.acquire_slow(cell, prepared, w)?
+                    self.acquire_slow(cell, prepared, w)
                 };
-                Ok(KeyedRawPermit {
-                    slot: slot.cell,
-                    config: slot.config,
-                    inner,
-                })
+                (*slot, inner)
             })
-            .map_err(KeyedRejected::TooManyKeys)?
-            .map_err(KeyedRejected::Rejected)
+            .map_err(KeyedRejected::TooManyKeys)?;
+        let inner = inner.map_err(KeyedRejected::Rejected)?;
+        let (cell, prepared) = store.lookup(slot);
+        Ok((
+            slot,
+            cell,
+            prepared,
+            KeyedRawPermit {
+                slot: slot.cell,
+                config: slot.config,
+                inner,
+            },
+        ))
     }
 
     #[inline]
@@ -967,6 +1021,7 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
     }
 
     #[cold]
+    #[inline(never)]
     fn acquire_slow(
         &self,
         cell: &Cell,
@@ -1078,16 +1133,28 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
             self.shared.counters.add(UNEXPECTED, 1);
             return Recorded::Unexpected;
         };
+        self.record_in(cell, prepared, permit.inner, outcome)
+    }
+
+    /// Records on a cell already found (timed when the configuration times calls).
+    #[inline(always)]
+    fn record_in(
+        &self,
+        cell: &Cell,
+        prepared: &Prepared,
+        permit: RawPermit,
+        outcome: Outcome,
+    ) -> Recorded {
         let slow = prepared.config.time_calls
-            && permit.inner.start_ns != 0
+            && permit.start_ns != 0
             && prepared.config.slow_call_duration.is_some_and(|limit| {
                 self.shared
                     .clock
                     .precise_now_ns()
-                    .saturating_sub(permit.inner.start_ns)
+                    .saturating_sub(permit.start_ns)
                     >= duration_ns(limit)
             });
-        self.record_inner(cell, prepared, permit.inner, outcome, slow)
+        self.record_inner(cell, prepared, permit, outcome, slow)
     }
 
     /// Records the result of a call that took `duration` (the caller timed it).
@@ -1112,7 +1179,7 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
         self.record_inner(cell, prepared, permit.inner, outcome, slow)
     }
 
-    #[inline]
+    #[inline(always)]
     fn record_inner(
         &self,
         cell: &Cell,
@@ -1131,8 +1198,9 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
                 Buckets::Time { .. } => self.shared.clock.now_ns(),
                 Buckets::Count { .. } => 0,
             };
+            let epoch = prepared.epoch(now);
             // One CAS counts the success and clears the streak.
-            let Some(added) = cell.count(w.generation(), prepared.buckets, now, false, false)
+            let Some(added) = cell.count(w.generation(), prepared.buckets, epoch, false, false)
             else {
                 return self.late();
             };
@@ -1145,6 +1213,7 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
     }
 
     #[cold]
+    #[inline(never)]
     fn record_slow(
         &self,
         cell: &Cell,
@@ -1170,7 +1239,8 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
             (State::Closed | State::MetricsOnly, _) => {
                 let now = self.shared.clock.now_ns();
                 let failed = outcome == Outcome::Failure;
-                let Some(added) = cell.count(w.generation(), prepared.buckets, now, failed, slow)
+                let epoch = prepared.epoch(now);
+                let Some(added) = cell.count(w.generation(), prepared.buckets, epoch, failed, slow)
                 else {
                     return self.late();
                 };
@@ -1213,7 +1283,7 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
         // Relaxed: the window word is self-contained (see `Cell::count`).
         let c = prepared
             .buckets
-            .counts(cell.window.load(Ordering::Relaxed), now);
+            .counts(cell.window.load(Ordering::Relaxed), prepared.epoch(now));
         let min = u64::from(config.minimum_calls);
         if c.calls >= min && w.state() == State::Closed {
             if let Some(reason) = rate_verdict(config, config.failure_rate, &c) {
@@ -1527,7 +1597,7 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
         let window = if recording {
             prepared
                 .buckets
-                .counts(cell.window.load(Ordering::Relaxed), now)
+                .counts(cell.window.load(Ordering::Relaxed), prepared.epoch(now))
         } else {
             Counts::default()
         };
