@@ -559,7 +559,9 @@ impl Breaker {
         self.record_inner(permit, outcome, slow)
     }
 
-    #[inline]
+    // Always inlined: this is the success path of every guarded call, and LLVM's size
+    // heuristics otherwise leave it out of line once the slow paths around it change size.
+    #[inline(always)]
     fn record_inner(&self, permit: RawPermit, outcome: Outcome, slow: bool) -> Recorded {
         let w = self.load();
         if w.generation() != permit.generation {
