@@ -4,18 +4,25 @@
 //!
 //! `cargo bench -p surgewall-benches --bench keyed -- --warm-up-time 1 --measurement-time 3`
 //!
-//! Room for `surgewall_keyed_breaker`: add it to `keyed()` with the same key cycle.
+//! `surgewall_keyed_breaker`: get-or-create + acquire + record success on a keyed breaker
+//! (the guarded call, budget G7: <= 1.2x `governor_check_key`), same keys, same hasher, with
+//! the coarse clock ticking as in production (its time window reads the clock per success).
 
 use std::hint::black_box;
 use std::num::NonZeroU32;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use governor::{Quota, RateLimiter};
+use std::time::Duration;
+use surgewall::breaker::keyed::KeyedBreaker;
 use surgewall::bulkhead::keyed::KeyedBulkhead;
+use surgewall::BreakerConfig;
+use surgewall_benches::Ticker;
 
 const KEYS: u64 = 10_000;
 
 fn keyed(c: &mut Criterion) {
+    let _ticker = Ticker::start();
     let mut g = c.benchmark_group("keyed");
     g.throughput(Throughput::Elements(1));
 
@@ -49,8 +56,33 @@ fn keyed(c: &mut Criterion) {
             drop(permit);
         })
     });
+
+    // The thresholds of the named breaker's bench: 50 % over 60 s once 20 calls are in.
+    let config = BreakerConfig::builder()
+        .failure_rate(0.5)
+        .minimum_calls(20)
+        .time_window(Duration::from_secs(60), 10)
+        .open_for(Duration::from_secs(5))
+        .half_open_calls(3)
+        .build()
+        .unwrap();
+    let endpoints = KeyedBreaker::<u64>::builder(config)
+        .max_keys(KEYS as usize * 2)
+        .build()
+        .unwrap();
+    for k in 0..KEYS {
+        endpoints.try_acquire(&k).unwrap().success();
+    }
+    let mut k = 0u64;
+    g.bench_function("surgewall_keyed_breaker", |b| {
+        b.iter(|| {
+            k = if k + 1 == KEYS { 0 } else { k + 1 };
+            black_box(endpoints.try_acquire(black_box(&k)).unwrap().success())
+        })
+    });
     g.finish();
     assert_eq!(tenants.len() as u64, KEYS);
+    assert_eq!(endpoints.len() as u64, KEYS);
 }
 
 criterion_group!(benches, keyed);

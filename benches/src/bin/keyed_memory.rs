@@ -1,6 +1,7 @@
-//! Bytes per idle key (budget G7: an idle keyed bulkhead <= 48 B beyond a `u64` key, 1M idle
-//! keys < 64 MB RSS), measured as the RSS growth of this process while 1M keys are created,
-//! with governor's keyed rate limiter measured in the same run as the peer.
+//! Bytes per idle key (budget G7: an idle keyed bulkhead <= 48 B and an idle keyed breaker
+//! <= 64 B beyond a `u64` key, 1M idle keys < 64 MB RSS), measured as the RSS growth of this
+//! process while 1M keys are created, with governor's keyed rate limiter measured in the same
+//! run as the peer.
 //!
 //! `cargo run --release -p surgewall-benches --bin keyed_memory`
 //!
@@ -10,7 +11,9 @@
 use std::num::NonZeroU32;
 
 use governor::{Quota, RateLimiter};
+use surgewall::breaker::keyed::KeyedBreaker;
 use surgewall::bulkhead::keyed::KeyedBulkhead;
+use surgewall::BreakerConfig;
 
 const KEYS: u64 = 1_000_000;
 
@@ -62,10 +65,22 @@ fn governor_bytes_per_key() -> (u64, Governor) {
     })
 }
 
-/// The lead adds keyed breakers here: build `KEYS` idle keyed breakers inside `per_key` and
-/// return the figure and the registry. `None` until then.
-fn breaker_bytes_per_key() -> Option<u64> {
-    None
+/// Idle keyed breakers: each key created, used once (a success), and idle, CLOSED.
+fn breaker_bytes_per_key() -> (u64, KeyedBreaker<u64>) {
+    per_key(|| {
+        let endpoints = KeyedBreaker::<u64>::builder(BreakerConfig::default())
+            .max_keys(KEYS as usize)
+            .build()
+            .expect("a valid configuration");
+        for k in 0..KEYS {
+            endpoints
+                .try_acquire(&k)
+                .expect("a fresh key admits")
+                .success();
+        }
+        assert_eq!(endpoints.len() as u64, KEYS);
+        endpoints
+    })
 }
 
 fn main() {
@@ -74,7 +89,7 @@ fn main() {
 
     let (bulkhead, _keep_bulkhead) = bulkhead_bytes_per_key();
     let (governor, _keep_governor) = governor_bytes_per_key();
-    let breaker = breaker_bytes_per_key();
+    let (breaker, _keep_breaker) = breaker_bytes_per_key();
 
     println!("keys={KEYS}");
     println!("bulkhead_bytes_per_key={bulkhead}");
@@ -87,11 +102,21 @@ fn main() {
         (bulkhead * KEYS) as f64 / 1e6
     );
     println!("governor_bytes_per_key={governor}");
-    if let Some(b) = breaker {
-        println!("breaker_bytes_per_key={b}");
-    }
+    println!("breaker_bytes_per_key={breaker}");
+    println!(
+        "breaker_bytes_per_key_beyond_key={}",
+        breaker.saturating_sub(8)
+    );
+    println!(
+        "breaker_rss_mb_for_1m_keys={:.1}",
+        (breaker * KEYS) as f64 / 1e6
+    );
     println!(
         "bulkhead_vs_governor={:.2}",
         bulkhead as f64 / governor.max(1) as f64
+    );
+    println!(
+        "breaker_vs_governor={:.2}",
+        breaker as f64 / governor.max(1) as f64
     );
 }

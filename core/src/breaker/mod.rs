@@ -38,6 +38,7 @@
 //! ```
 
 mod config;
+pub mod keyed;
 mod metrics;
 mod permit;
 pub mod state;
@@ -94,6 +95,64 @@ fn unpack_probe(word: u64, generation: u64) -> (u64, u64, u64) {
 
 fn pack_probe(generation: u64, reported: u64, failures: u64, slow: u64) -> u64 {
     (generation & 0xFFFF) << 48 | reported << 32 | failures << 16 | slow
+}
+
+// ---- the rules, shared by the named breaker and the keyed one (`keyed.rs`) ----------------
+
+/// The wait of the `n`-th consecutive opening (n = 0 for the first): `open_for` grown by the
+/// backoff multiplier up to `max_open_for`, then jittered within the closed bounds.
+pub(crate) fn open_wait(config: &BreakerConfig, rng: &SplitMix, n: u64) -> Duration {
+    let b = config.backoff;
+    let base = config.open_for.as_secs_f64();
+    let max = b.max_open_for.as_secs_f64();
+    let exp = i32::try_from(n).unwrap_or(i32::MAX);
+    let mut wait = (base * b.multiplier.powi(exp)).min(max);
+    if b.jitter > 0.0 {
+        let u = rng.next_f64() * 2.0 - 1.0; // uniform in [-1, 1)
+        wait = (wait * (1.0 + b.jitter * u)).clamp(0.0, max);
+    }
+    Duration::from_secs_f64(wait)
+}
+
+/// What a half-open episode decides after a report: reopen as soon as the probes' rate can no
+/// longer stay under the threshold (it is reached even if every remaining probe succeeds),
+/// close once all `half_open_calls` probes have reported, otherwise wait for more.
+pub(crate) fn probe_verdict(
+    config: &BreakerConfig,
+    threshold: Option<f64>,
+    reported: u64,
+    failures: u64,
+    slows: u64,
+) -> Option<(State, TransitionReason)> {
+    let n = f64::from(config.half_open_calls);
+    let too_many_failures = match threshold {
+        Some(t) => failures as f64 / n >= t,
+        None => failures > 0 && config.slow_call_rate.is_none(),
+    };
+    let too_slow = config.slow_call_rate.is_some_and(|t| slows as f64 / n >= t);
+    if too_many_failures || too_slow {
+        Some((State::Open, TransitionReason::ProbesFailed))
+    } else if reported >= u64::from(config.half_open_calls) {
+        Some((State::Closed, TransitionReason::ProbesSucceeded))
+    } else {
+        None
+    }
+}
+
+/// The rate rules on a window that holds at least `minimum_calls` calls: which one trips, if
+/// any (the failure rate is checked first).
+pub(crate) fn rate_verdict(
+    config: &BreakerConfig,
+    threshold: Option<f64>,
+    c: &Counts,
+) -> Option<TransitionReason> {
+    if threshold.is_some_and(|t| c.failure_rate() >= t) {
+        return Some(TransitionReason::FailureRate);
+    }
+    if config.slow_call_rate.is_some_and(|t| c.slow_rate() >= t) {
+        return Some(TransitionReason::SlowCallRate);
+    }
+    None
 }
 
 /// Why a manual transition was refused.
@@ -504,6 +563,8 @@ impl Breaker {
         self.record_inner(permit, outcome, slow)
     }
 
+    // Always inlined: this is the success path of every guarded call, and LLVM's size
+    // heuristics otherwise leave it out of line once the slow paths around it change size.
     #[inline(always)]
     fn record_inner(&self, permit: RawPermit, outcome: Outcome, slow: bool) -> Recorded {
         let w = self.load();
@@ -604,17 +665,8 @@ impl Breaker {
         let c = self.window.counts(now, &self.totals());
         let min = u64::from(self.config.minimum_calls);
         if c.calls >= min && w.state() == State::Closed {
-            let threshold = self.failure_rate_threshold();
-            if threshold.is_some_and(|t| c.failure_rate() >= t) {
-                self.transition(w, State::Open, TransitionReason::FailureRate, now);
-                return;
-            }
-            if self
-                .config
-                .slow_call_rate
-                .is_some_and(|t| c.slow_rate() >= t)
-            {
-                self.transition(w, State::Open, TransitionReason::SlowCallRate, now);
+            if let Some(reason) = rate_verdict(&self.config, self.failure_rate_threshold(), &c) {
+                self.transition(w, State::Open, reason, now);
                 return;
             }
         }
@@ -677,25 +729,18 @@ impl Breaker {
             }
         };
         self.count(failed, slow);
-        let n = f64::from(self.config.half_open_calls);
-        let all = u64::from(self.config.half_open_calls);
-        // Reopen as soon as the probes' rate can no longer stay under the threshold, that is
-        // when it is reached even if every remaining probe succeeds.
-        let too_many_failures = match self.failure_rate_threshold() {
-            Some(t) => failures as f64 / n >= t,
-            None => failures > 0 && self.config.slow_call_rate.is_none(),
-        };
-        let too_slow = self
-            .config
-            .slow_call_rate
-            .is_some_and(|t| slows as f64 / n >= t);
+        let verdict = probe_verdict(
+            &self.config,
+            self.failure_rate_threshold(),
+            reported,
+            failures,
+            slows,
+        );
         let now = self.clock.now_ns();
         let w = self.load();
         if w.generation() == generation {
-            if too_many_failures || too_slow {
-                self.transition(w, State::Open, TransitionReason::ProbesFailed, now);
-            } else if reported >= all {
-                self.transition(w, State::Closed, TransitionReason::ProbesSucceeded, now);
+            if let Some((to, reason)) = verdict {
+                self.transition(w, to, reason, now);
             }
         }
         Recorded::Counted
@@ -783,16 +828,7 @@ impl Breaker {
 
     /// The wait of the `n`-th consecutive opening (n = 0 for the first).
     fn open_wait(&self, n: u64) -> Duration {
-        let b = self.config.backoff;
-        let base = self.config.open_for.as_secs_f64();
-        let max = b.max_open_for.as_secs_f64();
-        let exp = i32::try_from(n).unwrap_or(i32::MAX);
-        let mut wait = (base * b.multiplier.powi(exp)).min(max);
-        if b.jitter > 0.0 {
-            let u = self.rng.next_f64() * 2.0 - 1.0; // uniform in [-1, 1)
-            wait = (wait * (1.0 + b.jitter * u)).clamp(0.0, max);
-        }
-        Duration::from_secs_f64(wait)
+        open_wait(&self.config, &self.rng, n)
     }
 
     /// The failure-rate threshold in force, if that rule is on.

@@ -45,6 +45,14 @@ pub trait Entry: Sized + Send + Sync {
     fn evicted(&self, store: &Self::Store) {
         let _ = store;
     }
+
+    /// Commits the eviction of a value [`idle_since`](Self::idle_since) found idle long
+    /// enough: `false` keeps it (it became busy in between, through a path that does not take
+    /// the registry's lock). The default cannot fail and calls [`evicted`](Self::evicted).
+    fn try_evict(&self, store: &Self::Store) -> bool {
+        self.evicted(store);
+        true
+    }
 }
 
 /// A shared value is an entry when the value is: registries hand out `Arc` clones, which stay
@@ -58,6 +66,10 @@ impl<T: Entry> Entry for std::sync::Arc<T> {
 
     fn evicted(&self, store: &Self::Store) {
         T::evicted(self, store)
+    }
+
+    fn try_evict(&self, store: &Self::Store) -> bool {
+        T::try_evict(self, store)
     }
 }
 

@@ -455,11 +455,12 @@ where
         let mut evicted = 0;
         self.map.retain(|key, value| {
             let idle = match value.idle_since(&self.store, now_ns) {
-                Some(since) => now_ns.saturating_sub(since) >= self.idle_ttl_ns,
+                Some(since) => {
+                    now_ns.saturating_sub(since) >= self.idle_ttl_ns && value.try_evict(&self.store)
+                }
                 None => false,
             };
             if idle {
-                value.evicted(&self.store);
                 evicted += 1;
                 if let Some(ring) = &self.events {
                     ring.publish(Event {

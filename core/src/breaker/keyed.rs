@@ -1,0 +1,1817 @@
+//! Keyed circuit breakers (per endpoint, per user): see [`KeyedBreaker`].
+//!
+//! ## Compact state
+//!
+//! A named [`Breaker`](super::Breaker) is about a kilobyte (striped counters, a transition
+//! matrix, window marks, name, clock...). A keyed one is one 24-byte cell in an arena plus an
+//! 8-byte map value (the cell's index and the index of its configuration: the template or a
+//! per-key override) beside the key: with `u64` keys an idle key costs its 16-byte map slot at
+//! hashbrown's load factor plus the cell, and nothing is allocated per key. Everything else is
+//! shared by the whole keyed breaker: the configurations, the clock, the event ring, the
+//! jitter generator, and the aggregate counters (transitions per `(from, to)`, rejections,
+//! ignored, late and unexpected results, failures).
+//!
+//! The cell's three words; the last two change meaning with the state, since a CLOSED key has
+//! no deadline or probes and an OPEN one no window:
+//!
+//! ```text
+//! word      [generation 40 | half-open admitted 20 | EV 1 | state 3]   the named breaker's word
+//! deadline  OPEN, HALF_OPEN, FORCED_OPEN: [generation tag 16 | µs 48]  as in the named breaker
+//!           CLOSED: the idle mark of sweeps [generation tag 16 | activity 16 | ms 32]
+//! window    CLOSED, METRICS_ONLY, DISABLED:
+//!             [0 | epoch 7 | consecutive failures 8 | previous bucket 24 | current bucket 24]
+//!             (a bucket: [slow 8 | failures 8 | calls 8])
+//!           OPEN, HALF_OPEN, FORCED_OPEN (the probe word):
+//!             [1 | generation tag 15 | opens 12 | reported 12 | failures 12 | slow 12]
+//! ```
+//!
+//! The top bit of the window word says which layout it holds. A transition replaces the word
+//! after its CAS with a Release CAS (never over a word a caller of the new generation already
+//! started), and every writer loads it with Acquire and checks the state word's generation
+//! before its own CAS, so a stale writer never writes over the next state's word; a writer of
+//! the new generation that finds the other layout starts from an empty word of its own.
+//!
+//! The state machine is the named breaker's (DESIGN.md §3): the same state word and
+//! transition CAS (one winner per generation), the same deadline tags, the same rules
+//! (`open_wait`, `probe_verdict` and `rate_verdict` in `breaker/mod.rs` are shared
+//! functions), the same generation fence. The CAS choreography around them (acquire, record,
+//! transitions, manual control) is mirrored here over the cell rather than shared generically
+//! with the named breaker, whose hot path stays as it was.
+//!
+//! ## The approximate window
+//!
+//! The window is two buckets packed in one word, so it is coarser than the named breaker's:
+//!
+//! * a **time window** of `duration` is two buckets of `duration / 2`; the window is the
+//!   current bucket plus the previous one, so it reaches back between `duration / 2` and
+//!   `duration` (the `buckets` of the configuration are not used); an epoch of 7 bits means a
+//!   key idle for exactly a multiple of 64 windows (and not evicted) sees its old counts again;
+//! * a **count window** of `calls` is two buckets of `ceil(calls / 2)` calls; the window is the
+//!   current bucket plus the previous full one: between `ceil(calls / 2)` and
+//!   `2 * ceil(calls / 2)` calls;
+//! * a bucket counts up to 255 calls; a time bucket that fills up halves both buckets
+//!   (rounding failures and slow calls up), which keeps the rates and at least 128 calls, so
+//!   `minimum_calls` may be at most 128 and a count window at most 510 calls;
+//! * `consecutive_failures` may be at most 255 (an 8-bit streak) and `half_open_calls` at
+//!   most 4095 (12-bit probe counts).
+//!
+//! [`KeyedBreakerBuilder::build`] checks these limits, naming the field.
+//!
+//! ## Eviction
+//!
+//! Only a CLOSED key is ever evicted: OPEN, HALF_OPEN, FORCED_OPEN (and the manual DISABLED and
+//! METRICS_ONLY) keys are busy. Idleness needs no clock on the hot path: each sweep folds the
+//! window word into a 16-bit activity stamp and keeps it, with the sweep's time, in the
+//! CLOSED-only deadline word; an unchanged stamp means no call was recorded in between. The
+//! eviction commits with one CAS on the state word that bumps the generation, so it fails if
+//! a call tripped the breaker meanwhile, and every permit issued before it is fenced: its
+//! result is dropped as late (I3). A CLOSED key does not count its calls in flight (that
+//! would cost every call a second RMW), so a key evicted with permits out drops those
+//! results as late. Cells are reused by new keys; the generation carries on, so an old permit
+//! can never match the new key's generation.
+
+use std::fmt;
+use std::hash::Hash;
+use std::time::Duration;
+
+use super::{
+    open_wait, pack_deadline, probe_verdict, rate_verdict, Counts, Outcome, RawPermit, Recorded,
+    RejectReason, Rejected, State, TransitionError, TransitionReason, DEADLINE_NEVER,
+};
+use crate::breaker::state::Word;
+use crate::breaker::{BreakerConfig, Window};
+use crate::clock::{duration_ns, Clock, ClockMode};
+use crate::error::ConfigError;
+use crate::events::{Event, EventKind, EventRing};
+use crate::registry::arena::Arena;
+use crate::registry::{Entry, Overflow, Registry, RegistryFull, RegistryStats};
+use crate::rng::{entropy_seed, SplitMix};
+use crate::stripe::Striped;
+use crate::sync::{AtomicU64, Ordering};
+
+// Striped lanes of the shared counters.
+const REJECTED_OPEN: usize = 0;
+const REJECTED_HALF_OPEN: usize = 1;
+const IGNORED: usize = 2;
+const LATE: usize = 3;
+const UNEXPECTED: usize = 4;
+const FAILURES: usize = 5;
+const LANES: usize = 6;
+
+/// The largest `half_open_calls` of a keyed breaker (12-bit probe counts).
+pub const MAX_KEYED_HALF_OPEN_CALLS: u32 = 4095;
+/// The largest `minimum_calls` of a keyed breaker (a saturated bucket keeps 128 calls).
+pub const MAX_KEYED_MINIMUM_CALLS: u32 = 128;
+/// The largest count window of a keyed breaker (two buckets of 255 calls).
+pub const MAX_KEYED_COUNT_WINDOW: u32 = 510;
+/// The largest `consecutive_failures` of a keyed breaker (an 8-bit streak).
+pub const MAX_KEYED_CONSECUTIVE_FAILURES: u32 = 255;
+
+// ---- the window word ----------------------------------------------------------------------
+//
+// Bit 63 says which layout the word holds: 0 the window (CLOSED, METRICS_ONLY, DISABLED),
+// 1 the probe word (OPEN, HALF_OPEN, FORCED_OPEN). A writer that finds the other layout for
+// its generation (the transition has not replaced it yet) starts from an empty word of its
+// own layout; the transition then leaves the word alone.
+
+const FIELD_BITS: u32 = 8;
+const FIELD_MAX: u64 = (1 << FIELD_BITS) - 1;
+const STREAK_SHIFT: u32 = 48;
+const EPOCH_SHIFT: u32 = 56;
+const EPOCH_MASK: u64 = (1 << 7) - 1;
+const PROBE_BIT: u64 = 1 << 63;
+
+/// One bucket of the packed window.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Bucket {
+    calls: u64,
+    failures: u64,
+    slow: u64,
+}
+
+impl Bucket {
+    fn unpack(bits: u64) -> Self {
+        Bucket {
+            calls: bits & FIELD_MAX,
+            failures: (bits >> FIELD_BITS) & FIELD_MAX,
+            slow: (bits >> (2 * FIELD_BITS)) & FIELD_MAX,
+        }
+    }
+
+    fn pack(self) -> u64 {
+        self.calls | self.failures << FIELD_BITS | self.slow << (2 * FIELD_BITS)
+    }
+
+    /// Halves the counts, rounding failures and slow calls up so that none disappears.
+    fn halve(self) -> Self {
+        Bucket {
+            calls: self.calls.div_ceil(2),
+            failures: self.failures.div_ceil(2),
+            slow: self.slow.div_ceil(2),
+        }
+    }
+}
+
+/// The window word as a value: `[0 | epoch 7 | streak 8 | previous 24 | current 24]`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct WindowWord {
+    epoch: u64,
+    streak: u64,
+    prev: Bucket,
+    cur: Bucket,
+}
+
+impl WindowWord {
+    /// The window in `w`; a probe-layout word reads as an empty window.
+    fn unpack(w: u64) -> Self {
+        if w & PROBE_BIT != 0 {
+            return WindowWord::default();
+        }
+        WindowWord {
+            epoch: (w >> EPOCH_SHIFT) & EPOCH_MASK,
+            streak: (w >> STREAK_SHIFT) & FIELD_MAX,
+            prev: Bucket::unpack(w >> (3 * FIELD_BITS)),
+            cur: Bucket::unpack(w),
+        }
+    }
+
+    fn pack(self) -> u64 {
+        self.epoch << EPOCH_SHIFT
+            | self.streak << STREAK_SHIFT
+            | self.prev.pack() << (3 * FIELD_BITS)
+            | self.cur.pack()
+    }
+}
+
+/// How a configuration's window maps onto the two buckets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Buckets {
+    /// Buckets of `width_ns`; the epoch is the bucket number modulo 128.
+    Time { width_ns: u64 },
+    /// Buckets of `half` calls.
+    Count { half: u64 },
+}
+
+/// What recording one call did to the window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Added {
+    /// A bucket rolled: the rates may have moved without a failure, so the rules run again.
+    rolled: bool,
+    /// The consecutive-failure streak after the call.
+    streak: u64,
+}
+
+impl Buckets {
+    fn of(window: Window) -> Self {
+        match window {
+            Window::Time { duration, .. } => Buckets::Time {
+                width_ns: (duration_ns(duration) / 2).max(1),
+            },
+            Window::Count { calls } => Buckets::Count {
+                half: u64::from(calls).div_ceil(2),
+            },
+        }
+    }
+
+    /// The window word after one more call in epoch `now` (see [`Prepared::epoch`]; 0 for
+    /// count windows). A success resets the streak, a failure adds to it, saturating at 255.
+    #[inline(always)]
+    fn add(self, w: u64, now: u64, failed: bool, slow: bool) -> (u64, Added) {
+        let mut x = WindowWord::unpack(w);
+        let mut rolled = false;
+        match self {
+            Buckets::Time { .. } => {
+                if now != x.epoch {
+                    x.prev = if (x.epoch + 1) & EPOCH_MASK == now {
+                        x.cur
+                    } else {
+                        Bucket::default()
+                    };
+                    x.cur = Bucket::default();
+                    x.epoch = now;
+                    rolled = true;
+                }
+            }
+            Buckets::Count { half } => {
+                if x.cur.calls >= half {
+                    x.prev = x.cur;
+                    x.cur = Bucket::default();
+                    rolled = true;
+                }
+            }
+        }
+        if x.cur.calls >= FIELD_MAX {
+            x.cur = x.cur.halve();
+            x.prev = x.prev.halve();
+        }
+        x.cur.calls += 1;
+        x.cur.failures += u64::from(failed);
+        x.cur.slow += u64::from(slow);
+        x.streak = if failed {
+            (x.streak + 1).min(FIELD_MAX)
+        } else {
+            0
+        };
+        (
+            x.pack(),
+            Added {
+                rolled,
+                streak: x.streak,
+            },
+        )
+    }
+
+    /// The window's counts in epoch `now`. Reads only.
+    fn counts(self, w: u64, now: u64) -> Counts {
+        let x = WindowWord::unpack(w);
+        let (a, b) = match self {
+            Buckets::Time { .. } => {
+                if now == x.epoch {
+                    (x.cur, x.prev)
+                } else if (x.epoch + 1) & EPOCH_MASK == now {
+                    (x.cur, Bucket::default())
+                } else {
+                    (Bucket::default(), Bucket::default())
+                }
+            }
+            Buckets::Count { .. } => (x.cur, x.prev),
+        };
+        Counts {
+            calls: a.calls + b.calls,
+            failures: a.failures + b.failures,
+            slow: a.slow + b.slow,
+        }
+    }
+}
+
+// ---- the probe word -----------------------------------------------------------------------
+
+const TAG_SHIFT: u32 = 48;
+const TAG_MASK: u64 = 0x7FFF;
+const P12: u64 = (1 << 12) - 1;
+
+/// The 16-bit generation tag of deadline and idle-mark words.
+fn tag(generation: u64) -> u64 {
+    (generation & 0xFFFF) << TAG_SHIFT
+}
+
+fn tag_matches(word: u64, generation: u64) -> bool {
+    word >> TAG_SHIFT == generation & 0xFFFF
+}
+
+/// `[1 | tag 15 | opens 12 | reported 12 | failures 12 | slow 12]`.
+fn pack_probe(generation: u64, opens: u64, reported: u64, failures: u64, slow: u64) -> u64 {
+    PROBE_BIT
+        | (generation & TAG_MASK) << TAG_SHIFT
+        | opens.min(P12) << 36
+        | reported << 24
+        | failures << 12
+        | slow
+}
+
+/// The probe counts `(reported, failures, slow)` of `generation` in `p` (zeros for a word of
+/// another generation or layout: the first report of an episode resets it).
+fn probe_counts(p: u64, generation: u64) -> (u64, u64, u64) {
+    if p & PROBE_BIT == 0 || (p >> TAG_SHIFT) & TAG_MASK != generation & TAG_MASK {
+        return (0, 0, 0);
+    }
+    ((p >> 24) & P12, (p >> 12) & P12, p & P12)
+}
+
+/// The openings counted in `p` (0 in a window-layout word).
+fn probe_opens(p: u64) -> u64 {
+    if p & PROBE_BIT == 0 {
+        0
+    } else {
+        (p >> 36) & P12
+    }
+}
+
+/// Whether `p` is a probe word of `generation` or a later one (15-bit tags, compared within
+/// half their range).
+fn probe_is_current(p: u64, generation: u64) -> bool {
+    let behind = generation.wrapping_sub((p >> TAG_SHIFT) & TAG_MASK) & TAG_MASK;
+    p & PROBE_BIT != 0 && (behind == 0 || behind >= 0x4000)
+}
+
+// ---- the idle mark ------------------------------------------------------------------------
+
+/// A 16-bit stamp of the window word: it changes with every recorded call (up to a 1 in 65536
+/// collision between two sweeps).
+fn activity(window: u64) -> u64 {
+    (window ^ window >> 16 ^ window >> 32 ^ window >> 48) & 0xFFFF
+}
+
+/// One key's state (24 bytes; see the module docs).
+pub(crate) struct Cell {
+    word: AtomicU64,
+    deadline: AtomicU64,
+    window: AtomicU64,
+}
+
+impl Cell {
+    fn new() -> Self {
+        Cell {
+            word: AtomicU64::new(Word::new(State::Closed, 0).0),
+            deadline: AtomicU64::new(0),
+            window: AtomicU64::new(0),
+        }
+    }
+
+    /// Readies a fresh or reused cell for a new key. A reused cell keeps its generation (its
+    /// eviction bumped it), so permits of the key it served before stay fenced as late.
+    fn init(&self) {
+        // Relaxed: the cell index reaches other threads through the map's shard lock.
+        let g = Word(self.word.load(Ordering::Relaxed)).generation();
+        self.word
+            .store(Word::new(State::Closed, g).0, Ordering::Relaxed);
+        self.window.store(0, Ordering::Relaxed);
+        // A past generation's tag: no deadline of a coming OPEN episode can be mistaken for
+        // it, and the first sweep sets the idle mark.
+        self.deadline
+            .store(tag(g.wrapping_sub(1)), Ordering::Relaxed);
+    }
+
+    #[inline]
+    fn load(&self) -> Word {
+        // Acquire pairs with the AcqRel CAS of transitions, as in the named breaker: a caller
+        // that sees a generation sees what the transition published before it.
+        Word(self.word.load(Ordering::Acquire))
+    }
+
+    #[inline]
+    fn cas(&self, from: Word, to: Word) -> Result<(), Word> {
+        // AcqRel: the winner publishes what it prepared before the CAS and sees what the
+        // previous transition published.
+        self.word
+            .compare_exchange(from.0, to.0, Ordering::AcqRel, Ordering::Acquire)
+            .map(|_| ())
+            .map_err(Word)
+    }
+
+    /// Time left before the deadline of the state in `w` (`None`: not published yet).
+    fn remaining(&self, w: Word, now: u64) -> Option<Duration> {
+        // Acquire pairs with the Release store of the transition that set the deadline.
+        let d = self.deadline.load(Ordering::Acquire);
+        if !tag_matches(d, w.generation()) {
+            return None;
+        }
+        let us = d & DEADLINE_NEVER;
+        if us == DEADLINE_NEVER {
+            return Some(Duration::MAX);
+        }
+        Some(Duration::from_nanos((us * 1000).saturating_sub(now)))
+    }
+
+    /// Adds one call of `generation` to the window; `None` once the generation is gone (the
+    /// result is then late).
+    #[inline(always)]
+    fn count(
+        &self,
+        generation: u64,
+        buckets: Buckets,
+        epoch: u64,
+        failed: bool,
+        slow: bool,
+    ) -> Option<Added> {
+        // Acquire: a word a transition stored (with Release, after its CAS) comes with that
+        // transition's generation, so the check below sees it and this stale call stops
+        // instead of writing over the new state's word.
+        let mut v = self.window.load(Ordering::Acquire);
+        loop {
+            if self.load().generation() != generation {
+                return None;
+            }
+            let (next, added) = buckets.add(v, epoch, failed, slow);
+            // Relaxed on success: the window carries only itself; the CAS keeps every count.
+            match self
+                .window
+                .compare_exchange_weak(v, next, Ordering::Relaxed, Ordering::Acquire)
+            {
+                Ok(_) => return Some(added),
+                Err(cur) => v = cur,
+            }
+        }
+    }
+
+    /// Replaces the window word after a transition into `generation`, unless a caller of the
+    /// new generation has already started it (`keep` says which words are already right).
+    fn replace_window(&self, keep: impl Fn(u64) -> bool, new: u64) {
+        // Relaxed load / Release CAS: the word is published with the transition's generation
+        // (see `count`).
+        let mut v = self.window.load(Ordering::Relaxed);
+        while !keep(v) {
+            match self
+                .window
+                .compare_exchange_weak(v, new, Ordering::Release, Ordering::Relaxed)
+            {
+                Ok(_) => return,
+                Err(cur) => v = cur,
+            }
+        }
+    }
+}
+
+/// What the map holds per key: the cell's index and the configuration's (8 bytes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Slot {
+    cell: u32,
+    config: u32,
+}
+
+/// A configuration prepared for the cells that use it.
+struct Prepared {
+    config: BreakerConfig,
+    buckets: Buckets,
+    /// The bucket number of the last epoch computed, so that the hot path checks it with a
+    /// multiplication instead of dividing the time by the width.
+    bucket: AtomicU64,
+}
+
+impl Prepared {
+    /// The epoch (bucket number modulo 128) of time windows at `now_ns`; 0 for count windows.
+    #[inline]
+    fn epoch(&self, now_ns: u64) -> u64 {
+        let Buckets::Time { width_ns } = self.buckets else {
+            return 0;
+        };
+        // Relaxed: a cache of a pure function of the time; a stale value fails the check.
+        let n = self.bucket.load(Ordering::Relaxed);
+        let start = n.wrapping_mul(width_ns);
+        if now_ns >= start && now_ns - start < width_ns {
+            return n & EPOCH_MASK;
+        }
+        let n = now_ns / width_ns;
+        self.bucket.store(n, Ordering::Relaxed);
+        n & EPOCH_MASK
+    }
+}
+
+/// The registry's store: the cells and the configurations (template first, then overrides).
+#[derive(Default)]
+pub(crate) struct Store {
+    arena: Arena<Cell>,
+    configs: Vec<Prepared>,
+}
+
+impl Store {
+    /// The cell and configuration of a mapped slot.
+    #[inline(always)]
+    fn lookup(&self, slot: Slot) -> (&Cell, &Prepared) {
+        (
+            self.arena
+                .get(slot.cell)
+                .expect("a mapped cell is allocated"),
+            &self.configs[slot.config as usize],
+        )
+    }
+}
+
+impl Entry for Slot {
+    type Store = Store;
+
+    fn idle_since(&self, store: &Store, now_ns: u64) -> Option<u64> {
+        let cell = store.arena.get(self.cell)?;
+        let w = cell.load();
+        if w.state() != State::Closed {
+            return None; // OPEN, HALF_OPEN, FORCED_OPEN and the manual states are busy
+        }
+        let stamp = activity(cell.window.load(Ordering::Relaxed));
+        let now_ms = (now_ns / 1_000_000) & 0xFFFF_FFFF;
+        // Acquire: if this is a deadline stored by a transition since `w`, the word read
+        // below shows that transition and the mark is left alone.
+        let d = cell.deadline.load(Ordering::Acquire);
+        if cell.load() != w {
+            return None;
+        }
+        if tag_matches(d, w.generation()) && (d >> 32) & 0xFFFF == stamp {
+            let since_ms = d & 0xFFFF_FFFF;
+            let idle_ms = now_ms.wrapping_sub(since_ms) & 0xFFFF_FFFF;
+            return Some(now_ns.saturating_sub(idle_ms * 1_000_000));
+        }
+        // Used since the last sweep (or first look): idle from now on. A CAS, so a deadline
+        // stored by a transition that raced this sweep is never overwritten.
+        let mark = tag(w.generation()) | stamp << 32 | now_ms;
+        let _ = cell
+            .deadline
+            .compare_exchange(d, mark, Ordering::Relaxed, Ordering::Relaxed);
+        Some(now_ns)
+    }
+
+    fn try_evict(&self, store: &Store) -> bool {
+        let Some(cell) = store.arena.get(self.cell) else {
+            return true;
+        };
+        let w = cell.load();
+        // One CAS commits: it fails if a call tripped the breaker (or anything else moved the
+        // word) since the sweep looked, and the new generation fences every permit out.
+        if w.state() != State::Closed || cell.cas(w, w.next(State::Closed)).is_err() {
+            return false;
+        }
+        store.arena.free(self.cell);
+        true
+    }
+}
+
+/// Why a keyed call was not admitted.
+///
+/// ```
+/// use surgewall::breaker::keyed::{KeyedBreaker, KeyedRejected};
+/// use surgewall::{BreakerConfig, RejectReason};
+///
+/// let endpoints = KeyedBreaker::<u64>::builder(BreakerConfig::default()).max_keys(1).build()?;
+/// endpoints.force_open(&1, None)?;
+/// match endpoints.try_acquire(&1).unwrap_err() {
+///     KeyedRejected::Rejected(r) => assert_eq!(r.reason, RejectReason::ForcedOpen),
+///     other => panic!("{other}"),
+/// }
+/// assert!(matches!(endpoints.try_acquire(&2), Err(KeyedRejected::TooManyKeys(_))));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyedRejected {
+    /// The key's breaker rejected the call (OPEN, HALF_OPEN full, FORCED_OPEN).
+    Rejected(Rejected),
+    /// The key is new and the registry is at its key cap (overflow policy: reject).
+    TooManyKeys(RegistryFull),
+}
+
+impl fmt::Display for KeyedRejected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyedRejected::Rejected(r) => r.fmt(f),
+            KeyedRejected::TooManyKeys(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for KeyedRejected {}
+
+impl From<RegistryFull> for KeyedRejected {
+    fn from(e: RegistryFull) -> Self {
+        KeyedRejected::TooManyKeys(e)
+    }
+}
+
+/// A keyed permit as a plain value (for bindings): record it with exactly one
+/// [`KeyedBreaker::record_raw`]. It stays safe to record after its key was evicted (the result
+/// is dropped as late).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct KeyedRawPermit {
+    /// The key's cell (opaque).
+    pub slot: u32,
+    /// The key's configuration (opaque).
+    pub config: u32,
+    /// The generation and start time, as in a named breaker's permit.
+    pub inner: RawPermit,
+}
+
+/// A keyed permit: record it with [`success`](Self::success), [`failure`](Self::failure) or
+/// [`ignore`](Self::ignore); dropped unused it is released as ignored (as a failure while
+/// unwinding from a panic).
+#[must_use = "a permit records nothing until it is used; dropping it releases it as ignored"]
+pub struct KeyedPermit<'a, K: Eq + Hash + Clone + Send + Sync + 'static> {
+    owner: &'a KeyedBreaker<K>,
+    raw: KeyedRawPermit,
+    // The key's cell and configuration, found at acquire: recording needs no lookup. Cells
+    // never move or go away while the keyed breaker lives (evicted ones are reused, and the
+    // generation fences this permit then).
+    cell: &'a Cell,
+    prepared: &'a Prepared,
+}
+
+impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedPermit<'_, K> {
+    /// The plain value inside.
+    pub fn raw(&self) -> KeyedRawPermit {
+        self.raw
+    }
+
+    /// Records a success.
+    #[inline]
+    pub fn success(self) -> Recorded {
+        self.record(Outcome::Success)
+    }
+
+    /// Records a failure.
+    pub fn failure(self) -> Recorded {
+        self.record(Outcome::Failure)
+    }
+
+    /// Releases the permit without counting the call.
+    pub fn ignore(self) -> Recorded {
+        self.record(Outcome::Ignored)
+    }
+
+    /// Records `outcome`.
+    #[inline]
+    pub fn record(self, outcome: Outcome) -> Recorded {
+        let (owner, raw, cell, prepared) = (self.owner, self.raw, self.cell, self.prepared);
+        std::mem::forget(self);
+        owner.record_in(cell, prepared, raw.inner, outcome)
+    }
+
+    /// Records `outcome` of a call that took `duration` (slow-call detection).
+    pub fn record_with_duration(self, outcome: Outcome, duration: Duration) -> Recorded {
+        let (owner, raw) = (self.owner, self.raw);
+        std::mem::forget(self);
+        owner.record_raw_with_duration(raw, outcome, duration)
+    }
+}
+
+impl<K: Eq + Hash + Clone + Send + Sync + 'static> Drop for KeyedPermit<'_, K> {
+    fn drop(&mut self) {
+        let outcome = if std::thread::panicking() {
+            Outcome::Failure
+        } else {
+            Outcome::Ignored
+        };
+        self.owner
+            .record_in(self.cell, self.prepared, self.raw.inner, outcome);
+    }
+}
+
+impl<K: Eq + Hash + Clone + Send + Sync + 'static> fmt::Debug for KeyedPermit<'_, K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyedPermit")
+            .field("raw", &self.raw)
+            .finish()
+    }
+}
+
+/// One key's breaker, as seen by [`KeyedBreaker::get`] and [`KeyedBreaker::for_each`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeySnapshot {
+    /// The state.
+    pub state: State,
+    /// The generation (bumped by every transition).
+    pub generation: u64,
+    /// The window's counts (CLOSED and METRICS_ONLY; zero otherwise).
+    pub window: Counts,
+    /// Consecutive failures (CLOSED).
+    pub consecutive_failures: u64,
+    /// Consecutive openings (OPEN, HALF_OPEN, FORCED_OPEN).
+    pub consecutive_opens: u64,
+    /// How long until the key admits again, or `None` when it admits now.
+    pub retry_after: Option<Duration>,
+}
+
+/// Counters of a keyed breaker, over all its keys.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyedBreakerMetrics {
+    /// Transitions counted per `(from, to)`, indexed by the states' discriminants.
+    pub transitions: [[u64; 6]; 6],
+    /// Calls rejected by OPEN or FORCED_OPEN keys.
+    pub rejected_open: u64,
+    /// Calls rejected by HALF_OPEN keys whose probes were all out.
+    pub rejected_half_open: u64,
+    /// Permits released as ignored.
+    pub ignored: u64,
+    /// Results dropped because their key moved on (or was evicted) since the permit.
+    pub late_results: u64,
+    /// Results no permit of their generation can explain (recorded twice, never acquired).
+    pub unexpected_results: u64,
+    /// Failures recorded.
+    pub failures: u64,
+    /// The registry's counters (keys, created, evicted, overflowed, refused new keys).
+    pub registry: RegistryStats,
+    /// The clock's mode.
+    pub clock: ClockMode,
+}
+
+/// What is shared by every key.
+struct Shared {
+    clock: Clock,
+    events: EventRing,
+    counters: Striped<LANES>,
+    transitions: [[AtomicU64; 6]; 6],
+    rng: SplitMix,
+    id: u64,
+}
+
+/// Circuit breakers by key (an endpoint, a user), each built from a template
+/// [`BreakerConfig`] or a per-key override, in 24 bytes of state per key.
+///
+/// ```
+/// use std::time::Duration;
+/// use surgewall::breaker::keyed::KeyedBreaker;
+/// use surgewall::clock::Clock;
+/// use surgewall::{BreakerConfig, State};
+///
+/// let (clock, time) = Clock::mock();
+/// let template = BreakerConfig::builder()
+///     .consecutive_failures(2)
+///     .open_for(Duration::from_secs(1))
+///     .half_open_calls(1)
+///     .build()?;
+/// let endpoints = KeyedBreaker::<&str>::builder(template)
+///     .max_keys(10_000)
+///     .idle_ttl(Duration::from_secs(600))
+///     .clock(clock)
+///     .build()?;
+///
+/// for _ in 0..2 {
+///     endpoints.try_acquire(&"/search")?.failure();
+/// }
+/// assert_eq!(endpoints.state(&"/search"), Some(State::Open));
+/// assert!(endpoints.try_acquire(&"/cart").is_ok()); // other keys are unaffected
+/// time.advance(Duration::from_secs(1));
+/// endpoints.try_acquire(&"/search")?.success();     // the probe
+/// assert_eq!(endpoints.state(&"/search"), Some(State::Closed));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct KeyedBreaker<K: Eq + Hash + Clone + Send + Sync + 'static> {
+    registry: Registry<K, Slot, u32>,
+    shared: Shared,
+}
+
+/// Builds a [`KeyedBreaker`]; [`build`](Self::build) checks that every configuration fits the
+/// compact layout.
+pub struct KeyedBreakerBuilder<K> {
+    template: BreakerConfig,
+    overrides: Vec<(K, BreakerConfig)>,
+    max_keys: usize,
+    overflow: Overflow<K>,
+    idle_ttl: Duration,
+    clock: Clock,
+    events: Option<EventRing>,
+    event_key: Option<fn(&K) -> u64>,
+    capacity: usize,
+}
+
+impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreakerBuilder<K> {
+    /// Use `config` instead of the template for `key`.
+    pub fn override_key(mut self, key: K, config: BreakerConfig) -> Self {
+        self.overrides.push((key, config));
+        self
+    }
+    /// The most keys held (default 10 000).
+    pub fn max_keys(mut self, n: usize) -> Self {
+        self.max_keys = n;
+        self
+    }
+    /// What happens to new keys beyond the cap (default: [`Overflow::Reject`]).
+    pub fn overflow(mut self, policy: Overflow<K>) -> Self {
+        self.overflow = policy;
+        self
+    }
+    /// How long a CLOSED key must be idle before a sweep evicts it (default 10 minutes).
+    pub fn idle_ttl(mut self, d: Duration) -> Self {
+        self.idle_ttl = d;
+        self
+    }
+    /// The clock (default: [`Clock::coarse`]).
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+    /// The ring transitions and evictions are published to (default: the process-wide
+    /// [`default_events`](super::default_events)).
+    pub fn events(mut self, ring: EventRing) -> Self {
+        self.events = Some(ring);
+        self
+    }
+    /// How a key becomes the `u64` of an eviction event (default: a stable hash).
+    pub fn event_key(mut self, f: fn(&K) -> u64) -> Self {
+        self.event_key = Some(f);
+        self
+    }
+    /// Room for this many keys up front.
+    pub fn capacity(mut self, n: usize) -> Self {
+        self.capacity = n;
+        self
+    }
+
+    /// Checks every configuration against the compact layout and builds.
+    ///
+    /// ```
+    /// use surgewall::breaker::keyed::KeyedBreaker;
+    /// use surgewall::BreakerConfig;
+    ///
+    /// let big = BreakerConfig::builder().minimum_calls(1000).build()?;
+    /// let err = KeyedBreaker::<u64>::builder(BreakerConfig::default())
+    ///     .override_key(7, big)
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(err.field(), "minimum_calls");
+    /// # Ok::<(), surgewall::ConfigError>(())
+    /// ```
+    pub fn build(self) -> Result<KeyedBreaker<K>, ConfigError> {
+        let mut configs = Vec::with_capacity(1 + self.overrides.len());
+        configs.push(prepare(self.template)?);
+        let mut indexed = Vec::with_capacity(self.overrides.len());
+        for (key, config) in self.overrides {
+            indexed.push((key, configs.len() as u32));
+            configs.push(prepare(config)?);
+        }
+        let seed = configs[0].config.seed.unwrap_or_else(entropy_seed);
+        let store = Store {
+            arena: Arena::default(),
+            configs,
+        };
+        let mut b = Registry::builder_with_store(0u32, |_: &K, config: &u32, store: &Store| Slot {
+            cell: store.arena.alloc(Cell::new, Cell::init),
+            config: *config,
+        })
+        .store(store)
+        .max_keys(self.max_keys)
+        .overflow(self.overflow)
+        .idle_ttl(self.idle_ttl)
+        .capacity(self.capacity);
+        for (key, index) in indexed {
+            b = b.override_key(key, index);
+        }
+        let events = self.events.unwrap_or_else(super::default_events);
+        b = b.events(events.clone());
+        if let Some(f) = self.event_key {
+            b = b.event_key(f);
+        }
+        Ok(KeyedBreaker {
+            registry: b.build(),
+            shared: Shared {
+                clock: self.clock,
+                events,
+                counters: Striped::new(),
+                transitions: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
+                rng: SplitMix::new(seed),
+                id: crate::source_id::next(crate::source_id::BREAKER),
+            },
+        })
+    }
+}
+
+fn prepare(config: BreakerConfig) -> Result<Prepared, ConfigError> {
+    if config.minimum_calls > MAX_KEYED_MINIMUM_CALLS {
+        return Err(ConfigError::new(
+            "minimum_calls",
+            format!(
+                "a keyed breaker counts at most {MAX_KEYED_MINIMUM_CALLS} calls for the rate rules, got {}",
+                config.minimum_calls
+            ),
+        ));
+    }
+    if let Window::Count { calls } = config.window {
+        if calls > MAX_KEYED_COUNT_WINDOW {
+            return Err(ConfigError::new(
+                "window.calls",
+                format!("a keyed count window holds at most {MAX_KEYED_COUNT_WINDOW} calls, got {calls}"),
+            ));
+        }
+    }
+    if config
+        .consecutive_failures
+        .is_some_and(|k| k > MAX_KEYED_CONSECUTIVE_FAILURES)
+    {
+        return Err(ConfigError::new(
+            "consecutive_failures",
+            format!(
+                "a keyed breaker counts at most {MAX_KEYED_CONSECUTIVE_FAILURES} consecutive failures, got {}",
+                config.consecutive_failures.unwrap_or_default()
+            ),
+        ));
+    }
+    if config.half_open_calls > MAX_KEYED_HALF_OPEN_CALLS {
+        return Err(ConfigError::new(
+            "half_open_calls",
+            format!(
+                "a keyed breaker admits at most {MAX_KEYED_HALF_OPEN_CALLS} probes, got {}",
+                config.half_open_calls
+            ),
+        ));
+    }
+    Ok(Prepared {
+        buckets: Buckets::of(config.window),
+        bucket: AtomicU64::new(u64::MAX),
+        config,
+    })
+}
+
+impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
+    /// A builder from the template configuration.
+    pub fn builder(template: BreakerConfig) -> KeyedBreakerBuilder<K> {
+        KeyedBreakerBuilder {
+            template,
+            overrides: Vec::new(),
+            max_keys: 10_000,
+            overflow: Overflow::Reject,
+            idle_ttl: Duration::from_secs(600),
+            clock: Clock::coarse(),
+            events: None,
+            event_key: None,
+            capacity: 0,
+        }
+    }
+
+    /// Asks `key`'s breaker (created if the key is new) for a permit.
+    #[inline]
+    pub fn try_acquire(&self, key: &K) -> Result<KeyedPermit<'_, K>, KeyedRejected> {
+        let (_, cell, prepared, raw) = self.acquire_at(key)?;
+        Ok(KeyedPermit {
+            owner: self,
+            raw,
+            cell,
+            prepared,
+        })
+    }
+
+    /// [`try_acquire`](Self::try_acquire) as a plain value: every `Ok` must be followed by
+    /// exactly one [`record_raw`](Self::record_raw).
+    ///
+    /// ```
+    /// use surgewall::breaker::keyed::KeyedBreaker;
+    /// use surgewall::{BreakerConfig, Outcome, Recorded};
+    ///
+    /// let users = KeyedBreaker::<u64>::builder(BreakerConfig::default()).build()?;
+    /// let p = users.try_acquire_raw(&42)?;
+    /// assert_eq!(users.record_raw(p, Outcome::Success), Recorded::Counted);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn try_acquire_raw(&self, key: &K) -> Result<KeyedRawPermit, KeyedRejected> {
+        self.acquire_at(key).map(|(_, _, _, raw)| raw)
+    }
+
+    /// The key's cell, configuration and a permit.
+    #[inline(always)]
+    #[allow(clippy::type_complexity)]
+    fn acquire_at(
+        &self,
+        key: &K,
+    ) -> Result<(Slot, &Cell, &Prepared, KeyedRawPermit), KeyedRejected> {
+        let store = self.registry.store();
+        // Under the shard's read lock: a sweep (write lock) cannot evict the key meanwhile,
+        // so a transition (OPEN -> HALF_OPEN) never runs on a cell given to another key.
+        let (slot, inner) = self
+            .registry
+            .with(key, |slot, _| {
+                let (cell, prepared) = store.lookup(*slot);
+                let w = cell.load();
+                let inner = if w.state().admits_all() {
+                    Ok(self.permit(prepared, w))
+                } else {
+                    self.acquire_slow(cell, prepared, w)
+                };
+                (*slot, inner)
+            })
+            .map_err(KeyedRejected::TooManyKeys)?;
+        let inner = inner.map_err(KeyedRejected::Rejected)?;
+        let (cell, prepared) = store.lookup(slot);
+        Ok((
+            slot,
+            cell,
+            prepared,
+            KeyedRawPermit {
+                slot: slot.cell,
+                config: slot.config,
+                inner,
+            },
+        ))
+    }
+
+    #[inline]
+    fn permit(&self, prepared: &Prepared, w: Word) -> RawPermit {
+        RawPermit {
+            generation: w.generation(),
+            start_ns: if prepared.config.time_calls {
+                self.shared.clock.precise_now_ns()
+            } else {
+                0
+            },
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn acquire_slow(
+        &self,
+        cell: &Cell,
+        prepared: &Prepared,
+        mut w: Word,
+    ) -> Result<RawPermit, Rejected> {
+        let config = &prepared.config;
+        loop {
+            match w.state() {
+                State::Closed | State::Disabled | State::MetricsOnly => {
+                    return Ok(self.permit(prepared, w))
+                }
+                State::Open | State::ForcedOpen => {
+                    let now = self.shared.clock.now_ns();
+                    let reason = if w.state() == State::Open {
+                        RejectReason::Open
+                    } else {
+                        RejectReason::ForcedOpen
+                    };
+                    match cell.remaining(w, now) {
+                        Some(left) if left.is_zero() => {
+                            // Exactly one caller moves to HALF_OPEN, taking the first probe.
+                            let next = w.next(State::HalfOpen).with_admitted(1);
+                            match cell.cas(w, next) {
+                                Ok(()) => {
+                                    self.entered(
+                                        cell,
+                                        prepared,
+                                        w,
+                                        next,
+                                        TransitionReason::WaitOver,
+                                        now,
+                                    );
+                                    return Ok(self.permit(prepared, next));
+                                }
+                                Err(cur) => w = cur,
+                            }
+                        }
+                        Some(left) => return Err(self.reject(reason, left)),
+                        None => {
+                            let cur = cell.load();
+                            if cur != w {
+                                w = cur;
+                                continue;
+                            }
+                            return Err(self.reject(reason, config.open_for));
+                        }
+                    }
+                }
+                State::HalfOpen => {
+                    let now = self.shared.clock.now_ns();
+                    match cell.remaining(w, now) {
+                        Some(left) if left.is_zero() => {
+                            // Probes never reported within half_open_max_duration (I6).
+                            self.transition(
+                                cell,
+                                prepared,
+                                w,
+                                State::Open,
+                                TransitionReason::HalfOpenTimeout,
+                                now,
+                            );
+                            w = cell.load();
+                        }
+                        left => {
+                            if w.admitted() < u64::from(config.half_open_calls) {
+                                let next = w.with_admitted(w.admitted() + 1);
+                                match cell.cas(w, next) {
+                                    Ok(()) => return Ok(self.permit(prepared, next)),
+                                    Err(cur) => w = cur,
+                                }
+                            } else {
+                                let cur = cell.load();
+                                if cur != w {
+                                    w = cur;
+                                    continue;
+                                }
+                                let left = left.unwrap_or(config.half_open_max_duration);
+                                return Err(self.reject(RejectReason::HalfOpenFull, left));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn reject(&self, reason: RejectReason, retry_after: Duration) -> Rejected {
+        let lane = match reason {
+            RejectReason::HalfOpenFull => REJECTED_HALF_OPEN,
+            _ => REJECTED_OPEN,
+        };
+        self.shared.counters.add(lane, 1);
+        Rejected {
+            reason,
+            retry_after,
+        }
+    }
+
+    /// Records the result of a call made under `permit` (timed by the breaker when its
+    /// configuration times calls). Safe after the key was evicted: the result is late.
+    #[inline]
+    pub fn record_raw(&self, permit: KeyedRawPermit, outcome: Outcome) -> Recorded {
+        let store = self.registry.store();
+        let (Some(cell), Some(prepared)) = (
+            store.arena.get(permit.slot),
+            store.configs.get(permit.config as usize),
+        ) else {
+            self.shared.counters.add(UNEXPECTED, 1);
+            return Recorded::Unexpected;
+        };
+        self.record_in(cell, prepared, permit.inner, outcome)
+    }
+
+    /// Records on a cell already found (timed when the configuration times calls).
+    #[inline(always)]
+    fn record_in(
+        &self,
+        cell: &Cell,
+        prepared: &Prepared,
+        permit: RawPermit,
+        outcome: Outcome,
+    ) -> Recorded {
+        let slow = prepared.config.time_calls
+            && permit.start_ns != 0
+            && prepared.config.slow_call_duration.is_some_and(|limit| {
+                self.shared
+                    .clock
+                    .precise_now_ns()
+                    .saturating_sub(permit.start_ns)
+                    >= duration_ns(limit)
+            });
+        self.record_inner(cell, prepared, permit, outcome, slow)
+    }
+
+    /// Records the result of a call that took `duration` (the caller timed it).
+    pub fn record_raw_with_duration(
+        &self,
+        permit: KeyedRawPermit,
+        outcome: Outcome,
+        duration: Duration,
+    ) -> Recorded {
+        let store = self.registry.store();
+        let (Some(cell), Some(prepared)) = (
+            store.arena.get(permit.slot),
+            store.configs.get(permit.config as usize),
+        ) else {
+            self.shared.counters.add(UNEXPECTED, 1);
+            return Recorded::Unexpected;
+        };
+        let slow = prepared
+            .config
+            .slow_call_duration
+            .is_some_and(|limit| duration >= limit);
+        self.record_inner(cell, prepared, permit.inner, outcome, slow)
+    }
+
+    #[inline(always)]
+    fn record_inner(
+        &self,
+        cell: &Cell,
+        prepared: &Prepared,
+        permit: RawPermit,
+        outcome: Outcome,
+        slow: bool,
+    ) -> Recorded {
+        let w = cell.load();
+        if w.generation() != permit.generation {
+            self.shared.counters.add(LATE, 1);
+            return Recorded::Late;
+        }
+        if outcome == Outcome::Success && !slow && w.success_fast_path() {
+            let now = match prepared.buckets {
+                Buckets::Time { .. } => self.shared.clock.now_ns(),
+                Buckets::Count { .. } => 0,
+            };
+            let epoch = prepared.epoch(now);
+            // One CAS counts the success and clears the streak.
+            let Some(added) = cell.count(w.generation(), prepared.buckets, epoch, false, false)
+            else {
+                return self.late();
+            };
+            if added.rolled {
+                self.evaluate(cell, prepared, now);
+            }
+            return Recorded::Counted;
+        }
+        self.record_slow(cell, prepared, w, permit, outcome, slow)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn record_slow(
+        &self,
+        cell: &Cell,
+        prepared: &Prepared,
+        w: Word,
+        permit: RawPermit,
+        outcome: Outcome,
+        slow: bool,
+    ) -> Recorded {
+        let config = &prepared.config;
+        match (w.state(), outcome) {
+            (State::Disabled, _) => Recorded::Disabled,
+            (State::Open | State::ForcedOpen, _) => {
+                self.shared.counters.add(UNEXPECTED, 1);
+                Recorded::Unexpected
+            }
+            (State::HalfOpen, Outcome::Ignored) => self.release_probe(cell, w, permit),
+            (State::HalfOpen, _) => self.record_probe(cell, prepared, permit, outcome, slow),
+            (State::Closed | State::MetricsOnly, Outcome::Ignored) => {
+                self.shared.counters.add(IGNORED, 1);
+                Recorded::Counted
+            }
+            (State::Closed | State::MetricsOnly, _) => {
+                let now = self.shared.clock.now_ns();
+                let failed = outcome == Outcome::Failure;
+                let epoch = prepared.epoch(now);
+                let Some(added) = cell.count(w.generation(), prepared.buckets, epoch, failed, slow)
+                else {
+                    return self.late();
+                };
+                if failed {
+                    self.shared.counters.add(FAILURES, 1);
+                    if w.state() == State::Closed
+                        && config
+                            .consecutive_failures
+                            .is_some_and(|k| added.streak >= u64::from(k))
+                    {
+                        self.transition(
+                            cell,
+                            prepared,
+                            w,
+                            State::Open,
+                            TransitionReason::ConsecutiveFailures,
+                            now,
+                        );
+                        return Recorded::Counted;
+                    }
+                }
+                self.evaluate(cell, prepared, now);
+                Recorded::Counted
+            }
+        }
+    }
+
+    fn late(&self) -> Recorded {
+        self.shared.counters.add(LATE, 1);
+        Recorded::Late
+    }
+
+    /// The rate rules on the window; keeps the evaluate-on-success flag in step.
+    fn evaluate(&self, cell: &Cell, prepared: &Prepared, now: u64) {
+        let config = &prepared.config;
+        let mut w = cell.load();
+        if !matches!(w.state(), State::Closed | State::MetricsOnly) {
+            return;
+        }
+        // Relaxed: the window word is self-contained (see `Cell::count`).
+        let c = prepared
+            .buckets
+            .counts(cell.window.load(Ordering::Relaxed), prepared.epoch(now));
+        let min = u64::from(config.minimum_calls);
+        if c.calls >= min && w.state() == State::Closed {
+            if let Some(reason) = rate_verdict(config, config.failure_rate, &c) {
+                self.transition(cell, prepared, w, State::Open, reason, now);
+                return;
+            }
+        }
+        let pending = w.state() == State::Closed && c.calls < min && (c.failures > 0 || c.slow > 0);
+        while w.eval_on_success() != pending {
+            match cell.cas(w, w.with_eval(pending)) {
+                Ok(()) => break,
+                Err(cur) if cur.generation() == w.generation() => w = cur,
+                Err(_) => break,
+            }
+        }
+    }
+
+    fn release_probe(&self, cell: &Cell, mut w: Word, permit: RawPermit) -> Recorded {
+        loop {
+            if w.generation() != permit.generation || w.state() != State::HalfOpen {
+                self.shared.counters.add(LATE, 1);
+                return Recorded::Late;
+            }
+            if w.admitted() == 0 {
+                self.shared.counters.add(UNEXPECTED, 1);
+                return Recorded::Unexpected;
+            }
+            match cell.cas(w, w.with_admitted(w.admitted() - 1)) {
+                Ok(()) => {
+                    self.shared.counters.add(IGNORED, 1);
+                    return Recorded::Counted;
+                }
+                Err(cur) => w = cur,
+            }
+        }
+    }
+
+    fn record_probe(
+        &self,
+        cell: &Cell,
+        prepared: &Prepared,
+        permit: RawPermit,
+        outcome: Outcome,
+        slow: bool,
+    ) -> Recorded {
+        let generation = permit.generation;
+        let failed = outcome == Outcome::Failure;
+        // Acquire/AcqRel as the named breaker's probe word: reports of one episode see each
+        // other, and the opens carried from the OPEN episode are seen (the transition stored
+        // them before its Release of the deadline this episode's first caller acquired).
+        let mut p = cell.window.load(Ordering::Acquire);
+        let (reported, failures, slows) = loop {
+            let w = cell.load();
+            if w.generation() != generation {
+                self.shared.counters.add(LATE, 1);
+                return Recorded::Late;
+            }
+            // A word of another generation reads as no reports yet (reset lazily); the opens
+            // field carries over from the OPEN episode before.
+            let (r, f, s) = probe_counts(p, generation);
+            if r >= w.admitted() {
+                self.shared.counters.add(UNEXPECTED, 1);
+                return Recorded::Unexpected;
+            }
+            let next = (r + 1, f + u64::from(failed), s + u64::from(slow));
+            match cell.window.compare_exchange_weak(
+                p,
+                pack_probe(generation, probe_opens(p), next.0, next.1, next.2),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break next,
+                Err(cur) => p = cur,
+            }
+        };
+        if failed {
+            self.shared.counters.add(FAILURES, 1);
+        }
+        let config = &prepared.config;
+        let verdict = probe_verdict(config, config.failure_rate, reported, failures, slows);
+        let now = self.shared.clock.now_ns();
+        let w = cell.load();
+        if w.generation() == generation {
+            if let Some((to, reason)) = verdict {
+                self.transition(cell, prepared, w, to, reason, now);
+            }
+        }
+        Recorded::Counted
+    }
+
+    /// Moves from the state and generation of `from` to `to`; exactly one caller wins (I4).
+    fn transition(
+        &self,
+        cell: &Cell,
+        prepared: &Prepared,
+        from: Word,
+        to: State,
+        reason: TransitionReason,
+        now: u64,
+    ) -> bool {
+        let mut cur = from;
+        if matches!(to, State::Closed | State::MetricsOnly)
+            && matches!(
+                from.state(),
+                State::Closed | State::MetricsOnly | State::Disabled
+            )
+        {
+            // Window layout to window layout: a fresh episode, reset before the new generation
+            // is visible (Relaxed: the CAS below publishes it with Release). From a probe
+            // layout the winner replaces the word after its CAS (see `entered`).
+            cell.window.store(0, Ordering::Relaxed);
+        }
+        loop {
+            if cur.state() != from.state() || cur.generation() != from.generation() {
+                return false;
+            }
+            let next = cur.next(to);
+            match cell.cas(cur, next) {
+                Ok(()) => {
+                    self.entered(cell, prepared, cur, next, reason, now);
+                    return true;
+                }
+                Err(w) => cur = w,
+            }
+        }
+    }
+
+    /// The openings counted so far in the episode `from` belongs to (0 after CLOSED).
+    fn opens(cell: &Cell, from: Word) -> u64 {
+        match from.state() {
+            // Relaxed: the value was published with (or before) the word we acquired.
+            State::Open | State::HalfOpen | State::ForcedOpen => {
+                probe_opens(cell.window.load(Ordering::Relaxed))
+            }
+            _ => 0,
+        }
+    }
+
+    /// Bookkeeping after a won transition.
+    fn entered(
+        &self,
+        cell: &Cell,
+        prepared: &Prepared,
+        from: Word,
+        to: Word,
+        reason: TransitionReason,
+        now: u64,
+    ) {
+        let generation = to.generation();
+        let config = &prepared.config;
+        match to.state() {
+            State::Open => {
+                let n = Self::opens(cell, from);
+                let wait = open_wait(config, &self.shared.rng, n);
+                // The probe word first, then the deadline with Release: whoever acquires the
+                // deadline (the caller that starts probing) sees the openings count.
+                cell.replace_window(
+                    |v| probe_is_current(v, generation),
+                    pack_probe(generation, n + 1, 0, 0, 0),
+                );
+                cell.deadline.store(
+                    pack_deadline(generation, now.saturating_add(duration_ns(wait))),
+                    Ordering::Release,
+                );
+            }
+            State::HalfOpen => {
+                // The probe word is reset lazily by the first report (it keeps the opens).
+                let max = duration_ns(config.half_open_max_duration);
+                cell.deadline.store(
+                    pack_deadline(generation, now.saturating_add(max)),
+                    Ordering::Release,
+                );
+            }
+            State::Closed | State::MetricsOnly | State::Disabled => {
+                // From a probe layout: an empty window, unless a caller of this generation
+                // already started one.
+                cell.replace_window(|v| v & PROBE_BIT == 0, 0);
+            }
+            State::ForcedOpen => {}
+        }
+        self.shared.transitions[from.state() as usize][to.state() as usize]
+            .fetch_add(1, Ordering::Relaxed);
+        self.shared.events.publish(Event {
+            source: self.shared.id,
+            at_ns: now,
+            kind: EventKind::Transition {
+                from: from.state(),
+                to: to.state(),
+                generation,
+                reason,
+            },
+        });
+    }
+
+    // ---- manual transitions -------------------------------------------------------------
+
+    fn on_key<R>(&self, key: &K, f: impl FnOnce(&Cell, &Prepared) -> R) -> Result<R, RegistryFull> {
+        self.registry.with(key, |slot, store| {
+            let cell = store
+                .arena
+                .get(slot.cell)
+                .expect("a mapped cell is allocated");
+            f(cell, &store.configs[slot.config as usize])
+        })
+    }
+
+    fn manual(
+        &self,
+        key: &K,
+        to: State,
+        allowed: impl Fn(State) -> bool,
+    ) -> Result<Result<(), TransitionError>, RegistryFull> {
+        self.on_key(key, |cell, prepared| loop {
+            let w = cell.load();
+            if w.state() == to {
+                return Ok(()); // a manual transition to the current state is a no-op
+            }
+            if !allowed(w.state()) {
+                return Err(TransitionError {
+                    from: w.state(),
+                    to,
+                });
+            }
+            let now = self.shared.clock.now_ns();
+            if self.transition(cell, prepared, w, to, TransitionReason::Manual, now) {
+                return Ok(());
+            }
+        })
+    }
+
+    /// Opens `key` by hand (created if new): rejecting until another manual transition, or
+    /// until `duration` has passed. A FORCED_OPEN key is never evicted.
+    pub fn force_open(&self, key: &K, duration: Option<Duration>) -> Result<(), RegistryFull> {
+        self.on_key(key, |cell, prepared| {
+            let now = self.shared.clock.now_ns();
+            loop {
+                let w = cell.load();
+                let next = w.next(State::ForcedOpen);
+                let opens = Self::opens(cell, w);
+                if cell.cas(w, next).is_ok() {
+                    let g = next.generation();
+                    cell.replace_window(|v| probe_is_current(v, g), pack_probe(g, opens, 0, 0, 0));
+                    let at = match duration {
+                        Some(d) => pack_deadline(g, now.saturating_add(duration_ns(d))),
+                        None => tag(g) | DEADLINE_NEVER,
+                    };
+                    // Release: as a transition to OPEN (see `entered`).
+                    cell.deadline.store(at, Ordering::Release);
+                    self.entered(cell, prepared, w, next, TransitionReason::Manual, now);
+                    return;
+                }
+            }
+        })
+    }
+
+    /// Closes `key` (a fresh window); a no-op when it is CLOSED.
+    pub fn close(&self, key: &K) -> Result<(), RegistryFull> {
+        self.manual(key, State::Closed, |_| true).map(|_| ())
+    }
+
+    /// Disables `key`: every call passes, nothing is recorded, the key is not evicted.
+    pub fn disable(&self, key: &K) -> Result<(), RegistryFull> {
+        self.manual(key, State::Disabled, |_| true).map(|_| ())
+    }
+
+    /// `key` records but never trips (and is not evicted).
+    pub fn metrics_only(&self, key: &K) -> Result<(), RegistryFull> {
+        self.manual(key, State::MetricsOnly, |_| true).map(|_| ())
+    }
+
+    /// Starts probing `key` now, from OPEN or FORCED_OPEN; CLOSED -> HALF_OPEN is refused.
+    ///
+    /// ```
+    /// use surgewall::breaker::keyed::KeyedBreaker;
+    /// use surgewall::{BreakerConfig, State};
+    /// let b = KeyedBreaker::<u64>::builder(BreakerConfig::default()).build()?;
+    /// assert!(b.half_open(&1)?.is_err());
+    /// b.force_open(&1, None)?;
+    /// b.half_open(&1)?.unwrap();
+    /// assert_eq!(b.state(&1), Some(State::HalfOpen));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn half_open(&self, key: &K) -> Result<Result<(), TransitionError>, RegistryFull> {
+        self.manual(key, State::HalfOpen, |s| {
+            matches!(s, State::Open | State::ForcedOpen)
+        })
+    }
+
+    /// Starts a fresh CLOSED episode for `key` from any state.
+    pub fn reset(&self, key: &K) -> Result<(), RegistryFull> {
+        self.on_key(key, |cell, prepared| {
+            let now = self.shared.clock.now_ns();
+            while !self.transition(
+                cell,
+                prepared,
+                cell.load(),
+                State::Closed,
+                TransitionReason::Manual,
+                now,
+            ) {}
+        })
+    }
+
+    // ---- observability ------------------------------------------------------------------
+
+    fn snapshot(&self, cell: &Cell, prepared: &Prepared) -> KeySnapshot {
+        let w = cell.load();
+        let now = self.shared.clock.now_ns();
+        let config = &prepared.config;
+        let recording = matches!(w.state(), State::Closed | State::MetricsOnly);
+        let window = if recording {
+            prepared
+                .buckets
+                .counts(cell.window.load(Ordering::Relaxed), prepared.epoch(now))
+        } else {
+            Counts::default()
+        };
+        let retry_after = match w.state() {
+            State::Open | State::ForcedOpen => {
+                Some(cell.remaining(w, now).unwrap_or(config.open_for))
+            }
+            State::HalfOpen if w.admitted() >= u64::from(config.half_open_calls) => Some(
+                cell.remaining(w, now)
+                    .unwrap_or(config.half_open_max_duration),
+            ),
+            _ => None,
+        };
+        KeySnapshot {
+            state: w.state(),
+            generation: w.generation(),
+            window,
+            consecutive_failures: if recording {
+                WindowWord::unpack(cell.window.load(Ordering::Relaxed)).streak
+            } else {
+                0
+            },
+            consecutive_opens: Self::opens(cell, w),
+            retry_after,
+        }
+    }
+
+    /// `key`'s breaker, if the key is held (never creates it). Reads only.
+    ///
+    /// ```
+    /// use surgewall::breaker::keyed::KeyedBreaker;
+    /// use surgewall::{BreakerConfig, State};
+    /// let b = KeyedBreaker::<u64>::builder(BreakerConfig::default()).build()?;
+    /// assert!(b.get(&1).is_none());
+    /// b.try_acquire(&1)?.failure();
+    /// let s = b.get(&1).unwrap();
+    /// assert_eq!((s.state, s.window.failures), (State::Closed, 1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn get(&self, key: &K) -> Option<KeySnapshot> {
+        let slot = self.registry.peek(key)?;
+        let store = self.registry.store();
+        let cell = store.arena.get(slot.cell)?;
+        Some(self.snapshot(cell, &store.configs[slot.config as usize]))
+    }
+
+    /// `key`'s state, if the key is held.
+    pub fn state(&self, key: &K) -> Option<State> {
+        self.get(key).map(|s| s.state)
+    }
+
+    /// How long until `key` admits again (`None` when it admits now or is not held).
+    pub fn retry_after(&self, key: &K) -> Option<Duration> {
+        self.get(key).and_then(|s| s.retry_after)
+    }
+
+    /// Calls `f` for every key held (not the overflow entry), one map shard at a time: for
+    /// admin listings and metrics. Never call back into this keyed breaker from `f`.
+    ///
+    /// ```
+    /// use surgewall::breaker::keyed::KeyedBreaker;
+    /// use surgewall::{BreakerConfig, State};
+    /// let b = KeyedBreaker::<u64>::builder(BreakerConfig::default()).build()?;
+    /// b.try_acquire(&1)?.success();
+    /// b.force_open(&2, None)?;
+    /// let mut open = Vec::new();
+    /// b.for_each(|k, s| if s.state != State::Closed { open.push(*k) });
+    /// assert_eq!(open, [2]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn for_each(&self, mut f: impl FnMut(&K, &KeySnapshot)) {
+        self.registry.for_each(|k, slot, store| {
+            if let Some(cell) = store.arena.get(slot.cell) {
+                f(
+                    k,
+                    &self.snapshot(cell, &store.configs[slot.config as usize]),
+                );
+            }
+        });
+    }
+
+    /// Evicts the CLOSED keys idle for `idle_ttl` at `now_ns` (never an OPEN, HALF_OPEN or
+    /// manually set one) and publishes one [`EventKind::Evicted`] each; see
+    /// [`Registry::sweep`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use surgewall::breaker::keyed::KeyedBreaker;
+    /// use surgewall::BreakerConfig;
+    /// let b = KeyedBreaker::<u64>::builder(BreakerConfig::default())
+    ///     .idle_ttl(Duration::from_secs(1))
+    ///     .build()?;
+    /// b.try_acquire(&1)?.success();
+    /// b.force_open(&2, None)?;
+    /// assert_eq!(b.sweep(0), 0);             // first look: idle from now on
+    /// assert_eq!(b.sweep(1_000_000_000), 1); // 1 goes; 2 is forced open and stays
+    /// assert_eq!((b.len(), b.get(&1)), (1, None));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn sweep(&self, now_ns: u64) -> usize {
+        self.registry.sweep(now_ns)
+    }
+
+    /// Keys held now.
+    pub fn len(&self) -> usize {
+        self.registry.len()
+    }
+
+    /// Whether no key is held.
+    pub fn is_empty(&self) -> bool {
+        self.registry.is_empty()
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Clock {
+        &self.shared.clock
+    }
+
+    /// The ring transitions and evictions are published to.
+    pub fn events(&self) -> &EventRing {
+        &self.shared.events
+    }
+
+    /// The `source` of this keyed breaker's events (transitions and evictions: the key's
+    /// breaker is not named in a transition event; look it up with [`for_each`](Self::for_each)).
+    pub fn id(&self) -> u64 {
+        self.shared.id
+    }
+
+    /// The `source` of eviction events (the registry's id).
+    pub fn registry_id(&self) -> u64 {
+        self.registry.id()
+    }
+
+    /// The aggregate counters.
+    ///
+    /// ```
+    /// use surgewall::breaker::keyed::KeyedBreaker;
+    /// use surgewall::{BreakerConfig, State};
+    /// let b = KeyedBreaker::<u64>::builder(BreakerConfig::default()).build()?;
+    /// b.force_open(&1, None)?;
+    /// let _ = b.try_acquire(&1);
+    /// let m = b.metrics();
+    /// assert_eq!(m.transitions[State::Closed as usize][State::ForcedOpen as usize], 1);
+    /// assert_eq!((m.rejected_open, m.registry.keys), (1, 1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn metrics(&self) -> KeyedBreakerMetrics {
+        let c = &self.shared.counters;
+        KeyedBreakerMetrics {
+            transitions: self
+                .shared
+                .transitions
+                .each_ref()
+                .map(|row| row.each_ref().map(|a| a.load(Ordering::Relaxed))),
+            rejected_open: c.sum(REJECTED_OPEN),
+            rejected_half_open: c.sum(REJECTED_HALF_OPEN),
+            ignored: c.sum(IGNORED),
+            late_results: c.sum(LATE),
+            unexpected_results: c.sum(UNEXPECTED),
+            failures: c.sum(FAILURES),
+            registry: self.registry.stats(),
+            clock: self.shared.clock.mode(),
+        }
+    }
+
+    /// Runs `f` under `key`'s breaker: `Ok` is a success, `Err` a failure, a panic a failure.
+    pub fn call<T, E>(
+        &self,
+        key: &K,
+        f: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, KeyedCallError<E>> {
+        let permit = self.try_acquire(key).map_err(KeyedCallError::Rejected)?;
+        match f() {
+            Ok(v) => {
+                permit.success();
+                Ok(v)
+            }
+            Err(e) => {
+                permit.failure();
+                Err(KeyedCallError::Failed(e))
+            }
+        }
+    }
+}
+
+/// The error of [`KeyedBreaker::call`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum KeyedCallError<E> {
+    /// Not run: rejected by the key's breaker or by the key cap.
+    Rejected(KeyedRejected),
+    /// Run, and it returned this error (recorded as a failure).
+    Failed(E),
+}
+
+impl<E: fmt::Display> fmt::Display for KeyedCallError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyedCallError::Rejected(r) => r.fmt(f),
+            KeyedCallError::Failed(e) => e.fmt(f),
+        }
+    }
+}
+
+impl<E: fmt::Debug + fmt::Display> std::error::Error for KeyedCallError<E> {}
+
+impl<K: Eq + Hash + Clone + Send + Sync + 'static> fmt::Debug for KeyedBreaker<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyedBreaker")
+            .field("keys", &self.len())
+            .field("id", &self.shared.id)
+            .finish()
+    }
+}
+
+#[cfg(all(test, not(surgewall_loom)))]
+mod tests;

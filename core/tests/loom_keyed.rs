@@ -1,0 +1,115 @@
+//! loom models of the keyed breaker's own concurrent state: the streak packed in the window
+//! word (I4: many failures crossing the limit make one transition), the window word's change
+//! of layout at a trip (a stale writer never corrupts the OPEN word), and the eviction commit
+//! racing a trip (an OPEN key is never evicted; a key that is evicted fences the trip).
+//!
+//! Run: `RUSTFLAGS="--cfg surgewall_loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p surgewall
+//! --release --test loom_keyed`.
+//!
+//! Recording threads use raw permits taken before they start (the record path holds no map
+//! lock); only one thread touches the map at a time, since DashMap's locks are not modelled.
+#![cfg(surgewall_loom)]
+
+use std::time::Duration;
+
+use loom::sync::Arc;
+use loom::thread;
+use surgewall::breaker::keyed::KeyedBreaker;
+use surgewall::clock::Clock;
+use surgewall::events::EventRing;
+use surgewall::{BreakerConfig, Outcome, Recorded, State};
+
+fn keyed(k: u32) -> Arc<KeyedBreaker<u64>> {
+    let (clock, _) = Clock::mock();
+    let config = BreakerConfig::builder()
+        .consecutive_failures(k)
+        .open_for(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    Arc::new(
+        KeyedBreaker::builder(config)
+            .clock(clock)
+            .events(EventRing::new(4))
+            .idle_ttl(Duration::from_secs(1))
+            .build()
+            .unwrap(),
+    )
+}
+
+const CLOSED_TO_OPEN: (usize, usize) = (State::Closed as usize, State::Open as usize);
+
+/// Two failures racing on one key with K = 2: both are counted and exactly one opens it.
+#[test]
+fn racing_failures_open_a_key_once() {
+    loom::model(|| {
+        let b = keyed(2);
+        let permits = [
+            b.try_acquire_raw(&1).unwrap(),
+            b.try_acquire_raw(&1).unwrap(),
+        ];
+        let threads: Vec<_> = permits
+            .into_iter()
+            .map(|p| {
+                let b = b.clone();
+                thread::spawn(move || b.record_raw(p, Outcome::Failure))
+            })
+            .collect();
+        for t in threads {
+            assert_eq!(t.join().unwrap(), Recorded::Counted);
+        }
+        assert_eq!(b.state(&1), Some(State::Open));
+        let m = b.metrics();
+        assert_eq!(m.transitions[CLOSED_TO_OPEN.0][CLOSED_TO_OPEN.1], 1);
+        assert_eq!(m.failures, 2);
+    });
+}
+
+/// A sweep evicting an idle key races the failure that trips it: either the trip wins (the
+/// key stays, OPEN) or the eviction wins (the key is gone and no transition happened).
+#[test]
+fn an_eviction_racing_a_trip_never_loses_an_open_key() {
+    loom::model(|| {
+        let b = keyed(1);
+        let p = b.try_acquire_raw(&1).unwrap();
+        assert_eq!(b.sweep(0), 0); // the idle mark
+        let recorder = {
+            let b = b.clone();
+            thread::spawn(move || b.record_raw(p, Outcome::Failure))
+        };
+        let evicted = b.sweep(1_000_000_000);
+        let recorded = recorder.join().unwrap();
+        let opened = b.metrics().transitions[CLOSED_TO_OPEN.0][CLOSED_TO_OPEN.1];
+        if evicted == 1 {
+            assert_eq!(b.get(&1), None);
+            assert_eq!(opened, 0, "an evicted key must not have opened");
+        } else {
+            assert_eq!(evicted, 0);
+            assert_eq!(recorded, Recorded::Counted);
+            assert_eq!(b.state(&1), Some(State::Open));
+            assert_eq!(opened, 1);
+        }
+    });
+}
+
+/// The window word changes layout with the state: a success racing the failure that trips the
+/// key must never write over the OPEN episode's probe word (the openings count) nor the
+/// deadline, whichever order they run in.
+#[test]
+fn a_stale_success_never_corrupts_the_open_word() {
+    loom::model(|| {
+        let b = keyed(1);
+        let fail = b.try_acquire_raw(&1).unwrap();
+        let ok = b.try_acquire_raw(&1).unwrap();
+        let failer = {
+            let b = b.clone();
+            thread::spawn(move || b.record_raw(fail, Outcome::Failure))
+        };
+        let recorded = b.record_raw(ok, Outcome::Success);
+        assert_eq!(failer.join().unwrap(), Recorded::Counted);
+        assert!(matches!(recorded, Recorded::Counted | Recorded::Late));
+        let s = b.get(&1).unwrap();
+        assert_eq!(s.state, State::Open);
+        assert_eq!(s.consecutive_opens, 1);
+        assert_eq!(s.retry_after, Some(Duration::from_secs(1)));
+    });
+}
