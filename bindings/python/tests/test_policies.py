@@ -125,10 +125,6 @@ def test_keyed_bulkhead_key_cap_and_idle_eviction(clock: MockClock) -> None:
     kb.close()
 
 
-@pytest.mark.xfail(
-    reason="ABI: keyed-bulkhead eviction events carry a hash, not the caller's key "
-    "(f2fccfc says it fixed this, but its diff does not touch the eviction path)"
-)
 def test_eviction_events_carry_the_callers_key(clock: MockClock) -> None:
     kb = surgewall.KeyedBulkhead(1, idle_ttl=1, clock=clock)
     sub = surgewall.events()
