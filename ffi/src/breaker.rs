@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use engine::{Breaker, Outcome, RawPermit, Recorded, RejectReason, State};
 
+use crate::builder::consume;
 use crate::config::surgewall_breaker_config;
 use crate::error::{report, report_config, surgewall_error};
 use crate::handle::{opaque_handle, Handle};
@@ -211,19 +212,14 @@ pub extern "C" fn surgewall_breaker_new(
     err_out: *mut *mut surgewall_error,
 ) -> Status {
     boundary(|| {
-        let state = surgewall_breaker_config::take(cfg).map_err(|s| {
-            report(
-                err_out,
-                s,
-                "config",
-                "the config is NULL, freed, or already consumed",
-            )
-        })?;
-        non_null(out).map_err(|s| report(err_out, s, "out", "out is NULL"))?;
+        let state = consume(cfg, out, err_out)?;
         let name = utf8(name, name_len)
             .map_err(|s| report(err_out, s, "name", "the name must be valid UTF-8"))?;
-        let state = state.into_inner().unwrap_or_else(|p| p.into_inner());
-        let (config, clock, fallback) = state.build().map_err(|e| report_config(err_out, &e))?;
+        let config = state
+            .builder
+            .build()
+            .map_err(|e| report_config(err_out, &e))?;
+        let (clock, fallback) = (state.clock, state.fallback);
         let mut builder = Breaker::builder(name, config).clock(clock);
         if let Some(f) = fallback {
             builder = builder.fallback(f);

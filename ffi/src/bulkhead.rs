@@ -1,7 +1,7 @@
 //! `surgewall_bulkhead` and `surgewall_keyed_bulkhead`: concurrency limits over the C ABI.
 
 use std::hash::{BuildHasher, Hasher};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use engine::bulkhead::keyed::{KeyedBulkhead, KeyedRawPermit, KeyedRejected};
@@ -10,6 +10,7 @@ use engine::registry::Overflow;
 use engine::{Bulkhead, BulkheadConfig, ConfigError};
 
 use crate::breaker::ns;
+use crate::builder::{consume, set, Builder};
 use crate::clock::surgewall_mock_clock;
 use crate::config::duration;
 use crate::error::{report, report_config, surgewall_error};
@@ -199,10 +200,9 @@ pub struct KeyedConfig {
     max_keys: Option<(usize, bool)>,
     idle_ttl: Option<Duration>,
     clock: Clock,
-    bad: Option<ConfigError>,
 }
 
-opaque_handle!(surgewall_keyed_bulkhead_config => Mutex<KeyedConfig>, tag 7);
+opaque_handle!(surgewall_keyed_bulkhead_config => Builder<KeyedConfig>, tag 7);
 
 /// Per-key concurrency limits (a tenant, a user) with an optional limit across all keys.
 /// Thread-safe. Keys are `uint64_t`; string keys go through `_str` functions, which hash them
@@ -277,14 +277,7 @@ fn keyed_set(
     cfg: *mut surgewall_keyed_bulkhead_config,
     f: impl FnOnce(&mut KeyedConfig) -> Result<(), ConfigError>,
 ) -> Status {
-    boundary(|| {
-        let c = surgewall_keyed_bulkhead_config::get(cfg)?;
-        let mut c = c.lock().unwrap_or_else(|p| p.into_inner());
-        if let Err(e) = f(&mut c) {
-            c.bad.get_or_insert(e);
-        }
-        Ok(())
-    })
+    set(cfg, f)
 }
 
 /// Creates a keyed-bulkhead configuration: `per_key_max` calls in flight per key.
@@ -302,9 +295,11 @@ pub extern "C" fn surgewall_keyed_bulkhead_config_new(
             max_keys: None,
             idle_ttl: None,
             clock: Clock::coarse(),
-            bad: None,
         };
-        write(out, surgewall_keyed_bulkhead_config::insert(Mutex::new(c))?)
+        write(
+            out,
+            surgewall_keyed_bulkhead_config::insert(Builder::new(c))?,
+        )
     })
 }
 
@@ -379,8 +374,10 @@ pub extern "C" fn surgewall_keyed_bulkhead_config_set_mock_clock(
 ) -> Status {
     boundary(|| {
         let clock = surgewall_mock_clock::get(clock)?.clock.clone();
-        let c = surgewall_keyed_bulkhead_config::get(cfg)?;
-        c.lock().unwrap_or_else(|p| p.into_inner()).clock = clock;
+        surgewall_keyed_bulkhead_config::get(cfg)?.update(|c| {
+            c.clock = clock;
+            Ok(())
+        });
         Ok(())
     })
 }
@@ -394,22 +391,10 @@ pub extern "C" fn surgewall_keyed_bulkhead_new(
     err_out: *mut *mut surgewall_error,
 ) -> Status {
     boundary(|| {
-        let c = surgewall_keyed_bulkhead_config::take(cfg).map_err(|s| {
-            report(
-                err_out,
-                s,
-                "config",
-                "the config is NULL, freed, or already consumed",
-            )
-        })?;
-        non_null(out).map_err(|s| report(err_out, s, "out", "out is NULL"))?;
-        let c = c.into_inner().unwrap_or_else(|p| p.into_inner());
-        if let Some(e) = c.bad {
-            return Err(report_config(err_out, &e));
-        }
+        let c = consume(cfg, out, err_out)?;
+        // Eviction events carry the caller's own key (string keys: see `_key_of`).
         let mut b = KeyedBulkhead::<u64>::builder(c.per_key_max)
             .events(engine::breaker::default_events())
-            // Eviction events carry the caller's own key (string keys: see `_key_of`).
             .event_key(|k| *k);
         if let Some(g) = c.global_max {
             b = b.global_max(g);

@@ -4,12 +4,12 @@
 //! whole configuration, naming the first bad field in its error object. Durations are signed
 //! nanoseconds so that a negative one can be reported rather than wrapped.
 
-use std::sync::Mutex;
 use std::time::Duration;
 
 use engine::clock::Clock;
 use engine::{BreakerConfig, BreakerConfigBuilder, ConfigError};
 
+use crate::builder::{set, Builder};
 use crate::clock::surgewall_mock_clock;
 use crate::handle::{opaque_handle, Handle};
 use crate::status::{boundary, non_null, write, Status};
@@ -19,19 +19,6 @@ pub struct ConfigState {
     pub(crate) builder: BreakerConfigBuilder,
     pub(crate) clock: Clock,
     pub(crate) fallback: Option<engine::Fallback>,
-    /// The first value a setter could not even represent (a negative duration).
-    pub(crate) bad: Option<ConfigError>,
-}
-
-impl ConfigState {
-    pub(crate) fn build(
-        self,
-    ) -> Result<(BreakerConfig, Clock, Option<engine::Fallback>), ConfigError> {
-        if let Some(e) = self.bad {
-            return Err(e);
-        }
-        Ok((self.builder.build()?, self.clock, self.fallback))
-    }
 }
 
 /// A breaker configuration under construction. Single owner: not to be shared between
@@ -41,7 +28,7 @@ pub struct surgewall_breaker_config {
     _private: [u8; 0],
 }
 
-opaque_handle!(surgewall_breaker_config => Mutex<ConfigState>, tag 3);
+opaque_handle!(surgewall_breaker_config => Builder<ConfigState>, tag 3);
 
 pub(crate) fn duration(field: &'static str, ns: i64) -> Result<Duration, ConfigError> {
     u64::try_from(ns)
@@ -49,26 +36,11 @@ pub(crate) fn duration(field: &'static str, ns: i64) -> Result<Duration, ConfigE
         .map_err(|_| ConfigError::new(field, format!("must not be negative, got {ns} ns")))
 }
 
-/// Applies `f` to the builder behind `cfg`.
-fn set(
-    cfg: *mut surgewall_breaker_config,
-    f: impl FnOnce(&mut ConfigState) -> Result<(), ConfigError>,
-) -> Status {
-    boundary(|| {
-        let state = surgewall_breaker_config::get(cfg)?;
-        let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
-        if let Err(e) = f(&mut state) {
-            state.bad.get_or_insert(e);
-        }
-        Ok(())
-    })
-}
-
 fn with_builder(
     cfg: *mut surgewall_breaker_config,
     f: impl FnOnce(BreakerConfigBuilder) -> BreakerConfigBuilder,
 ) -> Status {
-    set(cfg, |s| {
+    set(cfg, |s: &mut ConfigState| {
         s.builder = f(s.builder.clone());
         Ok(())
     })
@@ -84,9 +56,8 @@ pub extern "C" fn surgewall_breaker_config_new(out: *mut *mut surgewall_breaker_
             builder: BreakerConfig::builder(),
             clock: Clock::coarse(),
             fallback: None,
-            bad: None,
         };
-        write(out, surgewall_breaker_config::insert(Mutex::new(state))?)
+        write(out, surgewall_breaker_config::insert(Builder::new(state))?)
     })
 }
 
@@ -123,7 +94,7 @@ pub extern "C" fn surgewall_breaker_config_set_slow_calls(
     threshold: f64,
     duration_ns: i64,
 ) -> Status {
-    set(cfg, |s| {
+    set(cfg, |s: &mut ConfigState| {
         let d = duration("slow_call_duration", duration_ns)?;
         s.builder = s.builder.clone().slow_calls(threshold, d);
         Ok(())
@@ -165,7 +136,7 @@ pub extern "C" fn surgewall_breaker_config_set_time_window(
     duration_ns: i64,
     buckets: u32,
 ) -> Status {
-    set(cfg, |s| {
+    set(cfg, |s: &mut ConfigState| {
         let d = duration("window", duration_ns)?;
         s.builder = s.builder.clone().time_window(d, buckets);
         Ok(())
@@ -187,7 +158,7 @@ pub extern "C" fn surgewall_breaker_config_set_open_for(
     cfg: *mut surgewall_breaker_config,
     ns: i64,
 ) -> Status {
-    set(cfg, |s| {
+    set(cfg, |s: &mut ConfigState| {
         let d = duration("open_for", ns)?;
         s.builder = s.builder.clone().open_for(d);
         Ok(())
@@ -202,7 +173,7 @@ pub extern "C" fn surgewall_breaker_config_set_open_backoff(
     max_ns: i64,
     jitter: f64,
 ) -> Status {
-    set(cfg, |s| {
+    set(cfg, |s: &mut ConfigState| {
         let d = duration("max_open_for", max_ns)?;
         s.builder = s.builder.clone().open_backoff(multiplier, d, jitter);
         Ok(())
@@ -224,7 +195,7 @@ pub extern "C" fn surgewall_breaker_config_set_half_open_max_duration(
     cfg: *mut surgewall_breaker_config,
     ns: i64,
 ) -> Status {
-    set(cfg, |s| {
+    set(cfg, |s: &mut ConfigState| {
         let d = duration("half_open_max_duration", ns)?;
         s.builder = s.builder.clone().half_open_max_duration(d);
         Ok(())
@@ -248,8 +219,10 @@ pub extern "C" fn surgewall_breaker_config_set_mock_clock(
 ) -> Status {
     boundary(|| {
         let c = surgewall_mock_clock::get(clock)?.clock.clone();
-        let state = surgewall_breaker_config::get(cfg)?;
-        state.lock().unwrap_or_else(|p| p.into_inner()).clock = c;
+        surgewall_breaker_config::get(cfg)?.update(|s| {
+            s.clock = c;
+            Ok(())
+        });
         Ok(())
     })
 }
@@ -259,7 +232,7 @@ pub extern "C" fn surgewall_breaker_config_set_mock_clock(
 pub extern "C" fn surgewall_breaker_config_set_precise_clock(
     cfg: *mut surgewall_breaker_config,
 ) -> Status {
-    set(cfg, |s| {
+    set(cfg, |s: &mut ConfigState| {
         s.clock = Clock::precise();
         Ok(())
     })
@@ -278,9 +251,10 @@ pub extern "C" fn surgewall_breaker_config_set_fallback(
     boundary(|| {
         let ct = crate::status::utf8(content_type, content_type_len)?;
         let bytes = crate::status::bytes(body, body_len)?.to_vec();
-        let state = surgewall_breaker_config::get(cfg)?;
-        state.lock().unwrap_or_else(|p| p.into_inner()).fallback =
-            Some(engine::Fallback::new(ct, bytes));
+        surgewall_breaker_config::get(cfg)?.update(|s| {
+            s.fallback = Some(engine::Fallback::new(ct, bytes));
+            Ok(())
+        });
         Ok(())
     })
 }

@@ -19,6 +19,7 @@
 #![allow(non_camel_case_types)] // C names: surgewall_breaker, surgewall_state, ...
 
 mod breaker;
+mod builder;
 mod bulkhead;
 mod clock;
 mod config;

@@ -12,6 +12,7 @@ use engine::{
 };
 
 use crate::breaker::{ns, surgewall_breaker};
+use crate::builder::{consume, set, Builder};
 use crate::clock::surgewall_mock_clock;
 use crate::config::duration;
 use crate::error::{report, report_config, surgewall_error};
@@ -166,13 +167,7 @@ pub struct surgewall_retry_config {
     _private: [u8; 0],
 }
 
-/// What a retry-config handle holds.
-pub struct RetryConfigState {
-    builder: engine::retry::RetryPolicyBuilder,
-    bad: Option<ConfigError>,
-}
-
-opaque_handle!(surgewall_retry_config => Mutex<RetryConfigState>, tag 10);
+opaque_handle!(surgewall_retry_config => Builder<engine::retry::RetryPolicyBuilder>, tag 10);
 
 /// A validated retry policy: shareable and thread-safe; each operation takes its own schedule.
 pub struct surgewall_retry_policy {
@@ -249,15 +244,8 @@ fn retry_set(
         engine::retry::RetryPolicyBuilder,
     ) -> Result<engine::retry::RetryPolicyBuilder, ConfigError>,
 ) -> Status {
-    boundary(|| {
-        let c = surgewall_retry_config::get(cfg)?;
-        let mut c = c.lock().unwrap_or_else(|p| p.into_inner());
-        match f(c.builder.clone()) {
-            Ok(b) => c.builder = b,
-            Err(e) => {
-                c.bad.get_or_insert(e);
-            }
-        }
+    set(cfg, |b: &mut engine::retry::RetryPolicyBuilder| {
+        *b = f(b.clone())?;
         Ok(())
     })
 }
@@ -267,11 +255,10 @@ fn retry_set(
 pub extern "C" fn surgewall_retry_config_new(out: *mut *mut surgewall_retry_config) -> Status {
     boundary(|| {
         non_null(out)?;
-        let state = RetryConfigState {
-            builder: RetryPolicy::builder(),
-            bad: None,
-        };
-        write(out, surgewall_retry_config::insert(Mutex::new(state))?)
+        write(
+            out,
+            surgewall_retry_config::insert(Builder::new(RetryPolicy::builder()))?,
+        )
     })
 }
 
@@ -415,9 +402,10 @@ pub extern "C" fn surgewall_retry_config_set_budget(
 ) -> Status {
     boundary(|| {
         let budget = surgewall_retry_budget::get(budget)?.clone();
-        let c = surgewall_retry_config::get(cfg)?;
-        let mut c = c.lock().unwrap_or_else(|p| p.into_inner());
-        c.builder = c.builder.clone().budget(budget);
+        surgewall_retry_config::get(cfg)?.update(|b| {
+            *b = b.clone().budget(budget);
+            Ok(())
+        });
         Ok(())
     })
 }
@@ -439,9 +427,10 @@ pub extern "C" fn surgewall_retry_config_set_mock_clock(
 ) -> Status {
     boundary(|| {
         let clock: Clock = surgewall_mock_clock::get(clock)?.clock.clone();
-        let c = surgewall_retry_config::get(cfg)?;
-        let mut c = c.lock().unwrap_or_else(|p| p.into_inner());
-        c.builder = c.builder.clone().clock(clock);
+        surgewall_retry_config::get(cfg)?.update(|b| {
+            *b = b.clone().clock(clock);
+            Ok(())
+        });
         Ok(())
     })
 }
@@ -454,20 +443,8 @@ pub extern "C" fn surgewall_retry_policy_new(
     err_out: *mut *mut surgewall_error,
 ) -> Status {
     boundary(|| {
-        let c = surgewall_retry_config::take(cfg).map_err(|s| {
-            report(
-                err_out,
-                s,
-                "config",
-                "the config is NULL, freed, or already consumed",
-            )
-        })?;
-        non_null(out).map_err(|s| report(err_out, s, "out", "out is NULL"))?;
-        let c = c.into_inner().unwrap_or_else(|p| p.into_inner());
-        if let Some(e) = c.bad {
-            return Err(report_config(err_out, &e));
-        }
-        let policy = c.builder.build().map_err(|e| report_config(err_out, &e))?;
+        let builder = consume(cfg, out, err_out)?;
+        let policy = builder.build().map_err(|e| report_config(err_out, &e))?;
         write(out, surgewall_retry_policy::insert(policy)?)
     })
 }

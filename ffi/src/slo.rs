@@ -1,11 +1,12 @@
 //! SLO trackers and dynamic thresholds over the C ABI.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use engine::clock::Clock;
 use engine::{ConfigError, SloConfig, SloTracker, ThresholdAdjuster, ThresholdConfig};
 
 use crate::breaker::{outcome, surgewall_breaker};
+use crate::builder::{consume, set, Builder};
 use crate::clock::surgewall_mock_clock;
 use crate::config::duration;
 use crate::error::{report, report_config, surgewall_error};
@@ -24,10 +25,9 @@ pub struct SloConfigState {
     builder: engine::slo::SloConfigBuilder,
     clock: Clock,
     breaker: Option<Arc<engine::Breaker>>,
-    bad: Option<ConfigError>,
 }
 
-opaque_handle!(surgewall_slo_config => Mutex<SloConfigState>, tag 13);
+opaque_handle!(surgewall_slo_config => Builder<SloConfigState>, tag 13);
 
 /// An SLO tracker: error budget and multi-window burn rates. Thread-safe.
 pub struct surgewall_slo {
@@ -82,14 +82,7 @@ fn slo_set(
     cfg: *mut surgewall_slo_config,
     f: impl FnOnce(&mut SloConfigState) -> Result<(), ConfigError>,
 ) -> Status {
-    boundary(|| {
-        let c = surgewall_slo_config::get(cfg)?;
-        let mut c = c.lock().unwrap_or_else(|p| p.into_inner());
-        if let Err(e) = f(&mut c) {
-            c.bad.get_or_insert(e);
-        }
-        Ok(())
-    })
+    set(cfg, f)
 }
 
 /// Creates an SLO configuration with the defaults.
@@ -101,9 +94,8 @@ pub extern "C" fn surgewall_slo_config_new(out: *mut *mut surgewall_slo_config) 
             builder: SloConfig::builder(),
             clock: Clock::coarse(),
             breaker: None,
-            bad: None,
         };
-        write(out, surgewall_slo_config::insert(Mutex::new(state))?)
+        write(out, surgewall_slo_config::insert(Builder::new(state))?)
     })
 }
 
@@ -232,8 +224,10 @@ pub extern "C" fn surgewall_slo_config_set_breaker(
 ) -> Status {
     boundary(|| {
         let b = surgewall_breaker::get_arc(breaker)?;
-        let c = surgewall_slo_config::get(cfg)?;
-        c.lock().unwrap_or_else(|p| p.into_inner()).breaker = Some(b);
+        surgewall_slo_config::get(cfg)?.update(|c| {
+            c.breaker = Some(b);
+            Ok(())
+        });
         Ok(())
     })
 }
@@ -246,8 +240,10 @@ pub extern "C" fn surgewall_slo_config_set_mock_clock(
 ) -> Status {
     boundary(|| {
         let clock = surgewall_mock_clock::get(clock)?.clock.clone();
-        let c = surgewall_slo_config::get(cfg)?;
-        c.lock().unwrap_or_else(|p| p.into_inner()).clock = clock;
+        surgewall_slo_config::get(cfg)?.update(|c| {
+            c.clock = clock;
+            Ok(())
+        });
         Ok(())
     })
 }
@@ -261,19 +257,7 @@ pub extern "C" fn surgewall_slo_new(
     err_out: *mut *mut surgewall_error,
 ) -> Status {
     boundary(|| {
-        let c = surgewall_slo_config::take(cfg).map_err(|s| {
-            report(
-                err_out,
-                s,
-                "config",
-                "the config is NULL, freed, or already consumed",
-            )
-        })?;
-        non_null(out).map_err(|s| report(err_out, s, "out", "out is NULL"))?;
-        let c = c.into_inner().unwrap_or_else(|p| p.into_inner());
-        if let Some(e) = c.bad {
-            return Err(report_config(err_out, &e));
-        }
+        let c = consume(cfg, out, err_out)?;
         let config = c.builder.build().map_err(|e| report_config(err_out, &e))?;
         let mut b = SloTracker::builder(config)
             .clock(c.clock)
