@@ -14,7 +14,7 @@ demo:
 	$(CARGO) run --quiet --release -p surgewall --example demo
 
 ## test: everything that exists: lint, unit/integration/doc tests, loom models, benches once
-test: lint test-rust test-loom test-c test-python test-go bench-check
+test: lint bench-check test-loom test-rust test-c test-python test-go
 	@echo "make test: all suites passed"
 
 lint:
