@@ -188,16 +188,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn coarse_falls_back_to_precise_when_nobody_ticks() {
+    fn coarse_reads_the_tick_and_falls_back_to_precise_without_one() {
+        // The only test in this binary that ticks, so nothing else moves the coarse clock.
         let c = Clock::coarse();
+        stop_ticking();
+        assert!(!is_ticking());
         let a = c.now_ns();
         std::thread::sleep(Duration::from_millis(2));
         let b = c.now_ns();
-        // Ticking may be on in another test of this process; either way time moves.
+        assert!(b - a >= 1_000_000, "without a ticker coarse reads are precise: {a} -> {b}");
+
         tick();
+        assert!(is_ticking());
         let t = c.now_ns();
-        assert!(t >= a);
-        let _ = b;
+        std::thread::sleep(Duration::from_millis(2));
+        assert_eq!(c.now_ns(), t, "while ticking, coarse time moves only with the ticks");
+        assert!(t >= b, "a tick never goes back");
+
+        stop_ticking();
+        assert!(c.now_ns() > t, "after the ticker stops, time moves again (I7)");
     }
 
     #[test]
