@@ -1329,6 +1329,12 @@ surgewall_status surgewall_keyed_bulkhead_metrics(const struct surgewall_keyed_b
                                                   struct surgewall_keyed_bulkhead_stats *out);
 
 /**
+ * The keyed bulkhead's process-unique id: the `source` of its eviction events.
+ */
+surgewall_status surgewall_keyed_bulkhead_id(const struct surgewall_keyed_bulkhead *kb,
+                                             uint64_t *id_out);
+
+/**
  * Refreshes the coarse clock every breaker reads by default. Call it every 0.5-1 ms from one
  * thread (the agent does); without it coarse reads fall back to precise ones.
  */
@@ -1700,6 +1706,12 @@ surgewall_status surgewall_retry_schedule_attempts(const struct surgewall_retry_
                                                    uint32_t *out);
 
 /**
+ * The budget's process-unique id: the `source` of its `RETRY_BUDGET_EXHAUSTED` events.
+ */
+surgewall_status surgewall_retry_budget_id(const struct surgewall_retry_budget *b,
+                                           uint64_t *id_out);
+
+/**
  * Creates an SLO configuration with the defaults.
  */
 surgewall_status surgewall_slo_config_new(struct surgewall_slo_config **out);
@@ -1837,6 +1849,12 @@ surgewall_status surgewall_threshold_adjuster_tick(const struct surgewall_thresh
  */
 surgewall_status surgewall_threshold_adjuster_metrics(const struct surgewall_threshold_adjuster *a,
                                                       struct surgewall_threshold_stats *out);
+
+/**
+ * The SLO tracker's process-unique id: the `source` of its burn events. (A threshold
+ * adjuster publishes under its breaker's id: `surgewall_breaker_id`.)
+ */
+surgewall_status surgewall_slo_id(const struct surgewall_slo *s, uint64_t *id_out);
 
 /**
  * A static, NUL-terminated message for `status` (also for numbers that are no status).

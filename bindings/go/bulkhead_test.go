@@ -226,9 +226,13 @@ func TestKeyedBulkhead(t *testing.T) {
 	if n, err := kb.Sweep(); err != nil || n != 3 {
 		t.Fatal(n, err)
 	}
+	id, err := kb.ID()
+	if err != nil || id == 0 {
+		t.Fatal(id, err)
+	}
 	evicted := map[uint64]bool{}
 	for ev := range sub.Pending() {
-		if ev.Kind == EventEvicted { // no id to match ev.Source: the ABI has no keyed_bulkhead_id
+		if ev.Kind == EventEvicted && ev.Source == id {
 			evicted[ev.Key] = true
 		}
 	}

@@ -362,3 +362,18 @@ func (kb *KeyedBulkhead) Close() error {
 	kb.closed.Store(true)
 	return nil
 }
+
+// ID is the keyed bulkhead's process-unique id: the Source of its eviction events.
+func (kb *KeyedBulkhead) ID() (uint64, error) {
+	h, err := kb.handle()
+	if err != nil {
+		return 0, err
+	}
+	var id C.uint64_t
+	st := C.surgewall_keyed_bulkhead_id(h, &id)
+	runtime.KeepAlive(kb)
+	if err := statusErr("keyed_bulkhead_id", st); err != nil {
+		return 0, err
+	}
+	return uint64(id), nil
+}

@@ -538,3 +538,18 @@ func (b *RetryBudget) Close() error {
 	b.closed.Store(true)
 	return nil
 }
+
+// ID is the budget's process-unique id: the Source of its budget-exhausted events.
+func (b *RetryBudget) ID() (uint64, error) {
+	h, err := b.handle()
+	if err != nil {
+		return 0, err
+	}
+	var id C.uint64_t
+	st := C.surgewall_retry_budget_id(h, &id)
+	runtime.KeepAlive(b)
+	if err := statusErr("retry_budget_id", st); err != nil {
+		return 0, err
+	}
+	return uint64(id), nil
+}

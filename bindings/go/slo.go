@@ -324,3 +324,18 @@ func (a *ThresholdAdjuster) Close() error {
 	a.closed.Store(true)
 	return nil
 }
+
+// ID is the tracker's process-unique id: the Source of its burn events.
+func (s *SLO) ID() (uint64, error) {
+	h, err := s.handle()
+	if err != nil {
+		return 0, err
+	}
+	var id C.uint64_t
+	st := C.surgewall_slo_id(h, &id)
+	runtime.KeepAlive(s)
+	if err := statusErr("slo_id", st); err != nil {
+		return 0, err
+	}
+	return uint64(id), nil
+}

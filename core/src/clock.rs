@@ -196,17 +196,27 @@ mod tests {
         let a = c.now_ns();
         std::thread::sleep(Duration::from_millis(2));
         let b = c.now_ns();
-        assert!(b - a >= 1_000_000, "without a ticker coarse reads are precise: {a} -> {b}");
+        assert!(
+            b - a >= 1_000_000,
+            "without a ticker coarse reads are precise: {a} -> {b}"
+        );
 
         tick();
         assert!(is_ticking());
         let t = c.now_ns();
         std::thread::sleep(Duration::from_millis(2));
-        assert_eq!(c.now_ns(), t, "while ticking, coarse time moves only with the ticks");
+        assert_eq!(
+            c.now_ns(),
+            t,
+            "while ticking, coarse time moves only with the ticks"
+        );
         assert!(t >= b, "a tick never goes back");
 
         stop_ticking();
-        assert!(c.now_ns() > t, "after the ticker stops, time moves again (I7)");
+        assert!(
+            c.now_ns() > t,
+            "after the ticker stops, time moves again (I7)"
+        );
     }
 
     #[test]

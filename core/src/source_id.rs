@@ -14,6 +14,9 @@ pub(crate) const RETRY_BUDGET: u8 = 0x01;
 pub(crate) const SLO: u8 = 0x02;
 /// The kind byte of a bulkhead's id.
 pub(crate) const BULKHEAD: u8 = 0x03;
+/// The kind byte of a keyed registry's id (keyed bulkheads and breakers publish evictions
+/// under it).
+pub(crate) const REGISTRY: u8 = 0x04;
 
 /// The next id for a publisher of `kind`: `kind << 56 | n`.
 pub(crate) fn next(kind: u8) -> u64 {

@@ -608,3 +608,15 @@ pub extern "C" fn surgewall_keyed_bulkhead_metrics(
         )
     })
 }
+
+/// The keyed bulkhead's process-unique id: the `source` of its eviction events.
+#[no_mangle]
+pub extern "C" fn surgewall_keyed_bulkhead_id(
+    kb: *const surgewall_keyed_bulkhead,
+    id_out: *mut u64,
+) -> Status {
+    boundary(|| {
+        non_null(id_out)?;
+        write(id_out, surgewall_keyed_bulkhead::get(kb)?.inner.id())
+    })
+}

@@ -579,3 +579,15 @@ pub extern "C" fn surgewall_retry_schedule_attempts(
         write(out, n)
     })
 }
+
+/// The budget's process-unique id: the `source` of its `RETRY_BUDGET_EXHAUSTED` events.
+#[no_mangle]
+pub extern "C" fn surgewall_retry_budget_id(
+    b: *const surgewall_retry_budget,
+    id_out: *mut u64,
+) -> Status {
+    boundary(|| {
+        non_null(id_out)?;
+        write(id_out, surgewall_retry_budget::get(b)?.id())
+    })
+}

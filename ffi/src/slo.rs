@@ -463,3 +463,13 @@ pub extern "C" fn surgewall_threshold_adjuster_metrics(
         )
     })
 }
+
+/// The SLO tracker's process-unique id: the `source` of its burn events. (A threshold
+/// adjuster publishes under its breaker's id: `surgewall_breaker_id`.)
+#[no_mangle]
+pub extern "C" fn surgewall_slo_id(s: *const surgewall_slo, id_out: *mut u64) -> Status {
+    boundary(|| {
+        non_null(id_out)?;
+        write(id_out, surgewall_slo::get(s)?.id())
+    })
+}

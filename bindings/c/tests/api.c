@@ -900,12 +900,14 @@ static void test_keyed_bulkhead(void)
     CHECK_OK(surgewall_keyed_bulkhead_sweep(kb, NULL));
     surgewall_event ev;
     int evictions = 0;
+    uint64_t kb_id = 0;
+    CHECK_OK(surgewall_keyed_bulkhead_id(kb, &kb_id));
+    CHECK(kb_id != 0);
     while (surgewall_subscription_poll(sub, &ev) == SURGEWALL_OK) {
-        /* Gap (reported): the event's key is an internal hash, neither the u64 key given to
-         * try_acquire (42, 7) nor what key_of returns, and a keyed bulkhead has no id to match
-         * `source` against; so only the count is checked (nothing else evicts here). */
-        if (ev.kind == SURGEWALL_EVENT_KIND_EVICTED) {
+        /* Eviction events name the keyed bulkhead by its id and carry the caller's own key. */
+        if (ev.kind == SURGEWALL_EVENT_KIND_EVICTED && ev.source == kb_id) {
             evictions++;
+            CHECK(ev.key == 42 || ev.key == 7 || ev.key == alice);
         }
     }
     CHECK_U64(evictions, 3);
@@ -958,6 +960,9 @@ static void test_retry(void)
     surgewall_retry_budget_stats bm;
     CHECK_OK(surgewall_retry_budget_metrics(budget, &bm));
     CHECK_U64(bm.requests, 10);
+    uint64_t budget_id = 0;
+    CHECK_OK(surgewall_retry_budget_id(budget, &budget_id));
+    CHECK(budget_id != 0);
     CHECK_U64(bm.retries, 2);
     CHECK_U64(bm.granted_total, 2);
     CHECK_U64(bm.refused_total, 1);
@@ -1132,10 +1137,13 @@ static void test_slo_and_threshold(void)
     CHECK_U64(state_of(br), SURGEWALL_STATE_FORCED_OPEN);
     surgewall_event ev;
     int burns = 0;
+    uint64_t slo_id = 0;
+    CHECK_OK(surgewall_slo_id(slo, &slo_id));
     while (surgewall_subscription_poll(sub, &ev) == SURGEWALL_OK) {
         if (ev.kind == SURGEWALL_EVENT_KIND_SLO_BURN && ev.fast == 1) {
             burns++;
             CHECK(ev.value_a > 10.0);
+            CHECK_U64(ev.source, slo_id);
         }
     }
     CHECK(burns >= 1);

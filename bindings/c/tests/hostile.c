@@ -805,6 +805,7 @@ static void test_policies(surgewall_mock_clock *clock)
         CHECK_BAD(row, surgewall_keyed_bulkhead_sweep(h, &u));
         CHECK_BAD(row, surgewall_keyed_bulkhead_for_each(h, ignore_key, NULL));
         CHECK_BAD(row, surgewall_keyed_bulkhead_metrics(h, &m));
+        CHECK_BAD(row, surgewall_keyed_bulkhead_id(h, &u));
         if (row.value != 0) CHECK_BAD(row, surgewall_keyed_bulkhead_free(h));
     }
     CHECK_STATUS(surgewall_keyed_bulkhead_try_acquire(kb, 1, NULL, &why), SURGEWALL_NULL_ARG);
@@ -815,6 +816,7 @@ static void test_policies(surgewall_mock_clock *clock)
     CHECK_STATUS(surgewall_keyed_bulkhead_active(kb, 1, NULL), SURGEWALL_NULL_ARG);
     CHECK_STATUS(surgewall_keyed_bulkhead_for_each(kb, NULL, NULL), SURGEWALL_NULL_ARG);
     CHECK_STATUS(surgewall_keyed_bulkhead_metrics(kb, NULL), SURGEWALL_NULL_ARG);
+    CHECK_STATUS(surgewall_keyed_bulkhead_id(kb, NULL), SURGEWALL_NULL_ARG);
     CHECK_OK(surgewall_keyed_bulkhead_sweep(kb, NULL));
     surgewall_keyed_permit forged = {0xFFFFFFFFu};
     surgewall_keyed_permit zero = {0};
@@ -855,10 +857,14 @@ static void test_policies(surgewall_mock_clock *clock)
         CHECK_BAD(row, surgewall_retry_budget_record_request(h));
         CHECK_BAD(row, surgewall_retry_budget_try_retry(h));
         CHECK_BAD(row, surgewall_retry_budget_metrics(h, &m));
+        uint64_t id = 77;
+        CHECK_BAD(row, surgewall_retry_budget_id(h, &id));
+        CHECK_U64(id, 77);
         CHECK_BAD(row, surgewall_retry_config_set_budget(rcfg, h));
         if (row.value != 0) CHECK_BAD(row, surgewall_retry_budget_free(h));
     }
     CHECK_STATUS(surgewall_retry_budget_metrics(rb, NULL), SURGEWALL_NULL_ARG);
+    CHECK_STATUS(surgewall_retry_budget_id(rb, NULL), SURGEWALL_NULL_ARG);
     CHECK_STATUS(surgewall_retry_budget_new(0.2, 1, 10, NULL, NULL, NULL), SURGEWALL_NULL_ARG);
     CHECK_STATUS(surgewall_retry_budget_shared(NULL, 3, 0.2, 1, 10, &rb_freed, NULL), SURGEWALL_NULL_ARG);
     CHECK_STATUS(surgewall_retry_budget_shared(u8("\xc3"), 1, 0.2, 1, 10, &rb_freed, NULL), SURGEWALL_INVALID_UTF8);
@@ -1008,9 +1014,13 @@ static void test_policies(surgewall_mock_clock *clock)
         CHECK_BAD(row, surgewall_slo_record_outcome(h, 0));
         CHECK_BAD(row, surgewall_slo_tick(h, &m));
         CHECK_BAD(row, surgewall_slo_metrics(h, &m));
+        uint64_t id = 77;
+        CHECK_BAD(row, surgewall_slo_id(h, &id));
+        CHECK_U64(id, 77);
         if (row.value != 0) CHECK_BAD(row, surgewall_slo_free(h));
     }
     CHECK_STATUS(surgewall_slo_metrics(slo, NULL), SURGEWALL_NULL_ARG);
+    CHECK_STATUS(surgewall_slo_id(slo, NULL), SURGEWALL_NULL_ARG);
     CHECK_OK(surgewall_slo_tick(slo, NULL));
     CHECK_STATUS(surgewall_slo_record_outcome(slo, 3), SURGEWALL_INVALID_ARG);
     CHECK_STATUS(surgewall_slo_record_outcome(slo, INT32_MIN), SURGEWALL_INVALID_ARG);

@@ -132,7 +132,7 @@ def test_eviction_events_carry_the_callers_key(clock: MockClock) -> None:
     kb.sweep()
     clock.advance(2)
     assert kb.sweep() == 1
-    keys = [e.key for e in sub if e.kind is surgewall.EventKind.EVICTED]
+    keys = [e.key for e in sub if e.kind is surgewall.EventKind.EVICTED and e.source == kb.id]
     sub.close()
     kb.close()
     assert keys == [12345]

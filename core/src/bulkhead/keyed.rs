@@ -504,6 +504,19 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBulkhead<K> {
         self.registry.is_empty()
     }
 
+    /// A process-unique id: the `source` of this keyed bulkhead's eviction events.
+    ///
+    /// ```
+    /// use surgewall::bulkhead::keyed::KeyedBulkhead;
+    /// let a = KeyedBulkhead::<u64>::builder(1).build()?;
+    /// let b = KeyedBulkhead::<u64>::builder(1).build()?;
+    /// assert_ne!(a.id(), b.id());
+    /// # Ok::<(), surgewall::ConfigError>(())
+    /// ```
+    pub fn id(&self) -> u64 {
+        self.registry.id()
+    }
+
     /// A snapshot of the counters.
     ///
     /// ```

@@ -210,7 +210,6 @@ where
 
     /// Builds the registry (and the shared overflow entry, if that is the policy).
     pub fn build(self) -> Registry<K, V, C> {
-        static NEXT_ID: StdAtomicU64 = StdAtomicU64::new(1);
         let overflow = match self.overflow {
             Overflow::Reject => None,
             Overflow::Shared(key) => {
@@ -237,7 +236,7 @@ where
             evicted: StdAtomicU64::new(0),
             overflowed: StdAtomicU64::new(0),
             rejected: StdAtomicU64::new(0),
-            id: NEXT_ID.fetch_add(1, StdOrdering::Relaxed),
+            id: crate::source_id::next(crate::source_id::REGISTRY),
         }
     }
 }

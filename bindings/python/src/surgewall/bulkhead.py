@@ -419,6 +419,13 @@ class KeyedBulkhead(Handle):
         check(lib.surgewall_keyed_bulkhead_for_each(self._h, cb, ffi.NULL), "snapshot")
         return result
 
+    @property
+    def id(self) -> int:
+        """The process-unique id: the ``source`` of this keyed bulkhead's eviction events."""
+        out = ffi.new("uint64_t *")
+        check(lib.surgewall_keyed_bulkhead_id(self._h, out), "id")
+        return int(out[0])
+
     def metrics(self) -> KeyedBulkheadMetrics:
         m = ffi.new("surgewall_keyed_bulkhead_stats *")
         check(lib.surgewall_keyed_bulkhead_metrics(self._h, m), "metrics")

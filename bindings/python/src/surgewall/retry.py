@@ -137,6 +137,13 @@ class RetryBudget(Handle):
             return False
         raise_status(st, "try_retry")
 
+    @property
+    def id(self) -> int:
+        """The process-unique id: the ``source`` of this budget's exhausted events."""
+        out = ffi.new("uint64_t *")
+        check(lib.surgewall_retry_budget_id(self._h, out), "id")
+        return int(out[0])
+
     def metrics(self) -> RetryBudgetMetrics:
         m = ffi.new("surgewall_retry_budget_stats *")
         check(lib.surgewall_retry_budget_metrics(self._h, m), "metrics")

@@ -151,6 +151,13 @@ class SLO(Handle):
                 lib.surgewall_slo_config_free(cfg)
         super().__init__(sout[0], lib.surgewall_slo_free)
 
+    @property
+    def id(self) -> int:
+        """The process-unique id: the ``source`` of this tracker's burn events."""
+        out = ffi.new("uint64_t *")
+        check(lib.surgewall_slo_id(self._h, out), "SLO.id")
+        return int(out[0])
+
     def record(self, good: bool) -> None:
         """Records a call: ``good`` when it met the objective."""
         check(lib.surgewall_slo_record(self._h, bool(good)), "SLO.record")
