@@ -18,8 +18,6 @@
 //! and fall back to the episode mark, so window counts can lag by the calls in flight at a
 //! bucket boundary. The totals themselves are exact (invariant I2).
 
-use std::time::Duration;
-
 use crate::clock::duration_ns;
 use crate::sync::{AtomicU64, Ordering};
 
@@ -289,20 +287,12 @@ impl WindowMarks {
             }
         }
     }
-
-    /// The bucket width (time windows).
-    #[allow(dead_code)]
-    pub(crate) fn bucket_width(&self) -> Option<Duration> {
-        match self.kind {
-            Kind::Time { width_ns } => Some(Duration::from_nanos(width_ns)),
-            Kind::Count { .. } => None,
-        }
-    }
 }
 
 #[cfg(all(test, not(surgewall_loom)))]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     const S: u64 = 1_000_000_000;
 
