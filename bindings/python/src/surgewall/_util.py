@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 import weakref
-from typing import Any, Callable, Optional
+from types import TracebackType
+from typing import Any, Callable, Optional, Type, TypeVar
 
 from .errors import ClosedError, ConfigError
 
@@ -83,3 +84,25 @@ class Handle:
     def _release(self) -> None:
         self._ptr = None
         self._finalizer()
+
+    def close(self) -> None:
+        """Frees the handle (idempotent)."""
+        self._release()
+
+
+_O = TypeVar("_O", bound="Owned")
+
+
+class Owned(Handle):
+    """A handle whose ``with`` block owns it: ``with Owned(...) as x:`` frees it on exit."""
+
+    def __enter__(self: _O) -> _O:
+        return self
+
+    def __exit__(
+        self,
+        t: Optional[Type[BaseException]],
+        v: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.close()

@@ -11,7 +11,7 @@ from types import TracebackType
 from typing import Any, Awaitable, Callable, Dict, Mapping, Optional, Tuple, Type, TypeVar, Union, cast
 
 from ._native import check, config_error, ffi, lib, raise_status
-from ._util import Handle, count, name_bytes, seconds_to_ns
+from ._util import Handle, Owned, count, name_bytes, seconds_to_ns
 from .clock import MockClock
 from .errors import BulkheadFullError, ConfigError, RegistryFullError
 
@@ -205,9 +205,6 @@ class Bulkhead(Handle):
     ) -> None:
         self.release()
 
-    def close(self) -> None:
-        """Frees the handle (idempotent)."""
-        self._release()
 
 
 class KeyedRejection(enum.IntEnum):
@@ -273,7 +270,7 @@ class KeyedPermit:
         self.release()
 
 
-class KeyedBulkhead(Handle):
+class KeyedBulkhead(Owned):
     """Per-key concurrency limits (per user, per tenant): ``per_key_max`` calls in flight per
     key, optional ``global_max`` across keys, per-key overrides in ``limits`` (integer keys),
     a cap ``max_keys`` with ``overflow="reject"`` (RegistryFullError) or ``"shared"`` (new
@@ -448,19 +445,6 @@ class KeyedBulkhead(Handle):
         with self.acquire(key):
             return fn(*args, **kwargs)
 
-    def close(self) -> None:
-        self._release()
-
-    def __enter__(self) -> "KeyedBulkhead":
-        return self
-
-    def __exit__(
-        self,
-        t: Optional[Type[BaseException]],
-        v: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        self.close()
 
 
 

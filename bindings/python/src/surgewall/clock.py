@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from types import TracebackType
-from typing import Optional, Type
-
 from ._native import check, ffi, lib
-from ._util import Handle, seconds_to_ns
+from ._util import Owned, seconds_to_ns
 
 
-class MockClock(Handle):
+class MockClock(Owned):
     """A clock that moves only when told. Pass it as ``clock=`` to any constructor, then call
     ``advance(seconds)``. Starts at 1 s. Objects built with it keep their own reference, so
     closing the clock does not stop them."""
@@ -35,17 +32,3 @@ class MockClock(Handle):
         """The current time in seconds."""
         return self.now_ns / 1e9
 
-    def close(self) -> None:
-        """Frees the clock handle (idempotent)."""
-        self._release()
-
-    def __enter__(self) -> "MockClock":
-        return self
-
-    def __exit__(
-        self,
-        t: Optional[Type[BaseException]],
-        v: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        self.close()

@@ -11,7 +11,7 @@ from types import TracebackType
 from typing import Callable, Iterator, Optional, Type
 
 from ._native import check, ffi, lib
-from ._util import Handle, number
+from ._util import Owned, number
 from .breaker import State
 
 _NO_EVENT = 208
@@ -74,7 +74,7 @@ def _event(e: "object") -> Event:
     )
 
 
-class Subscription(Handle):
+class Subscription(Owned):
     """A reader of the event ring from the moment it was created. Iterating yields the events
     waiting now and stops when there are none (iterate again later for more); ``poll()``
     returns one or None. Poll one subscription from one thread at a time."""
@@ -108,19 +108,6 @@ class Subscription(Handle):
         check(lib.surgewall_subscription_missed(self._h, out), "missed")
         return int(out[0])
 
-    def close(self) -> None:
-        self._release()
-
-    def __enter__(self) -> "Subscription":
-        return self
-
-    def __exit__(
-        self,
-        t: Optional[Type[BaseException]],
-        v: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        self.close()
 
 
 def events() -> Subscription:

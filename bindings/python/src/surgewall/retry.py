@@ -10,11 +10,10 @@ import enum
 import functools
 import inspect
 import time
-from types import TracebackType
-from typing import Any, Awaitable, Callable, Optional, Tuple, Type, TypeVar, Union, cast
+from typing import Any, Awaitable, Callable, Optional, Tuple, TypeVar, Union, cast
 
 from ._native import check, config_error, ffi, lib, raise_status
-from ._util import Handle, count, name_bytes, number, ratio, seconds_to_ns
+from ._util import Handle, Owned, count, name_bytes, number, ratio, seconds_to_ns
 from .breaker import Breaker, ExcTypes, _exc_tuple
 from .clock import MockClock
 from .errors import CircuitOpenError, ConfigError, RetryError
@@ -156,8 +155,6 @@ class RetryBudget(Handle):
             int(m.refused_total),
         )
 
-    def close(self) -> None:
-        self._release()
 
 
 def _ratio0(field: str, v: object) -> float:
@@ -182,7 +179,7 @@ class AttemptInfo:
     error: BaseException
 
 
-class Retry(Handle):
+class Retry(Owned):
     """A retry policy (tenacity-like). ``max_attempts`` counts the first attempt.
 
     An exception is retried when it matches ``retry_on`` (default ``Exception``), not
@@ -444,20 +441,6 @@ class Retry(Handle):
             int(m.operations), int(m.retries), {StopReason(i): int(m.stops[i]) for i in range(6)}
         )
 
-    def close(self) -> None:
-        """Frees the policy (schedules in progress keep working)."""
-        self._release()
-
-    def __enter__(self) -> "Retry":
-        return self
-
-    def __exit__(
-        self,
-        t: Optional[Type[BaseException]],
-        v: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        self.close()
 
 
 

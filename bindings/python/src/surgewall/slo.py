@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-from types import TracebackType
-from typing import Any, Optional, Tuple, Type
+from typing import Any, Optional, Tuple
 
 from ._native import check, config_error, ffi, lib, raise_status
-from ._util import Handle, count, number, ratio, seconds_to_ns
+from ._util import Handle, Owned, count, number, ratio, seconds_to_ns
 from .breaker import Breaker, Outcome
 from .clock import MockClock
 from .errors import ConfigError
@@ -67,7 +66,7 @@ def _slo_metrics(m: Any) -> SLOMetrics:
     )
 
 
-class SLO(Handle):
+class SLO(Owned):
     """An SLO tracker: ``objective`` (e.g. 0.999) over a rolling ``window`` (seconds), error
     budget left, fast and slow burn alerts (events on the ring), and optionally holding a
     linked ``breaker`` open while the fast burn persists (at least ``min_open`` seconds).
@@ -179,19 +178,6 @@ class SLO(Handle):
         check(lib.surgewall_slo_metrics(self._h, m), "SLO.metrics")
         return _slo_metrics(m)
 
-    def close(self) -> None:
-        self._release()
-
-    def __enter__(self) -> "SLO":
-        return self
-
-    def __exit__(
-        self,
-        t: Optional[Type[BaseException]],
-        v: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        self.close()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -259,8 +245,6 @@ class ThresholdAdjuster(Handle):
             int(m.changes),
         )
 
-    def close(self) -> None:
-        self._release()
 
 
 __all__ = [
