@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any, NoReturn, Optional
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, NoReturn, Optional
 
 from . import _speedups
 from ._ffi import ffi, lib
@@ -88,6 +89,41 @@ def config_error(err: Any, fallback_field: str = "") -> ConfigError:
     finally:
         lib.surgewall_error_free(err)
     return ConfigError(field, message, status)
+
+
+def set_config(field: str, status: int) -> None:
+    """The status of a configuration setter: a failure names the field."""
+    if status != OK:
+        raise ConfigError(field, "rejected by the library", status)
+
+
+@contextmanager
+def new_config(
+    create: Callable[[Any], int], free: Callable[[Any], Any], ctype: str, what: str
+) -> Iterator[Any]:
+    """A fresh ``ctype`` configuration handle for the block that fills it; freed if the block
+    raises. Hand it to :func:`construct` after the block (the constructor consumes it)."""
+    out = ffi.new(f"{ctype} **")
+    check(create(out), what)
+    cfg = out[0]
+    try:
+        yield cfg
+    except BaseException:
+        free(cfg)
+        raise
+
+
+def construct(create: Callable[[Any, Any], int], ctype: str, what: str) -> Any:
+    """Calls a constructor ``create(out, err)`` and returns the new ``ctype`` handle; a failure
+    raises the ConfigError it reports (naming the field) or the status's error."""
+    out = ffi.new(f"{ctype} **")
+    err = ffi.new("surgewall_error **")
+    st = create(out, err)
+    if st != OK:
+        if err[0] != ffi.NULL:
+            raise config_error(err[0])
+        raise_status(st, what)
+    return out[0]
 
 
 def _factory(status: int, retry_after_ns: int, name: Optional[str]) -> BaseException:

@@ -25,7 +25,17 @@ from typing import (
 )
 
 from . import _speedups
-from ._native import U64_MAX, check, config_error, ffi, lib, ns_to_s, raise_status
+from ._native import (
+    U64_MAX,
+    check,
+    construct,
+    ffi,
+    lib,
+    new_config,
+    ns_to_s,
+    raise_status,
+    set_config,
+)
 from ._util import Handle, count, name_bytes, number, ratio, seconds_to_ns
 from .clock import MockClock
 from .errors import CircuitOpenError, ConfigError, PermitError
@@ -284,11 +294,12 @@ class Breaker(Handle):
         if clock is not None and not isinstance(clock, MockClock):
             raise ConfigError("clock", f"expected a MockClock, got {type(clock).__name__}")
 
-        cfg_out = ffi.new("surgewall_breaker_config **")
-        check(lib.surgewall_breaker_config_new(cfg_out))
-        cfg = cfg_out[0]
-        consumed = False
-        try:
+        with new_config(
+            lib.surgewall_breaker_config_new,
+            lib.surgewall_breaker_config_free,
+            "surgewall_breaker_config",
+            f"Breaker({name!r})",
+        ) as cfg:
             self._configure(
                 cfg,
                 failure_rate=failure_rate,
@@ -307,18 +318,11 @@ class Breaker(Handle):
                 fallback_payload=fallback_payload,
                 clock=clock,
             )
-            out = ffi.new("surgewall_breaker **")
-            err = ffi.new("surgewall_error **")
-            consumed = True
-            st = lib.surgewall_breaker_new(raw_name, len(raw_name), cfg, out, err)
-            if st != 0:
-                if err[0] != ffi.NULL:
-                    raise config_error(err[0])
-                raise_status(st, f"Breaker({name!r})")
-        finally:
-            if not consumed:
-                lib.surgewall_breaker_config_free(cfg)
-        ptr = out[0]
+        ptr = construct(
+            lambda out, err: lib.surgewall_breaker_new(raw_name, len(raw_name), cfg, out, err),
+            "surgewall_breaker",
+            f"Breaker({name!r})",
+        )
         super().__init__(ptr, lib.surgewall_breaker_free)
         handle = int(ffi.cast("uintptr_t", ptr))
         self._core = _speedups.Core(handle, include_t, exclude_t, is_failure, name)
@@ -352,16 +356,12 @@ class Breaker(Handle):
         fallback_payload: Optional[FallbackPayload],
         clock: Optional[MockClock],
     ) -> None:
-        def set_(field: str, status: int) -> None:
-            if status != 0:
-                raise ConfigError(field, "rejected by the library", status)
-
         if failure_rate is None:
-            set_("failure_rate", lib.surgewall_breaker_config_disable_failure_rate(cfg))
+            set_config("failure_rate", lib.surgewall_breaker_config_disable_failure_rate(cfg))
         else:
             v = ratio("failure_rate", failure_rate)
-            set_("failure_rate", lib.surgewall_breaker_config_set_failure_rate(cfg, v))
-        set_(
+            set_config("failure_rate", lib.surgewall_breaker_config_set_failure_rate(cfg, v))
+        set_config(
             "minimum_calls",
             lib.surgewall_breaker_config_set_minimum_calls(
                 cfg, count("minimum_calls", minimum_calls)
@@ -370,17 +370,17 @@ class Breaker(Handle):
         if isinstance(window, TimeWindow):
             d = seconds_to_ns("window.seconds", window.seconds, allow_zero=False)
             n = count("window.buckets", window.buckets, minimum=1)
-            set_("window", lib.surgewall_breaker_config_set_time_window(cfg, d, n))
+            set_config("window", lib.surgewall_breaker_config_set_time_window(cfg, d, n))
         elif isinstance(window, CountWindow):
             n = count("window.calls", window.calls, minimum=1)
-            set_("window", lib.surgewall_breaker_config_set_count_window(cfg, n))
+            set_config("window", lib.surgewall_breaker_config_set_count_window(cfg, n))
         else:
             raise ConfigError("window", f"expected TimeWindow or CountWindow, got {window!r}")
-        set_(
+        set_config(
             "open_for",
             lib.surgewall_breaker_config_set_open_for(cfg, seconds_to_ns("open_for", open_for)),
         )
-        set_(
+        set_config(
             "half_open_calls",
             lib.surgewall_breaker_config_set_half_open_calls(
                 cfg, count("half_open_calls", half_open_calls, minimum=1)
@@ -388,7 +388,7 @@ class Breaker(Handle):
         )
         if half_open_max_duration is not None:
             d = seconds_to_ns("half_open_max_duration", half_open_max_duration, allow_zero=False)
-            set_(
+            set_config(
                 "half_open_max_duration",
                 lib.surgewall_breaker_config_set_half_open_max_duration(cfg, d),
             )
@@ -399,14 +399,14 @@ class Breaker(Handle):
         if slow_call_rate is not None and slow_call_duration is not None:
             r = ratio("slow_call_rate", slow_call_rate)
             d = seconds_to_ns("slow_call_duration", slow_call_duration, allow_zero=False)
-            set_("slow_call_rate", lib.surgewall_breaker_config_set_slow_calls(cfg, r, d))
+            set_config("slow_call_rate", lib.surgewall_breaker_config_set_slow_calls(cfg, r, d))
         if time_calls is not None:
             if not isinstance(time_calls, bool):
                 raise ConfigError("time_calls", "expected a bool")
-            set_("time_calls", lib.surgewall_breaker_config_set_time_calls(cfg, time_calls))
+            set_config("time_calls", lib.surgewall_breaker_config_set_time_calls(cfg, time_calls))
         if consecutive_failures is not None:
             n = count("consecutive_failures", consecutive_failures, minimum=1)
-            set_(
+            set_config(
                 "consecutive_failures",
                 lib.surgewall_breaker_config_set_consecutive_failures(cfg, n),
             )
@@ -416,12 +416,12 @@ class Breaker(Handle):
             m = number("open_backoff.multiplier", open_backoff.multiplier, 1.0)
             mx = seconds_to_ns("open_backoff.max", open_backoff.max)
             j = ratio("open_backoff.jitter", open_backoff.jitter, low_open=False)
-            set_("open_backoff", lib.surgewall_breaker_config_set_open_backoff(cfg, m, mx, j))
+            set_config("open_backoff", lib.surgewall_breaker_config_set_open_backoff(cfg, m, mx, j))
         if seed is not None:
             s = count("seed", seed, maximum=(1 << 64) - 1)
-            set_("seed", lib.surgewall_breaker_config_set_seed(cfg, s))
+            set_config("seed", lib.surgewall_breaker_config_set_seed(cfg, s))
         if precise_clock:
-            set_("precise_clock", lib.surgewall_breaker_config_set_precise_clock(cfg))
+            set_config("precise_clock", lib.surgewall_breaker_config_set_precise_clock(cfg))
         if fallback_payload is not None:
             if not isinstance(fallback_payload, FallbackPayload) or not isinstance(
                 fallback_payload.body, (bytes, bytearray)
@@ -429,12 +429,12 @@ class Breaker(Handle):
                 raise ConfigError("fallback_payload", "expected a FallbackPayload(bytes, str)")
             ct = fallback_payload.content_type.encode("utf-8")
             body = bytes(fallback_payload.body)
-            set_(
+            set_config(
                 "fallback_payload",
                 lib.surgewall_breaker_config_set_fallback(cfg, ct, len(ct), body, len(body)),
             )
         if clock is not None:
-            set_("clock", lib.surgewall_breaker_config_set_mock_clock(cfg, clock._h))
+            set_config("clock", lib.surgewall_breaker_config_set_mock_clock(cfg, clock._h))
 
     # ---- identity ----
 

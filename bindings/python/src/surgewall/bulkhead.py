@@ -10,7 +10,7 @@ import inspect
 from types import TracebackType
 from typing import Any, Awaitable, Callable, Dict, Mapping, Optional, Tuple, Type, TypeVar, Union, cast
 
-from ._native import check, config_error, ffi, lib, raise_status
+from ._native import check, construct, ffi, lib, new_config, raise_status, set_config
 from ._util import Handle, Owned, count, name_bytes, seconds_to_ns
 from .clock import MockClock
 from .errors import BulkheadFullError, ConfigError, RegistryFullError
@@ -67,14 +67,14 @@ class Bulkhead(Handle):
         raw = name_bytes(name)
         n = count("max_concurrent", max_concurrent, minimum=1)
         w = seconds_to_ns("max_wait", max_wait)
-        out = ffi.new("surgewall_bulkhead **")
-        err = ffi.new("surgewall_error **")
-        st = lib.surgewall_bulkhead_new(raw, len(raw), n, w, _clock_ptr(clock), out, err)
-        if st != _OK:
-            if err[0] != ffi.NULL:
-                raise config_error(err[0])
-            raise_status(st, f"Bulkhead({name!r})")
-        super().__init__(out[0], lib.surgewall_bulkhead_free)
+        ptr = construct(
+            lambda out, err: lib.surgewall_bulkhead_new(
+                raw, len(raw), n, w, _clock_ptr(clock), out, err
+            ),
+            "surgewall_bulkhead",
+            f"Bulkhead({name!r})",
+        )
+        super().__init__(ptr, lib.surgewall_bulkhead_free)
         self._name = name
         self._max_wait = max_wait
 
@@ -293,26 +293,22 @@ class KeyedBulkhead(Owned):
         n = count("per_key_max", per_key_max, minimum=1)
         if overflow not in ("reject", "shared"):
             raise ConfigError("overflow", f"expected 'reject' or 'shared', got {overflow!r}")
-        out = ffi.new("surgewall_keyed_bulkhead_config **")
-        check(lib.surgewall_keyed_bulkhead_config_new(n, out), "KeyedBulkhead")
-        cfg = out[0]
-        consumed = False
-
-        def set_(field: str, st: int) -> None:
-            if st != _OK:
-                raise ConfigError(field, "rejected by the library", st)
-
-        try:
+        with new_config(
+            lambda out: lib.surgewall_keyed_bulkhead_config_new(n, out),
+            lib.surgewall_keyed_bulkhead_config_free,
+            "surgewall_keyed_bulkhead_config",
+            "KeyedBulkhead",
+        ) as cfg:
             if global_max is not None:
                 g = count("global_max", global_max, minimum=1)
-                set_("global_max", lib.surgewall_keyed_bulkhead_config_set_global_max(cfg, g))
+                set_config("global_max", lib.surgewall_keyed_bulkhead_config_set_global_max(cfg, g))
             for k, v in (limits or {}).items():
                 if isinstance(k, bool) or not isinstance(k, int):
                     raise ConfigError(
                         "limits", f"per-key limits take int keys (got {k!r}); see README"
                     )
                 key = count("limits", k, maximum=(1 << 64) - 2)
-                set_(
+                set_config(
                     "limits",
                     lib.surgewall_keyed_bulkhead_config_set_limit_for(
                         cfg, key, count("limits", v, minimum=1)
@@ -320,7 +316,7 @@ class KeyedBulkhead(Owned):
                 )
             if max_keys is not None:
                 m = count("max_keys", max_keys, minimum=1, maximum=(1 << 63) - 1)
-                set_(
+                set_config(
                     "max_keys",
                     lib.surgewall_keyed_bulkhead_config_set_max_keys(
                         cfg, m, overflow == "shared"
@@ -328,24 +324,16 @@ class KeyedBulkhead(Owned):
                 )
             if idle_ttl is not None:
                 t = seconds_to_ns("idle_ttl", idle_ttl, allow_zero=False)
-                set_("idle_ttl", lib.surgewall_keyed_bulkhead_config_set_idle_ttl(cfg, t))
+                set_config("idle_ttl", lib.surgewall_keyed_bulkhead_config_set_idle_ttl(cfg, t))
             if clock is not None:
-                set_(
+                set_config(
                     "clock",
                     lib.surgewall_keyed_bulkhead_config_set_mock_clock(cfg, _clock_ptr(clock)),
                 )
-            kb = ffi.new("surgewall_keyed_bulkhead **")
-            err = ffi.new("surgewall_error **")
-            consumed = True
-            st = lib.surgewall_keyed_bulkhead_new(cfg, kb, err)
-            if st != _OK:
-                if err[0] != ffi.NULL:
-                    raise config_error(err[0])
-                raise_status(st, "KeyedBulkhead")
-        finally:
-            if not consumed:
-                lib.surgewall_keyed_bulkhead_config_free(cfg)
-        super().__init__(kb[0], lib.surgewall_keyed_bulkhead_free)
+        ptr = construct(
+            lambda out, err: lib.surgewall_keyed_bulkhead_new(cfg, out, err), "surgewall_keyed_bulkhead", "KeyedBulkhead"
+        )
+        super().__init__(ptr, lib.surgewall_keyed_bulkhead_free)
 
     @staticmethod
     def _int_key(key: int) -> int:

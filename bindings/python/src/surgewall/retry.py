@@ -12,7 +12,7 @@ import inspect
 import time
 from typing import Any, Awaitable, Callable, Optional, Tuple, TypeVar, Union, cast
 
-from ._native import check, config_error, ffi, lib, raise_status
+from ._native import check, construct, ffi, lib, new_config, raise_status, set_config
 from ._util import Handle, Owned, count, name_bytes, number, ratio, seconds_to_ns
 from .breaker import Breaker, ExcTypes, _exc_tuple
 from .clock import MockClock
@@ -107,21 +107,23 @@ class RetryBudget(Handle):
         r = _ratio0("ratio", ratio)
         m = number("min_per_second", min_per_second)
         w = count("window", window, minimum=1, maximum=60)
-        out = ffi.new("surgewall_retry_budget **")
-        err = ffi.new("surgewall_error **")
+        create: Callable[[Any, Any], int]
         if name is not None:
             if clock is not None:
                 raise ConfigError("clock", "a shared (named) budget uses the real clock")
             raw = name_bytes(name)
-            st = lib.surgewall_retry_budget_shared(raw, len(raw), r, m, w, out, err)
+
+            def create(out: Any, err: Any) -> int:
+                return int(lib.surgewall_retry_budget_shared(raw, len(raw), r, m, w, out, err))
+
         else:
             c = ffi.NULL if clock is None else clock._h
-            st = lib.surgewall_retry_budget_new(r, m, w, c, out, err)
-        if st != 0:
-            if err[0] != ffi.NULL:
-                raise config_error(err[0])
-            raise_status(st, "RetryBudget")
-        super().__init__(out[0], lib.surgewall_retry_budget_free)
+
+            def create(out: Any, err: Any) -> int:
+                return int(lib.surgewall_retry_budget_new(r, m, w, c, out, err))
+
+        ptr = construct(create, "surgewall_retry_budget", "RetryBudget")
+        super().__init__(ptr, lib.surgewall_retry_budget_free)
 
     def record_request(self) -> None:
         """Counts a first attempt toward the budget."""
@@ -230,17 +232,13 @@ class Retry(Owned):
             raise ConfigError("breaker", "expected a Breaker")
         self._breaker = breaker
         self._budget = budget
-        out = ffi.new("surgewall_retry_config **")
-        check(lib.surgewall_retry_config_new(out), "Retry")
-        cfg = out[0]
-        consumed = False
-
-        def set_(field: str, st: int) -> None:
-            if st != 0:
-                raise ConfigError(field, "rejected by the library", st)
-
-        try:
-            set_(
+        with new_config(
+            lib.surgewall_retry_config_new,
+            lib.surgewall_retry_config_free,
+            "surgewall_retry_config",
+            "Retry",
+        ) as cfg:
+            set_config(
                 "max_attempts",
                 lib.surgewall_retry_config_set_max_attempts(
                     cfg, count("max_attempts", max_attempts, minimum=1)
@@ -249,20 +247,20 @@ class Retry(Owned):
             cap: Optional[float] = None
             if isinstance(backoff, Constant):
                 d = seconds_to_ns("backoff.delay", backoff.delay)
-                set_("backoff", lib.surgewall_retry_config_set_backoff_constant(cfg, d))
+                set_config("backoff", lib.surgewall_retry_config_set_backoff_constant(cfg, d))
             elif isinstance(backoff, Linear):
                 i = seconds_to_ns("backoff.initial", backoff.initial)
                 s = seconds_to_ns("backoff.step", backoff.step)
-                set_("backoff", lib.surgewall_retry_config_set_backoff_linear(cfg, i, s))
+                set_config("backoff", lib.surgewall_retry_config_set_backoff_linear(cfg, i, s))
                 cap = backoff.max
             elif isinstance(backoff, Exponential):
                 i = seconds_to_ns("backoff.initial", backoff.initial)
                 m = number("backoff.multiplier", backoff.multiplier, 1.0)
-                set_("backoff", lib.surgewall_retry_config_set_backoff_exponential(cfg, i, m))
+                set_config("backoff", lib.surgewall_retry_config_set_backoff_exponential(cfg, i, m))
                 cap = backoff.max
             elif isinstance(backoff, DecorrelatedJitter):
                 b = seconds_to_ns("backoff.base", backoff.base, allow_zero=False)
-                set_("backoff", lib.surgewall_retry_config_set_backoff_decorrelated(cfg, b))
+                set_config("backoff", lib.surgewall_retry_config_set_backoff_decorrelated(cfg, b))
                 cap = backoff.max
             else:
                 raise ConfigError(
@@ -270,50 +268,42 @@ class Retry(Owned):
                     f"expected Constant, Linear, Exponential or DecorrelatedJitter, got {backoff!r}",
                 )
             if cap is not None:
-                set_(
+                set_config(
                     "backoff.max",
                     lib.surgewall_retry_config_set_max_delay(cfg, seconds_to_ns("backoff.max", cap)),
                 )
             if jitter not in _JITTER:
                 raise ConfigError("jitter", f"expected 'none', 'full' or 'equal', got {jitter!r}")
-            set_("jitter", lib.surgewall_retry_config_set_jitter(cfg, _JITTER[jitter]))
+            set_config("jitter", lib.surgewall_retry_config_set_jitter(cfg, _JITTER[jitter]))
             if max_elapsed is not None:
                 e = seconds_to_ns("max_elapsed", max_elapsed, allow_zero=False)
-                set_("max_elapsed", lib.surgewall_retry_config_set_max_elapsed(cfg, e))
+                set_config("max_elapsed", lib.surgewall_retry_config_set_max_elapsed(cfg, e))
             if attempt_timeout is not None:
                 a = seconds_to_ns("attempt_timeout", attempt_timeout)
-                set_("attempt_timeout", lib.surgewall_retry_config_set_attempt_timeout(cfg, a))
+                set_config("attempt_timeout", lib.surgewall_retry_config_set_attempt_timeout(cfg, a))
             if not isinstance(stop_on_open_breaker, bool):
                 raise ConfigError("stop_on_open_breaker", "expected a bool")
-            set_(
+            set_config(
                 "stop_on_open_breaker",
                 lib.surgewall_retry_config_set_stop_on_open_breaker(cfg, stop_on_open_breaker),
             )
             if budget is not None:
                 if not isinstance(budget, RetryBudget):
                     raise ConfigError("budget", "expected a RetryBudget")
-                set_("budget", lib.surgewall_retry_config_set_budget(cfg, budget._h))
+                set_config("budget", lib.surgewall_retry_config_set_budget(cfg, budget._h))
             if seed is not None:
-                set_(
+                set_config(
                     "seed",
                     lib.surgewall_retry_config_set_seed(cfg, count("seed", seed, maximum=(1 << 64) - 1)),
                 )
             if clock is not None:
                 if not isinstance(clock, MockClock):
                     raise ConfigError("clock", "expected a MockClock")
-                set_("clock", lib.surgewall_retry_config_set_mock_clock(cfg, clock._h))
-            pout = ffi.new("surgewall_retry_policy **")
-            err = ffi.new("surgewall_error **")
-            consumed = True
-            st = lib.surgewall_retry_policy_new(cfg, pout, err)
-            if st != 0:
-                if err[0] != ffi.NULL:
-                    raise config_error(err[0])
-                raise_status(st, "Retry")
-        finally:
-            if not consumed:
-                lib.surgewall_retry_config_free(cfg)
-        super().__init__(pout[0], lib.surgewall_retry_policy_free)
+                set_config("clock", lib.surgewall_retry_config_set_mock_clock(cfg, clock._h))
+        ptr = construct(
+            lambda out, err: lib.surgewall_retry_policy_new(cfg, out, err), "surgewall_retry_policy", "Retry"
+        )
+        super().__init__(ptr, lib.surgewall_retry_policy_free)
 
     # ---- the loop ----
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Optional, Tuple
 
-from ._native import check, config_error, ffi, lib, raise_status
+from ._native import check, construct, ffi, lib, new_config, set_config
 from ._util import Handle, Owned, count, number, ratio, seconds_to_ns
 from .breaker import Breaker, Outcome
 from .clock import MockClock
@@ -88,23 +88,19 @@ class SLO(Owned):
         breaker: Optional[Breaker] = None,
         clock: Optional[MockClock] = None,
     ) -> None:
-        out = ffi.new("surgewall_slo_config **")
-        check(lib.surgewall_slo_config_new(out), "SLO")
-        cfg = out[0]
-        consumed = False
-
-        def set_(field: str, st: int) -> None:
-            if st != 0:
-                raise ConfigError(field, "rejected by the library", st)
-
-        try:
+        with new_config(
+            lib.surgewall_slo_config_new,
+            lib.surgewall_slo_config_free,
+            "surgewall_slo_config",
+            "SLO",
+        ) as cfg:
             o = ratio("objective", objective)
             if o >= 1.0:
                 raise ConfigError("objective", f"must be in (0, 1), got {objective}")
-            set_("objective", lib.surgewall_slo_config_set_objective(cfg, o))
+            set_config("objective", lib.surgewall_slo_config_set_objective(cfg, o))
             if window is not None:
                 w = seconds_to_ns("window", window, allow_zero=False)
-                set_("window", lib.surgewall_slo_config_set_window(cfg, w))
+                set_config("window", lib.surgewall_slo_config_set_window(cfg, w))
             for field, pair, setter in (
                 ("fast_burn", fast_burn, lib.surgewall_slo_config_set_fast_burn),
                 ("slow_burn", slow_burn, lib.surgewall_slo_config_set_slow_burn),
@@ -116,39 +112,31 @@ class SLO(Owned):
                 lo = seconds_to_ns(f"{field}.long", pair.long, allow_zero=False)
                 sh = seconds_to_ns(f"{field}.short", pair.short, allow_zero=False)
                 th = number(f"{field}.threshold", pair.threshold)
-                set_(field, setter(cfg, lo, sh, th))
+                set_config(field, setter(cfg, lo, sh, th))
             if burn_bucket is not None:
                 b = seconds_to_ns("burn_bucket", burn_bucket, allow_zero=False)
-                set_("burn_bucket", lib.surgewall_slo_config_set_burn_bucket(cfg, b))
+                set_config("burn_bucket", lib.surgewall_slo_config_set_burn_bucket(cfg, b))
             if recovery_factor is not None:
                 r = ratio("recovery_factor", recovery_factor)
-                set_("recovery_factor", lib.surgewall_slo_config_set_recovery_factor(cfg, r))
+                set_config("recovery_factor", lib.surgewall_slo_config_set_recovery_factor(cfg, r))
             if min_calls is not None:
                 n = count("min_calls", min_calls, maximum=(1 << 64) - 1)
-                set_("min_calls", lib.surgewall_slo_config_set_min_calls(cfg, n))
+                set_config("min_calls", lib.surgewall_slo_config_set_min_calls(cfg, n))
             if min_open is not None:
                 m = seconds_to_ns("min_open", min_open)
-                set_("min_open", lib.surgewall_slo_config_set_min_open(cfg, m))
+                set_config("min_open", lib.surgewall_slo_config_set_min_open(cfg, m))
             if breaker is not None:
                 if not isinstance(breaker, Breaker):
                     raise ConfigError("breaker", "expected a Breaker")
-                set_("breaker", lib.surgewall_slo_config_set_breaker(cfg, breaker._h))
+                set_config("breaker", lib.surgewall_slo_config_set_breaker(cfg, breaker._h))
             if clock is not None:
                 if not isinstance(clock, MockClock):
                     raise ConfigError("clock", "expected a MockClock")
-                set_("clock", lib.surgewall_slo_config_set_mock_clock(cfg, clock._h))
-            sout = ffi.new("surgewall_slo **")
-            err = ffi.new("surgewall_error **")
-            consumed = True
-            st = lib.surgewall_slo_new(cfg, sout, err)
-            if st != 0:
-                if err[0] != ffi.NULL:
-                    raise config_error(err[0])
-                raise_status(st, "SLO")
-        finally:
-            if not consumed:
-                lib.surgewall_slo_config_free(cfg)
-        super().__init__(sout[0], lib.surgewall_slo_free)
+                set_config("clock", lib.surgewall_slo_config_set_mock_clock(cfg, clock._h))
+        ptr = construct(
+            lambda out, err: lib.surgewall_slo_new(cfg, out, err), "surgewall_slo", "SLO"
+        )
+        super().__init__(ptr, lib.surgewall_slo_free)
 
     @property
     def id(self) -> int:
@@ -215,14 +203,13 @@ class ThresholdAdjuster(Handle):
         hi = ratio("max_threshold", max_threshold)
         s = ratio("step", step)
         n = count("min_calls", min_calls, maximum=(1 << 64) - 1)
-        out = ffi.new("surgewall_threshold_adjuster **")
-        err = ffi.new("surgewall_error **")
-        st = lib.surgewall_threshold_adjuster_new(breaker._h, t, lo, hi, s, n, out, err)
-        if st != 0:
-            if err[0] != ffi.NULL:
-                raise config_error(err[0])
-            raise_status(st, "ThresholdAdjuster")
-        super().__init__(out[0], lib.surgewall_threshold_adjuster_free)
+        h = breaker._h
+        ptr = construct(
+            lambda out, err: lib.surgewall_threshold_adjuster_new(h, t, lo, hi, s, n, out, err),
+            "surgewall_threshold_adjuster",
+            "ThresholdAdjuster",
+        )
+        super().__init__(ptr, lib.surgewall_threshold_adjuster_free)
 
     def tick(self) -> Optional[Tuple[float, float]]:
         """Evaluates now; ``(old, new)`` when the threshold moved, else None."""
