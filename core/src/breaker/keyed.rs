@@ -3,13 +3,14 @@
 //! ## Compact state
 //!
 //! A named [`Breaker`](super::Breaker) is about a kilobyte (striped counters, a transition
-//! matrix, window marks, name, clock...). A keyed one is one 24-byte cell in an arena plus an
-//! 8-byte map value (the cell's index and the index of its configuration: the template or a
-//! per-key override) beside the key: with `u64` keys an idle key costs its 16-byte map slot at
-//! hashbrown's load factor plus the cell, and nothing is allocated per key. Everything else is
-//! shared by the whole keyed breaker: the configurations, the clock, the event ring, the
-//! jitter generator, and the aggregate counters (transitions per `(from, to)`, rejections,
-//! ignored, late and unexpected results, failures).
+//! matrix, window marks, name, clock...). A keyed one is a 24-byte cell beside its key in a
+//! slot of a compact registry (`registry/compact.rs`), found through a 4-byte index in a hash
+//! table: with `u64` keys an idle key costs a 32-byte slot plus its index at hashbrown's load
+//! factor, and nothing is allocated per key. Which configuration a key uses (the template or
+//! its override) follows from its slot. Everything else is shared by the whole keyed breaker:
+//! the configurations, the clock, the event ring, the jitter generator, and the aggregate
+//! counters (transitions per `(from, to)`, rejections, ignored, late and unexpected results,
+//! failures).
 //!
 //! The cell's three words; the last two change meaning with the state, since a CLOSED key has
 //! no deadline or probes and an OPEN one no window:
@@ -83,8 +84,10 @@ use crate::breaker::{BreakerConfig, Window};
 use crate::clock::{duration_ns, Clock, ClockMode};
 use crate::error::ConfigError;
 use crate::events::{Event, EventKind, EventRing};
-use crate::registry::arena::Arena;
-use crate::registry::{Entry, Overflow, Registry, RegistryFull, RegistryStats};
+use crate::registry::arena::Zeroable;
+use crate::registry::compact::{self, CompactRegistry};
+use crate::registry::ledger::Options;
+use crate::registry::{Entry, Overflow, RegistryFull, RegistryStats};
 use crate::rng::{entropy_seed, SplitMix};
 use crate::stripe::Striped;
 use crate::sync::{AtomicU64, Ordering};
@@ -342,36 +345,42 @@ fn activity(window: u64) -> u64 {
     (window ^ window >> 16 ^ window >> 32 ^ window >> 48) & 0xFFFF
 }
 
-/// One key's state (24 bytes; see the module docs).
+/// One key's state (24 bytes; see the module docs). All zero, it is a CLOSED breaker of
+/// generation 0 with an empty window: a vacant cell.
 pub(crate) struct Cell {
     word: AtomicU64,
     deadline: AtomicU64,
     window: AtomicU64,
 }
 
-impl Cell {
-    fn new() -> Self {
+// SAFETY: three atomic integers.
+unsafe impl Zeroable for Cell {
+    fn zeroed() -> Self {
         Cell {
-            word: AtomicU64::new(Word::new(State::Closed, 0).0),
+            word: AtomicU64::new(0),
             deadline: AtomicU64::new(0),
             window: AtomicU64::new(0),
         }
     }
+}
 
-    /// Readies a fresh or reused cell for a new key. A reused cell keeps its generation (its
-    /// eviction bumped it), so permits of the key it served before stay fenced as late.
-    fn init(&self) {
-        // Relaxed: the cell index reaches other threads through the map's shard lock.
-        let g = Word(self.word.load(Ordering::Relaxed)).generation();
-        self.word
-            .store(Word::new(State::Closed, g).0, Ordering::Relaxed);
+impl compact::Cell for Cell {
+    /// Readies a fresh or reused cell for a new key, one generation on: permits of the key it
+    /// served before stay fenced as late, and a cell that never had a key (generation 0)
+    /// matches no permit.
+    fn renew(&self, _class: u32) {
+        // Relaxed: the slot reaches other threads through the table shard's lock.
+        let w = Word(self.word.load(Ordering::Relaxed)).next(State::Closed);
+        self.word.store(w.0, Ordering::Relaxed);
         self.window.store(0, Ordering::Relaxed);
         // A past generation's tag: no deadline of a coming OPEN episode can be mistaken for
         // it, and the first sweep sets the idle mark.
         self.deadline
-            .store(tag(g.wrapping_sub(1)), Ordering::Relaxed);
+            .store(tag(w.generation().wrapping_sub(1)), Ordering::Relaxed);
     }
+}
 
+impl Cell {
     #[inline]
     fn load(&self) -> Word {
         // Acquire pairs with the AcqRel CAS of transitions, as in the named breaker: a caller
@@ -452,13 +461,6 @@ impl Cell {
     }
 }
 
-/// What the map holds per key: the cell's index and the configuration's (8 bytes).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Slot {
-    cell: u32,
-    config: u32,
-}
-
 /// A configuration prepared for the cells that use it.
 struct Prepared {
     config: BreakerConfig,
@@ -487,31 +489,9 @@ impl Prepared {
     }
 }
 
-/// The registry's store: the cells and the configurations (template first, then overrides).
-#[derive(Default)]
-pub(crate) struct Store {
-    arena: Arena<Cell>,
-    configs: Vec<Prepared>,
-}
-
-impl Store {
-    /// The cell and configuration of a mapped slot.
-    #[inline(always)]
-    fn lookup(&self, slot: Slot) -> (&Cell, &Prepared) {
-        (
-            self.arena
-                .get(slot.cell)
-                .expect("a mapped cell is allocated"),
-            &self.configs[slot.config as usize],
-        )
-    }
-}
-
-impl Entry for Slot {
-    type Store = Store;
-
-    fn idle_since(&self, store: &Store, now_ns: u64) -> Option<u64> {
-        let cell = store.arena.get(self.cell)?;
+impl Entry for Cell {
+    fn idle_since(&self, now_ns: u64) -> Option<u64> {
+        let cell = self;
         let w = cell.load();
         if w.state() != State::Closed {
             return None; // OPEN, HALF_OPEN, FORCED_OPEN and the manual states are busy
@@ -538,18 +518,11 @@ impl Entry for Slot {
         Some(now_ns)
     }
 
-    fn try_evict(&self, store: &Store) -> bool {
-        let Some(cell) = store.arena.get(self.cell) else {
-            return true;
-        };
-        let w = cell.load();
+    fn try_evict(&self) -> bool {
+        let w = self.load();
         // One CAS commits: it fails if a call tripped the breaker (or anything else moved the
         // word) since the sweep looked, and the new generation fences every permit out.
-        if w.state() != State::Closed || cell.cas(w, w.next(State::Closed)).is_err() {
-            return false;
-        }
-        store.arena.free(self.cell);
-        true
+        w.state() == State::Closed && self.cas(w, w.next(State::Closed)).is_ok()
     }
 }
 
@@ -599,10 +572,8 @@ impl From<RegistryFull> for KeyedRejected {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(C)]
 pub struct KeyedRawPermit {
-    /// The key's cell (opaque).
+    /// The key's slot (opaque).
     pub slot: u32,
-    /// The key's configuration (opaque).
-    pub config: u32,
     /// The generation and start time, as in a named breaker's permit.
     pub inner: RawPermit,
 }
@@ -761,7 +732,9 @@ struct Shared {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct KeyedBreaker<K: Eq + Hash + Clone + Send + Sync + 'static> {
-    registry: Registry<K, Slot, u32>,
+    registry: CompactRegistry<K, Cell>,
+    /// The template first, then the per-key configurations (by class).
+    configs: Box<[Prepared]>,
     shared: Shared,
 }
 
@@ -770,13 +743,8 @@ pub struct KeyedBreaker<K: Eq + Hash + Clone + Send + Sync + 'static> {
 pub struct KeyedBreakerBuilder<K> {
     template: BreakerConfig,
     overrides: Vec<(K, BreakerConfig)>,
-    max_keys: usize,
-    overflow: Overflow<K>,
-    idle_ttl: Duration,
+    options: Options<K>,
     clock: Clock,
-    events: Option<EventRing>,
-    event_key: Option<fn(&K) -> u64>,
-    capacity: usize,
 }
 
 impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreakerBuilder<K> {
@@ -787,17 +755,17 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreakerBuilder<K> {
     }
     /// The most keys held (default 10 000).
     pub fn max_keys(mut self, n: usize) -> Self {
-        self.max_keys = n;
+        self.options.max_keys = n;
         self
     }
     /// What happens to new keys beyond the cap (default: [`Overflow::Reject`]).
     pub fn overflow(mut self, policy: Overflow<K>) -> Self {
-        self.overflow = policy;
+        self.options.overflow = policy;
         self
     }
     /// How long a CLOSED key must be idle before a sweep evicts it (default 10 minutes).
     pub fn idle_ttl(mut self, d: Duration) -> Self {
-        self.idle_ttl = d;
+        self.options.idle_ttl = d;
         self
     }
     /// The clock (default: [`Clock::coarse`]).
@@ -808,17 +776,17 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreakerBuilder<K> {
     /// The ring transitions and evictions are published to (default: the process-wide
     /// [`default_events`](super::default_events)).
     pub fn events(mut self, ring: EventRing) -> Self {
-        self.events = Some(ring);
+        self.options.events = Some(ring);
         self
     }
     /// How a key becomes the `u64` of an eviction event (default: a stable hash).
     pub fn event_key(mut self, f: fn(&K) -> u64) -> Self {
-        self.event_key = Some(f);
+        self.options.event_key = Some(f);
         self
     }
     /// Room for this many keys up front.
     pub fn capacity(mut self, n: usize) -> Self {
-        self.capacity = n;
+        self.options.capacity = n;
         self
     }
 
@@ -845,29 +813,14 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreakerBuilder<K> {
             configs.push(prepare(config)?);
         }
         let seed = configs[0].config.seed.unwrap_or_else(entropy_seed);
-        let store = Store {
-            arena: Arena::default(),
-            configs,
-        };
-        let mut b = Registry::builder_with_store(0u32, |_: &K, config: &u32, store: &Store| Slot {
-            cell: store.arena.alloc(Cell::new, Cell::init),
-            config: *config,
-        })
-        .store(store)
-        .max_keys(self.max_keys)
-        .overflow(self.overflow)
-        .idle_ttl(self.idle_ttl)
-        .capacity(self.capacity);
-        for (key, index) in indexed {
-            b = b.override_key(key, index);
-        }
-        let events = self.events.unwrap_or_else(super::default_events);
-        b = b.events(events.clone());
-        if let Some(f) = self.event_key {
-            b = b.event_key(f);
-        }
+        let mut options = self.options;
+        let events = options
+            .events
+            .get_or_insert_with(super::default_events)
+            .clone();
         Ok(KeyedBreaker {
-            registry: b.build(),
+            registry: CompactRegistry::new(options, 0, indexed)?,
+            configs: configs.into_boxed_slice(),
             shared: Shared {
                 clock: self.clock,
                 events,
@@ -932,20 +885,15 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
         KeyedBreakerBuilder {
             template,
             overrides: Vec::new(),
-            max_keys: 10_000,
-            overflow: Overflow::Reject,
-            idle_ttl: Duration::from_secs(600),
+            options: Options::default(),
             clock: Clock::coarse(),
-            events: None,
-            event_key: None,
-            capacity: 0,
         }
     }
 
     /// Asks `key`'s breaker (created if the key is new) for a permit.
     #[inline]
     pub fn try_acquire(&self, key: &K) -> Result<KeyedPermit<'_, K>, KeyedRejected> {
-        let (_, cell, prepared, raw) = self.acquire_at(key)?;
+        let (cell, prepared, raw) = self.acquire_at(key)?;
         Ok(KeyedPermit {
             owner: self,
             raw,
@@ -968,44 +916,40 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
     /// ```
     #[inline]
     pub fn try_acquire_raw(&self, key: &K) -> Result<KeyedRawPermit, KeyedRejected> {
-        self.acquire_at(key).map(|(_, _, _, raw)| raw)
+        self.acquire_at(key).map(|(_, _, raw)| raw)
     }
 
     /// The key's cell, configuration and a permit.
     #[inline(always)]
     #[allow(clippy::type_complexity)]
-    fn acquire_at(
-        &self,
-        key: &K,
-    ) -> Result<(Slot, &Cell, &Prepared, KeyedRawPermit), KeyedRejected> {
-        let store = self.registry.store();
+    fn acquire_at(&self, key: &K) -> Result<(&Cell, &Prepared, KeyedRawPermit), KeyedRejected> {
         // Under the shard's read lock: a sweep (write lock) cannot evict the key meanwhile,
         // so a transition (OPEN -> HALF_OPEN) never runs on a cell given to another key.
-        let (slot, inner) = self
+        let (cell, prepared, permit) = self
             .registry
-            .with(key, |slot, _| {
-                let (cell, prepared) = store.lookup(*slot);
+            .with(key, |slot, cell| {
+                let prepared = self.prepared(slot);
                 let w = cell.load();
                 let inner = if w.state().admits_all() {
                     Ok(self.permit(prepared, w))
                 } else {
                     self.acquire_slow(cell, prepared, w)
                 };
-                (*slot, inner)
+                (
+                    cell,
+                    prepared,
+                    inner.map(|inner| KeyedRawPermit { slot, inner }),
+                )
             })
             .map_err(KeyedRejected::TooManyKeys)?;
-        let inner = inner.map_err(KeyedRejected::Rejected)?;
-        let (cell, prepared) = store.lookup(slot);
-        Ok((
-            slot,
-            cell,
-            prepared,
-            KeyedRawPermit {
-                slot: slot.cell,
-                config: slot.config,
-                inner,
-            },
-        ))
+        let permit = permit.map_err(KeyedRejected::Rejected)?;
+        Ok((cell, prepared, permit))
+    }
+
+    /// The configuration of the key in `slot`.
+    #[inline]
+    fn prepared(&self, slot: u32) -> &Prepared {
+        &self.configs[self.registry.class_of(slot) as usize]
     }
 
     #[inline]
@@ -1125,15 +1069,11 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
     /// configuration times calls). Safe after the key was evicted: the result is late.
     #[inline]
     pub fn record_raw(&self, permit: KeyedRawPermit, outcome: Outcome) -> Recorded {
-        let store = self.registry.store();
-        let (Some(cell), Some(prepared)) = (
-            store.arena.get(permit.slot),
-            store.configs.get(permit.config as usize),
-        ) else {
+        let Some(cell) = self.registry.cell(permit.slot) else {
             self.shared.counters.add(UNEXPECTED, 1);
             return Recorded::Unexpected;
         };
-        self.record_in(cell, prepared, permit.inner, outcome)
+        self.record_in(cell, self.prepared(permit.slot), permit.inner, outcome)
     }
 
     /// Records on a cell already found (timed when the configuration times calls).
@@ -1164,14 +1104,11 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
         outcome: Outcome,
         duration: Duration,
     ) -> Recorded {
-        let store = self.registry.store();
-        let (Some(cell), Some(prepared)) = (
-            store.arena.get(permit.slot),
-            store.configs.get(permit.config as usize),
-        ) else {
+        let Some(cell) = self.registry.cell(permit.slot) else {
             self.shared.counters.add(UNEXPECTED, 1);
             return Recorded::Unexpected;
         };
+        let prepared = self.prepared(permit.slot);
         let slow = prepared
             .config
             .slow_call_duration
@@ -1481,13 +1418,8 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
     // ---- manual transitions -------------------------------------------------------------
 
     fn on_key<R>(&self, key: &K, f: impl FnOnce(&Cell, &Prepared) -> R) -> Result<R, RegistryFull> {
-        self.registry.with(key, |slot, store| {
-            let cell = store
-                .arena
-                .get(slot.cell)
-                .expect("a mapped cell is allocated");
-            f(cell, &store.configs[slot.config as usize])
-        })
+        self.registry
+            .with(key, |slot, cell| f(cell, self.prepared(slot)))
     }
 
     fn manual(
@@ -1638,10 +1570,8 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn get(&self, key: &K) -> Option<KeySnapshot> {
-        let slot = self.registry.peek(key)?;
-        let store = self.registry.store();
-        let cell = store.arena.get(slot.cell)?;
-        Some(self.snapshot(cell, &store.configs[slot.config as usize]))
+        let (slot, cell) = self.registry.peek(key)?;
+        Some(self.snapshot(cell, self.prepared(slot)))
     }
 
     /// `key`'s state, if the key is held.
@@ -1669,19 +1599,13 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn for_each(&self, mut f: impl FnMut(&K, &KeySnapshot)) {
-        self.registry.for_each(|k, slot, store| {
-            if let Some(cell) = store.arena.get(slot.cell) {
-                f(
-                    k,
-                    &self.snapshot(cell, &store.configs[slot.config as usize]),
-                );
-            }
-        });
+        self.registry
+            .for_each(|k, slot, cell| f(k, &self.snapshot(cell, self.prepared(slot))));
     }
 
     /// Evicts the CLOSED keys idle for `idle_ttl` at `now_ns` (never an OPEN, HALF_OPEN or
     /// manually set one) and publishes one [`EventKind::Evicted`] each; see
-    /// [`Registry::sweep`].
+    /// [`Registry::sweep`](crate::registry::Registry::sweep).
     ///
     /// ```
     /// use std::time::Duration;
@@ -1708,7 +1632,7 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
 
     /// Whether no key is held.
     pub fn is_empty(&self) -> bool {
-        self.registry.is_empty()
+        self.len() == 0
     }
 
     /// The clock.

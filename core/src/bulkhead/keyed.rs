@@ -2,11 +2,12 @@
 //!
 //! ## Compact state
 //!
-//! An idle key costs its map slot (the key and a 4-byte index, 16 bytes with a `u64` key, at
-//! hashbrown's load factor) plus one 16-byte cell in an arena: no allocation, allocator header
-//! or `Arc` counts per key. The limit of the template lives in the cell's state word beside the
-//! in-flight count (so a per-key override costs nothing extra), and idleness is tracked by
-//! sweeps from a usage counter in that word, so calls never read a clock.
+//! An idle key costs one slot of a compact registry (`registry/compact.rs`: the key beside a
+//! 16-byte cell, 24 bytes with a `u64` key) plus its 4-byte index at hashbrown's load factor:
+//! no allocation, allocator header or `Arc` counts per key. The key's limit lives in the
+//! cell's state word beside the in-flight count (so a per-key override costs nothing extra),
+//! and idleness is tracked by sweeps from a usage counter in that word, so calls never read a
+//! clock.
 //!
 //! Cell state word: `[completed: 16 | limit: 24 | in flight: 24]`; idle mark:
 //! `[completed at the mark: 16 | mark time in µs: 48]`.
@@ -20,8 +21,10 @@ use crossbeam_utils::CachePadded;
 use super::{NotAcquired, ACTIVE_MASK, MAX_CONCURRENT_LIMIT};
 use crate::error::{check, ConfigError};
 use crate::events::EventRing;
-use crate::registry::arena::Arena;
-use crate::registry::{Entry, Overflow, Registry, RegistryFull, RegistryStats};
+use crate::registry::arena::Zeroable;
+use crate::registry::compact::{self, CompactRegistry};
+use crate::registry::ledger::Options;
+use crate::registry::{Entry, Overflow, RegistryFull, RegistryStats};
 use crate::stripe::Striped;
 use crate::sync::{AtomicU64, Ordering};
 
@@ -37,20 +40,34 @@ const REJECTED_GLOBAL: usize = 1;
 const UNEXPECTED: usize = 2;
 const LANES: usize = 3;
 
-/// One key's state in the arena (16 bytes).
+/// One key's state (16 bytes). All zero, it is a vacant cell: its limit of 0 admits nothing.
 pub(crate) struct Cell {
     word: AtomicU64,
     mark: AtomicU64,
 }
 
-impl Cell {
-    fn new() -> Self {
-        Self {
+// SAFETY: two atomic integers.
+unsafe impl Zeroable for Cell {
+    fn zeroed() -> Self {
+        Cell {
             word: AtomicU64::new(0),
-            mark: AtomicU64::new(MARK_UNSET),
+            mark: AtomicU64::new(0),
         }
     }
+}
 
+/// The class of a keyed bulkhead's key is its limit.
+impl compact::Cell for Cell {
+    fn renew(&self, limit: u32) {
+        // Relaxed: the slot reaches other threads through the table shard's lock. Nothing is
+        // in flight (the key was evicted idle, or the cell is new).
+        self.word
+            .store(u64::from(limit) << LIMIT_SHIFT, Ordering::Relaxed);
+        self.mark.store(MARK_UNSET, Ordering::Relaxed);
+    }
+}
+
+impl Cell {
     /// One CAS that adds a call below the cell's own limit; `Err(limit)` when full.
     #[inline]
     fn take(&self) -> Result<(), u32> {
@@ -101,15 +118,9 @@ impl Cell {
     }
 }
 
-/// What the map holds per key: the index of its cell.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Slot(u32);
-
-impl Entry for Slot {
-    type Store = Arena<Cell>;
-
-    fn idle_since(&self, arena: &Arena<Cell>, now_ns: u64) -> Option<u64> {
-        let cell = arena.get(self.0)?;
+impl Entry for Cell {
+    fn idle_since(&self, now_ns: u64) -> Option<u64> {
+        let cell = self;
         // SeqCst is not needed: the registry holds the shard's write lock, so no caller is
         // between finding this slot and its CAS; a permit out shows as active > 0.
         let w = cell.word.load(Ordering::Acquire);
@@ -126,10 +137,6 @@ impl Entry for Slot {
         }
         cell.mark.store(completed << 48 | now_us, Ordering::Relaxed);
         Some(now_ns)
-    }
-
-    fn evicted(&self, arena: &Arena<Cell>) {
-        arena.free(self.0);
     }
 }
 
@@ -258,7 +265,7 @@ pub struct KeyedBulkheadMetrics {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct KeyedBulkhead<K: Eq + Hash + Clone + Send + Sync + 'static> {
-    registry: Registry<K, Slot, u32>,
+    registry: CompactRegistry<K, Cell>,
     global: CachePadded<AtomicU64>,
     global_max: Option<u32>,
     per_key: u32,
@@ -270,11 +277,7 @@ pub struct KeyedBulkheadBuilder<K> {
     per_key: u32,
     global_max: Option<u32>,
     overrides: Vec<(K, u32)>,
-    max_keys: usize,
-    overflow: Overflow<K>,
-    idle_ttl: Duration,
-    events: Option<EventRing>,
-    event_key: Option<fn(&K) -> u64>,
+    options: Options<K>,
 }
 
 impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBulkheadBuilder<K> {
@@ -290,27 +293,27 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBulkheadBuilder<K> {
     }
     /// The most keys held (default 10 000).
     pub fn max_keys(mut self, n: usize) -> Self {
-        self.max_keys = n;
+        self.options.max_keys = n;
         self
     }
     /// What happens to new keys beyond the cap (default: reject).
     pub fn overflow(mut self, policy: Overflow<K>) -> Self {
-        self.overflow = policy;
+        self.options.overflow = policy;
         self
     }
     /// How long a key must be idle before a sweep evicts it (default 10 minutes).
     pub fn idle_ttl(mut self, d: Duration) -> Self {
-        self.idle_ttl = d;
+        self.options.idle_ttl = d;
         self
     }
     /// Publish evictions to this ring.
     pub fn events(mut self, ring: EventRing) -> Self {
-        self.events = Some(ring);
+        self.options.events = Some(ring);
         self
     }
     /// How a key becomes the `u64` of an eviction event (default: a stable hash).
     pub fn event_key(mut self, f: fn(&K) -> u64) -> Self {
-        self.event_key = Some(f);
+        self.options.event_key = Some(f);
         self
     }
 
@@ -331,29 +334,13 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBulkheadBuilder<K> {
             .global_max
             .map(|n| limit("global_max_concurrent", n))
             .transpose()?;
-        let mut b =
-            Registry::builder_with_store(per_key, |_: &K, limit: &u32, arena: &Arena<Cell>| {
-                let limit = u64::from(*limit) << LIMIT_SHIFT;
-                Slot(arena.alloc(Cell::new, |cell: &Cell| {
-                    // Relaxed: the index is published to other threads by the map's shard lock.
-                    cell.word.store(limit, Ordering::Relaxed);
-                    cell.mark.store(MARK_UNSET, Ordering::Relaxed);
-                }))
-            })
-            .max_keys(self.max_keys)
-            .overflow(self.overflow)
-            .idle_ttl(self.idle_ttl);
-        for (key, n) in self.overrides {
-            b = b.override_key(key, limit("max_concurrent", n)?);
-        }
-        if let Some(ring) = self.events {
-            b = b.events(ring);
-        }
-        if let Some(f) = self.event_key {
-            b = b.event_key(f);
-        }
+        let overrides = self
+            .overrides
+            .into_iter()
+            .map(|(key, n)| Ok((key, limit("max_concurrent", n)?)))
+            .collect::<Result<Vec<_>, ConfigError>>()?;
         Ok(KeyedBulkhead {
-            registry: b.build(),
+            registry: CompactRegistry::new(self.options, per_key, overrides)?,
             global: CachePadded::new(AtomicU64::new(0)),
             global_max,
             per_key,
@@ -375,11 +362,7 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBulkhead<K> {
             per_key: per_key_max,
             global_max: None,
             overrides: Vec::new(),
-            max_keys: 10_000,
-            overflow: Overflow::Reject,
-            idle_ttl: Duration::from_secs(600),
-            events: None,
-            event_key: None,
+            options: Options::default(),
         }
     }
 
@@ -417,10 +400,7 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBulkhead<K> {
         // the cell between the lookup and the take; after it, the taken slot keeps it busy.
         let taken = self
             .registry
-            .with(key, |slot, arena| {
-                let cell = arena.get(slot.0).expect("a mapped slot is allocated");
-                cell.take().map(|()| slot.0)
-            })
+            .with(key, |slot, cell| cell.take().map(|()| slot))
             .map_err(KeyedRejected::TooManyKeys)?;
         let slot = match taken {
             Ok(slot) => slot,
@@ -464,12 +444,11 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBulkhead<K> {
 
     /// Calls in flight for `key`, if the key is held (never creates it).
     pub fn active(&self, key: &K) -> Option<u64> {
-        let slot = self.registry.peek(key)?;
-        self.cell(slot.0).map(Cell::active)
+        self.registry.peek(key).map(|(_, cell)| cell.active())
     }
 
     /// Evicts keys idle for `idle_ttl` at `now_ns` (never one with calls in flight); see
-    /// [`Registry::sweep`].
+    /// [`Registry::sweep`](crate::registry::Registry::sweep).
     ///
     /// ```
     /// use std::time::Duration;
@@ -487,11 +466,8 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBulkhead<K> {
 
     /// Calls `f(key, in flight, limit)` for every key held (not the overflow entry).
     pub fn for_each(&self, mut f: impl FnMut(&K, u64, u32)) {
-        self.registry.for_each(|k, slot, arena| {
-            if let Some(cell) = arena.get(slot.0) {
-                f(k, cell.active(), cell.limit());
-            }
-        });
+        self.registry
+            .for_each(|k, _, cell| f(k, cell.active(), cell.limit()));
     }
 
     /// Keys held now.
@@ -501,7 +477,7 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBulkhead<K> {
 
     /// Whether no key is held.
     pub fn is_empty(&self) -> bool {
-        self.registry.is_empty()
+        self.len() == 0
     }
 
     /// A process-unique id: the `source` of this keyed bulkhead's eviction events.
@@ -542,7 +518,7 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBulkhead<K> {
 
     #[inline]
     fn cell(&self, slot: u32) -> Option<&Cell> {
-        self.registry.store().get(slot)
+        self.registry.cell(slot)
     }
 
     /// One CAS on the shared in-flight count, strict like the per-key one.

@@ -1,18 +1,37 @@
-//! A growable arena of small cells with stable addresses, for compact registry values.
+//! A growable arena of small cells with stable addresses, for compact registries.
 //!
-//! A registry of compact values keeps a 4-byte index in its map and the value's state here:
+//! A compact registry keeps a 4-byte index in its hash table and the key with its state here:
 //! no allocation (and no allocator header or `Arc` counts) per key. Chunks double in size and
 //! are never moved or freed while the arena lives, so a `&T` stays valid; freed indices are
-//! reused for new keys.
+//! reused for new keys. Chunks are allocated zeroed, so the pages of cells never handed out
+//! are never touched and cost no resident memory.
 
+use std::alloc::Layout;
+use std::ptr::NonNull;
 use std::sync::{Mutex, OnceLock, PoisonError};
 
 const FIRST: u64 = 64;
 /// 64 * (2^26 - 1) cells: more than a u32 index can name.
 const CHUNKS: usize = 26;
 
+/// A type for which all-zero bytes are a valid value (the arena's cells start that way).
+///
+/// # Safety
+///
+/// An all-zero bit pattern must be a valid, safe-to-use value of the type, equal to
+/// [`zeroed`](Self::zeroed): atomics, integers, `MaybeUninit`, and structs made only of those.
+pub(crate) unsafe trait Zeroable {
+    /// The all-zero value, built: under loom, whose atomics are not plain memory, the arena
+    /// builds its cells with it instead of zeroing them.
+    #[cfg_attr(not(surgewall_loom), allow(dead_code))]
+    fn zeroed() -> Self;
+}
+
+/// Chunks start on a cache line, so cells whose size divides 64 never straddle two lines.
+const CHUNK_ALIGN: usize = 64;
+
 pub(crate) struct Arena<T> {
-    chunks: [OnceLock<Box<[T]>>; CHUNKS],
+    chunks: [OnceLock<Chunk<T>>; CHUNKS],
     alloc: Mutex<Alloc>,
 }
 
@@ -31,6 +50,72 @@ impl<T> Default for Arena<T> {
     }
 }
 
+/// `len` zeroed cells on a cache line, dropped and freed with the arena.
+struct Chunk<T> {
+    ptr: NonNull<T>,
+    len: usize,
+}
+
+// SAFETY: a chunk owns its cells like a `Box<[T]>`.
+unsafe impl<T: Send> Send for Chunk<T> {}
+// SAFETY: as for `Box<[T]>`: shared access hands out `&T` only.
+unsafe impl<T: Sync> Sync for Chunk<T> {}
+
+fn chunk_layout<T>(len: usize) -> Layout {
+    Layout::array::<T>(len)
+        .and_then(|l| l.align_to(CHUNK_ALIGN))
+        .expect("arena chunk size")
+}
+
+impl<T: Zeroable> Chunk<T> {
+    fn zeroed(len: usize) -> Self {
+        let layout = chunk_layout::<T>(len);
+        let raw = if layout.size() == 0 {
+            NonNull::dangling().as_ptr()
+        } else {
+            // SAFETY: the layout has a non-zero size.
+            unsafe { std::alloc::alloc_zeroed(layout) }.cast::<T>()
+        };
+        let Some(ptr) = NonNull::new(raw) else {
+            std::alloc::handle_alloc_error(layout)
+        };
+        // All-zero bytes are valid cells (`T: Zeroable`); loom's atomics must be built.
+        #[cfg(surgewall_loom)]
+        for o in 0..len {
+            // SAFETY: `o < len` cells fit in the allocation; writing over zeroed bytes drops
+            // nothing.
+            unsafe { ptr.as_ptr().add(o).write(T::zeroed()) };
+        }
+        Chunk { ptr, len }
+    }
+}
+
+impl<T> Chunk<T> {
+    #[inline]
+    fn get(&self, o: usize) -> Option<&T> {
+        // SAFETY: `o < len` cells were allocated and zero-initialised, and live as long as the
+        // chunk.
+        (o < self.len).then(|| unsafe { &*self.ptr.as_ptr().add(o) })
+    }
+}
+
+impl<T> Drop for Chunk<T> {
+    fn drop(&mut self) {
+        let layout = chunk_layout::<T>(self.len);
+        // SAFETY: the cells are initialised (zeroed, then used through `&T` only) and owned by
+        // this chunk; the memory was allocated with this layout (or is dangling for size 0).
+        unsafe {
+            std::ptr::drop_in_place(std::ptr::slice_from_raw_parts_mut(
+                self.ptr.as_ptr(),
+                self.len,
+            ));
+            if layout.size() != 0 {
+                std::alloc::dealloc(self.ptr.as_ptr().cast(), layout);
+            }
+        }
+    }
+}
+
 /// Chunk `c` holds `64 << c` cells starting at index `64 * (2^c - 1)`.
 #[inline]
 fn locate(i: u32) -> (usize, usize) {
@@ -41,32 +126,30 @@ fn locate(i: u32) -> (usize, usize) {
 }
 
 impl<T> Arena<T> {
-    /// The cell at `i`, if `i` was ever handed out.
+    /// The cell at `i`, if its chunk exists (every index ever handed out has one).
     #[inline]
     pub(crate) fn get(&self, i: u32) -> Option<&T> {
         let (c, o) = locate(i);
         self.chunks.get(c)?.get()?.get(o)
     }
+}
 
-    /// A free cell: a reused one, or a new one (growing the arena). `init` resets it.
-    pub(crate) fn alloc(&self, new: impl Fn() -> T, init: impl FnOnce(&T)) -> u32 {
+impl<T: Zeroable> Arena<T> {
+    /// A free cell: a reused one (as its last user left it), or a new, zeroed one.
+    pub(crate) fn alloc(&self) -> u32 {
         let mut a = self.alloc.lock().unwrap_or_else(PoisonError::into_inner);
-        let i = match a.free.pop() {
-            Some(i) => i,
-            None => {
-                let i = a.next;
-                a.next = i.checked_add(1).expect("arena index space exhausted");
-                let (c, _) = locate(i);
-                self.chunks[c].get_or_init(|| (0..FIRST << c).map(|_| new()).collect());
-                i
-            }
-        };
-        drop(a);
-        init(self.get(i).expect("allocated above"));
+        if let Some(i) = a.free.pop() {
+            return i;
+        }
+        let i = a.next;
+        a.next = i.checked_add(1).expect("arena index space exhausted");
+        let (c, _) = locate(i);
+        self.chunks[c].get_or_init(|| Chunk::zeroed((FIRST << c) as usize));
         i
     }
 
-    /// Gives cell `i` back for reuse. The caller guarantees nobody uses it any more.
+    /// Gives cell `i` back for reuse. The caller guarantees nobody reaches it through its old
+    /// owner any more (values that outlive their owner, such as permits, are fenced otherwise).
     pub(crate) fn free(&self, i: u32) {
         self.alloc
             .lock()
@@ -81,26 +164,41 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicU64, Ordering};
 
+    struct Counter(AtomicU64);
+    // SAFETY: an atomic integer is valid at zero.
+    unsafe impl Zeroable for Counter {
+        fn zeroed() -> Self {
+            Counter(AtomicU64::new(0))
+        }
+    }
+
     #[test]
-    fn indices_map_to_stable_distinct_cells_and_are_reused() {
+    fn indices_map_to_stable_distinct_zeroed_cells_and_are_reused() {
         assert_eq!(locate(0), (0, 0));
         assert_eq!(locate(63), (0, 63));
         assert_eq!(locate(64), (1, 0));
         assert_eq!(locate(191), (1, 127));
         assert_eq!(locate(192), (2, 0));
-        let arena = Arena::<AtomicU64>::default();
-        let ids: Vec<u32> = (0..300)
-            .map(|n| arena.alloc(|| AtomicU64::new(0), |c| c.store(n, Ordering::Relaxed)))
-            .collect();
-        let first = arena.get(0).unwrap() as *const AtomicU64;
+        let arena = Arena::<Counter>::default();
+        let ids: Vec<u32> = (0..300).map(|_| arena.alloc()).collect();
         for (n, &i) in ids.iter().enumerate() {
-            assert_eq!(arena.get(i).unwrap().load(Ordering::Relaxed), n as u64);
+            let cell = arena.get(i).unwrap();
+            assert_eq!(
+                cell.0.load(Ordering::Relaxed),
+                0,
+                "a new cell starts zeroed"
+            );
+            cell.0.store(n as u64, Ordering::Relaxed);
         }
-        assert_eq!(arena.get(0).unwrap() as *const AtomicU64, first);
+        let first = arena.get(0).unwrap() as *const Counter;
+        for (n, &i) in ids.iter().enumerate() {
+            assert_eq!(arena.get(i).unwrap().0.load(Ordering::Relaxed), n as u64);
+        }
+        assert_eq!(arena.get(0).unwrap() as *const Counter, first);
         assert!(arena.get(100_000).is_none());
         arena.free(ids[5]);
-        let again = arena.alloc(|| AtomicU64::new(0), |c| c.store(99, Ordering::Relaxed));
+        let again = arena.alloc();
         assert_eq!(again, ids[5]);
-        assert_eq!(arena.get(again).unwrap().load(Ordering::Relaxed), 99);
+        assert_eq!(arena.get(again).unwrap().0.load(Ordering::Relaxed), 5);
     }
 }

@@ -2,13 +2,11 @@
 
 use std::sync::atomic::{AtomicU64 as StdAtomicU64, Ordering as StdOrdering};
 
-/// A value a [`Registry`](super::Registry) can hold and evict.
+/// A value a registry can hold and evict.
 ///
-/// `Store` is where the value keeps its state when it is not self-contained: `()` for values
-/// such as `Arc<Bulkhead>`, or an arena owned by the registry for compact values (keyed
-/// bulkheads keep a 4-byte index in the map and 16 bytes of state in an arena). The registry
-/// calls these methods only while it holds the lock of the entry's map shard, so no caller can
-/// be inside [`Registry::with`](super::Registry::with) for that entry at the same time.
+/// The registry calls these methods only while it holds the lock of the entry's table shard,
+/// so no caller is inside [`Registry::with`](super::Registry::with) for that entry at the
+/// same time.
 ///
 /// ```
 /// use surgewall::registry::{Entry, IdleMark};
@@ -19,8 +17,7 @@ use std::sync::atomic::{AtomicU64 as StdAtomicU64, Ordering as StdOrdering};
 /// struct Conns { open: AtomicU64, opened: AtomicU64, idle: IdleMark }
 ///
 /// impl Entry for Conns {
-///     type Store = ();
-///     fn idle_since(&self, _: &(), now_ns: u64) -> Option<u64> {
+///     fn idle_since(&self, now_ns: u64) -> Option<u64> {
 ///         if self.open.load(Ordering::SeqCst) != 0 {
 ///             return None; // busy: never evicted
 ///         }
@@ -29,28 +26,18 @@ use std::sync::atomic::{AtomicU64 as StdAtomicU64, Ordering as StdOrdering};
 /// }
 /// // `Arc<Conns>` is an `Entry` too: registries usually hold shared values.
 /// let c = std::sync::Arc::new(Conns::default());
-/// assert_eq!(c.idle_since(&(), 5), Some(5));
+/// assert_eq!(c.idle_since(5), Some(5));
 /// ```
 pub trait Entry: Sized + Send + Sync {
-    /// Where the value's state lives if not in the value itself (`()` when it does).
-    type Store: Default + Send + Sync;
-
     /// `None` while the value is in use (it is never evicted then); otherwise the time (on the
     /// caller's `now_ns` scale) since which it has been idle. Called by
     /// [`Registry::sweep`](super::Registry::sweep) with that sweep's `now_ns`.
-    fn idle_since(&self, store: &Self::Store, now_ns: u64) -> Option<u64>;
-
-    /// Called once when the value has been evicted (the registry still holds the shard lock):
-    /// give storage back to the store. Handles to it that callers hold stay valid.
-    fn evicted(&self, store: &Self::Store) {
-        let _ = store;
-    }
+    fn idle_since(&self, now_ns: u64) -> Option<u64>;
 
     /// Commits the eviction of a value [`idle_since`](Self::idle_since) found idle long
     /// enough: `false` keeps it (it became busy in between, through a path that does not take
-    /// the registry's lock). The default cannot fail and calls [`evicted`](Self::evicted).
-    fn try_evict(&self, store: &Self::Store) -> bool {
-        self.evicted(store);
+    /// the registry's lock). The default cannot fail.
+    fn try_evict(&self) -> bool {
         true
     }
 }
@@ -58,18 +45,12 @@ pub trait Entry: Sized + Send + Sync {
 /// A shared value is an entry when the value is: registries hand out `Arc` clones, which stay
 /// valid after the entry is evicted.
 impl<T: Entry> Entry for std::sync::Arc<T> {
-    type Store = T::Store;
-
-    fn idle_since(&self, store: &Self::Store, now_ns: u64) -> Option<u64> {
-        T::idle_since(self, store, now_ns)
+    fn idle_since(&self, now_ns: u64) -> Option<u64> {
+        T::idle_since(self, now_ns)
     }
 
-    fn evicted(&self, store: &Self::Store) {
-        T::evicted(self, store)
-    }
-
-    fn try_evict(&self, store: &Self::Store) -> bool {
-        T::try_evict(self, store)
+    fn try_evict(&self) -> bool {
+        T::try_evict(self)
     }
 }
 

@@ -8,9 +8,15 @@
 //! never evicted. Evictions are published to an [`EventRing`] as
 //! [`EventKind::Evicted`](crate::events::EventKind::Evicted).
 //!
-//! ## The map
+//! ## The maps
 //!
-//! A [`DashMap`] (sharded `RwLock<hashbrown::HashMap>`) with foldhash's fast hasher, seeded per
+//! Keyed breakers and keyed bulkheads, whose per-key state is a few atomics, use a compact
+//! registry of their own (`compact.rs`): the key and its state side by side in an arena slot
+//! with a stable address, found through a flat table of 4-byte slot indices, so a call costs
+//! one table cache line and the slot's, and an idle key 35-42 bytes with a `u64` key. This
+//! module's [`Registry`] holds any value (usually an `Arc`, such as `Arc<Bulkhead>` for
+//! per-service bulkheads that wait) in a
+//! [`DashMap`] (sharded `RwLock<hashbrown::HashMap>`) with foldhash's fast hasher, seeded per
 //! registry. A hit costs one hash and one shard read lock, so threads on different shards do
 //! not meet; creation takes the shard's write lock, which is what makes "one instance per key"
 //! hold. foldhash is several times faster than SipHash on integer keys and still randomly
@@ -39,22 +45,24 @@
 //! ```
 
 pub(crate) mod arena;
+pub(crate) mod compact;
 mod entry;
+pub(crate) mod ledger;
+mod table;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::hash::{BuildHasher, Hash};
-use std::sync::atomic::{AtomicU64 as StdAtomicU64, AtomicUsize, Ordering as StdOrdering};
+use std::hash::Hash;
 use std::time::Duration;
 
 use dashmap::mapref::entry::Entry as MapEntry;
 use dashmap::DashMap;
 
 pub use entry::{Entry, IdleMark};
+use ledger::{Ledger, Options};
 
 use crate::bulkhead::Bulkhead;
-use crate::clock::duration_ns;
-use crate::events::{Event, EventKind, EventRing};
+use crate::events::EventRing;
 
 /// The hasher of registry maps: foldhash's fast hasher, randomly seeded per registry.
 pub type RegistryHasher = foldhash::fast::RandomState;
@@ -117,40 +125,24 @@ pub struct RegistryStats {
     pub rejected: u64,
 }
 
-type Make<K, V, C> = dyn Fn(&K, &C, &<V as Entry>::Store) -> V + Send + Sync;
+type Make<K, V, C> = dyn Fn(&K, &C) -> V + Send + Sync;
 
 /// A map from keys to policy instances; see the [module docs](self).
-pub struct Registry<K, V: Entry, C = ()> {
+pub struct Registry<K, V, C = ()> {
     map: DashMap<K, V, RegistryHasher>,
-    store: V::Store,
     make: Box<Make<K, V, C>>,
     template: C,
     overrides: HashMap<K, C, RegistryHasher>,
-    max_keys: usize,
     overflow: Option<(K, V)>,
-    len: AtomicUsize,
-    idle_ttl_ns: u64,
-    events: Option<EventRing>,
-    event_key: fn(&K) -> u64,
-    created: StdAtomicU64,
-    evicted: StdAtomicU64,
-    overflowed: StdAtomicU64,
-    rejected: StdAtomicU64,
-    id: u64,
+    ledger: Ledger<K>,
 }
 
 /// Builds a [`Registry`].
-pub struct RegistryBuilder<K, V: Entry, C> {
+pub struct RegistryBuilder<K, V, C> {
     template: C,
     make: Box<Make<K, V, C>>,
-    store: V::Store,
     overrides: HashMap<K, C, RegistryHasher>,
-    max_keys: usize,
-    overflow: Overflow<K>,
-    idle_ttl: Duration,
-    events: Option<EventRing>,
-    event_key: Option<fn(&K) -> u64>,
-    capacity: usize,
+    options: Options<K>,
 }
 
 impl<K, V, C> RegistryBuilder<K, V, C>
@@ -167,84 +159,62 @@ where
 
     /// The most keys the registry holds (default 10 000; at least 1).
     pub fn max_keys(mut self, n: usize) -> Self {
-        self.max_keys = n.max(1);
+        self.options.max_keys = n.max(1);
         self
     }
 
     /// What happens to a new key beyond the cap (default: [`Overflow::Reject`]).
     pub fn overflow(mut self, policy: Overflow<K>) -> Self {
-        self.overflow = policy;
+        self.options.overflow = policy;
         self
     }
 
     /// How long an entry must be idle before a sweep evicts it (default 10 minutes).
     pub fn idle_ttl(mut self, d: Duration) -> Self {
-        self.idle_ttl = d;
+        self.options.idle_ttl = d;
         self
     }
 
     /// Publish evictions to this ring (default: none).
     pub fn events(mut self, ring: EventRing) -> Self {
-        self.events = Some(ring);
+        self.options.events = Some(ring);
         self
     }
 
     /// How a key becomes the `u64` of an eviction event (default: a hash of the key; pass
     /// `|k| *k` for `u64` keys).
     pub fn event_key(mut self, f: fn(&K) -> u64) -> Self {
-        self.event_key = Some(f);
-        self
-    }
-
-    /// The store for compact values (default: `V::Store::default()`).
-    pub fn store(mut self, store: V::Store) -> Self {
-        self.store = store;
+        self.options.event_key = Some(f);
         self
     }
 
     /// Room for this many keys up front (default: none; the map grows as keys arrive).
     pub fn capacity(mut self, n: usize) -> Self {
-        self.capacity = n;
+        self.options.capacity = n;
         self
     }
 
     /// Builds the registry (and the shared overflow entry, if that is the policy).
     pub fn build(self) -> Registry<K, V, C> {
-        let overflow = match self.overflow {
+        let overflow = match &self.options.overflow {
             Overflow::Reject => None,
             Overflow::Shared(key) => {
-                let config = self.overrides.get(&key).unwrap_or(&self.template);
-                let value = (self.make)(&key, config, &self.store);
-                Some((key, value))
+                let config = self.overrides.get(key).unwrap_or(&self.template);
+                Some((key.clone(), (self.make)(key, config)))
             }
         };
-        let hasher = RegistryHasher::default();
-        let event_key = self.event_key.unwrap_or(hash_key::<K>);
         Registry {
-            map: DashMap::with_capacity_and_hasher(self.capacity, hasher),
-            store: self.store,
+            map: DashMap::with_capacity_and_hasher(
+                self.options.capacity,
+                RegistryHasher::default(),
+            ),
             make: self.make,
             template: self.template,
             overrides: self.overrides,
-            max_keys: self.max_keys,
             overflow,
-            len: AtomicUsize::new(0),
-            idle_ttl_ns: duration_ns(self.idle_ttl),
-            events: self.events,
-            event_key,
-            created: StdAtomicU64::new(0),
-            evicted: StdAtomicU64::new(0),
-            overflowed: StdAtomicU64::new(0),
-            rejected: StdAtomicU64::new(0),
-            id: crate::source_id::next(crate::source_id::REGISTRY),
+            ledger: Ledger::new(&self.options),
         }
     }
-}
-
-/// A stable hash of a key for events (fixed seed, so the agent can match evictions to keys it
-/// hashed the same way with [`Registry::event_key_of`]).
-fn hash_key<K: Hash>(key: &K) -> u64 {
-    foldhash::fast::FixedState::with_seed(0x5eed_5eed).hash_one(key)
 }
 
 impl<K, V, C> Registry<K, V, C>
@@ -270,36 +240,11 @@ where
     where
         F: Fn(&K, &C) -> V + Send + Sync + 'static,
     {
-        Self::builder_with_store(template, move |k, c, _| make(k, c))
-    }
-
-    /// A builder whose `make` also sees the [`Entry::Store`] (for compact values that live in
-    /// it).
-    ///
-    /// ```
-    /// use std::sync::Arc;
-    /// use surgewall::{Bulkhead, BulkheadConfig, registry::Registry};
-    /// let r = Registry::builder_with_store(BulkheadConfig::default(), |_: &u64, c: &BulkheadConfig, _: &()| {
-    ///     Arc::new(Bulkhead::new("tenant", *c))
-    /// })
-    /// .build();
-    /// assert!(r.get(&1).is_ok());
-    /// ```
-    pub fn builder_with_store<F>(template: C, make: F) -> RegistryBuilder<K, V, C>
-    where
-        F: Fn(&K, &C, &V::Store) -> V + Send + Sync + 'static,
-    {
         RegistryBuilder {
             template,
             make: Box::new(make),
-            store: V::Store::default(),
             overrides: HashMap::with_hasher(RegistryHasher::default()),
-            max_keys: 10_000,
-            overflow: Overflow::Reject,
-            idle_ttl: Duration::from_secs(600),
-            events: None,
-            event_key: None,
-            capacity: 0,
+            options: Options::default(),
         }
     }
 
@@ -315,52 +260,33 @@ where
     ///     Arc::new(Bulkhead::new("tenant", *c))
     /// })
     /// .build();
-    /// let admitted = r.with(&42, |b, _| b.try_acquire_raw().is_ok())?;
+    /// let admitted = r.with(&42, |b| b.try_acquire_raw().is_ok())?;
     /// assert!(admitted);
     /// # Ok::<(), surgewall::registry::RegistryFull>(())
     /// ```
     #[inline]
-    pub fn with<R>(&self, key: &K, f: impl FnOnce(&V, &V::Store) -> R) -> Result<R, RegistryFull> {
+    pub fn with<R>(&self, key: &K, f: impl FnOnce(&V) -> R) -> Result<R, RegistryFull> {
         if let Some(found) = self.map.get(key) {
-            return Ok(f(found.value(), &self.store));
+            return Ok(f(found.value()));
         }
         self.with_new(key, f)
     }
 
     #[cold]
-    fn with_new<R>(&self, key: &K, f: impl FnOnce(&V, &V::Store) -> R) -> Result<R, RegistryFull> {
+    fn with_new<R>(&self, key: &K, f: impl FnOnce(&V) -> R) -> Result<R, RegistryFull> {
         match self.map.entry(key.clone()) {
             // Another thread created it between our read and our write lock.
-            MapEntry::Occupied(o) => Ok(f(o.get(), &self.store)),
+            MapEntry::Occupied(o) => Ok(f(o.get())),
             MapEntry::Vacant(v) => {
-                // Relaxed: the count is a cap, not a publication; the shard lock orders the
-                // insert itself.
-                let reserved = self
-                    .len
-                    .fetch_update(StdOrdering::Relaxed, StdOrdering::Relaxed, |n| {
-                        (n < self.max_keys).then_some(n + 1)
-                    })
-                    .is_ok();
-                if !reserved {
+                if !self.ledger.reserve() {
                     drop(v);
-                    return match &self.overflow {
-                        Some((_, shared)) => {
-                            self.overflowed.fetch_add(1, StdOrdering::Relaxed);
-                            Ok(f(shared, &self.store))
-                        }
-                        None => {
-                            self.rejected.fetch_add(1, StdOrdering::Relaxed);
-                            Err(RegistryFull {
-                                max_keys: self.max_keys,
-                            })
-                        }
-                    };
+                    self.ledger.refuse(self.overflow.is_some())?;
+                    let (_, shared) = self.overflow.as_ref().expect("refuse fails without one");
+                    return Ok(f(shared));
                 }
                 let config = self.overrides.get(key).unwrap_or(&self.template);
-                let value = (self.make)(key, config, &self.store);
-                self.created.fetch_add(1, StdOrdering::Relaxed);
-                let inserted = v.insert(value);
-                Ok(f(&inserted, &self.store))
+                let inserted = v.insert((self.make)(key, config));
+                Ok(f(&inserted))
             }
         }
     }
@@ -383,7 +309,7 @@ where
     where
         V: Clone,
     {
-        self.with(key, |v, _| v.clone())
+        self.with(key, V::clone)
     }
 
     /// The key's value if it exists (never creates, never counts overflow).
@@ -396,7 +322,7 @@ where
 
     /// Keys held now (the overflow entry excluded).
     pub fn len(&self) -> usize {
-        self.len.load(StdOrdering::Relaxed)
+        self.ledger.len()
     }
 
     /// Whether no key is held.
@@ -409,24 +335,19 @@ where
         self.overflow.as_ref().map(|(k, v)| (k, v))
     }
 
-    /// The store compact values live in.
-    pub fn store(&self) -> &V::Store {
-        &self.store
-    }
-
     /// The configured idle time after which a sweep evicts an unused entry.
     pub fn idle_ttl(&self) -> Duration {
-        Duration::from_nanos(self.idle_ttl_ns)
+        self.ledger.idle_ttl()
     }
 
     /// The `u64` an eviction event carries for `key`.
     pub fn event_key_of(&self, key: &K) -> u64 {
-        (self.event_key)(key)
+        self.ledger.event_key_of(key)
     }
 
     /// A process-unique id (the `source` of this registry's events).
     pub fn id(&self) -> u64 {
-        self.id
+        self.ledger.id()
     }
 
     /// Evicts every entry that is not busy and has been idle for at least `idle_ttl` at
@@ -453,28 +374,17 @@ where
     pub fn sweep(&self, now_ns: u64) -> usize {
         let mut evicted = 0;
         self.map.retain(|key, value| {
-            let idle = match value.idle_since(&self.store, now_ns) {
-                Some(since) => {
-                    now_ns.saturating_sub(since) >= self.idle_ttl_ns && value.try_evict(&self.store)
-                }
-                None => false,
-            };
-            if idle {
+            let due = value
+                .idle_since(now_ns)
+                .is_some_and(|since| self.ledger.expired(since, now_ns))
+                && value.try_evict();
+            if due {
                 evicted += 1;
-                if let Some(ring) = &self.events {
-                    ring.publish(Event {
-                        source: self.id,
-                        at_ns: now_ns,
-                        kind: EventKind::Evicted {
-                            key: (self.event_key)(key),
-                        },
-                    });
-                }
+                self.ledger.evicted(key, now_ns);
             }
-            !idle
+            !due
         });
-        self.len.fetch_sub(evicted, StdOrdering::Relaxed);
-        self.evicted.fetch_add(evicted as u64, StdOrdering::Relaxed);
+        self.ledger.swept(evicted);
         evicted
     }
 
@@ -491,14 +401,14 @@ where
     /// .build();
     /// for k in 0..3 { r.get(&k)?; }
     /// let mut keys = Vec::new();
-    /// r.for_each(|k, _, _| keys.push(*k));
+    /// r.for_each(|k, _| keys.push(*k));
     /// keys.sort();
     /// assert_eq!(keys, [0, 1, 2]);
     /// # Ok::<(), surgewall::registry::RegistryFull>(())
     /// ```
-    pub fn for_each(&self, mut f: impl FnMut(&K, &V, &V::Store)) {
+    pub fn for_each(&self, mut f: impl FnMut(&K, &V)) {
         for item in self.map.iter() {
-            f(item.key(), item.value(), &self.store);
+            f(item.key(), item.value());
         }
     }
 
@@ -520,22 +430,15 @@ where
     /// # Ok::<(), surgewall::registry::RegistryFull>(())
     /// ```
     pub fn stats(&self) -> RegistryStats {
-        RegistryStats {
-            keys: self.len(),
-            max_keys: self.max_keys,
-            created: self.created.load(StdOrdering::Relaxed),
-            evicted: self.evicted.load(StdOrdering::Relaxed),
-            overflowed: self.overflowed.load(StdOrdering::Relaxed),
-            rejected: self.rejected.load(StdOrdering::Relaxed),
-        }
+        self.ledger.stats()
     }
 }
 
-impl<K, V: Entry, C> fmt::Debug for Registry<K, V, C> {
+impl<K, V, C> fmt::Debug for Registry<K, V, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Registry")
-            .field("keys", &self.len.load(StdOrdering::Relaxed))
-            .field("max_keys", &self.max_keys)
+            .field("keys", &self.ledger.len())
+            .field("max_keys", &self.ledger.max_keys())
             .finish_non_exhaustive()
     }
 }
@@ -543,9 +446,7 @@ impl<K, V: Entry, C> fmt::Debug for Registry<K, V, C> {
 /// A shared bulkhead is busy while it has calls in flight or waiters; otherwise it is idle
 /// since the first sweep that saw its completed-call count where it is now.
 impl Entry for Bulkhead {
-    type Store = ();
-
-    fn idle_since(&self, _: &(), now_ns: u64) -> Option<u64> {
+    fn idle_since(&self, now_ns: u64) -> Option<u64> {
         if !self.is_idle() {
             return None;
         }

@@ -1,3 +1,4 @@
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
@@ -23,10 +24,10 @@ fn builder() -> RegistryBuilder<u64, Arc<Bulkhead>, BulkheadConfig> {
 
 #[test]
 fn racing_threads_get_exactly_one_instance_per_key() {
-    let made = Arc::new(StdAtomicU64::new(0));
+    let made = Arc::new(AtomicU64::new(0));
     let counter = made.clone();
     let r = Registry::builder(config(1), move |k: &u64, c: &BulkheadConfig| {
-        counter.fetch_add(1, StdOrdering::SeqCst);
+        counter.fetch_add(1, Ordering::SeqCst);
         Arc::new(Bulkhead::new(k.to_string(), *c))
     })
     .build();
@@ -49,7 +50,7 @@ fn racing_threads_get_exactly_one_instance_per_key() {
             assert!(Arc::ptr_eq(a, b), "key {k} has two instances");
         }
     }
-    assert_eq!(made.load(StdOrdering::SeqCst), 50);
+    assert_eq!(made.load(Ordering::SeqCst), 50);
     assert_eq!(r.stats().created, 50);
     assert_eq!(r.len(), 50);
 }
@@ -170,7 +171,7 @@ fn iteration_sees_every_key_and_default_event_keys_are_stable_hashes() {
         r.get(&name.to_string()).unwrap();
     }
     let mut seen = Vec::new();
-    r.for_each(|k, v, _| seen.push((k.clone(), v.max_concurrent())));
+    r.for_each(|k, v| seen.push((k.clone(), v.max_concurrent())));
     seen.sort();
     assert_eq!(
         seen,

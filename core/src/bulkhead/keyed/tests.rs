@@ -190,7 +190,8 @@ fn racing_threads_keep_both_limits_and_return_to_zero() {
 
 #[test]
 fn an_idle_key_is_small() {
-    // The per-key state beyond the map slot: one 16-byte cell, a 4-byte index in the map.
+    // The per-key state: one 16-byte cell beside the key (a 24-byte slot with a u64 key),
+    // and a 4-byte index in the table.
     assert_eq!(std::mem::size_of::<Cell>(), 16);
-    assert_eq!(std::mem::size_of::<Slot>(), 4);
+    assert_eq!(crate::registry::compact::slot_bytes::<u64, Cell>(), 24);
 }
