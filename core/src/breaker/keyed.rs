@@ -87,7 +87,7 @@ use crate::events::{Event, EventKind, EventRing};
 use crate::registry::arena::Zeroable;
 use crate::registry::compact::{self, CompactRegistry};
 use crate::registry::ledger::Options;
-use crate::registry::{Entry, Overflow, RegistryFull, RegistryStats};
+use crate::registry::{Entry, RegistryFull, RegistryStats};
 use crate::rng::{entropy_seed, SplitMix};
 use crate::stripe::Striped;
 use crate::sync::{AtomicU64, Ordering};
@@ -748,24 +748,11 @@ pub struct KeyedBreakerBuilder<K> {
 }
 
 impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreakerBuilder<K> {
+    crate::registry::ledger::option_setters!();
+
     /// Use `config` instead of the template for `key`.
     pub fn override_key(mut self, key: K, config: BreakerConfig) -> Self {
         self.overrides.push((key, config));
-        self
-    }
-    /// The most keys held (default 10 000).
-    pub fn max_keys(mut self, n: usize) -> Self {
-        self.options.max_keys = n;
-        self
-    }
-    /// What happens to new keys beyond the cap (default: [`Overflow::Reject`]).
-    pub fn overflow(mut self, policy: Overflow<K>) -> Self {
-        self.options.overflow = policy;
-        self
-    }
-    /// How long a CLOSED key must be idle before a sweep evicts it (default 10 minutes).
-    pub fn idle_ttl(mut self, d: Duration) -> Self {
-        self.options.idle_ttl = d;
         self
     }
     /// The clock (default: [`Clock::coarse`]).
@@ -777,16 +764,6 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreakerBuilder<K> {
     /// [`default_events`](super::default_events)).
     pub fn events(mut self, ring: EventRing) -> Self {
         self.options.events = Some(ring);
-        self
-    }
-    /// How a key becomes the `u64` of an eviction event (default: a stable hash).
-    pub fn event_key(mut self, f: fn(&K) -> u64) -> Self {
-        self.options.event_key = Some(f);
-        self
-    }
-    /// Room for this many keys up front.
-    pub fn capacity(mut self, n: usize) -> Self {
-        self.options.capacity = n;
         self
     }
 

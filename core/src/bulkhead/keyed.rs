@@ -14,7 +14,6 @@
 
 use std::fmt;
 use std::hash::Hash;
-use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
 
@@ -24,7 +23,7 @@ use crate::events::EventRing;
 use crate::registry::arena::Zeroable;
 use crate::registry::compact::{self, CompactRegistry};
 use crate::registry::ledger::Options;
-use crate::registry::{Entry, Overflow, RegistryFull, RegistryStats};
+use crate::registry::{Entry, RegistryFull, RegistryStats};
 use crate::stripe::Striped;
 use crate::sync::{AtomicU64, Ordering};
 
@@ -281,6 +280,8 @@ pub struct KeyedBulkheadBuilder<K> {
 }
 
 impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBulkheadBuilder<K> {
+    crate::registry::ledger::option_setters!();
+
     /// A limit across all keys together.
     pub fn global_max(mut self, n: u32) -> Self {
         self.global_max = Some(n);
@@ -291,29 +292,9 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBulkheadBuilder<K> {
         self.overrides.push((key, n));
         self
     }
-    /// The most keys held (default 10 000).
-    pub fn max_keys(mut self, n: usize) -> Self {
-        self.options.max_keys = n;
-        self
-    }
-    /// What happens to new keys beyond the cap (default: reject).
-    pub fn overflow(mut self, policy: Overflow<K>) -> Self {
-        self.options.overflow = policy;
-        self
-    }
-    /// How long a key must be idle before a sweep evicts it (default 10 minutes).
-    pub fn idle_ttl(mut self, d: Duration) -> Self {
-        self.options.idle_ttl = d;
-        self
-    }
     /// Publish evictions to this ring.
     pub fn events(mut self, ring: EventRing) -> Self {
         self.options.events = Some(ring);
-        self
-    }
-    /// How a key becomes the `u64` of an eviction event (default: a stable hash).
-    pub fn event_key(mut self, f: fn(&K) -> u64) -> Self {
-        self.options.event_key = Some(f);
         self
     }
 

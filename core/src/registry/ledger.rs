@@ -32,6 +32,47 @@ impl<K> Default for Options<K> {
     }
 }
 
+/// The builder setters of the settings in [`Options`], for a builder with an
+/// `options: Options<K>` field (every registry builder and keyed builder).
+macro_rules! option_setters {
+    () => {
+        /// The most keys held (default 10 000; at least 1). A new key beyond it goes by the
+        /// overflow policy.
+        pub fn max_keys(mut self, n: usize) -> Self {
+            self.options.max_keys = n;
+            self
+        }
+
+        /// What happens to a new key beyond the cap (default:
+        /// [`Overflow::Reject`](crate::registry::Overflow::Reject)).
+        pub fn overflow(mut self, policy: crate::registry::Overflow<K>) -> Self {
+            self.options.overflow = policy;
+            self
+        }
+
+        /// How long a key must be idle before a sweep evicts it (default 10 minutes); a busy
+        /// key is never evicted.
+        pub fn idle_ttl(mut self, d: std::time::Duration) -> Self {
+            self.options.idle_ttl = d;
+            self
+        }
+
+        /// How a key becomes the `u64` of an eviction event (default: a stable hash of the
+        /// key; pass `|k| *k` for `u64` keys).
+        pub fn event_key(mut self, f: fn(&K) -> u64) -> Self {
+            self.options.event_key = Some(f);
+            self
+        }
+
+        /// Room for this many keys up front (default: none; the table grows as keys arrive).
+        pub fn capacity(mut self, n: usize) -> Self {
+            self.options.capacity = n;
+            self
+        }
+    };
+}
+pub(crate) use option_setters;
+
 /// A stable hash of a key for events (fixed seed, so the agent can match evictions to keys it
 /// hashed the same way).
 fn hash_key<K: Hash>(key: &K) -> u64 {

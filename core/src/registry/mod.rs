@@ -157,40 +157,11 @@ where
         self
     }
 
-    /// The most keys the registry holds (default 10 000; at least 1).
-    pub fn max_keys(mut self, n: usize) -> Self {
-        self.options.max_keys = n.max(1);
-        self
-    }
-
-    /// What happens to a new key beyond the cap (default: [`Overflow::Reject`]).
-    pub fn overflow(mut self, policy: Overflow<K>) -> Self {
-        self.options.overflow = policy;
-        self
-    }
-
-    /// How long an entry must be idle before a sweep evicts it (default 10 minutes).
-    pub fn idle_ttl(mut self, d: Duration) -> Self {
-        self.options.idle_ttl = d;
-        self
-    }
+    ledger::option_setters!();
 
     /// Publish evictions to this ring (default: none).
     pub fn events(mut self, ring: EventRing) -> Self {
         self.options.events = Some(ring);
-        self
-    }
-
-    /// How a key becomes the `u64` of an eviction event (default: a hash of the key; pass
-    /// `|k| *k` for `u64` keys).
-    pub fn event_key(mut self, f: fn(&K) -> u64) -> Self {
-        self.options.event_key = Some(f);
-        self
-    }
-
-    /// Room for this many keys up front (default: none; the map grows as keys arrive).
-    pub fn capacity(mut self, n: usize) -> Self {
-        self.options.capacity = n;
         self
     }
 

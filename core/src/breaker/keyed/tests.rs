@@ -1,5 +1,6 @@
 use super::*;
 use crate::clock::MockClock;
+use crate::registry::Overflow;
 use std::sync::{Arc, Barrier};
 
 const SEC: u64 = 1_000_000_000;

@@ -1,3 +1,4 @@
+use crate::registry::Overflow;
 use std::sync::atomic::{AtomicU64 as StdAtomicU64, Ordering as StdOrdering};
 use std::sync::Barrier;
 use std::time::Duration;
