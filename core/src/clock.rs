@@ -5,7 +5,7 @@
 //!
 //! * [`Clock::coarse`] (the default): one relaxed load of a process-wide "recent" timestamp
 //!   (about a nanosecond). Somebody must refresh it with [`tick`] every millisecond or so —
-//!   the agent does, [`Ticker`]-like loops in a host do, the benchmarks and the demo do.
+//!   the agent does, `Ticker`-like loops in a host do, the benchmarks and the demo do.
 //!   While nobody ticks (or after [`stop_ticking`]) a coarse read falls back to a precise one,
 //!   so time never stands still (invariant I7: OPEN always ends).
 //! * [`Clock::precise`]: a TSC read through `quanta` (10-30 ns), for slow-call timing.

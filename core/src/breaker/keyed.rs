@@ -69,7 +69,11 @@
 //! result is dropped as late (I3). A CLOSED key does not count its calls in flight (that
 //! would cost every call a second RMW), so a key evicted with permits out drops those
 //! results as late. Cells are reused by new keys; the generation carries on, so an old permit
-//! can never match the new key's generation.
+//! can never match the new key's generation. One race is left, and bounded: a success whose
+//! recorder checked the generation just before the eviction, then stalled through the
+//! eviction and the cell's reuse, and finds the window word as empty as the new key's fresh
+//! one (the evicted key had recorded nothing), counts once in the new key's window, as one
+//! more call of the new key would.
 
 use std::fmt;
 use std::hash::Hash;

@@ -237,7 +237,7 @@ impl BreakerBuilder {
     }
 
     /// The ring transitions are published to (default: the process-wide
-    /// [`default_events`](crate::breaker::default_events)).
+    /// [`default_events`]).
     pub fn events(mut self, events: EventRing) -> Self {
         self.events = Some(events);
         self

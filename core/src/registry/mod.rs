@@ -322,7 +322,7 @@ where
     }
 
     /// Evicts every entry that is not busy and has been idle for at least `idle_ttl` at
-    /// `now_ns`, publishes one [`EventKind::Evicted`] per entry, and returns how many it
+    /// `now_ns`, publishes one [`EventKind::Evicted`](crate::events::EventKind::Evicted) per entry, and returns how many it
     /// evicted. `now_ns` is any monotonic nanosecond reading, from the same source on every
     /// sweep (for example [`Clock::now_ns`](crate::clock::Clock::now_ns)). Each map shard is
     /// write-locked while it is swept.
