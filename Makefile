@@ -20,6 +20,7 @@ test: lint bench-check test-loom test-rust test-c test-python test-go
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --quiet --no-deps -p surgewall -p surgewall-benches
 
 test-rust:
 	$(CARGO) test --workspace
