@@ -35,9 +35,10 @@
 //! The state machine is the named breaker's (DESIGN.md §3): the same state word and
 //! transition CAS (one winner per generation), the same deadline tags, the same rules
 //! (`open_wait`, `probe_verdict` and `rate_verdict` in `breaker/mod.rs` are shared
-//! functions), the same generation fence. The CAS choreography around them (acquire, record,
-//! transitions, manual control) is mirrored here over the cell rather than shared generically
-//! with the named breaker, whose hot path stays as it was.
+//! functions), the same generation fence, and the same admission out of OPEN and HALF_OPEN
+//! (`breaker/admission.rs`, generic over the named breaker and a key's cell). Recording,
+//! transitions and manual control are written over the cell here: their counters and window
+//! differ (a packed two-bucket word against striped totals).
 //!
 //! ## The approximate window
 //!
@@ -80,8 +81,8 @@ use std::hash::Hash;
 use std::time::Duration;
 
 use super::{
-    open_wait, pack_deadline, probe_verdict, rate_verdict, Counts, Outcome, RawPermit, Recorded,
-    RejectReason, Rejected, State, TransitionError, TransitionReason, DEADLINE_NEVER,
+    admission, open_wait, pack_deadline, probe_verdict, rate_verdict, Counts, Outcome, RawPermit,
+    Recorded, RejectReason, Rejected, State, TransitionError, TransitionReason, DEADLINE_NEVER,
 };
 use crate::breaker::state::Word;
 use crate::breaker::{BreakerConfig, Window};
@@ -951,87 +952,16 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
         &self,
         cell: &Cell,
         prepared: &Prepared,
-        mut w: Word,
+        w: Word,
     ) -> Result<RawPermit, Rejected> {
-        let config = &prepared.config;
-        loop {
-            match w.state() {
-                State::Closed | State::Disabled | State::MetricsOnly => {
-                    return Ok(self.permit(prepared, w))
-                }
-                State::Open | State::ForcedOpen => {
-                    let now = self.shared.clock.now_ns();
-                    let reason = if w.state() == State::Open {
-                        RejectReason::Open
-                    } else {
-                        RejectReason::ForcedOpen
-                    };
-                    match cell.remaining(w, now) {
-                        Some(left) if left.is_zero() => {
-                            // Exactly one caller moves to HALF_OPEN, taking the first probe.
-                            let next = w.next(State::HalfOpen).with_admitted(1);
-                            match cell.cas(w, next) {
-                                Ok(()) => {
-                                    self.entered(
-                                        cell,
-                                        prepared,
-                                        w,
-                                        next,
-                                        TransitionReason::WaitOver,
-                                        now,
-                                    );
-                                    return Ok(self.permit(prepared, next));
-                                }
-                                Err(cur) => w = cur,
-                            }
-                        }
-                        Some(left) => return Err(self.reject(reason, left)),
-                        None => {
-                            let cur = cell.load();
-                            if cur != w {
-                                w = cur;
-                                continue;
-                            }
-                            return Err(self.reject(reason, config.open_for));
-                        }
-                    }
-                }
-                State::HalfOpen => {
-                    let now = self.shared.clock.now_ns();
-                    match cell.remaining(w, now) {
-                        Some(left) if left.is_zero() => {
-                            // Probes never reported within half_open_max_duration (I6).
-                            self.transition(
-                                cell,
-                                prepared,
-                                w,
-                                State::Open,
-                                TransitionReason::HalfOpenTimeout,
-                                now,
-                            );
-                            w = cell.load();
-                        }
-                        left => {
-                            if w.admitted() < u64::from(config.half_open_calls) {
-                                let next = w.with_admitted(w.admitted() + 1);
-                                match cell.cas(w, next) {
-                                    Ok(()) => return Ok(self.permit(prepared, next)),
-                                    Err(cur) => w = cur,
-                                }
-                            } else {
-                                let cur = cell.load();
-                                if cur != w {
-                                    w = cur;
-                                    continue;
-                                }
-                                let left = left.unwrap_or(config.half_open_max_duration);
-                                return Err(self.reject(RejectReason::HalfOpenFull, left));
-                            }
-                        }
-                    }
-                }
-            }
-        }
+        admission::acquire_slow(
+            &Key {
+                owner: self,
+                cell,
+                prepared,
+            },
+            w,
+        )
     }
 
     fn reject(&self, reason: RejectReason, retry_after: Duration) -> Rejected {
@@ -1686,6 +1616,54 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
                 Err(KeyedCallError::Failed(e))
             }
         }
+    }
+}
+
+/// One key's breaker (its cell and configuration), for the admission shared with the named
+/// breaker.
+struct Key<'a, K: Eq + Hash + Clone + Send + Sync + 'static> {
+    owner: &'a KeyedBreaker<K>,
+    cell: &'a Cell,
+    prepared: &'a Prepared,
+}
+
+impl<K: Eq + Hash + Clone + Send + Sync + 'static> admission::Admit for Key<'_, K> {
+    fn load(&self) -> Word {
+        self.cell.load()
+    }
+
+    fn cas(&self, from: Word, to: Word) -> Result<(), Word> {
+        self.cell.cas(from, to)
+    }
+
+    fn now_ns(&self) -> u64 {
+        self.owner.shared.clock.now_ns()
+    }
+
+    fn remaining(&self, w: Word, now: u64) -> Option<Duration> {
+        self.cell.remaining(w, now)
+    }
+
+    fn config(&self) -> &BreakerConfig {
+        &self.prepared.config
+    }
+
+    fn permit(&self, w: Word) -> RawPermit {
+        self.owner.permit(self.prepared, w)
+    }
+
+    fn reject(&self, reason: RejectReason, retry_after: Duration) -> Rejected {
+        self.owner.reject(reason, retry_after)
+    }
+
+    fn entered(&self, from: Word, to: Word, reason: TransitionReason, now: u64) {
+        self.owner
+            .entered(self.cell, self.prepared, from, to, reason, now)
+    }
+
+    fn transition(&self, from: Word, to: State, reason: TransitionReason, now: u64) -> bool {
+        self.owner
+            .transition(self.cell, self.prepared, from, to, reason, now)
     }
 }
 

@@ -37,6 +37,7 @@
 //! # Ok::<(), surgewall::ConfigError>(())
 //! ```
 
+mod admission;
 mod config;
 pub mod keyed;
 mod metrics;
@@ -417,72 +418,8 @@ impl Breaker {
     }
 
     #[cold]
-    fn acquire_slow(&self, mut w: Word) -> Result<RawPermit, Rejected> {
-        loop {
-            match w.state() {
-                State::Closed | State::Disabled | State::MetricsOnly => return Ok(self.permit(w)),
-                State::Open | State::ForcedOpen => {
-                    let now = self.clock.now_ns();
-                    let reason = if w.state() == State::Open {
-                        RejectReason::Open
-                    } else {
-                        RejectReason::ForcedOpen
-                    };
-                    match self.remaining(w, now) {
-                        Some(left) if left.is_zero() => {
-                            // The wait is over: exactly one caller moves to HALF_OPEN and takes
-                            // the first probe with the same CAS.
-                            let next = w.next(State::HalfOpen).with_admitted(1);
-                            match self.cas(w, next) {
-                                Ok(()) => {
-                                    self.entered(w, next, TransitionReason::WaitOver, now);
-                                    return Ok(self.permit(next));
-                                }
-                                Err(cur) => w = cur,
-                            }
-                        }
-                        Some(left) => return Err(self.reject(reason, left)),
-                        None => {
-                            // The deadline belongs to another generation: either ours is not
-                            // published yet (the wait has just begun) or our word is stale.
-                            let cur = self.load();
-                            if cur != w {
-                                w = cur;
-                                continue;
-                            }
-                            return Err(self.reject(reason, self.config.open_for));
-                        }
-                    }
-                }
-                State::HalfOpen => {
-                    let now = self.clock.now_ns();
-                    match self.remaining(w, now) {
-                        Some(left) if left.is_zero() => {
-                            // Probes never reported within half_open_max_duration: reopen (I6).
-                            self.transition(w, State::Open, TransitionReason::HalfOpenTimeout, now);
-                            w = self.load();
-                        }
-                        left => {
-                            if w.admitted() < u64::from(self.config.half_open_calls) {
-                                let next = w.with_admitted(w.admitted() + 1);
-                                match self.cas(w, next) {
-                                    Ok(()) => return Ok(self.permit(next)),
-                                    Err(cur) => w = cur,
-                                }
-                            } else {
-                                let cur = self.load();
-                                if cur != w {
-                                    w = cur;
-                                    continue;
-                                }
-                                let left = left.unwrap_or(self.config.half_open_max_duration);
-                                return Err(self.reject(RejectReason::HalfOpenFull, left));
-                            }
-                        }
-                    }
-                }
-            }
-        }
+    fn acquire_slow(&self, w: Word) -> Result<RawPermit, Rejected> {
+        admission::acquire_slow(self, w)
     }
 
     fn reject(&self, reason: RejectReason, retry_after: Duration) -> Rejected {
@@ -1037,5 +974,44 @@ impl Breaker {
         let v = f();
         permit.record(classify(&v));
         Ok(v)
+    }
+}
+
+/// The named breaker's state, for the admission shared with keyed breakers.
+impl admission::Admit for Breaker {
+    fn load(&self) -> Word {
+        Breaker::load(self)
+    }
+
+    fn cas(&self, from: Word, to: Word) -> Result<(), Word> {
+        Breaker::cas(self, from, to)
+    }
+
+    fn now_ns(&self) -> u64 {
+        self.clock.now_ns()
+    }
+
+    fn remaining(&self, w: Word, now: u64) -> Option<Duration> {
+        Breaker::remaining(self, w, now)
+    }
+
+    fn config(&self) -> &BreakerConfig {
+        &self.config
+    }
+
+    fn permit(&self, w: Word) -> RawPermit {
+        Breaker::permit(self, w)
+    }
+
+    fn reject(&self, reason: RejectReason, retry_after: Duration) -> Rejected {
+        Breaker::reject(self, reason, retry_after)
+    }
+
+    fn entered(&self, from: Word, to: Word, reason: TransitionReason, now: u64) {
+        Breaker::entered(self, from, to, reason, now)
+    }
+
+    fn transition(&self, from: Word, to: State, reason: TransitionReason, now: u64) -> bool {
+        Breaker::transition(self, from, to, reason, now)
     }
 }
