@@ -44,6 +44,8 @@ test-go:
 ## bench: criterion benches (baselines, surgewall and peers in one run)
 bench:
 	$(CARGO) bench -p surgewall-benches
+	$(CARGO) run --quiet --release -p surgewall-benches --bin keyed_memory
+	$(CARGO) run --quiet --release -p surgewall-benches --bin tail_latency
 	$(MAKE) bench-c
 	$(MAKE) bench-python
 	$(MAKE) bench-go
@@ -60,9 +62,11 @@ bench-python:
 bench-go:
 	$(MAKE) -C bindings/go bench
 
-## bench-check: every bench once, in --test mode (what CI runs)
+## bench-check: every bench once, in --test mode, and the measuring binaries once (what CI runs)
 bench-check:
 	$(CARGO) bench -p surgewall-benches -- --test
+	$(CARGO) run --quiet --release -p surgewall-benches --bin keyed_memory > /dev/null
+	$(CARGO) run --quiet --release -p surgewall-benches --bin tail_latency > /dev/null
 
 ## header: regenerate include/surgewall.h from ffi/ (a test fails when it is stale)
 header:
