@@ -531,8 +531,13 @@ typedef struct surgewall_threshold_adjuster surgewall_threshold_adjuster;
  *
  * Reading `*state_word` atomically (acquire): `state = word & 7` (a `surgewall_state`),
  * `generation = word >> 24`. When the state is CLOSED, DISABLED or METRICS_ONLY and
- * `times_calls` is false, the permit `{generation, 0, generation ^ salt}` is exactly what
+ * `times_calls` is false, the permit `{generation ^ salt, 0}` is exactly what
  * `surgewall_breaker_acquire` would return; in every other case call it.
+ *
+ * The salt has only its top 24 bits set and is never zero; the generation fits the low 40.
+ * A token whose top 24 bits are not the salt is `SURGEWALL_INVALID_PERMIT`: a zeroed permit
+ * always, another breaker's unless the two breakers' ids are a multiple of 2^24 - 1 apart,
+ * a forged one with a chance of 1 in 2^24 - 1 of passing.
  */
 typedef struct surgewall_breaker_fast_path {
   /**
@@ -540,7 +545,7 @@ typedef struct surgewall_breaker_fast_path {
    */
   const uint64_t *state_word;
   /**
-   * `permit.check = generation ^ salt`.
+   * `permit.token = generation ^ salt` (only the top 24 bits are set, never zero).
    */
   uint64_t salt;
   /**
@@ -552,20 +557,20 @@ typedef struct surgewall_breaker_fast_path {
 /**
  * A permit: what `surgewall_breaker_acquire` hands out and `surgewall_breaker_record` takes
  * back, exactly once. A plain value: copy it, keep it on the stack, pass it across threads.
+ * Two `uint64_t`, so it travels in two registers (SysV x86-64, AArch64).
  */
 typedef struct surgewall_permit {
   /**
-   * The breaker generation it was issued under (older ones are dropped as late).
+   * `generation ^ salt`: the breaker generation it was issued under in the low 40 bits
+   * (older ones are dropped as late), and in the top 24 the salt tying it to the breaker
+   * that issued it (a zeroed or foreign permit is refused; see
+   * `surgewall_breaker_fast_path`).
    */
-  uint64_t generation;
+  uint64_t token;
   /**
    * When the call started (clock ns), or 0 when the breaker does not time calls.
    */
   uint64_t start_ns;
-  /**
-   * Ties the permit to the breaker that issued it (a zeroed or foreign permit is refused).
-   */
-  uint64_t check;
 } surgewall_permit;
 
 /**

@@ -200,8 +200,8 @@ func (b *Breaker) acquire() (C.struct_surgewall_permit, error) {
 		w := atomic.LoadUint64(b.word)
 		switch State(w & 7) {
 		case StateClosed, StateDisabled, StateMetricsOnly:
-			g := w >> 24
-			return C.struct_surgewall_permit{generation: C.uint64_t(g), check: C.uint64_t(g ^ b.salt)}, nil
+			// token = generation ^ salt (the salt has only its top 24 bits set)
+			return C.struct_surgewall_permit{token: C.uint64_t((w >> 24) ^ b.salt)}, nil
 		}
 	}
 	return b.acquireSlow()

@@ -141,6 +141,37 @@ func TestBadPermitsAndOutcomes(t *testing.T) {
 	}
 }
 
+// The permit Execute builds from the state word is exactly the one the library hands out:
+// token = generation ^ salt, the salt in the top 24 bits only.
+func TestFastPathPermitIsTheLibrarysPermit(t *testing.T) {
+	b, _ := newTestBreaker(t, neverTrips)
+	if !b.fast {
+		t.Fatal("an untimed breaker admits from the state word")
+	}
+	if b.salt == 0 || b.salt&(1<<40-1) != 0 {
+		t.Fatalf("salt %#x: want only the top 24 bits set, and some", b.salt)
+	}
+	fast, err := b.acquire()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lib, err := b.acquireSlow()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fast != lib {
+		t.Fatalf("fast path %+v, library %+v", fast, lib)
+	}
+	for _, p := range []Permit{{b: b, p: fast}, {b: b, p: lib}} {
+		if err := p.Record(Success); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if m := mustMetrics(t, b); m.Successes != 2 {
+		t.Fatalf("%+v", m)
+	}
+}
+
 // Close racing with calls in flight: no crash, every call ends with nil or ErrClosed.
 func TestCloseDuringCalls(t *testing.T) {
 	for round := 0; round < iterations(50); round++ {

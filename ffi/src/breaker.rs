@@ -14,14 +14,37 @@ use crate::error::{report, report_config, surgewall_error};
 use crate::handle::{opaque_handle, Handle};
 use crate::status::{boundary, copy_out, non_null, utf8, write, Status};
 
-/// The salt of a breaker's permits: its id mixed with a per-process random key, so a zeroed,
-/// forged or foreign permit fails the check (`check = generation ^ salt`). One xor, so the
-/// check costs nothing measurable on the hot path.
-#[inline]
-pub(crate) fn salt(b: &Breaker) -> u64 {
-    b.id() ^ process_key()
+/// The generation bits of a permit's token: the breaker generation is 40 bits wide (the state
+/// word is `[generation 40 | half-open admitted 20 | EV 1 | state 3]`).
+const GENERATION_MASK: u64 = (1 << 40) - 1;
+
+/// How many salts there are: `2^24 - 1`, every non-zero value of the token's top 24 bits.
+const SALTS: u64 = (1 << 24) - 1;
+
+/// The salt of a breaker's permits: `token = generation ^ salt`. Only its top 24 bits are set
+/// (the generation keeps the low 40) and it is never zero, so a zeroed permit is always refused.
+///
+/// It is `1 + (id + key) mod (2^24 - 1)` in those bits, with `key` drawn once per process: two
+/// breakers share a salt only when their ids are a multiple of `2^24 - 1` apart (ids come from
+/// one process-wide counter, so only breakers created about 16.7 million policies apart), and
+/// a forged token passes the check with a chance of 1 in `2^24 - 1` (its top bits happen to
+/// equal the salt). The salt catches zeroed, garbage and foreign permits; it is not a secret
+/// (`surgewall_breaker_get_fast_path` hands it out). Computed when a handle is made and kept
+/// in its slot (`salt_bits`), so the hot path reads it with the handle.
+fn salt(b: &Breaker) -> u64 {
+    salt_of(b.id(), process_key())
 }
 
+/// `salt` for a breaker id and a process key in `1..=SALTS`.
+#[inline(always)]
+fn salt_of(id: u64, key: u64) -> u64 {
+    // id mod SALTS + key < 2 * SALTS: one conditional subtraction finishes the sum mod SALTS.
+    let sum = id % SALTS + key;
+    let residue = if sum >= SALTS { sum - SALTS } else { sum };
+    (residue + 1) << 40
+}
+
+/// The per-process key of the salts, in `1..=SALTS` (0 is "not drawn yet").
 #[inline(always)]
 fn process_key() -> u64 {
     use std::sync::atomic::Ordering;
@@ -39,7 +62,7 @@ fn init_process_key() -> u64 {
     use std::sync::atomic::Ordering;
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u64(0x5EED);
-    let k = h.finish() | 1;
+    let k = h.finish() % SALTS + 1;
     // Relaxed: threads racing the first use each draw a key; one wins, all later reads see it.
     match PROCESS_KEY.compare_exchange(0, k, Ordering::Relaxed, Ordering::Relaxed) {
         Ok(_) => k,
@@ -54,19 +77,33 @@ pub struct surgewall_breaker {
     _private: [u8; 0],
 }
 
-opaque_handle!(surgewall_breaker => Breaker, tag 4);
+opaque_handle!(surgewall_breaker => Breaker, tag 4, aux salt_bits);
+
+/// The salt's 24 bits, as each handle's slot keeps them (computed once per handle).
+fn salt_bits(b: &Breaker) -> u32 {
+    (salt(b) >> 40) as u32
+}
+
+/// The breaker behind `b` and the salt of its permits, both from the one handle lookup.
+#[inline(always)]
+fn salted<'a>(b: *const surgewall_breaker) -> Result<(&'a Breaker, u64), Status> {
+    let (breaker, bits) = surgewall_breaker::get_with_aux(b)?;
+    Ok((breaker, u64::from(bits) << 40))
+}
 
 /// A permit: what `surgewall_breaker_acquire` hands out and `surgewall_breaker_record` takes
 /// back, exactly once. A plain value: copy it, keep it on the stack, pass it across threads.
+/// Two `uint64_t`, so it travels in two registers (SysV x86-64, AArch64).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct surgewall_permit {
-    /// The breaker generation it was issued under (older ones are dropped as late).
-    pub generation: u64,
+    /// `generation ^ salt`: the breaker generation it was issued under in the low 40 bits
+    /// (older ones are dropped as late), and in the top 24 the salt tying it to the breaker
+    /// that issued it (a zeroed or foreign permit is refused; see
+    /// `surgewall_breaker_fast_path`).
+    pub token: u64,
     /// When the call started (clock ns), or 0 when the breaker does not time calls.
     pub start_ns: u64,
-    /// Ties the permit to the breaker that issued it (a zeroed or foreign permit is refused).
-    pub check: u64,
 }
 
 /// A breaker state.
@@ -265,14 +302,19 @@ pub(crate) fn reject_status(reason: RejectReason) -> Status {
 ///
 /// Reading `*state_word` atomically (acquire): `state = word & 7` (a `surgewall_state`),
 /// `generation = word >> 24`. When the state is CLOSED, DISABLED or METRICS_ONLY and
-/// `times_calls` is false, the permit `{generation, 0, generation ^ salt}` is exactly what
+/// `times_calls` is false, the permit `{generation ^ salt, 0}` is exactly what
 /// `surgewall_breaker_acquire` would return; in every other case call it.
+///
+/// The salt has only its top 24 bits set and is never zero; the generation fits the low 40.
+/// A token whose top 24 bits are not the salt is `SURGEWALL_INVALID_PERMIT`: a zeroed permit
+/// always, another breaker's unless the two breakers' ids are a multiple of 2^24 - 1 apart,
+/// a forged one with a chance of 1 in 2^24 - 1 of passing.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct surgewall_breaker_fast_path {
     /// The packed state word (read it with an atomic acquire load; never write it).
     pub state_word: *const u64,
-    /// `permit.check = generation ^ salt`.
+    /// `permit.token = generation ^ salt` (only the top 24 bits are set, never zero).
     pub salt: u64,
     /// Whether permits carry a start time (then acquire through the library).
     pub times_calls: bool,
@@ -286,12 +328,12 @@ pub extern "C" fn surgewall_breaker_get_fast_path(
 ) -> Status {
     boundary(|| {
         non_null(out)?;
-        let breaker = surgewall_breaker::get(b)?;
+        let (breaker, salt) = salted(b)?;
         write(
             out,
             surgewall_breaker_fast_path {
                 state_word: breaker.state_word_ptr(),
-                salt: salt(breaker),
+                salt,
                 times_calls: breaker.config().times_calls(),
             },
         )
@@ -342,14 +384,13 @@ pub extern "C" fn surgewall_breaker_acquire(
 ) -> Status {
     boundary(|| {
         non_null(permit_out)?;
-        let breaker = surgewall_breaker::get(b)?;
+        let (breaker, salt) = salted(b)?;
         match breaker.try_acquire_raw() {
             Ok(p) => write(
                 permit_out,
                 surgewall_permit {
-                    generation: p.generation,
+                    token: p.generation ^ salt,
                     start_ns: p.start_ns,
-                    check: p.generation ^ salt(breaker),
                 },
             ),
             Err(r) => {
@@ -362,13 +403,14 @@ pub extern "C" fn surgewall_breaker_acquire(
     })
 }
 
+/// The permit `p` as the engine takes it, if it carries `salt`.
 #[inline(always)]
-fn raw(breaker: &Breaker, p: surgewall_permit) -> Result<RawPermit, Status> {
-    if p.check ^ salt(breaker) != p.generation {
+fn raw(salt: u64, p: surgewall_permit) -> Result<RawPermit, Status> {
+    if p.token & !GENERATION_MASK != salt {
         return Err(Status::SURGEWALL_INVALID_PERMIT);
     }
     Ok(RawPermit {
-        generation: p.generation,
+        generation: p.token & GENERATION_MASK,
         start_ns: p.start_ns,
     })
 }
@@ -391,9 +433,9 @@ pub extern "C" fn surgewall_breaker_record(
     outcome: i32,
 ) -> Status {
     boundary(|| {
-        let breaker = surgewall_breaker::get(b)?;
+        let (breaker, salt) = salted(b)?;
         let o = self::outcome(outcome)?;
-        recorded(breaker.record_raw(raw(breaker, permit)?, o))
+        recorded(breaker.record_raw(raw(salt, permit)?, o))
     })
 }
 
@@ -406,14 +448,10 @@ pub extern "C" fn surgewall_breaker_record_timed(
     duration_ns: i64,
 ) -> Status {
     boundary(|| {
-        let breaker = surgewall_breaker::get(b)?;
+        let (breaker, salt) = salted(b)?;
         let o = self::outcome(outcome)?;
         let d = u64::try_from(duration_ns).map_err(|_| Status::SURGEWALL_INVALID_ARG)?;
-        recorded(breaker.record_raw_with_duration(
-            raw(breaker, permit)?,
-            o,
-            Duration::from_nanos(d),
-        ))
+        recorded(breaker.record_raw_with_duration(raw(salt, permit)?, o, Duration::from_nanos(d)))
     })
 }
 
@@ -594,4 +632,83 @@ pub extern "C" fn surgewall_breaker_name(
         non_null(len_out)?;
         copy_out(surgewall_breaker::get(b)?.name(), buf, cap, len_out)
     })
+}
+
+// Two registers on SysV x86-64 and AArch64, not memory: see `surgewall_permit`.
+const _: () = assert!(std::mem::size_of::<surgewall_permit>() == 16);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn salts_live_in_the_top_24_bits_and_are_never_zero() {
+        for key in [1, 2, SALTS / 2, SALTS - 1, SALTS] {
+            for id in (0..4096).chain([SALTS - 1, SALTS, SALTS + 1, u64::MAX >> 8, u64::MAX]) {
+                let s = salt_of(id, key);
+                assert_eq!(s & GENERATION_MASK, 0, "id {id} key {key}");
+                assert_ne!(s, 0, "id {id} key {key}");
+            }
+        }
+        assert!(init_process_key() <= SALTS && process_key() >= 1);
+    }
+
+    #[test]
+    fn breakers_get_distinct_salts_unless_their_ids_are_a_multiple_of_the_salt_count_apart() {
+        let key = process_key();
+        let mut seen = std::collections::HashSet::new();
+        for id in 1..100_000 {
+            assert!(seen.insert(salt_of(id, key)), "id {id}");
+        }
+        assert_eq!(salt_of(7, key), salt_of(7 + SALTS, key));
+    }
+
+    #[test]
+    fn tokens_carry_the_generation_and_refuse_other_salts() {
+        let mut cfg = std::ptr::null_mut();
+        assert_eq!(
+            crate::surgewall_breaker_config_new(&mut cfg),
+            Status::SURGEWALL_OK
+        );
+        let mut b = std::ptr::null_mut();
+        let name = "salted";
+        let null_err = std::ptr::null_mut();
+        assert_eq!(
+            surgewall_breaker_new(name.as_ptr(), name.len(), cfg, &mut b, null_err),
+            Status::SURGEWALL_OK
+        );
+        let breaker = surgewall_breaker::get(b).unwrap();
+        breaker.reset(); // generation 1
+        let mut p = surgewall_permit {
+            token: 0,
+            start_ns: 0,
+        };
+        assert_eq!(
+            surgewall_breaker_acquire(b, &mut p, std::ptr::null_mut()),
+            Status::SURGEWALL_OK
+        );
+        assert_eq!(p.token, 1 ^ salt(breaker));
+        assert_eq!(
+            salted(b).unwrap().1,
+            salt(breaker),
+            "the slot keeps the salt"
+        );
+        assert_eq!(raw(salt(breaker), p).unwrap().generation, 1);
+        for bad in [
+            0,
+            1,
+            p.token ^ (1 << 40),
+            p.token ^ (1 << 63),
+            p.token & GENERATION_MASK,
+        ] {
+            let forged = surgewall_permit { token: bad, ..p };
+            assert_eq!(
+                surgewall_breaker_record(b, forged, 0),
+                Status::SURGEWALL_INVALID_PERMIT,
+                "token {bad:#x}"
+            );
+        }
+        assert_eq!(surgewall_breaker_record(b, p, 0), Status::SURGEWALL_OK);
+        assert_eq!(surgewall_breaker_free(b), Status::SURGEWALL_OK);
+    }
 }

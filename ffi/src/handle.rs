@@ -16,6 +16,9 @@
 //! behaviour. The lookup is a few loads on the hot path and takes no lock; creating and freeing
 //! take the table's mutex. A slot holds an `Arc<T>` as a raw pointer to the `T` itself, so a
 //! lookup lands on the object with no further indirection, and `_clone` is a reference count.
+//! Beside it, in what would otherwise be padding, a slot keeps a 32-bit word the handle type
+//! derives from the value when the handle is made ([`Handle::aux`]): breakers keep their permit
+//! salt there, so checking a permit reads nothing the lookup has not already read.
 //!
 //! One rule remains the caller's: a handle must not be freed while another thread is still
 //! using it (as with any C object). Freeing it afterwards, twice, or using it later is caught.
@@ -38,6 +41,9 @@ struct Entry<T> {
     /// The upper half of the live handle: `tag << 24 | generation`, so one compare checks
     /// both the type and the generation.
     key: AtomicU32,
+    /// [`Handle::aux`] of the value: written before the value is published (Release), read
+    /// after it (Acquire), so a lookup that sees the value sees its word.
+    aux: AtomicU32,
     value: AtomicPtr<T>,
 }
 
@@ -95,8 +101,8 @@ impl<T> Slab<T> {
         u32::from(self.tag) << 24 | generation & GEN_MASK
     }
 
-    /// Stores `value` and returns its handle.
-    pub(crate) fn insert(&self, value: Arc<T>) -> Result<u64, Status> {
+    /// Stores `value`, with `aux` beside it, and returns its handle.
+    pub(crate) fn insert(&self, value: Arc<T>, aux: u32) -> Result<u64, Status> {
         let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
         let index = match free.0.pop() {
             Some(i) => i,
@@ -109,6 +115,7 @@ impl<T> Slab<T> {
                 if slot.load(Ordering::Acquire).is_null() {
                     let seg: Box<Segment<T>> = Box::new(std::array::from_fn(|_| Entry {
                         key: AtomicU32::new(self.key(1)),
+                        aux: AtomicU32::new(0),
                         value: AtomicPtr::new(null_mut()),
                     }));
                     slot.store(Box::into_raw(seg), Ordering::Release);
@@ -118,6 +125,7 @@ impl<T> Slab<T> {
             }
         };
         let entry = self.entry(index).expect("allocated above");
+        entry.aux.store(aux, Ordering::Relaxed);
         entry
             .value
             .store(Arc::into_raw(value).cast_mut(), Ordering::Release);
@@ -131,6 +139,12 @@ impl<T> Slab<T> {
     /// it is the one misuse this cannot catch (see the module comment).
     #[inline(always)]
     pub(crate) fn get(&self, handle: u64) -> Result<&T, Status> {
+        self.get_with_aux(handle).map(|(value, _)| value)
+    }
+
+    /// The value behind `handle` and the word kept beside it (see [`Handle::aux`]).
+    #[inline(always)]
+    pub(crate) fn get_with_aux(&self, handle: u64) -> Result<(&T, u32), Status> {
         let (index, key) = self.decode(handle)?;
         let entry = self.entry(index).ok_or(Status::SURGEWALL_INVALID_HANDLE)?;
         // Acquire pairs with the Release in `insert`: seeing the key means seeing the value.
@@ -141,8 +155,11 @@ impl<T> Slab<T> {
         if p.is_null() {
             return Err(Status::SURGEWALL_INVALID_HANDLE);
         }
+        // Relaxed: ordered after the Acquire load of the value, which `insert` published after
+        // storing the word.
+        let aux = entry.aux.load(Ordering::Relaxed);
         // SAFETY: non-null values are live `Arc`s owned by the slab until `remove`.
-        Ok(unsafe { &*p })
+        Ok((unsafe { &*p }, aux))
     }
 
     /// A new reference to the value behind `handle` (for `_clone` and for objects that keep
@@ -188,9 +205,21 @@ pub(crate) trait Handle: Sized {
     type Target: 'static;
     fn slab() -> &'static Slab<Self::Target>;
 
+    /// A word kept in the handle's slot beside the value, computed once when a handle is made
+    /// (`_new`, `_clone`) and read by [`get_with_aux`](Self::get_with_aux) with no further
+    /// load. Must depend on the value only, so that every handle to it has the same word.
+    fn aux(_value: &Self::Target) -> u32 {
+        0
+    }
+
     #[inline]
     fn get<'a>(ptr: *const Self) -> Result<&'a Self::Target, Status> {
         Self::slab().get(ptr as usize as u64)
+    }
+
+    #[inline(always)]
+    fn get_with_aux<'a>(ptr: *const Self) -> Result<(&'a Self::Target, u32), Status> {
+        Self::slab().get_with_aux(ptr as usize as u64)
     }
 
     fn get_arc(ptr: *const Self) -> Result<Arc<Self::Target>, Status> {
@@ -202,7 +231,10 @@ pub(crate) trait Handle: Sized {
     }
 
     fn insert_arc(value: Arc<Self::Target>) -> Result<*mut Self, Status> {
-        Self::slab().insert(value).map(|h| h as usize as *mut Self)
+        let aux = Self::aux(&value);
+        Self::slab()
+            .insert(value, aux)
+            .map(|h| h as usize as *mut Self)
     }
 
     fn remove(ptr: *const Self) -> Result<Arc<Self::Target>, Status> {
@@ -215,15 +247,21 @@ pub(crate) trait Handle: Sized {
     }
 }
 
-/// Ties an opaque C type (declared by hand, so cbindgen sees it) to a slab of `$target`.
+/// Ties an opaque C type (declared by hand, so cbindgen sees it) to a slab of `$target`;
+/// `aux f` names the `fn(&$target) -> u32` whose word each slot keeps (see [`Handle::aux`]).
 macro_rules! opaque_handle {
-    ($name:ident => $target:ty, tag $tag:literal) => {
+    ($name:ident => $target:ty, tag $tag:literal $(, aux $aux:path)?) => {
         impl $crate::handle::Handle for $name {
             type Target = $target;
             fn slab() -> &'static $crate::handle::Slab<$target> {
                 static SLAB: $crate::handle::Slab<$target> = $crate::handle::Slab::new($tag);
                 &SLAB
             }
+            $(
+                fn aux(value: &$target) -> u32 {
+                    $aux(value)
+                }
+            )?
         }
     };
 }
@@ -237,8 +275,9 @@ mod tests {
     fn stale_double_and_foreign_handles_are_caught() {
         static A: Slab<String> = Slab::new(1);
         static B: Slab<String> = Slab::new(2);
-        let h = A.insert(Arc::new("one".into())).unwrap();
+        let h = A.insert(Arc::new("one".into()), 11).unwrap();
         assert_eq!(A.get(h).unwrap(), "one");
+        assert_eq!(A.get_with_aux(h).unwrap().1, 11);
         assert_eq!(
             B.get(h).err(),
             Some(Status::SURGEWALL_INVALID_HANDLE),
@@ -255,8 +294,13 @@ mod tests {
             Some(Status::SURGEWALL_INVALID_HANDLE),
             "double free"
         );
-        let h2 = A.insert(Arc::new("two".into())).unwrap();
+        let h2 = A.insert(Arc::new("two".into()), 22).unwrap();
         assert_ne!(h, h2, "the slot is reused under a new generation");
+        assert_eq!(
+            A.get_with_aux(h2).map(|(v, aux)| (v.as_str(), aux)),
+            Ok(("two", 22)),
+            "the reused slot carries the new value's word"
+        );
         assert_eq!(A.get(h).err(), Some(Status::SURGEWALL_INVALID_HANDLE));
         assert_eq!(A.get(0).err(), Some(Status::SURGEWALL_NULL_ARG));
         assert_eq!(

@@ -74,9 +74,8 @@ static inline int fast_acquire(surgewall_permit *p)
     uint64_t state = w & 7;
     if (!fast.times_calls && (state == SURGEWALL_STATE_CLOSED || state == SURGEWALL_STATE_DISABLED ||
                               state == SURGEWALL_STATE_METRICS_ONLY)) {
-        p->generation = w >> 24;
+        p->token = (w >> 24) ^ fast.salt;
         p->start_ns = 0;
-        p->check = p->generation ^ fast.salt;
         return SURGEWALL_OK;
     }
     return surgewall_breaker_acquire(breaker, p, NULL);

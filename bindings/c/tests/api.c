@@ -320,7 +320,8 @@ static void test_guarded_calls_and_metrics(void)
     uint64_t ra = 12345;
     CHECK_OK(surgewall_breaker_acquire(b, &p, &ra));
     CHECK_U64(ra, 12345); /* retry_after is only written on a rejection */
-    CHECK_U64(p.generation, 0);
+    CHECK_U64(PERMIT_GENERATION(p), 0);
+    CHECK(PERMIT_SALT(p) != 0); /* the salt ties it to this breaker */
     CHECK(p.start_ns != 0); /* this breaker times calls: the permit carries the start */
     CHECK_OK(surgewall_mock_clock_advance(clock, 150 * MS));
     CHECK_OK(surgewall_breaker_record(b, p, SURGEWALL_OUTCOME_SUCCESS)); /* timed: slow */
@@ -702,18 +703,23 @@ static void test_fast_path(void)
     uint64_t w = load_word(fp.state_word);
     CHECK_U64(w & 7, SURGEWALL_STATE_CLOSED);
     CHECK_U64(w >> 24, 0);
+    /* the salt: the top 24 bits only, never zero */
+    CHECK(fp.salt != 0);
+    CHECK_U64(fp.salt & GENERATION_BITS, 0);
 
     /* the fast-path permit is exactly what acquire returns */
     surgewall_permit lib;
     CHECK_OK(surgewall_breaker_acquire(b, &lib, NULL));
-    surgewall_permit fast = {w >> 24, 0, (w >> 24) ^ fp.salt};
+    surgewall_permit fast = {(w >> 24) ^ fp.salt, 0};
     CHECK(memcmp(&lib, &fast, sizeof lib) == 0);
     CHECK_OK(surgewall_breaker_record(b, lib, SURGEWALL_OUTCOME_SUCCESS));
     CHECK_OK(surgewall_breaker_record(b, fast, SURGEWALL_OUTCOME_SUCCESS));
     CHECK_U64(stats_of(b).successes, 2);
-    /* the salt really is checked: a wrong check word is refused */
+    /* the salt really is checked: a wrong salt, or none, is refused */
     surgewall_permit bad = fast;
-    bad.check ^= 1;
+    bad.token ^= UINT64_C(1) << 40;
+    CHECK_STATUS(surgewall_breaker_record(b, bad, SURGEWALL_OUTCOME_SUCCESS), SURGEWALL_INVALID_PERMIT);
+    bad.token = PERMIT_GENERATION(fast);
     CHECK_STATUS(surgewall_breaker_record(b, bad, SURGEWALL_OUTCOME_SUCCESS), SURGEWALL_INVALID_PERMIT);
 
     /* the word follows the state and generation (the window [success, failure] trips) */
@@ -729,7 +735,7 @@ static void test_fast_path(void)
     CHECK_OK(surgewall_breaker_metrics_only(b));
     w = load_word(fp.state_word);
     CHECK_U64(w & 7, SURGEWALL_STATE_METRICS_ONLY);
-    surgewall_permit mo = {w >> 24, 0, (w >> 24) ^ fp.salt};
+    surgewall_permit mo = {(w >> 24) ^ fp.salt, 0};
     CHECK_OK(surgewall_breaker_record(b, mo, SURGEWALL_OUTCOME_FAILURE));
     CHECK_OK(surgewall_breaker_force_open(b, -1));
     w = load_word(fp.state_word);

@@ -67,6 +67,12 @@ static inline void check_str_(const char *got, const char *want, const char *exp
 #define CHECK_U64(v, want) check_u64_((uint64_t)(v), (uint64_t)(want), #v, __FILE__, __LINE__)
 #define CHECK_STR(s, want) check_str_((s), (want), #s, __FILE__, __LINE__)
 
+/* A permit's token is `generation ^ salt`: the generation in the low 40 bits, the breaker's
+ * salt (top 24 bits only, never zero) above them (surgewall_breaker_fast_path). */
+#define GENERATION_BITS ((UINT64_C(1) << 40) - 1)
+#define PERMIT_GENERATION(p) ((p).token & GENERATION_BITS)
+#define PERMIT_SALT(p) ((p).token & ~GENERATION_BITS)
+
 /* Prints the final line CI reads and returns the process exit code. */
 static inline int check_report(void)
 {

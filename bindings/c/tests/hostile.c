@@ -643,13 +643,38 @@ static void test_permits(surgewall_mock_clock *clock)
     surgewall_permit zero, p, q, foreign;
     memset(&zero, 0, sizeof zero);
 
-    /* record without acquire: a zeroed permit, a forged one, another breaker's */
+    /* record without acquire: a zeroed permit, forged ones, another breaker's */
     CHECK_STATUS(surgewall_breaker_record(b, zero, SURGEWALL_OUTCOME_SUCCESS), SURGEWALL_INVALID_PERMIT);
     CHECK_STATUS(surgewall_breaker_record_timed(b, zero, SURGEWALL_OUTCOME_FAILURE, 5), SURGEWALL_INVALID_PERMIT);
     CHECK_STATUS(surgewall_breaker_release(b, zero), SURGEWALL_INVALID_PERMIT);
-    surgewall_permit forged = {0, 0, 0x0123456789abcdefULL};
-    CHECK_STATUS(surgewall_breaker_record(b, forged, SURGEWALL_OUTCOME_FAILURE), SURGEWALL_INVALID_PERMIT);
+    /* Forged tokens: the salt is the token's top 24 bits (never zero), so a token without it,
+     * or with any one of its bits flipped, is always refused; garbage is refused unless its
+     * top 24 bits happen to be the salt (a chance of 1 in 2^24 - 1, skipped, not failed). */
+    surgewall_breaker_fast_path fp;
+    CHECK_OK(surgewall_breaker_get_fast_path(b, &fp));
+    const uint64_t gen = stats_of(b).generation;
+    uint64_t forged_tokens[24 + 3];
+    size_t nforged = 0;
+    for (int bit = 40; bit < 64; bit++) {
+        forged_tokens[nforged++] = (gen ^ fp.salt) ^ (UINT64_C(1) << bit); /* one salt bit off */
+    }
+    forged_tokens[nforged++] = gen;                    /* the generation alone */
+    forged_tokens[nforged++] = 0x0123456789abcdefULL;  /* garbage */
+    forged_tokens[nforged++] = UINT64_MAX;
+    for (size_t i = 0; i < nforged; i++) {
+        surgewall_permit forged = {forged_tokens[i], 0};
+        if (PERMIT_SALT(forged) == fp.salt) {
+            continue; /* garbage that carries the salt by chance */
+        }
+        CHECK_STATUS(surgewall_breaker_record(b, forged, SURGEWALL_OUTCOME_FAILURE), SURGEWALL_INVALID_PERMIT);
+        CHECK_STATUS(surgewall_breaker_record_timed(b, forged, SURGEWALL_OUTCOME_FAILURE, 5),
+                     SURGEWALL_INVALID_PERMIT);
+        CHECK_STATUS(surgewall_breaker_release(b, forged), SURGEWALL_INVALID_PERMIT);
+    }
+    /* another breaker's: salts differ for any two breakers whose ids are not a multiple of
+     * 2^24 - 1 apart, and these two were created one after the other */
     CHECK_OK(surgewall_breaker_acquire(other, &foreign, NULL));
+    CHECK(PERMIT_SALT(foreign) != fp.salt);
     CHECK_STATUS(surgewall_breaker_record(b, foreign, SURGEWALL_OUTCOME_FAILURE), SURGEWALL_INVALID_PERMIT);
     CHECK_OK(surgewall_breaker_record(other, foreign, SURGEWALL_OUTCOME_SUCCESS));
     surgewall_breaker_stats m = stats_of(b);

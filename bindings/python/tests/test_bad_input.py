@@ -103,8 +103,11 @@ def test_closed_handles_raise_closed_error() -> None:
 
 def test_a_forged_permit_is_refused(breaker: Breaker) -> None:
     p = breaker.acquire()
-    with pytest.raises(surgewall.PermitError):
-        breaker._record_raw(p.generation, p.start_ns, p.check ^ 1, 0)
+    assert p.token >> 40 != 0  # the salt: the top 24 bits, never zero
+    # one salt bit off, no salt at all, a zeroed permit
+    for token in (p.token ^ (1 << 40), p.token ^ (1 << 63), p.generation, 0):
+        with pytest.raises(surgewall.PermitError):
+            breaker._record_raw(token, p.start_ns, 0)
     p.ignore()
 
 

@@ -149,7 +149,7 @@ def run(sc: Scenario) -> None:
             # A permit released twice on purpose (a probe recorded twice): go around the
             # Python-side once-only guard to reach the library's own check.
             got = (
-                b._record_raw(p.generation, p.start_ns, p.check, OUTCOMES[words[2]])
+                b._record_raw(p.token, p.start_ns, OUTCOMES[words[2]])
                 if p.done
                 else p.record(OUTCOMES[words[2]])
             )

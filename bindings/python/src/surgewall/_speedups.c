@@ -6,7 +6,7 @@
  * while holding the GIL, calling libsurgewall's functions directly. No policy lives here: the
  * admit step reads the breaker's published state word exactly as
  * `surgewall_breaker_fast_path` documents (CLOSED / DISABLED / METRICS_ONLY without call
- * timing: the permit is {generation, 0, generation ^ salt}); every other case, and every
+ * timing: the permit is {generation ^ salt, 0}); every other case, and every
  * record, goes through the library.
  */
 #define PY_SSIZE_T_CLEAN
@@ -53,10 +53,8 @@ static inline int core_acquire(Core *c, surgewall_permit *p) {
         uint64_t s = w & 7;
         if (s == SURGEWALL_STATE_CLOSED || s == SURGEWALL_STATE_DISABLED ||
             s == SURGEWALL_STATE_METRICS_ONLY) {
-            uint64_t g = w >> 24;
-            p->generation = g;
+            p->token = (w >> 24) ^ c->salt; /* generation ^ salt */
             p->start_ns = 0;
-            p->check = g ^ c->salt;
             return 0;
         }
     }
@@ -201,26 +199,24 @@ static PyObject *Core_call(Core *self, PyObject *const *args, Py_ssize_t nargs,
 static PyObject *Core_acquire(Core *self, PyObject *Py_UNUSED(ignored)) {
     surgewall_permit p;
     if (core_acquire(self, &p) < 0) return NULL;
-    return Py_BuildValue("(KKK)", (unsigned long long)p.generation,
-                         (unsigned long long)p.start_ns, (unsigned long long)p.check);
+    return Py_BuildValue("(KK)", (unsigned long long)p.token, (unsigned long long)p.start_ns);
 }
 
 static int parse_permit(PyObject *const *args, surgewall_permit *p) {
-    p->generation = PyLong_AsUnsignedLongLong(args[0]);
+    p->token = PyLong_AsUnsignedLongLong(args[0]);
     p->start_ns = PyLong_AsUnsignedLongLong(args[1]);
-    p->check = PyLong_AsUnsignedLongLong(args[2]);
     return PyErr_Occurred() ? -1 : 0;
 }
 
-/* record(generation, start_ns, check, outcome) -> status */
+/* record(token, start_ns, outcome) -> status */
 static PyObject *Core_record(Core *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 4) {
-        PyErr_SetString(PyExc_TypeError, "record(generation, start_ns, check, outcome)");
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "record(token, start_ns, outcome)");
         return NULL;
     }
     surgewall_permit p;
     if (parse_permit(args, &p) < 0) return NULL;
-    long outcome = PyLong_AsLong(args[3]);
+    long outcome = PyLong_AsLong(args[2]);
     if (outcome == -1 && PyErr_Occurred()) return NULL;
     if (self->b == NULL) {
         raise_status(-1, 0, self->name);
@@ -229,18 +225,17 @@ static PyObject *Core_record(Core *self, PyObject *const *args, Py_ssize_t nargs
     return PyLong_FromLong(core_record(self, p, (int)outcome));
 }
 
-/* record_timed(generation, start_ns, check, outcome, duration_ns) -> status */
+/* record_timed(token, start_ns, outcome, duration_ns) -> status */
 static PyObject *Core_record_timed(Core *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 5) {
-        PyErr_SetString(PyExc_TypeError,
-                        "record_timed(generation, start_ns, check, outcome, duration_ns)");
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "record_timed(token, start_ns, outcome, duration_ns)");
         return NULL;
     }
     surgewall_permit p;
     if (parse_permit(args, &p) < 0) return NULL;
-    long outcome = PyLong_AsLong(args[3]);
+    long outcome = PyLong_AsLong(args[2]);
     if (outcome == -1 && PyErr_Occurred()) return NULL;
-    long long d = PyLong_AsLongLong(args[4]);
+    long long d = PyLong_AsLongLong(args[3]);
     if (d == -1 && PyErr_Occurred()) return NULL;
     if (self->b == NULL) {
         raise_status(-1, 0, self->name);
@@ -273,11 +268,11 @@ static PyMethodDef Core_methods[] = {
      "call(fn, *args, **kwargs): the guarded call"},
     {"wrap", (PyCFunction)Core_wrap, METH_O, "wrap(fn) -> a guarded callable"},
     {"acquire", (PyCFunction)Core_acquire, METH_NOARGS,
-     "acquire() -> (generation, start_ns, check), or raises the rejection"},
+     "acquire() -> (token, start_ns), or raises the rejection"},
     {"record", (PyCFunction)(void (*)(void))Core_record, METH_FASTCALL,
-     "record(generation, start_ns, check, outcome) -> status"},
+     "record(token, start_ns, outcome) -> status"},
     {"record_timed", (PyCFunction)(void (*)(void))Core_record_timed, METH_FASTCALL,
-     "record_timed(generation, start_ns, check, outcome, duration_ns) -> status"},
+     "record_timed(token, start_ns, outcome, duration_ns) -> status"},
     {"outcome_of", (PyCFunction)Core_outcome_of, METH_O,
      "outcome_of(exc) -> the outcome an exception counts as"},
     {"close", (PyCFunction)Core_close, METH_NOARGS, "frees this core's breaker handle"},

@@ -44,6 +44,8 @@ T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 
 _SUCCESS, _FAILURE, _IGNORED = 0, 1, 2
+# A permit's token is generation ^ salt: the generation is its low 40 bits.
+_GENERATION_BITS = (1 << 40) - 1
 _LATE, _UNEXPECTED = 207, 107
 
 
@@ -187,14 +189,19 @@ class Permit:
     ``ignore()``; used as a context manager it reports by itself (an exception is classified
     by the breaker's failure policy)."""
 
-    __slots__ = ("_breaker", "generation", "start_ns", "check", "_done")
+    __slots__ = ("_breaker", "token", "start_ns", "_done")
 
-    def __init__(self, breaker: "Breaker", generation: int, start_ns: int, check_: int) -> None:
+    def __init__(self, breaker: "Breaker", token: int, start_ns: int) -> None:
         self._breaker = breaker
-        self.generation = generation
+        # generation ^ salt: the generation in the low 40 bits, the breaker's salt above
+        self.token = token
         self.start_ns = start_ns
-        self.check = check_
         self._done = False
+
+    @property
+    def generation(self) -> int:
+        """The breaker generation the permit was issued under."""
+        return self.token & _GENERATION_BITS
 
     @property
     def done(self) -> bool:
@@ -208,7 +215,7 @@ class Permit:
             raise TypeError(f"outcome must be a surgewall.Outcome, got {outcome!r}")
         d = None if duration is None else seconds_to_ns("duration", duration)
         self._done = True
-        return self._breaker._record_raw(self.generation, self.start_ns, self.check, outcome, d)
+        return self._breaker._record_raw(self.token, self.start_ns, outcome, d)
 
     def success(self, duration: Optional[float] = None) -> Recorded:
         return self.record(Outcome.SUCCESS, duration)
@@ -468,7 +475,7 @@ class Breaker(Handle):
     async def call_async(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
         """Awaits ``fn(*args, **kwargs)`` under the breaker (cancellation counts as ignored)."""
         try:
-            g, s, c = self._core.acquire()
+            t, s = self._core.acquire()
         except CircuitOpenError as e:
             if self._fallback is None:
                 raise
@@ -476,9 +483,9 @@ class Breaker(Handle):
         try:
             result = await fn(*args, **kwargs)
         except BaseException as e:
-            self._core.record(g, s, c, self._core.outcome_of(e))
+            self._core.record(t, s, self._core.outcome_of(e))
             raise
-        self._core.record(g, s, c, _SUCCESS)
+        self._core.record(t, s, _SUCCESS)
         return result
 
     def __call__(self, fn: F) -> F:
@@ -508,8 +515,8 @@ class Breaker(Handle):
     def acquire(self) -> Permit:
         """Asks for a permit; raises :class:`CircuitOpenError` (with ``retry_after``) when
         rejected. Report the permit exactly once."""
-        g, s, c = self._core.acquire()
-        return Permit(self, g, s, c)
+        t, s = self._core.acquire()
+        return Permit(self, t, s)
 
     def try_acquire(self) -> Optional[Permit]:
         """A permit, or None when rejected."""
@@ -519,15 +526,15 @@ class Breaker(Handle):
             return None
 
     def _record_raw(
-        self, g: int, s: int, c: int, outcome: int, duration_ns: Optional[int] = None
+        self, t: int, s: int, outcome: int, duration_ns: Optional[int] = None
     ) -> Recorded:
         if duration_ns is None:
-            return _recorded(self._core.record(g, s, c, outcome))
-        return _recorded(self._core.record_timed(g, s, c, outcome, duration_ns))
+            return _recorded(self._core.record(t, s, outcome))
+        return _recorded(self._core.record_timed(t, s, outcome, duration_ns))
 
     def __enter__(self) -> Permit:
-        g, s, c = self._core.acquire()
-        p = Permit(self, g, s, c)
+        t, s = self._core.acquire()
+        p = Permit(self, t, s)
         if _get_running_loop() is None:
             try:
                 self._local.permits.append(p)
@@ -560,7 +567,7 @@ class Breaker(Handle):
             return
         p._done = True
         core = self._core
-        core.record(p.generation, p.start_ns, p.check, _SUCCESS if v is None else core.outcome_of(v))
+        core.record(p.token, p.start_ns, _SUCCESS if v is None else core.outcome_of(v))
 
     async def __aenter__(self) -> Permit:
         return self.__enter__()
