@@ -39,7 +39,13 @@ impl<const LANES: usize> Striped<LANES> {
     /// them and accept a value that is at most a few in-flight increments behind.
     #[inline]
     pub(crate) fn add(&self, lane: usize, n: u64) {
-        self.cells[thread_stripe() & self.mask][lane].fetch_add(n, Ordering::Relaxed);
+        let i = thread_stripe() & self.mask;
+        debug_assert!(i < self.cells.len());
+        // SAFETY: `cells` has `mask + 1` stripes (a power of two, set in `with_stripes` and
+        // never changed), so `i <= mask` is in bounds. Unchecked so that the success path has
+        // no panic branch: a binding can then run it outside its panic boundary's frame.
+        let cell = unsafe { self.cells.get_unchecked(i) };
+        cell[lane].fetch_add(n, Ordering::Relaxed);
     }
 
     /// The sum of counter `lane` over all stripes.

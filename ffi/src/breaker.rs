@@ -12,7 +12,7 @@ use crate::builder::consume;
 use crate::config::surgewall_breaker_config;
 use crate::error::{report, report_config, surgewall_error};
 use crate::handle::{opaque_handle, Handle};
-use crate::status::{boundary, copy_out, non_null, utf8, write, Status};
+use crate::status::{boundary, copy_out, fast_or, non_null, utf8, write, Status};
 
 /// The generation bits of a permit's token: the breaker generation is 40 bits wide (the state
 /// word is `[generation 40 | half-open admitted 20 | EV 1 | state 3]`).
@@ -382,6 +382,37 @@ pub extern "C" fn surgewall_breaker_acquire(
     permit_out: *mut surgewall_permit,
     retry_after_ns_out: *mut u64,
 ) -> Status {
+    // The common case (an admitting state, untimed) is loads, tests and two stores: inline,
+    // with no call, so the function needs no stack frame for it. Everything else, every
+    // misuse included, takes the checked path from the start.
+    fast_or(
+        || {
+            let Ok((breaker, salt)) = salted(b) else {
+                return false;
+            };
+            let Some(p) = breaker.try_acquire_raw_inline() else {
+                return false;
+            };
+            write(
+                permit_out,
+                surgewall_permit {
+                    token: p.generation ^ salt,
+                    start_ns: p.start_ns,
+                },
+            )
+            .is_ok()
+        },
+        || acquire_checked(b, permit_out, retry_after_ns_out),
+    )
+}
+
+/// `extern "C"` (it cannot unwind), so the call above is a plain tail call.
+#[inline(never)]
+extern "C" fn acquire_checked(
+    b: *const surgewall_breaker,
+    permit_out: *mut surgewall_permit,
+    retry_after_ns_out: *mut u64,
+) -> Status {
     boundary(|| {
         non_null(permit_out)?;
         let (breaker, salt) = salted(b)?;
@@ -428,6 +459,34 @@ fn recorded(r: Recorded) -> Result<(), Status> {
 /// result was dropped (counted in `late_results`).
 #[no_mangle]
 pub extern "C" fn surgewall_breaker_record(
+    b: *const surgewall_breaker,
+    permit: surgewall_permit,
+    outcome: i32,
+) -> Status {
+    // The common case (a success counted by the engine's fast path) is loads, tests and one
+    // atomic add: inline, with no call, so the function needs no stack frame for it.
+    // Everything else, every misuse included, takes the checked path from the start.
+    const SUCCESS: i32 = surgewall_outcome::Success as i32;
+    if outcome != SUCCESS {
+        return record_checked(b, permit, outcome);
+    }
+    fast_or(
+        || {
+            let Ok((breaker, salt)) = salted(b) else {
+                return false;
+            };
+            let Ok(p) = raw(salt, permit) else {
+                return false;
+            };
+            breaker.try_record_success_inline(p)
+        },
+        || record_checked(b, permit, SUCCESS),
+    )
+}
+
+/// `extern "C"` (it cannot unwind), so the call above is a plain tail call.
+#[inline(never)]
+extern "C" fn record_checked(
     b: *const surgewall_breaker,
     permit: surgewall_permit,
     outcome: i32,

@@ -140,12 +140,26 @@ pub extern "C" fn surgewall_status_str(status: i32) -> *const c_char {
 
 /// The panic boundary: runs `body`, turning a panic into `SURGEWALL_PANIC`.
 ///
-/// Every export goes through it, so no unwind ever crosses the C ABI (invariant I11).
+/// Every export goes through it (the breaker hot path through [`fast_or`], which puts each
+/// half behind one), so no unwind ever crosses the C ABI (invariant I11).
 #[inline(always)]
 pub(crate) fn boundary(body: impl FnOnce() -> Result<(), Status>) -> Status {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
         Ok(Ok(())) => Status::SURGEWALL_OK,
         Ok(Err(s)) => s,
+        Err(_) => Status::SURGEWALL_PANIC,
+    }
+}
+
+/// The panic boundary around a hot path split in two: `fast` runs inline and says whether it
+/// handled the call (then `SURGEWALL_OK`); if it did not, `slow` does (an out-of-line function
+/// with its own [`boundary`], so that its calls and landing pads stay out of the caller's
+/// frame). `fast` must leave no trace when it returns false.
+#[inline(always)]
+pub(crate) fn fast_or(fast: impl FnOnce() -> bool, slow: impl FnOnce() -> Status) -> Status {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(fast)) {
+        Ok(true) => Status::SURGEWALL_OK,
+        Ok(false) => slow(),
         Err(_) => Status::SURGEWALL_PANIC,
     }
 }

@@ -397,13 +397,29 @@ impl Breaker {
         let w = self.load();
         // The common case stays a load and two tests; timing a call (a precise clock read)
         // and every non-CLOSED state go through the out-of-line slow path.
-        if w.admits_all() && !self.config.time_calls {
-            return Ok(RawPermit {
-                generation: w.generation(),
-                start_ns: 0,
-            });
+        if let Some(p) = self.admit_inline(w) {
+            return Ok(p);
         }
         self.acquire_slow(w)
+    }
+
+    /// The common case of [`try_acquire_raw`](Self::try_acquire_raw) alone: `Some` permit
+    /// when the breaker admits every call and does not time them (exactly what
+    /// `try_acquire_raw` would return), `None` when the caller must call `try_acquire_raw`.
+    /// No call and no panic, so a binding can keep the rest of its path, panic boundary
+    /// included, out of line. Not a stable Rust API: bindings only.
+    #[doc(hidden)]
+    #[inline(always)]
+    pub fn try_acquire_raw_inline(&self) -> Option<RawPermit> {
+        self.admit_inline(self.load())
+    }
+
+    #[inline(always)]
+    fn admit_inline(&self, w: Word) -> Option<RawPermit> {
+        (w.admits_all() && !self.config.time_calls).then(|| RawPermit {
+            generation: w.generation(),
+            start_ns: 0,
+        })
     }
 
     fn permit(&self, w: Word) -> RawPermit {
@@ -474,6 +490,35 @@ impl Breaker {
         self.record_inner(permit, outcome, false)
     }
 
+    /// The success fast path of [`record_raw`](Self::record_raw) alone: counts a success and
+    /// returns true when `record_raw(permit, Outcome::Success)` would count it without
+    /// leaving that path (a current, untimed permit; CLOSED or METRICS_ONLY with no pending
+    /// evaluation; a clock read without a call; no window roll due). Otherwise it does nothing
+    /// and returns false: then call `record_raw`. No call and no panic, so a binding can keep
+    /// the rest of its path, panic boundary included, out of line. Not a stable Rust API:
+    /// bindings only.
+    #[doc(hidden)]
+    #[inline(always)]
+    pub fn try_record_success_inline(&self, permit: RawPermit) -> bool {
+        if self.config.time_calls && permit.start_ns != 0 {
+            return false;
+        }
+        let w = self.load();
+        w.generation() == permit.generation && w.success_fast_path() && self.count_success_inline()
+    }
+
+    /// Counts a success if the clock reads without a call and no window roll is due.
+    #[inline(always)]
+    fn count_success_inline(&self) -> bool {
+        match self.clock.now_ns_without_call() {
+            Some(now) if now < self.window.next_boundary() => {
+                self.count_success();
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Timing reads the precise clock: kept out of line so the untimed path stays short.
     #[inline(never)]
     fn record_timed(&self, permit: RawPermit, outcome: Outcome) -> Recorded {
@@ -514,15 +559,21 @@ impl Breaker {
             && w.success_fast_path()
             && self.clock.now_ns() < self.window.next_boundary()
         {
-            self.counters.add(OK, 1);
-            if self.config.consecutive_failures.is_some()
-                && self.streak.load(Ordering::Relaxed) != 0
-            {
-                self.streak.store(0, Ordering::Relaxed);
-            }
+            self.count_success();
             return Recorded::Counted;
         }
         self.record_slow(w, permit, outcome, slow)
+    }
+
+    #[inline(always)]
+    fn count_success(&self) {
+        // The streak first: an atomic add is a full barrier on x86, and a load after it waits
+        // for it to complete (the two are Relaxed, on different words: no order between them
+        // is observable either way).
+        if self.config.consecutive_failures.is_some() && self.streak.load(Ordering::Relaxed) != 0 {
+            self.streak.store(0, Ordering::Relaxed);
+        }
+        self.counters.add(OK, 1);
     }
 
     #[cold]
