@@ -20,6 +20,12 @@
 //! derives from the value when the handle is made ([`Handle::aux`]): breakers keep their permit
 //! salt there, so checking a permit reads nothing the lookup has not already read.
 //!
+//! The first [`SEGMENT`] slots of a type live in its static, at a fixed address: looking up one
+//! of those handles reads the slot directly, without first loading a segment pointer. The
+//! statics are zeroed (a zeroed slot was never handed out: its key matches no handle, since
+//! every handle carries its non-zero type tag), so they cost no file size and, untouched, no
+//! memory.
+//!
 //! One rule remains the caller's: a handle must not be freed while another thread is still
 //! using it (as with any C object). Freeing it afterwards, twice, or using it later is caught.
 
@@ -47,14 +53,47 @@ struct Entry<T> {
     value: AtomicPtr<T>,
 }
 
+impl<T> Entry<T> {
+    /// A slot never handed out: key 0 matches no handle.
+    const fn unused() -> Self {
+        Entry {
+            key: AtomicU32::new(0),
+            aux: AtomicU32::new(0),
+            value: AtomicPtr::new(null_mut()),
+        }
+    }
+}
+
 type Segment<T> = [Entry<T>; SEGMENT];
 
-/// A table of `Arc<T>` addressed by generational handles.
-pub(crate) struct Slab<T> {
-    tag: u8,
+/// The slots of one handle type, all zero bits when new (so its static lives in `.bss`).
+pub(crate) struct Slots<T> {
+    /// Slots `0..SEGMENT`, at a fixed address.
+    first: Segment<T>,
+    /// Segment `i` (from 1) holds slots `i * SEGMENT..`, allocated on first use.
     segments: [AtomicPtr<Segment<T>>; SEGMENTS],
-    /// Free slots and the next never-used one; only touched when creating and freeing.
-    free: Mutex<(Vec<u32>, u32)>,
+}
+
+impl<T> Slots<T> {
+    pub(crate) const fn new() -> Self {
+        Slots {
+            first: [const { Entry::unused() }; SEGMENT],
+            segments: [const { AtomicPtr::new(null_mut()) }; SEGMENTS],
+        }
+    }
+}
+
+/// Free slots and the next never-used one; only touched when creating and freeing.
+pub(crate) type FreeSlots = Mutex<(Vec<u32>, u32)>;
+
+/// A table of `Arc<T>` addressed by generational handles.
+///
+/// The slab itself holds no interior mutability (only references to the statics that do), so
+/// its static is a constant the compiler folds: `slots` is a fixed address in the hot path.
+pub(crate) struct Slab<T: 'static> {
+    tag: u8,
+    slots: &'static Slots<T>,
+    free: &'static FreeSlots,
     _owns: PhantomData<Arc<T>>,
 }
 
@@ -63,28 +102,37 @@ pub(crate) struct Slab<T> {
 unsafe impl<T: Send + Sync> Sync for Slab<T> {}
 // SAFETY: as above.
 unsafe impl<T: Send + Sync> Send for Slab<T> {}
+// SAFETY: as above (the slots hold `Arc<T>`s as raw pointers).
+unsafe impl<T: Send + Sync> Sync for Slots<T> {}
 
 impl<T> Slab<T> {
-    pub(crate) const fn new(tag: u8) -> Self {
+    /// The slab of handles tagged `tag`, over its own statics (`Slots::new()`, an empty
+    /// `FreeSlots`).
+    pub(crate) const fn new(tag: u8, slots: &'static Slots<T>, free: &'static FreeSlots) -> Self {
         Slab {
             tag,
-            segments: [const { AtomicPtr::new(null_mut()) }; SEGMENTS],
-            free: Mutex::new((Vec::new(), 0)),
+            slots,
+            free,
             _owns: PhantomData,
         }
     }
 
     #[inline(always)]
     fn entry(&self, index: u32) -> Option<&Entry<T>> {
+        let i = index as usize;
+        if let Some(e) = self.slots.first.get(i) {
+            return Some(e);
+        }
         let seg = self
+            .slots
             .segments
-            .get(index as usize / SEGMENT)?
+            .get(i / SEGMENT)?
             .load(Ordering::Acquire);
         if seg.is_null() {
             return None;
         }
         // SAFETY: segments are allocated once, published with Release, and never freed.
-        Some(unsafe { &(*seg)[index as usize % SEGMENT] })
+        Some(unsafe { &(*seg)[i % SEGMENT] })
     }
 
     /// The slot index and the expected entry key of `handle`.
@@ -111,15 +159,19 @@ impl<T> Slab<T> {
                 if i as usize >= SEGMENT * SEGMENTS {
                     return Err(Status::SURGEWALL_LIMIT_EXCEEDED);
                 }
-                let slot = &self.segments[i as usize / SEGMENT];
-                if slot.load(Ordering::Acquire).is_null() {
-                    let seg: Box<Segment<T>> = Box::new(std::array::from_fn(|_| Entry {
-                        key: AtomicU32::new(self.key(1)),
-                        aux: AtomicU32::new(0),
-                        value: AtomicPtr::new(null_mut()),
-                    }));
-                    slot.store(Box::into_raw(seg), Ordering::Release);
+                if i as usize >= SEGMENT {
+                    let slot = &self.slots.segments[i as usize / SEGMENT];
+                    if slot.load(Ordering::Acquire).is_null() {
+                        let seg: Box<Segment<T>> =
+                            Box::new(std::array::from_fn(|_| Entry::unused()));
+                        slot.store(Box::into_raw(seg), Ordering::Release);
+                    }
                 }
+                // A slot's first handle has generation 1 (the slot was zeroed, unused).
+                self.entry(i)
+                    .expect("allocated above")
+                    .key
+                    .store(self.key(1), Ordering::Relaxed);
                 free.1 += 1;
                 i
             }
@@ -253,8 +305,12 @@ macro_rules! opaque_handle {
     ($name:ident => $target:ty, tag $tag:literal $(, aux $aux:path)?) => {
         impl $crate::handle::Handle for $name {
             type Target = $target;
+            #[inline(always)]
             fn slab() -> &'static $crate::handle::Slab<$target> {
-                static SLAB: $crate::handle::Slab<$target> = $crate::handle::Slab::new($tag);
+                static SLOTS: $crate::handle::Slots<$target> = $crate::handle::Slots::new();
+                static FREE: $crate::handle::FreeSlots = std::sync::Mutex::new((Vec::new(), 0));
+                static SLAB: $crate::handle::Slab<$target> =
+                    $crate::handle::Slab::new($tag, &SLOTS, &FREE);
                 &SLAB
             }
             $(
@@ -271,45 +327,75 @@ pub(crate) use opaque_handle;
 mod tests {
     use super::*;
 
+    fn leaked_slab(tag: u8) -> Slab<String> {
+        Slab::new(
+            tag,
+            Box::leak(Box::new(Slots::new())),
+            Box::leak(Box::new(Mutex::new((Vec::new(), 0)))),
+        )
+    }
+
     #[test]
     fn stale_double_and_foreign_handles_are_caught() {
-        static A: Slab<String> = Slab::new(1);
-        static B: Slab<String> = Slab::new(2);
-        let h = A.insert(Arc::new("one".into()), 11).unwrap();
-        assert_eq!(A.get(h).unwrap(), "one");
-        assert_eq!(A.get_with_aux(h).unwrap().1, 11);
+        let (a, b) = (leaked_slab(1), leaked_slab(2));
+        let h = a.insert(Arc::new("one".into()), 11).unwrap();
+        assert_eq!(a.get(h).unwrap(), "one");
+        assert_eq!(a.get_with_aux(h).unwrap().1, 11);
         assert_eq!(
-            B.get(h).err(),
+            b.get(h).err(),
             Some(Status::SURGEWALL_INVALID_HANDLE),
             "wrong type"
         );
-        assert_eq!(*A.remove(h).unwrap(), "one");
+        assert_eq!(*a.remove(h).unwrap(), "one");
         assert_eq!(
-            A.get(h).err(),
+            a.get(h).err(),
             Some(Status::SURGEWALL_INVALID_HANDLE),
             "use after free"
         );
         assert_eq!(
-            A.remove(h).err(),
+            a.remove(h).err(),
             Some(Status::SURGEWALL_INVALID_HANDLE),
             "double free"
         );
-        let h2 = A.insert(Arc::new("two".into()), 22).unwrap();
+        let h2 = a.insert(Arc::new("two".into()), 22).unwrap();
         assert_ne!(h, h2, "the slot is reused under a new generation");
         assert_eq!(
-            A.get_with_aux(h2).map(|(v, aux)| (v.as_str(), aux)),
+            a.get_with_aux(h2).map(|(v, aux)| (v.as_str(), aux)),
             Ok(("two", 22)),
             "the reused slot carries the new value's word"
         );
-        assert_eq!(A.get(h).err(), Some(Status::SURGEWALL_INVALID_HANDLE));
-        assert_eq!(A.get(0).err(), Some(Status::SURGEWALL_NULL_ARG));
+        assert_eq!(a.get(h).err(), Some(Status::SURGEWALL_INVALID_HANDLE));
+        assert_eq!(a.get(0).err(), Some(Status::SURGEWALL_NULL_ARG));
         assert_eq!(
-            A.get(0xdead_beef).err(),
+            a.get(0xdead_beef).err(),
             Some(Status::SURGEWALL_INVALID_HANDLE)
         );
         assert_eq!(
-            A.get(h2 | 0xFFFF_FFFF).err(),
+            a.get(h2 | 0xFFFF_FFFF).err(),
             Some(Status::SURGEWALL_INVALID_HANDLE)
         );
+        // a slot never handed out, even under the generation its first handle will have
+        let unused = 1u64 << 56 | 1 << 32 | 5;
+        assert_eq!(a.get(unused).err(), Some(Status::SURGEWALL_INVALID_HANDLE));
+    }
+
+    #[test]
+    fn slots_past_the_first_segment_live_in_allocated_segments() {
+        let a = leaked_slab(3);
+        let handles: Vec<u64> = (0..SEGMENT as u32 * 2 + 5)
+            .map(|i| a.insert(Arc::new(i.to_string()), i).unwrap())
+            .collect();
+        for (i, &h) in handles.iter().enumerate() {
+            assert_eq!(h as u32 as usize, i + 1, "slots are handed out in order");
+            let (v, aux) = a.get_with_aux(h).unwrap();
+            assert_eq!((v.as_str(), aux as usize), (i.to_string().as_str(), i));
+        }
+        let last = *handles.last().unwrap();
+        assert_eq!(*a.remove(last).unwrap(), (SEGMENT * 2 + 4).to_string());
+        assert_eq!(a.get(last).err(), Some(Status::SURGEWALL_INVALID_HANDLE));
+        let again = a.insert(Arc::new("again".into()), 7).unwrap();
+        assert_eq!(again as u32, last as u32, "the freed slot is reused");
+        assert_ne!(again, last);
+        assert_eq!(a.get(again).unwrap(), "again");
     }
 }
