@@ -618,3 +618,111 @@ fn dynamic_threshold_applies_from_the_next_evaluation() {
     run(&b, &[F]);
     assert_eq!(b.state(), State::Open, "4 of 5 = 80 % >= 70 %");
 }
+
+// ---- the bindings' inline halves ------------------------------------------------------------
+
+/// `try_acquire_raw_inline` and `try_record_success_inline`, the halves the C ABI runs without
+/// a stack frame, act exactly where `try_acquire_raw` / `record_raw` take their fast path, give
+/// the same permit and count the same success; everywhere else they leave no trace.
+#[test]
+fn the_inline_halves_agree_with_the_full_paths() {
+    use surgewall::RawPermit;
+    let timed = || count_cfg().slow_calls(1.0, 100 * MS);
+    type Setup = fn(&Breaker);
+    let cases: [(&str, BreakerConfigBuilder, Setup, bool, bool); 7] = [
+        ("closed", count_cfg(), |_| {}, true, true),
+        (
+            "metrics_only",
+            count_cfg(),
+            |b| b.metrics_only(),
+            true,
+            true,
+        ),
+        ("disabled", count_cfg(), |b| b.disable(), true, false),
+        ("open", count_cfg(), trip, false, false),
+        (
+            "half_open",
+            count_cfg(),
+            |b| {
+                trip(b);
+                b.half_open().unwrap();
+            },
+            false,
+            false,
+        ),
+        (
+            "forced_open",
+            count_cfg(),
+            |b| b.force_open(None),
+            false,
+            false,
+        ),
+        ("timed", timed(), |_| {}, false, false),
+    ];
+    for (name, cfg, setup, admits_inline, counts_inline) in cases {
+        let (b, _, _) = breaker(cfg);
+        setup(&b);
+        let before = b.metrics();
+        let inline = b.try_acquire_raw_inline();
+        assert_eq!(b.metrics(), before, "{name}: acquire inline left a trace");
+        assert_eq!(inline.is_some(), admits_inline, "{name}");
+        let full = b.try_acquire_raw();
+        if let Some(p) = inline {
+            assert_eq!(full.as_ref().ok(), Some(&p), "{name}: the same permit");
+        }
+        // A permit of the current generation, as acquire hands out (timed: with a start).
+        let current = full.as_ref().map_or(
+            RawPermit {
+                generation: before.generation,
+                start_ns: 0,
+            },
+            |p| *p,
+        );
+        let late = RawPermit {
+            generation: before.generation + 1,
+            ..current
+        };
+        let before = b.metrics();
+        assert!(!b.try_record_success_inline(late), "{name}: late");
+        assert_eq!(b.metrics(), before, "{name}: a late permit left a trace");
+        assert_eq!(
+            b.try_record_success_inline(current),
+            counts_inline,
+            "{name}"
+        );
+        let after = b.metrics();
+        if counts_inline {
+            assert_eq!(after.successes, before.successes + 1, "{name}");
+            assert_eq!(after.window.calls, before.window.calls + 1, "{name}");
+        } else {
+            assert_eq!(after, before, "{name}: record inline left a trace");
+            if full.is_ok() {
+                b.record_raw(current, Outcome::Ignored);
+            }
+        }
+    }
+}
+
+/// A success due in the next bucket is not counted inline (the window must roll first), and a
+/// precise clock always needs the full path.
+#[test]
+fn the_record_inline_half_leaves_rolls_and_precise_clocks_to_the_full_path() {
+    let (b, time, _) = breaker(BreakerConfig::builder().time_window(10 * S, 10));
+    let p = b.try_acquire_raw_inline().unwrap();
+    assert!(b.try_record_success_inline(p));
+    time.advance(1500 * MS);
+    let before = b.metrics();
+    assert!(!b.try_record_success_inline(p), "a bucket boundary passed");
+    assert_eq!(b.metrics(), before);
+    assert_eq!(b.record_raw(p, Outcome::Success), Recorded::Counted);
+    assert!(b.try_record_success_inline(p), "rolled: inline again");
+    assert_eq!(b.metrics().successes, 3);
+
+    let precise = Breaker::builder("precise", count_cfg().build().unwrap())
+        .clock(Clock::precise())
+        .build();
+    let p = precise.try_acquire_raw_inline().unwrap();
+    assert!(!precise.try_record_success_inline(p));
+    assert_eq!(precise.metrics().successes, 0);
+    assert_eq!(precise.record_raw(p, Outcome::Success), Recorded::Counted);
+}
