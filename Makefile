@@ -45,6 +45,7 @@ test-go:
 bench:
 	$(CARGO) bench -p surgewall-benches
 	$(CARGO) run --quiet --release -p surgewall-benches --bin keyed_memory
+	$(CARGO) run --quiet --release -p surgewall-benches --bin keyed_interleaved
 	$(CARGO) run --quiet --release -p surgewall-benches --bin tail_latency
 	$(MAKE) bench-c
 	$(MAKE) bench-python
@@ -66,6 +67,7 @@ bench-go:
 bench-check:
 	$(CARGO) bench -p surgewall-benches -- --test
 	$(CARGO) run --quiet --release -p surgewall-benches --bin keyed_memory > /dev/null
+	$(CARGO) run --quiet --release -p surgewall-benches --bin keyed_interleaved > /dev/null
 	$(CARGO) run --quiet --release -p surgewall-benches --bin tail_latency > /dev/null
 
 ## header: regenerate include/surgewall.h from ffi/ (a test fails when it is stale)
