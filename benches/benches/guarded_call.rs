@@ -13,18 +13,13 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use failsafe::{backoff, failure_policy, CircuitBreaker as _};
-use surgewall::{Breaker, BreakerConfig};
-use surgewall_benches::{parallel, Ticker};
+use surgewall::Breaker;
+use surgewall_benches::{bench_thresholds, parallel, Ticker};
 
 /// The same thresholds for everyone: trip at 50 % failures once 20 calls are in a 60 s window
 /// (recloser: over the last 100 calls), open 5 s, 3 probes.
 fn surgewall_breaker(timed: bool) -> Breaker {
-    let mut b = BreakerConfig::builder()
-        .failure_rate(0.5)
-        .minimum_calls(20)
-        .time_window(Duration::from_secs(60), 10)
-        .open_for(Duration::from_secs(5))
-        .half_open_calls(3);
+    let mut b = bench_thresholds();
     if timed {
         b = b.slow_calls(1.0, Duration::from_secs(1));
     }

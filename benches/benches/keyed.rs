@@ -13,11 +13,9 @@ use std::num::NonZeroU32;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use governor::{Quota, RateLimiter};
-use std::time::Duration;
 use surgewall::breaker::keyed::KeyedBreaker;
 use surgewall::bulkhead::keyed::KeyedBulkhead;
-use surgewall::BreakerConfig;
-use surgewall_benches::Ticker;
+use surgewall_benches::{bench_thresholds, Ticker};
 
 const KEYS: u64 = 10_000;
 
@@ -58,14 +56,7 @@ fn keyed(c: &mut Criterion) {
     });
 
     // The thresholds of the named breaker's bench: 50 % over 60 s once 20 calls are in.
-    let config = BreakerConfig::builder()
-        .failure_rate(0.5)
-        .minimum_calls(20)
-        .time_window(Duration::from_secs(60), 10)
-        .open_for(Duration::from_secs(5))
-        .half_open_calls(3)
-        .build()
-        .unwrap();
+    let config = bench_thresholds().build().unwrap();
     let endpoints = KeyedBreaker::<u64>::builder(config)
         .max_keys(KEYS as usize * 2)
         .build()

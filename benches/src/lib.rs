@@ -8,6 +8,19 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use surgewall::{BreakerConfig, BreakerConfigBuilder};
+
+/// The thresholds of every breaker bench (the peers get their closest equivalent): trip at
+/// 50 % failures once 20 calls are in a 60 s window of 10 buckets, open 5 s, 3 probes.
+pub fn bench_thresholds() -> BreakerConfigBuilder {
+    BreakerConfig::builder()
+        .failure_rate(0.5)
+        .minimum_calls(20)
+        .time_window(Duration::from_secs(60), 10)
+        .open_for(Duration::from_secs(5))
+        .half_open_calls(3)
+}
+
 /// Keeps surgewall's coarse clock ticking (every 500 µs) while alive, as the agent does in
 /// production. Without it coarse reads fall back to precise ones.
 pub struct Ticker {

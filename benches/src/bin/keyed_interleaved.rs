@@ -10,13 +10,12 @@
 
 use std::hint::black_box;
 use std::num::NonZeroU32;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use governor::{Quota, RateLimiter};
 use surgewall::breaker::keyed::KeyedBreaker;
 use surgewall::bulkhead::keyed::KeyedBulkhead;
-use surgewall::BreakerConfig;
-use surgewall_benches::Ticker;
+use surgewall_benches::{bench_thresholds, Ticker};
 
 const KEYS: u64 = 10_000;
 const CALLS: u64 = 2_000_000;
@@ -43,14 +42,7 @@ fn main() {
         .max_keys(KEYS as usize * 2)
         .build()
         .expect("valid limits");
-    let config = BreakerConfig::builder()
-        .failure_rate(0.5)
-        .minimum_calls(20)
-        .time_window(Duration::from_secs(60), 10)
-        .open_for(Duration::from_secs(5))
-        .half_open_calls(3)
-        .build()
-        .expect("a valid configuration");
+    let config = bench_thresholds().build().expect("a valid configuration");
     let endpoints = KeyedBreaker::<u64>::builder(config)
         .max_keys(KEYS as usize * 2)
         .build()

@@ -13,10 +13,10 @@
 
 use std::hint::black_box;
 use std::sync::Barrier;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use surgewall::{Breaker, BreakerConfig};
-use surgewall_benches::Ticker;
+use surgewall::Breaker;
+use surgewall_benches::{bench_thresholds, Ticker};
 
 const CALLS: usize = 2_000_000;
 const WARM_UP: usize = 200_000;
@@ -81,14 +81,7 @@ fn main() {
     // The guarded call of the `guarded_call` bench: 50 % over 60 s once 20 calls are in.
     let breaker = Breaker::new(
         "tail",
-        BreakerConfig::builder()
-            .failure_rate(0.5)
-            .minimum_calls(20)
-            .time_window(Duration::from_secs(60), 10)
-            .open_for(Duration::from_secs(5))
-            .half_open_calls(3)
-            .build()
-            .expect("a valid configuration"),
+        bench_thresholds().build().expect("a valid configuration"),
     );
     let (timer, _) = sample(threads, &|| {});
     let (calls, mean) = sample(threads, &|| {
