@@ -80,6 +80,21 @@ pub enum EventKind {
     },
     /// A retry budget refused a retry.
     RetryBudgetExhausted,
+    /// One key's breaker in a keyed breaker changed state. (Should the key be evicted between
+    /// the transition and its event, a rare race, the event is a plain [`EventKind::Transition`]
+    /// from the same source.)
+    KeyedTransition {
+        /// The key (its 64-bit form, as in [`EventKind::Evicted`]).
+        key: u64,
+        /// The state it left.
+        from: State,
+        /// The state it entered.
+        to: State,
+        /// The generation the new state runs under.
+        generation: u64,
+        /// Why.
+        reason: TransitionReason,
+    },
 }
 
 impl EventKind {
@@ -104,6 +119,17 @@ impl EventKind {
             }
             EventKind::Evicted { key } => [5, key, 0],
             EventKind::RetryBudgetExhausted => [6, 0, 0],
+            EventKind::KeyedTransition {
+                key,
+                from,
+                to,
+                generation,
+                reason,
+            } => [
+                7 | (from as u64) << 8 | (to as u64) << 16 | (reason as u64) << 24,
+                generation,
+                key,
+            ],
         }
     }
 
@@ -130,6 +156,13 @@ impl EventKind {
             },
             5 => EventKind::Evicted { key: w[1] },
             6 => EventKind::RetryBudgetExhausted,
+            7 => EventKind::KeyedTransition {
+                key: w[2],
+                from: State::from_u8(byte(1))?,
+                to: State::from_u8(byte(2))?,
+                generation: w[1],
+                reason: TransitionReason::from_u8(byte(3))?,
+            },
             _ => return None,
         })
     }
@@ -378,6 +411,13 @@ mod tests {
             },
             EventKind::Evicted { key: u64::MAX },
             EventKind::RetryBudgetExhausted,
+            EventKind::KeyedTransition {
+                key: u64::MAX - 1,
+                from: State::HalfOpen,
+                to: State::Closed,
+                generation: (1 << 40) - 1,
+                reason: TransitionReason::ProbesSucceeded,
+            },
         ];
         for (i, k) in kinds.iter().enumerate() {
             ring.publish(Event {

@@ -18,6 +18,13 @@ pub(crate) use loom::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 #[cfg(surgewall_loom)]
 pub(crate) use loom::sync::Arc;
 
+// A lock that a model's threads take around modelled atomics (the keyed registry's arena):
+// loom's, so that a thread parked on it lets the model run the holder.
+#[cfg(surgewall_loom)]
+pub(crate) use loom::sync::Mutex;
+#[cfg(not(surgewall_loom))]
+pub(crate) use std::sync::Mutex;
+
 /// The stripe a thread should use for striped counters: a small per-thread number handed out
 /// round-robin on first use, so threads spread over the stripes without hashing on every call.
 #[cfg(not(surgewall_loom))]

@@ -113,3 +113,46 @@ fn a_stale_success_never_corrupts_the_open_word() {
         assert_eq!(s.retry_after, Some(Duration::from_secs(1)));
     });
 }
+
+/// A trip's event names its key, read after the transition without a map lock: racing a
+/// reset, an eviction and the slot's reuse by another key, the event says key 1 or no key,
+/// never the slot's next key.
+#[test]
+fn a_transition_event_never_names_the_next_owner_of_its_slot() {
+    use surgewall::events::EventKind;
+    loom::model(|| {
+        let (clock, _) = Clock::mock();
+        let config = BreakerConfig::builder()
+            .consecutive_failures(1)
+            .build()
+            .unwrap();
+        let ring = EventRing::new(8);
+        let b = Arc::new(
+            KeyedBreaker::<u64>::builder(config)
+                .clock(clock)
+                .events(ring.clone())
+                .event_key(|k| *k)
+                .idle_ttl(Duration::from_secs(1))
+                .build()
+                .unwrap(),
+        );
+        let mut sub = ring.subscribe();
+        let p = b.try_acquire_raw(&1).unwrap();
+        let tripper = {
+            let b = b.clone();
+            thread::spawn(move || b.record_raw(p, Outcome::Failure))
+        };
+        b.reset(&1).unwrap();
+        b.sweep(0);
+        b.sweep(1_000_000_000);
+        let _ = b.try_acquire_raw(&2);
+        tripper.join().unwrap();
+        for e in sub.by_ref() {
+            match e.kind {
+                EventKind::KeyedTransition { key, .. } => assert_eq!(key, 1),
+                EventKind::Transition { .. } | EventKind::Evicted { key: 1 } => {}
+                other => panic!("unexpected event {other:?}"),
+            }
+        }
+    });
+}

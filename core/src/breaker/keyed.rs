@@ -800,8 +800,8 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreakerBuilder<K> {
             .events
             .get_or_insert_with(super::default_events)
             .clone();
+        let registry = CompactRegistry::new(options, 0, indexed)?;
         Ok(KeyedBreaker {
-            registry: CompactRegistry::new(options, 0, indexed)?,
             configs: configs.into_boxed_slice(),
             shared: Shared {
                 clock: self.clock,
@@ -809,8 +809,10 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreakerBuilder<K> {
                 counters: Striped::new(),
                 transitions: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
                 rng: SplitMix::new(seed),
-                id: crate::source_id::next(crate::source_id::BREAKER),
+                // One source for the transitions and the evictions: the registry's.
+                id: registry.id(),
             },
+            registry,
         })
     }
 }
@@ -1314,15 +1316,32 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
         }
         self.shared.transitions[from.state() as usize][to.state() as usize]
             .fetch_add(1, Ordering::Relaxed);
-        self.shared.events.publish(Event {
-            source: self.shared.id,
-            at_ns: now,
-            kind: EventKind::Transition {
-                from: from.state(),
-                to: to.state(),
+        // The key, read under the arena's lock while the cell is still in the generation we
+        // entered: almost always; should the key be evicted in between, the event goes out
+        // without it (a plain `Transition`).
+        let (from, to) = (from.state(), to.state());
+        let kind = match self
+            .registry
+            .key_at(cell, |c| c.load().generation() == generation)
+        {
+            Some(key) => EventKind::KeyedTransition {
+                key,
+                from,
+                to,
                 generation,
                 reason,
             },
+            None => EventKind::Transition {
+                from,
+                to,
+                generation,
+                reason,
+            },
+        };
+        self.shared.events.publish(Event {
+            source: self.shared.id,
+            at_ns: now,
+            kind,
         });
     }
 
@@ -1556,15 +1575,29 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
         &self.shared.events
     }
 
-    /// The `source` of this keyed breaker's events (transitions and evictions: the key's
-    /// breaker is not named in a transition event; look it up with [`for_each`](Self::for_each)).
+    /// The `source` of this keyed breaker's events: [`EventKind::KeyedTransition`] (with the
+    /// key, as [`event_key`](KeyedBreakerBuilder::event_key) makes it) and
+    /// [`EventKind::Evicted`].
+    ///
+    /// ```
+    /// use surgewall::breaker::keyed::KeyedBreaker;
+    /// use surgewall::events::{EventKind, EventRing};
+    /// use surgewall::{BreakerConfig, State};
+    ///
+    /// let ring = EventRing::new(16);
+    /// let users = KeyedBreaker::<u64>::builder(BreakerConfig::default())
+    ///     .events(ring.clone())
+    ///     .event_key(|k| *k)
+    ///     .build()?;
+    /// let mut sub = ring.subscribe();
+    /// users.force_open(&42, None)?;
+    /// let e = sub.poll().unwrap();
+    /// assert_eq!(e.source, users.id());
+    /// assert!(matches!(e.kind, EventKind::KeyedTransition { key: 42, to: State::ForcedOpen, .. }));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn id(&self) -> u64 {
         self.shared.id
-    }
-
-    /// The `source` of eviction events (the registry's id).
-    pub fn registry_id(&self) -> u64 {
-        self.registry.id()
     }
 
     /// The aggregate counters.

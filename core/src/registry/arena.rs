@@ -8,7 +8,9 @@
 
 use std::alloc::Layout;
 use std::ptr::NonNull;
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::{OnceLock, PoisonError};
+
+use crate::sync::Mutex;
 
 const FIRST: u64 = 64;
 /// 64 * (2^26 - 1) cells: more than a u32 index can name.
@@ -148,14 +150,44 @@ impl<T: Zeroable> Arena<T> {
         i
     }
 
-    /// Gives cell `i` back for reuse. The caller guarantees nobody reaches it through its old
-    /// owner any more (values that outlive their owner, such as permits, are fenced otherwise).
-    pub(crate) fn free(&self, i: u32) {
-        self.alloc
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .free
-            .push(i);
+    /// Gives cell `i` back for reuse, running `last` (the cell's last use by its old owner)
+    /// under the allocation lock first, so that whoever holds [`locked`](Self::locked) sees
+    /// the cell either before `last` or after it, never during. The caller guarantees nobody
+    /// reaches the cell through its old owner any more (values that outlive their owner, such
+    /// as permits, are fenced otherwise).
+    pub(crate) fn free_with(&self, i: u32, last: impl FnOnce()) {
+        let mut a = self.alloc.lock().unwrap_or_else(PoisonError::into_inner);
+        last();
+        a.free.push(i);
+    }
+
+    /// Runs `f` under the allocation lock: no cell is freed (and so none handed to a new
+    /// owner) meanwhile.
+    pub(crate) fn locked<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _a = self.alloc.lock().unwrap_or_else(PoisonError::into_inner);
+        f()
+    }
+}
+
+impl<T> Arena<T> {
+    /// The index of the cell that contains the address `p` (any address inside the cell),
+    /// if it is in one of this arena's chunks. Compares addresses only, so a pointer from
+    /// elsewhere gives `None`.
+    pub(crate) fn index_of<U>(&self, p: *const U) -> Option<u32> {
+        let size = std::mem::size_of::<T>();
+        if size == 0 {
+            return None;
+        }
+        let addr = p as usize;
+        for (c, chunk) in self.chunks.iter().enumerate() {
+            let Some(chunk) = chunk.get() else { break };
+            let start = chunk.ptr.as_ptr() as usize;
+            if (start..start + chunk.len * size).contains(&addr) {
+                let i = FIRST * ((1 << c) - 1) + ((addr - start) / size) as u64;
+                return u32::try_from(i).ok();
+            }
+        }
+        None
     }
 }
 
@@ -196,7 +228,14 @@ mod tests {
         }
         assert_eq!(arena.get(0).unwrap() as *const Counter, first);
         assert!(arena.get(100_000).is_none());
-        arena.free(ids[5]);
+        for &i in &ids {
+            let inner = &arena.get(i).unwrap().0 as *const AtomicU64;
+            assert_eq!(arena.index_of(inner), Some(i));
+        }
+        assert_eq!(arena.index_of(&ids as *const Vec<u32>), None);
+        let mut ran = false;
+        arena.free_with(ids[5], || ran = true);
+        assert!(ran);
         let again = arena.alloc();
         assert_eq!(again, ids[5]);
         assert_eq!(arena.get(again).unwrap().0.load(Ordering::Relaxed), 5);

@@ -343,10 +343,10 @@ where
                     self.ledger.evicted(unsafe { slot.key() }, now_ns);
                     if !self.is_reserved(i) {
                         // SAFETY: the index leaves the table now, under the write lock: no
-                        // thread can reach the key any more, and only the next owner of the
-                        // freed index writes it again.
-                        unsafe { slot.drop_key() };
-                        self.slots.free(i);
+                        // thread can reach the key through the table any more, only the next
+                        // owner of the freed index writes it again, and `key_at` reads it
+                        // only under the arena's lock, which `free_with` holds here.
+                        self.slots.free_with(i, || unsafe { slot.drop_key() });
                     }
                 }
                 !due
@@ -354,6 +354,30 @@ where
         }
         self.ledger.swept(evicted);
         evicted
+    }
+
+    /// The event key (see `Options::event_key`) of the key that owns `cell`, for a caller
+    /// that holds no shard lock (a result recorded through a permit): `owned(cell)` says,
+    /// under the arena's lock, whether the cell still belongs to the key the caller knows
+    /// (say, by its generation); `None` when it does not, or `cell` is not this registry's.
+    ///
+    /// Sound because a sweep drops an evicted key under that same lock (`Arena::free_with`)
+    /// after its evicting CAS, which `owned` then sees; a reserved slot's key never changes.
+    pub(crate) fn key_at(&self, cell: &V, owned: impl FnOnce(&V) -> bool) -> Option<u64> {
+        let i = self.slots.index_of(cell as *const V)?;
+        let slot = self.slots.get(i)?;
+        if !std::ptr::eq(&slot.value, cell) {
+            return None;
+        }
+        if self.is_reserved(i) {
+            // SAFETY: a reserved slot's key is written at build and dropped with the registry.
+            return Some(self.ledger.event_key_of(unsafe { slot.key() }));
+        }
+        self.slots.locked(|| {
+            // SAFETY: the key is not dropped while the arena's lock is held (see above), and
+            // `owned` confirms that it was written and not yet dropped: the caller's key.
+            owned(&slot.value).then(|| self.ledger.event_key_of(unsafe { slot.key() }))
+        })
     }
 
     fn is_reserved(&self, i: u32) -> bool {
@@ -565,6 +589,30 @@ mod tests {
         assert_eq!(class_of_key(&r, 8).0, plain);
         let s = r.stats();
         assert_eq!((s.keys, s.created, s.evicted), (3, 5, 2));
+    }
+
+    #[test]
+    fn key_at_names_the_owner_of_a_cell_only_while_it_owns_it() {
+        let mut o = options(10, Overflow::Shared(99));
+        o.event_key = Some(|k| *k * 10);
+        let r = CompactRegistry::<u64, Probe>::new(o, 0, vec![(5, 1)]).unwrap();
+        let cell = r.with(&7, |_, c| c).unwrap();
+        assert_eq!(r.key_at(cell, |_| true), Some(70));
+        assert_eq!(
+            r.key_at(cell, |_| false),
+            None,
+            "not the caller's key any more"
+        );
+        // Reserved slots (an override key, the overflow entry) need no confirmation.
+        let special = r.with(&5, |_, c| c).unwrap();
+        assert_eq!(r.key_at(special, |_| false), Some(50));
+        let overflow = r.cell(r.overflow.unwrap()).unwrap();
+        assert_eq!(r.key_at(overflow, |_| false), Some(990));
+        // A cell of another registry is not this one's.
+        let other =
+            CompactRegistry::<u64, Probe>::new(options(10, Overflow::Reject), 0, vec![]).unwrap();
+        let foreign = other.with(&7, |_, c| c).unwrap();
+        assert_eq!(r.key_at(foreign, |_| true), None);
     }
 
     #[test]

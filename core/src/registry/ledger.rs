@@ -75,7 +75,7 @@ pub(crate) use option_setters;
 
 /// A stable hash of a key for events (fixed seed, so the agent can match evictions to keys it
 /// hashed the same way).
-fn hash_key<K: Hash>(key: &K) -> u64 {
+pub(crate) fn stable_hash<K: Hash>(key: &K) -> u64 {
     foldhash::fast::FixedState::with_seed(0x5eed_5eed).hash_one(key)
 }
 
@@ -100,7 +100,7 @@ impl<K: Hash> Ledger<K> {
             len: AtomicUsize::new(0),
             idle_ttl_ns: duration_ns(options.idle_ttl),
             events: options.events.clone(),
-            event_key: options.event_key.unwrap_or(hash_key::<K>),
+            event_key: options.event_key.unwrap_or(stable_hash::<K>),
             created: StdAtomicU64::new(0),
             evicted: StdAtomicU64::new(0),
             overflowed: StdAtomicU64::new(0),

@@ -384,12 +384,101 @@ fn sweeps_evict_idle_closed_keys_only_and_publish_events() {
     assert_eq!(b.sweep(10_000 * SEC), 0);
     assert_eq!(b.len(), 5);
     let e = sub.poll().unwrap();
-    assert_eq!(
-        (e.kind, e.source),
-        (EventKind::Evicted { key: 1 }, b.registry_id())
-    );
+    assert_eq!((e.kind, e.source), (EventKind::Evicted { key: 1 }, b.id()));
     assert_eq!(sub.poll().unwrap().kind, EventKind::Evicted { key: 7 });
     assert_eq!(b.metrics().registry.evicted, 2);
+}
+
+#[test]
+fn transitions_name_their_key_from_every_path() {
+    let (clock, time) = mock();
+    let ring = EventRing::new(64);
+    let mut sub = ring.subscribe();
+    let b = KeyedBreaker::<String>::builder(consecutive(1))
+        .clock(clock)
+        .events(ring)
+        .override_key("special".to_string(), consecutive(1))
+        .max_keys(3)
+        .overflow(Overflow::Shared("rest".to_string()))
+        .build()
+        .unwrap();
+    let key = |k: &str| crate::registry::ledger::stable_hash(&k.to_string());
+    let mut next = || {
+        let e = sub.poll().expect("an event");
+        assert_eq!(e.source, b.id());
+        match e.kind {
+            EventKind::KeyedTransition {
+                key,
+                from,
+                to,
+                reason,
+                ..
+            } => (key, from, to, reason),
+            other => panic!("expected a keyed transition, got {other:?}"),
+        }
+    };
+    // Recording through a permit (no lock held): CLOSED -> OPEN.
+    b.try_acquire(&"a".to_string()).unwrap().failure();
+    assert_eq!(
+        next(),
+        (
+            key("a"),
+            State::Closed,
+            State::Open,
+            TransitionReason::ConsecutiveFailures
+        )
+    );
+    // Acquiring (under the shard's lock): OPEN -> HALF_OPEN; then the probes close it.
+    time.advance(Duration::from_secs(1));
+    let probes = [
+        b.try_acquire(&"a".to_string()).unwrap(),
+        b.try_acquire(&"a".to_string()).unwrap(),
+    ];
+    assert_eq!(
+        next(),
+        (
+            key("a"),
+            State::Open,
+            State::HalfOpen,
+            TransitionReason::WaitOver
+        )
+    );
+    for p in probes {
+        p.success();
+    }
+    assert_eq!(
+        next(),
+        (
+            key("a"),
+            State::HalfOpen,
+            State::Closed,
+            TransitionReason::ProbesSucceeded
+        )
+    );
+    // A reserved slot (an override key) and the shared overflow entry beyond the cap.
+    b.force_open(&"special".to_string(), None).unwrap();
+    assert_eq!(
+        next(),
+        (
+            key("special"),
+            State::Closed,
+            State::ForcedOpen,
+            TransitionReason::Manual
+        )
+    );
+    b.force_open(&"b".to_string(), None).unwrap(); // the third key: the cap is 3
+    assert_eq!(next().0, key("b"));
+    b.try_acquire(&"c".to_string()).unwrap().failure(); // beyond the cap
+    assert_eq!(
+        next(),
+        (
+            key("rest"),
+            State::Closed,
+            State::Open,
+            TransitionReason::ConsecutiveFailures
+        )
+    );
+    assert!(sub.poll().is_none());
 }
 
 #[test]
