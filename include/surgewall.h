@@ -143,6 +143,12 @@ enum surgewall_event_kind
    * A retry budget refused a retry.
    */
   SURGEWALL_EVENT_KIND_RETRY_BUDGET_EXHAUSTED = 6,
+  /**
+   * One key of a keyed breaker changed state: `key`, `from_state`, `to_state`, `reason`,
+   * `generation` (should the key be evicted before its event went out, a rare race, the
+   * event is a `TRANSITION` without the key).
+   */
+  SURGEWALL_EVENT_KIND_KEYED_TRANSITION = 7,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -249,6 +255,10 @@ enum surgewall_status
    * A keyed registry is at its key cap and rejects new keys.
    */
   SURGEWALL_REGISTRY_FULL = 209,
+  /**
+   * A keyed registry holds no such key (it was never used, or was evicted).
+   */
+  SURGEWALL_NOT_FOUND = 210,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -462,9 +472,23 @@ typedef struct surgewall_bulkhead surgewall_bulkhead;
 typedef struct surgewall_error surgewall_error;
 
 /**
+ * Circuit breakers by key, from one template. Thread-safe: every function taking
+ * `const surgewall_keyed_breaker *` may be called from any thread. Reference counted with
+ * `surgewall_keyed_breaker_clone` / `surgewall_keyed_breaker_free`.
+ */
+typedef struct surgewall_keyed_breaker surgewall_keyed_breaker;
+
+/**
+ * A keyed breaker under construction (single owner; consumed by
+ * `surgewall_keyed_breaker_new`).
+ */
+typedef struct surgewall_keyed_breaker_config surgewall_keyed_breaker_config;
+
+/**
  * Per-key concurrency limits (a tenant, a user) with an optional limit across all keys.
- * Thread-safe. Keys are `uint64_t`; string keys go through `_str` functions, which hash them
- * (with a per-bulkhead random seed).
+ * Thread-safe; reference counted with `surgewall_keyed_bulkhead_clone` /
+ * `surgewall_keyed_bulkhead_free`. Keys are `uint64_t`; string keys go through `_str`
+ * functions, which hash them (with a random seed drawn when the configuration was made).
  */
 typedef struct surgewall_keyed_bulkhead surgewall_keyed_bulkhead;
 
@@ -840,10 +864,118 @@ typedef struct surgewall_event {
    */
   double value_b;
   /**
-   * Evictions: the key (or its hash).
+   * Evictions and keyed transitions: the key (or its hash, `_key_of`).
    */
   uint64_t key;
 } surgewall_event;
+
+/**
+ * A keyed breaker's permit: what `surgewall_keyed_breaker_acquire` hands out and
+ * `surgewall_keyed_breaker_record` takes back, exactly once. A plain value. It stays safe to
+ * record after its key was evicted (the result is then late).
+ */
+typedef struct surgewall_keyed_breaker_permit {
+  /**
+   * `generation ^ salt`, as in `surgewall_permit` (a zeroed or foreign permit is refused).
+   */
+  uint64_t token;
+  /**
+   * When the call started (clock ns), or 0 when the key's configuration does not time calls.
+   */
+  uint64_t start_ns;
+  /**
+   * The key's slot (opaque).
+   */
+  uint32_t slot;
+} surgewall_keyed_breaker_permit;
+
+/**
+ * One key's breaker, as `surgewall_keyed_breaker_get` and `_for_each` see it.
+ */
+typedef struct surgewall_keyed_breaker_key_stats {
+  /**
+   * The key's state.
+   */
+  surgewall_state state;
+  /**
+   * The key's generation (bumped by every transition).
+   */
+  uint64_t generation;
+  /**
+   * The window's counts (CLOSED and METRICS_ONLY; zero otherwise).
+   */
+  struct surgewall_window_counts window;
+  /**
+   * Consecutive failures (CLOSED).
+   */
+  uint64_t consecutive_failures;
+  /**
+   * Openings since the key last closed.
+   */
+  uint64_t consecutive_opens;
+  /**
+   * Nanoseconds until the key admits again (0: it admits now; UINT64_MAX: never by itself).
+   */
+  uint64_t retry_after_ns;
+} surgewall_keyed_breaker_key_stats;
+
+/**
+ * Counters of a keyed breaker, over all its keys.
+ */
+typedef struct surgewall_keyed_breaker_stats {
+  /**
+   * `transitions[from][to]` over all keys, indexed by `surgewall_state`.
+   */
+  uint64_t transitions[6][6];
+  /**
+   * Calls rejected by OPEN or FORCED_OPEN keys, ever.
+   */
+  uint64_t rejected_open;
+  /**
+   * Calls rejected by HALF_OPEN keys whose probes were all out, ever.
+   */
+  uint64_t rejected_half_open;
+  /**
+   * Permits released as ignored, ever.
+   */
+  uint64_t ignored;
+  /**
+   * Results dropped because their key moved on (or was evicted), ever.
+   */
+  uint64_t late_results;
+  /**
+   * Results no permit could explain, ever.
+   */
+  uint64_t unexpected_results;
+  /**
+   * Failures recorded, ever.
+   */
+  uint64_t failures;
+  /**
+   * Keys held now.
+   */
+  uint64_t keys;
+  /**
+   * The key cap.
+   */
+  uint64_t max_keys;
+  /**
+   * Keys created, ever.
+   */
+  uint64_t created;
+  /**
+   * Keys evicted by sweeps, ever.
+   */
+  uint64_t evicted;
+  /**
+   * New keys routed to the shared overflow entry, ever.
+   */
+  uint64_t overflowed;
+  /**
+   * New keys refused at the cap, ever.
+   */
+  uint64_t refused_keys;
+} surgewall_keyed_breaker_stats;
 
 /**
  * A snapshot of a retry budget.
@@ -1237,6 +1369,15 @@ surgewall_status surgewall_keyed_bulkhead_config_set_limit_for(struct surgewall_
                                                                uint32_t n);
 
 /**
+ * `surgewall_keyed_bulkhead_config_set_limit_for` for a byte-string key (hashed as the keyed
+ * bulkhead made from this configuration hashes it in `_try_acquire_str`).
+ */
+surgewall_status surgewall_keyed_bulkhead_config_set_limit_for_str(struct surgewall_keyed_bulkhead_config *cfg,
+                                                                   const uint8_t *key,
+                                                                   size_t key_len,
+                                                                   uint32_t n);
+
+/**
  * Caps the number of keys at `max_keys`; new keys beyond it are refused (`shared_overflow`
  * false) or all share one overflow entry (true).
  */
@@ -1266,7 +1407,13 @@ surgewall_status surgewall_keyed_bulkhead_new(struct surgewall_keyed_bulkhead_co
                                               struct surgewall_error **err_out);
 
 /**
- * Frees a keyed bulkhead. NULL is a no-op.
+ * A second handle to the same keyed bulkhead.
+ */
+surgewall_status surgewall_keyed_bulkhead_clone(const struct surgewall_keyed_bulkhead *kb,
+                                                struct surgewall_keyed_bulkhead **out);
+
+/**
+ * Frees one handle (the keyed bulkhead lives while other handles do). NULL is a no-op.
  */
 surgewall_status surgewall_keyed_bulkhead_free(struct surgewall_keyed_bulkhead *kb);
 
@@ -1529,6 +1676,222 @@ surgewall_status surgewall_subscription_missed(const struct surgewall_subscripti
  * Frees a subscription. NULL is a no-op.
  */
 surgewall_status surgewall_subscription_free(struct surgewall_subscription *sub);
+
+/**
+ * Creates a keyed-breaker configuration whose keys are breakers of `template_cfg` (consumed
+ * whatever the outcome; its clock and fallback are the keyed breaker's). The template is
+ * checked against the keyed layout by `surgewall_keyed_breaker_new`, which names the field:
+ * at most 128 `minimum_calls`, 510 calls of count window, 255 `consecutive_failures`, 4095
+ * `half_open_calls`.
+ */
+surgewall_status surgewall_keyed_breaker_config_new(struct surgewall_breaker_config *template_cfg,
+                                                    struct surgewall_keyed_breaker_config **out);
+
+/**
+ * Frees a configuration that was never consumed. NULL is a no-op.
+ */
+surgewall_status surgewall_keyed_breaker_config_free(struct surgewall_keyed_breaker_config *cfg);
+
+/**
+ * Key `key` uses the breaker configuration `override_cfg` (consumed whatever the outcome)
+ * instead of the template; the last override of a key wins. An override cannot set a clock
+ * or a fallback (the keyed breaker has the template's); bad values are reported by
+ * `surgewall_keyed_breaker_new`, naming the field.
+ */
+surgewall_status surgewall_keyed_breaker_config_set_override(struct surgewall_keyed_breaker_config *cfg,
+                                                             uint64_t key,
+                                                             struct surgewall_breaker_config *override_cfg);
+
+/**
+ * `surgewall_keyed_breaker_config_set_override` for a byte-string key (hashed as the keyed
+ * breaker made from this configuration hashes it in `_acquire_str`).
+ */
+surgewall_status surgewall_keyed_breaker_config_set_override_str(struct surgewall_keyed_breaker_config *cfg,
+                                                                 const uint8_t *key,
+                                                                 size_t key_len,
+                                                                 struct surgewall_breaker_config *override_cfg);
+
+/**
+ * Caps the number of keys at `max_keys` (default 10 000); new keys beyond it are refused
+ * (`shared_overflow` false: `SURGEWALL_REGISTRY_FULL`) or all share one overflow breaker
+ * (true), which lives under `SURGEWALL_OVERFLOW_KEY`.
+ */
+surgewall_status surgewall_keyed_breaker_config_set_max_keys(struct surgewall_keyed_breaker_config *cfg,
+                                                             size_t max_keys,
+                                                             bool shared_overflow);
+
+/**
+ * Evict CLOSED keys idle for `ns` (default 10 minutes) when `surgewall_keyed_breaker_sweep`
+ * runs; OPEN, HALF_OPEN and manually set keys are never evicted.
+ */
+surgewall_status surgewall_keyed_breaker_config_set_idle_ttl(struct surgewall_keyed_breaker_config *cfg,
+                                                             int64_t ns);
+
+/**
+ * Creates a keyed breaker from `cfg` (consumed whatever the outcome). On
+ * `SURGEWALL_INVALID_CONFIG`, `*err_out` (if not NULL) names the field. Transitions (as
+ * `SURGEWALL_EVENT_KIND_KEYED_TRANSITION`, with the key) and evictions go to the
+ * process-wide event ring, under `surgewall_keyed_breaker_id`.
+ */
+surgewall_status surgewall_keyed_breaker_new(struct surgewall_keyed_breaker_config *cfg,
+                                             struct surgewall_keyed_breaker **out,
+                                             struct surgewall_error **err_out);
+
+/**
+ * A second handle to the same keyed breaker.
+ */
+surgewall_status surgewall_keyed_breaker_clone(const struct surgewall_keyed_breaker *kb,
+                                               struct surgewall_keyed_breaker **out);
+
+/**
+ * Frees one handle (the keyed breaker lives while other handles do). NULL is a no-op; a
+ * second free is `SURGEWALL_INVALID_HANDLE`.
+ */
+surgewall_status surgewall_keyed_breaker_free(struct surgewall_keyed_breaker *kb);
+
+/**
+ * Asks `key`'s breaker (created from the template or its override if the key is new) for a
+ * permit. `SURGEWALL_OK` writes `*permit_out`; a `SURGEWALL_REJECTED_*` status writes
+ * `*retry_after_ns_out` (if not NULL: nanoseconds until the key may admit, UINT64_MAX for an
+ * indefinite forced open); `SURGEWALL_REGISTRY_FULL`: the key is new and the key cap refuses
+ * it. Every OK must be followed by exactly one `surgewall_keyed_breaker_record` (or
+ * `_release`).
+ */
+surgewall_status surgewall_keyed_breaker_acquire(const struct surgewall_keyed_breaker *kb,
+                                                 uint64_t key,
+                                                 struct surgewall_keyed_breaker_permit *permit_out,
+                                                 uint64_t *retry_after_ns_out);
+
+/**
+ * `surgewall_keyed_breaker_acquire` for a byte-string key (hashed to 64 bits; see
+ * `surgewall_keyed_breaker_key_of`).
+ */
+surgewall_status surgewall_keyed_breaker_acquire_str(const struct surgewall_keyed_breaker *kb,
+                                                     const uint8_t *key,
+                                                     size_t key_len,
+                                                     struct surgewall_keyed_breaker_permit *permit_out,
+                                                     uint64_t *retry_after_ns_out);
+
+/**
+ * The 64-bit key a byte-string key maps to in this keyed breaker (for `_get`, the manual
+ * transitions, and the `key` of its events).
+ */
+surgewall_status surgewall_keyed_breaker_key_of(const struct surgewall_keyed_breaker *kb,
+                                                const uint8_t *key,
+                                                size_t key_len,
+                                                uint64_t *out);
+
+/**
+ * Records how the call made under `permit` ended (`outcome` is a `surgewall_outcome`); the
+ * key's breaker times it when its configuration times calls. `SURGEWALL_LATE_RESULT`: the
+ * key moved on (or was evicted) and the result was dropped; `SURGEWALL_INVALID_PERMIT`: not a
+ * permit of this keyed breaker.
+ */
+surgewall_status surgewall_keyed_breaker_record(const struct surgewall_keyed_breaker *kb,
+                                                struct surgewall_keyed_breaker_permit permit,
+                                                int32_t outcome);
+
+/**
+ * Records the outcome of a call that took `duration_ns` (negative is `SURGEWALL_INVALID_ARG`).
+ */
+surgewall_status surgewall_keyed_breaker_record_timed(const struct surgewall_keyed_breaker *kb,
+                                                      struct surgewall_keyed_breaker_permit permit,
+                                                      int32_t outcome,
+                                                      int64_t duration_ns);
+
+/**
+ * Releases a permit whose call was never made (counts nowhere; a probe slot comes back).
+ */
+surgewall_status surgewall_keyed_breaker_release(const struct surgewall_keyed_breaker *kb,
+                                                 struct surgewall_keyed_breaker_permit permit);
+
+/**
+ * Fills `*out` with `key`'s breaker; `SURGEWALL_NOT_FOUND` when the keyed breaker does not
+ * hold the key (never used, or evicted). Reads only: never creates the key.
+ */
+surgewall_status surgewall_keyed_breaker_get(const struct surgewall_keyed_breaker *kb,
+                                             uint64_t key,
+                                             struct surgewall_keyed_breaker_key_stats *out);
+
+/**
+ * Opens `key` by hand for `duration_ns` (then it probes), or until another manual transition
+ * when `duration_ns` is negative. A FORCED_OPEN key is never evicted.
+ */
+surgewall_status surgewall_keyed_breaker_force_open(const struct surgewall_keyed_breaker *kb,
+                                                    uint64_t key,
+                                                    int64_t duration_ns);
+
+/**
+ * Every call on `key` passes, nothing is recorded (the key is not evicted).
+ */
+surgewall_status surgewall_keyed_breaker_disable(const struct surgewall_keyed_breaker *kb,
+                                                 uint64_t key);
+
+/**
+ * Every call on `key` passes and is recorded; it never trips (and is not evicted).
+ */
+surgewall_status surgewall_keyed_breaker_metrics_only(const struct surgewall_keyed_breaker *kb,
+                                                      uint64_t key);
+
+/**
+ * Closes `key` with a fresh window (a no-op when it is CLOSED).
+ */
+surgewall_status surgewall_keyed_breaker_close(const struct surgewall_keyed_breaker *kb,
+                                               uint64_t key);
+
+/**
+ * Starts probing `key` now, from OPEN or FORCED_OPEN; `SURGEWALL_INVALID_TRANSITION` from
+ * CLOSED.
+ */
+surgewall_status surgewall_keyed_breaker_half_open(const struct surgewall_keyed_breaker *kb,
+                                                   uint64_t key);
+
+/**
+ * A fresh CLOSED episode for `key` from any state.
+ */
+surgewall_status surgewall_keyed_breaker_reset(const struct surgewall_keyed_breaker *kb,
+                                               uint64_t key);
+
+/**
+ * Evicts the CLOSED keys idle for longer than the configured `idle_ttl` (never an OPEN,
+ * HALF_OPEN or manually set one); `*evicted_out` (if not NULL) receives how many, and each
+ * is published as an `SURGEWALL_EVENT_KIND_EVICTED` event. Run it periodically (the agent
+ * does). An idle key goes at the first sweep `idle_ttl` after the sweep that first saw it
+ * idle.
+ */
+surgewall_status surgewall_keyed_breaker_sweep(const struct surgewall_keyed_breaker *kb,
+                                               uint64_t *evicted_out);
+
+/**
+ * Calls `f(user, key, stats)` for every key held, the overflow entry excluded (`stats` is
+ * valid during the call only; do not call back into this keyed breaker from `f`).
+ */
+surgewall_status surgewall_keyed_breaker_for_each(const struct surgewall_keyed_breaker *kb,
+                                                  void (*f)(void *user,
+                                                            uint64_t key,
+                                                            const struct surgewall_keyed_breaker_key_stats *stats),
+                                                  void *user);
+
+/**
+ * Fills `*out` with the keyed breaker's counters.
+ */
+surgewall_status surgewall_keyed_breaker_metrics(const struct surgewall_keyed_breaker *kb,
+                                                 struct surgewall_keyed_breaker_stats *out);
+
+/**
+ * The keyed breaker's process-unique id: the `source` of its transition and eviction events.
+ */
+surgewall_status surgewall_keyed_breaker_id(const struct surgewall_keyed_breaker *kb,
+                                            uint64_t *id_out);
+
+/**
+ * The fallback payload of the keyed breaker (its template's): as `surgewall_breaker_fallback`.
+ */
+surgewall_status surgewall_keyed_breaker_fallback(const struct surgewall_keyed_breaker *kb,
+                                                  const uint8_t **body,
+                                                  size_t *body_len,
+                                                  const uint8_t **content_type,
+                                                  size_t *content_type_len);
 
 /**
  * Creates a budget of its own: `ratio` of requests (in [0, 1]) plus `min_per_second` retries

@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use engine::clock::Clock;
 use engine::{Breaker, Outcome, RawPermit, Recorded, RejectReason, State};
 
 use crate::builder::consume;
@@ -32,7 +33,12 @@ const SALTS: u64 = (1 << 24) - 1;
 /// (`surgewall_breaker_get_fast_path` hands it out). Computed when a handle is made and kept
 /// in its slot (`salt_bits`), so the hot path reads it with the handle.
 fn salt(b: &Breaker) -> u64 {
-    salt_of(b.id(), process_key())
+    salt_for(b.id())
+}
+
+/// The salt of the permits of the policy with id `id` (a breaker, a keyed breaker).
+pub(crate) fn salt_for(id: u64) -> u64 {
+    salt_of(id, process_key())
 }
 
 /// `salt` for a breaker id and a process key in `1..=SALTS`.
@@ -256,7 +262,7 @@ pub extern "C" fn surgewall_breaker_new(
             .builder
             .build()
             .map_err(|e| report_config(err_out, &e))?;
-        let (clock, fallback) = (state.clock, state.fallback);
+        let (clock, fallback) = (state.clock.unwrap_or_else(Clock::coarse), state.fallback);
         let mut builder = Breaker::builder(name, config).clock(clock);
         if let Some(f) = fallback {
             builder = builder.fallback(f);
@@ -352,24 +358,36 @@ pub extern "C" fn surgewall_breaker_fallback(
     content_type_len: *mut usize,
 ) -> Status {
     boundary(|| {
-        non_null(body)?;
-        non_null(body_len)?;
-        non_null(content_type)?;
-        non_null(content_type_len)?;
-        let (bp, bl, cp, cl) = match surgewall_breaker::get(b)?.fallback() {
-            Some(f) => (
-                f.body().as_ptr(),
-                f.body().len(),
-                f.content_type().as_ptr(),
-                f.content_type().len(),
-            ),
-            None => (std::ptr::null(), 0, std::ptr::null(), 0),
-        };
-        write(body, bp)?;
-        write(body_len, bl)?;
-        write(content_type, cp)?;
-        write(content_type_len, cl)
+        let fallback = surgewall_breaker::get(b)?.fallback();
+        write_fallback(fallback, body, body_len, content_type, content_type_len)
     })
+}
+
+/// Points the out-params at `fallback`'s body and content type (NULL and 0 without one).
+pub(crate) fn write_fallback(
+    fallback: Option<&engine::Fallback>,
+    body: *mut *const u8,
+    body_len: *mut usize,
+    content_type: *mut *const u8,
+    content_type_len: *mut usize,
+) -> Result<(), Status> {
+    non_null(body)?;
+    non_null(body_len)?;
+    non_null(content_type)?;
+    non_null(content_type_len)?;
+    let (bp, bl, cp, cl) = match fallback {
+        Some(f) => (
+            f.body().as_ptr(),
+            f.body().len(),
+            f.content_type().as_ptr(),
+            f.content_type().len(),
+        ),
+        None => (std::ptr::null(), 0, std::ptr::null(), 0),
+    };
+    write(body, bp)?;
+    write(body_len, bl)?;
+    write(content_type, cp)?;
+    write(content_type_len, cl)
 }
 
 /// Asks for a permit. `SURGEWALL_OK` writes `*permit_out`; a `SURGEWALL_REJECTED_*` status
@@ -437,16 +455,22 @@ extern "C" fn acquire_checked(
 /// The permit `p` as the engine takes it, if it carries `salt`.
 #[inline(always)]
 fn raw(salt: u64, p: surgewall_permit) -> Result<RawPermit, Status> {
-    if p.token & !GENERATION_MASK != salt {
+    unsalt(salt, p.token, p.start_ns)
+}
+
+/// The engine's permit from a token `generation ^ salt`, if it carries `salt`.
+#[inline(always)]
+pub(crate) fn unsalt(salt: u64, token: u64, start_ns: u64) -> Result<RawPermit, Status> {
+    if token & !GENERATION_MASK != salt {
         return Err(Status::SURGEWALL_INVALID_PERMIT);
     }
     Ok(RawPermit {
-        generation: p.token & GENERATION_MASK,
-        start_ns: p.start_ns,
+        generation: token & GENERATION_MASK,
+        start_ns,
     })
 }
 
-fn recorded(r: Recorded) -> Result<(), Status> {
+pub(crate) fn recorded(r: Recorded) -> Result<(), Status> {
     match r {
         Recorded::Counted | Recorded::Disabled => Ok(()),
         Recorded::Late => Err(Status::SURGEWALL_LATE_RESULT),

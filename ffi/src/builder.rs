@@ -32,7 +32,7 @@ impl<S> Builder<S> {
         }
     }
 
-    fn finish(self) -> Result<S, ConfigError> {
+    pub(crate) fn finish(self) -> Result<S, ConfigError> {
         let (state, bad) = self.inner.into_inner().unwrap_or_else(|p| p.into_inner());
         match bad {
             Some(e) => Err(e),

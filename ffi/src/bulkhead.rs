@@ -1,6 +1,5 @@
 //! `surgewall_bulkhead` and `surgewall_keyed_bulkhead`: concurrency limits over the C ABI.
 
-use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +14,7 @@ use crate::clock::surgewall_mock_clock;
 use crate::config::duration;
 use crate::error::{report, report_config, surgewall_error};
 use crate::handle::{opaque_handle, Handle};
+use crate::keys::{KeySeed, SURGEWALL_OVERFLOW_KEY};
 use crate::status::{boundary, bytes, non_null, utf8, write, Status};
 
 /// A bulkhead: at most `max_concurrent` calls in flight. Thread-safe; reference counted with
@@ -200,22 +200,24 @@ pub struct KeyedConfig {
     max_keys: Option<(usize, bool)>,
     idle_ttl: Option<Duration>,
     clock: Clock,
+    seed: KeySeed,
 }
 
 opaque_handle!(surgewall_keyed_bulkhead_config => Builder<KeyedConfig>, tag 7);
 
 /// Per-key concurrency limits (a tenant, a user) with an optional limit across all keys.
-/// Thread-safe. Keys are `uint64_t`; string keys go through `_str` functions, which hash them
-/// (with a per-bulkhead random seed).
+/// Thread-safe; reference counted with `surgewall_keyed_bulkhead_clone` /
+/// `surgewall_keyed_bulkhead_free`. Keys are `uint64_t`; string keys go through `_str`
+/// functions, which hash them (with a random seed drawn when the configuration was made).
 pub struct surgewall_keyed_bulkhead {
     _private: [u8; 0],
 }
 
 /// What a keyed-bulkhead handle holds.
 pub struct KeyedObj {
-    inner: Arc<KeyedBulkhead<u64>>,
+    inner: KeyedBulkhead<u64>,
     clock: Clock,
-    seed: std::collections::hash_map::RandomState,
+    seed: KeySeed,
 }
 
 opaque_handle!(surgewall_keyed_bulkhead => KeyedObj, tag 8);
@@ -270,9 +272,6 @@ pub struct surgewall_keyed_bulkhead_stats {
     pub refused_keys: u64,
 }
 
-/// The key the shared overflow entry lives under (never use it as a real key).
-pub const SURGEWALL_OVERFLOW_KEY: u64 = u64::MAX;
-
 fn keyed_set(
     cfg: *mut surgewall_keyed_bulkhead_config,
     f: impl FnOnce(&mut KeyedConfig) -> Result<(), ConfigError>,
@@ -295,6 +294,7 @@ pub extern "C" fn surgewall_keyed_bulkhead_config_new(
             max_keys: None,
             idle_ttl: None,
             clock: Clock::coarse(),
+            seed: KeySeed::new(),
         };
         write(
             out,
@@ -335,6 +335,25 @@ pub extern "C" fn surgewall_keyed_bulkhead_config_set_limit_for(
 ) -> Status {
     keyed_set(cfg, |c| {
         c.limits.push((key, n));
+        Ok(())
+    })
+}
+
+/// `surgewall_keyed_bulkhead_config_set_limit_for` for a byte-string key (hashed as the keyed
+/// bulkhead made from this configuration hashes it in `_try_acquire_str`).
+#[no_mangle]
+pub extern "C" fn surgewall_keyed_bulkhead_config_set_limit_for_str(
+    cfg: *mut surgewall_keyed_bulkhead_config,
+    key: *const u8,
+    key_len: usize,
+    n: u32,
+) -> Status {
+    boundary(|| {
+        let key = bytes(key, key_len)?;
+        surgewall_keyed_bulkhead_config::get(cfg)?.update(|c| {
+            c.limits.push((c.seed.key_of(key), n));
+            Ok(())
+        });
         Ok(())
     })
 }
@@ -414,15 +433,28 @@ pub extern "C" fn surgewall_keyed_bulkhead_new(
         }
         let kb = b.build().map_err(|e| report_config(err_out, &e))?;
         let obj = KeyedObj {
-            inner: Arc::new(kb),
+            inner: kb,
             clock: c.clock,
-            seed: std::collections::hash_map::RandomState::new(),
+            seed: c.seed,
         };
         write(out, surgewall_keyed_bulkhead::insert(obj)?)
     })
 }
 
-/// Frees a keyed bulkhead. NULL is a no-op.
+/// A second handle to the same keyed bulkhead.
+#[no_mangle]
+pub extern "C" fn surgewall_keyed_bulkhead_clone(
+    kb: *const surgewall_keyed_bulkhead,
+    out: *mut *mut surgewall_keyed_bulkhead,
+) -> Status {
+    boundary(|| {
+        non_null(out)?;
+        let shared = surgewall_keyed_bulkhead::get_arc(kb)?;
+        write(out, surgewall_keyed_bulkhead::insert_arc(shared)?)
+    })
+}
+
+/// Frees one handle (the keyed bulkhead lives while other handles do). NULL is a no-op.
 #[no_mangle]
 pub extern "C" fn surgewall_keyed_bulkhead_free(kb: *mut surgewall_keyed_bulkhead) -> Status {
     if kb.is_null() {
@@ -490,17 +522,10 @@ pub extern "C" fn surgewall_keyed_bulkhead_try_acquire_str(
 ) -> Status {
     keyed_acquire(
         kb,
-        |obj| Ok(hash_key(obj, bytes(key, key_len)?)),
+        |obj| Ok(obj.seed.key_of(bytes(key, key_len)?)),
         permit_out,
         rejection_out,
     )
-}
-
-fn hash_key(obj: &KeyedObj, key: &[u8]) -> u64 {
-    let mut h = obj.seed.build_hasher();
-    h.write(key);
-    // Never the overflow key.
-    h.finish().min(SURGEWALL_OVERFLOW_KEY - 1)
 }
 
 /// The 64-bit key a byte-string key maps to in this keyed bulkhead (for `_active`, events).
@@ -514,7 +539,7 @@ pub extern "C" fn surgewall_keyed_bulkhead_key_of(
     boundary(|| {
         non_null(out)?;
         let obj = surgewall_keyed_bulkhead::get(kb)?;
-        write(out, hash_key(obj, bytes(key, key_len)?))
+        write(out, obj.seed.key_of(bytes(key, key_len)?))
     })
 }
 

@@ -17,7 +17,8 @@ use crate::status::{boundary, non_null, write, Status};
 /// What a config handle holds until a constructor consumes it.
 pub struct ConfigState {
     pub(crate) builder: BreakerConfigBuilder,
-    pub(crate) clock: Clock,
+    /// The clock set with `_set_mock_clock` / `_set_precise_clock`; the coarse one if none.
+    pub(crate) clock: Option<Clock>,
     pub(crate) fallback: Option<engine::Fallback>,
 }
 
@@ -54,7 +55,7 @@ pub extern "C" fn surgewall_breaker_config_new(out: *mut *mut surgewall_breaker_
         non_null(out)?;
         let state = ConfigState {
             builder: BreakerConfig::builder(),
-            clock: Clock::coarse(),
+            clock: None,
             fallback: None,
         };
         write(out, surgewall_breaker_config::insert(Builder::new(state))?)
@@ -220,7 +221,7 @@ pub extern "C" fn surgewall_breaker_config_set_mock_clock(
     boundary(|| {
         let c = surgewall_mock_clock::get(clock)?.clock.clone();
         surgewall_breaker_config::get(cfg)?.update(|s| {
-            s.clock = c;
+            s.clock = Some(c);
             Ok(())
         });
         Ok(())
@@ -233,7 +234,7 @@ pub extern "C" fn surgewall_breaker_config_set_precise_clock(
     cfg: *mut surgewall_breaker_config,
 ) -> Status {
     set(cfg, |s: &mut ConfigState| {
-        s.clock = Clock::precise();
+        s.clock = Some(Clock::precise());
         Ok(())
     })
 }

@@ -31,6 +31,10 @@ pub enum surgewall_event_kind {
     Evicted = 5,
     /// A retry budget refused a retry.
     RetryBudgetExhausted = 6,
+    /// One key of a keyed breaker changed state: `key`, `from_state`, `to_state`, `reason`,
+    /// `generation` (should the key be evicted before its event went out, a rare race, the
+    /// event is a `TRANSITION` without the key).
+    KeyedTransition = 7,
 }
 
 /// One event, as `surgewall_subscription_poll` fills it. Fields a kind does not use are 0.
@@ -57,7 +61,7 @@ pub struct surgewall_event {
     pub value_a: f64,
     /// Threshold: the new value.
     pub value_b: f64,
-    /// Evictions: the key (or its hash).
+    /// Evictions and keyed transitions: the key (or its hash, `_key_of`).
     pub key: u64,
 }
 
@@ -129,6 +133,20 @@ fn convert(e: engine::events::Event) -> surgewall_event {
             out.key = key;
         }
         EventKind::RetryBudgetExhausted => out.kind = surgewall_event_kind::RetryBudgetExhausted,
+        EventKind::KeyedTransition {
+            key,
+            from,
+            to,
+            generation,
+            reason,
+        } => {
+            out.kind = surgewall_event_kind::KeyedTransition;
+            out.key = key;
+            out.from_state = from.into();
+            out.to_state = to.into();
+            out.reason = reason as i32;
+            out.generation = generation;
+        }
         _ => {}
     }
     out

@@ -60,6 +60,8 @@ pub enum surgewall_status {
     SURGEWALL_NO_EVENT = 208,
     /// A keyed registry is at its key cap and rejects new keys.
     SURGEWALL_REGISTRY_FULL = 209,
+    /// A keyed registry holds no such key (it was never used, or was evicted).
+    SURGEWALL_NOT_FOUND = 210,
 }
 
 pub(crate) use surgewall_status as Status;
@@ -95,13 +97,14 @@ impl surgewall_status {
             SURGEWALL_LATE_RESULT => c"late result dropped (permit from an older generation)",
             SURGEWALL_NO_EVENT => c"no event",
             SURGEWALL_REGISTRY_FULL => c"registry full: the key cap is reached",
+            SURGEWALL_NOT_FOUND => c"not found: the registry holds no such key",
         }
     }
 
     /// The status for a raw number, if it is one.
     fn from_i32(v: i32) -> Option<Self> {
         use surgewall_status::*;
-        const ALL: [surgewall_status; 22] = [
+        const ALL: [surgewall_status; 23] = [
             SURGEWALL_OK,
             SURGEWALL_NULL_ARG,
             SURGEWALL_INVALID_HANDLE,
@@ -124,6 +127,7 @@ impl surgewall_status {
             SURGEWALL_LATE_RESULT,
             SURGEWALL_NO_EVENT,
             SURGEWALL_REGISTRY_FULL,
+            SURGEWALL_NOT_FOUND,
         ];
         ALL.into_iter().find(|s| *s as i32 == v)
     }

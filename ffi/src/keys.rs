@@ -1,0 +1,30 @@
+//! The 64-bit keys of keyed registries over the C ABI.
+//!
+//! Keyed bulkheads and keyed breakers are keyed by `uint64_t`. A byte-string key (a user name,
+//! an endpoint) is hashed to 64 bits with a seed drawn when the configuration is made, so a
+//! per-key setting given as a string before the object exists lands on the same key as the
+//! calls made later, and nobody outside the process can aim two keys at one number. The
+//! top value is reserved for the shared overflow entry and never comes out of the hash.
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+
+/// The key the shared overflow entry lives under (never use it as a real key).
+pub const SURGEWALL_OVERFLOW_KEY: u64 = u64::MAX;
+
+/// How one keyed object turns byte strings into keys.
+#[derive(Clone)]
+pub(crate) struct KeySeed(RandomState);
+
+impl KeySeed {
+    pub(crate) fn new() -> Self {
+        KeySeed(RandomState::new())
+    }
+
+    /// The key of `bytes`: never `SURGEWALL_OVERFLOW_KEY`.
+    pub(crate) fn key_of(&self, bytes: &[u8]) -> u64 {
+        let mut h = self.0.build_hasher();
+        h.write(bytes);
+        h.finish().min(SURGEWALL_OVERFLOW_KEY - 1)
+    }
+}
