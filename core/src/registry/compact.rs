@@ -260,6 +260,10 @@ where
             // Another thread created it between our read and our write lock.
             return Ok(f(i, &self.slot(i).value));
         }
+        if let Some(i) = self.overflow_slot_of(key) {
+            // The shared overflow entry's own key names it (it never enters a table).
+            return Ok(f(i, &self.slot(i).value));
+        }
         if !self.ledger.reserve() {
             drop(table);
             self.ledger.refuse(self.overflow.is_some())?;
@@ -301,13 +305,23 @@ where
             .unwrap_or(self.default_class)
     }
 
-    /// The key's slot and cell if the key is held (never creates it).
+    /// The key's slot and cell if the key is held, or is the shared overflow entry's key
+    /// (never creates it).
     pub(crate) fn peek(&self, key: &K) -> Option<(u32, &V)> {
         let hash = self.hasher.hash_one(key);
         let table = self.shard(hash).read();
         // SAFETY: under the shard's read lock, of indices in its table.
-        let i = table.find(hash, |i| unsafe { self.slot(i).key() } == key)?;
+        let i = table
+            .find(hash, |i| unsafe { self.slot(i).key() } == key)
+            .or_else(|| self.overflow_slot_of(key))?;
         Some((i, &self.slot(i).value))
+    }
+
+    /// The shared overflow entry's slot, if `key` is its key.
+    fn overflow_slot_of(&self, key: &K) -> Option<u32> {
+        let i = self.overflow?;
+        // SAFETY: a reserved slot's key is written at build and dropped with the registry.
+        (unsafe { self.slot(i).key() } == key).then_some(i)
     }
 
     /// Calls `f` for every key held (the overflow entry excluded), one shard at a time under

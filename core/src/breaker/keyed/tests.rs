@@ -115,6 +115,12 @@ fn the_key_cap_can_route_to_a_shared_overflow_breaker() {
     let mut keys = Vec::new();
     b.for_each(|k, _| keys.push(*k));
     assert_eq!(keys, [1]);
+    // Its own key names it: to look at it, and to reset it, without taking a key's room.
+    assert_eq!(b.state(&u64::MAX), Some(State::Open));
+    b.reset(&u64::MAX).unwrap();
+    assert_eq!(b.state(&u64::MAX), Some(State::Closed));
+    assert!(b.try_acquire(&3).is_ok());
+    assert_eq!(b.metrics().registry.keys, 1);
 }
 
 #[test]
@@ -164,8 +170,9 @@ fn configurations_that_do_not_fit_name_their_field() {
     assert_eq!(err.field(), "half_open_calls");
     // An override is checked too.
     let err = KeyedBreaker::<u64>::builder(BreakerConfig::default())
+        .override_key(1, BreakerConfig::default())
         .override_key(
-            1,
+            2,
             BreakerConfig::builder()
                 .half_open_calls(4096)
                 .build()
@@ -174,6 +181,10 @@ fn configurations_that_do_not_fit_name_their_field() {
         .build()
         .unwrap_err();
     assert_eq!(err.field(), "half_open_calls");
+    assert!(
+        err.reason().starts_with("per-key override 2: "),
+        "says which override: {err}"
+    );
     // The limits themselves are accepted.
     KeyedBreaker::<u64>::builder(
         BreakerConfig::builder()
