@@ -35,6 +35,20 @@ impl ConfigError {
     pub fn reason(&self) -> &str {
         &self.reason
     }
+
+    /// The same error, its reason prefixed with where the value was (`"per-key override 2"`).
+    ///
+    /// ```
+    /// use surgewall::ConfigError;
+    /// let e = ConfigError::new("minimum_calls", "too many").within("per-key override 2");
+    /// assert_eq!((e.field(), e.reason()), ("minimum_calls", "per-key override 2: too many"));
+    /// ```
+    pub fn within(self, place: impl std::fmt::Display) -> Self {
+        ConfigError {
+            field: self.field,
+            reason: format!("{place}: {}", self.reason),
+        }
+    }
 }
 
 impl fmt::Display for ConfigError {

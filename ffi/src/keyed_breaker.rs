@@ -226,7 +226,7 @@ fn add_override(
             config,
             clock,
             fallback,
-        } = taken?;
+        } = taken.map_err(|e| e.within(format!("the override for key {key}")))?;
         if clock.is_some() {
             return Err(ConfigError::new(
                 "clock",

@@ -790,9 +790,11 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreakerBuilder<K> {
         let mut configs = Vec::with_capacity(1 + self.overrides.len());
         configs.push(prepare(self.template)?);
         let mut indexed = Vec::with_capacity(self.overrides.len());
-        for (key, config) in self.overrides {
+        for (n, (key, config)) in self.overrides.into_iter().enumerate() {
             indexed.push((key, configs.len() as u32));
-            configs.push(prepare(config)?);
+            configs.push(
+                prepare(config).map_err(|e| e.within(format!("per-key override {}", n + 1)))?,
+            );
         }
         let seed = configs[0].config.seed.unwrap_or_else(entropy_seed);
         let mut options = self.options;
