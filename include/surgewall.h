@@ -37,7 +37,8 @@
 
 
 /**
- * The key the shared overflow entry lives under (never use it as a real key).
+ * The key of the shared overflow entry: it names that entry (to look at it or reset it),
+ * never a key of its own.
  */
 #define SURGEWALL_OVERFLOW_KEY UINT64_MAX
 

@@ -9,7 +9,8 @@
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 
-/// The key the shared overflow entry lives under (never use it as a real key).
+/// The key of the shared overflow entry: it names that entry (to look at it or reset it),
+/// never a key of its own.
 pub const SURGEWALL_OVERFLOW_KEY: u64 = u64::MAX;
 
 /// How one keyed object turns byte strings into keys.
