@@ -113,6 +113,7 @@ static void test_status_strings(void)
         SURGEWALL_LATE_RESULT,
         SURGEWALL_NO_EVENT,
         SURGEWALL_REGISTRY_FULL,
+        SURGEWALL_NOT_FOUND,
     };
     const size_t n = sizeof all / sizeof all[0];
     for (size_t i = 0; i < n; i++) {
@@ -950,6 +951,310 @@ static void test_keyed_bulkhead(void)
     CHECK_OK(surgewall_mock_clock_free(clock));
 }
 
+struct seen_breakers { uint64_t keys[8]; surgewall_state states[8]; int n; };
+
+static void collect_breaker(void *user, uint64_t key, const surgewall_keyed_breaker_key_stats *s)
+{
+    struct seen_breakers *seen = user;
+    if (seen->n < 8) {
+        seen->keys[seen->n] = key;
+        seen->states[seen->n] = s->state;
+        seen->n++;
+    }
+}
+
+/* A keyed breaker's guarded call: acquire then record. */
+static surgewall_status keyed_call(const surgewall_keyed_breaker *kb, uint64_t key, int32_t outcome)
+{
+    surgewall_keyed_breaker_permit p;
+    surgewall_status s = surgewall_keyed_breaker_acquire(kb, key, &p, NULL);
+    if (s != SURGEWALL_OK) {
+        return s;
+    }
+    return surgewall_keyed_breaker_record(kb, p, outcome);
+}
+
+static surgewall_keyed_breaker_key_stats key_stats(const surgewall_keyed_breaker *kb, uint64_t key)
+{
+    surgewall_keyed_breaker_key_stats s;
+    memset(&s, 0xAB, sizeof s);
+    CHECK_OK(surgewall_keyed_breaker_get(kb, key, &s));
+    return s;
+}
+
+static void test_keyed_breaker(void)
+{
+    static const char body[] = "{\"status\":\"degraded\"}";
+    surgewall_mock_clock *clock = NULL;
+    CHECK_OK(surgewall_mock_clock_new(&clock));
+    /* template: trip on the 2nd consecutive failure, open 1 s, 1 probe; a fallback */
+    surgewall_breaker_config *tmpl = config(clock);
+    CHECK_OK(surgewall_breaker_config_disable_failure_rate(tmpl));
+    CHECK_OK(surgewall_breaker_config_set_consecutive_failures(tmpl, 2));
+    CHECK_OK(surgewall_breaker_config_set_open_for(tmpl, 1000 * MS));
+    CHECK_OK(surgewall_breaker_config_set_half_open_calls(tmpl, 1));
+    CHECK_OK(surgewall_breaker_config_set_slow_calls(tmpl, 1.0, 100 * MS));
+    CHECK_OK(surgewall_breaker_config_set_time_calls(tmpl, false));
+    CHECK_OK(surgewall_breaker_config_set_fallback(tmpl, u8("application/json"), 16, u8(body), strlen(body)));
+    surgewall_keyed_breaker_config *cfg = NULL;
+    CHECK_OK(surgewall_keyed_breaker_config_new(tmpl, &cfg));
+    /* overrides: key 7 trips on the first failure; "/slow" stays open 5 s */
+    surgewall_breaker_config *o = NULL;
+    CHECK_OK(surgewall_breaker_config_new(&o));
+    CHECK_OK(surgewall_breaker_config_disable_failure_rate(o));
+    CHECK_OK(surgewall_breaker_config_set_consecutive_failures(o, 1));
+    CHECK_OK(surgewall_keyed_breaker_config_set_override(cfg, 7, o));
+    CHECK_OK(surgewall_breaker_config_new(&o));
+    CHECK_OK(surgewall_breaker_config_disable_failure_rate(o));
+    CHECK_OK(surgewall_breaker_config_set_consecutive_failures(o, 1));
+    CHECK_OK(surgewall_breaker_config_set_open_for(o, 5000 * MS));
+    CHECK_OK(surgewall_keyed_breaker_config_set_override_str(cfg, u8("/slow"), 5, o));
+    CHECK_OK(surgewall_keyed_breaker_config_set_max_keys(cfg, 4, false));
+    CHECK_OK(surgewall_keyed_breaker_config_set_idle_ttl(cfg, 1000 * MS));
+    surgewall_keyed_breaker *kb = NULL;
+    surgewall_error *err = NULL;
+    CHECK_OK(surgewall_keyed_breaker_new(cfg, &kb, &err));
+    CHECK(err == NULL);
+    surgewall_subscription *sub = NULL;
+    CHECK_OK(surgewall_events_subscribe(&sub));
+    uint64_t id = 0;
+    CHECK_OK(surgewall_keyed_breaker_id(kb, &id));
+    CHECK(id != 0);
+
+    /* key 1 trips on its 2nd failure; key 2 is unaffected; key 7 (override) on its 1st */
+    surgewall_keyed_breaker_key_stats ks;
+    CHECK_STATUS(surgewall_keyed_breaker_get(kb, 1, &ks), SURGEWALL_NOT_FOUND);
+    CHECK_OK(keyed_call(kb, 1, SURGEWALL_OUTCOME_FAILURE));
+    ks = key_stats(kb, 1);
+    CHECK_U64(ks.state, SURGEWALL_STATE_CLOSED);
+    CHECK_U64(ks.consecutive_failures, 1);
+    CHECK_U64(ks.window.calls, 1);
+    CHECK_U64(ks.window.failures, 1);
+    CHECK_OK(keyed_call(kb, 1, SURGEWALL_OUTCOME_FAILURE));
+    ks = key_stats(kb, 1);
+    CHECK_U64(ks.state, SURGEWALL_STATE_OPEN);
+    CHECK_U64(ks.consecutive_opens, 1);
+    CHECK_U64(ks.retry_after_ns, 1000 * MS);
+    CHECK_OK(keyed_call(kb, 2, SURGEWALL_OUTCOME_SUCCESS));
+    CHECK_U64(key_stats(kb, 2).state, SURGEWALL_STATE_CLOSED);
+    CHECK_OK(keyed_call(kb, 7, SURGEWALL_OUTCOME_FAILURE));
+    CHECK_U64(key_stats(kb, 7).state, SURGEWALL_STATE_OPEN);
+    /* rejected while open, with the exact time left */
+    surgewall_keyed_breaker_permit p, q;
+    uint64_t ra = 0;
+    CHECK_OK(surgewall_mock_clock_advance(clock, 400 * MS));
+    CHECK_STATUS(surgewall_keyed_breaker_acquire(kb, 1, &p, &ra), SURGEWALL_REJECTED_OPEN);
+    CHECK_U64(ra, 600 * MS);
+    CHECK_STATUS(surgewall_keyed_breaker_acquire(kb, 1, &p, NULL), SURGEWALL_REJECTED_OPEN);
+    /* the wait is over: one probe, then half-open full; the probe closes it */
+    CHECK_OK(surgewall_mock_clock_advance(clock, 600 * MS));
+    CHECK_OK(surgewall_keyed_breaker_acquire(kb, 1, &p, &ra));
+    CHECK_U64(key_stats(kb, 1).state, SURGEWALL_STATE_HALF_OPEN);
+    CHECK_STATUS(surgewall_keyed_breaker_acquire(kb, 1, &q, &ra), SURGEWALL_REJECTED_HALF_OPEN);
+    CHECK_OK(surgewall_keyed_breaker_record(kb, p, SURGEWALL_OUTCOME_SUCCESS));
+    CHECK_U64(key_stats(kb, 1).state, SURGEWALL_STATE_CLOSED);
+    /* the probe's permit again: late (the key moved on) */
+    CHECK_STATUS(surgewall_keyed_breaker_record(kb, p, SURGEWALL_OUTCOME_SUCCESS), SURGEWALL_LATE_RESULT);
+    /* release, timed record (slow), ignored */
+    CHECK_OK(surgewall_keyed_breaker_acquire(kb, 2, &p, NULL));
+    CHECK_OK(surgewall_keyed_breaker_release(kb, p));
+    CHECK_OK(surgewall_keyed_breaker_acquire(kb, 2, &p, NULL));
+    CHECK_OK(surgewall_keyed_breaker_record_timed(kb, p, SURGEWALL_OUTCOME_SUCCESS, 150 * MS));
+    ks = key_stats(kb, 2);
+    CHECK_U64(ks.window.calls, 2);
+    CHECK_U64(ks.window.slow, 1);
+    CHECK_OK(surgewall_keyed_breaker_acquire(kb, 2, &p, NULL));
+    CHECK_OK(surgewall_keyed_breaker_record(kb, p, SURGEWALL_OUTCOME_IGNORED));
+
+    /* a string key and its string override: open 5 s after one failure */
+    surgewall_keyed_breaker_permit sp;
+    uint64_t slow = 0, slow2 = 1;
+    CHECK_OK(surgewall_keyed_breaker_key_of(kb, u8("/slow"), 5, &slow));
+    CHECK_OK(surgewall_keyed_breaker_key_of(kb, u8("/slow"), 5, &slow2));
+    CHECK_U64(slow, slow2);
+    CHECK(slow != SURGEWALL_OVERFLOW_KEY);
+    CHECK_OK(surgewall_keyed_breaker_acquire_str(kb, u8("/slow"), 5, &sp, NULL));
+    CHECK_OK(surgewall_keyed_breaker_record(kb, sp, SURGEWALL_OUTCOME_FAILURE));
+    ks = key_stats(kb, slow);
+    CHECK_U64(ks.state, SURGEWALL_STATE_OPEN);
+    CHECK_U64(ks.retry_after_ns, 5000 * MS);
+    CHECK_STATUS(surgewall_keyed_breaker_acquire_str(kb, u8("/slow"), 5, &sp, &ra), SURGEWALL_REJECTED_OPEN);
+    CHECK_U64(ra, 5000 * MS);
+
+    /* the key cap: 1, 2, 7 and "/slow" are held; a fifth key is refused */
+    CHECK_STATUS(keyed_call(kb, 99, SURGEWALL_OUTCOME_SUCCESS), SURGEWALL_REGISTRY_FULL);
+    CHECK_STATUS(surgewall_keyed_breaker_force_open(kb, 99, -1), SURGEWALL_REGISTRY_FULL);
+    CHECK_STATUS(surgewall_keyed_breaker_get(kb, 99, &ks), SURGEWALL_NOT_FOUND);
+
+    /* manual transitions per key */
+    CHECK_STATUS(surgewall_keyed_breaker_half_open(kb, 2), SURGEWALL_INVALID_TRANSITION);
+    CHECK_OK(surgewall_keyed_breaker_force_open(kb, 2, -1));
+    ks = key_stats(kb, 2);
+    CHECK_U64(ks.state, SURGEWALL_STATE_FORCED_OPEN);
+    CHECK_U64(ks.retry_after_ns, UINT64_MAX);
+    CHECK_STATUS(surgewall_keyed_breaker_acquire(kb, 2, &p, &ra), SURGEWALL_REJECTED_FORCED_OPEN);
+    CHECK_U64(ra, UINT64_MAX);
+    CHECK_OK(surgewall_keyed_breaker_half_open(kb, 2));
+    CHECK_U64(key_stats(kb, 2).state, SURGEWALL_STATE_HALF_OPEN);
+    CHECK_OK(surgewall_keyed_breaker_close(kb, 2));
+    CHECK_U64(key_stats(kb, 2).state, SURGEWALL_STATE_CLOSED);
+    CHECK_OK(surgewall_keyed_breaker_close(kb, 2)); /* to the current state: a no-op */
+    CHECK_OK(surgewall_keyed_breaker_disable(kb, 2));
+    CHECK_U64(key_stats(kb, 2).state, SURGEWALL_STATE_DISABLED);
+    CHECK_OK(keyed_call(kb, 2, SURGEWALL_OUTCOME_FAILURE)); /* passes, recorded nowhere */
+    CHECK_OK(surgewall_keyed_breaker_metrics_only(kb, 2));
+    CHECK_OK(keyed_call(kb, 2, SURGEWALL_OUTCOME_FAILURE));
+    CHECK_OK(keyed_call(kb, 2, SURGEWALL_OUTCOME_FAILURE));
+    ks = key_stats(kb, 2);
+    CHECK_U64(ks.state, SURGEWALL_STATE_METRICS_ONLY); /* never trips */
+    CHECK_U64(ks.window.failures, 2);
+    CHECK_OK(surgewall_keyed_breaker_reset(kb, 2));
+    ks = key_stats(kb, 2);
+    CHECK_U64(ks.state, SURGEWALL_STATE_CLOSED);
+    CHECK_U64(ks.window.calls, 0);
+    CHECK_OK(surgewall_keyed_breaker_force_open(kb, 2, 300 * MS)); /* for a while, then it probes */
+    CHECK_OK(surgewall_mock_clock_advance(clock, 300 * MS));
+    CHECK_OK(surgewall_keyed_breaker_acquire(kb, 2, &p, NULL));
+    CHECK_OK(surgewall_keyed_breaker_record(kb, p, SURGEWALL_OUTCOME_SUCCESS));
+    CHECK_U64(key_stats(kb, 2).state, SURGEWALL_STATE_CLOSED);
+
+    /* iteration: every key with its state */
+    struct seen_breakers seen;
+    memset(&seen, 0, sizeof seen);
+    CHECK_OK(surgewall_keyed_breaker_for_each(kb, collect_breaker, &seen));
+    CHECK_U64(seen.n, 4);
+    for (int i = 0; i < seen.n; i++) {
+        if (seen.keys[i] == 7 || seen.keys[i] == slow) {
+            CHECK_U64(seen.states[i], SURGEWALL_STATE_OPEN);
+        } else {
+            CHECK(seen.keys[i] == 1 || seen.keys[i] == 2);
+            CHECK_U64(seen.states[i], SURGEWALL_STATE_CLOSED);
+        }
+    }
+
+    /* sweeps evict idle CLOSED keys only (1 and 2), never the OPEN ones (7, "/slow"); a
+     * CLOSED key does not count permits out, so one held over the eviction comes back late */
+    surgewall_keyed_breaker_permit held;
+    CHECK_OK(surgewall_keyed_breaker_acquire(kb, 1, &held, NULL));
+    uint64_t evicted = 99;
+    CHECK_OK(surgewall_keyed_breaker_sweep(kb, &evicted));
+    CHECK_U64(evicted, 0); /* the first look: idle from now on */
+    CHECK_OK(surgewall_mock_clock_advance(clock, 1000 * MS));
+    CHECK_OK(surgewall_keyed_breaker_sweep(kb, &evicted));
+    CHECK_U64(evicted, 2);
+    CHECK_OK(surgewall_keyed_breaker_sweep(kb, NULL));
+    CHECK_STATUS(surgewall_keyed_breaker_get(kb, 1, &ks), SURGEWALL_NOT_FOUND);
+    CHECK_U64(key_stats(kb, 7).state, SURGEWALL_STATE_OPEN);
+    CHECK_STATUS(surgewall_keyed_breaker_record(kb, held, SURGEWALL_OUTCOME_SUCCESS), SURGEWALL_LATE_RESULT);
+    /* room again: the fifth key is admitted now */
+    CHECK_OK(keyed_call(kb, 99, SURGEWALL_OUTCOME_SUCCESS));
+
+    /* events: keyed transitions name their key; evictions too; all under the keyed id */
+    surgewall_event ev;
+    int opened_1 = 0, opened_slow = 0, evicted_keys = 0, keyed = 0;
+    while (surgewall_subscription_poll(sub, &ev) == SURGEWALL_OK) {
+        if (ev.source != id) {
+            continue;
+        }
+        if (ev.kind == SURGEWALL_EVENT_KIND_KEYED_TRANSITION) {
+            keyed++;
+            if (ev.key == 1 && ev.to_state == SURGEWALL_STATE_OPEN) {
+                opened_1++;
+                CHECK_U64(ev.from_state, SURGEWALL_STATE_CLOSED);
+                CHECK_U64(ev.reason, SURGEWALL_TRANSITION_REASON_CONSECUTIVE_FAILURES);
+                CHECK(ev.generation > 0);
+            }
+            if (ev.key == slow && ev.to_state == SURGEWALL_STATE_OPEN) {
+                opened_slow++;
+            }
+        } else if (ev.kind == SURGEWALL_EVENT_KIND_EVICTED) {
+            evicted_keys++;
+            CHECK(ev.key == 1 || ev.key == 2);
+        } else {
+            CHECK(!"a keyed breaker publishes keyed transitions and evictions only");
+        }
+    }
+    CHECK_U64(opened_1, 1);
+    CHECK_U64(opened_slow, 1);
+    CHECK_U64(evicted_keys, 2);
+    CHECK(keyed >= 10);
+    CHECK_OK(surgewall_subscription_free(sub));
+
+    surgewall_keyed_breaker_stats m;
+    memset(&m, 0xAB, sizeof m);
+    CHECK_OK(surgewall_keyed_breaker_metrics(kb, &m));
+    CHECK_U64(m.transitions[SURGEWALL_STATE_CLOSED][SURGEWALL_STATE_OPEN], 3);
+    CHECK_U64(m.transitions[SURGEWALL_STATE_OPEN][SURGEWALL_STATE_HALF_OPEN], 1);
+    CHECK_U64(m.transitions[SURGEWALL_STATE_FORCED_OPEN][SURGEWALL_STATE_HALF_OPEN], 2);
+    CHECK_U64(m.transitions[SURGEWALL_STATE_HALF_OPEN][SURGEWALL_STATE_CLOSED], 3);
+    CHECK_U64(m.rejected_open, 4);
+    CHECK_U64(m.rejected_half_open, 1);
+    CHECK_U64(m.ignored, 2);
+    CHECK_U64(m.late_results, 2);
+    CHECK_U64(m.failures, 6);
+    CHECK_U64(m.keys, 3);
+    CHECK_U64(m.max_keys, 4);
+    CHECK_U64(m.created, 5);
+    CHECK_U64(m.evicted, 2);
+    CHECK_U64(m.refused_keys, 2);
+    CHECK_U64(m.overflowed, 0);
+
+    /* the fallback is the template's and lives as long as a handle */
+    const uint8_t *bp = NULL, *cp = NULL;
+    size_t bl = 0, cl = 0;
+    surgewall_keyed_breaker *kb2 = NULL;
+    CHECK_OK(surgewall_keyed_breaker_clone(kb, &kb2));
+    CHECK_OK(surgewall_keyed_breaker_free(kb));
+    CHECK_OK(surgewall_keyed_breaker_fallback(kb2, &bp, &bl, &cp, &cl));
+    CHECK_U64(bl, strlen(body));
+    CHECK(memcmp(bp, body, bl) == 0 && memcmp(cp, "application/json", cl) == 0);
+    CHECK_OK(keyed_call(kb2, 99, SURGEWALL_OUTCOME_SUCCESS)); /* the clone is the same object */
+    CHECK_OK(surgewall_keyed_breaker_free(kb2));
+
+    /* shared overflow beyond the cap: one breaker for every new key */
+    CHECK_OK(surgewall_keyed_breaker_config_new(config(clock), &cfg));
+    CHECK_OK(surgewall_keyed_breaker_config_set_max_keys(cfg, 1, true));
+    CHECK_OK(surgewall_keyed_breaker_new(cfg, &kb, NULL));
+    CHECK_OK(surgewall_keyed_breaker_fallback(kb, &bp, &bl, &cp, &cl));
+    CHECK(bp == NULL && cp == NULL && bl == 0 && cl == 0);
+    CHECK_OK(keyed_call(kb, 1, SURGEWALL_OUTCOME_SUCCESS));
+    CHECK_OK(keyed_call(kb, 2, SURGEWALL_OUTCOME_SUCCESS)); /* the overflow entry */
+    CHECK_OK(surgewall_keyed_breaker_force_open(kb, 3, -1)); /* opens the shared one */
+    CHECK_STATUS(keyed_call(kb, 4, SURGEWALL_OUTCOME_SUCCESS), SURGEWALL_REJECTED_FORCED_OPEN);
+    CHECK_OK(keyed_call(kb, 1, SURGEWALL_OUTCOME_SUCCESS)); /* the held key is its own */
+    CHECK_U64(key_stats(kb, SURGEWALL_OVERFLOW_KEY).state, SURGEWALL_STATE_FORCED_OPEN);
+    CHECK_OK(surgewall_keyed_breaker_metrics(kb, &m));
+    CHECK_U64(m.keys, 1);
+    CHECK_U64(m.overflowed, 3);
+    CHECK_U64(m.refused_keys, 0);
+    CHECK_OK(surgewall_keyed_breaker_free(kb));
+    /* a config never consumed */
+    CHECK_OK(surgewall_keyed_breaker_config_new(config(NULL), &cfg));
+    CHECK_OK(surgewall_keyed_breaker_config_free(cfg));
+    CHECK_OK(surgewall_mock_clock_free(clock));
+}
+
+static void test_keyed_bulkhead_string_limits(void)
+{
+    surgewall_keyed_bulkhead_config *cfg = NULL;
+    CHECK_OK(surgewall_keyed_bulkhead_config_new(1, &cfg));
+    CHECK_OK(surgewall_keyed_bulkhead_config_set_limit_for_str(cfg, u8("vip"), 3, 2));
+    surgewall_keyed_bulkhead *kb = NULL, *kb2 = NULL;
+    CHECK_OK(surgewall_keyed_bulkhead_new(cfg, &kb, NULL));
+    CHECK_OK(surgewall_keyed_bulkhead_clone(kb, &kb2));
+    CHECK_OK(surgewall_keyed_bulkhead_free(kb));
+    surgewall_keyed_permit a, b, c;
+    CHECK_OK(surgewall_keyed_bulkhead_try_acquire_str(kb2, u8("vip"), 3, &a, NULL));
+    CHECK_OK(surgewall_keyed_bulkhead_try_acquire_str(kb2, u8("vip"), 3, &b, NULL));
+    CHECK_STATUS(surgewall_keyed_bulkhead_try_acquire_str(kb2, u8("vip"), 3, &c, NULL), SURGEWALL_BULKHEAD_FULL);
+    CHECK_OK(surgewall_keyed_bulkhead_try_acquire_str(kb2, u8("bob"), 3, &c, NULL));
+    CHECK_STATUS(surgewall_keyed_bulkhead_try_acquire_str(kb2, u8("bob"), 3, &c, NULL), SURGEWALL_BULKHEAD_FULL);
+    CHECK_OK(surgewall_keyed_bulkhead_release(kb2, a));
+    CHECK_OK(surgewall_keyed_bulkhead_release(kb2, b));
+    CHECK_OK(surgewall_keyed_bulkhead_release(kb2, c));
+    CHECK_OK(surgewall_keyed_bulkhead_free(kb2));
+}
+
 static void test_retry(void)
 {
     surgewall_mock_clock *clock = NULL;
@@ -1207,6 +1512,8 @@ int main(void)
     test_coarse_clock();
     test_bulkhead();
     test_keyed_bulkhead();
+    test_keyed_bulkhead_string_limits();
+    test_keyed_breaker();
     test_retry();
     test_slo_and_threshold();
     return check_report();

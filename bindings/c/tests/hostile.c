@@ -831,6 +831,8 @@ static void test_policies(surgewall_mock_clock *clock)
         CHECK_BAD(row, surgewall_keyed_bulkhead_for_each(h, ignore_key, NULL));
         CHECK_BAD(row, surgewall_keyed_bulkhead_metrics(h, &m));
         CHECK_BAD(row, surgewall_keyed_bulkhead_id(h, &u));
+        surgewall_keyed_bulkhead *kout = NULL;
+        CHECK_BAD(row, surgewall_keyed_bulkhead_clone(h, &kout));
         if (row.value != 0) CHECK_BAD(row, surgewall_keyed_bulkhead_free(h));
     }
     CHECK_STATUS(surgewall_keyed_bulkhead_try_acquire(kb, 1, NULL, &why), SURGEWALL_NULL_ARG);
@@ -842,6 +844,7 @@ static void test_policies(surgewall_mock_clock *clock)
     CHECK_STATUS(surgewall_keyed_bulkhead_for_each(kb, NULL, NULL), SURGEWALL_NULL_ARG);
     CHECK_STATUS(surgewall_keyed_bulkhead_metrics(kb, NULL), SURGEWALL_NULL_ARG);
     CHECK_STATUS(surgewall_keyed_bulkhead_id(kb, NULL), SURGEWALL_NULL_ARG);
+    CHECK_STATUS(surgewall_keyed_bulkhead_clone(kb, NULL), SURGEWALL_NULL_ARG);
     CHECK_OK(surgewall_keyed_bulkhead_sweep(kb, NULL));
     surgewall_keyed_permit forged = {0xFFFFFFFFu};
     surgewall_keyed_permit zero = {0};
@@ -855,6 +858,7 @@ static void test_policies(surgewall_mock_clock *clock)
         surgewall_keyed_bulkhead *out = NULL;
         CHECK_BAD(row, surgewall_keyed_bulkhead_config_set_global_max(h, 1));
         CHECK_BAD(row, surgewall_keyed_bulkhead_config_set_limit_for(h, 1, 1));
+        CHECK_BAD(row, surgewall_keyed_bulkhead_config_set_limit_for_str(h, u8("k"), 1, 1));
         CHECK_BAD(row, surgewall_keyed_bulkhead_config_set_max_keys(h, 1, false));
         CHECK_BAD(row, surgewall_keyed_bulkhead_config_set_idle_ttl(h, 1));
         CHECK_BAD(row, surgewall_keyed_bulkhead_config_set_mock_clock(h, clock));
@@ -863,6 +867,8 @@ static void test_policies(surgewall_mock_clock *clock)
     }
     CHECK_STATUS(surgewall_keyed_bulkhead_config_new(1, NULL), SURGEWALL_NULL_ARG);
     CHECK_STATUS(surgewall_keyed_bulkhead_config_set_mock_clock(kcfg, NULL), SURGEWALL_NULL_ARG);
+    CHECK_STATUS(surgewall_keyed_bulkhead_config_set_limit_for_str(kcfg, NULL, 1, 1), SURGEWALL_NULL_ARG);
+    CHECK_OK(surgewall_keyed_bulkhead_config_set_limit_for_str(kcfg, NULL, 0, 1)); /* the empty key */
     CHECK_OK(surgewall_keyed_bulkhead_config_set_idle_ttl(kcfg, -1)); /* recorded, refused at new */
     err = NULL;
     CHECK_STATUS(surgewall_keyed_bulkhead_new(kcfg, &kb_freed, &err), SURGEWALL_INVALID_CONFIG);
@@ -1116,6 +1122,229 @@ static void test_policies(surgewall_mock_clock *clock)
     CHECK_OK(surgewall_threshold_adjuster_free(NULL));
 }
 
+/* ---------------------------------------------------------------- keyed breakers */
+
+static void ignore_breaker(void *user, uint64_t key, const surgewall_keyed_breaker_key_stats *s)
+{
+    (void)user, (void)key, (void)s;
+}
+
+/* A keyed breaker from a template with the given minimum_calls (0: the default). */
+static surgewall_status new_keyed(const surgewall_mock_clock *clock, uint32_t minimum_calls,
+                                  surgewall_keyed_breaker **out, surgewall_error **err)
+{
+    surgewall_breaker_config *tmpl = new_config(clock);
+    if (minimum_calls != 0) {
+        CHECK_OK(surgewall_breaker_config_set_minimum_calls(tmpl, minimum_calls));
+    }
+    surgewall_keyed_breaker_config *cfg = NULL;
+    CHECK_OK(surgewall_keyed_breaker_config_new(tmpl, &cfg));
+    return surgewall_keyed_breaker_new(cfg, out, err);
+}
+
+/* The configuration error `cfg` gives at new: its field, and a message that mentions
+ * `mentions` (if not NULL). */
+static void check_keyed_config_error(surgewall_keyed_breaker_config *cfg, const char *field,
+                                     const char *mentions)
+{
+    surgewall_keyed_breaker *kb = (surgewall_keyed_breaker *)0x1;
+    surgewall_error *err = NULL;
+    CHECK_STATUS(surgewall_keyed_breaker_new(cfg, &kb, &err), SURGEWALL_INVALID_CONFIG);
+    CHECK(kb == (surgewall_keyed_breaker *)0x1); /* out untouched */
+    CHECK(err != NULL);
+    if (err != NULL) {
+        CHECK_STR(surgewall_error_field(err), field);
+        CHECK(strlen(surgewall_error_message(err)) > 0);
+        CHECK(mentions == NULL || strstr(surgewall_error_message(err), mentions) != NULL);
+    }
+    CHECK_OK(surgewall_error_free(err));
+    CHECK_STATUS(surgewall_keyed_breaker_config_free(cfg), SURGEWALL_INVALID_HANDLE); /* consumed */
+}
+
+static void test_keyed_breakers(surgewall_mock_clock *clock)
+{
+    struct bad rows[NBAD];
+    surgewall_keyed_breaker *kb = NULL, *kb_freed = NULL, *other = NULL;
+    CHECK_OK(new_keyed(clock, 0, &kb, NULL));
+    CHECK_OK(new_keyed(clock, 0, &kb_freed, NULL));
+    CHECK_OK(surgewall_keyed_breaker_free(kb_freed));
+    CHECK_OK(new_keyed(clock, 0, &other, NULL));
+    surgewall_keyed_breaker_permit p = {0, 0, 0}, zero = {0, 0, 0};
+    surgewall_keyed_breaker_key_stats ks;
+    surgewall_keyed_breaker_stats m;
+    const uint8_t *bp, *cp;
+    size_t bl, cl;
+    uint64_t u;
+
+    bad_handles(rows, (uintptr_t)kb, (uintptr_t)kb_freed, (uintptr_t)clock);
+    for (int i = 0; i < NBAD; i++) {
+        const struct bad row = rows[i];
+        surgewall_keyed_breaker *h = (surgewall_keyed_breaker *)row.value, *out = NULL;
+        CHECK_BAD(row, surgewall_keyed_breaker_clone(h, &out));
+        CHECK_BAD(row, surgewall_keyed_breaker_acquire(h, 1, &p, &u));
+        CHECK_BAD(row, surgewall_keyed_breaker_acquire_str(h, u8("k"), 1, &p, &u));
+        CHECK_BAD(row, surgewall_keyed_breaker_key_of(h, u8("k"), 1, &u));
+        CHECK_BAD(row, surgewall_keyed_breaker_record(h, p, SURGEWALL_OUTCOME_SUCCESS));
+        CHECK_BAD(row, surgewall_keyed_breaker_record_timed(h, p, SURGEWALL_OUTCOME_SUCCESS, 1));
+        CHECK_BAD(row, surgewall_keyed_breaker_release(h, p));
+        CHECK_BAD(row, surgewall_keyed_breaker_get(h, 1, &ks));
+        CHECK_BAD(row, surgewall_keyed_breaker_force_open(h, 1, -1));
+        CHECK_BAD(row, surgewall_keyed_breaker_disable(h, 1));
+        CHECK_BAD(row, surgewall_keyed_breaker_metrics_only(h, 1));
+        CHECK_BAD(row, surgewall_keyed_breaker_close(h, 1));
+        CHECK_BAD(row, surgewall_keyed_breaker_half_open(h, 1));
+        CHECK_BAD(row, surgewall_keyed_breaker_reset(h, 1));
+        CHECK_BAD(row, surgewall_keyed_breaker_sweep(h, &u));
+        CHECK_BAD(row, surgewall_keyed_breaker_for_each(h, ignore_breaker, NULL));
+        CHECK_BAD(row, surgewall_keyed_breaker_metrics(h, &m));
+        CHECK_BAD(row, surgewall_keyed_breaker_id(h, &u));
+        CHECK_BAD(row, surgewall_keyed_breaker_fallback(h, &bp, &bl, &cp, &cl));
+        if (row.value != 0) CHECK_BAD(row, surgewall_keyed_breaker_free(h));
+    }
+    /* NULL pointer arguments */
+    CHECK_STATUS(surgewall_keyed_breaker_clone(kb, NULL), SURGEWALL_NULL_ARG);
+    CHECK_STATUS(surgewall_keyed_breaker_acquire(kb, 1, NULL, &u), SURGEWALL_NULL_ARG);
+    CHECK_STATUS(surgewall_keyed_breaker_acquire_str(kb, NULL, 1, &p, &u), SURGEWALL_NULL_ARG);
+    CHECK_STATUS(surgewall_keyed_breaker_acquire_str(kb, u8("k"), 1, NULL, &u), SURGEWALL_NULL_ARG);
+    CHECK_STATUS(surgewall_keyed_breaker_key_of(kb, NULL, 1, &u), SURGEWALL_NULL_ARG);
+    CHECK_STATUS(surgewall_keyed_breaker_key_of(kb, u8("k"), 1, NULL), SURGEWALL_NULL_ARG);
+    CHECK_STATUS(surgewall_keyed_breaker_get(kb, 1, NULL), SURGEWALL_NULL_ARG);
+    CHECK_STATUS(surgewall_keyed_breaker_for_each(kb, NULL, NULL), SURGEWALL_NULL_ARG);
+    CHECK_STATUS(surgewall_keyed_breaker_metrics(kb, NULL), SURGEWALL_NULL_ARG);
+    CHECK_STATUS(surgewall_keyed_breaker_id(kb, NULL), SURGEWALL_NULL_ARG);
+    CHECK_STATUS(surgewall_keyed_breaker_fallback(kb, NULL, &bl, &cp, &cl), SURGEWALL_NULL_ARG);
+    CHECK_STATUS(surgewall_keyed_breaker_fallback(kb, &bp, &bl, &cp, NULL), SURGEWALL_NULL_ARG);
+    CHECK_OK(surgewall_keyed_breaker_sweep(kb, NULL));
+    /* the empty string is a key like any other; a NULL key of length 0 is that key */
+    uint64_t empty = 0, empty2 = 1;
+    CHECK_OK(surgewall_keyed_breaker_key_of(kb, u8(""), 0, &empty));
+    CHECK_OK(surgewall_keyed_breaker_key_of(kb, NULL, 0, &empty2));
+    CHECK_U64(empty, empty2);
+
+    /* permits never issued, forged, or another keyed breaker's */
+    CHECK_STATUS(surgewall_keyed_breaker_record(kb, zero, SURGEWALL_OUTCOME_SUCCESS), SURGEWALL_INVALID_PERMIT);
+    CHECK_STATUS(surgewall_keyed_breaker_release(kb, zero), SURGEWALL_INVALID_PERMIT);
+    surgewall_keyed_breaker_permit mine, theirs;
+    CHECK_OK(surgewall_keyed_breaker_acquire(kb, 5, &mine, NULL));
+    CHECK_OK(surgewall_keyed_breaker_acquire(other, 5, &theirs, NULL));
+    CHECK(PERMIT_SALT(mine) != PERMIT_SALT(theirs));
+    CHECK_STATUS(surgewall_keyed_breaker_record(kb, theirs, SURGEWALL_OUTCOME_FAILURE), SURGEWALL_INVALID_PERMIT);
+    surgewall_keyed_breaker_permit bad_slot = mine;
+    bad_slot.slot = 0xFFFFFFF0u; /* a slot past the arena */
+    CHECK_STATUS(surgewall_keyed_breaker_record(kb, bad_slot, SURGEWALL_OUTCOME_FAILURE),
+                 SURGEWALL_UNEXPECTED_RESULT);
+    surgewall_keyed_breaker_permit flipped = mine;
+    flipped.token ^= UINT64_C(1) << 63; /* one salt bit off */
+    CHECK_STATUS(surgewall_keyed_breaker_record(kb, flipped, SURGEWALL_OUTCOME_FAILURE), SURGEWALL_INVALID_PERMIT);
+    /* outcomes out of range and negative durations: refused, the permit still good */
+    static const int32_t outcomes[] = {-1, 3, INT32_MAX, INT32_MIN};
+    for (size_t i = 0; i < sizeof outcomes / sizeof outcomes[0]; i++) {
+        CHECK_STATUS(surgewall_keyed_breaker_record(kb, mine, outcomes[i]), SURGEWALL_INVALID_ARG);
+        CHECK_STATUS(surgewall_keyed_breaker_record_timed(kb, mine, outcomes[i], 1), SURGEWALL_INVALID_ARG);
+    }
+    CHECK_STATUS(surgewall_keyed_breaker_record_timed(kb, mine, SURGEWALL_OUTCOME_SUCCESS, -1), SURGEWALL_INVALID_ARG);
+    CHECK_OK(surgewall_keyed_breaker_get(kb, 5, &ks));
+    CHECK_U64(ks.window.calls, 0); /* none of it counted */
+    CHECK_OK(surgewall_keyed_breaker_record(kb, mine, SURGEWALL_OUTCOME_SUCCESS));
+    CHECK_OK(surgewall_keyed_breaker_record(other, theirs, SURGEWALL_OUTCOME_SUCCESS));
+    CHECK_OK(surgewall_keyed_breaker_metrics(kb, &m));
+    CHECK_U64(m.unexpected_results, 1);
+
+    /* configuration handles: bad ones, consumed ones, bad values naming their field */
+    surgewall_keyed_breaker_config *kcfg = NULL, *kcfg_used = NULL;
+    CHECK_OK(surgewall_keyed_breaker_config_new(new_config(clock), &kcfg));
+    CHECK_OK(surgewall_keyed_breaker_config_new(new_config(clock), &kcfg_used));
+    surgewall_keyed_breaker *made = NULL;
+    CHECK_OK(surgewall_keyed_breaker_new(kcfg_used, &made, NULL));
+    CHECK_OK(surgewall_keyed_breaker_free(made));
+    bad_handles(rows, (uintptr_t)kcfg, (uintptr_t)kcfg_used, (uintptr_t)kb);
+    rows[1].what = "consumed by a constructor";
+    for (int i = 0; i < NBAD; i++) {
+        const struct bad row = rows[i];
+        surgewall_keyed_breaker_config *h = (surgewall_keyed_breaker_config *)row.value;
+        surgewall_keyed_breaker *out = NULL;
+        surgewall_breaker_config *o = new_config(NULL);
+        CHECK_BAD(row, surgewall_keyed_breaker_config_set_override(h, 1, o));
+        CHECK_STATUS(surgewall_breaker_config_free(o), SURGEWALL_INVALID_HANDLE); /* consumed anyway */
+        o = new_config(NULL);
+        CHECK_BAD(row, surgewall_keyed_breaker_config_set_override_str(h, u8("k"), 1, o));
+        CHECK_STATUS(surgewall_breaker_config_free(o), SURGEWALL_INVALID_HANDLE);
+        CHECK_BAD(row, surgewall_keyed_breaker_config_set_max_keys(h, 1, false));
+        CHECK_BAD(row, surgewall_keyed_breaker_config_set_idle_ttl(h, 1));
+        CHECK_BAD(row, surgewall_keyed_breaker_new(h, &out, NULL));
+        if (row.value != 0) CHECK_BAD(row, surgewall_keyed_breaker_config_free(h));
+    }
+    /* a bad template or override handle */
+    surgewall_keyed_breaker_config *nothing = (surgewall_keyed_breaker_config *)0x1;
+    CHECK_STATUS(surgewall_keyed_breaker_config_new(NULL, &nothing), SURGEWALL_NULL_ARG);
+    CHECK_STATUS(surgewall_keyed_breaker_config_new((surgewall_breaker_config *)kb, &nothing),
+                 SURGEWALL_INVALID_HANDLE);
+    CHECK(nothing == (surgewall_keyed_breaker_config *)0x1);
+    surgewall_breaker_config *t = new_config(NULL);
+    CHECK_STATUS(surgewall_keyed_breaker_config_new(t, NULL), SURGEWALL_NULL_ARG);
+    CHECK_STATUS(surgewall_breaker_config_free(t), SURGEWALL_INVALID_HANDLE); /* consumed anyway */
+    CHECK_STATUS(surgewall_keyed_breaker_config_set_override(kcfg, 1, NULL), SURGEWALL_NULL_ARG);
+    t = new_config(NULL);
+    CHECK_STATUS(surgewall_keyed_breaker_config_set_override_str(kcfg, NULL, 1, t), SURGEWALL_NULL_ARG);
+    CHECK_STATUS(surgewall_breaker_config_free(t), SURGEWALL_INVALID_HANDLE);
+    CHECK_OK(surgewall_keyed_breaker_config_free(kcfg));
+
+    /* values: a template beyond the keyed layout, a bad template value, a bad override, an
+     * override with its own clock or fallback, a negative idle ttl, a cap beyond the slots */
+    surgewall_error *err = NULL;
+    surgewall_keyed_breaker *never = (surgewall_keyed_breaker *)0x1;
+    CHECK_STATUS(new_keyed(clock, 129, &never, &err), SURGEWALL_INVALID_CONFIG);
+    CHECK_STR(surgewall_error_field(err), "minimum_calls");
+    CHECK(never == (surgewall_keyed_breaker *)0x1);
+    CHECK_OK(surgewall_error_free(err));
+    t = new_config(NULL);
+    CHECK_OK(surgewall_breaker_config_set_failure_rate(t, NAN));
+    CHECK_OK(surgewall_keyed_breaker_config_new(t, &kcfg));
+    check_keyed_config_error(kcfg, "failure_rate", NULL);
+    t = new_config(NULL);
+    CHECK_OK(surgewall_breaker_config_set_open_for(t, -1));
+    CHECK_OK(surgewall_keyed_breaker_config_new(t, &kcfg));
+    check_keyed_config_error(kcfg, "open_for", NULL);
+    CHECK_OK(surgewall_keyed_breaker_config_new(new_config(NULL), &kcfg));
+    t = new_config(NULL);
+    CHECK_OK(surgewall_breaker_config_set_half_open_calls(t, 5000));
+    CHECK_OK(surgewall_keyed_breaker_config_set_override(kcfg, 3, t));
+    check_keyed_config_error(kcfg, "half_open_calls", "per-key override 1");
+    CHECK_OK(surgewall_keyed_breaker_config_new(new_config(NULL), &kcfg));
+    t = new_config(NULL);
+    CHECK_OK(surgewall_breaker_config_set_consecutive_failures(t, 0));
+    CHECK_OK(surgewall_keyed_breaker_config_set_override_str(kcfg, u8("k"), 1, t));
+    check_keyed_config_error(kcfg, "consecutive_failures", "the override for key");
+    CHECK_OK(surgewall_keyed_breaker_config_new(new_config(NULL), &kcfg));
+    CHECK_OK(surgewall_keyed_breaker_config_set_override(kcfg, 3, new_config(clock)));
+    check_keyed_config_error(kcfg, "clock", "the override for key 3");
+    CHECK_OK(surgewall_keyed_breaker_config_new(new_config(NULL), &kcfg));
+    t = new_config(NULL);
+    CHECK_OK(surgewall_breaker_config_set_fallback(t, u8("text/plain"), 10, u8("x"), 1));
+    CHECK_OK(surgewall_keyed_breaker_config_set_override(kcfg, 3, t));
+    check_keyed_config_error(kcfg, "fallback", "the override for key 3");
+    CHECK_OK(surgewall_keyed_breaker_config_new(new_config(NULL), &kcfg));
+    CHECK_OK(surgewall_keyed_breaker_config_set_idle_ttl(kcfg, -1));
+    check_keyed_config_error(kcfg, "idle_ttl", NULL);
+    CHECK_OK(surgewall_keyed_breaker_config_new(new_config(NULL), &kcfg));
+    CHECK_OK(surgewall_keyed_breaker_config_set_max_keys(kcfg, SIZE_MAX, false));
+    check_keyed_config_error(kcfg, "max_keys", NULL);
+    CHECK_OK(surgewall_keyed_breaker_config_new(new_config(NULL), &kcfg));
+    err = NULL;
+    CHECK_STATUS(surgewall_keyed_breaker_new(kcfg, NULL, &err), SURGEWALL_NULL_ARG);
+    CHECK(err != NULL);
+    surgewall_error_free(err);
+    CHECK_STATUS(surgewall_keyed_breaker_config_free(kcfg), SURGEWALL_INVALID_HANDLE);
+
+    /* a handle used after free; double free; NULL free */
+    CHECK_OK(surgewall_keyed_breaker_free(other));
+    CHECK_STATUS(surgewall_keyed_breaker_free(other), SURGEWALL_INVALID_HANDLE);
+    CHECK_STATUS(surgewall_keyed_breaker_acquire(other, 1, &p, NULL), SURGEWALL_INVALID_HANDLE);
+    CHECK_OK(surgewall_keyed_breaker_free(kb));
+    CHECK_OK(surgewall_keyed_breaker_free(NULL));
+    CHECK_OK(surgewall_keyed_breaker_config_free(NULL));
+}
+
 int main(void)
 {
     surgewall_mock_clock *clock = NULL;
@@ -1129,6 +1358,7 @@ int main(void)
     test_config_values();
     test_permits(clock);
     test_policies(clock);
+    test_keyed_breakers(clock);
     CHECK_OK(surgewall_mock_clock_free(clock));
     return check_report();
 }

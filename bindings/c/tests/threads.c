@@ -6,6 +6,9 @@
  * probes and closes again on the real clock) while a chaos thread forces it open, closes and
  * resets it and others read metrics. Afterwards every permit is accounted for:
  * successes + failures + late = recorded, and the rejections match.
+ * Keyed breaker: workers call 64 keys (a quarter failures) while a chaos thread sweeps idle
+ * keys away (a TTL of 0), forces keys open, resets them and lists them; every permit is
+ * accounted for in the same way, and the key cap holds.
  * Bulkhead: workers take slots (try and timed waits); a shared counter proves in-flight never
  * exceeds max_concurrent, and the bulkhead's own count is back to 0 at the end.
  */
@@ -141,6 +144,159 @@ static void test_one_breaker(void)
     CHECK_U64(m.ignored, 0);
     CHECK(m.generation > 0); /* it did move through states while being hammered */
     CHECK_OK(surgewall_breaker_free(b));
+}
+
+/* ---------------------------------------------------------------- one keyed breaker */
+
+#define KEYS 64
+#define MAX_KEYS 48
+
+struct keyed_counts {
+    uint64_t acquired, rejected, full, counted, failures, late, other;
+};
+
+static const surgewall_keyed_breaker *shared_keyed;
+
+static void *keyed_worker(void *arg)
+{
+    struct keyed_counts *c = arg;
+    uint64_t seed = (uint64_t)(uintptr_t)arg | 1;
+    for (long i = 0; i < iterations; i++) {
+        surgewall_keyed_breaker_permit p;
+        uint64_t key = next_rand(&seed) % KEYS;
+        surgewall_status s = surgewall_keyed_breaker_acquire(shared_keyed, key, &p, NULL);
+        if (s == SURGEWALL_REJECTED_OPEN || s == SURGEWALL_REJECTED_HALF_OPEN ||
+            s == SURGEWALL_REJECTED_FORCED_OPEN) {
+            c->rejected++;
+            continue;
+        }
+        if (s == SURGEWALL_REGISTRY_FULL) {
+            c->full++;
+            continue;
+        }
+        if (s != SURGEWALL_OK) {
+            c->other++;
+            continue;
+        }
+        c->acquired++;
+        int failed = next_rand(&seed) % 4 == 0;
+        s = surgewall_keyed_breaker_record(shared_keyed, p,
+                                           failed ? SURGEWALL_OUTCOME_FAILURE : SURGEWALL_OUTCOME_SUCCESS);
+        if (s == SURGEWALL_OK) {
+            c->counted++;
+            c->failures += (uint64_t)failed;
+        } else if (s == SURGEWALL_LATE_RESULT) {
+            c->late++;
+        } else {
+            c->other++;
+            fprintf(stderr, "keyed record: %s\n", surgewall_status_str(s));
+        }
+    }
+    return NULL;
+}
+
+static void count_key(void *user, uint64_t key, const surgewall_keyed_breaker_key_stats *s)
+{
+    (void)s;
+    if (key < KEYS) {
+        (*(uint64_t *)user)++;
+    }
+}
+
+struct keyed_chaos_counts { uint64_t swept, refused; };
+
+static void *keyed_chaos(void *arg)
+{
+    struct keyed_chaos_counts *c = arg;
+    uint64_t seed = 0x9e3779b97f4a7c15ULL;
+    for (int i = 0; !atomic_load(&chaos_done); i++) {
+        uint64_t key = next_rand(&seed) % KEYS, n = 0;
+        surgewall_status s = SURGEWALL_OK;
+        switch (i % 5) {
+        case 0: s = surgewall_keyed_breaker_force_open(shared_keyed, key, 1 * MS); break;
+        case 1: s = surgewall_keyed_breaker_reset(shared_keyed, key); break;
+        case 2:
+            CHECK_OK(surgewall_keyed_breaker_sweep(shared_keyed, &n));
+            c->swept += n;
+            break;
+        case 3: CHECK_OK(surgewall_keyed_breaker_for_each(shared_keyed, count_key, &n)); break;
+        default: {
+            surgewall_keyed_breaker_stats m;
+            CHECK_OK(surgewall_keyed_breaker_metrics(shared_keyed, &m));
+            CHECK(m.keys <= MAX_KEYS);
+        }
+        }
+        if (s == SURGEWALL_REGISTRY_FULL) {
+            c->refused++; /* a new key beyond the cap */
+        } else {
+            CHECK_OK(s);
+        }
+        sched_yield();
+    }
+    return NULL;
+}
+
+static void test_one_keyed_breaker(void)
+{
+    surgewall_breaker_config *tmpl = NULL;
+    CHECK_OK(surgewall_breaker_config_new(&tmpl));
+    CHECK_OK(surgewall_breaker_config_set_precise_clock(tmpl));
+    CHECK_OK(surgewall_breaker_config_set_failure_rate(tmpl, 0.5));
+    CHECK_OK(surgewall_breaker_config_set_minimum_calls(tmpl, 8));
+    CHECK_OK(surgewall_breaker_config_set_count_window(tmpl, 16));
+    CHECK_OK(surgewall_breaker_config_set_consecutive_failures(tmpl, 3));
+    CHECK_OK(surgewall_breaker_config_set_open_for(tmpl, 200000)); /* 0.2 ms */
+    CHECK_OK(surgewall_breaker_config_set_half_open_calls(tmpl, 2));
+    surgewall_keyed_breaker_config *cfg = NULL;
+    CHECK_OK(surgewall_keyed_breaker_config_new(tmpl, &cfg));
+    CHECK_OK(surgewall_keyed_breaker_config_set_max_keys(cfg, MAX_KEYS, false));
+    CHECK_OK(surgewall_keyed_breaker_config_set_idle_ttl(cfg, 0));
+    surgewall_keyed_breaker *kb = NULL;
+    CHECK_OK(surgewall_keyed_breaker_new(cfg, &kb, NULL));
+    shared_keyed = kb;
+
+    pthread_t t[WORKERS], chaos;
+    struct keyed_counts counts[WORKERS];
+    memset(counts, 0, sizeof counts);
+    struct keyed_chaos_counts chaotic = {0, 0};
+    atomic_store(&chaos_done, 0);
+    CHECK(pthread_create(&chaos, NULL, keyed_chaos, &chaotic) == 0);
+    for (int i = 0; i < WORKERS; i++) {
+        CHECK(pthread_create(&t[i], NULL, keyed_worker, &counts[i]) == 0);
+    }
+    for (int i = 0; i < WORKERS; i++) {
+        pthread_join(t[i], NULL);
+    }
+    atomic_store(&chaos_done, 1);
+    pthread_join(chaos, NULL);
+
+    struct keyed_counts sum = {0, 0, 0, 0, 0, 0, 0};
+    for (int i = 0; i < WORKERS; i++) {
+        sum.acquired += counts[i].acquired;
+        sum.rejected += counts[i].rejected;
+        sum.full += counts[i].full;
+        sum.counted += counts[i].counted;
+        sum.failures += counts[i].failures;
+        sum.late += counts[i].late;
+        sum.other += counts[i].other;
+    }
+    surgewall_keyed_breaker_stats m;
+    CHECK_OK(surgewall_keyed_breaker_metrics(kb, &m));
+    printf("keyed breaker: %" PRIu64 " admitted (%" PRIu64 " counted, %" PRIu64 " late), %" PRIu64
+           " rejected, %" PRIu64 " refused at the cap, %" PRIu64 " keys evicted\n",
+           sum.acquired, sum.counted, sum.late, sum.rejected, sum.full, m.evicted);
+    CHECK_U64(sum.other, 0);
+    CHECK_U64(sum.acquired + sum.rejected + sum.full, (uint64_t)iterations * WORKERS);
+    CHECK_U64(sum.counted + sum.late, sum.acquired); /* every permit recorded once */
+    CHECK_U64(m.late_results, sum.late);
+    CHECK_U64(m.failures, sum.failures);
+    CHECK_U64(m.rejected_open + m.rejected_half_open, sum.rejected);
+    CHECK_U64(m.refused_keys, sum.full + chaotic.refused);
+    CHECK_U64(m.unexpected_results, 0);
+    CHECK_U64(m.evicted, chaotic.swept);
+    CHECK_U64(m.created, m.keys + m.evicted);
+    CHECK(m.keys <= MAX_KEYS);
+    CHECK_OK(surgewall_keyed_breaker_free(kb));
 }
 
 /* ---------------------------------------------------------------- one bulkhead */
@@ -282,6 +438,7 @@ int main(int argc, char **argv)
         }
     }
     test_one_breaker();
+    test_one_keyed_breaker();
     test_one_bulkhead();
     test_handles_across_threads();
     return check_report();
