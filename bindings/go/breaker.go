@@ -98,26 +98,12 @@ func NewBreaker(name string, opts ...Option) (*Breaker, error) {
 	if versionErr != nil {
 		return nil, versionErr
 	}
-	var s settings
-	for _, o := range opts {
-		if o != nil {
-			o(&s)
-		}
+	s := collect(opts)
+	cfg, err := s.config(true)
+	if err != nil {
+		return nil, err
 	}
-	if s.err != nil {
-		return nil, s.err
-	}
-	var cfg *C.surgewall_breaker_config
-	if st := C.surgewall_breaker_config_new(&cfg); st != C.SURGEWALL_OK {
-		return nil, statusErr("breaker_config_new", st)
-	}
-	for _, f := range s.apply {
-		if st := f(cfg); st != C.SURGEWALL_OK {
-			C.surgewall_breaker_config_free(cfg)
-			return nil, statusErr("breaker_config", st)
-		}
-	}
-	runtime.KeepAlive(s.clock)
+	defer runtime.KeepAlive(s.clock) // until the constructor has consumed cfg
 	var h *C.surgewall_breaker
 	var cerr *C.surgewall_error
 	st := C.surgewall_breaker_new((*C.uint8_t)(unsafe.Pointer(unsafe.StringData(name))), C.size_t(len(name)), cfg, &h, &cerr)

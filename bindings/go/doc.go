@@ -14,6 +14,12 @@
 // The success path costs one cgo crossing: the permit is built in Go from the breaker's
 // state word (read atomically from C memory), and only the outcome goes to the library.
 //
+// Many keys (per endpoint, per user) get one compact breaker each from a KeyedBreaker:
+//
+//	kb, err := surgewall.NewKeyedBreaker(surgewall.KeyedBreakerConfig{MaxKeys: 10_000},
+//		surgewall.WithConsecutiveFailures(5))
+//	err = kb.Execute(ctx, "GET /users", fn) // a *RejectedError naming the key
+//
 // Objects hold library handles: Close them (idempotent); a cleanup frees those you forget
 // once they are unreachable. Every method of a closed object returns ErrClosed.
 //

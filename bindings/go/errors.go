@@ -32,6 +32,9 @@ var (
 	ErrRetryBudgetExhausted = errors.New("surgewall: retry budget exhausted")
 	// ErrRegistryFull: a keyed registry is at its key cap and rejects new keys.
 	ErrRegistryFull = errors.New("surgewall: registry is full")
+	// ErrNotFound: a keyed registry does not hold the key (never used, or evicted). The
+	// KeyedBreaker's Get and State report it as ok == false instead.
+	ErrNotFound = errors.New("surgewall: key not found")
 	// ErrClosed: the object was closed (or its handle is no longer valid).
 	ErrClosed = errors.New("surgewall: object is closed")
 	// ErrInvalidConfig: a configuration was rejected; a *ConfigError names the field.
@@ -61,22 +64,41 @@ var (
 
 // RejectedError is returned when a breaker refuses a call. It matches ErrRejected and the
 // reason (ErrOpen, ErrHalfOpenFull or ErrForcedOpen; a forced open matches ErrOpen too).
+// A KeyedBreaker's rejections are RejectedErrors too, naming the key.
 type RejectedError struct {
-	// Breaker is the breaker's name.
+	// Breaker is the breaker's name ("" for a KeyedBreaker).
 	Breaker string
 	// State is the breaker state that refused the call.
 	State State
 	// RetryAfter is how long until the breaker may admit again; Forever for an indefinite
 	// forced open.
 	RetryAfter time.Duration
-	reason     error
+	// Keyed is true for a KeyedBreaker's rejection. Key is then the string key of the call
+	// ("" when it was made with a uint64 key) and KeyID its 64-bit key (the uint64 key, or
+	// KeyedBreaker.KeyOf(Key)): the Key of the key's events.
+	Keyed  bool
+	Key    string
+	KeyID  uint64
+	reason error
 }
 
 func (e *RejectedError) Error() string {
-	if e.RetryAfter == Forever {
-		return fmt.Sprintf("%v (breaker %q)", e.reason, e.Breaker)
+	who := fmt.Sprintf("breaker %q", e.Breaker)
+	if e.Keyed {
+		who = keyName(e.Key, e.KeyID)
 	}
-	return fmt.Sprintf("%v (breaker %q, retry after %v)", e.reason, e.Breaker, e.RetryAfter)
+	if e.RetryAfter == Forever {
+		return fmt.Sprintf("%v (%s)", e.reason, who)
+	}
+	return fmt.Sprintf("%v (%s, retry after %v)", e.reason, who, e.RetryAfter)
+}
+
+// keyName describes a keyed breaker's key for messages.
+func keyName(key string, id uint64) string {
+	if key != "" {
+		return fmt.Sprintf("key %q", key)
+	}
+	return fmt.Sprintf("key %#x", id)
 }
 
 // Unwrap returns the reason sentinel.
@@ -86,6 +108,23 @@ func (e *RejectedError) Unwrap() error { return e.reason }
 func (e *RejectedError) Is(target error) bool {
 	return target == ErrRejected || target == e.reason || (target == ErrOpen && e.reason == ErrForcedOpen)
 }
+
+// RegistryFullError is returned when a KeyedBreaker at its key cap (MaxKeys, without
+// SharedOverflow) refuses a key it does not hold. It matches ErrRegistryFull, not
+// ErrRejected: no breaker state refused the call, the cap did (and a WithFallback fallback
+// does not run).
+type RegistryFullError struct {
+	// Key is the string key of the call ("" for a uint64 key); KeyID its 64-bit key.
+	Key   string
+	KeyID uint64
+}
+
+func (e *RegistryFullError) Error() string {
+	return fmt.Sprintf("%v (%s is new)", ErrRegistryFull, keyName(e.Key, e.KeyID))
+}
+
+// Unwrap returns ErrRegistryFull.
+func (e *RegistryFullError) Unwrap() error { return ErrRegistryFull }
 
 // ConfigError is a rejected configuration: which field and why. It matches ErrInvalidConfig.
 type ConfigError struct {
@@ -153,6 +192,8 @@ func sentinel(code int32) error {
 		return ErrLateResult
 	case C.SURGEWALL_REGISTRY_FULL:
 		return ErrRegistryFull
+	case C.SURGEWALL_NOT_FOUND:
+		return ErrNotFound
 	default:
 		return ErrInternal
 	}

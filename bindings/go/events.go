@@ -17,7 +17,8 @@ import (
 type EventKind int32
 
 const (
-	// EventTransition: a breaker changed state (From, To, Reason, Generation).
+	// EventTransition: a breaker changed state (From, To, Reason, Generation). A
+	// KeyedBreaker's keys publish EventKeyedTransition instead.
 	EventTransition EventKind = C.SURGEWALL_EVENT_KIND_TRANSITION
 	// EventThresholdChanged: a dynamic threshold moved (ValueA old, ValueB new).
 	EventThresholdChanged EventKind = C.SURGEWALL_EVENT_KIND_THRESHOLD_CHANGED
@@ -25,10 +26,14 @@ const (
 	EventSLOBurn EventKind = C.SURGEWALL_EVENT_KIND_SLO_BURN
 	// EventSLORecovered: an SLO burn alert recovered.
 	EventSLORecovered EventKind = C.SURGEWALL_EVENT_KIND_SLO_RECOVERED
-	// EventEvicted: a keyed registry evicted Key.
+	// EventEvicted: a keyed registry (KeyedBreaker, KeyedBulkhead) evicted Key.
 	EventEvicted EventKind = C.SURGEWALL_EVENT_KIND_EVICTED
 	// EventRetryBudgetExhausted: a retry budget refused a retry.
 	EventRetryBudgetExhausted EventKind = C.SURGEWALL_EVENT_KIND_RETRY_BUDGET_EXHAUSTED
+	// EventKeyedTransition: one key of a KeyedBreaker changed state (Key, From, To, Reason,
+	// Generation; Source is KeyedBreaker.ID). Should the key be evicted before its event went
+	// out (a rare race), the event is an EventTransition without the key.
+	EventKeyedTransition EventKind = C.SURGEWALL_EVENT_KIND_KEYED_TRANSITION
 )
 
 func (k EventKind) String() string {
@@ -45,6 +50,8 @@ func (k EventKind) String() string {
 		return "evicted"
 	case EventRetryBudgetExhausted:
 		return "retry_budget_exhausted"
+	case EventKeyedTransition:
+		return "keyed_transition"
 	}
 	return "unknown"
 }
@@ -76,7 +83,8 @@ type Event struct {
 	// Fast: SLO events of the fast window pair.
 	Fast           bool
 	ValueA, ValueB float64
-	Key            uint64
+	// Key: the key of an eviction or a keyed transition (KeyOf for a string key).
+	Key uint64
 }
 
 // Subscription reads the process-wide event ring (every breaker, bulkhead, SLO tracker and

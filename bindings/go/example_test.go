@@ -91,3 +91,44 @@ func ExampleNewMockClock() {
 	// open
 	// half_open
 }
+
+// One breaker per endpoint: a failing endpoint is cut off while the others keep working,
+// and each rejection names its key.
+func ExampleKeyedBreaker() {
+	clock := surgewall.NewMockClock() // only to make the output reproducible
+	endpoints, err := surgewall.NewKeyedBreaker(surgewall.KeyedBreakerConfig{
+		MaxKeys: 10_000,           // beyond: ErrRegistryFull (or SharedOverflow)
+		IdleTTL: 10 * time.Minute, // Sweep evicts keys idle that long (never an open one)
+		Overrides: map[string][]surgewall.Option{
+			"POST /payments": {surgewall.WithConsecutiveFailures(1)}, // stricter for this key
+		},
+	},
+		surgewall.WithClock(clock), // the template: NewBreaker's options
+		surgewall.WithConsecutiveFailures(3),
+		surgewall.WithOpenFor(5*time.Second))
+	if err != nil {
+		panic(err)
+	}
+	defer endpoints.Close()
+
+	ctx := context.Background()
+	down := func(context.Context) error { return errors.New("503") }
+	up := func(context.Context) error { return nil }
+	for i := 0; i < 3; i++ {
+		_ = endpoints.Execute(ctx, "GET /search", down)
+	}
+	_ = endpoints.Execute(ctx, "POST /payments", down)
+	for _, key := range []string{"GET /search", "POST /payments", "GET /cart"} {
+		err := endpoints.Execute(ctx, key, up)
+		var open *surgewall.RejectedError
+		if errors.As(err, &open) {
+			fmt.Printf("%s: rejected, retry in %v\n", open.Key, open.RetryAfter)
+		} else {
+			fmt.Printf("%s: %v\n", key, err)
+		}
+	}
+	// Output:
+	// GET /search: rejected, retry in 5s
+	// POST /payments: rejected, retry in 5s
+	// GET /cart: <nil>
+}

@@ -19,9 +19,11 @@ import "C"
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math"
 	"runtime"
 	"runtime/cgo"
+	"slices"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -36,6 +38,9 @@ type KeyedBulkheadConfig struct {
 	GlobalMax int
 	// Limits overrides PerKeyMax for some keys.
 	Limits map[uint64]int
+	// StringLimits overrides PerKeyMax for some string keys (those of TryAcquireString and
+	// Execute), hashed as the keyed bulkhead will hash them.
+	StringLimits map[string]int
 	// MaxKeys caps the keys held (0: no cap). Beyond it new keys are refused, or share one
 	// overflow entry when SharedOverflow is set.
 	MaxKeys        int
@@ -153,6 +158,17 @@ func NewKeyedBulkhead(cfg KeyedBulkheadConfig) (*KeyedBulkhead, error) {
 			return nil, err
 		}
 		if err := set("keyed_bulkhead_config_set_limit_for", C.surgewall_keyed_bulkhead_config_set_limit_for(c, C.uint64_t(k), v)); err != nil {
+			return nil, err
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(cfg.StringLimits)) {
+		v, err := u32("limits", cfg.StringLimits[k])
+		if err != nil {
+			C.surgewall_keyed_bulkhead_config_free(c)
+			return nil, err
+		}
+		st := C.surgewall_keyed_bulkhead_config_set_limit_for_str(c, (*C.uint8_t)(unsafe.Pointer(unsafe.StringData(k))), C.size_t(len(k)), v)
+		if err := set("keyed_bulkhead_config_set_limit_for_str", st); err != nil {
 			return nil, err
 		}
 	}

@@ -5,6 +5,7 @@ import "C"
 
 import (
 	"runtime/cgo"
+	"unsafe"
 )
 
 // surgewallGoKeyVisit receives one key from surgewall_keyed_bulkhead_for_each (through the
@@ -16,4 +17,14 @@ import (
 func surgewallGoKeyVisit(user C.uintptr_t, key C.uint64_t, active C.uint64_t, limit C.uint32_t) {
 	out := cgo.Handle(user).Value().(*[]KeyState)
 	*out = append(*out, KeyState{Key: uint64(key), Active: uint64(active), Limit: uint32(limit)})
+}
+
+// surgewallGoKeyedBreakerVisit receives one key from surgewall_keyed_breaker_for_each
+// (through the trampoline in keyed_breaker.go): user is a cgo.Handle to the *[]KeySnapshot
+// being filled, stats the library's snapshot, valid during the call. It only appends.
+//
+//export surgewallGoKeyedBreakerVisit
+func surgewallGoKeyedBreakerVisit(user C.uintptr_t, key C.uint64_t, stats unsafe.Pointer) {
+	out := cgo.Handle(user).Value().(*[]KeySnapshot)
+	*out = append(*out, keySnapshotAt(uint64(key), stats))
 }

@@ -27,19 +27,20 @@ func TestUnreachableObjectsAreFreed(t *testing.T) {
 			rb, _ := NewRetryBudget(0.1, 1, time.Second, nil)
 			s, _ := NewSLO(SLOConfig{})
 			a, _ := NewThresholdAdjuster(b, ThresholdConfig{TargetErrorRate: 0.1, MinThreshold: 0.2, MaxThreshold: 0.8, Step: 0.1})
-			if bh == nil || kb == nil || r == nil || rb == nil || s == nil || a == nil {
+			kbr, _ := NewKeyedBreaker(KeyedBreakerConfig{}, WithClock(c))
+			if bh == nil || kb == nil || r == nil || rb == nil || s == nil || a == nil || kbr == nil {
 				t.Fatal("constructor failed")
 			}
 		}
 	}()
-	want := before + n*8
+	want := before + n*9
 	deadline := time.Now().Add(20 * time.Second)
 	for cleanupsRun.Load() < want && time.Now().Before(deadline) {
 		runtime.GC()
 		time.Sleep(time.Millisecond)
 	}
 	if got := cleanupsRun.Load(); got < want {
-		t.Fatalf("%d of %d handles freed", got-before, n*8)
+		t.Fatalf("%d of %d handles freed", got-before, n*9)
 	}
 }
 
@@ -87,7 +88,11 @@ func TestStringsAndErrorMessages(t *testing.T) {
 		{StateHalfOpen.String(), "half_open"}, {State(42).String(), "State(42)"},
 		{Failure.String(), "failure"}, {Outcome(9).String(), "Outcome(9)"},
 		{EventSLOBurn.String(), "slo_burn"}, {StopBreakerOpen.String(), "breaker_open"},
-		{TooManyKeys.String(), "too many keys"},
+		{TooManyKeys.String(), "too many keys"}, {EventKeyedTransition.String(), "keyed_transition"},
+		{EventKind(99).String(), "unknown"},
+		{(&RejectedError{Keyed: true, KeyID: 255, State: StateOpen, RetryAfter: time.Second, reason: ErrOpen}).Error(),
+			"surgewall: circuit breaker is open (key 0xff, retry after 1s)"},
+		{(&RegistryFullError{Key: "GET /x"}).Error(), `surgewall: registry is full (key "GET /x" is new)`},
 	} {
 		if c.got != c.want {
 			t.Errorf("%q != %q", c.got, c.want)
@@ -101,6 +106,9 @@ func TestStringsAndErrorMessages(t *testing.T) {
 		if err.Error() == "" {
 			t.Errorf("%T: empty message", err)
 		}
+	}
+	if !errors.Is(&StatusError{Code: 210}, ErrNotFound) || !errors.Is(&RegistryFullError{}, ErrRegistryFull) {
+		t.Fatal("NOT_FOUND and the key cap map to their sentinels")
 	}
 	if !errors.Is(&StatusError{Code: 110}, ErrInternal) || !errors.Is(&StatusError{Code: 12345}, ErrInternal) {
 		t.Fatal("a panic status or an unknown one is ErrInternal")

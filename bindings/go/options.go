@@ -58,13 +58,54 @@ func DefaultClassifier(err error) Outcome {
 type Option func(*settings)
 
 type settings struct {
-	apply      []func(*C.surgewall_breaker_config) C.surgewall_status
-	clock      *MockClock
-	classify   func(error) Outcome
-	fallback   func(context.Context, error) error
-	noFastPath bool
-	noTicker   bool
-	err        error
+	// apply holds the per-breaker settings (thresholds, windows, waits); shared the ones a
+	// keyed breaker has once for all its keys (clock, fallback payload), which an override
+	// of a key may not set.
+	apply, shared []func(*C.surgewall_breaker_config) C.surgewall_status
+	clock         *MockClock
+	classify      func(error) Outcome
+	fallback      func(context.Context, error) error
+	noFastPath    bool
+	noTicker      bool // no clock ticker: WithoutClockTicker, WithClock, WithPreciseClock
+	tickerOff     bool // WithoutClockTicker itself
+	err           error
+}
+
+// collect applies opts to fresh settings.
+func collect(opts []Option) settings {
+	var s settings
+	for _, o := range opts {
+		if o != nil {
+			o(&s)
+		}
+	}
+	return s
+}
+
+// config makes a library breaker configuration from apply (then shared, when withShared):
+// the one option -> configuration path of NewBreaker and NewKeyedBreaker. The caller owns
+// the result (a constructor consumes it). Callers keep s.clock alive until it is consumed.
+func (s *settings) config(withShared bool, extra ...[]func(*C.surgewall_breaker_config) C.surgewall_status) (*C.surgewall_breaker_config, error) {
+	if s.err != nil {
+		return nil, s.err
+	}
+	var cfg *C.surgewall_breaker_config
+	if st := C.surgewall_breaker_config_new(&cfg); st != C.SURGEWALL_OK {
+		return nil, statusErr("breaker_config_new", st)
+	}
+	lists := append(extra, s.apply)
+	if withShared {
+		lists = append(lists, s.shared)
+	}
+	for _, l := range lists {
+		for _, f := range l {
+			if st := f(cfg); st != C.SURGEWALL_OK {
+				C.surgewall_breaker_config_free(cfg)
+				return nil, statusErr("breaker_config", st)
+			}
+		}
+	}
+	return cfg, nil
 }
 
 func (s *settings) fail(err error) {
@@ -75,6 +116,10 @@ func (s *settings) fail(err error) {
 
 func (s *settings) add(f func(*C.surgewall_breaker_config) C.surgewall_status) {
 	s.apply = append(s.apply, f)
+}
+
+func (s *settings) addShared(f func(*C.surgewall_breaker_config) C.surgewall_status) {
+	s.shared = append(s.shared, f)
 }
 
 // count checks a count option in Go: the C ABI takes uint32, so a negative or huge int must
@@ -230,7 +275,7 @@ func WithClock(clock *MockClock) Option {
 		}
 		s.clock = clock
 		s.noTicker = true
-		s.add(func(c *C.surgewall_breaker_config) C.surgewall_status {
+		s.addShared(func(c *C.surgewall_breaker_config) C.surgewall_status {
 			h, err := clock.handle()
 			if err != nil {
 				return C.SURGEWALL_INVALID_HANDLE
@@ -244,7 +289,7 @@ func WithClock(clock *MockClock) Option {
 func WithPreciseClock() Option {
 	return func(s *settings) {
 		s.noTicker = true
-		s.add(func(c *C.surgewall_breaker_config) C.surgewall_status {
+		s.addShared(func(c *C.surgewall_breaker_config) C.surgewall_status {
 			return C.surgewall_breaker_config_set_precise_clock(c)
 		})
 	}
@@ -255,7 +300,7 @@ func WithPreciseClock() Option {
 // see it too.
 func WithFallbackPayload(contentType string, body []byte) Option {
 	return func(s *settings) {
-		s.add(func(c *C.surgewall_breaker_config) C.surgewall_status {
+		s.addShared(func(c *C.surgewall_breaker_config) C.surgewall_status {
 			return C.surgewall_breaker_config_set_fallback(c,
 				(*C.uint8_t)(unsafe.Pointer(unsafe.StringData(contentType))), C.size_t(len(contentType)),
 				(*C.uint8_t)(unsafe.Pointer(unsafe.SliceData(body))), C.size_t(len(body)))
@@ -310,5 +355,5 @@ func WithoutFastPath() Option {
 // each call then reads a ~1 ns timestamp instead of a precise clock (~25 ns). Without a
 // ticker the breaker works the same, a little slower per call.
 func WithoutClockTicker() Option {
-	return func(s *settings) { s.noTicker = true }
+	return func(s *settings) { s.noTicker, s.tickerOff = true, true }
 }

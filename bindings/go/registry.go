@@ -5,9 +5,16 @@ import (
 )
 
 // BreakerRegistry holds one breaker per key (per endpoint, per host), made on first use
-// from a template of options plus per-key overrides. The C ABI has no keyed breaker
-// registry yet, so this one lives in Go: a map of *Breaker, each a full library breaker.
-// Safe for concurrent use; exactly one breaker is made per key, also under races.
+// from a template of options plus per-key overrides. It lives in Go: a map of *Breaker,
+// each a full named library breaker (about a kilobyte, exact windows of any size, its own
+// Metrics, ID and events, every Breaker method), and it never evicts. Safe for concurrent
+// use; exactly one breaker is made per key, also under races.
+//
+// Use it for a few keys (tens, hundreds) that each deserve a full breaker. For many keys
+// (per user, per endpoint of a large API) use KeyedBreaker: a few dozen bytes per key in
+// the library, idle keys evicted by Sweep, a cap with a shared overflow, at the price of
+// an approximate two-bucket window (at most 128 minimum calls, a count window of 510; see
+// KeyedBreaker) and aggregate metrics.
 type BreakerRegistry struct {
 	template  []Option
 	maxKeys   int
