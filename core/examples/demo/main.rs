@@ -5,6 +5,7 @@
 //! `cargo run --release -p surgewall --example demo`.
 
 mod breakers;
+mod endpoints;
 mod retry_storm;
 mod slo_burn;
 mod tenants;
@@ -16,5 +17,6 @@ fn main() -> std::io::Result<()> {
     retry_storm::run(&mut out)?;
     slo_burn::run(&mut out)?;
     tenants::run(&mut out)?;
+    endpoints::run(&mut out)?;
     Ok(())
 }

@@ -1602,6 +1602,24 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
         self.shared.id
     }
 
+    /// The `u64` this keyed breaker's events name `key` by (the `key` of
+    /// [`EventKind::KeyedTransition`] and [`EventKind::Evicted`]).
+    ///
+    /// ```
+    /// use surgewall::breaker::keyed::KeyedBreaker;
+    /// use surgewall::BreakerConfig;
+    /// let by_id = KeyedBreaker::<u64>::builder(BreakerConfig::default())
+    ///     .event_key(|k| *k)
+    ///     .build()?;
+    /// assert_eq!(by_id.event_key(&42), 42);
+    /// let by_path = KeyedBreaker::<&str>::builder(BreakerConfig::default()).build()?;
+    /// assert_ne!(by_path.event_key(&"/a"), by_path.event_key(&"/b"));
+    /// # Ok::<(), surgewall::ConfigError>(())
+    /// ```
+    pub fn event_key(&self, key: &K) -> u64 {
+        self.registry.event_key_of(key)
+    }
+
     /// The aggregate counters.
     ///
     /// ```

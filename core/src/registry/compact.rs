@@ -407,6 +407,11 @@ where
         self.ledger.id()
     }
 
+    /// The `u64` events name `key` by.
+    pub(crate) fn event_key_of(&self, key: &K) -> u64 {
+        self.ledger.event_key_of(key)
+    }
+
     pub(crate) fn stats(&self) -> RegistryStats {
         self.ledger.stats()
     }
