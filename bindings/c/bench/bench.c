@@ -6,6 +6,8 @@
  *   surgewall_closed_success         surgewall_breaker_acquire + surgewall_breaker_record
  *   surgewall_closed_success_fast    acquire from the state word (surgewall_breaker_get_fast_path),
  *                                    record through the ABI
+ *   surgewall_keyed_breaker          surgewall_keyed_breaker_acquire + _record over 10 000 keys
+ *                                    cycled (the Rust `keyed` group's call, through the ABI)
  *
  * The breaker is CLOSED, configured as the Rust bench's (50 %, 20 calls, 60 s / 10 buckets,
  * open 5 s, 3 probes) on the coarse clock, ticked every 500 us by a thread as the agent does.
@@ -92,6 +94,23 @@ static void run_fast(long n)
     }
 }
 
+#define KEYS 10000
+
+static const surgewall_keyed_breaker *keyed;
+
+static void run_keyed(long n)
+{
+    uint64_t k = 0;
+    for (long i = 0; i < n; i++) {
+        surgewall_keyed_breaker_permit p;
+        k = k + 1 == KEYS ? 0 : k + 1;
+        if (surgewall_keyed_breaker_acquire(keyed, k, &p, NULL) != SURGEWALL_OK ||
+            surgewall_keyed_breaker_record(keyed, p, SURGEWALL_OUTCOME_SUCCESS) != SURGEWALL_OK) {
+            failures++;
+        }
+    }
+}
+
 /* Best ns/call over ROUNDS rounds of n calls (after one warm-up round). */
 static double measure(void (*f)(long), long n)
 {
@@ -129,15 +148,40 @@ int main(int argc, char **argv)
     }
     breaker = b;
 
+    /* the same thresholds for every key */
+    surgewall_breaker_config_new(&cfg);
+    surgewall_breaker_config_set_failure_rate(cfg, 0.5);
+    surgewall_breaker_config_set_minimum_calls(cfg, 20);
+    surgewall_breaker_config_set_time_window(cfg, 60LL * 1000000000, 10);
+    surgewall_breaker_config_set_open_for(cfg, 5LL * 1000000000);
+    surgewall_breaker_config_set_half_open_calls(cfg, 3);
+    surgewall_keyed_breaker_config *kcfg = NULL;
+    surgewall_keyed_breaker *kb = NULL;
+    if (surgewall_keyed_breaker_config_new(cfg, &kcfg) != SURGEWALL_OK ||
+        surgewall_keyed_breaker_config_set_max_keys(kcfg, 2 * KEYS, false) != SURGEWALL_OK ||
+        surgewall_keyed_breaker_new(kcfg, &kb, NULL) != SURGEWALL_OK) {
+        fprintf(stderr, "bench: cannot build the keyed breaker\n");
+        return 1;
+    }
+    keyed = kb;
+
     double base = measure(run_baseline, n);
     double abi = measure(run_abi, n);
     double fp = measure(run_fast, n);
+    double kd = measure(run_keyed, n / 4);
 
     atomic_store(&stop_ticker, 1);
     pthread_join(tick, NULL);
     surgewall_breaker_stats m;
     surgewall_breaker_metrics(b, &m);
     surgewall_breaker_free(b);
+    surgewall_keyed_breaker_stats km;
+    surgewall_keyed_breaker_metrics(kb, &km);
+    surgewall_keyed_breaker_free(kb);
+    if (km.keys != KEYS) {
+        fprintf(stderr, "bench: %" PRIu64 " keys, wanted %d\n", km.keys, KEYS);
+        return 1;
+    }
     if (failures != 0 || m.state != SURGEWALL_STATE_CLOSED) {
         fprintf(stderr, "bench: %d calls failed, state %d\n", failures, (int)m.state);
         return 1;
@@ -145,5 +189,6 @@ int main(int argc, char **argv)
     printf("c/baseline_fetch_add               %7.3f ns/call\n", base);
     printf("c/surgewall_closed_success         %7.3f ns/call  %5.2fx baseline\n", abi, abi / base);
     printf("c/surgewall_closed_success_fast    %7.3f ns/call  %5.2fx baseline\n", fp, fp / base);
+    printf("c/surgewall_keyed_breaker          %7.3f ns/call  (10 000 keys; compare keyed/surgewall_keyed_breaker)\n", kd);
     return 0;
 }
