@@ -278,21 +278,14 @@ pub extern "C" fn surgewall_breaker_clone(
     b: *const surgewall_breaker,
     out: *mut *mut surgewall_breaker,
 ) -> Status {
-    boundary(|| {
-        non_null(out)?;
-        let shared = surgewall_breaker::get_arc(b)?;
-        write(out, surgewall_breaker::insert_arc(shared)?)
-    })
+    surgewall_breaker::clone_into(b, out)
 }
 
 /// Frees one handle (the breaker lives while other handles do). NULL is a no-op; a second free
 /// is `SURGEWALL_INVALID_HANDLE`.
 #[no_mangle]
 pub extern "C" fn surgewall_breaker_free(b: *mut surgewall_breaker) -> Status {
-    if b.is_null() {
-        return Status::SURGEWALL_OK;
-    }
-    boundary(|| surgewall_breaker::remove(b).map(drop))
+    surgewall_breaker::free(b)
 }
 
 pub(crate) fn reject_status(reason: RejectReason) -> Status {

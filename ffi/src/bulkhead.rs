@@ -96,20 +96,13 @@ pub extern "C" fn surgewall_bulkhead_clone(
     b: *const surgewall_bulkhead,
     out: *mut *mut surgewall_bulkhead,
 ) -> Status {
-    boundary(|| {
-        non_null(out)?;
-        let b = surgewall_bulkhead::get(b)?.clone();
-        write(out, surgewall_bulkhead::insert(b)?)
-    })
+    surgewall_bulkhead::clone_into(b, out)
 }
 
 /// Frees one handle. NULL is a no-op; a second free is `SURGEWALL_INVALID_HANDLE`.
 #[no_mangle]
 pub extern "C" fn surgewall_bulkhead_free(b: *mut surgewall_bulkhead) -> Status {
-    if b.is_null() {
-        return Status::SURGEWALL_OK;
-    }
-    boundary(|| surgewall_bulkhead::remove(b).map(drop))
+    surgewall_bulkhead::free(b)
 }
 
 /// Takes a slot without waiting: `SURGEWALL_OK` or `SURGEWALL_BULKHEAD_FULL`. Lock-free.
@@ -308,10 +301,7 @@ pub extern "C" fn surgewall_keyed_bulkhead_config_new(
 pub extern "C" fn surgewall_keyed_bulkhead_config_free(
     cfg: *mut surgewall_keyed_bulkhead_config,
 ) -> Status {
-    if cfg.is_null() {
-        return Status::SURGEWALL_OK;
-    }
-    boundary(|| surgewall_keyed_bulkhead_config::remove(cfg).map(drop))
+    surgewall_keyed_bulkhead_config::free(cfg)
 }
 
 /// At most `n` calls in flight across all keys.
@@ -447,20 +437,13 @@ pub extern "C" fn surgewall_keyed_bulkhead_clone(
     kb: *const surgewall_keyed_bulkhead,
     out: *mut *mut surgewall_keyed_bulkhead,
 ) -> Status {
-    boundary(|| {
-        non_null(out)?;
-        let shared = surgewall_keyed_bulkhead::get_arc(kb)?;
-        write(out, surgewall_keyed_bulkhead::insert_arc(shared)?)
-    })
+    surgewall_keyed_bulkhead::clone_into(kb, out)
 }
 
 /// Frees one handle (the keyed bulkhead lives while other handles do). NULL is a no-op.
 #[no_mangle]
 pub extern "C" fn surgewall_keyed_bulkhead_free(kb: *mut surgewall_keyed_bulkhead) -> Status {
-    if kb.is_null() {
-        return Status::SURGEWALL_OK;
-    }
-    boundary(|| surgewall_keyed_bulkhead::remove(kb).map(drop))
+    surgewall_keyed_bulkhead::free(kb)
 }
 
 fn keyed_acquire(

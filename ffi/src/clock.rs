@@ -79,8 +79,5 @@ pub extern "C" fn surgewall_mock_clock_now(
 /// Frees a mock clock (breakers using it keep their own reference). NULL is a no-op.
 #[no_mangle]
 pub extern "C" fn surgewall_mock_clock_free(clock: *mut surgewall_mock_clock) -> Status {
-    if clock.is_null() {
-        return Status::SURGEWALL_OK;
-    }
-    boundary(|| surgewall_mock_clock::remove(clock).map(drop))
+    surgewall_mock_clock::free(clock)
 }

@@ -65,10 +65,7 @@ pub extern "C" fn surgewall_breaker_config_new(out: *mut *mut surgewall_breaker_
 /// Frees a configuration that was never consumed. NULL is a no-op.
 #[no_mangle]
 pub extern "C" fn surgewall_breaker_config_free(cfg: *mut surgewall_breaker_config) -> Status {
-    if cfg.is_null() {
-        return Status::SURGEWALL_OK;
-    }
-    boundary(|| surgewall_breaker_config::remove(cfg).map(drop))
+    surgewall_breaker_config::free(cfg)
 }
 
 /// Trip when the window's failure rate reaches `threshold` (in (0, 1]).

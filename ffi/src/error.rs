@@ -3,7 +3,7 @@
 use std::ffi::{c_char, CString};
 
 use crate::handle::{opaque_handle, Handle};
-use crate::status::{boundary, Status};
+use crate::status::Status;
 
 /// The value behind a `surgewall_error` handle.
 pub struct ErrorObj {
@@ -96,8 +96,5 @@ pub extern "C" fn surgewall_error_field(err: *const surgewall_error) -> *const c
 /// Frees an error. NULL is a no-op; a second free is `SURGEWALL_INVALID_HANDLE`.
 #[no_mangle]
 pub extern "C" fn surgewall_error_free(err: *mut surgewall_error) -> Status {
-    if err.is_null() {
-        return Status::SURGEWALL_OK;
-    }
-    boundary(|| surgewall_error::remove(err).map(drop))
+    surgewall_error::free(err)
 }

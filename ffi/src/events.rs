@@ -197,8 +197,5 @@ pub extern "C" fn surgewall_subscription_missed(
 /// Frees a subscription. NULL is a no-op.
 #[no_mangle]
 pub extern "C" fn surgewall_subscription_free(sub: *mut surgewall_subscription) -> Status {
-    if sub.is_null() {
-        return Status::SURGEWALL_OK;
-    }
-    boundary(|| surgewall_subscription::remove(sub).map(drop))
+    surgewall_subscription::free(sub)
 }

@@ -293,6 +293,24 @@ pub(crate) trait Handle: Sized {
         Self::slab().remove(ptr as usize as u64)
     }
 
+    /// The body of every `_free`: NULL is a no-op; a freed, consumed or foreign handle is
+    /// `SURGEWALL_INVALID_HANDLE`.
+    fn free(ptr: *const Self) -> Status {
+        if ptr.is_null() {
+            return Status::SURGEWALL_OK;
+        }
+        crate::status::boundary(|| Self::remove(ptr).map(drop))
+    }
+
+    /// The body of every `_clone`: a second handle to the value behind `ptr` into `*out`.
+    fn clone_into(ptr: *const Self, out: *mut *mut Self) -> Status {
+        crate::status::boundary(|| {
+            crate::status::non_null(out)?;
+            let shared = Self::get_arc(ptr)?;
+            crate::status::write(out, Self::insert_arc(shared)?)
+        })
+    }
+
     /// Removes a single-owner value (a builder being consumed) and takes it out of its `Arc`.
     fn take(ptr: *const Self) -> Result<Self::Target, Status> {
         Arc::into_inner(Self::remove(ptr)?).ok_or(Status::SURGEWALL_INVALID_HANDLE)

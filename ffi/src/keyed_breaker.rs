@@ -198,10 +198,7 @@ pub extern "C" fn surgewall_keyed_breaker_config_new(
 pub extern "C" fn surgewall_keyed_breaker_config_free(
     cfg: *mut surgewall_keyed_breaker_config,
 ) -> Status {
-    if cfg.is_null() {
-        return Status::SURGEWALL_OK;
-    }
-    boundary(|| surgewall_keyed_breaker_config::remove(cfg).map(drop))
+    surgewall_keyed_breaker_config::free(cfg)
 }
 
 /// Adds the override `config` (consumed whatever the outcome, so taken first) for the key
@@ -351,21 +348,14 @@ pub extern "C" fn surgewall_keyed_breaker_clone(
     kb: *const surgewall_keyed_breaker,
     out: *mut *mut surgewall_keyed_breaker,
 ) -> Status {
-    boundary(|| {
-        non_null(out)?;
-        let shared = surgewall_keyed_breaker::get_arc(kb)?;
-        write(out, surgewall_keyed_breaker::insert_arc(shared)?)
-    })
+    surgewall_keyed_breaker::clone_into(kb, out)
 }
 
 /// Frees one handle (the keyed breaker lives while other handles do). NULL is a no-op; a
 /// second free is `SURGEWALL_INVALID_HANDLE`.
 #[no_mangle]
 pub extern "C" fn surgewall_keyed_breaker_free(kb: *mut surgewall_keyed_breaker) -> Status {
-    if kb.is_null() {
-        return Status::SURGEWALL_OK;
-    }
-    boundary(|| surgewall_keyed_breaker::remove(kb).map(drop))
+    surgewall_keyed_breaker::free(kb)
 }
 
 fn acquire(

@@ -105,10 +105,7 @@ pub extern "C" fn surgewall_retry_budget_shared(
 /// Frees one handle to a budget. NULL is a no-op.
 #[no_mangle]
 pub extern "C" fn surgewall_retry_budget_free(b: *mut surgewall_retry_budget) -> Status {
-    if b.is_null() {
-        return Status::SURGEWALL_OK;
-    }
-    boundary(|| surgewall_retry_budget::remove(b).map(drop))
+    surgewall_retry_budget::free(b)
 }
 
 /// Counts a request (a first attempt) toward the budget.
@@ -265,10 +262,7 @@ pub extern "C" fn surgewall_retry_config_new(out: *mut *mut surgewall_retry_conf
 /// Frees a configuration that was never consumed. NULL is a no-op.
 #[no_mangle]
 pub extern "C" fn surgewall_retry_config_free(cfg: *mut surgewall_retry_config) -> Status {
-    if cfg.is_null() {
-        return Status::SURGEWALL_OK;
-    }
-    boundary(|| surgewall_retry_config::remove(cfg).map(drop))
+    surgewall_retry_config::free(cfg)
 }
 
 /// Attempts in all, the first included (>= 1).
@@ -452,10 +446,7 @@ pub extern "C" fn surgewall_retry_policy_new(
 /// Frees a policy (schedules made from it keep working). NULL is a no-op.
 #[no_mangle]
 pub extern "C" fn surgewall_retry_policy_free(p: *mut surgewall_retry_policy) -> Status {
-    if p.is_null() {
-        return Status::SURGEWALL_OK;
-    }
-    boundary(|| surgewall_retry_policy::remove(p).map(drop))
+    surgewall_retry_policy::free(p)
 }
 
 /// Totals of a policy.
@@ -506,10 +497,7 @@ pub extern "C" fn surgewall_retry_schedule_new(
 /// Frees a schedule. NULL is a no-op.
 #[no_mangle]
 pub extern "C" fn surgewall_retry_schedule_free(s: *mut surgewall_retry_schedule) -> Status {
-    if s.is_null() {
-        return Status::SURGEWALL_OK;
-    }
-    boundary(|| surgewall_retry_schedule::remove(s).map(drop))
+    surgewall_retry_schedule::free(s)
 }
 
 /// After an attempt: what to do next. `outcome` is a `surgewall_attempt_outcome`;

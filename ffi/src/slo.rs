@@ -102,10 +102,7 @@ pub extern "C" fn surgewall_slo_config_new(out: *mut *mut surgewall_slo_config) 
 /// Frees a configuration that was never consumed. NULL is a no-op.
 #[no_mangle]
 pub extern "C" fn surgewall_slo_config_free(cfg: *mut surgewall_slo_config) -> Status {
-    if cfg.is_null() {
-        return Status::SURGEWALL_OK;
-    }
-    boundary(|| surgewall_slo_config::remove(cfg).map(drop))
+    surgewall_slo_config::free(cfg)
 }
 
 /// The objective: the fraction of good calls promised, in (0, 1).
@@ -272,10 +269,7 @@ pub extern "C" fn surgewall_slo_new(
 /// Frees an SLO tracker. NULL is a no-op.
 #[no_mangle]
 pub extern "C" fn surgewall_slo_free(s: *mut surgewall_slo) -> Status {
-    if s.is_null() {
-        return Status::SURGEWALL_OK;
-    }
-    boundary(|| surgewall_slo::remove(s).map(drop))
+    surgewall_slo::free(s)
 }
 
 /// Records a call: `good` true for a call that met the objective.
@@ -409,10 +403,7 @@ pub extern "C" fn surgewall_threshold_adjuster_new(
 pub extern "C" fn surgewall_threshold_adjuster_free(
     a: *mut surgewall_threshold_adjuster,
 ) -> Status {
-    if a.is_null() {
-        return Status::SURGEWALL_OK;
-    }
-    boundary(|| surgewall_threshold_adjuster::remove(a).map(drop))
+    surgewall_threshold_adjuster::free(a)
 }
 
 /// Evaluates now; when the threshold moved, `*changed_out` is true and `*old_out`/`*new_out`
