@@ -9,8 +9,8 @@ Steps, all inside `build_ext` (so `pip install`, `pip wheel` and `setup.py build
 3. `surgewall._ffi`: a cffi API-mode module for the whole C ABI, its declarations read from the
    committed `include/surgewall.h` (preprocessed by gcc with stub system headers, so whatever
    the lead adds to the ABI is bound without touching this file).
-4. `surgewall._speedups`: a small hand-written C extension for the guarded call (acquire +
-   call + record without releasing the GIL), which is what makes G5.
+4. `surgewall._speedups`: a small hand-written C extension for the guarded calls of named and
+   keyed breakers (acquire + call + record without releasing the GIL), which is what makes G5.
 
 Both extensions link against the one `libsurgewall.so` with an `$ORIGIN` rpath, so the process
 holds a single copy of the library (one handle table, one event ring) and needs no
@@ -118,7 +118,8 @@ setup(
         Extension("surgewall._ffi", sources=["placeholder.c"]),
         Extension(
             "surgewall._speedups",
-            sources=["src/surgewall/_speedups.c"],
+            sources=["src/surgewall/_speedups.c", "src/surgewall/_keyed_core.c"],
+            depends=["src/surgewall/_speedups.h"],
             extra_compile_args=["-O2", "-std=c11", "-Wall", "-Wextra", "-Werror=implicit-function-declaration"],
         ),
     ],

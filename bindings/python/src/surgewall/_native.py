@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, NoReturn, Optional
+from typing import Any, Callable, Iterator, NoReturn, Optional, Union
 
 from . import _speedups
 from ._ffi import ffi, lib
@@ -21,7 +21,7 @@ from .errors import (
     SurgewallError,
 )
 
-__all__ = ["ffi", "lib", "check", "raise_status", "error_for", "U64_MAX", "ns_to_s", "c_str"]
+__all__ = ["ffi", "lib", "check", "raise_status", "error_for", "U64_MAX", "ns_to_s", "c_str", "Key"]
 
 U64_MAX = (1 << 64) - 1
 
@@ -46,13 +46,24 @@ def ns_to_s(ns: int) -> float:
     return math.inf if ns == U64_MAX else ns / 1e9
 
 
-def error_for(status: int, retry_after_ns: int = 0, what: str = "") -> SurgewallError:
-    """The exception for a status (also the factory the C fast path calls)."""
+Key = Union[str, bytes, int]
+"""A key of a keyed breaker or bulkhead: an int (used as is) or a byte string (hashed)."""
+
+
+def error_for(
+    status: int, retry_after_ns: int = 0, what: str = "", key: Optional[Key] = None
+) -> SurgewallError:
+    """The exception for a status (also the factory the C fast paths call); ``key`` is the
+    key of a keyed breaker's call."""
     if status in _REJECT:
-        return CircuitOpenError(_REJECT[status], ns_to_s(retry_after_ns), what or None, status)
+        return CircuitOpenError(
+            _REJECT[status], ns_to_s(retry_after_ns), what or None, status, key=key
+        )
     if status == -1:
         return ClosedError(f"breaker {what!r} was freed" if what else "the breaker was freed", INVALID_HANDLE)
     message = c_str(lib.surgewall_status_str(status))
+    if key is not None:
+        what = f"{what} key {key!r}" if what else f"key {key!r}"
     prefix = f"{what}: " if what else ""
     if status == INVALID_HANDLE:
         return ClosedError(f"{prefix}{message} (closed?)", status)
@@ -67,7 +78,7 @@ def error_for(status: int, retry_after_ns: int = 0, what: str = "") -> Surgewall
     if status in (203, 204):
         return BulkheadFullError(f"{prefix}{message}", status)
     if status == 209:
-        return RegistryFullError(f"{prefix}{message}", status)
+        return RegistryFullError(f"{prefix}{message}", status, key=key)
     return SurgewallError(f"{prefix}{message} (status {status})", status)
 
 
@@ -126,8 +137,10 @@ def construct(create: Callable[[Any, Any], int], ctype: str, what: str) -> Any:
     return out[0]
 
 
-def _factory(status: int, retry_after_ns: int, name: Optional[str]) -> BaseException:
-    return error_for(status, retry_after_ns, name or "")
+def _factory(
+    status: int, retry_after_ns: int, name: Optional[str], key: Optional[Key]
+) -> BaseException:
+    return error_for(status, retry_after_ns, name or "", key)
 
 
 _speedups.set_error_factory(_factory)

@@ -9,13 +9,9 @@
  * timing: the permit is {generation ^ salt, 0}); every other case, and every
  * record, goes through the library.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-#include <stdint.h>
+#include "_speedups.h"
 
-#include "surgewall.h"
-
-/* Python-side factory: make_error(status, retry_after_ns, name) -> exception instance. A
+/* Python-side factory: make_error(status, retry_after_ns, name, key) -> exception instance. A
  * status of -1 means "this breaker was closed". */
 static PyObject *make_error = NULL;
 
@@ -25,25 +21,62 @@ typedef struct {
     const uint64_t *word;
     uint64_t salt;
     int times_calls;
-    PyObject *include;   /* tuple of exception types that count as failures */
-    PyObject *exclude;   /* tuple of exception types recorded as ignored */
-    PyObject *predicate; /* None or callable(exc) -> bool (True: a failure) */
-    PyObject *name;      /* the breaker's name, for error messages */
+    sw_policy policy;
+    PyObject *name; /* the breaker's name, for error messages */
 } Core;
 
 static PyTypeObject CoreType;
 
-static int raise_status(int status, uint64_t retry_after_ns, PyObject *name) {
+int sw_raise(int status, uint64_t retry_after_ns, PyObject *name, PyObject *key) {
     if (make_error == NULL) {
         PyErr_Format(PyExc_RuntimeError, "surgewall status %d", status);
         return -1;
     }
-    PyObject *exc = PyObject_CallFunction(make_error, "iKO", status, (unsigned long long)retry_after_ns,
-                                          name ? name : Py_None);
+    PyObject *exc = PyObject_CallFunction(make_error, "iKOO", status,
+                                          (unsigned long long)retry_after_ns,
+                                          name ? name : Py_None, key ? key : Py_None);
     if (exc == NULL) return -1;
     PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
     Py_DECREF(exc);
     return -1;
+}
+
+static int raise_status(int status, uint64_t retry_after_ns, PyObject *name) {
+    return sw_raise(status, retry_after_ns, name, NULL);
+}
+
+int sw_u64(PyObject *o, uint64_t *out) {
+    *out = PyLong_AsUnsignedLongLong(o);
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+/* ---- the failure policy ---- */
+
+int sw_policy_set(sw_policy *p, PyObject *include, PyObject *exclude, PyObject *predicate) {
+    if (predicate != Py_None && !PyCallable_Check(predicate)) {
+        PyErr_SetString(PyExc_TypeError, "predicate must be callable or None");
+        return -1;
+    }
+    Py_INCREF(include);
+    Py_XSETREF(p->include, include);
+    Py_INCREF(exclude);
+    Py_XSETREF(p->exclude, exclude);
+    Py_INCREF(predicate);
+    Py_XSETREF(p->predicate, predicate);
+    return 0;
+}
+
+int sw_policy_traverse(sw_policy *p, visitproc visit, void *arg) {
+    Py_VISIT(p->include);
+    Py_VISIT(p->exclude);
+    Py_VISIT(p->predicate);
+    return 0;
+}
+
+void sw_policy_clear(sw_policy *p) {
+    Py_CLEAR(p->include);
+    Py_CLEAR(p->exclude);
+    Py_CLEAR(p->predicate);
 }
 
 static inline int core_acquire(Core *c, surgewall_permit *p) {
@@ -69,8 +102,7 @@ static inline int core_record(Core *c, surgewall_permit p, int outcome) {
     return surgewall_breaker_record(c->b, p, outcome);
 }
 
-/* The outcome an exception stands for. Called with no exception set. */
-static int outcome_of(Core *c, PyObject *exc) {
+int sw_outcome_of(const sw_policy *c, PyObject *exc) {
     if (exc == NULL || !PyErr_GivenExceptionMatches(exc, PyExc_Exception)) {
         /* CancelledError, KeyboardInterrupt, SystemExit, GeneratorExit: nothing about the
          * dependency. */
@@ -109,7 +141,7 @@ static PyObject *guarded_call(Core *c, PyObject *fn, PyObject *const *args, size
     PyObject *type, *value, *tb;
     PyErr_Fetch(&type, &value, &tb);
     PyErr_NormalizeException(&type, &value, &tb);
-    int outcome = outcome_of(c, value);
+    int outcome = sw_outcome_of(&c->policy, value);
     (void)core_record(c, p, outcome);
     PyErr_Restore(type, value, tb);
     return NULL;
@@ -128,10 +160,7 @@ static int Core_init(Core *self, PyObject *args, PyObject *kwds) {
         PyErr_SetString(PyExc_RuntimeError, "Core already initialised");
         return -1;
     }
-    if (predicate != Py_None && !PyCallable_Check(predicate)) {
-        PyErr_SetString(PyExc_TypeError, "predicate must be callable or None");
-        return -1;
-    }
+    if (sw_policy_set(&self->policy, include, exclude, predicate) < 0) return -1;
     surgewall_breaker *clone = NULL;
     int st = surgewall_breaker_clone((const surgewall_breaker *)(uintptr_t)h, &clone);
     if (st != SURGEWALL_OK) return raise_status(st, 0, NULL);
@@ -145,12 +174,6 @@ static int Core_init(Core *self, PyObject *args, PyObject *kwds) {
     self->word = fp.state_word;
     self->salt = fp.salt;
     self->times_calls = fp.times_calls;
-    Py_INCREF(include);
-    Py_XSETREF(self->include, include);
-    Py_INCREF(exclude);
-    Py_XSETREF(self->exclude, exclude);
-    Py_INCREF(predicate);
-    Py_XSETREF(self->predicate, predicate);
     Py_INCREF(name);
     Py_XSETREF(self->name, name);
     return 0;
@@ -165,17 +188,14 @@ static void core_free_handle(Core *self) {
 }
 
 static int Core_traverse(Core *self, visitproc visit, void *arg) {
-    Py_VISIT(self->include);
-    Py_VISIT(self->exclude);
-    Py_VISIT(self->predicate);
+    int r = sw_policy_traverse(&self->policy, visit, arg);
+    if (r) return r;
     Py_VISIT(self->name);
     return 0;
 }
 
 static int Core_clear(Core *self) {
-    Py_CLEAR(self->include);
-    Py_CLEAR(self->exclude);
-    Py_CLEAR(self->predicate);
+    sw_policy_clear(&self->policy);
     Py_CLEAR(self->name);
     return 0;
 }
@@ -203,9 +223,11 @@ static PyObject *Core_acquire(Core *self, PyObject *Py_UNUSED(ignored)) {
 }
 
 static int parse_permit(PyObject *const *args, surgewall_permit *p) {
-    p->token = PyLong_AsUnsignedLongLong(args[0]);
-    p->start_ns = PyLong_AsUnsignedLongLong(args[1]);
-    return PyErr_Occurred() ? -1 : 0;
+    uint64_t t, s;
+    if (sw_u64(args[0], &t) < 0 || sw_u64(args[1], &s) < 0) return -1;
+    p->token = t;
+    p->start_ns = s;
+    return 0;
 }
 
 /* record(token, start_ns, outcome) -> status */
@@ -245,7 +267,7 @@ static PyObject *Core_record_timed(Core *self, PyObject *const *args, Py_ssize_t
 }
 
 static PyObject *Core_outcome_of(Core *self, PyObject *exc) {
-    return PyLong_FromLong(outcome_of(self, exc == Py_None ? NULL : exc));
+    return PyLong_FromLong(sw_outcome_of(&self->policy, exc == Py_None ? NULL : exc));
 }
 
 static PyObject *Core_close(Core *self, PyObject *Py_UNUSED(ignored)) {
@@ -411,7 +433,7 @@ static PyObject *noop(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(a)) { Py_RETUR
 
 static PyMethodDef module_methods[] = {
     {"set_error_factory", set_error_factory, METH_O,
-     "set_error_factory(fn): fn(status, retry_after_ns) -> exception"},
+     "set_error_factory(fn): fn(status, retry_after_ns, name, key) -> exception"},
     {"noop", noop, METH_NOARGS, "a no-op C function (benchmark baseline)"},
     {NULL, NULL, 0, NULL},
 };
@@ -424,12 +446,15 @@ static struct PyModuleDef moduledef = {
 PyMODINIT_FUNC PyInit__speedups(void) {
     if (PyType_Ready(&CoreType) < 0) return NULL;
     if (PyType_Ready(&GuardedType) < 0) return NULL;
+    if (PyType_Ready(&sw_KeyedCoreType) < 0) return NULL;
     PyObject *m = PyModule_Create(&moduledef);
     if (m == NULL) return NULL;
     Py_INCREF(&CoreType);
     if (PyModule_AddObject(m, "Core", (PyObject *)&CoreType) < 0) goto fail;
     Py_INCREF(&GuardedType);
     if (PyModule_AddObject(m, "Guarded", (PyObject *)&GuardedType) < 0) goto fail;
+    Py_INCREF(&sw_KeyedCoreType);
+    if (PyModule_AddObject(m, "KeyedCore", (PyObject *)&sw_KeyedCoreType) < 0) goto fail;
     return m;
 fail:
     Py_DECREF(m);

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import math
-from typing import Optional
+from typing import Optional, Union
 
 
 class SurgewallError(Exception):
@@ -33,6 +33,8 @@ class CircuitOpenError(SurgewallError):
     retry_after: float
     reason: RejectReason
     breaker: Optional[str]
+    key: Optional[Union[str, bytes, int]]
+    """The key whose breaker refused, for a :class:`KeyedBreaker` (None otherwise)."""
 
     def __init__(
         self,
@@ -40,6 +42,8 @@ class CircuitOpenError(SurgewallError):
         retry_after: float,
         breaker: Optional[str] = None,
         status: int = 200,
+        *,
+        key: Optional[Union[str, bytes, int]] = None,
     ) -> None:
         what = {
             RejectReason.OPEN: "open",
@@ -47,11 +51,14 @@ class CircuitOpenError(SurgewallError):
             RejectReason.FORCED_OPEN: "forced open",
         }[reason]
         name = f"breaker {breaker!r}" if breaker else "breaker"
+        if key is not None:
+            name += f" key {key!r}"
         wait = "until reset" if math.isinf(retry_after) else f"retry after {retry_after:.3f}s"
         super().__init__(f"{name} is {what}; {wait}", status)
         self.reason = reason
         self.retry_after = retry_after
         self.breaker = breaker
+        self.key = key
 
 
 class BulkheadFullError(SurgewallError):
@@ -103,7 +110,16 @@ class PermitError(SurgewallError):
 
 
 class RegistryFullError(SurgewallError):
-    """A keyed registry is at its key cap and refuses new keys."""
+    """A keyed registry is at its key cap and refuses new keys; ``key`` is the key refused
+    (None when not known)."""
+
+    key: Optional[Union[str, bytes, int]]
+
+    def __init__(
+        self, message: str, status: int = 209, *, key: Optional[Union[str, bytes, int]] = None
+    ) -> None:
+        super().__init__(message, status)
+        self.key = key
 
 
 __all__ = [
