@@ -6,6 +6,7 @@ face of it (cffi API mode for the whole ABI, a small C extension for the guarded
 
 from __future__ import annotations
 
+from ._native import Key
 from ._native import version as _version
 from .breaker import (
     Breaker,
@@ -44,6 +45,13 @@ from .errors import (
 )
 from .events import Event, EventKind, Listener, Subscription, TransitionReason, events, on_event
 from .guard import BreakerRegistry, Guard, guard
+from .keyed_breaker import (
+    OVERFLOW_KEY,
+    KeyedBreaker,
+    KeyedBreakerMetrics,
+    KeyedBreakerPermit,
+    KeySnapshot,
+)
 from .retry import (
     AttemptInfo,
     Constant,
@@ -83,14 +91,20 @@ __all__ = [
     "FallbackPayload",
     "Guard",
     "InvalidTransitionError",
+    "Key",
+    "KeyedBreaker",
+    "KeyedBreakerMetrics",
+    "KeyedBreakerPermit",
     "KeyedBulkhead",
     "KeyedBulkheadFullError",
     "KeyedBulkheadMetrics",
     "KeyedPermit",
     "KeyedRejection",
+    "KeySnapshot",
     "Linear",
     "Listener",
     "MockClock",
+    "OVERFLOW_KEY",
     "OpenBackoff",
     "Outcome",
     "Permit",

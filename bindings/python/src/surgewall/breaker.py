@@ -163,6 +163,30 @@ def _counts(c: Any) -> WindowCounts:
     )
 
 
+def transitions_of(matrix: Any) -> Dict[Tuple[State, State], int]:
+    """The non-zero cells of a C ``transitions[from][to]`` matrix."""
+    return {
+        (State(i), State(j)): int(matrix[i][j])
+        for i in range(6)
+        for j in range(6)
+        if matrix[i][j]
+    }
+
+
+def fallback_of(getter: Callable[..., int], handle: Any, what: str) -> Optional[FallbackPayload]:
+    """The fallback payload a ``surgewall_*_fallback`` getter reports for ``handle``."""
+    body = ffi.new("const uint8_t **")
+    body_len = ffi.new("size_t *")
+    ct = ffi.new("const uint8_t **")
+    ct_len = ffi.new("size_t *")
+    check(getter(handle, body, body_len, ct, ct_len), what)
+    if body[0] == ffi.NULL and ct[0] == ffi.NULL:
+        return None
+    b = bytes(ffi.buffer(body[0], body_len[0])) if body_len[0] else b""
+    c = bytes(ffi.buffer(ct[0], ct_len[0])).decode("utf-8") if ct_len[0] else ""
+    return FallbackPayload(b, c)
+
+
 def _recorded(status: int) -> Recorded:
     if status == 0:
         return Recorded.COUNTED
@@ -334,6 +358,10 @@ class Breaker(Handle):
         handle = int(ffi.cast("uintptr_t", ptr))
         self._core = _speedups.Core(handle, include_t, exclude_t, is_failure, name)
         self._fallback = fallback
+        if fallback is None:
+            # The guarded call straight into C: the method below costs a Python frame with
+            # *args packing, ~200 ns (bench/compare.py); this one behaves the same.
+            self.call = self._core.call  # type: ignore[method-assign]
         # Permits of `with breaker:` blocks, innermost last. Outside an event loop a block
         # cannot interleave with another on its thread, so a thread-local list does (a few
         # tens of ns); inside one, blocks of different tasks interleave at awaits, so each
@@ -598,12 +626,7 @@ class Breaker(Handle):
     def metrics(self) -> BreakerMetrics:
         m = ffi.new("surgewall_breaker_stats *")
         check(lib.surgewall_breaker_metrics(self._h, m), self._name)
-        transitions = {
-            (State(i), State(j)): int(m.transitions[i][j])
-            for i in range(6)
-            for j in range(6)
-            if m.transitions[i][j]
-        }
+        transitions = transitions_of(m.transitions)
         thr = float(m.failure_rate_threshold)
         return BreakerMetrics(
             name=self._name,
@@ -631,16 +654,7 @@ class Breaker(Handle):
 
     @property
     def fallback_payload(self) -> Optional[FallbackPayload]:
-        body = ffi.new("const uint8_t **")
-        body_len = ffi.new("size_t *")
-        ct = ffi.new("const uint8_t **")
-        ct_len = ffi.new("size_t *")
-        check(lib.surgewall_breaker_fallback(self._h, body, body_len, ct, ct_len), self._name)
-        if body[0] == ffi.NULL and ct[0] == ffi.NULL:
-            return None
-        b = bytes(ffi.buffer(body[0], body_len[0])) if body_len[0] else b""
-        c = bytes(ffi.buffer(ct[0], ct_len[0])).decode("utf-8") if ct_len[0] else ""
-        return FallbackPayload(b, c)
+        return fallback_of(lib.surgewall_breaker_fallback, self._h, self._name)
 
     def set_failure_rate_threshold(self, threshold: float) -> float:
         """Moves the failure-rate threshold (in (0, 1]); returns the previous one."""

@@ -24,6 +24,8 @@ class EventKind(enum.IntEnum):
     SLO_RECOVERED = 4
     EVICTED = 5
     RETRY_BUDGET_EXHAUSTED = 6
+    KEYED_TRANSITION = 7
+    """A transition of one key of a KeyedBreaker: ``key`` says which."""
 
 
 class TransitionReason(enum.IntEnum):
@@ -39,8 +41,9 @@ class TransitionReason(enum.IntEnum):
 
 @dataclasses.dataclass(frozen=True)
 class Event:
-    """One event. ``source`` is the publisher's id (``Breaker.id``); ``at_ns`` is in the
-    publisher's clock. Fields a kind does not use are None / 0."""
+    """One event. ``source`` is the publisher's id (``Breaker.id``, ``KeyedBreaker.id``, ...);
+    ``at_ns`` is in the publisher's clock; ``key`` is the 64-bit key of keyed transitions and
+    evictions (``KeyedBreaker.key_of``). Fields a kind does not use are None / 0."""
 
     source: int
     at_ns: int
@@ -58,7 +61,7 @@ class Event:
 def _event(e: "object") -> Event:
     ev = e  # a cffi surgewall_event *
     kind = EventKind(ev.kind)  # type: ignore[attr-defined]
-    transition = kind == EventKind.TRANSITION
+    transition = kind in (EventKind.TRANSITION, EventKind.KEYED_TRANSITION)
     return Event(
         source=int(ev.source),  # type: ignore[attr-defined]
         at_ns=int(ev.at_ns),  # type: ignore[attr-defined]
