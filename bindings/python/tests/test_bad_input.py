@@ -167,5 +167,8 @@ def test_budget_and_slo_config_errors() -> None:
         surgewall.KeyedBulkhead(2, overflow="drop")
     assert ei.value.field == "overflow"
     with pytest.raises(surgewall.ConfigError) as ei:
-        surgewall.KeyedBulkhead(2, limits={"alice": 3})  # type: ignore[dict-item]
+        surgewall.KeyedBulkhead(2, limits={1.5: 3})  # type: ignore[dict-item]
     assert ei.value.field == "limits"
+    with pytest.raises(surgewall.ConfigError) as ei:
+        surgewall.KeyedBulkhead(2, limits={"alice": 0})
+    assert ei.value.field == "limits['alice']"

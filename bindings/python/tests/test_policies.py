@@ -105,6 +105,20 @@ def test_keyed_bulkhead_limits_each_key_and_globally() -> None:
     kb.close()
 
 
+def test_keyed_bulkhead_limits_by_str_and_int_key() -> None:
+    kb = surgewall.KeyedBulkhead(1, limits={"big-tenant": 3, 7: 2})
+    held = [kb.acquire("big-tenant") for _ in range(3)]
+    assert kb.try_acquire("big-tenant") is None
+    two = [kb.acquire(7), kb.acquire(7)]
+    assert kb.try_acquire(7) is None
+    one = kb.acquire("small-tenant")
+    assert kb.try_acquire("small-tenant") is None
+    assert kb.snapshot()[kb.key_of("big-tenant")] == (3, 3)
+    for p in held + two + [one]:
+        p.release()
+    kb.close()
+
+
 def test_keyed_bulkhead_key_cap_and_idle_eviction(clock: MockClock) -> None:
     kb = surgewall.KeyedBulkhead(1, max_keys=2, idle_ttl=10, clock=clock)
     sub = surgewall.events()

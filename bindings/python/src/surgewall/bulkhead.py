@@ -272,7 +272,7 @@ class KeyedPermit:
 
 class KeyedBulkhead(Owned):
     """Per-key concurrency limits (per user, per tenant): ``per_key_max`` calls in flight per
-    key, optional ``global_max`` across keys, per-key overrides in ``limits`` (integer keys),
+    key, optional ``global_max`` across keys, per-key limits in ``limits`` (``{"big-tenant": 50}``),
     a cap ``max_keys`` with ``overflow="reject"`` (RegistryFullError) or ``"shared"`` (new
     keys share one entry), and idle eviction after ``idle_ttl`` seconds on ``sweep()``.
     Keys are ``int`` (0..2**64-2) or ``str`` (hashed by the library)."""
@@ -284,7 +284,7 @@ class KeyedBulkhead(Owned):
         per_key_max: int,
         *,
         global_max: Optional[int] = None,
-        limits: Optional[Mapping[int, int]] = None,
+        limits: Optional[Mapping[Union[str, int], int]] = None,
         max_keys: Optional[int] = None,
         overflow: str = "reject",
         idle_ttl: Optional[float] = None,
@@ -303,17 +303,16 @@ class KeyedBulkhead(Owned):
                 g = count("global_max", global_max, minimum=1)
                 set_config("global_max", lib.surgewall_keyed_bulkhead_config_set_global_max(cfg, g))
             for k, v in (limits or {}).items():
-                if isinstance(k, bool) or not isinstance(k, int):
-                    raise ConfigError(
-                        "limits", f"per-key limits take int keys (got {k!r}); see README"
-                    )
-                key = count("limits", k, maximum=(1 << 64) - 2)
-                set_config(
-                    "limits",
-                    lib.surgewall_keyed_bulkhead_config_set_limit_for(
-                        cfg, key, count("limits", v, minimum=1)
-                    ),
-                )
+                n_k = count(f"limits[{k!r}]", v, minimum=1)
+                if isinstance(k, str):
+                    raw = k.encode("utf-8")
+                    st = lib.surgewall_keyed_bulkhead_config_set_limit_for_str(cfg, raw, len(raw), n_k)
+                elif isinstance(k, int) and not isinstance(k, bool):
+                    key = count("limits", k, maximum=(1 << 64) - 2)
+                    st = lib.surgewall_keyed_bulkhead_config_set_limit_for(cfg, key, n_k)
+                else:
+                    raise ConfigError("limits", f"keys are str or int, got {k!r}")
+                set_config(f"limits[{k!r}]", st)
             if max_keys is not None:
                 m = count("max_keys", max_keys, minimum=1, maximum=(1 << 63) - 1)
                 set_config(
@@ -365,7 +364,7 @@ class KeyedBulkhead(Owned):
         if st == _OK:
             return KeyedPermit(self, permit, key)
         if st == _REGISTRY_FULL:
-            raise RegistryFullError(f"key {key!r}: too many keys", st)
+            raise RegistryFullError(f"key {key!r}: too many keys", st, key=key)
         if st == _FULL:
             raise KeyedBulkheadFullError(key, KeyedRejection(rejection[0]), st)
         raise_status(st, f"key {key!r}")
