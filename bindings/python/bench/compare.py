@@ -4,6 +4,10 @@ Each library guards the same success-path no-op function through its decorator, 
 same failure policy (trip at 5 consecutive failures, 60 s open, failures = Exception), and is
 timed with timeit.repeat (min of repeats). Baselines: the bare no-op, and a no-op C call.
 
+The keyed rows guard the same no-op with one breaker per key, cycling through 1000 str keys:
+surgewall's KeyedBreaker (compact breakers in the library), a BreakerRegistry (a dict of
+full library breakers) and pybreaker breakers in a dict; their baseline draws the key only.
+
     python bench/compare.py [--number N] [--repeat R]
 """
 
@@ -11,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata as md
+import itertools
 import sys
 import timeit
 from typing import Callable, Dict, List, Tuple
@@ -84,6 +89,34 @@ def setups() -> List[Tuple[str, Callable[[], None]]]:
     ]
 
 
+KEYS = [f"tenant-{i}" for i in range(1000)]
+
+
+def keyed_setups() -> List[Tuple[str, Callable[[], None]]]:
+    opts = dict(failure_rate=None, consecutive_failures=5, open_for=60.0)
+    kb = surgewall.KeyedBreaker("bench-keyed", max_keys=len(KEYS), **opts)  # type: ignore[arg-type]
+    reg: surgewall.BreakerRegistry[str] = surgewall.BreakerRegistry(
+        lambda k: surgewall.Breaker(k, **opts)  # type: ignore[arg-type]
+    )
+    pbs = {k: pybreaker.CircuitBreaker(fail_max=5, reset_timeout=60) for k in KEYS}
+    _keep.extend([kb, reg])
+    for k in KEYS:  # every key exists before timing
+        kb.call(k, noop)
+        reg.get(k).call(noop)
+    draw = itertools.cycle(KEYS).__next__
+
+    def baseline() -> None:
+        draw()
+        noop()
+
+    return [
+        ("keyed baseline: draw a key + no-op", baseline),
+        ("surgewall KeyedBreaker.call", lambda: kb.call(draw(), noop)),
+        ("surgewall BreakerRegistry", lambda: reg.get(draw()).call(noop)),
+        ("pybreaker in a dict", lambda: pbs[draw()].call(noop)),
+    ]
+
+
 def measure(fn: Callable[[], None], number: int, repeat: int) -> float:
     return min(timeit.repeat(fn, number=number, repeat=repeat)) / number * 1e9
 
@@ -109,6 +142,12 @@ def main() -> int:
     print(f"ratio pybreaker/surgewall      {r_pb:6.1f}x  (G5 >= 8x: {'ok' if r_pb >= 8 else 'MISSED'})")
     print(f"ratio circuitbreaker/surgewall {r_cb:6.1f}x  (G5 >= 4x: {'ok' if r_cb >= 4 else 'MISSED'})")
     print(f"surgewall overhead over the bare call: {ours - ns['baseline: bare no-op']:.1f} ns")
+    for name, fn in keyed_setups():
+        ns[name] = measure(fn, args.number, args.repeat)
+        print(f"{name:34s} {ns[name]:8.1f} ns/call")
+    keyed = ns["surgewall KeyedBreaker.call"]
+    print(f"ratio pybreaker-in-a-dict/KeyedBreaker {ns['pybreaker in a dict'] / keyed:6.1f}x")
+    print(f"ratio BreakerRegistry/KeyedBreaker     {ns['surgewall BreakerRegistry'] / keyed:6.1f}x")
     return 0
 
 

@@ -162,8 +162,10 @@ class BreakerRegistry(Generic[K]):
     one breaker per key under races; at most ``max_keys`` keys (then
     :class:`RegistryFullError`). ``close()`` frees them all.
 
-    The C ABI has no keyed breaker registry yet (keyed bulkheads only), so this map lives in
-    Python; each breaker is an ordinary library breaker."""
+    Each key costs a full library breaker (about a kilobyte: exact windows, a name, its own
+    metrics): for a handful of keys. For many keys (users, hosts) use
+    :class:`~surgewall.KeyedBreaker`, which keeps compact breakers in the library and evicts
+    idle ones."""
 
     def __init__(
         self, template: Callable[[K], Breaker], *, max_keys: Optional[int] = None
