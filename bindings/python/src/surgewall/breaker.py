@@ -208,24 +208,27 @@ def _exc_tuple(field: str, v: ExcTypes) -> Tuple[Type[BaseException], ...]:
     return t
 
 
-class Permit:
-    """One admitted call. Report it exactly once with ``success()``, ``failure()`` or
-    ``ignore()``; used as a context manager it reports by itself (an exception is classified
-    by the breaker's failure policy)."""
+_P = TypeVar("_P", bound="PermitBase")
 
-    __slots__ = ("_breaker", "token", "start_ns", "_done")
 
-    def __init__(self, breaker: "Breaker", token: int, start_ns: int) -> None:
-        self._breaker = breaker
-        # generation ^ salt: the generation in the low 40 bits, the breaker's salt above
+class PermitBase:
+    """What every breaker permit does: report once, by hand or as a context manager (an
+    exception is classified by the issuer's failure policy). Subclasses say how a report
+    reaches the library (``_send``) and how an exception is classified (``_outcome_of``)."""
+
+    __slots__ = ("token", "start_ns", "_done")
+
+    def __init__(self, token: int, start_ns: int) -> None:
+        # generation ^ salt: the generation in the low 40 bits, the issuer's salt above
         self.token = token
         self.start_ns = start_ns
         self._done = False
 
-    @property
-    def generation(self) -> int:
-        """The breaker generation the permit was issued under."""
-        return self.token & _GENERATION_BITS
+    def _send(self, outcome: int, duration_ns: Optional[int]) -> int:
+        raise NotImplementedError
+
+    def _outcome_of(self, exc: BaseException) -> int:
+        raise NotImplementedError
 
     @property
     def done(self) -> bool:
@@ -239,7 +242,7 @@ class Permit:
             raise TypeError(f"outcome must be a surgewall.Outcome, got {outcome!r}")
         d = None if duration is None else seconds_to_ns("duration", duration)
         self._done = True
-        return self._breaker._record_raw(self.token, self.start_ns, outcome, d)
+        return _recorded(self._send(outcome, d))
 
     def success(self, duration: Optional[float] = None) -> Recorded:
         return self.record(Outcome.SUCCESS, duration)
@@ -251,7 +254,7 @@ class Permit:
         """Releases the permit: counts nowhere, gives a half-open probe slot back."""
         return self.record(Outcome.IGNORED)
 
-    def __enter__(self) -> "Permit":
+    def __enter__(self: _P) -> _P:
         return self
 
     def __exit__(
@@ -260,15 +263,83 @@ class Permit:
         v: Optional[BaseException],
         tb: Optional[TracebackType],
     ) -> None:
-        if self._done:
-            return
-        if v is None:
-            self.success()
-        else:
-            self.record(Outcome(self._breaker._core.outcome_of(v)))
+        if not self._done:
+            self.record(Outcome.SUCCESS if v is None else Outcome(self._outcome_of(v)))
+
+
+class Permit(PermitBase):
+    """One admitted call. Report it exactly once with ``success()``, ``failure()`` or
+    ``ignore()``; used as a context manager it reports by itself (an exception is classified
+    by the breaker's failure policy)."""
+
+    __slots__ = ("_breaker",)
+
+    def __init__(self, breaker: "Breaker", token: int, start_ns: int) -> None:
+        super().__init__(token, start_ns)
+        self._breaker = breaker
+
+    def _send(self, outcome: int, duration_ns: Optional[int]) -> int:
+        core = self._breaker._core
+        if duration_ns is None:
+            return core.record(self.token, self.start_ns, outcome)
+        return core.record_timed(self.token, self.start_ns, outcome, duration_ns)
+
+    def _outcome_of(self, exc: BaseException) -> int:
+        return self._breaker._core.outcome_of(exc)
+
+    @property
+    def generation(self) -> int:
+        """The breaker generation the permit was issued under."""
+        return self.token & _GENERATION_BITS
 
     def __repr__(self) -> str:
         return f"<Permit generation={self.generation} done={self._done}>"
+
+
+async def guarded_async(
+    acquire: Callable[[], Tuple[int, ...]],
+    record: Callable[..., int],
+    outcome_of: Callable[[BaseException], int],
+    fallback: Optional[Callable[[CircuitOpenError], Any]],
+    fn: Callable[..., Awaitable[T]],
+    args: Tuple[Any, ...],
+    kwargs: Dict[str, Any],
+) -> T:
+    """The asyncio guarded call of a breaker core: ``acquire()`` gives the permit's fields,
+    ``record(*fields, outcome)`` reports it; a rejection goes to ``fallback`` when given."""
+    try:
+        ticket = acquire()
+    except CircuitOpenError as e:
+        if fallback is None:
+            raise
+        return cast(T, fallback(e))
+    try:
+        result = await fn(*args, **kwargs)
+    except BaseException as e:
+        record(*ticket, outcome_of(e))
+        raise
+    record(*ticket, _SUCCESS)
+    return result
+
+
+def check_policy(
+    include: ExcTypes,
+    exclude: ExcTypes,
+    is_failure: Optional[Callable[[BaseException], bool]],
+    fallback: Optional[Callable[[CircuitOpenError], Any]],
+    clock: Optional[MockClock],
+) -> Tuple[Tuple[Type[BaseException], ...], Tuple[Type[BaseException], ...]]:
+    """Checks a breaker's failure policy, fallback and clock; returns (include, exclude) as
+    tuples of exception types."""
+    include_t = _exc_tuple("include", include)
+    exclude_t = _exc_tuple("exclude", exclude)
+    if is_failure is not None and not callable(is_failure):
+        raise ConfigError("is_failure", "must be callable")
+    if fallback is not None and not callable(fallback):
+        raise ConfigError("fallback", "must be callable")
+    if clock is not None and not isinstance(clock, MockClock):
+        raise ConfigError("clock", f"expected a MockClock, got {type(clock).__name__}")
+    return include_t, exclude_t
 
 
 class Breaker(Handle):
@@ -316,14 +387,7 @@ class Breaker(Handle):
     ) -> None:
         raw_name = name_bytes(name)
         self._name = name
-        include_t = _exc_tuple("include", include)
-        exclude_t = _exc_tuple("exclude", exclude)
-        if is_failure is not None and not callable(is_failure):
-            raise ConfigError("is_failure", "must be callable")
-        if fallback is not None and not callable(fallback):
-            raise ConfigError("fallback", "must be callable")
-        if clock is not None and not isinstance(clock, MockClock):
-            raise ConfigError("clock", f"expected a MockClock, got {type(clock).__name__}")
+        include_t, exclude_t = check_policy(include, exclude, is_failure, fallback, clock)
 
         with new_config(
             lib.surgewall_breaker_config_new,
@@ -502,19 +566,10 @@ class Breaker(Handle):
 
     async def call_async(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
         """Awaits ``fn(*args, **kwargs)`` under the breaker (cancellation counts as ignored)."""
-        try:
-            t, s = self._core.acquire()
-        except CircuitOpenError as e:
-            if self._fallback is None:
-                raise
-            return cast(T, self._fallback(e))
-        try:
-            result = await fn(*args, **kwargs)
-        except BaseException as e:
-            self._core.record(t, s, self._core.outcome_of(e))
-            raise
-        self._core.record(t, s, _SUCCESS)
-        return result
+        core = self._core
+        return await guarded_async(
+            core.acquire, core.record, core.outcome_of, self._fallback, fn, args, kwargs
+        )
 
     def __call__(self, fn: F) -> F:
         """Decorates a function (or coroutine function) so each call goes through the breaker."""
@@ -556,9 +611,8 @@ class Breaker(Handle):
     def _record_raw(
         self, t: int, s: int, outcome: int, duration_ns: Optional[int] = None
     ) -> Recorded:
-        if duration_ns is None:
-            return _recorded(self._core.record(t, s, outcome))
-        return _recorded(self._core.record_timed(t, s, outcome, duration_ns))
+        """Records for a permit's raw fields (the scenarios runner and forged-permit tests)."""
+        return _recorded(Permit(self, t, s)._send(outcome, duration_ns))
 
     def __enter__(self) -> Permit:
         t, s = self._core.acquire()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
-from types import TracebackType
 from typing import (
     Any,
     Awaitable,
@@ -15,7 +14,6 @@ from typing import (
     Mapping,
     Optional,
     Tuple,
-    Type,
     TypeVar,
     Union,
     cast,
@@ -41,18 +39,17 @@ from .breaker import (
     ExcTypes,
     FallbackPayload,
     OpenBackoff,
-    Outcome,
-    Recorded,
+    PermitBase,
     State,
     TimeWindow,
     WindowCounts,
-    _exc_tuple,
-    _recorded,
+    check_policy,
     fallback_of,
+    guarded_async,
     transitions_of,
 )
 from .clock import MockClock
-from .errors import CircuitOpenError, ConfigError, PermitError
+from .errors import CircuitOpenError, ConfigError
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -127,62 +124,28 @@ class KeyedBreakerMetrics:
     """Counts of the transitions that happened over all keys, by (from, to)."""
 
 
-class KeyedBreakerPermit:
+class KeyedBreakerPermit(PermitBase):
     """One admitted call on one key. Report it exactly once with ``success()``, ``failure()``
     or ``ignore()``; as a context manager it reports by itself (an exception is classified by
     the keyed breaker's failure policy). Safe to report after the key was evicted (the result
     is then late)."""
 
-    __slots__ = ("_kb", "key", "token", "start_ns", "slot", "_done")
+    __slots__ = ("_kb", "key", "slot")
 
     def __init__(self, kb: "KeyedBreaker", key: Key, token: int, start_ns: int, slot: int) -> None:
+        super().__init__(token, start_ns)
         self._kb = kb
         self.key = key
-        self.token = token
-        self.start_ns = start_ns
         self.slot = slot
-        self._done = False
 
-    @property
-    def done(self) -> bool:
-        return self._done
-
-    def record(self, outcome: Outcome, duration: Optional[float] = None) -> Recorded:
-        """Reports the outcome; ``duration`` (seconds) overrides the keyed breaker's timing."""
-        if self._done:
-            raise PermitError("this permit was already recorded")
-        if not isinstance(outcome, Outcome):
-            raise TypeError(f"outcome must be a surgewall.Outcome, got {outcome!r}")
+    def _send(self, outcome: int, duration_ns: Optional[int]) -> int:
         core = self._kb._core
-        self._done = True
-        if duration is None:
-            st = core.record(self.token, self.start_ns, self.slot, outcome)
-        else:
-            d = seconds_to_ns("duration", duration)
-            st = core.record(self.token, self.start_ns, self.slot, outcome, d)
-        return _recorded(st)
+        if duration_ns is None:
+            return core.record(self.token, self.start_ns, self.slot, outcome)
+        return core.record(self.token, self.start_ns, self.slot, outcome, duration_ns)
 
-    def success(self, duration: Optional[float] = None) -> Recorded:
-        return self.record(Outcome.SUCCESS, duration)
-
-    def failure(self, duration: Optional[float] = None) -> Recorded:
-        return self.record(Outcome.FAILURE, duration)
-
-    def ignore(self) -> Recorded:
-        """Releases the permit: counts nowhere, gives a half-open probe slot back."""
-        return self.record(Outcome.IGNORED)
-
-    def __enter__(self) -> "KeyedBreakerPermit":
-        return self
-
-    def __exit__(
-        self,
-        t: Optional[Type[BaseException]],
-        v: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        if not self._done:
-            self.record(Outcome(self._kb._core.outcome_of(v)) if v else Outcome.SUCCESS)
+    def _outcome_of(self, exc: BaseException) -> int:
+        return self._kb._core.outcome_of(exc)
 
     def __repr__(self) -> str:
         return f"<KeyedBreakerPermit key={self.key!r} done={self._done}>"
@@ -256,14 +219,7 @@ class KeyedBreaker(Handle):
     ) -> None:
         name_bytes(name)
         self._name = name
-        include_t = _exc_tuple("include", include)
-        exclude_t = _exc_tuple("exclude", exclude)
-        if is_failure is not None and not callable(is_failure):
-            raise ConfigError("is_failure", "must be callable")
-        if fallback is not None and not callable(fallback):
-            raise ConfigError("fallback", "must be callable")
-        if clock is not None and not isinstance(clock, MockClock):
-            raise ConfigError("clock", f"expected a MockClock, got {type(clock).__name__}")
+        include_t, exclude_t = check_policy(include, exclude, is_failure, fallback, clock)
         if overflow not in ("reject", "shared"):
             raise ConfigError("overflow", f"expected 'reject' or 'shared', got {overflow!r}")
         if overflow == "shared" and max_keys is None:
@@ -370,19 +326,9 @@ class KeyedBreaker(Handle):
         """Awaits ``fn(*args, **kwargs)`` under ``key``'s breaker (cancellation counts as
         ignored)."""
         core = self._core
-        try:
-            t, s, slot = core.acquire(key)
-        except CircuitOpenError as e:
-            if self._fallback is None:
-                raise
-            return cast(T, self._fallback(e))
-        try:
-            result = await fn(*args, **kwargs)
-        except BaseException as e:
-            core.record(t, s, slot, core.outcome_of(e))
-            raise
-        core.record(t, s, slot, Outcome.SUCCESS)
-        return result
+        return await guarded_async(
+            lambda: core.acquire(key), core.record, core.outcome_of, self._fallback, fn, args, kwargs
+        )
 
     def decorate(self, key: Union[Key, Callable[..., Key]]) -> Callable[[F], F]:
         """A decorator guarding each call with one key's breaker: ``key`` is the key, or a
