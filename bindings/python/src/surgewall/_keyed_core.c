@@ -260,23 +260,16 @@ static void keyed_free_handle(KeyedCore *self) {
 }
 
 static int KeyedCore_init(KeyedCore *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"handle", "include", "exclude", "predicate", "name", NULL};
-    unsigned long long h;
-    PyObject *include, *exclude, *predicate, *name = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "KO!O!O|O", kwlist, &h, &PyTuple_Type,
-                                     &include, &PyTuple_Type, &exclude, &predicate, &name))
-        return -1;
     if (self->kb != NULL) {
         PyErr_SetString(PyExc_RuntimeError, "KeyedCore already initialised");
         return -1;
     }
-    if (sw_policy_set(&self->policy, include, exclude, predicate) < 0) return -1;
+    uint64_t h;
+    if (sw_core_args(args, kwds, &h, &self->policy, &self->name) < 0) return -1;
     surgewall_keyed_breaker *clone = NULL;
     int st = surgewall_keyed_breaker_clone((const surgewall_keyed_breaker *)(uintptr_t)h, &clone);
     if (st != SURGEWALL_OK) return sw_raise(st, 0, NULL, NULL);
     self->kb = clone;
-    Py_INCREF(name);
-    Py_XSETREF(self->name, name);
     return 0;
 }
 

@@ -66,6 +66,21 @@ int sw_policy_set(sw_policy *p, PyObject *include, PyObject *exclude, PyObject *
     return 0;
 }
 
+int sw_core_args(PyObject *args, PyObject *kwds, uint64_t *h, sw_policy *policy,
+                 PyObject **name) {
+    static char *kwlist[] = {"handle", "include", "exclude", "predicate", "name", NULL};
+    unsigned long long handle;
+    PyObject *include, *exclude, *predicate, *n = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "KO!O!O|O", kwlist, &handle, &PyTuple_Type,
+                                     &include, &PyTuple_Type, &exclude, &predicate, &n))
+        return -1;
+    if (sw_policy_set(policy, include, exclude, predicate) < 0) return -1;
+    Py_INCREF(n);
+    Py_XSETREF(*name, n);
+    *h = handle;
+    return 0;
+}
+
 int sw_policy_traverse(sw_policy *p, visitproc visit, void *arg) {
     Py_VISIT(p->include);
     Py_VISIT(p->exclude);
@@ -150,17 +165,12 @@ static PyObject *guarded_call(Core *c, PyObject *fn, PyObject *const *args, size
 /* ---- Core ---- */
 
 static int Core_init(Core *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"handle", "include", "exclude", "predicate", "name", NULL};
-    unsigned long long h;
-    PyObject *include, *exclude, *predicate, *name = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "KO!O!O|O", kwlist, &h, &PyTuple_Type,
-                                     &include, &PyTuple_Type, &exclude, &predicate, &name))
-        return -1;
     if (self->b != NULL) {
         PyErr_SetString(PyExc_RuntimeError, "Core already initialised");
         return -1;
     }
-    if (sw_policy_set(&self->policy, include, exclude, predicate) < 0) return -1;
+    uint64_t h;
+    if (sw_core_args(args, kwds, &h, &self->policy, &self->name) < 0) return -1;
     surgewall_breaker *clone = NULL;
     int st = surgewall_breaker_clone((const surgewall_breaker *)(uintptr_t)h, &clone);
     if (st != SURGEWALL_OK) return raise_status(st, 0, NULL);
@@ -174,8 +184,6 @@ static int Core_init(Core *self, PyObject *args, PyObject *kwds) {
     self->word = fp.state_word;
     self->salt = fp.salt;
     self->times_calls = fp.times_calls;
-    Py_INCREF(name);
-    Py_XSETREF(self->name, name);
     return 0;
 }
 

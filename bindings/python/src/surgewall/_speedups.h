@@ -30,6 +30,12 @@ int sw_policy_set(sw_policy *p, PyObject *include, PyObject *exclude, PyObject *
 int sw_policy_traverse(sw_policy *p, visitproc visit, void *arg);
 void sw_policy_clear(sw_policy *p);
 
+/* Parses a core's constructor arguments (handle, include, exclude, predicate[, name]): sets
+ * the policy and *name (a new reference, released first) and returns the handle in *h;
+ * -1 with an exception set. */
+int sw_core_args(PyObject *args, PyObject *kwds, uint64_t *h, sw_policy *policy,
+                 PyObject **name);
+
 /* The surgewall_outcome an exception stands for (NULL: no exception, ignored). Called with no
  * exception set; a predicate that raises is reported as unraisable and counts a failure. */
 int sw_outcome_of(const sw_policy *p, PyObject *exc);
