@@ -44,7 +44,7 @@ int sw_outcome_of(const sw_policy *p, PyObject *exc);
  * returns -1. `name` names the breaker, `key` the key of a keyed one (NULL: none). */
 int sw_raise(int status, uint64_t retry_after_ns, PyObject *name, PyObject *key);
 
-/* Parses the (token, start_ns, ...) prefix shared by the record methods. */
+/* A Python int as a uint64_t: 0, or -1 with OverflowError / TypeError set. */
 int sw_u64(PyObject *o, uint64_t *out);
 
 extern PyTypeObject sw_KeyedCoreType;

@@ -557,11 +557,12 @@ class Breaker(Handle):
 
     def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Calls ``fn(*args, **kwargs)`` under the breaker."""
-        if self._fallback is None:
-            return cast(T, self._core.call(fn, *args, **kwargs))
+        # Reached with a fallback only: without one, __init__ binds `call` to the C call.
         try:
             return cast(T, self._core.call(fn, *args, **kwargs))
         except CircuitOpenError as e:
+            if self._fallback is None:
+                raise
             return cast(T, self._fallback(e))
 
     async def call_async(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:

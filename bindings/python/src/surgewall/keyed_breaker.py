@@ -59,22 +59,8 @@ OVERFLOW_KEY = U64_MAX
 events, and what :meth:`KeyedBreaker.get` and the manual transitions reach it by. No str or
 bytes key hashes to it, and iteration does not list it."""
 
-# What a per-key override may set: the breaker settings. The clock, the fallbacks and the
-# failure policy belong to the keyed breaker (the template's, for every key).
-_PER_KEY = (
-    "failure_rate",
-    "minimum_calls",
-    "window",
-    "open_for",
-    "half_open_calls",
-    "half_open_max_duration",
-    "slow_call_rate",
-    "slow_call_duration",
-    "time_calls",
-    "consecutive_failures",
-    "open_backoff",
-    "seed",
-)
+# What a per-key override may not set: the clock, the fallbacks and the failure policy belong
+# to the keyed breaker (the template's, for every key). It may set any template setting.
 _WHOLE = ("precise_clock", "include", "exclude", "is_failure", "fallback", "fallback_payload", "clock")
 
 
@@ -238,7 +224,10 @@ class KeyedBreaker(Handle):
             open_backoff=open_backoff,
             seed=seed,
         )
-        per_key = [(k, {**template, **_override_options(k, o)}) for k, o in (overrides or {}).items()]
+        per_key = [
+            (k, {**template, **_override_options(k, o, template)})
+            for k, o in (overrides or {}).items()
+        ]
 
         with new_config(
             lib.surgewall_breaker_config_new,
@@ -313,11 +302,12 @@ class KeyedBreaker(Handle):
 
     def call(self, key: Key, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Calls ``fn(*args, **kwargs)`` under ``key``'s breaker (made on first use)."""
-        if self._fallback is None:
-            return cast(T, self._core.call(key, fn, *args, **kwargs))
+        # Reached with a fallback only: without one, __init__ binds `call` to the C call.
         try:
             return cast(T, self._core.call(key, fn, *args, **kwargs))
         except CircuitOpenError as e:
+            if self._fallback is None:
+                raise
             return cast(T, self._fallback(e))
 
     async def call_async(
@@ -495,7 +485,7 @@ class KeyedBreaker(Handle):
         return self.is_closed
 
 
-def _override_options(key: object, options: object) -> Dict[str, Any]:
+def _override_options(key: object, options: object, template: Mapping[str, Any]) -> Dict[str, Any]:
     """An override's settings, checked by name: a ConfigError names the key and the field."""
     if isinstance(key, bool) or not isinstance(key, (str, bytes, int)):
         raise ConfigError("overrides", f"keys are str, bytes or int, got {key!r}")
@@ -507,7 +497,7 @@ def _override_options(key: object, options: object) -> Dict[str, Any]:
                 f"overrides[{key!r}].{field}",
                 "a keyed breaker has one for all keys: set it on the template",
             )
-        if field not in _PER_KEY:
+        if field not in template:
             raise ConfigError(f"overrides[{key!r}].{field}", "not a breaker setting")
     return dict(options)
 
