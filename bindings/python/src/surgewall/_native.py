@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, NoReturn, Optional, Union
+from typing import Any, Callable, Iterator, NoReturn, Optional
 
 from . import _speedups
 from ._ffi import ffi, lib
@@ -15,6 +15,7 @@ from .errors import (
     ClosedError,
     ConfigError,
     InvalidTransitionError,
+    Key,
     PermitError,
     RegistryFullError,
     RejectReason,
@@ -44,10 +45,6 @@ def c_str(p: Any) -> str:
 
 def ns_to_s(ns: int) -> float:
     return math.inf if ns == U64_MAX else ns / 1e9
-
-
-Key = Union[str, bytes, int]
-"""A key of a keyed breaker or bulkhead: an int (used as is) or a byte string (hashed)."""
 
 
 def error_for(

@@ -7,6 +7,10 @@ import math
 from typing import Optional, Union
 
 
+Key = Union[str, bytes, int]
+"""A key of a keyed breaker or bulkhead: an int (used as is) or a byte string (hashed)."""
+
+
 class SurgewallError(Exception):
     """Base class of every error surgewall raises."""
 
@@ -33,7 +37,7 @@ class CircuitOpenError(SurgewallError):
     retry_after: float
     reason: RejectReason
     breaker: Optional[str]
-    key: Optional[Union[str, bytes, int]]
+    key: Optional[Key]
     """The key whose breaker refused, for a :class:`KeyedBreaker` (None otherwise)."""
 
     def __init__(
@@ -43,7 +47,7 @@ class CircuitOpenError(SurgewallError):
         breaker: Optional[str] = None,
         status: int = 200,
         *,
-        key: Optional[Union[str, bytes, int]] = None,
+        key: Optional[Key] = None,
     ) -> None:
         what = {
             RejectReason.OPEN: "open",
@@ -113,10 +117,10 @@ class RegistryFullError(SurgewallError):
     """A keyed registry is at its key cap and refuses new keys; ``key`` is the key refused
     (None when not known)."""
 
-    key: Optional[Union[str, bytes, int]]
+    key: Optional[Key]
 
     def __init__(
-        self, message: str, status: int = 209, *, key: Optional[Union[str, bytes, int]] = None
+        self, message: str, status: int = 209, *, key: Optional[Key] = None
     ) -> None:
         super().__init__(message, status)
         self.key = key
