@@ -3,7 +3,11 @@
 //! A 99 % objective over 60 s (short windows so the demo runs in mock seconds): fast pair
 //! 10 s / 2 s at burn 10, slow pair 30 s / 5 s at burn 5. The breaker's own rule (50 %
 //! failures) never trips at 25 % errors, but the SLO burns 25x too fast: the tracker forces the
-//! breaker open, holds it at least 5 s, and hands it back to the probes once the burn is over.
+//! breaker open and holds it at least 5 s. Held, the breaker rejects everything, so the short
+//! window holds no data: that is not a recovery. After 5 s the probe rule hands the breaker to
+//! its probes; while errors go on, the calls they let through burn at 25 again and the tracker
+//! holds the breaker again; once errors stop, the probes close it and the good calls recover
+//! the SLO — evidence, not silence, ends the hold.
 
 use std::io::{self, Write};
 use std::sync::Arc;
@@ -40,7 +44,6 @@ pub fn run(out: &mut impl Write) -> io::Result<()> {
         .objective(0.99)
         .window(s * 60)
         .budget_buckets(60)
-        .burn_bucket(s)
         .fast_burn(s * 10, s * 2, 10.0)
         .slow_burn(s * 30, s * 5, 5.0)
         .min_open(s * 5)
@@ -53,7 +56,7 @@ pub fn run(out: &mut impl Write) -> io::Result<()> {
 
     writeln!(
         out,
-        "== SLO burn: 99 % over 60 s; errors 25 % from t=10 s to t=16 s =="
+        "== SLO burn: 99 % over 60 s; errors 25 % from t=10 s to t=22 s =="
     )?;
     writeln!(
         out,
@@ -62,7 +65,7 @@ pub fn run(out: &mut impl Write) -> io::Result<()> {
     )?;
     let mut fallbacks = 0u32;
     for t in 1..=30u32 {
-        let failing = (10..16).contains(&t);
+        let failing = (10..22).contains(&t);
         for i in 0..20u32 {
             match breaker.acquire() {
                 Ok(permit) => {

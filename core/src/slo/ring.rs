@@ -66,9 +66,4 @@ impl Ring {
         }
         (good, bad)
     }
-
-    /// Buckets a window of `window_ns` spans (the current, partial one included).
-    pub(crate) fn buckets_for(&self, window_ns: u64) -> u64 {
-        window_ns.div_ceil(self.width_ns).max(1)
-    }
 }
