@@ -408,6 +408,11 @@ enum surgewall_stop_reason
    * The breaker rejects and the policy does not (or cannot) wait for it.
    */
   SURGEWALL_STOP_REASON_BREAKER_OPEN = 5,
+  /**
+   * The server's Retry-After is longer than `max_retry_after`, or waiting it would overrun
+   * `max_elapsed`: a Retry-After is never shortened, so the schedule stops.
+   */
+  SURGEWALL_STOP_REASON_RETRY_AFTER_TOO_LONG = 6,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -513,8 +518,9 @@ typedef struct surgewall_retry_budget surgewall_retry_budget;
 
 /**
  * A retry policy under construction (single owner; consumed by `surgewall_retry_policy_new`).
- * Defaults: 3 attempts, exponential backoff from 100 ms doubling, full jitter, delays capped
- * at 10 s, no elapsed limit, wait for an open breaker, no budget.
+ * Defaults: 3 attempts, exponential backoff from 100 ms doubling, full jitter, no cap on
+ * delays (`max_delay` caps only when set), a server's Retry-After waited in full (no
+ * `max_retry_after`), no elapsed limit, wait for an open breaker, no budget.
  */
 typedef struct surgewall_retry_config surgewall_retry_config;
 
@@ -536,7 +542,7 @@ typedef struct surgewall_slo surgewall_slo;
 /**
  * An SLO tracker under construction (single owner; consumed by `surgewall_slo_new`).
  * Defaults: objective 0.999 over 30 days; fast burn 14.4 over 1 h and 5 min; slow burn 6 over
- * 6 h and 30 min.
+ * 6 h and 30 min; burn buckets a tenth of the shortest burn window (30 s).
  */
 typedef struct surgewall_slo_config surgewall_slo_config;
 
@@ -1023,7 +1029,7 @@ typedef struct surgewall_retry_stats {
   /**
    * Schedules stopped, indexed by `surgewall_stop_reason`.
    */
-  uint64_t stops[6];
+  uint64_t stops[7];
 } surgewall_retry_stats;
 
 /**
@@ -1060,6 +1066,10 @@ typedef struct surgewall_burn_stats {
    * Calls in the long window.
    */
   uint64_t long_calls;
+  /**
+   * Calls in the short window (0: no data — the pair's state stays as it is).
+   */
+  uint64_t short_calls;
   /**
    * The pair's threshold.
    */
@@ -1114,6 +1124,11 @@ typedef struct surgewall_slo_stats {
    * Whether the tracker holds its linked breaker open.
    */
   bool holding_breaker;
+  /**
+   * The burn bucket in force, in nanoseconds: a window of L reads the last L to
+   * L + burn_bucket_ns.
+   */
+  uint64_t burn_bucket_ns;
 } surgewall_slo_stats;
 
 /**
@@ -1137,7 +1152,8 @@ typedef struct surgewall_threshold_stats {
    */
   double target_error_rate;
   /**
-   * The error rate the last tick with enough calls saw.
+   * The error rate the last tick with enough calls saw; NaN before any such tick (not
+   * measured yet, distinct from a measured 0).
    */
   double last_error_rate;
   /**
@@ -1988,10 +2004,19 @@ surgewall_status surgewall_retry_config_set_jitter(struct surgewall_retry_config
                                                    int32_t jitter);
 
 /**
- * The longest delay (a `Retry-After` is capped at it too).
+ * The longest computed (backoff) delay; default: no cap. It never shortens a server's
+ * Retry-After (see `surgewall_retry_config_set_max_retry_after`) nor a breaker wait.
  */
 surgewall_status surgewall_retry_config_set_max_delay(struct surgewall_retry_config *cfg,
                                                       int64_t ns);
+
+/**
+ * The longest server Retry-After the schedule waits: a longer one stops it with
+ * `SURGEWALL_STOP_REASON_RETRY_AFTER_TOO_LONG` (never shortened). Default: no limit but
+ * `max_elapsed`.
+ */
+surgewall_status surgewall_retry_config_set_max_retry_after(struct surgewall_retry_config *cfg,
+                                                            int64_t ns);
 
 /**
  * Never start an attempt that would end after `ns` from the schedule's start.
@@ -2059,7 +2084,8 @@ surgewall_status surgewall_retry_schedule_free(struct surgewall_retry_schedule *
 
 /**
  * After an attempt: what to do next. `outcome` is a `surgewall_attempt_outcome`;
- * `retry_after_ns` a server's Retry-After (negative: none); `breaker` (may be NULL) the
+ * `retry_after_ns` a server's Retry-After (negative: none), waited in full or the schedule
+ * stops with `SURGEWALL_STOP_REASON_RETRY_AFTER_TOO_LONG`; `breaker` (may be NULL) the
  * breaker guarding the dependency — the schedule never retries into it while it rejects.
  */
 surgewall_status surgewall_retry_schedule_next(const struct surgewall_retry_schedule *s,
@@ -2118,7 +2144,9 @@ surgewall_status surgewall_slo_config_set_slow_burn(struct surgewall_slo_config 
                                                     double threshold);
 
 /**
- * The time granularity of the burn windows.
+ * The time granularity of the burn windows. Default: a tenth of the shortest burn window; a
+ * bucket longer than that is refused when the tracker is built (a window must span at least
+ * 10 buckets, so it reads between its length and its length plus one bucket).
  */
 surgewall_status surgewall_slo_config_set_burn_bucket(struct surgewall_slo_config *cfg, int64_t ns);
 
@@ -2188,7 +2216,8 @@ surgewall_status surgewall_slo_metrics(const struct surgewall_slo *s,
 /**
  * Creates an adjuster for `breaker`: above `target_error_rate` the threshold moves by `step`
  * toward `min_threshold`, below half the target toward `max_threshold`; `min_calls` calls are
- * needed in the window (0: the breaker's own `minimum_calls`).
+ * needed in the window (0: the breaker's own `minimum_calls`). `target_error_rate` may not be
+ * above `max_threshold` (the error names the field).
  */
 surgewall_status surgewall_threshold_adjuster_new(const struct surgewall_breaker *breaker,
                                                   double target_error_rate,

@@ -66,12 +66,15 @@ pub struct ThresholdConfig {
 }
 
 impl ThresholdConfig {
-    /// The target error rate in (0, 1], the bounds in (0, 1] with `min <= max`, and the step
-    /// in (0, 1].
+    /// The target error rate in (0, 1], the bounds in (0, 1] with `min <= max`, the target
+    /// at most `max` (a target above the highest threshold would never be seen: the breaker
+    /// trips first), and the step in (0, 1].
     ///
     /// ```
     /// let err = surgewall::ThresholdConfig::new(0.05, 0.7, 0.6, 0.1).unwrap_err();
     /// assert_eq!(err.field(), "min_threshold");
+    /// let err = surgewall::ThresholdConfig::new(0.7, 0.2, 0.6, 0.1).unwrap_err();
+    /// assert_eq!(err.field(), "target_error_rate");
     /// ```
     pub fn new(target: f64, min: f64, max: f64, step: f64) -> Result<Self, ConfigError> {
         let positive_rate = |field, v| {
@@ -88,6 +91,15 @@ impl ThresholdConfig {
             return Err(ConfigError::new(
                 "min_threshold",
                 format!("{min} is above max_threshold ({max})"),
+            ));
+        }
+        if target > max {
+            return Err(ConfigError::new(
+                "target_error_rate",
+                format!(
+                    "{target} is above max_threshold ({max}): the breaker would trip before the \
+                     error rate reached the target"
+                ),
             ));
         }
         let step = positive_rate("step", step)?;
@@ -142,8 +154,9 @@ pub struct ThresholdMetrics {
     pub max_threshold: f64,
     /// The target error rate.
     pub target_error_rate: f64,
-    /// The error rate seen by the last tick that had enough calls.
-    pub last_error_rate: f64,
+    /// The error rate seen by the last tick that had enough calls; `None` before any such
+    /// tick (not measured yet — distinct from a measured 0.0).
+    pub last_error_rate: Option<f64>,
     /// Ticks, ever.
     pub ticks: u64,
     /// Threshold changes, ever.
@@ -158,8 +171,12 @@ pub struct ThresholdAdjuster {
     busy: AtomicU64,
     ticks: AtomicU64,
     changes: AtomicU64,
+    /// The last measured error rate's bits, or [`NOT_MEASURED`].
     last_rate: AtomicU64,
 }
+
+/// `last_rate` before any measurement: a NaN payload no error rate (in [0, 1]) can have.
+const NOT_MEASURED: u64 = u64::MAX;
 
 impl fmt::Debug for ThresholdAdjuster {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -198,7 +215,7 @@ impl ThresholdAdjuster {
             busy: AtomicU64::new(0),
             ticks: AtomicU64::new(0),
             changes: AtomicU64::new(0),
-            last_rate: AtomicU64::new(0f64.to_bits()),
+            last_rate: AtomicU64::new(NOT_MEASURED),
         })
     }
 
@@ -275,7 +292,9 @@ impl ThresholdAdjuster {
     /// # let b = Arc::new(Breaker::new("x", BreakerConfig::default()));
     /// # let adjuster = ThresholdAdjuster::new(b.clone(), ThresholdConfig::new(0.1, 0.2, 0.8, 0.1)?)?;
     /// adjuster.tick();
-    /// assert_eq!((adjuster.metrics().ticks, adjuster.metrics().threshold), (1, 0.5));
+    /// let m = adjuster.metrics();
+    /// assert_eq!((m.ticks, m.threshold), (1, 0.5));
+    /// assert_eq!(m.last_error_rate, None); // an empty window: not measured yet
     /// # Ok::<(), surgewall::ConfigError>(())
     /// ```
     pub fn metrics(&self) -> ThresholdMetrics {
@@ -284,7 +303,10 @@ impl ThresholdAdjuster {
             min_threshold: self.config.min,
             max_threshold: self.config.max,
             target_error_rate: self.config.target,
-            last_error_rate: f64::from_bits(self.last_rate.load(Ordering::Relaxed)),
+            last_error_rate: match self.last_rate.load(Ordering::Relaxed) {
+                NOT_MEASURED => None,
+                bits => Some(f64::from_bits(bits)),
+            },
             ticks: self.ticks.load(Ordering::Relaxed),
             changes: self.changes.load(Ordering::Relaxed),
         }
@@ -344,7 +366,7 @@ mod tests {
         let m = a.metrics();
         assert_eq!(
             (m.threshold, m.last_error_rate, m.ticks, m.changes),
-            (0.2, 0.2, 3, 2)
+            (0.2, Some(0.2), 3, 2)
         );
     }
 
@@ -361,6 +383,26 @@ mod tests {
             "clamped, not stepped: 5 calls < minimum 10"
         );
         assert_eq!(a.tick(), None);
+        assert_eq!(
+            a.metrics().last_error_rate,
+            None,
+            "5 calls: not measured yet"
+        );
+        feed(&b, 15, 0);
+        a.tick();
+        assert_eq!(a.metrics().last_error_rate, Some(0.25), "measured: 5 of 20");
+    }
+
+    #[test]
+    fn a_measured_zero_is_not_not_measured() {
+        let b = breaker(0.5);
+        let a =
+            ThresholdAdjuster::new(b.clone(), ThresholdConfig::new(0.1, 0.2, 0.6, 0.1).unwrap())
+                .unwrap();
+        assert_eq!(a.metrics().last_error_rate, None);
+        feed(&b, 20, 0);
+        a.tick();
+        assert_eq!(a.metrics().last_error_rate, Some(0.0));
     }
 
     #[test]
@@ -372,6 +414,15 @@ mod tests {
         assert_eq!(f(0.1, 0.2, 1.5, 0.1), "max_threshold");
         assert_eq!(f(0.1, 0.7, 0.6, 0.1), "min_threshold");
         assert_eq!(f(0.1, 0.2, 0.6, 0.0), "step");
+        assert_eq!(
+            f(0.7, 0.2, 0.6, 0.1),
+            "target_error_rate",
+            "target above max"
+        );
+        assert!(
+            ThresholdConfig::new(0.6, 0.2, 0.6, 0.1).is_ok(),
+            "target == max"
+        );
     }
 
     proptest! {
@@ -385,7 +436,7 @@ mod tests {
             start in 0.01f64..1.0,
             batches in proptest::collection::vec((1u32..20, 0.0f64..=1.0), 1..30),
         ) {
-            let hi = (lo + span).min(1.0);
+            let hi = (lo + span).min(1.0).max(target); // a target above max is refused
             let b = breaker(start);
             let c = ThresholdConfig::new(target, lo, hi, step).unwrap().min_calls(1);
             let a = ThresholdAdjuster::new(b.clone(), c).unwrap();

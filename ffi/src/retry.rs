@@ -158,8 +158,9 @@ pub extern "C" fn surgewall_retry_budget_metrics(
 // ---- policies ------------------------------------------------------------------------------
 
 /// A retry policy under construction (single owner; consumed by `surgewall_retry_policy_new`).
-/// Defaults: 3 attempts, exponential backoff from 100 ms doubling, full jitter, delays capped
-/// at 10 s, no elapsed limit, wait for an open breaker, no budget.
+/// Defaults: 3 attempts, exponential backoff from 100 ms doubling, full jitter, no cap on
+/// delays (`max_delay` caps only when set), a server's Retry-After waited in full (no
+/// `max_retry_after`), no elapsed limit, wait for an open breaker, no budget.
 pub struct surgewall_retry_config {
     _private: [u8; 0],
 }
@@ -208,6 +209,9 @@ pub enum surgewall_stop_reason {
     BudgetExhausted = 4,
     /// The breaker rejects and the policy does not (or cannot) wait for it.
     BreakerOpen = 5,
+    /// The server's Retry-After is longer than `max_retry_after`, or waiting it would overrun
+    /// `max_elapsed`: a Retry-After is never shortened, so the schedule stops.
+    RetryAfterTooLong = 6,
 }
 
 /// The jitter applied to computed delays (pass one to `surgewall_retry_config_set_jitter`).
@@ -344,13 +348,27 @@ pub extern "C" fn surgewall_retry_config_set_jitter(
     retry_set(cfg, |b| Ok(b.jitter(j)))
 }
 
-/// The longest delay (a `Retry-After` is capped at it too).
+/// The longest computed (backoff) delay; default: no cap. It never shortens a server's
+/// Retry-After (see `surgewall_retry_config_set_max_retry_after`) nor a breaker wait.
 #[no_mangle]
 pub extern "C" fn surgewall_retry_config_set_max_delay(
     cfg: *mut surgewall_retry_config,
     ns: i64,
 ) -> Status {
     retry_set(cfg, |b| Ok(b.max_delay(duration("max_delay", ns)?)))
+}
+
+/// The longest server Retry-After the schedule waits: a longer one stops it with
+/// `SURGEWALL_STOP_REASON_RETRY_AFTER_TOO_LONG` (never shortened). Default: no limit but
+/// `max_elapsed`.
+#[no_mangle]
+pub extern "C" fn surgewall_retry_config_set_max_retry_after(
+    cfg: *mut surgewall_retry_config,
+    ns: i64,
+) -> Status {
+    retry_set(cfg, |b| {
+        Ok(b.max_retry_after(duration("max_retry_after", ns)?))
+    })
 }
 
 /// Never start an attempt that would end after `ns` from the schedule's start.
@@ -458,7 +476,7 @@ pub struct surgewall_retry_stats {
     /// Retries scheduled.
     pub retries: u64,
     /// Schedules stopped, indexed by `surgewall_stop_reason`.
-    pub stops: [u64; 6],
+    pub stops: [u64; 7],
 }
 
 /// Fills `*out` with the policy's totals.
@@ -501,7 +519,8 @@ pub extern "C" fn surgewall_retry_schedule_free(s: *mut surgewall_retry_schedule
 }
 
 /// After an attempt: what to do next. `outcome` is a `surgewall_attempt_outcome`;
-/// `retry_after_ns` a server's Retry-After (negative: none); `breaker` (may be NULL) the
+/// `retry_after_ns` a server's Retry-After (negative: none), waited in full or the schedule
+/// stops with `SURGEWALL_STOP_REASON_RETRY_AFTER_TOO_LONG`; `breaker` (may be NULL) the
 /// breaker guarding the dependency — the schedule never retries into it while it rejects.
 #[no_mangle]
 pub extern "C" fn surgewall_retry_schedule_next(

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use engine::clock::Clock;
 use engine::{ConfigError, SloConfig, SloTracker, ThresholdAdjuster, ThresholdConfig};
 
-use crate::breaker::{outcome, surgewall_breaker};
+use crate::breaker::{ns, outcome, surgewall_breaker};
 use crate::builder::{consume, set, Builder};
 use crate::clock::surgewall_mock_clock;
 use crate::config::duration;
@@ -15,7 +15,7 @@ use crate::status::{boundary, non_null, write, Status};
 
 /// An SLO tracker under construction (single owner; consumed by `surgewall_slo_new`).
 /// Defaults: objective 0.999 over 30 days; fast burn 14.4 over 1 h and 5 min; slow burn 6 over
-/// 6 h and 30 min.
+/// 6 h and 30 min; burn buckets a tenth of the shortest burn window (30 s).
 pub struct surgewall_slo_config {
     _private: [u8; 0],
 }
@@ -46,6 +46,8 @@ pub struct surgewall_burn_stats {
     pub short_burn: f64,
     /// Calls in the long window.
     pub long_calls: u64,
+    /// Calls in the short window (0: no data — the pair's state stays as it is).
+    pub short_calls: u64,
     /// The pair's threshold.
     pub threshold: f64,
     /// Whether the pair is firing.
@@ -76,6 +78,9 @@ pub struct surgewall_slo_stats {
     pub slow: surgewall_burn_stats,
     /// Whether the tracker holds its linked breaker open.
     pub holding_breaker: bool,
+    /// The burn bucket in force, in nanoseconds: a window of L reads the last L to
+    /// L + burn_bucket_ns.
+    pub burn_bucket_ns: u64,
 }
 
 fn slo_set(
@@ -165,7 +170,9 @@ pub extern "C" fn surgewall_slo_config_set_slow_burn(
     })
 }
 
-/// The time granularity of the burn windows.
+/// The time granularity of the burn windows. Default: a tenth of the shortest burn window; a
+/// bucket longer than that is refused when the tracker is built (a window must span at least
+/// 10 buckets, so it reads between its length and its length plus one bucket).
 #[no_mangle]
 pub extern "C" fn surgewall_slo_config_set_burn_bucket(
     cfg: *mut surgewall_slo_config,
@@ -295,6 +302,7 @@ fn stats(m: engine::SloMetrics) -> surgewall_slo_stats {
         long_burn: b.long_burn,
         short_burn: b.short_burn,
         long_calls: b.long_calls,
+        short_calls: b.short_calls,
         threshold: b.threshold,
         burning: b.burning,
     };
@@ -309,6 +317,7 @@ fn stats(m: engine::SloMetrics) -> surgewall_slo_stats {
         fast: burn(m.fast),
         slow: burn(m.slow),
         holding_breaker: m.holding_breaker,
+        burn_bucket_ns: ns(m.burn_bucket),
     }
 }
 
@@ -361,7 +370,8 @@ pub struct surgewall_threshold_stats {
     pub max_threshold: f64,
     /// The target error rate.
     pub target_error_rate: f64,
-    /// The error rate the last tick with enough calls saw.
+    /// The error rate the last tick with enough calls saw; NaN before any such tick (not
+    /// measured yet, distinct from a measured 0).
     pub last_error_rate: f64,
     /// Ticks, ever.
     pub ticks: u64,
@@ -371,7 +381,8 @@ pub struct surgewall_threshold_stats {
 
 /// Creates an adjuster for `breaker`: above `target_error_rate` the threshold moves by `step`
 /// toward `min_threshold`, below half the target toward `max_threshold`; `min_calls` calls are
-/// needed in the window (0: the breaker's own `minimum_calls`).
+/// needed in the window (0: the breaker's own `minimum_calls`). `target_error_rate` may not be
+/// above `max_threshold` (the error names the field).
 #[no_mangle]
 pub extern "C" fn surgewall_threshold_adjuster_new(
     breaker: *const surgewall_breaker,
@@ -447,7 +458,7 @@ pub extern "C" fn surgewall_threshold_adjuster_metrics(
                 min_threshold: m.min_threshold,
                 max_threshold: m.max_threshold,
                 target_error_rate: m.target_error_rate,
-                last_error_rate: m.last_error_rate,
+                last_error_rate: m.last_error_rate.unwrap_or(f64::NAN),
                 ticks: m.ticks,
                 changes: m.changes,
             },

@@ -1,6 +1,7 @@
 //! Backoff and jitter: how long to wait before the n-th retry.
 //!
-//! All arithmetic is in nanoseconds; every delay is capped at the policy's `max_delay`.
+//! All arithmetic is in nanoseconds; every delay is capped at the policy's `max_delay` when one
+//! is set (there is no default cap).
 //! The bounds each kind keeps (invariant I10, pinned by `retry::tests::delays_stay_within_*`):
 //!
 //! | kind | un-jittered delay `b(n)` before retry n (n = 1 first) |
@@ -9,7 +10,7 @@
 //! | linear | `initial + step * (n - 1)` |
 //! | exponential | `initial * multiplier^(n - 1)` |
 //!
-//! each capped at `max_delay`, then jittered:
+//! each capped at `max_delay` (when set), then jittered:
 //!
 //! | jitter | delay |
 //! |---|---|
@@ -19,8 +20,8 @@
 //!
 //! Decorrelated jitter (the bounded AWS variant) ignores the jitter setting: its first delay is
 //! drawn from `[base, 3 * base]`, each next one from `[base, max(base, 3 * previous)]` where
-//! `previous` is the delay actually used (a `Retry-After` or breaker wait included), always
-//! capped at `max_delay` (when `base > max_delay` every delay is `max_delay`).
+//! `previous` is the delay actually used (a `Retry-After` or breaker wait included), capped at
+//! `max_delay` when set (when `base > max_delay` every delay is `max_delay`).
 
 use std::time::Duration;
 

@@ -16,6 +16,15 @@
 //! are what [`RetryBudget::try_retry`] granted. Refused retries are counted, and a
 //! [`EventKind::RetryBudgetExhausted`] is published at most once per second of refusals.
 //!
+//! ## The floor is a lump per window, not a rate
+//!
+//! `min_per_second * window_secs` retries are allowed in the window whatever the requests, and
+//! nothing spreads them over the window: with no requests, that many retries can be granted
+//! in a single burst, and then none until the seconds holding them slide out of the window
+//! (like Finagle's reserve, `minRetriesPerSec x ttl`). Size the floor for the burst it
+//! allows: 3 a second over 10 s is a burst of 30. (Pinned by
+//! `retry::tests::the_budget_floor_is_a_lump_per_window_usable_in_one_burst`.)
+//!
 //! ## Lock-free counters
 //!
 //! Each bucket holds two words, `[second: 32 | count: 32]`, for requests and for retries. A
@@ -94,7 +103,9 @@ impl RetryBudgetConfig {
         self.ratio
     }
 
-    /// Retries allowed per second of the window whatever the requests (the floor).
+    /// The floor, per second of the window: `min_per_second * window_secs` retries are allowed
+    /// whatever the requests — one lump per window, usable in a single burst (see the module
+    /// docs), not a rate.
     ///
     /// ```
     /// assert_eq!(surgewall::RetryBudgetConfig::default().min_per_second(), 3.0);

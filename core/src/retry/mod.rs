@@ -13,14 +13,22 @@
 //! ## The rules (invariant I10)
 //!
 //! * **Attempts**: `max_attempts` counts the first attempt; a schedule never allows more.
-//! * **Delays**: see [`backoff`](self#backoff-and-jitter) below; every computed delay is at most
-//!   `max_delay`. A `Retry-After` hint replaces the computed delay, capped at `max_delay`, and
-//!   is not jittered.
+//! * **Delays**: see [`backoff`](self#backoff-and-jitter) below. `max_delay` caps computed
+//!   delays only when set: there is no hidden default cap (a constant 60 s delay sleeps 60 s).
+//! * **Retry-After**: a server's `Retry-After` hint replaces the computed delay, is not
+//!   jittered and is **never shortened** (`max_delay` does not apply to it). The schedule waits
+//!   it in full or stops with [`StopReason::RetryAfterTooLong`]: when it is longer than
+//!   `max_retry_after` (if set), or when waiting it would overrun `max_elapsed` (the rule
+//!   below).
 //! * **Breaker**: given the breaker in the [`Hint`], a retry is never scheduled before the
 //!   breaker admits again: if `breaker.retry_after()` is longer than the delay, the policy
 //!   either stops ([`BreakerWait::Stop`]) or waits exactly that long ([`BreakerWait::Wait`],
 //!   the default; this wait is not capped by `max_delay`, only by `max_elapsed`, and a forced
 //!   open without deadline stops).
+//! * **Which reason**: a delay that does not fit `max_elapsed` stops with
+//!   [`StopReason::BreakerOpen`] when it was the breaker's wait, with
+//!   [`StopReason::RetryAfterTooLong`] when it was a `Retry-After`, else with
+//!   [`StopReason::MaxElapsed`].
 //! * **Elapsed**: with `max_elapsed`, a retry after `delay` is scheduled only if
 //!   `spent + delay + attempt <= max_elapsed`, where `spent` is the larger of the clock time
 //!   since the schedule was created and the delays handed out so far (so the bound holds even
@@ -32,9 +40,9 @@
 //!
 //! ## Backoff and jitter
 //!
-//! Constant, linear, exponential (each capped at `max_delay`, then jittered: none, full
-//! `[0, b]`, equal `[b/2, b]`), and bounded decorrelated jitter (`[base, 3 * previous]`,
-//! capped). Randomness is a SplitMix64 stream per schedule, seeded from the policy's seed, so
+//! Constant, linear, exponential (each capped at `max_delay` when set, then jittered: none,
+//! full `[0, b]`, equal `[b/2, b]`), and bounded decorrelated jitter (`[base, 3 * previous]`,
+//! capped likewise). Randomness is a SplitMix64 stream per schedule, seeded from the policy's seed, so
 //! a seeded policy used from one thread gives the same delays every run.
 //!
 //! ```
@@ -55,10 +63,10 @@
 //! }
 //! assert_eq!(delays, [100, 200, 400]);
 //!
-//! // A server said "Retry-After: 3": capped at max_delay.
+//! // A server said "Retry-After: 3": waited in full, beyond max_delay.
 //! let mut schedule = policy.schedule();
 //! let d = schedule.next_with(AttemptOutcome::Retryable, Hint::none().retry_after(Duration::from_secs(3)));
-//! assert_eq!(d, Decision::Retry(Duration::from_secs(1)));
+//! assert_eq!(d, Decision::Retry(Duration::from_secs(3)));
 //! # Ok::<(), surgewall::ConfigError>(())
 //! ```
 
@@ -103,7 +111,8 @@ struct Inner {
     max_attempts: u32,
     backoff: Backoff,
     jitter: Jitter,
-    max_delay: Duration,
+    max_delay: Option<Duration>,
+    max_retry_after: Option<Duration>,
     max_elapsed: Option<Duration>,
     attempt_timeout: Option<Duration>,
     on_breaker_open: BreakerWait,
@@ -112,7 +121,7 @@ struct Inner {
     rng: SplitMix,
     operations: AtomicU64,
     retries: AtomicU64,
-    stops: [AtomicU64; 6],
+    stops: [AtomicU64; StopReason::ALL.len()],
 }
 
 /// A validated retry policy. Cheap to clone and share (an `Arc`); each operation takes its own
@@ -145,6 +154,7 @@ impl fmt::Debug for RetryPolicy {
             .field("backoff", &i.backoff)
             .field("jitter", &i.jitter)
             .field("max_delay", &i.max_delay)
+            .field("max_retry_after", &i.max_retry_after)
             .field("max_elapsed", &i.max_elapsed)
             .field("attempt_timeout", &i.attempt_timeout)
             .field("on_breaker_open", &i.on_breaker_open)
@@ -168,7 +178,8 @@ pub struct RetryPolicyBuilder {
     max_attempts: u32,
     backoff: Backoff,
     jitter: Jitter,
-    max_delay: Result<Duration, ConfigError>,
+    max_delay: Option<Result<Duration, ConfigError>>,
+    max_retry_after: Option<Result<Duration, ConfigError>>,
     max_elapsed: Option<Result<Duration, ConfigError>>,
     attempt_timeout: Option<Result<Duration, ConfigError>>,
     on_breaker_open: BreakerWait,
@@ -183,7 +194,8 @@ impl Default for RetryPolicyBuilder {
             max_attempts: 3,
             backoff: Backoff::exponential(Duration::from_millis(100), 2.0),
             jitter: Jitter::Full,
-            max_delay: Ok(Duration::from_secs(30)),
+            max_delay: None,
+            max_retry_after: None,
             max_elapsed: None,
             attempt_timeout: None,
             on_breaker_open: BreakerWait::Wait,
@@ -210,15 +222,32 @@ impl RetryPolicyBuilder {
         self.jitter = jitter;
         self
     }
-    /// The longest computed delay or honoured `Retry-After` (> 0). Default 30 s.
+    /// The longest computed (backoff) delay (> 0). Default: none — a delay is capped only
+    /// where the caller set a cap. It never shortens a `Retry-After` (see
+    /// [`max_retry_after`](Self::max_retry_after)) nor a breaker wait.
     pub fn max_delay(mut self, d: Duration) -> Self {
-        self.max_delay = check::non_zero("max_delay", d);
+        self.max_delay = Some(check::non_zero("max_delay", d));
         self
     }
     /// [`max_delay`](Self::max_delay) in float seconds.
     pub fn max_delay_secs(mut self, s: f64) -> Self {
         self.max_delay =
-            check::seconds("max_delay", s).and_then(|d| check::non_zero("max_delay", d));
+            Some(check::seconds("max_delay", s).and_then(|d| check::non_zero("max_delay", d)));
+        self
+    }
+    /// The longest `Retry-After` the schedule waits (> 0): a longer one stops it with
+    /// [`StopReason::RetryAfterTooLong`] rather than being shortened. Default: none (only
+    /// `max_elapsed` limits it).
+    pub fn max_retry_after(mut self, d: Duration) -> Self {
+        self.max_retry_after = Some(check::non_zero("max_retry_after", d));
+        self
+    }
+    /// [`max_retry_after`](Self::max_retry_after) in float seconds.
+    pub fn max_retry_after_secs(mut self, s: f64) -> Self {
+        self.max_retry_after = Some(
+            check::seconds("max_retry_after", s)
+                .and_then(|d| check::non_zero("max_retry_after", d)),
+        );
         self
     }
     /// The time the whole operation may take, attempts and delays (> 0). Default: unbounded.
@@ -299,7 +328,8 @@ impl RetryPolicyBuilder {
                 check::non_zero("backoff.base", base)?;
             }
         }
-        let max_delay = self.max_delay?;
+        let max_delay = self.max_delay.transpose()?;
+        let max_retry_after = self.max_retry_after.transpose()?;
         let max_elapsed = self.max_elapsed.transpose()?;
         let attempt_timeout = self.attempt_timeout.transpose()?;
         if let (Some(e), Some(a)) = (max_elapsed, attempt_timeout) {
@@ -316,6 +346,7 @@ impl RetryPolicyBuilder {
                 backoff: self.backoff,
                 jitter: self.jitter,
                 max_delay,
+                max_retry_after,
                 max_elapsed,
                 attempt_timeout,
                 on_breaker_open: self.on_breaker_open,
@@ -347,7 +378,7 @@ pub struct RetryMetrics {
     /// Retries scheduled.
     pub retries: u64,
     /// Schedules stopped, by [`StopReason`] discriminant.
-    pub stops: [u64; 6],
+    pub stops: [u64; StopReason::ALL.len()],
     /// The budget's snapshot, if the policy has one.
     pub budget: Option<RetryBudgetMetrics>,
 }
@@ -374,7 +405,8 @@ pub enum ErrorClass {
     Fatal,
     /// Retry after the policy's delay.
     Retryable,
-    /// Retry after this long (a server's `Retry-After`), capped at `max_delay`.
+    /// Retry after this long (a server's `Retry-After`): waited in full, or the driver stops
+    /// with [`StopReason::RetryAfterTooLong`].
     RetryAfter(Duration),
 }
 
@@ -422,8 +454,8 @@ impl<E: fmt::Display> fmt::Display for RetryError<E> {
 impl<E: fmt::Debug + fmt::Display> std::error::Error for RetryError<E> {}
 
 impl RetryPolicy {
-    /// A builder with the defaults: 3 attempts, exponential from 100 ms x2, full jitter,
-    /// `max_delay` 30 s, no elapsed limit, no budget, waits for breakers.
+    /// A builder with the defaults: 3 attempts, exponential from 100 ms x2, full jitter, no
+    /// `max_delay`, no `max_retry_after`, no elapsed limit, no budget, waits for breakers.
     ///
     /// ```
     /// let p = surgewall::RetryPolicy::builder().build()?;
@@ -444,14 +476,29 @@ impl RetryPolicy {
         self.inner.max_attempts
     }
 
-    /// The longest computed delay.
+    /// The cap on computed delays, if one was set.
     ///
     /// ```
-    /// assert_eq!(surgewall::RetryPolicy::builder().max_delay_secs(2.0).build()?.max_delay().as_secs(), 2);
+    /// use std::time::Duration;
+    /// use surgewall::RetryPolicy;
+    /// assert_eq!(RetryPolicy::builder().max_delay_secs(2.0).build()?.max_delay(), Some(Duration::from_secs(2)));
+    /// assert_eq!(RetryPolicy::builder().build()?.max_delay(), None); // no hidden cap
     /// # Ok::<(), surgewall::ConfigError>(())
     /// ```
-    pub fn max_delay(&self) -> Duration {
+    pub fn max_delay(&self) -> Option<Duration> {
         self.inner.max_delay
+    }
+
+    /// The longest `Retry-After` waited, if a limit was set.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let p = surgewall::RetryPolicy::builder().max_retry_after(Duration::from_secs(60)).build()?;
+    /// assert_eq!(p.max_retry_after(), Some(Duration::from_secs(60)));
+    /// # Ok::<(), surgewall::ConfigError>(())
+    /// ```
+    pub fn max_retry_after(&self) -> Option<Duration> {
+        self.inner.max_retry_after
     }
 
     /// The elapsed-time limit, if any.
@@ -476,7 +523,7 @@ impl RetryPolicy {
 
     /// The range the delay before retry `n` (1 = the first retry) is drawn from, closed at
     /// both ends, before any `Retry-After` or breaker wait. For decorrelated jitter, the range
-    /// over all retries: `[min(base, max_delay), max_delay]`.
+    /// over all retries: `[min(base, max_delay), max_delay]` (no `max_delay`: `u64::MAX` ns).
     ///
     /// ```
     /// use std::time::Duration;
@@ -490,7 +537,7 @@ impl RetryPolicy {
     /// ```
     pub fn delay_bounds(&self, n: u32) -> (Duration, Duration) {
         let i = &*self.inner;
-        let max_ns = duration_ns(i.max_delay);
+        let max_ns = i.max_delay.map_or(u64::MAX, duration_ns);
         let (lo, hi) = match i.backoff {
             Backoff::DecorrelatedJitter { .. } => (i.backoff.base_ns(n, max_ns), max_ns),
             b => i.jitter.bounds(b.base_ns(n, max_ns)),

@@ -47,17 +47,21 @@ pub enum StopReason {
     /// The breaker rejects and the policy does not wait for it, or cannot (a forced open
     /// without deadline, or a wait beyond `max_elapsed`).
     BreakerOpen = 5,
+    /// The server's `Retry-After` is longer than `max_retry_after`, or waiting it would
+    /// overrun `max_elapsed`: it is never shortened, so the schedule stops.
+    RetryAfterTooLong = 6,
 }
 
 impl StopReason {
     /// Every reason, in discriminant order (indexes [`RetryMetrics::stops`](super::RetryMetrics)).
-    pub const ALL: [StopReason; 6] = [
+    pub const ALL: [StopReason; 7] = [
         StopReason::Succeeded,
         StopReason::NotRetryable,
         StopReason::MaxAttempts,
         StopReason::MaxElapsed,
         StopReason::BudgetExhausted,
         StopReason::BreakerOpen,
+        StopReason::RetryAfterTooLong,
     ];
 
     /// A lower-case name for logs and labels.
@@ -73,6 +77,7 @@ impl StopReason {
             StopReason::MaxElapsed => "max_elapsed",
             StopReason::BudgetExhausted => "budget_exhausted",
             StopReason::BreakerOpen => "breaker_open",
+            StopReason::RetryAfterTooLong => "retry_after_too_long",
         }
     }
 }
@@ -133,7 +138,8 @@ impl<'a> Hint<'a> {
     }
 
     /// The server asked to wait this long (`Retry-After`): it replaces the computed delay,
-    /// capped at `max_delay`, without jitter.
+    /// without jitter, and is never shortened (the schedule stops with
+    /// [`StopReason::RetryAfterTooLong`] when it cannot wait it).
     pub fn retry_after(mut self, d: Duration) -> Self {
         self.retry_after = Some(d);
         self
@@ -235,7 +241,8 @@ impl RetrySchedule {
     ///
     /// 1. success / not retryable: stop;
     /// 2. `max_attempts` reached: stop;
-    /// 3. the delay: `Retry-After` capped at `max_delay`, or the backoff with jitter;
+    /// 3. the delay: the `Retry-After` in full (stop if longer than `max_retry_after`), or the
+    ///    backoff with jitter (capped at `max_delay` when set);
     /// 4. the breaker: if it would still reject when the delay ends, wait until it admits or
     ///    stop (per [`BreakerWait`]);
     /// 5. `max_elapsed`: stop if the delay plus the next attempt would overrun it;
@@ -271,12 +278,16 @@ impl RetrySchedule {
         if self.attempts >= p.max_attempts {
             return Decision::Stop(StopReason::MaxAttempts);
         }
-        let max_ns = duration_ns(p.max_delay);
+        let max_ns = p.max_delay.map_or(u64::MAX, duration_ns);
         // The backoff draw happens even under a Retry-After, so a seed gives the same
         // sequence whatever the hints.
         let backoff_ns = backoff_ns(p, &self.rng, self.prev_ns, self.attempts, max_ns);
+        // A Retry-After is never shortened: waited in full, or the schedule stops.
         let mut delay_ns = match hint.retry_after {
-            Some(ra) => duration_ns(ra).min(max_ns),
+            Some(ra) if p.max_retry_after.is_some_and(|cap| ra > cap) => {
+                return Decision::Stop(StopReason::RetryAfterTooLong)
+            }
+            Some(ra) => duration_ns(ra),
             None => backoff_ns,
         };
         let mut waits_for_breaker = false;
@@ -307,6 +318,8 @@ impl RetrySchedule {
             if needed > duration_ns(max_elapsed) {
                 return Decision::Stop(if waits_for_breaker {
                     StopReason::BreakerOpen
+                } else if hint.retry_after.is_some() {
+                    StopReason::RetryAfterTooLong
                 } else {
                     StopReason::MaxElapsed
                 });

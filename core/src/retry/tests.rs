@@ -81,7 +81,7 @@ fn success_and_fatal_errors_stop_and_stopping_is_sticky() {
 }
 
 #[test]
-fn retry_after_replaces_the_delay_and_is_capped_at_max_delay() {
+fn retry_after_replaces_the_delay_and_is_never_shortened() {
     let p = constant(10)
         .max_attempts(5)
         .max_delay(Duration::from_secs(2))
@@ -95,9 +95,140 @@ fn retry_after_replaces_the_delay_and_is_capped_at_max_delay() {
     );
     assert_eq!(
         s.next_with(AttemptOutcome::Retryable, hint(Duration::from_secs(60))),
-        Decision::Retry(Duration::from_secs(2))
+        Decision::Retry(Duration::from_secs(60)),
+        "max_delay caps the backoff, never a server's Retry-After"
     );
     assert_eq!(s.next(AttemptOutcome::Retryable), Decision::Retry(MS * 10));
+}
+
+#[test]
+fn a_retry_after_beyond_max_elapsed_stops_with_its_own_reason() {
+    // Retry-After: 3600 under max_elapsed 120 s: the schedule used to answer Retry(30 s) (the
+    // default max_delay) and retry into an explicit one-hour throttle.
+    let p = RetryPolicy::builder()
+        .max_attempts(3)
+        .max_elapsed(Duration::from_secs(120))
+        .build()
+        .unwrap();
+    let mut s = p.schedule();
+    assert_eq!(
+        s.next_with(
+            AttemptOutcome::Retryable,
+            Hint::none().retry_after(Duration::from_secs(3600))
+        ),
+        Decision::Stop(StopReason::RetryAfterTooLong)
+    );
+    assert_eq!(p.metrics().stopped(StopReason::RetryAfterTooLong), 1);
+    // One that fits is waited in full.
+    let mut s = p.schedule();
+    assert_eq!(
+        s.next_with(
+            AttemptOutcome::Retryable,
+            Hint::none().retry_after(Duration::from_secs(100))
+        ),
+        Decision::Retry(Duration::from_secs(100))
+    );
+    // With no limit at all, an hour is waited.
+    let p = RetryPolicy::builder().build().unwrap();
+    assert_eq!(
+        p.schedule().next_with(
+            AttemptOutcome::Retryable,
+            Hint::none().retry_after(Duration::from_secs(3600))
+        ),
+        Decision::Retry(Duration::from_secs(3600))
+    );
+}
+
+#[test]
+fn max_retry_after_is_the_cap_the_user_sets_for_retry_after() {
+    let p = constant(10)
+        .max_attempts(5)
+        .max_retry_after(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let mut s = p.schedule();
+    assert_eq!(
+        s.next_with(
+            AttemptOutcome::Retryable,
+            Hint::none().retry_after(Duration::from_secs(30))
+        ),
+        Decision::Retry(Duration::from_secs(30)),
+        "up to the cap: waited"
+    );
+    assert_eq!(
+        s.next_with(
+            AttemptOutcome::Retryable,
+            Hint::none().retry_after(Duration::from_secs(31))
+        ),
+        Decision::Stop(StopReason::RetryAfterTooLong),
+        "beyond it: stopped, not shortened"
+    );
+    let (clock, time) = mock();
+    let p = constant(10)
+        .max_attempts(3)
+        .max_elapsed(Duration::from_secs(120))
+        .clock(clock)
+        .build()
+        .unwrap();
+    let mut slept = vec![];
+    let err = p
+        .run(
+            |d| {
+                slept.push(d);
+                time.advance(d)
+            },
+            |_: &()| ErrorClass::RetryAfter(Duration::from_secs(3600)),
+            |_| Err::<(), ()>(()),
+        )
+        .unwrap_err();
+    assert_eq!(
+        (err.reason, err.attempts, slept),
+        (StopReason::RetryAfterTooLong, 1, vec![])
+    );
+}
+
+#[test]
+fn there_is_no_hidden_cap_on_delays() {
+    // Constant(60 s) used to sleep 30 s: a default max_delay nobody set.
+    let p = constant(60_000).jitter(Jitter::None).build().unwrap();
+    assert_eq!(p.max_delay(), None);
+    assert_eq!(drain(&mut p.schedule()).0, [Duration::from_secs(60); 2]);
+    let p = RetryPolicy::builder()
+        .backoff(Backoff::exponential(Duration::from_secs(20), 2.0))
+        .jitter(Jitter::None)
+        .max_attempts(4)
+        .build()
+        .unwrap();
+    assert_eq!(
+        drain(&mut p.schedule()).0,
+        [
+            Duration::from_secs(20),
+            Duration::from_secs(40),
+            Duration::from_secs(80)
+        ]
+    );
+    // A cap applies where it is set.
+    let p = constant(60_000)
+        .jitter(Jitter::None)
+        .max_delay(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    assert_eq!(drain(&mut p.schedule()).0, [Duration::from_secs(5); 2]);
+}
+
+#[test]
+fn the_budget_floor_is_a_lump_per_window_usable_in_one_burst() {
+    // Floor 1 a second over 10 s, no requests: 10 retries at once, then none until the second
+    // that holds them leaves the window.
+    let (b, time, _) = budget(0.0, 1.0, 10);
+    assert_eq!((0..20).filter(|_| b.try_retry()).count(), 10);
+    time.advance(Duration::from_secs(9));
+    assert!(
+        !b.try_retry(),
+        "not a rate: nothing was earned back second by second"
+    );
+    time.advance(Duration::from_secs(1));
+    assert_eq!((0..20).filter(|_| b.try_retry()).count(), 10);
 }
 
 #[test]
@@ -515,7 +646,7 @@ proptest! {
             b = b.max_elapsed(MS * e as u32).attempt_timeout(MS * timeout_ms.min(e) as u32);
         }
         let p = b.build().unwrap();
-        let max_delay = p.max_delay();
+        let max_delay = p.max_delay().unwrap();
         let start = clock.now_ns();
         let mut s = p.schedule();
         let mut total = Duration::ZERO;
@@ -528,14 +659,16 @@ proptest! {
             match s.next_with(AttemptOutcome::Retryable, hint) {
                 Decision::Retry(d) => {
                     attempts += 1;
-                    prop_assert!(d <= max_delay);
                     match (ra, backoff) {
-                        (Some(ms), _) => prop_assert_eq!(d, (MS * ms as u32).min(max_delay)),
+                        // A Retry-After is waited in full, never capped.
+                        (Some(ms), _) => prop_assert_eq!(d, MS * ms as u32),
                         (None, Backoff::DecorrelatedJitter { base }) => {
+                            prop_assert!(d <= max_delay);
                             prop_assert!(d >= base.min(max_delay), "{:?} < base", d);
                             prop_assert!(d <= (prev * 3).min(max_delay).max(base.min(max_delay)), "{:?} > 3 x {:?}", d, prev);
                         }
                         (None, _) => {
+                            prop_assert!(d <= max_delay);
                             let (lo, hi) = p.delay_bounds(attempts - 1);
                             prop_assert!(lo <= d && d <= hi, "{:?} not in [{:?}, {:?}]", d, lo, hi);
                         }
@@ -545,7 +678,8 @@ proptest! {
                     time.advance(d);
                 }
                 Decision::Stop(r) => {
-                    prop_assert!(matches!(r, StopReason::MaxAttempts | StopReason::MaxElapsed));
+                    prop_assert!(matches!(r, StopReason::MaxAttempts | StopReason::MaxElapsed | StopReason::RetryAfterTooLong));
+                    if r == StopReason::RetryAfterTooLong { prop_assert!(ra.is_some()); }
                     if r == StopReason::MaxAttempts { prop_assert_eq!(attempts, max_attempts); }
                     break;
                 }
