@@ -3,17 +3,25 @@
 //! The C, Python and Go suites run the same file through their bindings; all must agree.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use surgewall::clock::{Clock, MockClock};
+use surgewall::retry::ErrorClass;
 use surgewall::{
-    Breaker, BreakerConfig, BreakerMetrics, Outcome, RawPermit, Recorded, RejectReason,
+    Backoff, Breaker, BreakerConfig, BreakerMetrics, ConfigError, Jitter, Outcome, RawPermit,
+    Recorded, RejectReason, RetryBudget, RetryBudgetConfig, RetryPolicy, SloConfig, SloTracker,
+    ThresholdAdjuster, ThresholdConfig,
 };
 
 struct Run {
-    breaker: Breaker,
+    breaker: Arc<Breaker>,
+    clock: Clock,
     time: MockClock,
     held: HashMap<String, RawPermit>,
+    slo: Option<SloTracker>,
+    retry: Option<RetryPolicy>,
+    budget: Option<RetryBudget>,
 }
 
 fn ms(v: &str) -> Duration {
@@ -78,11 +86,90 @@ fn configure(words: &[&str]) -> Run {
     }
     let (clock, time) = Clock::mock();
     Run {
-        breaker: Breaker::builder("scenario", b.build().expect("scenario config"))
-            .clock(clock)
-            .build(),
+        breaker: Arc::new(
+            Breaker::builder("scenario", b.build().expect("scenario config"))
+                .clock(clock.clone())
+                .build(),
+        ),
+        clock,
         time,
         held: HashMap::new(),
+        slo: None,
+        retry: None,
+        budget: None,
+    }
+}
+
+/// `LONG_MS/SHORT_MS/THRESHOLD`.
+fn pair(v: &str) -> (Duration, Duration, f64) {
+    let p: Vec<&str> = v.split('/').collect();
+    (ms(p[0]), ms(p[1]), p[2].parse().unwrap())
+}
+
+fn slo(run: &Run, words: &[&str]) -> Result<SloTracker, ConfigError> {
+    let kv = kv(words);
+    let mut c = SloConfig::builder();
+    for (k, v) in &kv {
+        c = match k.as_str() {
+            "objective" => c.objective(v.parse().unwrap()),
+            "window_ms" => c.window(ms(v)),
+            "fast" => {
+                let (l, s, t) = pair(v);
+                c.fast_burn(l, s, t)
+            }
+            "slow" => {
+                let (l, s, t) = pair(v);
+                c.slow_burn(l, s, t)
+            }
+            "burn_bucket_ms" => c.burn_bucket(ms(v)),
+            "recovery" => c.recovery_factor(v.parse().unwrap()),
+            "min_open_ms" => c.min_open(ms(v)),
+            "link" => c,
+            _ => panic!("unknown slo key {k}"),
+        };
+    }
+    let mut b = SloTracker::builder(c.build()?).clock(run.clock.clone());
+    if kv.contains_key("link") {
+        b = b.breaker(run.breaker.clone());
+    }
+    Ok(b.build())
+}
+
+fn retry(run: &Run, words: &[&str]) -> RetryPolicy {
+    let kv = kv(words);
+    let mut b = RetryPolicy::builder()
+        .jitter(Jitter::None)
+        .clock(run.clock.clone());
+    for (k, v) in &kv {
+        b = match k.as_str() {
+            "max_attempts" => b.max_attempts(v.parse().unwrap()),
+            "backoff" => {
+                let p: Vec<&str> = v.split(':').collect();
+                b.backoff(match p[0] {
+                    "constant" => Backoff::constant(ms(p[1])),
+                    "linear" => Backoff::linear(ms(p[1]), ms(p[2])),
+                    "exponential" => Backoff::exponential(ms(p[1]), p[2].parse().unwrap()),
+                    o => panic!("unknown backoff {o}"),
+                })
+            }
+            "max_delay_ms" => b.max_delay(ms(v)),
+            "max_elapsed_ms" => b.max_elapsed(ms(v)),
+            "max_retry_after_ms" => b.max_retry_after(ms(v)),
+            _ => panic!("unknown retry key {k}"),
+        };
+    }
+    b.build().expect("scenario retry")
+}
+
+fn slo_metric(m: &surgewall::SloMetrics, key: &str) -> String {
+    match key {
+        "fast_long_calls" => m.fast.long_calls.to_string(),
+        "fast_short_calls" => m.fast.short_calls.to_string(),
+        "fast_burning" => m.fast.burning.to_string(),
+        "slow_burning" => m.slow.burning.to_string(),
+        "holding_breaker" => m.holding_breaker.to_string(),
+        "burn_bucket_ms" => m.burn_bucket.as_millis().to_string(),
+        _ => panic!("unknown slo metric {key}"),
     }
 }
 
@@ -105,7 +192,7 @@ fn metric(m: &BreakerMetrics, key: &str) -> String {
 }
 
 fn step(run: &mut Run, words: &[&str], at: &str) {
-    let b = &run.breaker;
+    let b = &run.breaker.clone();
     match words[0] {
         "call" => {
             let o = outcome(words[1]);
@@ -165,6 +252,86 @@ fn step(run: &mut Run, words: &[&str], at: &str) {
         "half_open" => {
             let refused = words.get(2) == Some(&"refused");
             assert_eq!(b.half_open().is_err(), refused, "{at}");
+        }
+        "slo" => run.slo = Some(slo(run, &words[1..]).expect("scenario slo")),
+        "slo_refused" => {
+            let err = slo(run, &words[2..]).expect_err(&format!("{at}: accepted"));
+            assert_eq!(err.field(), words[1], "{at}: {err}");
+        }
+        "record" => {
+            let o = kv(&words[1..]);
+            let n = |k: &str| o.get(k).map_or(0, |v| v.parse::<u64>().unwrap());
+            let rounds = o
+                .keys()
+                .find_map(|k| k.strip_prefix('x').map(|n| n.parse::<u64>().unwrap()))
+                .unwrap_or(1);
+            let slo = run.slo.as_ref().expect("slo first");
+            for _ in 0..rounds {
+                (0..n("good")).for_each(|_| slo.record(true));
+                (0..n("bad")).for_each(|_| slo.record(false));
+                run.time.advance(Duration::from_millis(n("every_ms")));
+            }
+        }
+        "tick" => {
+            run.slo.as_ref().expect("slo first").tick();
+        }
+        "expect_slo" => {
+            let m = run.slo.as_ref().expect("slo first").metrics();
+            for w in &words[1..] {
+                let (k, v) = w.split_once('=').expect("key=value");
+                assert_eq!(slo_metric(&m, k), v, "{at}: {k}");
+            }
+        }
+        "retry" => run.retry = Some(retry(run, &words[1..])),
+        "run_retry" => {
+            let o = kv(&words[1..]);
+            let ra = o.get("retry_after_ms").map(|v| ms(v));
+            let mut slept = vec![];
+            let time = &run.time;
+            let err = run
+                .retry
+                .as_ref()
+                .expect("retry first")
+                .run(
+                    |d| {
+                        slept.push(d.as_millis().to_string());
+                        time.advance(d);
+                    },
+                    |_: &()| ra.map_or(ErrorClass::Retryable, ErrorClass::RetryAfter),
+                    |_| Err::<(), ()>(()),
+                )
+                .unwrap_err();
+            assert_eq!(slept.join(","), o["delays"], "{at}: delays");
+            assert_eq!(err.reason.as_str(), o["stop"], "{at}: stop");
+        }
+        "budget" => {
+            let o = kv(&words[1..]);
+            let c = RetryBudgetConfig::new(
+                o["ratio"].parse().unwrap(),
+                o["floor"].parse().unwrap(),
+                o["window_s"].parse().unwrap(),
+            )
+            .expect("scenario budget");
+            run.budget = Some(RetryBudget::with_clock(
+                c,
+                run.clock.clone(),
+                b.events().clone(),
+            ));
+        }
+        "try_retry" => {
+            let o = kv(&words[1..]);
+            let n: usize = words[1][1..].parse().unwrap();
+            let budget = run.budget.as_ref().expect("budget first");
+            let granted = (0..n).filter(|_| budget.try_retry()).count();
+            assert_eq!(granted.to_string(), o["granted"], "{at}: granted");
+        }
+        "threshold_refused" => {
+            let o = kv(&words[2..]);
+            let f = |k: &str| o[k].parse::<f64>().unwrap();
+            let err = ThresholdConfig::new(f("target"), f("min"), f("max"), f("step"))
+                .and_then(|c| ThresholdAdjuster::new(run.breaker.clone(), c))
+                .expect_err(&format!("{at}: accepted"));
+            assert_eq!(err.field(), words[1], "{at}: {err}");
         }
         "expect" => {
             let m = b.metrics();
