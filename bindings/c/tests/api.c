@@ -1413,7 +1413,8 @@ static void test_slo_and_threshold(void)
     CHECK_OK(surgewall_slo_config_set_window(cfg, 3600000 * MS));
     CHECK_OK(surgewall_slo_config_set_fast_burn(cfg, 600000 * MS, 60000 * MS, 10.0));
     CHECK_OK(surgewall_slo_config_set_slow_burn(cfg, 1800000 * MS, 300000 * MS, 2.0));
-    CHECK_OK(surgewall_slo_config_set_burn_bucket(cfg, 10000 * MS));
+    /* at most a tenth of the shortest window (60 s): 6 s */
+    CHECK_OK(surgewall_slo_config_set_burn_bucket(cfg, 6000 * MS));
     CHECK_OK(surgewall_slo_config_set_recovery_factor(cfg, 0.5));
     CHECK_OK(surgewall_slo_config_set_min_calls(cfg, 10));
     CHECK_OK(surgewall_slo_config_set_min_open(cfg, 1000 * MS));
@@ -1430,6 +1431,8 @@ static void test_slo_and_threshold(void)
     CHECK_OK(surgewall_slo_tick(slo, &st));
     CHECK(!st.fast.burning && !st.holding_breaker);
     CHECK_U64(st.calls, 50);
+    CHECK_U64(st.burn_bucket_ns, 6000 * MS);
+    CHECK_U64(st.fast.short_calls, 50);
     CHECK(st.objective == 0.99);
     /* every call bad: the fast pair burns and holds the breaker open */
     for (int i = 0; i < 50; i++) {
@@ -1472,6 +1475,9 @@ static void test_slo_and_threshold(void)
     br = build("adjusted", bcfg);
     surgewall_threshold_adjuster *adj = NULL;
     CHECK_OK(surgewall_threshold_adjuster_new(br, 0.1, 0.3, 0.8, 0.1, 4, &adj, NULL));
+    surgewall_threshold_stats ts;
+    CHECK_OK(surgewall_threshold_adjuster_metrics(adj, &ts));
+    CHECK(isnan(ts.last_error_rate)); /* not measured yet: NaN, not 0 */
     for (int i = 0; i < 4; i++) {
         CHECK_OK(call(br, i == 0 ? SURGEWALL_OUTCOME_FAILURE : SURGEWALL_OUTCOME_SUCCESS));
     }
@@ -1482,7 +1488,6 @@ static void test_slo_and_threshold(void)
     CHECK(fabs(old - 0.5) < 1e-9 && fabs(now - 0.4) < 1e-9);
     CHECK(fabs(stats_of(br).failure_rate_threshold - 0.4) < 1e-9);
     CHECK_OK(surgewall_threshold_adjuster_tick(adj, &changed, NULL, NULL)); /* old and new are optional */
-    surgewall_threshold_stats ts;
     CHECK_OK(surgewall_threshold_adjuster_metrics(adj, &ts));
     CHECK_U64(ts.ticks, 2);
     CHECK(ts.min_threshold == 0.3 && ts.max_threshold == 0.8 && ts.target_error_rate == 0.1);

@@ -20,6 +20,9 @@ struct run {
     char held_name[MAX_HELD][32];
     surgewall_permit held[MAX_HELD];
     int nheld;
+    surgewall_slo *slo;            /* the `slo` command's tracker, or NULL */
+    surgewall_retry_policy *retry; /* the `retry` command's policy, or NULL */
+    surgewall_retry_budget *budget;
     const char *name;
     int line;
     int failed; /* steps that failed in this scenario */
@@ -176,6 +179,215 @@ static surgewall_permit *held(struct run *r, const char *name, int create)
     return &r->held[r->nheld++];
 }
 
+/* ---- the SLO, retry, budget and threshold commands (issue 17) ---- */
+
+/* Builds an SLO tracker from KEY=VALUE words; NULL (and *err) when refused. */
+static surgewall_slo *slo_new(struct run *r, char **w, int n, surgewall_error **err)
+{
+    surgewall_slo_config *cfg = NULL;
+    surgewall_slo *out = NULL;
+    const char *v;
+    expect_status(r, surgewall_slo_config_new(&cfg), SURGEWALL_OK, "slo_config_new");
+    surgewall_slo_config_set_mock_clock(cfg, r->clock);
+    if ((v = opt(w, n, "objective")) != NULL) surgewall_slo_config_set_objective(cfg, strtod(v, NULL));
+    if ((v = opt(w, n, "window_ms")) != NULL) surgewall_slo_config_set_window(cfg, ms(v));
+    for (int fast = 1; fast >= 0; fast--) {
+        if ((v = opt(w, n, fast ? "fast" : "slow")) == NULL) continue;
+        char *end;
+        int64_t lo = strtoll(v, &end, 10) * MS;
+        int64_t sh = strtoll(end + 1, &end, 10) * MS;
+        double t = strtod(end + 1, NULL);
+        if (fast) surgewall_slo_config_set_fast_burn(cfg, lo, sh, t);
+        else surgewall_slo_config_set_slow_burn(cfg, lo, sh, t);
+    }
+    if ((v = opt(w, n, "burn_bucket_ms")) != NULL) surgewall_slo_config_set_burn_bucket(cfg, ms(v));
+    if ((v = opt(w, n, "recovery")) != NULL) surgewall_slo_config_set_recovery_factor(cfg, strtod(v, NULL));
+    if ((v = opt(w, n, "min_open_ms")) != NULL) surgewall_slo_config_set_min_open(cfg, ms(v));
+    if (opt(w, n, "link") != NULL) surgewall_slo_config_set_breaker(cfg, r->breaker);
+    if (surgewall_slo_new(cfg, &out, err) != SURGEWALL_OK) return NULL;
+    return out;
+}
+
+static const char *stop_name(int32_t reason)
+{
+    switch (reason) {
+    case SURGEWALL_STOP_REASON_SUCCEEDED: return "succeeded";
+    case SURGEWALL_STOP_REASON_NOT_RETRYABLE: return "not_retryable";
+    case SURGEWALL_STOP_REASON_MAX_ATTEMPTS: return "max_attempts";
+    case SURGEWALL_STOP_REASON_MAX_ELAPSED: return "max_elapsed";
+    case SURGEWALL_STOP_REASON_BUDGET_EXHAUSTED: return "budget_exhausted";
+    case SURGEWALL_STOP_REASON_BREAKER_OPEN: return "breaker_open";
+    case SURGEWALL_STOP_REASON_RETRY_AFTER_TOO_LONG: return "retry_after_too_long";
+    default: return "?";
+    }
+}
+
+static void retry_new(struct run *r, char **w, int n)
+{
+    surgewall_retry_config *cfg = NULL;
+    surgewall_error *err = NULL;
+    const char *v;
+    expect_status(r, surgewall_retry_config_new(&cfg), SURGEWALL_OK, "retry_config_new");
+    surgewall_retry_config_set_mock_clock(cfg, r->clock);
+    surgewall_retry_config_set_jitter(cfg, SURGEWALL_JITTER_NONE);
+    if ((v = opt(w, n, "max_attempts")) != NULL)
+        surgewall_retry_config_set_max_attempts(cfg, (uint32_t)strtoul(v, NULL, 10));
+    if ((v = opt(w, n, "backoff")) != NULL) {
+        const char *a = strchr(v, ':');
+        const char *b = a != NULL ? strchr(a + 1, ':') : NULL;
+        if (a == NULL) fail(r, "bad backoff %s%s", v, "");
+        else if (strncmp(v, "constant", 8) == 0) surgewall_retry_config_set_backoff_constant(cfg, ms(a + 1));
+        else if (strncmp(v, "linear", 6) == 0 && b != NULL)
+            surgewall_retry_config_set_backoff_linear(cfg, ms(a + 1), ms(b + 1));
+        else if (strncmp(v, "exponential", 11) == 0 && b != NULL)
+            surgewall_retry_config_set_backoff_exponential(cfg, ms(a + 1), strtod(b + 1, NULL));
+        else fail(r, "bad backoff %s%s", v, "");
+    }
+    if ((v = opt(w, n, "max_delay_ms")) != NULL) surgewall_retry_config_set_max_delay(cfg, ms(v));
+    if ((v = opt(w, n, "max_elapsed_ms")) != NULL) surgewall_retry_config_set_max_elapsed(cfg, ms(v));
+    if ((v = opt(w, n, "max_retry_after_ms")) != NULL) surgewall_retry_config_set_max_retry_after(cfg, ms(v));
+    surgewall_retry_policy_free(r->retry);
+    r->retry = NULL;
+    if (surgewall_retry_policy_new(cfg, &r->retry, &err) != SURGEWALL_OK) {
+        fail(r, "retry refused: %s: %s", surgewall_error_field(err), surgewall_error_message(err));
+        surgewall_error_free(err);
+    }
+}
+
+/* One operation whose every attempt fails retryably: the delays slept and why it stopped. */
+static void run_retry(struct run *r, char **w, int n)
+{
+    const char *ra = opt(w, n, "retry_after_ms");
+    const char *want_delays = opt(w, n, "delays");
+    const char *want_stop = opt(w, n, "stop");
+    surgewall_retry_schedule *s = NULL;
+    surgewall_retry_decision d = {0};
+    char delays[256] = "";
+    if (r->retry == NULL || want_delays == NULL || want_stop == NULL) {
+        fail(r, "run_retry needs a retry policy and delays=, stop=%s%s", "", "");
+        return;
+    }
+    expect_status(r, surgewall_retry_schedule_new(r->retry, &s), SURGEWALL_OK, "schedule_new");
+    for (;;) {
+        surgewall_status st = surgewall_retry_schedule_next(s, SURGEWALL_ATTEMPT_OUTCOME_RETRYABLE,
+                                                            ra != NULL ? ms(ra) : -1, NULL, &d);
+        expect_status(r, st, SURGEWALL_OK, "schedule_next");
+        if (st != SURGEWALL_OK || !d.retry) break;
+        size_t len = strlen(delays);
+        snprintf(delays + len, sizeof delays - len, "%s%" PRIu64, len ? "," : "", d.delay_ns / (uint64_t)MS);
+        surgewall_mock_clock_advance(r->clock, (int64_t)d.delay_ns);
+    }
+    surgewall_retry_schedule_free(s);
+    if (strcmp(delays, want_delays) != 0) fail(r, "run_retry: delays %s, wanted %s", delays, want_delays);
+    if (strcmp(stop_name(d.stop_reason), want_stop) != 0)
+        fail(r, "run_retry: stopped for %s, wanted %s", stop_name(d.stop_reason), want_stop);
+}
+
+static void expect_slo(struct run *r, char **w, int n)
+{
+    surgewall_slo_stats m;
+    expect_status(r, surgewall_slo_metrics(r->slo, &m), SURGEWALL_OK, "slo_metrics");
+    for (int i = 1; i < n; i++) {
+        const char *eq = strchr(w[i], '=');
+        char got[32];
+        if (eq == NULL) {
+            fail(r, "bad expectation %s%s", w[i], "");
+            continue;
+        }
+        size_t k = (size_t)(eq - w[i]);
+#define KEY(name) (k == strlen(name) && strncmp(w[i], name, k) == 0)
+        if (KEY("fast_long_calls")) snprintf(got, sizeof got, "%" PRIu64, m.fast.long_calls);
+        else if (KEY("fast_short_calls")) snprintf(got, sizeof got, "%" PRIu64, m.fast.short_calls);
+        else if (KEY("fast_burning")) snprintf(got, sizeof got, "%s", m.fast.burning ? "true" : "false");
+        else if (KEY("slow_burning")) snprintf(got, sizeof got, "%s", m.slow.burning ? "true" : "false");
+        else if (KEY("holding_breaker")) snprintf(got, sizeof got, "%s", m.holding_breaker ? "true" : "false");
+        else if (KEY("burn_bucket_ms")) snprintf(got, sizeof got, "%" PRIu64, m.burn_bucket_ns / (uint64_t)MS);
+        else {
+            fail(r, "unknown slo metric %s%s", w[i], "");
+            continue;
+        }
+#undef KEY
+        if (strcmp(got, eq + 1) != 0) fail(r, "expect_slo: got %s, wanted %s", got, w[i]);
+    }
+}
+
+/* The policies' commands; 0 when `cmd` is not one of them. */
+static int policy_step(struct run *r, char **w, int n)
+{
+    const char *cmd = w[0];
+    surgewall_error *err = NULL;
+    if (strcmp(cmd, "slo") == 0) {
+        surgewall_slo_free(r->slo);
+        r->slo = slo_new(r, w + 1, n - 1, &err);
+        if (r->slo == NULL) {
+            fail(r, "slo refused: %s: %s", surgewall_error_field(err), surgewall_error_message(err));
+            surgewall_error_free(err);
+        }
+    } else if (strcmp(cmd, "slo_refused") == 0 && n >= 2) {
+        surgewall_slo *s = slo_new(r, w + 2, n - 2, &err);
+        if (s != NULL) fail(r, "slo accepted, wanted %s refused%s", w[1], "");
+        else if (strcmp(surgewall_error_field(err), w[1]) != 0)
+            fail(r, "slo refused naming %s, wanted %s", surgewall_error_field(err), w[1]);
+        surgewall_slo_free(s);
+        surgewall_error_free(err);
+    } else if (strcmp(cmd, "record") == 0 && r->slo != NULL) {
+        const char *g = opt(w + 1, n - 1, "good"), *b = opt(w + 1, n - 1, "bad");
+        const char *every = opt(w + 1, n - 1, "every_ms");
+        long rounds = 1, good = g ? strtol(g, NULL, 10) : 0, bad = b ? strtol(b, NULL, 10) : 0;
+        for (int i = 1; i < n; i++) {
+            if (w[i][0] == 'x') rounds = strtol(w[i] + 1, NULL, 10);
+        }
+        for (long i = 0; i < rounds; i++) {
+            for (long j = 0; j < good; j++) surgewall_slo_record(r->slo, true);
+            for (long j = 0; j < bad; j++) surgewall_slo_record(r->slo, false);
+            if (every != NULL) surgewall_mock_clock_advance(r->clock, ms(every));
+        }
+    } else if (strcmp(cmd, "tick") == 0 && r->slo != NULL) {
+        expect_status(r, surgewall_slo_tick(r->slo, NULL), SURGEWALL_OK, "slo_tick");
+    } else if (strcmp(cmd, "expect_slo") == 0 && r->slo != NULL) {
+        expect_slo(r, w, n);
+    } else if (strcmp(cmd, "retry") == 0) {
+        retry_new(r, w + 1, n - 1);
+    } else if (strcmp(cmd, "run_retry") == 0) {
+        run_retry(r, w + 1, n - 1);
+    } else if (strcmp(cmd, "budget") == 0) {
+        const char *ratio = opt(w + 1, n - 1, "ratio"), *floor = opt(w + 1, n - 1, "floor");
+        const char *win = opt(w + 1, n - 1, "window_s");
+        surgewall_retry_budget_free(r->budget);
+        r->budget = NULL;
+        expect_status(r,
+                      surgewall_retry_budget_new(ratio ? strtod(ratio, NULL) : 0, floor ? strtod(floor, NULL) : 0,
+                                                 win ? (uint32_t)strtoul(win, NULL, 10) : 0, r->clock,
+                                                 &r->budget, &err),
+                      SURGEWALL_OK, "retry_budget_new");
+        surgewall_error_free(err);
+    } else if (strcmp(cmd, "try_retry") == 0 && n >= 2 && r->budget != NULL) {
+        long asks = strtol(w[1] + 1, NULL, 10), granted = 0;
+        const char *want = opt(w + 2, n - 2, "granted");
+        for (long i = 0; i < asks; i++) {
+            granted += surgewall_retry_budget_try_retry(r->budget) == SURGEWALL_OK;
+        }
+        char got[32];
+        snprintf(got, sizeof got, "%ld", granted);
+        if (want == NULL || strcmp(got, want) != 0) fail(r, "try_retry: %s granted, wanted %s", got, want ? want : "?");
+    } else if (strcmp(cmd, "threshold_refused") == 0 && n >= 2) {
+        const char *t = opt(w + 2, n - 2, "target"), *lo = opt(w + 2, n - 2, "min");
+        const char *hi = opt(w + 2, n - 2, "max"), *st = opt(w + 2, n - 2, "step");
+        surgewall_threshold_adjuster *a = NULL;
+        surgewall_status s = surgewall_threshold_adjuster_new(
+            r->breaker, t ? strtod(t, NULL) : 0, lo ? strtod(lo, NULL) : 0, hi ? strtod(hi, NULL) : 0,
+            st ? strtod(st, NULL) : 0, 0, &a, &err);
+        if (s == SURGEWALL_OK) fail(r, "threshold accepted, wanted %s refused%s", w[1], "");
+        else if (strcmp(surgewall_error_field(err), w[1]) != 0)
+            fail(r, "threshold refused naming %s, wanted %s", surgewall_error_field(err), w[1]);
+        surgewall_threshold_adjuster_free(a);
+        surgewall_error_free(err);
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
 static void step(struct run *r, char **w, int n)
 {
     const surgewall_breaker *b = r->breaker;
@@ -183,7 +395,9 @@ static void step(struct run *r, char **w, int n)
     surgewall_permit p;
     uint64_t ra = 0;
     surgewall_status s;
-    if (strcmp(cmd, "call") == 0 && n >= 2) {
+    if (policy_step(r, w, n)) {
+        return;
+    } else if (strcmp(cmd, "call") == 0 && n >= 2) {
         int32_t o = outcome(r, w[1]);
         long times = 1;
         for (int i = 2; i < n; i++) {
@@ -294,6 +508,9 @@ int main(int argc, char **argv)
         } else if (strcmp(w[0], "end") == 0 && in_scenario) {
             check_(r.failed == 0, name, argv[1], lineno);
             printf("%s %s\n", r.failed == 0 ? "ok    " : "FAILED", name);
+            surgewall_slo_free(r.slo);
+            surgewall_retry_policy_free(r.retry);
+            surgewall_retry_budget_free(r.budget);
             surgewall_breaker_free(r.breaker);
             surgewall_mock_clock_free(r.clock);
             in_scenario = 0;
