@@ -12,6 +12,7 @@ import pytest
 
 import surgewall
 from surgewall import Breaker, CountWindow, MockClock, OpenBackoff, Outcome, Recorded, TimeWindow
+from surgewall.retry import Backoff
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios.txt"
 
@@ -113,17 +114,170 @@ def metric(m: surgewall.BreakerMetrics, key: str) -> str:
     return str(values[key])
 
 
+class Throttled(Exception):
+    """A retryable failure, with a server's Retry-After (seconds) when given."""
+
+    def __init__(self, retry_after: Optional[float]) -> None:
+        super().__init__("503")
+        if retry_after is not None:
+            self.retry_after = retry_after
+
+
+@dataclasses.dataclass
+class Policies:
+    """The SLO, retry and budget commands' objects (issue 17)."""
+
+    clock: MockClock
+    breaker: Breaker
+    slo: Optional[surgewall.SLO] = None
+    retry: Optional[surgewall.Retry] = None
+    budget: Optional[surgewall.RetryBudget] = None
+    slept: List[float] = dataclasses.field(default_factory=list)
+
+    def make_slo(self, words: List[str]) -> surgewall.SLO:
+        o = kv(words)
+
+        def pair(v: str) -> surgewall.BurnWindows:
+            lo, sh, t = v.split("/")
+            return surgewall.BurnWindows(ms(lo), ms(sh), float(t))
+
+        return surgewall.SLO(
+            float(o["objective"]),
+            window=ms(o["window_ms"]),
+            fast_burn=pair(o["fast"]),
+            slow_burn=pair(o["slow"]),
+            burn_bucket=ms(o["burn_bucket_ms"]) if "burn_bucket_ms" in o else None,
+            recovery_factor=float(o["recovery"]) if "recovery" in o else None,
+            min_open=ms(o["min_open_ms"]) if "min_open_ms" in o else None,
+            breaker=self.breaker if "link" in o else None,
+            clock=self.clock,
+        )
+
+    def make_retry(self, words: List[str]) -> surgewall.Retry:
+        o = kv(words)
+        kind, *args = o["backoff"].split(":")
+        cap = ms(o["max_delay_ms"]) if "max_delay_ms" in o else None
+        backoff: Backoff
+        if kind == "constant":
+            assert cap is None, "a Constant backoff has no cap to set"
+            backoff = surgewall.Constant(ms(args[0]))
+        elif kind == "linear":
+            backoff = surgewall.Linear(ms(args[0]), ms(args[1]), max=cap)
+        else:
+            backoff = surgewall.Exponential(ms(args[0]), float(args[1]), max=cap)
+        return surgewall.Retry(
+            int(o["max_attempts"]),
+            backoff,
+            "none",
+            max_elapsed=ms(o["max_elapsed_ms"]) if "max_elapsed_ms" in o else None,
+            max_retry_after=ms(o["max_retry_after_ms"]) if "max_retry_after_ms" in o else None,
+            clock=self.clock,
+            sleep=self.slept.append,
+        )
+
+    def step(self, words: List[str], at: str) -> bool:
+        """Runs one of the policy commands; False when `words` is not one."""
+        cmd, o = words[0], kv(words[1:])
+        if cmd == "slo":
+            if self.slo is not None:
+                self.slo.close()
+            self.slo = self.make_slo(words[1:])
+        elif cmd == "slo_refused":
+            with pytest.raises(surgewall.ConfigError) as ei:
+                self.make_slo(words[2:])
+            assert ei.value.field == words[1], f"{at}: {ei.value}"
+        elif cmd == "record":
+            assert self.slo is not None, at
+            rounds = next((int(k[1:]) for k in o if k.startswith("x")), 1)
+            good, bad = int(o.get("good", 0)), int(o.get("bad", 0))
+            for _ in range(rounds):
+                for _ in range(good):
+                    self.slo.record(True)
+                for _ in range(bad):
+                    self.slo.record(False)
+                if "every_ms" in o:
+                    self.clock.advance(ms(o["every_ms"]))
+        elif cmd == "tick":
+            assert self.slo is not None, at
+            self.slo.tick()
+        elif cmd == "expect_slo":
+            assert self.slo is not None, at
+            m = self.slo.metrics()
+            values = {
+                "fast_long_calls": str(m.fast.long_calls),
+                "fast_short_calls": str(m.fast.short_calls),
+                "fast_burning": str(m.fast.burning).lower(),
+                "slow_burning": str(m.slow.burning).lower(),
+                "holding_breaker": str(m.holding_breaker).lower(),
+                "burn_bucket_ms": str(round(m.burn_bucket * 1000)),
+            }
+            for k, v in o.items():
+                assert values[k] == v, f"{at}: {k}: got {values[k]}, want {v}"
+        elif cmd == "retry":
+            if self.retry is not None:
+                self.retry.close()
+            self.retry = self.make_retry(words[1:])
+        elif cmd == "run_retry":
+            assert self.retry is not None, at
+            ra = ms(o["retry_after_ms"]) if "retry_after_ms" in o else None
+            self.slept.clear()
+
+            def attempt() -> None:
+                raise Throttled(ra)
+
+            with pytest.raises(surgewall.RetryError) as stopped:
+                self.retry.call(attempt)
+            delays = ",".join(str(round(d * 1000)) for d in self.slept)
+            assert delays == o["delays"], f"{at}: delays {delays}, want {o['delays']}"
+            reason = stopped.value.reason
+            assert reason is not None and reason.name.lower() == o["stop"], f"{at}: {reason}"
+        elif cmd == "budget":
+            if self.budget is not None:
+                self.budget.close()
+            self.budget = surgewall.RetryBudget(
+                float(o["ratio"]), float(o["floor"]), window=int(o["window_s"]), clock=self.clock
+            )
+        elif cmd == "try_retry":
+            assert self.budget is not None, at
+            asks = int(words[1][1:])
+            granted = sum(self.budget.try_retry() for _ in range(asks))
+            assert str(granted) == o["granted"], f"{at}: {granted} granted"
+        elif cmd == "threshold_refused":
+            t = kv(words[2:])
+            with pytest.raises(surgewall.ConfigError) as ce:
+                surgewall.ThresholdAdjuster(
+                    self.breaker,
+                    target_error_rate=float(t["target"]),
+                    min_threshold=float(t["min"]),
+                    max_threshold=float(t["max"]),
+                    step=float(t["step"]),
+                )
+            assert ce.value.field == words[1], f"{at}: {ce.value}"
+        else:
+            return False
+        return True
+
+    def close(self) -> None:
+        for h in (self.slo, self.retry, self.budget):
+            if h is not None:
+                h.close()
+
+
 def run(sc: Scenario) -> None:
     clock = MockClock()
     b: Optional[Breaker] = None
+    policies: Optional[Policies] = None
     held: Dict[str, surgewall.Permit] = {}
     for n, words in sc.lines:
         at = f"{sc.name} (line {n})"
         cmd = words[0]
         if cmd == "config":
             b = configure(words[1:], clock)
+            policies = Policies(clock, b)
             continue
-        assert b is not None, f"{at}: no config"
+        assert b is not None and policies is not None, f"{at}: no config"
+        if policies.step(words, at):
+            continue
         if cmd == "call":
             outcome = OUTCOMES[words[1]]
             opts = kv(words[2:])
@@ -180,7 +334,8 @@ def run(sc: Scenario) -> None:
                 assert metric(m, k) == v, f"{at}: {k}: got {metric(m, k)}, want {v}"
         else:
             raise AssertionError(f"{at}: unknown command {cmd}")
-    assert b is not None
+    assert b is not None and policies is not None
+    policies.close()
     b.free()
     clock.close()
 

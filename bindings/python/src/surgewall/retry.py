@@ -40,18 +40,23 @@ class StopReason(enum.IntEnum):
     MAX_ELAPSED = int(lib.SURGEWALL_STOP_REASON_MAX_ELAPSED)
     BUDGET_EXHAUSTED = int(lib.SURGEWALL_STOP_REASON_BUDGET_EXHAUSTED)
     BREAKER_OPEN = int(lib.SURGEWALL_STOP_REASON_BREAKER_OPEN)
+    RETRY_AFTER_TOO_LONG = int(lib.SURGEWALL_STOP_REASON_RETRY_AFTER_TOO_LONG)
+    """The exception's ``retry_after`` is longer than ``max_retry_after`` or would overrun
+    ``max_elapsed``: a server's Retry-After is never shortened, so the retry stops."""
 
 
 @dataclasses.dataclass(frozen=True)
 class Constant:
-    """The same delay (seconds) before every retry."""
+    """The same delay (seconds) before every retry, never capped: ``Constant(60.0)`` sleeps
+    60 s."""
 
     delay: float
 
 
 @dataclasses.dataclass(frozen=True)
 class Linear:
-    """``initial + n * step`` seconds before the n-th retry, capped at ``max``."""
+    """``initial + (n - 1) * step`` seconds before the n-th retry (n = 1 the first: ``initial``),
+    capped at ``max`` when given (``None``: no cap)."""
 
     initial: float
     step: float
@@ -60,7 +65,9 @@ class Linear:
 
 @dataclasses.dataclass(frozen=True)
 class Exponential:
-    """``initial * multiplier**n`` seconds before the n-th retry, capped at ``max``."""
+    """``initial * multiplier**(n - 1)`` seconds before the n-th retry (n = 1 the first:
+    ``initial``; so 0.1, 0.2, 0.4 by default), capped at ``max`` when given (``None``: no
+    cap)."""
 
     initial: float = 0.1
     multiplier: float = 2.0
@@ -69,7 +76,8 @@ class Exponential:
 
 @dataclasses.dataclass(frozen=True)
 class DecorrelatedJitter:
-    """Each delay uniform in [base, 3 x the previous one], capped at ``max``."""
+    """Each delay uniform in [base, 3 x the previous one], capped at ``max`` when given
+    (``None``: no cap)."""
 
     base: float = 0.1
     max: Optional[float] = None
@@ -89,8 +97,10 @@ class RetryBudgetMetrics:
 
 
 class RetryBudget(Handle):
-    """Retries <= ``ratio`` x requests + ``min_per_second`` a second over the last ``window``
-    seconds (1..60). With ``name``, the process-wide budget of that name (every Retry, in any
+    """Retries <= ``ratio`` x requests + ``min_per_second`` x ``window`` over the last
+    ``window`` seconds (1..60). The floor is one lump per window, not a rate: with no requests,
+    ``min_per_second * window`` retries may go out in a single burst, then none until their
+    second leaves the window. With ``name``, the process-wide budget of that name (every Retry, in any
     language, naming it shares it; the first configuration wins)."""
 
     _what = "retry budget"
@@ -188,7 +198,11 @@ class Retry(Owned):
     ``no_retry_on``, and ``retry_if(exc)`` (when given) is true; anything else is re-raised at
     once. :class:`CircuitOpenError` from a breaker is handed to the schedule, which waits for
     the breaker's ``retry_after`` or stops (``stop_on_open_breaker=True``). An exception with a
-    numeric ``retry_after`` attribute (seconds) overrides the next delay (Retry-After).
+    numeric ``retry_after`` attribute (seconds, a server's Retry-After) replaces the next delay
+    and is never shortened: it is slept in full, or the retry stops with
+    ``StopReason.RETRY_AFTER_TOO_LONG`` when it is longer than ``max_retry_after`` (if given) or
+    would overrun ``max_elapsed``. The backoff's ``max`` caps only the backoff; there is no
+    other cap on delays.
     When the schedule stops, :class:`RetryError` is raised with ``last_error`` (and chained),
     or the last error itself with ``reraise=True``.
 
@@ -205,6 +219,7 @@ class Retry(Owned):
         *,
         budget: Optional[RetryBudget] = None,
         max_elapsed: Optional[float] = None,
+        max_retry_after: Optional[float] = None,
         attempt_timeout: Optional[float] = None,
         stop_on_open_breaker: bool = False,
         retry_on: ExcTypes = (Exception,),
@@ -278,6 +293,11 @@ class Retry(Owned):
             if max_elapsed is not None:
                 e = seconds_to_ns("max_elapsed", max_elapsed, allow_zero=False)
                 set_config("max_elapsed", lib.surgewall_retry_config_set_max_elapsed(cfg, e))
+            if max_retry_after is not None:
+                r = seconds_to_ns("max_retry_after", max_retry_after, allow_zero=False)
+                set_config(
+                    "max_retry_after", lib.surgewall_retry_config_set_max_retry_after(cfg, r)
+                )
             if attempt_timeout is not None:
                 a = seconds_to_ns("attempt_timeout", attempt_timeout)
                 set_config("attempt_timeout", lib.surgewall_retry_config_set_attempt_timeout(cfg, a))
@@ -428,7 +448,7 @@ class Retry(Owned):
         m = ffi.new("surgewall_retry_stats *")
         check(lib.surgewall_retry_policy_metrics(self._h, m), "metrics")
         return RetryMetrics(
-            int(m.operations), int(m.retries), {StopReason(i): int(m.stops[i]) for i in range(6)}
+            int(m.operations), int(m.retries), {r: int(m.stops[int(r)]) for r in StopReason}
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Optional, Tuple
 
 from ._native import check, construct, ffi, lib, new_config, set_config
@@ -27,6 +28,8 @@ class BurnMetrics:
     long_burn: float
     short_burn: float
     long_calls: int
+    short_calls: int
+    """Calls in the short window; 0 is "no data": the pair stays as it is (no recovery)."""
     threshold: float
     burning: bool
 
@@ -43,11 +46,18 @@ class SLOMetrics:
     fast: BurnMetrics
     slow: BurnMetrics
     holding_breaker: bool
+    burn_bucket: float
+    """The burn bucket in force (seconds): a window of L reads the last L to L + burn_bucket."""
 
 
 def _burn(b: Any) -> BurnMetrics:
     return BurnMetrics(
-        float(b.long_burn), float(b.short_burn), int(b.long_calls), float(b.threshold), bool(b.burning)
+        float(b.long_burn),
+        float(b.short_burn),
+        int(b.long_calls),
+        int(b.short_calls),
+        float(b.threshold),
+        bool(b.burning),
     )
 
 
@@ -63,6 +73,7 @@ def _slo_metrics(m: Any) -> SLOMetrics:
         fast=_burn(m.fast),
         slow=_burn(m.slow),
         holding_breaker=bool(m.holding_breaker),
+        burn_bucket=int(m.burn_bucket_ns) / 1e9,
     )
 
 
@@ -70,7 +81,15 @@ class SLO(Owned):
     """An SLO tracker: ``objective`` (e.g. 0.999) over a rolling ``window`` (seconds), error
     budget left, fast and slow burn alerts (events on the ring), and optionally holding a
     linked ``breaker`` open while the fast burn persists (at least ``min_open`` seconds).
-    Call ``tick()`` every few seconds (it evaluates and publishes)."""
+    Call ``tick()`` every few seconds (it evaluates and publishes).
+
+    ``burn_bucket`` (seconds) is the burn windows' resolution: by default a tenth of the
+    shortest burn window, and a longer one is refused (``ConfigError``), so a window reads its
+    length to its length plus one bucket. A pair fires when both windows burn at ``>=`` its
+    threshold (compared exactly, in integers), and recovers only on evidence: an empty short
+    window leaves it as it is. A held breaker is handed to its probes after ``min_open`` when
+    the pair recovered or nothing was called (the probe rule), and held again while the pair
+    fires and the calls the probes let through still burn."""
 
     _what = "SLO tracker"
 
@@ -174,7 +193,8 @@ class ThresholdMetrics:
     min_threshold: float
     max_threshold: float
     target_error_rate: float
-    last_error_rate: float
+    last_error_rate: Optional[float]
+    """None before a tick had enough calls to measure (distinct from a measured 0.0)."""
     ticks: int
     changes: int
 
@@ -182,7 +202,8 @@ class ThresholdMetrics:
 class ThresholdAdjuster(Handle):
     """Adapts ``breaker``'s failure-rate threshold: above ``target_error_rate`` it moves by
     ``step`` toward ``min_threshold`` (more sensitive), below half the target toward
-    ``max_threshold``. Evaluated on ``tick()`` (never per call)."""
+    ``max_threshold``. Evaluated on ``tick()`` (never per call). ``target_error_rate`` may not
+    be above ``max_threshold`` (``ConfigError`` naming it)."""
 
     _what = "threshold adjuster"
 
@@ -227,7 +248,7 @@ class ThresholdAdjuster(Handle):
             float(m.min_threshold),
             float(m.max_threshold),
             float(m.target_error_rate),
-            float(m.last_error_rate),
+            None if math.isnan(m.last_error_rate) else float(m.last_error_rate),
             int(m.ticks),
             int(m.changes),
         )
