@@ -88,6 +88,7 @@ func TestStringsAndErrorMessages(t *testing.T) {
 		{StateHalfOpen.String(), "half_open"}, {State(42).String(), "State(42)"},
 		{Failure.String(), "failure"}, {Outcome(9).String(), "Outcome(9)"},
 		{EventSLOBurn.String(), "slo_burn"}, {StopBreakerOpen.String(), "breaker_open"},
+		{StopRetryAfterTooLong.String(), "retry_after_too_long"},
 		{TooManyKeys.String(), "too many keys"}, {EventKeyedTransition.String(), "keyed_transition"},
 		{EventKind(99).String(), "unknown"},
 		{(&RejectedError{Keyed: true, KeyID: 255, State: StateOpen, RetryAfter: time.Second, reason: ErrOpen}).Error(),

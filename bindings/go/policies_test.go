@@ -18,7 +18,7 @@ func TestSLOBurnsTheBudgetAndHoldsTheBreakerOpen(t *testing.T) {
 	slo, err := NewSLO(SLOConfig{Objective: 0.99, Window: time.Hour,
 		FastBurn:   &BurnPair{Long: 10 * time.Minute, Short: time.Minute, Threshold: 10},
 		SlowBurn:   &BurnPair{Long: 30 * time.Minute, Short: 5 * time.Minute, Threshold: 5},
-		BurnBucket: 10 * time.Second, MinCalls: 10, Breaker: b, MinOpen: time.Minute, Clock: clock})
+		BurnBucket: 6 * time.Second, MinCalls: 10, Breaker: b, MinOpen: time.Minute, Clock: clock})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +31,8 @@ func TestSLOBurnsTheBudgetAndHoldsTheBreakerOpen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Calls != 100 || m.Bad != 50 || m.BudgetRemaining >= 0 || !m.Fast.Burning || !m.HoldingBreaker {
+	if m.Calls != 100 || m.Bad != 50 || m.BudgetRemaining >= 0 || !m.Fast.Burning || !m.HoldingBreaker ||
+		m.BurnBucket != 6*time.Second {
 		t.Fatalf("%+v", m)
 	}
 	if s, _ := b.State(); s != StateForcedOpen {
@@ -67,6 +68,9 @@ func TestThresholdAdjusterMovesTowardTheBounds(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a.Close()
+	if m, _ := a.Metrics(); m.Measured || !math.IsNaN(m.LastErrorRate) {
+		t.Fatalf("not measured yet must not read as 0: %+v", m)
+	}
 	for i := 0; i < 20; i++ {
 		_ = b.Execute(context.Background(), func(context.Context) error {
 			if i%4 == 0 {
@@ -82,7 +86,7 @@ func TestThresholdAdjusterMovesTowardTheBounds(t *testing.T) {
 	if m, _ := b.Metrics(); math.Abs(m.FailureRateThreshold-0.4) > 1e-9 {
 		t.Fatal(m.FailureRateThreshold)
 	}
-	if m, _ := a.Metrics(); m.Ticks != 1 || m.Changes != 1 {
+	if m, _ := a.Metrics(); m.Ticks != 1 || m.Changes != 1 || !m.Measured || m.LastErrorRate != 0.25 {
 		t.Fatalf("%+v", m)
 	}
 	if _, err := NewThresholdAdjuster(b, ThresholdConfig{TargetErrorRate: 0.1, MinThreshold: 0.9, MaxThreshold: 0.2, Step: 0.1}); !errors.Is(err, ErrInvalidConfig) {

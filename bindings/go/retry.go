@@ -35,9 +35,13 @@ const (
 	StopMaxElapsed      StopReason = C.SURGEWALL_STOP_REASON_MAX_ELAPSED      // the next attempt would overrun MaxElapsed
 	StopBudgetExhausted StopReason = C.SURGEWALL_STOP_REASON_BUDGET_EXHAUSTED // the retry budget refused
 	StopBreakerOpen     StopReason = C.SURGEWALL_STOP_REASON_BREAKER_OPEN     // the breaker rejects for longer than the retry may wait
+	// StopRetryAfterTooLong: the server's Retry-After is longer than MaxRetryAfter or would
+	// overrun MaxElapsed; a Retry-After is never shortened, so the retry stops.
+	StopRetryAfterTooLong StopReason = C.SURGEWALL_STOP_REASON_RETRY_AFTER_TOO_LONG
 )
 
-var stopNames = [...]string{"succeeded", "not_retryable", "max_attempts", "max_elapsed", "budget_exhausted", "breaker_open"}
+var stopNames = [...]string{"succeeded", "not_retryable", "max_attempts", "max_elapsed", "budget_exhausted", "breaker_open",
+	"retry_after_too_long"}
 
 func (r StopReason) String() string {
 	if r >= 0 && int(r) < len(stopNames) {
@@ -81,15 +85,19 @@ func Exponential(initial time.Duration, multiplier float64) Backoff {
 func Decorrelated(base time.Duration) Backoff { return Backoff{kind: 4, initial: base} }
 
 // RetryConfig configures a Retry. Zero fields keep the library defaults: 3 attempts,
-// Exponential(100ms, 2) with full jitter, delays capped at 10 s, no elapsed limit, wait for
-// an open breaker, no budget.
+// Exponential(100ms, 2) with full jitter, no cap on delays, a server's Retry-After waited in
+// full, no elapsed limit, wait for an open breaker, no budget.
 type RetryConfig struct {
 	// MaxAttempts in all, the first included (>= 1).
 	MaxAttempts int
 	Backoff     Backoff
 	Jitter      Jitter
-	// MaxDelay caps every delay (a server's Retry-After too).
+	// MaxDelay caps the backoff's delays (0: no cap). It never shortens a server's
+	// Retry-After nor a breaker wait.
 	MaxDelay time.Duration
+	// MaxRetryAfter: the longest server Retry-After waited (0: no limit but MaxElapsed); a
+	// longer one stops the retry with StopRetryAfterTooLong rather than being shortened.
+	MaxRetryAfter time.Duration
 	// MaxElapsed: never start an attempt that would end later than this after the start.
 	MaxElapsed time.Duration
 	// AttemptTimeout: how long one attempt may take (to decide whether the next one fits
@@ -202,6 +210,11 @@ func NewRetry(cfg RetryConfig) (*Retry, error) {
 	}
 	if cfg.MaxDelay != 0 {
 		add(func() C.surgewall_status { return C.surgewall_retry_config_set_max_delay(c, durationNs(cfg.MaxDelay)) })
+	}
+	if cfg.MaxRetryAfter != 0 {
+		add(func() C.surgewall_status {
+			return C.surgewall_retry_config_set_max_retry_after(c, durationNs(cfg.MaxRetryAfter))
+		})
 	}
 	if cfg.MaxElapsed != 0 {
 		add(func() C.surgewall_status {

@@ -212,11 +212,16 @@ func runScenario(t *testing.T, sc scenario) {
 		t.Fatal(err)
 	}
 	defer b.Close()
+	pol := &scenarioPolicies{clock: clock, breaker: b}
+	defer pol.close()
 	held := map[string]Permit{}
 	ctx := context.Background()
 	for _, l := range sc.lines[1:] {
 		w := l.words
 		at := "scenarios.txt:" + strconv.Itoa(l.no) + ": " + strings.Join(w, " ")
+		if pol.step(t, w, at) {
+			continue
+		}
 		switch w[0] {
 		case "call":
 			o := outcomeOf(t, w[1])

@@ -27,7 +27,8 @@ type SLOConfig struct {
 	// Window the error budget is counted over.
 	Window             time.Duration
 	FastBurn, SlowBurn *BurnPair
-	// BurnBucket: the time granularity of the burn windows.
+	// BurnBucket: the time granularity of the burn windows (0: a tenth of the shortest burn
+	// window; a longer one is refused). A window of L reads the last L to L + BurnBucket.
 	BurnBucket time.Duration
 	// RecoveryFactor: a pair recovers under factor x its threshold (hysteresis, in (0, 1]).
 	RecoveryFactor float64
@@ -50,8 +51,10 @@ type SLO struct {
 type BurnMetrics struct {
 	LongBurn, ShortBurn float64
 	LongCalls           uint64
-	Threshold           float64
-	Burning             bool
+	// ShortCalls in the short window; 0 is "no data": the pair stays as it is.
+	ShortCalls uint64
+	Threshold  float64
+	Burning    bool
 }
 
 // SLOMetrics is a snapshot of an SLO tracker.
@@ -64,6 +67,8 @@ type SLOMetrics struct {
 	BudgetRemainingFraction float64
 	Fast, Slow              BurnMetrics
 	HoldingBreaker          bool
+	// BurnBucket in force (the configured one, or the derived default).
+	BurnBucket time.Duration
 }
 
 func freeSLO(h *C.surgewall_slo) { cleanupsRun.Add(1); C.surgewall_slo_free(h) }
@@ -180,12 +185,12 @@ func (s *SLO) RecordOutcome(o Outcome) error {
 func sloMetrics(s C.struct_surgewall_slo_stats) SLOMetrics {
 	burn := func(b C.struct_surgewall_burn_stats) BurnMetrics {
 		return BurnMetrics{LongBurn: float64(b.long_burn), ShortBurn: float64(b.short_burn), LongCalls: uint64(b.long_calls),
-			Threshold: float64(b.threshold), Burning: bool(b.burning)}
+			ShortCalls: uint64(b.short_calls), Threshold: float64(b.threshold), Burning: bool(b.burning)}
 	}
 	return SLOMetrics{Objective: float64(s.objective), Calls: uint64(s.calls), Bad: uint64(s.bad), ErrorRate: float64(s.error_rate),
 		BudgetAllowed: float64(s.budget_allowed), BudgetRemaining: float64(s.budget_remaining),
 		BudgetRemainingFraction: float64(s.budget_remaining_fraction), Fast: burn(s.fast), Slow: burn(s.slow),
-		HoldingBreaker: bool(s.holding_breaker)}
+		HoldingBreaker: bool(s.holding_breaker), BurnBucket: nsDuration(s.burn_bucket_ns)}
 }
 
 // Tick evaluates the burn rates now (publishing events, moving a linked breaker) and
@@ -228,7 +233,7 @@ func (s *SLO) Close() error {
 // ThresholdConfig configures a ThresholdAdjuster: above TargetErrorRate the breaker's
 // failure-rate threshold moves by Step toward MinThreshold (more sensitive), below half the
 // target toward MaxThreshold; MinCalls are needed in the window (0: the breaker's own
-// minimum calls).
+// minimum calls). TargetErrorRate may not be above MaxThreshold.
 type ThresholdConfig struct {
 	TargetErrorRate, MinThreshold, MaxThreshold, Step float64
 	MinCalls                                          uint64
@@ -244,8 +249,12 @@ type ThresholdAdjuster struct {
 // ThresholdMetrics is a snapshot of an adjuster.
 type ThresholdMetrics struct {
 	Threshold, MinThreshold, MaxThreshold float64
-	TargetErrorRate, LastErrorRate        float64
-	Ticks, Changes                        uint64
+	// LastErrorRate is the error rate the last tick with enough calls saw; meaningful only
+	// when Measured (NaN before).
+	TargetErrorRate, LastErrorRate float64
+	// Measured: a tick has measured an error rate (a measured 0 is not "not measured yet").
+	Measured       bool
+	Ticks, Changes uint64
 }
 
 func freeThresholdAdjuster(h *C.surgewall_threshold_adjuster) {
@@ -316,7 +325,8 @@ func (a *ThresholdAdjuster) Metrics() (ThresholdMetrics, error) {
 	}
 	return ThresholdMetrics{Threshold: float64(s.threshold), MinThreshold: float64(s.min_threshold),
 		MaxThreshold: float64(s.max_threshold), TargetErrorRate: float64(s.target_error_rate),
-		LastErrorRate: float64(s.last_error_rate), Ticks: uint64(s.ticks), Changes: uint64(s.changes)}, nil
+		LastErrorRate: float64(s.last_error_rate), Measured: !math.IsNaN(float64(s.last_error_rate)),
+		Ticks: uint64(s.ticks), Changes: uint64(s.changes)}, nil
 }
 
 // Close marks the adjuster closed. Idempotent.

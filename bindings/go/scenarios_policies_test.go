@@ -1,0 +1,223 @@
+package surgewall
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The SLO, retry, budget and threshold commands of the shared scenarios (issue 17; grammar
+// at the top of bindings/scenarios.txt), on the scenario's breaker and mock clock.
+
+type scenarioPolicies struct {
+	clock   *MockClock
+	breaker *Breaker
+	slo     *SLO
+	retry   *Retry
+	slept   []time.Duration
+	ra      time.Duration // the next run_retry's Retry-After; negative: none
+	budget  *RetryBudget
+}
+
+func scenarioFloat(t *testing.T, v string) float64 {
+	t.Helper()
+	x, err := strconv.ParseFloat(v, 64)
+	if err != nil {
+		t.Fatalf("bad number %q", v)
+	}
+	return x
+}
+
+func (p *scenarioPolicies) newSLO(t *testing.T, words []string) (*SLO, error) {
+	m := kvs(words)
+	pair := func(v string) *BurnPair {
+		f := strings.Split(v, "/")
+		return &BurnPair{Long: msDur(t, f[0]), Short: msDur(t, f[1]), Threshold: scenarioFloat(t, f[2])}
+	}
+	cfg := SLOConfig{Objective: scenarioFloat(t, m["objective"]), Window: msDur(t, m["window_ms"]),
+		FastBurn: pair(m["fast"]), SlowBurn: pair(m["slow"]), Clock: p.clock}
+	if v, ok := m["burn_bucket_ms"]; ok {
+		cfg.BurnBucket = msDur(t, v)
+	}
+	if v, ok := m["recovery"]; ok {
+		cfg.RecoveryFactor = scenarioFloat(t, v)
+	}
+	if v, ok := m["min_open_ms"]; ok {
+		cfg.MinOpen = msDur(t, v)
+	}
+	if _, ok := m["link"]; ok {
+		cfg.Breaker = p.breaker
+	}
+	return NewSLO(cfg)
+}
+
+func (p *scenarioPolicies) newRetry(t *testing.T, words []string) *Retry {
+	m := kvs(words)
+	cfg := RetryConfig{MaxAttempts: atoi(t, m["max_attempts"]), Jitter: JitterNone, Clock: p.clock,
+		Sleep: func(_ context.Context, d time.Duration) error {
+			p.slept = append(p.slept, d)
+			p.clock.Advance(d)
+			return nil
+		},
+		RetryAfter: func(error) (time.Duration, bool) { return p.ra, p.ra >= 0 }}
+	f := strings.Split(m["backoff"], ":")
+	switch f[0] {
+	case "constant":
+		cfg.Backoff = Constant(msDur(t, f[1]))
+	case "linear":
+		cfg.Backoff = Linear(msDur(t, f[1]), msDur(t, f[2]))
+	case "exponential":
+		cfg.Backoff = Exponential(msDur(t, f[1]), scenarioFloat(t, f[2]))
+	default:
+		t.Fatalf("unknown backoff %q", m["backoff"])
+	}
+	if v, ok := m["max_delay_ms"]; ok {
+		cfg.MaxDelay = msDur(t, v)
+	}
+	if v, ok := m["max_elapsed_ms"]; ok {
+		cfg.MaxElapsed = msDur(t, v)
+	}
+	if v, ok := m["max_retry_after_ms"]; ok {
+		cfg.MaxRetryAfter = msDur(t, v)
+	}
+	r, err := NewRetry(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// step runs one policy command; false when w is not one.
+func (p *scenarioPolicies) step(t *testing.T, w []string, at string) bool {
+	m := kvs(w[1:])
+	var err error
+	switch w[0] {
+	case "slo":
+		if p.slo != nil {
+			p.slo.Close()
+		}
+		if p.slo, err = p.newSLO(t, w[1:]); err != nil {
+			t.Fatalf("%s: %v", at, err)
+		}
+	case "slo_refused":
+		_, err := p.newSLO(t, w[2:])
+		var ce *ConfigError
+		if !errors.As(err, &ce) || ce.Field != w[1] {
+			t.Fatalf("%s: got %v, want a ConfigError naming %s", at, err, w[1])
+		}
+	case "record":
+		rounds := 1
+		for _, x := range w[1:] {
+			if strings.HasPrefix(x, "x") {
+				rounds = atoi(t, x[1:])
+			}
+		}
+		n := func(k string) int {
+			if v, ok := m[k]; ok {
+				return atoi(t, v)
+			}
+			return 0
+		}
+		for i := 0; i < rounds; i++ {
+			for j := 0; j < n("good"); j++ {
+				err = errors.Join(err, p.slo.Record(true))
+			}
+			for j := 0; j < n("bad"); j++ {
+				err = errors.Join(err, p.slo.Record(false))
+			}
+			if v, ok := m["every_ms"]; ok {
+				p.clock.Advance(msDur(t, v))
+			}
+		}
+	case "tick":
+		_, err = p.slo.Tick()
+	case "expect_slo":
+		s, err := p.slo.Metrics()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]string{
+			"fast_long_calls":  strconv.FormatUint(s.Fast.LongCalls, 10),
+			"fast_short_calls": strconv.FormatUint(s.Fast.ShortCalls, 10),
+			"fast_burning":     strconv.FormatBool(s.Fast.Burning),
+			"slow_burning":     strconv.FormatBool(s.Slow.Burning),
+			"holding_breaker":  strconv.FormatBool(s.HoldingBreaker),
+			"burn_bucket_ms":   strconv.FormatInt(s.BurnBucket.Milliseconds(), 10),
+		}
+		for k, v := range m {
+			g, ok := got[k]
+			if !ok || g != v {
+				t.Fatalf("%s: %s = %s, want %s", at, k, g, v)
+			}
+		}
+	case "retry":
+		if p.retry != nil {
+			p.retry.Close()
+		}
+		p.retry = p.newRetry(t, w[1:])
+	case "run_retry":
+		p.slept = p.slept[:0]
+		p.ra = -1
+		if v, ok := m["retry_after_ms"]; ok {
+			p.ra = msDur(t, v)
+		}
+		err := p.retry.Do(context.Background(), func(context.Context) error { return errScenarioFailure })
+		var re *RetryError
+		if !errors.As(err, &re) {
+			t.Fatalf("%s: got %v, want a RetryError", at, err)
+		}
+		delays := make([]string, len(p.slept))
+		for i, d := range p.slept {
+			delays[i] = strconv.FormatInt(d.Milliseconds(), 10)
+		}
+		if got := strings.Join(delays, ","); got != m["delays"] || re.Reason.String() != m["stop"] {
+			t.Fatalf("%s: delays %s, stop %v", at, got, re.Reason)
+		}
+		return true
+	case "budget":
+		if p.budget != nil {
+			p.budget.Close()
+		}
+		window := time.Duration(atoi(t, m["window_s"])) * time.Second
+		p.budget, err = NewRetryBudget(scenarioFloat(t, m["ratio"]), scenarioFloat(t, m["floor"]), window, p.clock)
+	case "try_retry":
+		granted := 0
+		for i := 0; i < atoi(t, w[1][1:]); i++ {
+			if p.budget.TryRetry() == nil {
+				granted++
+			}
+		}
+		if strconv.Itoa(granted) != m["granted"] {
+			t.Fatalf("%s: %d granted", at, granted)
+		}
+	case "threshold_refused":
+		o := kvs(w[2:])
+		_, err := NewThresholdAdjuster(p.breaker, ThresholdConfig{TargetErrorRate: scenarioFloat(t, o["target"]),
+			MinThreshold: scenarioFloat(t, o["min"]), MaxThreshold: scenarioFloat(t, o["max"]), Step: scenarioFloat(t, o["step"])})
+		var ce *ConfigError
+		if !errors.As(err, &ce) || ce.Field != w[1] {
+			t.Fatalf("%s: got %v, want a ConfigError naming %s", at, err, w[1])
+		}
+	default:
+		return false
+	}
+	if err != nil {
+		t.Fatalf("%s: %v", at, err)
+	}
+	return true
+}
+
+func (p *scenarioPolicies) close() {
+	if p.slo != nil {
+		p.slo.Close()
+	}
+	if p.retry != nil {
+		p.retry.Close()
+	}
+	if p.budget != nil {
+		p.budget.Close()
+	}
+}
