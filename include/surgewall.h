@@ -863,7 +863,7 @@ typedef struct surgewall_event {
    */
   int32_t fast;
   /**
-   * Threshold: the old value; SLO: the burn rate.
+   * Threshold: the old value; SLO: the burn that decided (the slower of the pair's two).
    */
   double value_a;
   /**

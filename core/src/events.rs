@@ -63,14 +63,15 @@ pub enum EventKind {
     SloBurn {
         /// The fast pair (true) or the slow pair (false).
         fast: bool,
-        /// The burn rate of the pair's long window when it crossed.
+        /// The burn that decided: the slower of the pair's two burns (both reached the threshold).
         burn_rate: f64,
     },
-    /// An SLO's burn rate fell back under its threshold.
+    /// An SLO's burn rate fell under its recovery line (`threshold * recovery_factor`), with calls
+    /// in the short window (an empty window recovers nothing).
     SloRecovered {
         /// The fast pair (true) or the slow pair (false).
         fast: bool,
-        /// The burn rate of the pair's long window when it recovered.
+        /// The burn that decided: the slower of the pair's two burns (under the recovery line).
         burn_rate: f64,
     },
     /// A keyed registry evicted an idle entry (the key's 64-bit hash or numeric key).

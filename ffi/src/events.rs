@@ -57,7 +57,7 @@ pub struct surgewall_event {
     pub generation: u64,
     /// SLO events: 1 for the fast pair, 0 for the slow one.
     pub fast: i32,
-    /// Threshold: the old value; SLO: the burn rate.
+    /// Threshold: the old value; SLO: the burn that decided (the slower of the pair's two).
     pub value_a: f64,
     /// Threshold: the new value.
     pub value_b: f64,
