@@ -1297,6 +1297,7 @@ static void test_retry(void)
     CHECK_OK(surgewall_retry_config_set_jitter(cfg, JITTER_NONE));
     CHECK_OK(surgewall_retry_config_set_max_delay(cfg, 1000 * MS));
     CHECK_OK(surgewall_retry_config_set_max_elapsed(cfg, 60000 * MS));
+    CHECK_OK(surgewall_retry_config_set_max_retry_after(cfg, 2000 * MS));
     CHECK_OK(surgewall_retry_config_set_attempt_timeout(cfg, 1000 * MS));
     CHECK_OK(surgewall_retry_config_set_stop_on_open_breaker(cfg, true));
     CHECK_OK(surgewall_retry_config_set_seed(cfg, 3));
@@ -1312,10 +1313,10 @@ static void test_retry(void)
     CHECK_OK(surgewall_retry_schedule_next(sched, ATTEMPT_RETRYABLE, -1, NULL, &d));
     CHECK(d.retry);
     CHECK_U64(d.delay_ns, 100 * MS);
-    /* a server's Retry-After is honoured (capped at max_delay) */
-    CHECK_OK(surgewall_retry_schedule_next(sched, ATTEMPT_RETRYABLE, 500 * MS, NULL, &d));
+    /* a server's Retry-After is honoured in full: max_delay (1 s) does not shorten it */
+    CHECK_OK(surgewall_retry_schedule_next(sched, ATTEMPT_RETRYABLE, 1500 * MS, NULL, &d));
     CHECK(d.retry);
-    CHECK_U64(d.delay_ns, 500 * MS);
+    CHECK_U64(d.delay_ns, 1500 * MS);
     CHECK_OK(surgewall_retry_schedule_next(sched, ATTEMPT_RETRYABLE, -1, NULL, &d));
     CHECK(!d.retry);
     CHECK_U64(d.stop_reason, STOP_MAX_ATTEMPTS);
@@ -1332,6 +1333,12 @@ static void test_retry(void)
     CHECK_OK(surgewall_retry_schedule_next(sched, ATTEMPT_NOT_RETRYABLE, -1, NULL, &d));
     CHECK_U64(d.stop_reason, STOP_NOT_RETRYABLE);
     CHECK_OK(surgewall_retry_schedule_free(sched));
+    /* a Retry-After beyond max_retry_after (2 s) stops it rather than being shortened */
+    CHECK_OK(surgewall_retry_schedule_new(policy, &sched));
+    CHECK_OK(surgewall_retry_schedule_next(sched, ATTEMPT_RETRYABLE, 3000 * MS, NULL, &d));
+    CHECK(!d.retry);
+    CHECK_U64(d.stop_reason, SURGEWALL_STOP_REASON_RETRY_AFTER_TOO_LONG);
+    CHECK_OK(surgewall_retry_schedule_free(sched));
     /* an open breaker stops it (stop_on_open_breaker) */
     surgewall_breaker *br = small_breaker("retry-target", clock, 1);
     CHECK_OK(surgewall_breaker_force_open(br, -1));
@@ -1342,12 +1349,13 @@ static void test_retry(void)
     CHECK_OK(surgewall_retry_schedule_free(sched));
     surgewall_retry_stats rs;
     CHECK_OK(surgewall_retry_policy_metrics(policy, &rs));
-    CHECK_U64(rs.operations, 4);
+    CHECK_U64(rs.operations, 5);
     CHECK_U64(rs.retries, 2);
     CHECK_U64(rs.stops[STOP_MAX_ATTEMPTS], 1);
     CHECK_U64(rs.stops[STOP_SUCCEEDED], 1);
     CHECK_U64(rs.stops[STOP_NOT_RETRYABLE], 1);
     CHECK_U64(rs.stops[STOP_BREAKER_OPEN], 1);
+    CHECK_U64(rs.stops[SURGEWALL_STOP_REASON_RETRY_AFTER_TOO_LONG], 1);
     /* a schedule outlives its policy */
     CHECK_OK(surgewall_retry_schedule_new(policy, &sched));
     CHECK_OK(surgewall_retry_policy_free(policy));

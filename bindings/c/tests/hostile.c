@@ -928,6 +928,7 @@ static void test_policies(surgewall_mock_clock *clock)
         CHECK_BAD(row, surgewall_retry_config_set_jitter(h, 0));
         CHECK_BAD(row, surgewall_retry_config_set_max_delay(h, 1));
         CHECK_BAD(row, surgewall_retry_config_set_max_elapsed(h, 1));
+        CHECK_BAD(row, surgewall_retry_config_set_max_retry_after(h, 1));
         CHECK_BAD(row, surgewall_retry_config_set_attempt_timeout(h, 1));
         CHECK_BAD(row, surgewall_retry_config_set_stop_on_open_breaker(h, true));
         CHECK_BAD(row, surgewall_retry_config_set_budget(h, rb));
@@ -942,7 +943,7 @@ static void test_policies(surgewall_mock_clock *clock)
     CHECK_STATUS(surgewall_retry_config_set_jitter(rcfg, 3), SURGEWALL_INVALID_ARG);
     CHECK_STATUS(surgewall_retry_config_set_jitter(rcfg, -1), SURGEWALL_INVALID_ARG);
     /* bad values: the constructor refuses them and names a field */
-    for (int k = 0; k < 6; k++) {
+    for (int k = 0; k < 7; k++) {
         surgewall_retry_config *c = NULL;
         CHECK_OK(surgewall_retry_config_new(&c));
         switch (k) {
@@ -951,6 +952,7 @@ static void test_policies(surgewall_mock_clock *clock)
         case 2: surgewall_retry_config_set_backoff_exponential(c, 10 * MS, NAN); break;
         case 3: surgewall_retry_config_set_backoff_exponential(c, 10 * MS, 0.5); break;
         case 4: surgewall_retry_config_set_max_delay(c, -5); break;
+        case 5: surgewall_retry_config_set_max_retry_after(c, 0); break;
         default: surgewall_retry_config_set_backoff_linear(c, INT64_MIN, 1); break;
         }
         surgewall_retry_policy *out = (surgewall_retry_policy *)0x1;
