@@ -104,10 +104,15 @@ pub fn run(out: &mut impl Write) -> io::Result<()> {
         if t % 3 == 0 || !notes.is_empty() {
             writeln!(
                 out,
-                "{t:>3}s {:>7} {:>10.1} {:>10.1} {:>10.1} {:>11.0}% {fallbacks:>9}  {:<11} {}",
+                "{t:>3}s {:>7} {:>10.1} {:>10} {:>10.1} {:>11.0}% {fallbacks:>9}  {:<11} {}",
                 if failing { "25 %" } else { "0 %" },
                 m.fast.long_burn,
-                m.fast.short_burn,
+                // An empty short window is "no data", not a burn of 0.
+                if m.fast.short_calls == 0 {
+                    "no data".to_string()
+                } else {
+                    format!("{:.1}", m.fast.short_burn)
+                },
                 m.slow.long_burn,
                 100.0 * m.budget_remaining_fraction,
                 breaker.state().as_str(),
