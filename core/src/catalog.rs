@@ -1,0 +1,362 @@
+//! The catalog: every shared policy of the process that asked to be seen, by kind and name.
+//!
+//! An operator's tools (the agent's metrics, admin API and sweeps) find policies here and
+//! nowhere else. Joining is done once, when a policy is put behind an `Arc`: the catalog keeps
+//! a [`Weak`] reference, so it never keeps a policy alive, and the hot path never touches it
+//! (no lock, no counter: a call on a listed breaker is the same call as on an unlisted one).
+//! A policy leaves when its last `Arc` is dropped; dead entries are pruned by the next join or
+//! listing of their kind.
+//!
+//! **Names are unique per kind among live policies.** A second live breaker named `payments`
+//! is listed as `payments~2` (the first free `~N`), so a path such as
+//! `/api/resilience/circuit-breakers/payments` names one breaker; the listed name is what
+//! [`Catalog::join_breaker`] returns and what every listing shows. When the first one is
+//! dropped, the name is free again for the next policy that joins (the second keeps `~2`).
+//!
+//! ```
+//! use std::sync::Arc;
+//! use surgewall::catalog::Catalog;
+//! use surgewall::{Breaker, BreakerConfig};
+//!
+//! let catalog = Catalog::new(); // tests use their own; services use `Catalog::global()`
+//! let a = Arc::new(Breaker::new("payments", BreakerConfig::default()));
+//! let b = Arc::new(Breaker::new("payments", BreakerConfig::default()));
+//! assert_eq!(catalog.join_breaker(&a), "payments");
+//! assert_eq!(catalog.join_breaker(&b), "payments~2");
+//! assert!(Arc::ptr_eq(&catalog.breaker("payments~2").unwrap(), &b));
+//! drop(a);
+//! assert_eq!(catalog.breakers().len(), 1); // the dropped one has left
+//! ```
+
+use std::hash::Hash;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+
+use crate::breaker::keyed::{KeyedBreaker, KeyedBreakerMetrics};
+use crate::bulkhead::keyed::{KeyedBulkhead, KeyedBulkheadMetrics};
+use crate::clock::Clock;
+use crate::retry::RetryBudget;
+use crate::slo::SloTracker;
+use crate::{Breaker, Bulkhead};
+
+/// What the catalog needs of a keyed breaker, whatever its key type.
+pub trait KeyedBreakerView: Send + Sync {
+    /// The counters over all keys.
+    fn metrics(&self) -> KeyedBreakerMetrics;
+    /// Evicts idle keys as of the breaker's own clock; returns how many went.
+    fn sweep_now(&self) -> usize;
+}
+
+impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreakerView for KeyedBreaker<K> {
+    fn metrics(&self) -> KeyedBreakerMetrics {
+        KeyedBreaker::metrics(self)
+    }
+
+    fn sweep_now(&self) -> usize {
+        self.sweep(self.clock().now_ns())
+    }
+}
+
+/// What the catalog needs of a keyed bulkhead, whatever its key type.
+pub trait KeyedBulkheadView: Send + Sync {
+    /// The counters over all keys.
+    fn metrics(&self) -> KeyedBulkheadMetrics;
+    /// Evicts idle keys (idle time is measured between sweeps, on the coarse clock).
+    fn sweep_now(&self) -> usize;
+}
+
+impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBulkheadView for KeyedBulkhead<K> {
+    fn metrics(&self) -> KeyedBulkheadMetrics {
+        KeyedBulkhead::metrics(self)
+    }
+
+    fn sweep_now(&self) -> usize {
+        self.sweep(Clock::coarse().now_ns())
+    }
+}
+
+/// One kind's entries: listed name and weak reference, in joining order.
+struct Section<T: ?Sized> {
+    entries: Mutex<Vec<(String, Weak<T>)>>,
+}
+
+impl<T: ?Sized> Section<T> {
+    const fn new() -> Self {
+        Section { entries: Mutex::new(Vec::new()) }
+    }
+
+    /// The entries with the dead ones pruned. A panic elsewhere while the lock was held
+    /// cannot leave the list half-changed (every change is one push or one retain), so a
+    /// poisoned lock is taken as it is.
+    fn live(&self) -> MutexGuard<'_, Vec<(String, Weak<T>)>> {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries.retain(|(_, w)| w.strong_count() > 0);
+        entries
+    }
+
+    fn join(&self, name: &str, item: Weak<T>) -> String {
+        let mut entries = self.live();
+        if let Some((listed, _)) = entries.iter().find(|(_, w)| Weak::ptr_eq(w, &item)) {
+            return listed.clone(); // joining twice changes nothing
+        }
+        let taken = |n: &str| entries.iter().any(|(listed, _)| listed == n);
+        let listed = if taken(name) {
+            (2u64..)
+                .map(|i| format!("{name}~{i}"))
+                .find(|n| !taken(n))
+                .expect("fewer than u64::MAX entries")
+        } else {
+            name.to_owned()
+        };
+        entries.push((listed.clone(), item));
+        listed
+    }
+
+    fn leave(&self, item: &Weak<T>) -> bool {
+        let mut entries = self.live();
+        let before = entries.len();
+        entries.retain(|(_, w)| !Weak::ptr_eq(w, item));
+        entries.len() != before
+    }
+
+    fn all(&self) -> Vec<(String, Arc<T>)> {
+        self.live()
+            .iter()
+            .filter_map(|(n, w)| Some((n.clone(), w.upgrade()?)))
+            .collect()
+    }
+
+    fn get(&self, name: &str) -> Option<Arc<T>> {
+        self.live().iter().find(|(n, _)| n == name)?.1.upgrade()
+    }
+}
+
+/// The process's policies by kind (see the [module docs](self)).
+pub struct Catalog {
+    breakers: Section<Breaker>,
+    bulkheads: Section<Bulkhead>,
+    keyed_breakers: Section<dyn KeyedBreakerView>,
+    keyed_bulkheads: Section<dyn KeyedBulkheadView>,
+    retry_budgets: Section<RetryBudget>,
+    slos: Section<SloTracker>,
+}
+
+impl std::fmt::Debug for Catalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Catalog")
+            .field("breakers", &self.breakers.live().len())
+            .field("bulkheads", &self.bulkheads.live().len())
+            .field("keyed_breakers", &self.keyed_breakers.live().len())
+            .field("keyed_bulkheads", &self.keyed_bulkheads.live().len())
+            .field("retry_budgets", &self.retry_budgets.live().len())
+            .field("slos", &self.slos.live().len())
+            .finish()
+    }
+}
+
+impl Default for Catalog {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+macro_rules! section_api {
+    ($section:ident, $ty:ty, $join:ident, $leave:ident, $list:ident, $get:ident, $what:literal) => {
+        #[doc = concat!("Lists ", $what, " under `name` (or `name~N` when a live one has it); returns the listed name.")]
+        pub fn $join(&self, name: &str, item: &Arc<$ty>) -> String {
+            let weak: Weak<$ty> = Arc::downgrade(item);
+            self.$section.join(name, weak)
+        }
+
+        #[doc = concat!("Takes ", $what, " off the list before it is dropped; whether it was listed.")]
+        pub fn $leave(&self, item: &Arc<$ty>) -> bool {
+            let weak: Weak<$ty> = Arc::downgrade(item);
+            self.$section.leave(&weak)
+        }
+
+        #[doc = concat!("Every live one of ", $what, ", with its listed name, in joining order.")]
+        pub fn $list(&self) -> Vec<(String, Arc<$ty>)> {
+            self.$section.all()
+        }
+
+        #[doc = concat!("The live one of ", $what, " listed as `name`.")]
+        pub fn $get(&self, name: &str) -> Option<Arc<$ty>> {
+            self.$section.get(name)
+        }
+    };
+}
+
+impl Catalog {
+    /// An empty catalog (tests and embedders; services use [`Catalog::global`]).
+    pub const fn new() -> Self {
+        Catalog {
+            breakers: Section::new(),
+            bulkheads: Section::new(),
+            keyed_breakers: Section::new(),
+            keyed_bulkheads: Section::new(),
+            retry_budgets: Section::new(),
+            slos: Section::new(),
+        }
+    }
+
+    /// The process-wide catalog: what the C ABI and the bindings join, and what the agent reads.
+    pub fn global() -> &'static Catalog {
+        static GLOBAL: OnceLock<Catalog> = OnceLock::new();
+        GLOBAL.get_or_init(Catalog::new)
+    }
+
+    /// Lists a breaker under its own name (or `name~N`); returns the listed name.
+    pub fn join_breaker(&self, breaker: &Arc<Breaker>) -> String {
+        self.breakers.join(breaker.name(), Arc::downgrade(breaker))
+    }
+
+    /// Takes a breaker off the list before it is dropped; whether it was listed.
+    pub fn leave_breaker(&self, breaker: &Arc<Breaker>) -> bool {
+        self.breakers.leave(&Arc::downgrade(breaker))
+    }
+
+    /// Every live listed breaker with its listed name, in joining order.
+    pub fn breakers(&self) -> Vec<(String, Arc<Breaker>)> {
+        self.breakers.all()
+    }
+
+    /// The live breaker listed as `name`.
+    pub fn breaker(&self, name: &str) -> Option<Arc<Breaker>> {
+        self.breakers.get(name)
+    }
+
+    /// Lists a bulkhead under its own name (or `name~N`); returns the listed name.
+    pub fn join_bulkhead(&self, bulkhead: &Arc<Bulkhead>) -> String {
+        self.bulkheads.join(bulkhead.name(), Arc::downgrade(bulkhead))
+    }
+
+    /// Takes a bulkhead off the list before it is dropped; whether it was listed.
+    pub fn leave_bulkhead(&self, bulkhead: &Arc<Bulkhead>) -> bool {
+        self.bulkheads.leave(&Arc::downgrade(bulkhead))
+    }
+
+    /// Every live listed bulkhead with its listed name, in joining order.
+    pub fn bulkheads(&self) -> Vec<(String, Arc<Bulkhead>)> {
+        self.bulkheads.all()
+    }
+
+    /// The live bulkhead listed as `name`.
+    pub fn bulkhead(&self, name: &str) -> Option<Arc<Bulkhead>> {
+        self.bulkheads.get(name)
+    }
+
+    section_api!(
+        keyed_breakers,
+        dyn KeyedBreakerView,
+        join_keyed_breaker,
+        leave_keyed_breaker,
+        keyed_breakers,
+        keyed_breaker,
+        "a keyed breaker"
+    );
+    section_api!(
+        keyed_bulkheads,
+        dyn KeyedBulkheadView,
+        join_keyed_bulkhead,
+        leave_keyed_bulkhead,
+        keyed_bulkheads,
+        keyed_bulkhead,
+        "a keyed bulkhead"
+    );
+    section_api!(
+        retry_budgets,
+        RetryBudget,
+        join_retry_budget,
+        leave_retry_budget,
+        retry_budgets,
+        retry_budget,
+        "a retry budget"
+    );
+    section_api!(slos, SloTracker, join_slo, leave_slo, slos, slo, "an SLO tracker");
+
+    /// Sweeps every listed keyed registry once (idle eviction); returns the keys evicted.
+    pub fn sweep_keyed(&self) -> usize {
+        let breakers: usize = self
+            .keyed_breakers()
+            .iter()
+            .map(|(_, k)| k.sweep_now())
+            .sum();
+        let bulkheads: usize = self
+            .keyed_bulkheads()
+            .iter()
+            .map(|(_, k)| k.sweep_now())
+            .sum();
+        breakers + bulkheads
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::{BreakerConfig, BulkheadConfig};
+
+    fn breaker(name: &str) -> Arc<Breaker> {
+        Arc::new(Breaker::new(name, BreakerConfig::default()))
+    }
+
+    #[test]
+    fn a_taken_name_is_disambiguated_and_freed_when_its_holder_is_dropped() {
+        let catalog = Catalog::new();
+        let a = breaker("payments");
+        let b = breaker("payments");
+        let c = breaker("payments~2"); // a user's name that looks like ours
+        assert_eq!(catalog.join_breaker(&a), "payments");
+        assert_eq!(catalog.join_breaker(&c), "payments~2");
+        assert_eq!(catalog.join_breaker(&b), "payments~3");
+        assert_eq!(catalog.join_breaker(&b), "payments~3", "joining twice is one entry");
+        drop(a);
+        let d = breaker("payments");
+        assert_eq!(catalog.join_breaker(&d), "payments");
+        let names: Vec<String> = catalog.breakers().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["payments~2", "payments~3", "payments"]);
+    }
+
+    #[test]
+    fn the_catalog_never_keeps_a_policy_alive_and_leave_takes_it_off() {
+        let catalog = Catalog::new();
+        let b = breaker("inventory");
+        catalog.join_breaker(&b);
+        let weak = Arc::downgrade(&b);
+        drop(b);
+        assert!(weak.upgrade().is_none(), "the catalog holds only a weak reference");
+        assert!(catalog.breaker("inventory").is_none());
+
+        let bulkhead = Arc::new(Bulkhead::new("db", BulkheadConfig::default()));
+        assert_eq!(catalog.join_bulkhead(&bulkhead), "db");
+        assert!(catalog.leave_bulkhead(&bulkhead));
+        assert!(!catalog.leave_bulkhead(&bulkhead), "already off");
+        assert!(catalog.bulkhead("db").is_none());
+        assert_eq!(Arc::strong_count(&bulkhead), 1);
+    }
+
+    #[test]
+    fn kinds_have_separate_names_and_keyed_registries_are_swept_on_their_own_clocks() {
+        let catalog = Catalog::new();
+        let (clock, time) = Clock::mock();
+        let keyed = Arc::new(
+            KeyedBreaker::<u64>::builder(BreakerConfig::default())
+                .idle_ttl(Duration::from_secs(1))
+                .clock(clock)
+                .build()
+                .unwrap(),
+        );
+        let dynamic: Arc<dyn KeyedBreakerView> = keyed.clone();
+        assert_eq!(catalog.join_keyed_breaker("users", &dynamic), "users");
+        let b = breaker("users");
+        assert_eq!(catalog.join_breaker(&b), "users", "another kind, another namespace");
+
+        keyed.try_acquire(&7).unwrap().success();
+        assert_eq!(catalog.sweep_keyed(), 0, "the first sweep only marks it idle");
+        time.advance(Duration::from_secs(1));
+        assert_eq!(catalog.sweep_keyed(), 1);
+        assert_eq!(keyed.len(), 0);
+        let listed = catalog.keyed_breaker("users").unwrap();
+        assert_eq!(listed.metrics().registry.evicted, 1);
+    }
+}
