@@ -8,7 +8,7 @@
 //! GET  /api/resilience/circuit-breakers                    every breaker
 //! GET  /api/resilience/circuit-breakers/{endpoint}         one breaker
 //! POST /api/resilience/circuit-breakers/{endpoint}/reset   -> CLOSED, fresh counts
-//! POST /api/resilience/circuit-breakers/{endpoint}/force-open   body {"duration_seconds": 30} or none
+//! POST /api/resilience/circuit-breakers/{endpoint}/force-open   body {"duration_seconds": 30} (<= a year) or none
 //! POST /api/resilience/circuit-breakers/{endpoint}/disable
 //! POST /api/resilience/circuit-breakers/{endpoint}/metrics-only
 //! GET  /api/resilience/bulkheads                           every bulkhead
@@ -18,6 +18,7 @@
 //! GET  /api/resilience/retry-budgets
 //! GET  /api/resilience/slos
 //! GET  /api/resilience/dashboard/summary                   counts by state, utilisation
+//! GET  /api/resilience/openapi.json                        the OpenAPI 3.1 document
 //! ```
 //!
 //! Errors are RFC 9457 problem details (`application/problem+json`): 404 for an unknown name or
@@ -54,14 +55,24 @@ pub(crate) fn router(catalog: &'static Catalog) -> Router {
         .route(&format!("{breaker}/metrics-only"), post(metrics_only))
         .route("/api/resilience/bulkheads", get(bulkheads))
         .route("/api/resilience/bulkheads/{service}", get(one_bulkhead))
-        .route("/api/resilience/keyed-circuit-breakers", get(keyed_breakers))
+        .route(
+            "/api/resilience/keyed-circuit-breakers",
+            get(keyed_breakers),
+        )
         .route("/api/resilience/keyed-bulkheads", get(keyed_bulkheads))
         .route("/api/resilience/retry-budgets", get(retry_budgets))
         .route("/api/resilience/slos", get(slos))
         .route("/api/resilience/dashboard/summary", get(summary))
+        .route(
+            "/api/resilience/openapi.json",
+            get(|| async { Json(crate::openapi::document()) }),
+        )
         .fallback(|| async { problem(StatusCode::NOT_FOUND, "no such path") })
         .method_not_allowed_fallback(|| async {
-            problem(StatusCode::METHOD_NOT_ALLOWED, "this path does not take that method")
+            problem(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "this path does not take that method",
+            )
         })
         .layer(DefaultBodyLimit::max(16 * 1024))
         .with_state(catalog)
@@ -75,13 +86,22 @@ fn problem(status: StatusCode, detail: impl Into<String>) -> Response {
         "status": status.as_u16(),
         "detail": detail.into(),
     });
-    (status, [(header::CONTENT_TYPE, "application/problem+json")], body.to_string()).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/problem+json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 async fn metrics(AxState(catalog): Cat, headers: HeaderMap) -> Response {
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     let format = Format::from_accept(accept);
-    ([(header::CONTENT_TYPE, format.content_type())], render(catalog, format)).into_response()
+    (
+        [(header::CONTENT_TYPE, format.content_type())],
+        render(catalog, format),
+    )
+        .into_response()
 }
 
 fn ms(d: Duration) -> f64 {
@@ -103,7 +123,9 @@ fn breaker_view(name: &str, m: &BreakerMetrics) -> Value {
         "state": m.state.as_str(),
         "generation": m.generation,
         "time_in_state_ms": ms(m.time_in_state),
-        "retry_after_ms": m.retry_after.map(ms),
+        // None: admits now. A forced open without a duration reads as "never" (u64::MAX ns):
+        // null as well, which the state (forced_open) tells apart.
+        "retry_after_ms": m.retry_after.filter(|d| d.as_nanos() < u128::from(u64::MAX)).map(ms),
         "failure_rate_threshold": m.failure_rate_threshold,
         "window": counts(&m.window),
         "last_window": counts(&m.last_window),
@@ -152,9 +174,12 @@ async fn breakers(AxState(catalog): Cat) -> Json<Value> {
 }
 
 fn find_breaker(catalog: &Catalog, name: &str) -> Result<std::sync::Arc<Breaker>, Response> {
-    catalog
-        .breaker(name)
-        .ok_or_else(|| problem(StatusCode::NOT_FOUND, format!("no circuit breaker named {name:?}")))
+    catalog.breaker(name).ok_or_else(|| {
+        problem(
+            StatusCode::NOT_FOUND,
+            format!("no circuit breaker named {name:?}"),
+        )
+    })
 }
 
 async fn one_breaker(AxState(catalog): Cat, Path(name): Path<String>) -> Response {
@@ -187,6 +212,10 @@ async fn metrics_only(AxState(catalog): Cat, Path(name): Path<String>) -> Respon
     transition(catalog, &name, Breaker::metrics_only)
 }
 
+/// The longest timed force-open the API takes (a year); longer means "until moved by hand",
+/// which is a force-open without a duration.
+pub(crate) const MAX_FORCE_OPEN_SECS: f64 = 365.0 * 86_400.0;
+
 /// The body of `force-open`: none, `{}`, or a duration in seconds (positive and finite).
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -204,7 +233,9 @@ async fn force_open(
         Ok(Json(b)) => b,
         // An empty body without a JSON content type means "no duration".
         Err(JsonRejection::MissingJsonContentType(_))
-            if headers.get(header::CONTENT_LENGTH).is_none_or(|l| l == "0") =>
+            if headers
+                .get(header::CONTENT_LENGTH)
+                .map_or(true, |l| l == "0") =>
         {
             ForceOpen::default()
         }
@@ -215,15 +246,13 @@ async fn force_open(
     };
     let duration = match body.duration_seconds {
         None => None,
-        Some(s) => match Duration::try_from_secs_f64(s) {
-            Ok(d) if s > 0.0 => Some(d),
-            _ => {
-                return problem(
-                    StatusCode::BAD_REQUEST,
-                    format!("duration_seconds must be a positive finite number of seconds, not {s}"),
-                )
-            }
-        },
+        Some(s) if s > 0.0 && s <= MAX_FORCE_OPEN_SECS => Some(Duration::from_secs_f64(s)),
+        Some(s) => {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                format!("duration_seconds must be in (0, {MAX_FORCE_OPEN_SECS}] (a year), not {s}"),
+            )
+        }
     };
     transition(catalog, &name, |b| b.force_open(duration))
 }

@@ -27,10 +27,11 @@
 
 mod api;
 pub mod metrics;
+mod openapi;
 
 use std::fmt;
 use std::net::{SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -38,8 +39,10 @@ use surgewall::catalog::Catalog;
 use surgewall::clock;
 use tokio::sync::oneshot;
 
-/// One agent per process: the coarse clock it ticks is process-wide.
-static RUNNING: AtomicBool = AtomicBool::new(false);
+/// The process id of the process whose agent runs (0: none). One agent per process: the
+/// coarse clock it ticks is process-wide. A child made by `fork()` inherits the parent's id
+/// but not its thread, so an id other than ours means "none here".
+static RUNNING: AtomicU32 = AtomicU32::new(0);
 
 /// Why the agent did not start or stop cleanly.
 #[derive(Debug)]
@@ -118,17 +121,24 @@ impl AgentBuilder {
 
     /// Binds the address and starts the agent's thread; returns once it serves.
     pub fn start(self) -> Result<Agent, AgentError> {
-        if RUNNING
-            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-            .is_err()
+        let me = std::process::id();
+        let owner = RUNNING.load(Ordering::Acquire);
+        if owner == me
+            || RUNNING
+                .compare_exchange(owner, me, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
         {
             return Err(AgentError::AlreadyRunning);
         }
-        self.spawn().inspect_err(|_| RUNNING.store(false, Ordering::Release))
+        self.spawn(me)
+            .inspect_err(|_| RUNNING.store(0, Ordering::Release))
     }
 
-    fn spawn(self) -> Result<Agent, AgentError> {
-        let bind_err = |source| AgentError::Bind { addr: self.bind, source };
+    fn spawn(self, pid: u32) -> Result<Agent, AgentError> {
+        let bind_err = |source| AgentError::Bind {
+            addr: self.bind,
+            source,
+        };
         let listener = TcpListener::bind(self.bind).map_err(bind_err)?;
         listener.set_nonblocking(true).map_err(bind_err)?;
         let addr = listener.local_addr().map_err(bind_err)?;
@@ -137,7 +147,12 @@ impl AgentBuilder {
             .build()
             .map_err(AgentError::Runtime)?;
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        let Self { tick, sweep, catalog, .. } = self;
+        let Self {
+            tick,
+            sweep,
+            catalog,
+            ..
+        } = self;
         let thread = std::thread::Builder::new()
             .name("surgewall-agent".into())
             .spawn(move || {
@@ -145,7 +160,12 @@ impl AgentBuilder {
                 clock::stop_ticking();
             })
             .map_err(AgentError::Runtime)?;
-        Ok(Agent { addr, stop: Some(stop_tx), thread: Some(thread) })
+        Ok(Agent {
+            addr,
+            pid,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        })
     }
 }
 
@@ -190,6 +210,8 @@ async fn serve(
 #[derive(Debug)]
 pub struct Agent {
     addr: SocketAddr,
+    /// The process that started it: after `fork()` the child has the handle but no thread.
+    pid: u32,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -205,9 +227,10 @@ impl Agent {
         }
     }
 
-    /// Whether an agent runs in this process now.
+    /// Whether an agent runs in this process now (in a child made by `fork()`, the parent's
+    /// agent does not: its thread was not copied).
     pub fn is_running() -> bool {
-        RUNNING.load(Ordering::Acquire)
+        RUNNING.load(Ordering::Acquire) == std::process::id()
     }
 
     /// The address it serves on (the port chosen when port 0 was asked for).
@@ -216,6 +239,7 @@ impl Agent {
     }
 
     /// Stops serving (connections in progress finish), stops ticking and joins the thread.
+    /// In a child made by `fork()` there is no thread to stop: the handle is only released.
     pub fn stop(mut self) -> Result<(), AgentError> {
         self.shutdown()
     }
@@ -224,11 +248,19 @@ impl Agent {
         let Some(thread) = self.thread.take() else {
             return Ok(());
         };
+        if self.pid != std::process::id() {
+            // A forked child: the thread exists only in the parent. Joining it here would wait
+            // on a thread id that means nothing in this process; the channel and the runtime's
+            // memory are left as they are (the parent owns the real ones).
+            std::mem::forget(thread);
+            std::mem::forget(self.stop.take());
+            return Ok(());
+        }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
         let joined = thread.join();
-        RUNNING.store(false, Ordering::Release);
+        RUNNING.store(0, Ordering::Release);
         joined.map_err(|_| AgentError::Panicked)
     }
 }

@@ -100,7 +100,10 @@ fn to_text_004(open_metrics: &str) -> String {
     let mut out = String::with_capacity(open_metrics.len());
     let mut counters = std::collections::HashSet::new();
     for line in open_metrics.lines() {
-        if let Some(name) = line.strip_prefix("# TYPE ").and_then(|r| r.strip_suffix(" counter")) {
+        if let Some(name) = line
+            .strip_prefix("# TYPE ")
+            .and_then(|r| r.strip_suffix(" counter"))
+        {
             counters.insert(name.to_owned());
         }
     }
@@ -246,7 +249,9 @@ impl Collector for CatalogCollector {
             "circuit_breaker_window_failures",
             "Failures in the current window",
             None,
-            breakers.iter().map(|(n, m)| (ep(n), m.window.failures as f64)),
+            breakers
+                .iter()
+                .map(|(n, m)| (ep(n), m.window.failures as f64)),
         )?;
 
         let bulkheads: Vec<_> = catalog
@@ -274,7 +279,9 @@ impl Collector for CatalogCollector {
             "bulkhead_max_concurrent_calls",
             "The limit of calls in flight",
             None,
-            bulkheads.iter().map(|(n, m)| (svc(n), m.max_concurrent as f64)),
+            bulkheads
+                .iter()
+                .map(|(n, m)| (svc(n), m.max_concurrent as f64)),
         )?;
         counter(
             e,
@@ -282,12 +289,16 @@ impl Collector for CatalogCollector {
             "Calls by outcome: accepted, rejected (full, no wait) or timed_out (waited max_wait)",
             None,
             bulkheads.iter().flat_map(|(n, m)| {
-                [("accepted", m.accepted), ("rejected", m.rejected), ("timed_out", m.timed_out)]
-                    .map(|(o, v)| {
-                        let mut l = svc(n);
-                        l.push(("outcome", o.to_owned()));
-                        (l, v as f64)
-                    })
+                [
+                    ("accepted", m.accepted),
+                    ("rejected", m.rejected),
+                    ("timed_out", m.timed_out),
+                ]
+                .map(|(o, v)| {
+                    let mut l = svc(n);
+                    l.push(("outcome", o.to_owned()));
+                    (l, v as f64)
+                })
             }),
         )?;
         counter(
@@ -295,7 +306,9 @@ impl Collector for CatalogCollector {
             "bulkhead_queue_wait",
             "Time callers spent waiting for a slot",
             Some(&seconds),
-            bulkheads.iter().map(|(n, m)| (svc(n), m.total_wait.as_secs_f64())),
+            bulkheads
+                .iter()
+                .map(|(n, m)| (svc(n), m.total_wait.as_secs_f64())),
         )?;
         counter(
             e,
@@ -319,7 +332,10 @@ impl Collector for CatalogCollector {
         for (kind, stats) in [
             (
                 "keyed_circuit_breaker",
-                keyed.iter().map(|(n, m)| (n, m.registry.clone())).collect::<Vec<_>>(),
+                keyed
+                    .iter()
+                    .map(|(n, m)| (n, m.registry.clone()))
+                    .collect::<Vec<_>>(),
             ),
             (
                 "keyed_bulkhead",
@@ -380,7 +396,11 @@ impl Collector for CatalogCollector {
         for (series, help, pick) in [
             ("retry_budget_requests", "First attempts in the window", 0),
             ("retry_budget_retries", "Retries granted in the window", 1),
-            ("retry_budget_remaining", "Retries the budget would grant now", 2),
+            (
+                "retry_budget_remaining",
+                "Retries the budget would grant now",
+                2,
+            ),
         ] {
             gauge(
                 e,
@@ -417,7 +437,8 @@ impl Collector for CatalogCollector {
             "slo_error_budget_remaining_ratio",
             "Share of the error budget left in the SLO window (negative when overspent)",
             None,
-            slos.iter().map(|(n, m)| (name(n), m.budget_remaining_fraction)),
+            slos.iter()
+                .map(|(n, m)| (name(n), m.budget_remaining_fraction)),
         )?;
         gauge(
             e,

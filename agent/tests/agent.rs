@@ -57,15 +57,26 @@ fn http(addr: SocketAddr, request: &str) -> Reply {
     s.read_to_string(&mut raw).unwrap();
     let (head, body) = raw.split_once("\r\n\r\n").expect("a head and a body");
     let status = head[9..12].parse().unwrap();
-    Reply { status, headers: head.to_ascii_lowercase(), body: body.to_owned() }
+    Reply {
+        status,
+        headers: head.to_ascii_lowercase(),
+        body: body.to_owned(),
+    }
 }
 
 fn get(addr: SocketAddr, path: &str) -> Reply {
-    http(addr, &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+    http(
+        addr,
+        &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+    )
 }
 
 fn post(addr: SocketAddr, path: &str, body: &str) -> Reply {
-    let ct = if body.is_empty() { "" } else { "Content-Type: application/json\r\n" };
+    let ct = if body.is_empty() {
+        ""
+    } else {
+        "Content-Type: application/json\r\n"
+    };
     http(
         addr,
         &format!(
@@ -89,18 +100,32 @@ fn one_agent_per_process_and_stop_joins_and_stops_the_ticker() {
     let _turn = one_at_a_time();
     let agent = start(catalog());
     assert!(Agent::is_running());
-    let again = Agent::builder().bind("127.0.0.1:0".parse().unwrap()).start();
-    assert!(matches!(again, Err(AgentError::AlreadyRunning)), "{again:?}");
+    let again = Agent::builder()
+        .bind("127.0.0.1:0".parse().unwrap())
+        .start();
+    assert!(
+        matches!(again, Err(AgentError::AlreadyRunning)),
+        "{again:?}"
+    );
     let deadline = Instant::now() + Duration::from_secs(5);
     while !surgewall::clock::is_ticking() {
-        assert!(Instant::now() < deadline, "the agent ticks the coarse clock");
+        assert!(
+            Instant::now() < deadline,
+            "the agent ticks the coarse clock"
+        );
         std::thread::sleep(Duration::from_millis(1));
     }
     let addr = agent.local_addr();
     agent.stop().unwrap();
     assert!(!Agent::is_running());
-    assert!(!surgewall::clock::is_ticking(), "a stopped agent no longer ticks");
-    assert!(TcpStream::connect(addr).is_err(), "nothing serves after stop");
+    assert!(
+        !surgewall::clock::is_ticking(),
+        "a stopped agent no longer ticks"
+    );
+    assert!(
+        TcpStream::connect(addr).is_err(),
+        "nothing serves after stop"
+    );
     // And it can start again; dropping the handle stops it too.
     drop(start(catalog()));
     assert!(!Agent::is_running());
@@ -145,9 +170,17 @@ fn breakers_are_listed_read_and_moved_by_name_even_with_slashes() {
     assert_eq!(one["totals"]["failures"], 1);
     assert!(one["retry_after_ms"].as_f64().unwrap() > 0.0);
 
-    let reset = post(addr, "/api/resilience/circuit-breakers/%2Fapi%2Fusers/reset", "");
+    let reset = post(
+        addr,
+        "/api/resilience/circuit-breakers/%2Fapi%2Fusers/reset",
+        "",
+    );
     assert_eq!(reset.status, 200, "{}", reset.body);
-    assert_eq!(users.state(), State::Closed, "the reset reached the breaker");
+    assert_eq!(
+        users.state(),
+        State::Closed,
+        "the reset reached the breaker"
+    );
     assert_eq!(reset.json()["state"], "closed");
 
     let forced = post(
@@ -160,12 +193,28 @@ fn breakers_are_listed_read_and_moved_by_name_even_with_slashes() {
     let retry = other.metrics().retry_after.unwrap();
     // Deadlines are kept in whole microseconds, rounded up.
     let most = Duration::from_secs(30) + Duration::from_micros(1);
-    assert!(retry > Duration::from_secs(29) && retry <= most, "{retry:?}");
+    assert!(
+        retry > Duration::from_secs(29) && retry <= most,
+        "{retry:?}"
+    );
 
-    assert_eq!(post(addr, "/api/resilience/circuit-breakers/%2Fapi%2Fusers/disable", "").status, 200);
+    assert_eq!(
+        post(
+            addr,
+            "/api/resilience/circuit-breakers/%2Fapi%2Fusers/disable",
+            ""
+        )
+        .status,
+        200
+    );
     assert_eq!(users.state(), State::Disabled);
     assert_eq!(
-        post(addr, "/api/resilience/circuit-breakers/%2Fapi%2Fusers/metrics-only", "").status,
+        post(
+            addr,
+            "/api/resilience/circuit-breakers/%2Fapi%2Fusers/metrics-only",
+            ""
+        )
+        .status,
         200
     );
     assert_eq!(users.state(), State::MetricsOnly);
@@ -183,7 +232,13 @@ fn errors_are_problem_details_with_the_right_status() {
 
     let missing = get(addr, "/api/resilience/circuit-breakers/nope");
     assert_eq!(missing.status, 404);
-    assert!(missing.headers.contains("content-type: application/problem+json"), "{}", missing.headers);
+    assert!(
+        missing
+            .headers
+            .contains("content-type: application/problem+json"),
+        "{}",
+        missing.headers
+    );
     let p = missing.json();
     assert_eq!(p["status"], 404);
     assert!(p["detail"].as_str().unwrap().contains("nope"), "{p}");
@@ -193,15 +248,30 @@ fn errors_are_problem_details_with_the_right_status() {
     assert_eq!(wrong_method.status, 405);
     assert_eq!(wrong_method.json()["status"], 405);
 
-    for bad in [r#"{"duration_seconds": -1}"#, r#"{"duration_seconds": "soon"}"#, r#"{"until": 3}"#, "{"] {
-        let r = post(addr, "/api/resilience/circuit-breakers/payments/force-open", bad);
+    for bad in [
+        r#"{"duration_seconds": -1}"#,
+        r#"{"duration_seconds": 0}"#,
+        r#"{"duration_seconds": 1e300}"#,
+        r#"{"duration_seconds": "soon"}"#,
+        r#"{"until": 3}"#,
+        "{",
+    ] {
+        let r = post(
+            addr,
+            "/api/resilience/circuit-breakers/payments/force-open",
+            bad,
+        );
         assert_eq!(r.status, 400, "{bad}: {}", r.body);
         assert_eq!(r.json()["status"], 400);
     }
     assert_eq!(b.state(), State::Closed, "a refused body changes nothing");
 
     let huge = format!(r#"{{"duration_seconds": 1{}}}"#, " ".repeat(20_000));
-    let r = post(addr, "/api/resilience/circuit-breakers/payments/force-open", &huge);
+    let r = post(
+        addr,
+        "/api/resilience/circuit-breakers/payments/force-open",
+        &huge,
+    );
     assert_eq!(r.status, 413, "{}", r.body);
     assert_eq!(b.state(), State::Closed);
     agent.stop().unwrap();
@@ -223,20 +293,48 @@ fn metrics_are_read_at_scrape_time_in_both_formats() {
 
     b.acquire().unwrap().success();
     b.acquire().unwrap().success();
-    let _slots = (bulkhead.try_acquire().unwrap(), bulkhead.try_acquire().unwrap());
+    let _slots = (
+        bulkhead.try_acquire().unwrap(),
+        bulkhead.try_acquire().unwrap(),
+    );
     let text = get(addr, "/metrics");
     assert_eq!(text.status, 200);
-    assert!(text.headers.contains("content-type: text/plain; version=0.0.4"), "{}", text.headers);
+    assert!(
+        text.headers
+            .contains("content-type: text/plain; version=0.0.4"),
+        "{}",
+        text.headers
+    );
     for (series, value) in [
-        (r#"surgewall_circuit_breaker_requests_total{endpoint="payments",outcome="success"}"#, 2.0),
-        (r#"surgewall_circuit_breaker_requests_total{endpoint="payments",outcome="failure"}"#, 0.0),
-        (r#"surgewall_circuit_breaker_state{endpoint="payments"}"#, 0.0),
+        (
+            r#"surgewall_circuit_breaker_requests_total{endpoint="payments",outcome="success"}"#,
+            2.0,
+        ),
+        (
+            r#"surgewall_circuit_breaker_requests_total{endpoint="payments",outcome="failure"}"#,
+            0.0,
+        ),
+        (
+            r#"surgewall_circuit_breaker_state{endpoint="payments"}"#,
+            0.0,
+        ),
         (r#"surgewall_bulkhead_active_calls{service="db"}"#, 2.0),
-        (r#"surgewall_bulkhead_max_concurrent_calls{service="db"}"#, 4.0),
+        (
+            r#"surgewall_bulkhead_max_concurrent_calls{service="db"}"#,
+            4.0,
+        ),
     ] {
-        assert_eq!(sample(&text.body, series), Some(value), "{series} in\n{}", text.body);
+        assert_eq!(
+            sample(&text.body, series),
+            Some(value),
+            "{series} in\n{}",
+            text.body
+        );
     }
-    assert!(text.body.lines().any(|l| l == "# TYPE surgewall_circuit_breaker_requests_total counter"));
+    assert!(text
+        .body
+        .lines()
+        .any(|l| l == "# TYPE surgewall_circuit_breaker_requests_total counter"));
     assert!(!text.body.contains("# EOF"));
 
     b.acquire().unwrap().failure();
@@ -244,17 +342,33 @@ fn metrics_are_read_at_scrape_time_in_both_formats() {
         addr,
         "GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: application/openmetrics-text;version=1.0.0\r\nConnection: close\r\n\r\n",
     );
-    assert!(om.headers.contains("content-type: application/openmetrics-text"), "{}", om.headers);
+    assert!(
+        om.headers
+            .contains("content-type: application/openmetrics-text"),
+        "{}",
+        om.headers
+    );
     assert!(om.body.trim_end().ends_with("# EOF"));
-    assert!(om.body.lines().any(|l| l == "# TYPE surgewall_circuit_breaker_requests counter"));
+    assert!(om
+        .body
+        .lines()
+        .any(|l| l == "# TYPE surgewall_circuit_breaker_requests counter"));
     for (series, value) in [
-        (r#"surgewall_circuit_breaker_state{endpoint="payments"}"#, 1.0),
+        (
+            r#"surgewall_circuit_breaker_state{endpoint="payments"}"#,
+            1.0,
+        ),
         (
             r#"surgewall_circuit_breaker_transitions_total{endpoint="payments",from="closed",to="open"}"#,
             1.0,
         ),
     ] {
-        assert_eq!(sample(&om.body, series), Some(value), "{series} in\n{}", om.body);
+        assert_eq!(
+            sample(&om.body, series),
+            Some(value),
+            "{series} in\n{}",
+            om.body
+        );
     }
     agent.stop().unwrap();
 }
@@ -278,13 +392,19 @@ fn the_agent_sweeps_listed_keyed_registries() {
     let agent = start(catalog);
     let deadline = Instant::now() + Duration::from_secs(10);
     // The first sweep marks the key idle, a later one (a mock second on) evicts it.
-    while keyed.len() > 0 {
-        assert!(Instant::now() < deadline, "the agent never swept the idle key");
+    while !keyed.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the agent never swept the idle key"
+        );
         time.advance(Duration::from_secs(1));
         std::thread::sleep(Duration::from_millis(5));
     }
     let summary = get(agent.local_addr(), "/api/resilience/keyed-circuit-breakers").json();
-    assert_eq!(summary["keyed_circuit_breakers"][0]["registry"]["evicted"], 1);
+    assert_eq!(
+        summary["keyed_circuit_breakers"][0]["registry"]["evicted"],
+        1
+    );
     agent.stop().unwrap();
 }
 
@@ -314,6 +434,46 @@ fn the_summary_counts_breakers_by_state_and_bulkhead_utilisation() {
     assert_eq!(s["circuit_breakers"]["by_state"]["forced_open"], 1);
     assert_eq!(s["bulkheads"]["utilisation"], 0.25);
     let one = get(agent.local_addr(), "/api/resilience/bulkheads/db").json();
-    assert_eq!((one["active"].as_u64(), one["max_concurrent"].as_u64()), (Some(1), Some(4)));
+    assert_eq!(
+        (one["active"].as_u64(), one["max_concurrent"].as_u64()),
+        (Some(1), Some(4))
+    );
+    agent.stop().unwrap();
+}
+
+#[test]
+fn every_documented_operation_is_served_with_a_documented_status() {
+    let _turn = one_at_a_time();
+    let catalog = catalog();
+    let b = tripping("payments");
+    let db = Arc::new(Bulkhead::new("db", BulkheadConfig::default()));
+    catalog.join_breaker(&b);
+    catalog.join_bulkhead(&db);
+    let agent = start(catalog);
+    let addr = agent.local_addr();
+    let doc = get(addr, "/api/resilience/openapi.json").json();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(paths.len() >= 15, "{}", paths.len());
+    for (path, ops) in paths {
+        let concrete = path
+            .replace("{endpoint}", "payments")
+            .replace("{service}", "db");
+        for (method, op) in ops.as_object().unwrap() {
+            let reply = match method.as_str() {
+                "get" => get(addr, &concrete),
+                "post" => post(addr, &concrete, ""),
+                other => panic!("undocumented method {other}"),
+            };
+            let documented = op["responses"].as_object().unwrap();
+            assert!(
+                documented.contains_key(&reply.status.to_string()),
+                "{method} {concrete} answered {} (documented: {:?})",
+                reply.status,
+                documented.keys().collect::<Vec<_>>()
+            );
+            assert_eq!(reply.status, 200, "{method} {concrete}: {}", reply.body);
+        }
+    }
     agent.stop().unwrap();
 }

@@ -28,6 +28,7 @@
 //! assert_eq!(catalog.breakers().len(), 1); // the dropped one has left
 //! ```
 
+use std::collections::BTreeMap;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
@@ -74,59 +75,117 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBulkheadView for KeyedBu
     }
 }
 
-/// One kind's entries: listed name and weak reference, in joining order.
+/// One kind's entries, by listed name (so listings come sorted by name), with an index by
+/// address so that joining twice, leaving and pruning cost no scan.
 struct Section<T: ?Sized> {
-    entries: Mutex<Vec<(String, Weak<T>)>>,
+    entries: Mutex<Entries<T>>,
+}
+
+struct Entries<T: ?Sized> {
+    by_name: BTreeMap<String, Weak<T>>,
+    /// The address of each entry's allocation. A `Weak` keeps its allocation (not its value)
+    /// alive, so an address cannot be reused by another policy while its entry is here.
+    by_addr: BTreeMap<usize, String>,
+    /// Dead entries are dropped when the map reaches this size (then twice the live count):
+    /// a process that makes and drops many policies without listing them holds O(live) entries.
+    prune_at: usize,
+}
+
+fn addr<T: ?Sized>(w: &Weak<T>) -> usize {
+    w.as_ptr() as *const () as usize
+}
+
+impl<T: ?Sized> Entries<T> {
+    fn prune(&mut self) {
+        let addrs = &mut self.by_addr;
+        self.by_name.retain(|_, w| {
+            let live = w.strong_count() > 0;
+            if !live {
+                addrs.remove(&addr(w));
+            }
+            live
+        });
+        self.prune_at = (2 * self.by_name.len()).max(64);
+    }
+
+    fn taken(&self, name: &str) -> bool {
+        self.by_name.get(name).is_some_and(|w| w.strong_count() > 0)
+    }
+
+    fn remove(&mut self, name: &str) {
+        if let Some(w) = self.by_name.remove(name) {
+            self.by_addr.remove(&addr(&w));
+        }
+    }
 }
 
 impl<T: ?Sized> Section<T> {
     const fn new() -> Self {
-        Section { entries: Mutex::new(Vec::new()) }
+        Section {
+            entries: Mutex::new(Entries {
+                by_name: BTreeMap::new(),
+                by_addr: BTreeMap::new(),
+                prune_at: 64,
+            }),
+        }
     }
 
-    /// The entries with the dead ones pruned. A panic elsewhere while the lock was held
-    /// cannot leave the list half-changed (every change is one push or one retain), so a
-    /// poisoned lock is taken as it is.
-    fn live(&self) -> MutexGuard<'_, Vec<(String, Weak<T>)>> {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries.retain(|(_, w)| w.strong_count() > 0);
-        entries
+    /// The entries. Every change under the lock leaves both maps consistent before anything
+    /// that can panic (allocation aside), so a poisoned lock is taken as it is.
+    fn lock(&self) -> MutexGuard<'_, Entries<T>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn join(&self, name: &str, item: Weak<T>) -> String {
-        let mut entries = self.live();
-        if let Some((listed, _)) = entries.iter().find(|(_, w)| Weak::ptr_eq(w, &item)) {
+        let mut e = self.lock();
+        if let Some(listed) = e.by_addr.get(&addr(&item)) {
             return listed.clone(); // joining twice changes nothing
         }
-        let taken = |n: &str| entries.iter().any(|(listed, _)| listed == n);
-        let listed = if taken(name) {
+        if e.by_name.len() >= e.prune_at {
+            e.prune();
+        }
+        let listed = if e.taken(name) {
             (2u64..)
                 .map(|i| format!("{name}~{i}"))
-                .find(|n| !taken(n))
+                .find(|n| !e.taken(n))
                 .expect("fewer than u64::MAX entries")
         } else {
             name.to_owned()
         };
-        entries.push((listed.clone(), item));
+        e.remove(&listed); // a dead entry of that name
+        e.by_addr.insert(addr(&item), listed.clone());
+        e.by_name.insert(listed.clone(), item);
         listed
     }
 
     fn leave(&self, item: &Weak<T>) -> bool {
-        let mut entries = self.live();
-        let before = entries.len();
-        entries.retain(|(_, w)| !Weak::ptr_eq(w, item));
-        entries.len() != before
+        let mut e = self.lock();
+        match e.by_addr.get(&addr(item)).cloned() {
+            Some(listed) => {
+                e.remove(&listed);
+                true
+            }
+            None => false,
+        }
     }
 
     fn all(&self) -> Vec<(String, Arc<T>)> {
-        self.live()
+        let mut e = self.lock();
+        e.prune();
+        e.by_name
             .iter()
             .filter_map(|(n, w)| Some((n.clone(), w.upgrade()?)))
             .collect()
     }
 
     fn get(&self, name: &str) -> Option<Arc<T>> {
-        self.live().iter().find(|(n, _)| n == name)?.1.upgrade()
+        self.lock().by_name.get(name)?.upgrade()
+    }
+
+    fn len(&self) -> usize {
+        let mut e = self.lock();
+        e.prune();
+        e.by_name.len()
     }
 }
 
@@ -143,12 +202,12 @@ pub struct Catalog {
 impl std::fmt::Debug for Catalog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Catalog")
-            .field("breakers", &self.breakers.live().len())
-            .field("bulkheads", &self.bulkheads.live().len())
-            .field("keyed_breakers", &self.keyed_breakers.live().len())
-            .field("keyed_bulkheads", &self.keyed_bulkheads.live().len())
-            .field("retry_budgets", &self.retry_budgets.live().len())
-            .field("slos", &self.slos.live().len())
+            .field("breakers", &self.breakers.len())
+            .field("bulkheads", &self.bulkheads.len())
+            .field("keyed_breakers", &self.keyed_breakers.len())
+            .field("keyed_bulkheads", &self.keyed_bulkheads.len())
+            .field("retry_budgets", &self.retry_budgets.len())
+            .field("slos", &self.slos.len())
             .finish()
     }
 }
@@ -173,7 +232,7 @@ macro_rules! section_api {
             self.$section.leave(&weak)
         }
 
-        #[doc = concat!("Every live one of ", $what, ", with its listed name, in joining order.")]
+        #[doc = concat!("Every live one of ", $what, ", with its listed name, sorted by listed name.")]
         pub fn $list(&self) -> Vec<(String, Arc<$ty>)> {
             self.$section.all()
         }
@@ -214,7 +273,7 @@ impl Catalog {
         self.breakers.leave(&Arc::downgrade(breaker))
     }
 
-    /// Every live listed breaker with its listed name, in joining order.
+    /// Every live listed breaker with its listed name, sorted by listed name.
     pub fn breakers(&self) -> Vec<(String, Arc<Breaker>)> {
         self.breakers.all()
     }
@@ -226,7 +285,8 @@ impl Catalog {
 
     /// Lists a bulkhead under its own name (or `name~N`); returns the listed name.
     pub fn join_bulkhead(&self, bulkhead: &Arc<Bulkhead>) -> String {
-        self.bulkheads.join(bulkhead.name(), Arc::downgrade(bulkhead))
+        self.bulkheads
+            .join(bulkhead.name(), Arc::downgrade(bulkhead))
     }
 
     /// Takes a bulkhead off the list before it is dropped; whether it was listed.
@@ -234,7 +294,7 @@ impl Catalog {
         self.bulkheads.leave(&Arc::downgrade(bulkhead))
     }
 
-    /// Every live listed bulkhead with its listed name, in joining order.
+    /// Every live listed bulkhead with its listed name, sorted by listed name.
     pub fn bulkheads(&self) -> Vec<(String, Arc<Bulkhead>)> {
         self.bulkheads.all()
     }
@@ -271,7 +331,15 @@ impl Catalog {
         retry_budget,
         "a retry budget"
     );
-    section_api!(slos, SloTracker, join_slo, leave_slo, slos, slo, "an SLO tracker");
+    section_api!(
+        slos,
+        SloTracker,
+        join_slo,
+        leave_slo,
+        slos,
+        slo,
+        "an SLO tracker"
+    );
 
     /// Sweeps every listed keyed registry once (idle eviction); returns the keys evicted.
     pub fn sweep_keyed(&self) -> usize {
@@ -309,12 +377,17 @@ mod tests {
         assert_eq!(catalog.join_breaker(&a), "payments");
         assert_eq!(catalog.join_breaker(&c), "payments~2");
         assert_eq!(catalog.join_breaker(&b), "payments~3");
-        assert_eq!(catalog.join_breaker(&b), "payments~3", "joining twice is one entry");
+        assert_eq!(
+            catalog.join_breaker(&b),
+            "payments~3",
+            "joining twice is one entry"
+        );
         drop(a);
         let d = breaker("payments");
         assert_eq!(catalog.join_breaker(&d), "payments");
         let names: Vec<String> = catalog.breakers().into_iter().map(|(n, _)| n).collect();
-        assert_eq!(names, ["payments~2", "payments~3", "payments"]);
+        assert_eq!(names, ["payments", "payments~2", "payments~3"]);
+        assert!(Arc::ptr_eq(&catalog.breaker("payments").unwrap(), &d));
     }
 
     #[test]
@@ -324,7 +397,10 @@ mod tests {
         catalog.join_breaker(&b);
         let weak = Arc::downgrade(&b);
         drop(b);
-        assert!(weak.upgrade().is_none(), "the catalog holds only a weak reference");
+        assert!(
+            weak.upgrade().is_none(),
+            "the catalog holds only a weak reference"
+        );
         assert!(catalog.breaker("inventory").is_none());
 
         let bulkhead = Arc::new(Bulkhead::new("db", BulkheadConfig::default()));
@@ -333,6 +409,19 @@ mod tests {
         assert!(!catalog.leave_bulkhead(&bulkhead), "already off");
         assert!(catalog.bulkhead("db").is_none());
         assert_eq!(Arc::strong_count(&bulkhead), 1);
+    }
+
+    #[test]
+    fn dropped_policies_do_not_pile_up_when_nobody_lists_them() {
+        let catalog = Catalog::new();
+        let keep = breaker("kept");
+        catalog.join_breaker(&keep);
+        for i in 0..10_000 {
+            catalog.join_breaker(&breaker(&format!("gone-{i}")));
+        }
+        let held = catalog.breakers.lock().by_name.len();
+        assert!(held <= 128, "{held} entries held for one live breaker");
+        assert_eq!(catalog.breakers().len(), 1);
     }
 
     #[test]
@@ -349,10 +438,18 @@ mod tests {
         let dynamic: Arc<dyn KeyedBreakerView> = keyed.clone();
         assert_eq!(catalog.join_keyed_breaker("users", &dynamic), "users");
         let b = breaker("users");
-        assert_eq!(catalog.join_breaker(&b), "users", "another kind, another namespace");
+        assert_eq!(
+            catalog.join_breaker(&b),
+            "users",
+            "another kind, another namespace"
+        );
 
         keyed.try_acquire(&7).unwrap().success();
-        assert_eq!(catalog.sweep_keyed(), 0, "the first sweep only marks it idle");
+        assert_eq!(
+            catalog.sweep_keyed(),
+            0,
+            "the first sweep only marks it idle"
+        );
         time.advance(Duration::from_secs(1));
         assert_eq!(catalog.sweep_keyed(), 1);
         assert_eq!(keyed.len(), 0);
