@@ -14,6 +14,10 @@
 //! GET  /api/resilience/bulkheads                           every bulkhead
 //! GET  /api/resilience/bulkheads/{service}                 one bulkhead
 //! GET  /api/resilience/keyed-circuit-breakers              keyed breakers (aggregates)
+//! GET  /api/resilience/keyed-circuit-breakers/{name}       one keyed breaker (aggregates)
+//! GET  /api/resilience/keyed-circuit-breakers/{name}/keys?state=open&offset=0&limit=100
+//! GET  /api/resilience/keyed-circuit-breakers/{name}/keys/{key}
+//! POST /api/resilience/keyed-circuit-breakers/{name}/keys/{key}/reset
 //! GET  /api/resilience/keyed-bulkheads                     keyed bulkheads (aggregates)
 //! GET  /api/resilience/retry-budgets
 //! GET  /api/resilience/slos
@@ -21,21 +25,32 @@
 //! GET  /api/resilience/openapi.json                        the OpenAPI 3.1 document
 //! ```
 //!
+//! **Named breakers and keys.** `circuit-breakers/{endpoint}` (GET and `reset`) finds the named
+//! breaker listed as `endpoint`; when there is none, the first keyed breaker (by listed name)
+//! that holds a key written `endpoint`, and the answer then carries `"registry"` and `"key"`.
+//! A named breaker always wins; the keyed paths address a key without ambiguity.
+//!
+//! **Keys** are listed a page at a time (`limit` at most 1,000; `matching` counts every key that
+//! passes the filter), so a registry of a million keys is never listed whole.
+//!
 //! Errors are RFC 9457 problem details (`application/problem+json`): 404 for an unknown name or
 //! path, 405 for a method a path does not take, 400 for a body that is not the JSON asked for,
 //! 413 for a body over 16 KiB.
 
 use std::time::Duration;
 
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{DefaultBodyLimit, Path, State as AxState};
+use std::sync::Arc;
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Path, Query, State as AxState};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use surgewall::catalog::Catalog;
+use surgewall::breaker::keyed::KeySnapshot;
+use surgewall::catalog::{Catalog, KeyedBreakerView};
 use surgewall::{Breaker, BreakerMetrics, Bulkhead, State};
 
 use crate::metrics::{render, Format};
@@ -44,6 +59,7 @@ type Cat = AxState<&'static Catalog>;
 
 pub(crate) fn router(catalog: &'static Catalog) -> Router {
     let breaker = "/api/resilience/circuit-breakers/{endpoint}";
+    let keyed = "/api/resilience/keyed-circuit-breakers/{name}";
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/metrics", get(metrics))
@@ -58,6 +74,13 @@ pub(crate) fn router(catalog: &'static Catalog) -> Router {
         .route(
             "/api/resilience/keyed-circuit-breakers",
             get(keyed_breakers),
+        )
+        .route(keyed, get(one_keyed_breaker))
+        .route(&format!("{keyed}/keys"), get(keyed_keys))
+        .route(&format!("{keyed}/keys/{{key}}"), get(keyed_key))
+        .route(
+            &format!("{keyed}/keys/{{key}}/reset"),
+            post(keyed_key_reset),
         )
         .route("/api/resilience/keyed-bulkheads", get(keyed_bulkheads))
         .route("/api/resilience/retry-budgets", get(retry_budgets))
@@ -173,19 +196,37 @@ async fn breakers(AxState(catalog): Cat) -> Json<Value> {
     Json(json!({ "circuit_breakers": list }))
 }
 
-fn find_breaker(catalog: &Catalog, name: &str) -> Result<std::sync::Arc<Breaker>, Response> {
-    catalog.breaker(name).ok_or_else(|| {
-        problem(
-            StatusCode::NOT_FOUND,
-            format!("no circuit breaker named {name:?}"),
-        )
-    })
+fn not_found_breaker(name: &str) -> Response {
+    problem(
+        StatusCode::NOT_FOUND,
+        format!("no circuit breaker named {name:?}, and no keyed breaker holds that key"),
+    )
+}
+
+fn find_breaker(catalog: &Catalog, name: &str) -> Result<Arc<Breaker>, Response> {
+    catalog.breaker(name).ok_or_else(|| not_found_breaker(name))
+}
+
+/// The first keyed breaker (by listed name) holding a key written `key`.
+fn find_key(
+    catalog: &Catalog,
+    key: &str,
+) -> Option<(String, Arc<dyn KeyedBreakerView>, KeySnapshot)> {
+    catalog
+        .keyed_breakers()
+        .into_iter()
+        .find_map(|(n, k)| Some((n, k.clone(), k.key(key)?)))
 }
 
 async fn one_breaker(AxState(catalog): Cat, Path(name): Path<String>) -> Response {
-    match find_breaker(catalog, &name) {
-        Ok(b) => Json(breaker_view(&name, &b.metrics())).into_response(),
-        Err(r) => r,
+    if let Some(b) = catalog.breaker(&name) {
+        return Json(breaker_view(&name, &b.metrics())).into_response();
+    }
+    match find_key(catalog, &name) {
+        Some((registry, _, snapshot)) => {
+            Json(key_view(&registry, &name, &snapshot)).into_response()
+        }
+        None => not_found_breaker(&name),
     }
 }
 
@@ -201,7 +242,22 @@ fn transition(catalog: &Catalog, name: &str, act: impl FnOnce(&Breaker)) -> Resp
 }
 
 async fn reset(AxState(catalog): Cat, Path(name): Path<String>) -> Response {
+    if catalog.breaker(&name).is_none() {
+        if let Some((registry, keyed, _)) = find_key(catalog, &name) {
+            return reset_key(&registry, &*keyed, &name);
+        }
+    }
     transition(catalog, &name, Breaker::reset)
+}
+
+fn reset_key(registry: &str, keyed: &dyn KeyedBreakerView, key: &str) -> Response {
+    match keyed.reset_key(key).then(|| keyed.key(key)).flatten() {
+        Some(snapshot) => Json(key_view(registry, key, &snapshot)).into_response(),
+        None => problem(
+            StatusCode::NOT_FOUND,
+            format!("{registry:?} holds no key {key:?}"),
+        ),
+    }
 }
 
 async fn disable(AxState(catalog): Cat, Path(name): Path<String>) -> Response {
@@ -284,32 +340,153 @@ fn registry_view(s: &surgewall::registry::RegistryStats) -> Value {
     })
 }
 
+fn key_view(registry: &str, key: &str, s: &KeySnapshot) -> Value {
+    json!({
+        "registry": registry,
+        "key": key,
+        "state": s.state.as_str(),
+        "generation": s.generation,
+        "window": {
+            "calls": s.window.calls,
+            "failures": s.window.failures,
+            "slow": s.window.slow,
+            "failure_rate": s.window.failure_rate(),
+            "slow_call_rate": s.window.slow_rate(),
+        },
+        "consecutive_failures": s.consecutive_failures,
+        "consecutive_opens": s.consecutive_opens,
+        "retry_after_ms": s.retry_after.filter(|d| d.as_nanos() < u128::from(u64::MAX)).map(ms),
+    })
+}
+
+fn find_keyed(catalog: &Catalog, name: &str) -> Result<Arc<dyn KeyedBreakerView>, Response> {
+    catalog.keyed_breaker(name).ok_or_else(|| {
+        problem(
+            StatusCode::NOT_FOUND,
+            format!("no keyed circuit breaker named {name:?}"),
+        )
+    })
+}
+
+async fn one_keyed_breaker(AxState(catalog): Cat, Path(name): Path<String>) -> Response {
+    match find_keyed(catalog, &name) {
+        Ok(k) => Json(keyed_breaker_view(&name, &*k)).into_response(),
+        Err(r) => r,
+    }
+}
+
+/// The most keys one page holds.
+const MAX_PAGE: usize = 1000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PageQuery {
+    state: Option<String>,
+    offset: Option<usize>,
+    limit: Option<usize>,
+}
+
+async fn keyed_keys(
+    AxState(catalog): Cat,
+    Path(name): Path<String>,
+    query: Result<Query<PageQuery>, QueryRejection>,
+) -> Response {
+    let q = match query {
+        Ok(Query(q)) => q,
+        Err(e) => return problem(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    let state = match q.state.as_deref() {
+        None => None,
+        Some(s) => match State::ALL.into_iter().find(|st| st.as_str() == s) {
+            Some(st) => Some(st),
+            None => {
+                let all: Vec<&str> = State::ALL.iter().map(|s| s.as_str()).collect();
+                return problem(
+                    StatusCode::BAD_REQUEST,
+                    format!("state must be one of {}, not {s:?}", all.join(", ")),
+                );
+            }
+        },
+    };
+    let (offset, limit) = (q.offset.unwrap_or(0), q.limit.unwrap_or(100));
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            format!("limit must be in 1..={MAX_PAGE}, not {limit}"),
+        );
+    }
+    let keyed = match find_keyed(catalog, &name) {
+        Ok(k) => k,
+        Err(r) => return r,
+    };
+    let page = keyed.page(state, offset, limit);
+    let keys: Vec<Value> = page
+        .keys
+        .iter()
+        .map(|(k, s)| key_view(&name, k, s))
+        .collect();
+    Json(json!({
+        "registry": name,
+        "matching": page.matching,
+        "offset": offset,
+        "limit": limit,
+        "keys": keys,
+    }))
+    .into_response()
+}
+
+async fn keyed_key(AxState(catalog): Cat, Path((name, key)): Path<(String, String)>) -> Response {
+    let keyed = match find_keyed(catalog, &name) {
+        Ok(k) => k,
+        Err(r) => return r,
+    };
+    match keyed.key(&key) {
+        Some(s) => Json(key_view(&name, &key, &s)).into_response(),
+        None => problem(
+            StatusCode::NOT_FOUND,
+            format!("{name:?} holds no key {key:?}"),
+        ),
+    }
+}
+
+async fn keyed_key_reset(
+    AxState(catalog): Cat,
+    Path((name, key)): Path<(String, String)>,
+) -> Response {
+    match find_keyed(catalog, &name) {
+        Ok(k) => reset_key(&name, &*k, &key),
+        Err(r) => r,
+    }
+}
+
+fn keyed_breaker_view(n: &str, k: &dyn KeyedBreakerView) -> Value {
+    let m = k.metrics();
+    let mut transitions = serde_json::Map::new();
+    for from in State::ALL {
+        for to in State::ALL {
+            let v = m.transitions[from as usize][to as usize];
+            if v > 0 {
+                transitions.insert(format!("{}->{}", from.as_str(), to.as_str()), v.into());
+            }
+        }
+    }
+    json!({
+        "name": n,
+        "registry": registry_view(&m.registry),
+        "rejected_open": m.rejected_open,
+        "rejected_half_open": m.rejected_half_open,
+        "failures": m.failures,
+        "ignored": m.ignored,
+        "late_results": m.late_results,
+        "transitions": transitions,
+    })
+}
+
 async fn keyed_breakers(AxState(catalog): Cat) -> Json<Value> {
     let list: Vec<Value> = catalog
         .keyed_breakers()
         .iter()
-        .map(|(n, k)| {
-            let m = k.metrics();
-            let mut transitions = serde_json::Map::new();
-            for from in State::ALL {
-                for to in State::ALL {
-                    let v = m.transitions[from as usize][to as usize];
-                    if v > 0 {
-                        transitions.insert(format!("{}->{}", from.as_str(), to.as_str()), v.into());
-                    }
-                }
-            }
-            json!({
-                "name": n,
-                "registry": registry_view(&m.registry),
-                "rejected_open": m.rejected_open,
-                "rejected_half_open": m.rejected_half_open,
-                "failures": m.failures,
-                "ignored": m.ignored,
-                "late_results": m.late_results,
-                "transitions": transitions,
-            })
-        })
+        .map(|(n, k)| keyed_breaker_view(n, &**k))
         .collect();
     Json(json!({ "keyed_circuit_breakers": list }))
 }

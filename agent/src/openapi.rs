@@ -79,6 +79,11 @@ pub(crate) fn document() -> Value {
         "disabled",
         "metrics_only"
     ]);
+    let key_param = json!({
+        "name": "key", "in": "path", "required": true,
+        "description": "The key as the service writes it, percent-encoded.",
+        "schema": {"type": "string"},
+    });
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -103,11 +108,15 @@ pub(crate) fn document() -> Value {
             }}}},
             "/api/resilience/circuit-breakers": get_list("Every circuit breaker.", "circuit_breakers", "CircuitBreaker"),
             "/api/resilience/circuit-breakers/{endpoint}": {"get": {
-                "summary": "One circuit breaker.",
+                "summary": "One circuit breaker: the named one, else the first keyed breaker holding that key.",
                 "parameters": [name("circuit breaker", "endpoint")],
-                "responses": {"200": ok("CircuitBreaker", "The breaker."), "404": problem},
+                "responses": {"200": ok("BreakerOrKey", "The breaker, or the key."), "404": problem},
             }},
-            "/api/resilience/circuit-breakers/{endpoint}/reset": breaker_move("Closes the breaker with fresh counts."),
+            "/api/resilience/circuit-breakers/{endpoint}/reset": {"post": {
+                "summary": "Closes the breaker (or the key, as for GET) with fresh counts.",
+                "parameters": [name("circuit breaker", "endpoint")],
+                "responses": {"200": ok("BreakerOrKey", "The breaker, or the key, after the reset."), "404": problem},
+            }},
             "/api/resilience/circuit-breakers/{endpoint}/disable": breaker_move("Admits every call and records nothing."),
             "/api/resilience/circuit-breakers/{endpoint}/metrics-only": breaker_move("Records every call and never trips."),
             "/api/resilience/circuit-breakers/{endpoint}/force-open": {"post": {
@@ -133,6 +142,31 @@ pub(crate) fn document() -> Value {
                 "responses": {"200": ok("Bulkhead", "The bulkhead."), "404": problem},
             }},
             "/api/resilience/keyed-circuit-breakers": get_list("Every keyed breaker (aggregates over its keys).", "keyed_circuit_breakers", "KeyedCircuitBreaker"),
+            "/api/resilience/keyed-circuit-breakers/{name}": {"get": {
+                "summary": "One keyed breaker (aggregates over its keys).",
+                "parameters": [name("keyed breaker", "name")],
+                "responses": {"200": ok("KeyedCircuitBreaker", "The keyed breaker."), "404": problem},
+            }},
+            "/api/resilience/keyed-circuit-breakers/{name}/keys": {"get": {
+                "summary": "A page of a keyed breaker's keys, optionally in one state.",
+                "parameters": [
+                    name("keyed breaker", "name"),
+                    {"name": "state", "in": "query", "required": false, "schema": {"enum": states}},
+                    {"name": "offset", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 0}},
+                    {"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+                ],
+                "responses": {"200": ok("KeyPage", "The page."), "400": problem, "404": problem},
+            }},
+            "/api/resilience/keyed-circuit-breakers/{name}/keys/{key}": {"get": {
+                "summary": "One key of a keyed breaker.",
+                "parameters": [name("keyed breaker", "name"), key_param.clone()],
+                "responses": {"200": ok("KeyedKey", "The key."), "404": problem},
+            }},
+            "/api/resilience/keyed-circuit-breakers/{name}/keys/{key}/reset": {"post": {
+                "summary": "Closes one key with fresh counts (a key not held is not created).",
+                "parameters": [name("keyed breaker", "name"), key_param],
+                "responses": {"200": ok("KeyedKey", "The key after the reset."), "404": problem},
+            }},
             "/api/resilience/keyed-bulkheads": get_list("Every keyed bulkhead (aggregates over its keys).", "keyed_bulkheads", "KeyedBulkhead"),
             "/api/resilience/retry-budgets": get_list("Every retry budget.", "retry_budgets", "RetryBudget"),
             "/api/resilience/slos": get_list("Every SLO tracker.", "slos", "Slo"),
@@ -220,6 +254,34 @@ pub(crate) fn document() -> Value {
                         "ignored": count, "late_results": count,
                         "transitions": {"type": "object", "additionalProperties": count,
                                         "description": "Counts by `from->to`, for pairs that happened."},
+                    },
+                },
+                "BreakerOrKey": {"oneOf": [
+                    {"$ref": "#/components/schemas/CircuitBreaker"},
+                    {"$ref": "#/components/schemas/KeyedKey"},
+                ]},
+                "KeyedKey": {
+                    "type": "object",
+                    "required": ["registry", "key", "state", "generation", "window",
+                                 "consecutive_failures", "consecutive_opens", "retry_after_ms"],
+                    "properties": {
+                        "registry": {"type": "string"},
+                        "key": {"type": "string"},
+                        "state": {"enum": states},
+                        "generation": count,
+                        "window": {"$ref": "#/components/schemas/Counts"},
+                        "consecutive_failures": count,
+                        "consecutive_opens": count,
+                        "retry_after_ms": {"type": ["number", "null"], "minimum": 0},
+                    },
+                },
+                "KeyPage": {
+                    "type": "object",
+                    "required": ["registry", "matching", "offset", "limit", "keys"],
+                    "properties": {
+                        "registry": {"type": "string"},
+                        "matching": count, "offset": count, "limit": count,
+                        "keys": {"type": "array", "maxItems": 1000, "items": {"$ref": "#/components/schemas/KeyedKey"}},
                     },
                 },
                 "KeyedBulkhead": {

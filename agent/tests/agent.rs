@@ -449,6 +449,14 @@ fn every_documented_operation_is_served_with_a_documented_status() {
     let db = Arc::new(Bulkhead::new("db", BulkheadConfig::default()));
     catalog.join_breaker(&b);
     catalog.join_bulkhead(&db);
+    let hosts = Arc::new(
+        KeyedBreaker::<u64>::builder(BreakerConfig::default())
+            .build()
+            .unwrap(),
+    );
+    hosts.try_acquire(&7).unwrap().success();
+    let view: Arc<dyn KeyedBreakerView> = hosts.clone();
+    catalog.join_keyed_breaker("hosts", &view);
     let agent = start(catalog);
     let addr = agent.local_addr();
     let doc = get(addr, "/api/resilience/openapi.json").json();
@@ -458,7 +466,9 @@ fn every_documented_operation_is_served_with_a_documented_status() {
     for (path, ops) in paths {
         let concrete = path
             .replace("{endpoint}", "payments")
-            .replace("{service}", "db");
+            .replace("{service}", "db")
+            .replace("{name}", "hosts")
+            .replace("{key}", "7");
         for (method, op) in ops.as_object().unwrap() {
             let reply = match method.as_str() {
                 "get" => get(addr, &concrete),
@@ -475,5 +485,106 @@ fn every_documented_operation_is_served_with_a_documented_status() {
             assert_eq!(reply.status, 200, "{method} {concrete}: {}", reply.body);
         }
     }
+    agent.stop().unwrap();
+}
+
+#[test]
+fn keys_of_keyed_breakers_are_paged_and_reached_by_both_paths() {
+    let _turn = one_at_a_time();
+    let catalog = catalog();
+    let config = BreakerConfig::builder()
+        .consecutive_failures(1)
+        .build()
+        .unwrap();
+    let hosts = Arc::new(KeyedBreaker::<String>::builder(config).build().unwrap());
+    for i in 0..50 {
+        hosts.try_acquire(&format!("host-{i}")).unwrap().success();
+    }
+    for i in [3, 13, 23] {
+        hosts.try_acquire(&format!("host-{i}")).unwrap().failure();
+    }
+    let view: Arc<dyn KeyedBreakerView> = hosts.clone();
+    catalog.join_keyed_breaker("hosts", &view);
+    let named = tripping("host-13"); // a named breaker wins over a key of the same name
+    catalog.join_breaker(&named);
+    let agent = start(catalog);
+    let addr = agent.local_addr();
+
+    let page = get(
+        addr,
+        "/api/resilience/keyed-circuit-breakers/hosts/keys?state=open&limit=2",
+    )
+    .json();
+    assert_eq!(page["matching"], 3);
+    assert_eq!(page["keys"].as_array().unwrap().len(), 2);
+    let rest = get(
+        addr,
+        "/api/resilience/keyed-circuit-breakers/hosts/keys?state=open&offset=2",
+    )
+    .json();
+    let mut seen: Vec<String> = page["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(rest["keys"].as_array().unwrap())
+        .map(|k| k["key"].as_str().unwrap().to_owned())
+        .collect();
+    seen.sort();
+    assert_eq!(seen, ["host-13", "host-23", "host-3"]);
+    let all = get(addr, "/api/resilience/keyed-circuit-breakers/hosts/keys").json();
+    assert_eq!(
+        (
+            all["matching"].as_u64(),
+            all["keys"].as_array().unwrap().len()
+        ),
+        (Some(50), 50)
+    );
+    for bad in [
+        "state=sideways",
+        "limit=0",
+        "limit=1001",
+        "offset=-1",
+        "colour=red",
+    ] {
+        let r = get(
+            addr,
+            &format!("/api/resilience/keyed-circuit-breakers/hosts/keys?{bad}"),
+        );
+        assert_eq!(r.status, 400, "{bad}: {}", r.body);
+    }
+
+    let key = get(addr, "/api/resilience/circuit-breakers/host-3").json();
+    assert_eq!(
+        (key["registry"].as_str(), key["state"].as_str()),
+        (Some("hosts"), Some("open"))
+    );
+    let named_view = get(addr, "/api/resilience/circuit-breakers/host-13").json();
+    assert_eq!(named_view["name"], "host-13");
+    assert_eq!(
+        named_view["state"], "closed",
+        "the named breaker, not the open key"
+    );
+
+    let reset = post(addr, "/api/resilience/circuit-breakers/host-3/reset", "");
+    assert_eq!(reset.status, 200, "{}", reset.body);
+    assert_eq!(hosts.state(&"host-3".to_owned()), Some(State::Closed));
+    let reset = post(
+        addr,
+        "/api/resilience/keyed-circuit-breakers/hosts/keys/host-23/reset",
+        "",
+    );
+    assert_eq!(reset.json()["state"], "closed");
+    assert_eq!(hosts.state(&"host-23".to_owned()), Some(State::Closed));
+    let missing = post(
+        addr,
+        "/api/resilience/keyed-circuit-breakers/hosts/keys/host-99/reset",
+        "",
+    );
+    assert_eq!(missing.status, 404);
+    assert_eq!(hosts.len(), 50, "a reset of a key not held creates nothing");
+    assert_eq!(
+        get(addr, "/api/resilience/keyed-circuit-breakers/nope/keys").status,
+        404
+    );
     agent.stop().unwrap();
 }

@@ -29,31 +29,83 @@
 //! ```
 
 use std::collections::BTreeMap;
+use std::fmt::Display;
 use std::hash::Hash;
+use std::str::FromStr;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
-use crate::breaker::keyed::{KeyedBreaker, KeyedBreakerMetrics};
+use crate::breaker::keyed::{KeySnapshot, KeyedBreaker, KeyedBreakerMetrics};
 use crate::bulkhead::keyed::{KeyedBulkhead, KeyedBulkheadMetrics};
 use crate::clock::Clock;
 use crate::retry::RetryBudget;
 use crate::slo::SloTracker;
-use crate::{Breaker, Bulkhead};
+use crate::{Breaker, Bulkhead, State};
 
-/// What the catalog needs of a keyed breaker, whatever its key type.
+/// A page of a keyed breaker's keys (see [`KeyedBreakerView::page`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct KeyPage {
+    /// Keys that match the filter, over the whole registry.
+    pub matching: usize,
+    /// The page: keys as text, with their snapshots.
+    pub keys: Vec<(String, KeySnapshot)>,
+}
+
+/// What the catalog needs of a keyed breaker, whatever its key type: keys are shown with
+/// [`Display`] and found from text with [`FromStr`], so the keys an operator sees are the
+/// keys the service uses (a `KeyedBreaker<&str>` cannot join; use `String`).
 pub trait KeyedBreakerView: Send + Sync {
     /// The counters over all keys.
     fn metrics(&self) -> KeyedBreakerMetrics;
     /// Evicts idle keys as of the breaker's own clock; returns how many went.
     fn sweep_now(&self) -> usize;
+    /// Keys held, those in `state` only when given: `limit` of them after skipping `offset`,
+    /// in the registry's order (stable while no key comes or goes). One pass over the keys;
+    /// nothing beyond the page is kept.
+    fn page(&self, state: Option<State>, offset: usize, limit: usize) -> KeyPage;
+    /// The snapshot of the key written `key`, if it parses and is held.
+    fn key(&self, key: &str) -> Option<KeySnapshot>;
+    /// Resets the key written `key` if it is held (never creates it); whether it was.
+    fn reset_key(&self, key: &str) -> bool;
 }
 
-impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreakerView for KeyedBreaker<K> {
+impl<K> KeyedBreakerView for KeyedBreaker<K>
+where
+    K: Eq + Hash + Clone + Send + Sync + Display + FromStr + 'static,
+{
     fn metrics(&self) -> KeyedBreakerMetrics {
         KeyedBreaker::metrics(self)
     }
 
     fn sweep_now(&self) -> usize {
         self.sweep(self.clock().now_ns())
+    }
+
+    fn page(&self, state: Option<State>, offset: usize, limit: usize) -> KeyPage {
+        let mut page = KeyPage {
+            matching: 0,
+            keys: Vec::new(),
+        };
+        self.for_each(|k, s| {
+            if state.is_some_and(|want| s.state != want) {
+                return;
+            }
+            if page.matching >= offset && page.keys.len() < limit {
+                page.keys.push((k.to_string(), *s));
+            }
+            page.matching += 1;
+        });
+        page
+    }
+
+    fn key(&self, key: &str) -> Option<KeySnapshot> {
+        self.get(&key.parse().ok()?)
+    }
+
+    fn reset_key(&self, key: &str) -> bool {
+        match key.parse::<K>() {
+            Ok(k) if self.get(&k).is_some() => self.reset(&k).is_ok(),
+            _ => false,
+        }
     }
 }
 
@@ -455,5 +507,42 @@ mod tests {
         assert_eq!(keyed.len(), 0);
         let listed = catalog.keyed_breaker("users").unwrap();
         assert_eq!(listed.metrics().registry.evicted, 1);
+    }
+
+    #[test]
+    fn keyed_breakers_are_paged_filtered_and_reached_by_their_keys_as_text() {
+        let keyed = Arc::new(
+            KeyedBreaker::<u64>::builder(BreakerConfig::default())
+                .build()
+                .unwrap(),
+        );
+        for k in 0..10u64 {
+            keyed.try_acquire(&k).unwrap().success();
+        }
+        for k in [3u64, 5, 7] {
+            keyed.force_open(&k, None).unwrap();
+        }
+        let view: Arc<dyn KeyedBreakerView> = keyed.clone();
+        let all = view.page(None, 0, 100);
+        assert_eq!((all.matching, all.keys.len()), (10, 10));
+        let open = view.page(Some(State::ForcedOpen), 0, 100);
+        let mut keys: Vec<String> = open.keys.iter().map(|(k, _)| k.clone()).collect();
+        keys.sort();
+        assert_eq!(keys, ["3", "5", "7"]);
+        let second = view.page(Some(State::ForcedOpen), 1, 1);
+        assert_eq!((second.matching, second.keys.len()), (3, 1));
+        assert_eq!(
+            second.keys[0], open.keys[1],
+            "offset 1 is the second of the same order"
+        );
+        assert_eq!(view.key("5").unwrap().state, State::ForcedOpen);
+        assert!(view.key("five").is_none() && view.key("42").is_none());
+        assert!(view.reset_key("5"));
+        assert_eq!(keyed.state(&5), Some(State::Closed));
+        assert!(
+            !view.reset_key("42"),
+            "resetting a key not held does not create it"
+        );
+        assert_eq!(keyed.len(), 10);
     }
 }
