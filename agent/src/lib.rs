@@ -233,6 +233,12 @@ impl Agent {
         RUNNING.load(Ordering::Acquire) == std::process::id()
     }
 
+    /// Whether this handle's agent runs in this process: false in a child made by `fork()`,
+    /// where the handle was copied but the thread was not (start a new agent there).
+    pub fn is_alive(&self) -> bool {
+        self.thread.is_some() && self.pid == std::process::id()
+    }
+
     /// The address it serves on (the port chosen when port 0 was asked for).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
