@@ -1185,7 +1185,9 @@ surgewall_status surgewall_agent_start(const uint8_t *bind,
                                        struct surgewall_error **err_out);
 
 /**
- * The port the agent serves on (the one chosen when port 0 was asked for).
+ * The port the agent serves on (the one chosen when port 0 was asked for). In a child made by
+ * `fork()` the parent's agent does not run: its handle answers `SURGEWALL_INVALID_HANDLE`
+ * here, and `surgewall_agent_stop` only releases it.
  */
 surgewall_status surgewall_agent_port(const struct surgewall_agent *agent, uint16_t *out);
 
