@@ -51,6 +51,7 @@ bench:
 	$(CARGO) run --quiet --release -p surgewall-benches --bin keyed_memory
 	$(CARGO) run --quiet --release -p surgewall-benches --bin keyed_interleaved
 	$(CARGO) run --quiet --release -p surgewall-benches --bin tail_latency
+	$(CARGO) run --quiet --release -p surgewall-benches --bin agent_overhead
 	$(MAKE) bench-c
 	$(MAKE) bench-python
 	$(MAKE) bench-go
@@ -73,6 +74,7 @@ bench-check:
 	$(CARGO) run --quiet --release -p surgewall-benches --bin keyed_memory > /dev/null
 	$(CARGO) run --quiet --release -p surgewall-benches --bin keyed_interleaved > /dev/null
 	$(CARGO) run --quiet --release -p surgewall-benches --bin tail_latency > /dev/null
+	$(CARGO) run --quiet --release -p surgewall-benches --bin agent_overhead -- --quick > /dev/null
 
 ## header: regenerate include/surgewall.h from ffi/ (a test fails when it is stale)
 header:
