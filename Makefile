@@ -5,7 +5,7 @@ CARGO ?= cargo
 LOOM_ENV := RUSTFLAGS="--cfg surgewall_loom" LOOM_MAX_PREEMPTIONS=2 CARGO_TARGET_DIR=target/loom
 LOOM_TESTS := loom loom_bulkhead loom_keyed
 
-.PHONY: all demo test lint test-rust test-loom test-c test-python test-go bench bench-c bench-python bench-go bench-check header clean
+.PHONY: all demo test lint test-rust test-loom test-agent-api test-c test-python test-go bench bench-c bench-python bench-go bench-check header clean
 
 all: test
 
@@ -14,13 +14,13 @@ demo:
 	$(CARGO) run --quiet --release -p surgewall --example demo
 
 ## test: everything that exists: lint, unit/integration/doc tests, loom models, benches once
-test: lint bench-check test-loom test-rust test-c test-python test-go
+test: lint bench-check test-loom test-rust test-agent-api test-c test-python test-go
 	@echo "make test: all suites passed"
 
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --quiet --no-deps -p surgewall -p surgewall-benches
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --quiet --no-deps -p surgewall -p surgewall-agent -p surgewall-benches
 
 test-rust:
 	$(CARGO) test --workspace
@@ -28,6 +28,10 @@ test-rust:
 
 test-loom:
 	$(LOOM_ENV) $(CARGO) test -p surgewall --release $(foreach t,$(LOOM_TESTS),--test $(t))
+
+## test-agent-api: schemathesis (PyPI) against the agent's OpenAPI document, on a live server
+test-agent-api:
+	agent/tests/api/run.sh
 
 ## test-c: the C suites (header hygiene, ASan/UBSan/LSan, valgrind, example; bindings/c/README.md)
 test-c:
@@ -47,6 +51,7 @@ bench:
 	$(CARGO) run --quiet --release -p surgewall-benches --bin keyed_memory
 	$(CARGO) run --quiet --release -p surgewall-benches --bin keyed_interleaved
 	$(CARGO) run --quiet --release -p surgewall-benches --bin tail_latency
+	$(CARGO) run --quiet --release -p surgewall-benches --bin agent_overhead
 	$(MAKE) bench-c
 	$(MAKE) bench-python
 	$(MAKE) bench-go
@@ -69,6 +74,7 @@ bench-check:
 	$(CARGO) run --quiet --release -p surgewall-benches --bin keyed_memory > /dev/null
 	$(CARGO) run --quiet --release -p surgewall-benches --bin keyed_interleaved > /dev/null
 	$(CARGO) run --quiet --release -p surgewall-benches --bin tail_latency > /dev/null
+	$(CARGO) run --quiet --release -p surgewall-benches --bin agent_overhead -- --quick > /dev/null
 
 ## header: regenerate include/surgewall.h from ffi/ (a test fails when it is stale)
 header:

@@ -217,6 +217,14 @@ enum surgewall_status
    */
   SURGEWALL_PANIC = 110,
   /**
+   * Already running: one agent per process (stop the first).
+   */
+  SURGEWALL_ALREADY_RUNNING = 111,
+  /**
+   * This build of the library lacks the feature (the agent: cargo feature `agent`).
+   */
+  SURGEWALL_UNSUPPORTED = 112,
+  /**
    * Rejected: the breaker is OPEN.
    */
   SURGEWALL_REJECTED_OPEN = 200,
@@ -260,6 +268,10 @@ enum surgewall_status
    * A keyed registry holds no such key (it was never used, or was evicted).
    */
   SURGEWALL_NOT_FOUND = 210,
+  /**
+   * An operating-system call failed (an address that cannot be bound; see the error object).
+   */
+  SURGEWALL_IO_ERROR = 300,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -450,6 +462,11 @@ typedef enum surgewall_jitter surgewall_jitter;
 typedef int32_t surgewall_jitter;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
+
+/**
+ * A running agent. Stop it (and free the handle) with `surgewall_agent_stop`.
+ */
+typedef struct surgewall_agent surgewall_agent;
 
 /**
  * A circuit breaker. Thread-safe: every function taking `const surgewall_breaker *` may be
@@ -1171,9 +1188,61 @@ extern "C" {
 #endif // __cplusplus
 
 /**
+ * Starts the agent on `bind` (`bind_len` bytes of UTF-8 such as `"127.0.0.1:9464"`; NULL and
+ * 0 mean that default, loopback only; port 0 picks a free port, see `surgewall_agent_port`).
+ * One agent per process: a second start is `SURGEWALL_ALREADY_RUNNING` while the first runs
+ * (in a child made by `fork()`, the parent's agent does not run: start one there if needed).
+ * An address that cannot be bound is `SURGEWALL_IO_ERROR`, an unparsable one
+ * `SURGEWALL_INVALID_ARG`; `*err_out` (if not NULL) then receives an error object that says why.
+ */
+surgewall_status surgewall_agent_start(const uint8_t *bind,
+                                       size_t bind_len,
+                                       struct surgewall_agent **out,
+                                       struct surgewall_error **err_out);
+
+/**
+ * The port the agent serves on (the one chosen when port 0 was asked for). In a child made by
+ * `fork()` the parent's agent does not run: its handle answers `SURGEWALL_INVALID_HANDLE`
+ * here, and `surgewall_agent_stop` only releases it.
+ */
+surgewall_status surgewall_agent_port(const struct surgewall_agent *agent, uint16_t *out);
+
+/**
+ * Stops the agent (requests in progress finish), joins its thread and frees the handle.
+ * NULL is a no-op; a freed handle is `SURGEWALL_INVALID_HANDLE`. Safe to call while other
+ * threads use breakers: they never wait on the agent.
+ */
+surgewall_status surgewall_agent_stop(struct surgewall_agent *agent);
+
+/**
+ * Renders the metrics of every listed policy, as `GET /metrics` serves them, into `buf`
+ * (NUL-terminated): for a service that already serves its own `/metrics`. `openmetrics`
+ * chooses OpenMetrics 1.0 text over Prometheus text 0.0.4. When `cap` is too small, fails
+ * with `SURGEWALL_BUFFER_TOO_SMALL` and writes the needed length (without the NUL) to
+ * `*len_out`; ask with `cap` 0 first, and again with room to spare (metrics move).
+ */
+surgewall_status surgewall_metrics_render(bool openmetrics,
+                                          uint8_t *buf,
+                                          size_t cap,
+                                          size_t *len_out);
+
+/**
+ * Takes a breaker off the catalog: the agent no longer shows it (for tests and internal
+ * breakers). Its other handles and its behaviour are unchanged.
+ */
+surgewall_status surgewall_breaker_unlist(const struct surgewall_breaker *b);
+
+/**
+ * Takes a bulkhead off the catalog (see `surgewall_breaker_unlist`).
+ */
+surgewall_status surgewall_bulkhead_unlist(const struct surgewall_bulkhead *b);
+
+/**
  * Creates a breaker named by `name` (`name_len` bytes of UTF-8) from `cfg`, which is consumed
  * whatever the outcome. On `SURGEWALL_INVALID_CONFIG` (or another error), `*err_out` (if not
- * NULL) receives an error object naming the field.
+ * NULL) receives an error object naming the field. The breaker joins the process-wide catalog
+ * the agent serves (as `name`, or `name~2`... while another live breaker has that name);
+ * `surgewall_breaker_unlist` takes it off.
  */
 surgewall_status surgewall_breaker_new(const uint8_t *name,
                                        size_t name_len,
@@ -1317,6 +1386,7 @@ surgewall_status surgewall_breaker_name(const struct surgewall_breaker *b,
 /**
  * Creates a bulkhead named `name` admitting `max_concurrent` calls; blocking acquires wait up
  * to `max_wait_ns` (0: never wait). `clock` may be NULL (the coarse clock) or a mock clock.
+ * The bulkhead joins the catalog the agent serves (see `surgewall_breaker_new`).
  */
 surgewall_status surgewall_bulkhead_new(const uint8_t *name,
                                         size_t name_len,

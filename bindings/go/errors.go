@@ -57,6 +57,12 @@ var (
 	// ErrInternal: the library caught a panic or returned a status this binding does not
 	// know; please report it.
 	ErrInternal = errors.New("surgewall: internal error")
+	// ErrAlreadyRunning: an agent already runs in this process (one per process).
+	ErrAlreadyRunning = errors.New("surgewall: the agent is already running")
+	// ErrUnsupported: the linked library was built without the feature (the agent).
+	ErrUnsupported = errors.New("surgewall: not supported by this build of the library")
+	// ErrIO: an operating-system call failed (an address that cannot be bound).
+	ErrIO = errors.New("surgewall: I/O error")
 	// ErrVersionMismatch: the linked library is not the version of the header it was
 	// compiled against (rebuild with `make -C bindings/go lib`).
 	ErrVersionMismatch = errors.New("surgewall: header and library versions differ")
@@ -194,6 +200,12 @@ func sentinel(code int32) error {
 		return ErrRegistryFull
 	case C.SURGEWALL_NOT_FOUND:
 		return ErrNotFound
+	case C.SURGEWALL_ALREADY_RUNNING:
+		return ErrAlreadyRunning
+	case C.SURGEWALL_UNSUPPORTED:
+		return ErrUnsupported
+	case C.SURGEWALL_IO_ERROR:
+		return ErrIO
 	default:
 		return ErrInternal
 	}

@@ -32,6 +32,7 @@
 
 pub mod breaker;
 pub mod bulkhead;
+pub mod catalog;
 pub mod clock;
 mod error;
 pub mod events;

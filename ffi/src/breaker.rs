@@ -245,7 +245,9 @@ pub struct surgewall_breaker_stats {
 
 /// Creates a breaker named by `name` (`name_len` bytes of UTF-8) from `cfg`, which is consumed
 /// whatever the outcome. On `SURGEWALL_INVALID_CONFIG` (or another error), `*err_out` (if not
-/// NULL) receives an error object naming the field.
+/// NULL) receives an error object naming the field. The breaker joins the process-wide catalog
+/// the agent serves (as `name`, or `name~2`... while another live breaker has that name);
+/// `surgewall_breaker_unlist` takes it off.
 #[no_mangle]
 pub extern "C" fn surgewall_breaker_new(
     name: *const u8,
@@ -267,8 +269,9 @@ pub extern "C" fn surgewall_breaker_new(
         if let Some(f) = fallback {
             builder = builder.fallback(f);
         }
-        let breaker = builder.build();
-        write(out, surgewall_breaker::insert(breaker)?)
+        let breaker = std::sync::Arc::new(builder.build());
+        engine::catalog::Catalog::global().join_breaker(&breaker);
+        write(out, surgewall_breaker::insert_arc(breaker)?)
     })
 }
 

@@ -61,6 +61,7 @@ fn mock_or_coarse(clock: *const surgewall_mock_clock) -> Result<Clock, Status> {
 
 /// Creates a bulkhead named `name` admitting `max_concurrent` calls; blocking acquires wait up
 /// to `max_wait_ns` (0: never wait). `clock` may be NULL (the coarse clock) or a mock clock.
+/// The bulkhead joins the catalog the agent serves (see `surgewall_breaker_new`).
 #[no_mangle]
 pub extern "C" fn surgewall_bulkhead_new(
     name: *const u8,
@@ -85,8 +86,9 @@ pub extern "C" fn surgewall_bulkhead_new(
                     .build()
             })
             .map_err(|e| report_config(err_out, &e))?;
-        let b = Bulkhead::builder(name, config).clock(clock).build();
-        write(out, surgewall_bulkhead::insert(Arc::new(b))?)
+        let b = Arc::new(Bulkhead::builder(name, config).clock(clock).build());
+        engine::catalog::Catalog::global().join_bulkhead(&b);
+        write(out, surgewall_bulkhead::insert(b)?)
     })
 }
 

@@ -18,6 +18,7 @@
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 #![allow(non_camel_case_types)] // C names: surgewall_breaker, surgewall_state, ...
 
+mod agent;
 mod breaker;
 mod builder;
 mod bulkhead;
@@ -36,6 +37,7 @@ mod version;
 #[cfg(test)]
 mod tests;
 
+pub use agent::*;
 pub use breaker::*;
 pub use bulkhead::*;
 pub use clock::*;

@@ -39,6 +39,10 @@ pub enum surgewall_status {
     SURGEWALL_LIMIT_EXCEEDED = 109,
     /// A panic was caught at the boundary: a bug in surgewall, please report it.
     SURGEWALL_PANIC = 110,
+    /// Already running: one agent per process (stop the first).
+    SURGEWALL_ALREADY_RUNNING = 111,
+    /// This build of the library lacks the feature (the agent: cargo feature `agent`).
+    SURGEWALL_UNSUPPORTED = 112,
 
     /// Rejected: the breaker is OPEN.
     SURGEWALL_REJECTED_OPEN = 200,
@@ -62,6 +66,9 @@ pub enum surgewall_status {
     SURGEWALL_REGISTRY_FULL = 209,
     /// A keyed registry holds no such key (it was never used, or was evicted).
     SURGEWALL_NOT_FOUND = 210,
+
+    /// An operating-system call failed (an address that cannot be bound; see the error object).
+    SURGEWALL_IO_ERROR = 300,
 }
 
 pub(crate) use surgewall_status as Status;
@@ -87,6 +94,8 @@ impl surgewall_status {
             SURGEWALL_BUFFER_TOO_SMALL => c"the buffer is too small",
             SURGEWALL_LIMIT_EXCEEDED => c"too many live handles",
             SURGEWALL_PANIC => c"internal panic caught at the C boundary (a bug)",
+            SURGEWALL_ALREADY_RUNNING => c"already running: one agent per process",
+            SURGEWALL_UNSUPPORTED => c"not supported by this build of the library",
             SURGEWALL_REJECTED_OPEN => c"rejected: circuit open",
             SURGEWALL_REJECTED_HALF_OPEN => c"rejected: circuit half-open, all probe slots taken",
             SURGEWALL_REJECTED_FORCED_OPEN => c"rejected: circuit forced open",
@@ -98,13 +107,14 @@ impl surgewall_status {
             SURGEWALL_NO_EVENT => c"no event",
             SURGEWALL_REGISTRY_FULL => c"registry full: the key cap is reached",
             SURGEWALL_NOT_FOUND => c"not found: the registry holds no such key",
+            SURGEWALL_IO_ERROR => c"an operating-system call failed (see the error object)",
         }
     }
 
     /// The status for a raw number, if it is one.
     fn from_i32(v: i32) -> Option<Self> {
         use surgewall_status::*;
-        const ALL: [surgewall_status; 23] = [
+        const ALL: [surgewall_status; 26] = [
             SURGEWALL_OK,
             SURGEWALL_NULL_ARG,
             SURGEWALL_INVALID_HANDLE,
@@ -117,6 +127,8 @@ impl surgewall_status {
             SURGEWALL_BUFFER_TOO_SMALL,
             SURGEWALL_LIMIT_EXCEEDED,
             SURGEWALL_PANIC,
+            SURGEWALL_ALREADY_RUNNING,
+            SURGEWALL_UNSUPPORTED,
             SURGEWALL_REJECTED_OPEN,
             SURGEWALL_REJECTED_HALF_OPEN,
             SURGEWALL_REJECTED_FORCED_OPEN,
@@ -128,6 +140,7 @@ impl surgewall_status {
             SURGEWALL_NO_EVENT,
             SURGEWALL_REGISTRY_FULL,
             SURGEWALL_NOT_FOUND,
+            SURGEWALL_IO_ERROR,
         ];
         ALL.into_iter().find(|s| *s as i32 == v)
     }

@@ -3,8 +3,14 @@
  * statuses. Time is a mock clock unless a test is about the real clocks. Every exported
  * function appears here at least once (`make coverage` checks it against the header).
  */
+#define _POSIX_C_SOURCE 200809L /* sockets, for the agent's HTTP */
+#include <arpa/inet.h>
 #include <math.h>
+#include <netinet/in.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "check.h"
 
@@ -103,6 +109,8 @@ static void test_status_strings(void)
         SURGEWALL_BUFFER_TOO_SMALL,
         SURGEWALL_LIMIT_EXCEEDED,
         SURGEWALL_PANIC,
+        SURGEWALL_ALREADY_RUNNING,
+        SURGEWALL_UNSUPPORTED,
         SURGEWALL_REJECTED_OPEN,
         SURGEWALL_REJECTED_HALF_OPEN,
         SURGEWALL_REJECTED_FORCED_OPEN,
@@ -114,6 +122,7 @@ static void test_status_strings(void)
         SURGEWALL_NO_EVENT,
         SURGEWALL_REGISTRY_FULL,
         SURGEWALL_NOT_FOUND,
+        SURGEWALL_IO_ERROR,
     };
     const size_t n = sizeof all / sizeof all[0];
     for (size_t i = 0; i < n; i++) {
@@ -1507,6 +1516,125 @@ static void test_slo_and_threshold(void)
     CHECK_OK(surgewall_mock_clock_free(clock));
 }
 
+
+/* One HTTP/1.1 GET to the agent on 127.0.0.1:port; the whole reply (head and body) into buf. */
+static size_t http_get(uint16_t port, const char *path, char *buf, size_t cap)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    size_t n = 0;
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0) {
+        char req[512];
+        int len = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", path);
+        if (write(fd, req, (size_t)len) == len) {
+            ssize_t r;
+            while (n + 1 < cap && (r = read(fd, buf + n, cap - 1 - n)) > 0) {
+                n += (size_t)r;
+            }
+        }
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+    buf[n] = '\0';
+    return n;
+}
+
+static void test_agent(void)
+{
+    surgewall_breaker *b = small_breaker("c-agent-payments", NULL, 1);
+    surgewall_bulkhead *bh = NULL;
+    CHECK_OK(surgewall_bulkhead_new(u8("c-agent-db"), 10, 4, 0, NULL, &bh, NULL));
+    CHECK_OK(call(b, SURGEWALL_OUTCOME_SUCCESS));
+    CHECK_OK(call(b, SURGEWALL_OUTCOME_FAILURE)); /* trips: consecutive failures 1 */
+
+    surgewall_agent *agent = NULL;
+    const char *bind = "127.0.0.1:0";
+    CHECK_OK(surgewall_agent_start(u8(bind), strlen(bind), &agent, NULL));
+    uint16_t port = 0;
+    CHECK_OK(surgewall_agent_port(agent, &port));
+    CHECK(port != 0);
+
+    /* A second agent in the same process is refused, with a message. */
+    surgewall_agent *second = NULL;
+    surgewall_error *err = NULL;
+    CHECK_STATUS(surgewall_agent_start(u8(bind), strlen(bind), &second, &err), SURGEWALL_ALREADY_RUNNING);
+    CHECK(second == NULL && err != NULL);
+    surgewall_error_free(err);
+
+    static char reply[65536];
+    http_get(port, "/api/resilience/circuit-breakers/c-agent-payments", reply, sizeof reply);
+    CHECK(strstr(reply, "HTTP/1.1 200") == reply);
+    CHECK(strstr(reply, "\"state\":\"open\"") != NULL);
+    http_get(port, "/metrics", reply, sizeof reply);
+    CHECK(strstr(reply, "surgewall_circuit_breaker_state{endpoint=\"c-agent-payments\"} 1") != NULL);
+    CHECK(strstr(reply, "surgewall_bulkhead_max_concurrent_calls{service=\"c-agent-db\"} 4") != NULL);
+
+    /* Rendered without the server, for a service's own /metrics: ask for the size first. */
+    size_t need = 0;
+    CHECK_STATUS(surgewall_metrics_render(false, NULL, 0, &need), SURGEWALL_BUFFER_TOO_SMALL);
+    CHECK(need > 0);
+    size_t len = 0;
+    CHECK_OK(surgewall_metrics_render(true, (uint8_t *)reply, sizeof reply, &len));
+    CHECK(strstr(reply, "# EOF") != NULL && strlen(reply) == len);
+
+    /* Unlisted policies leave the agent's view; the breaker itself is unchanged. */
+    CHECK_OK(surgewall_breaker_unlist(b));
+    CHECK_OK(surgewall_bulkhead_unlist(bh));
+    http_get(port, "/api/resilience/circuit-breakers/c-agent-payments", reply, sizeof reply);
+    CHECK(strstr(reply, "HTTP/1.1 404") == reply);
+    CHECK(state_of(b) == SURGEWALL_STATE_OPEN);
+
+    /* fork(): the child has the handle but not the thread. It says so, and the child can
+     * start its own agent. The child reports its failures through a pipe (its exit code is
+     * valgrind's, which counts the memory of threads a fork does not copy); alarm() turns a
+     * hang into a failure. */
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    fflush(NULL);
+    pid_t child = fork();
+    if (child == 0) {
+        alarm(20);
+        char failed = 0;
+        uint16_t p = 0;
+        failed += surgewall_agent_port(agent, &p) != SURGEWALL_INVALID_HANDLE;
+        failed += surgewall_agent_stop(agent) != SURGEWALL_OK;
+        surgewall_agent *mine = NULL;
+        failed += surgewall_agent_start(u8(bind), strlen(bind), &mine, NULL) != SURGEWALL_OK;
+        failed += surgewall_agent_port(mine, &p) != SURGEWALL_OK;
+        static char r[4096];
+        http_get(p, "/healthz", r, sizeof r);
+        failed += strstr(r, "HTTP/1.1 200") != r;
+        failed += surgewall_agent_stop(mine) != SURGEWALL_OK;
+        if (write(fds[1], &failed, 1) != 1) {
+            _exit(3);
+        }
+        _exit(0);
+    }
+    close(fds[1]);
+    char child_failed = 99;
+    CHECK(child > 0 && read(fds[0], &child_failed, 1) == 1);
+    CHECK(child_failed == 0);
+    int status = -1;
+    CHECK(waitpid(child, &status, 0) == child && WIFEXITED(status));
+    close(fds[0]);
+    CHECK_OK(surgewall_agent_port(agent, &port)); /* the parent's agent still runs */
+
+    CHECK_OK(surgewall_agent_stop(agent));
+    CHECK_STATUS(surgewall_agent_port(agent, &port), SURGEWALL_INVALID_HANDLE);
+    CHECK_OK(surgewall_agent_stop(NULL));
+
+    /* After a stop, it starts again. */
+    CHECK_OK(surgewall_agent_start(u8(bind), strlen(bind), &agent, NULL));
+    CHECK_OK(surgewall_agent_stop(agent));
+    CHECK_OK(surgewall_breaker_free(b));
+    CHECK_OK(surgewall_bulkhead_free(bh));
+}
+
 int main(void)
 {
     test_version();
@@ -1529,5 +1657,6 @@ int main(void)
     test_keyed_breaker();
     test_retry();
     test_slo_and_threshold();
+    test_agent();
     return check_report();
 }

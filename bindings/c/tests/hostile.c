@@ -7,8 +7,13 @@
  * issued or are recorded twice; unknown outcomes; buffers too small. Built with ASan + UBSan
  * and run under valgrind by `make test`, so "never a crash" includes "no memory error".
  */
+#define _POSIX_C_SOURCE 200809L /* a socket that holds an address the agent asks for */
+#include <arpa/inet.h>
 #include <math.h>
+#include <netinet/in.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "check.h"
 
@@ -1347,6 +1352,99 @@ static void test_keyed_breakers(surgewall_mock_clock *clock)
     CHECK_OK(surgewall_keyed_breaker_config_free(NULL));
 }
 
+
+/* ---------------------------------------------------------------- the agent */
+
+static void test_agent(surgewall_mock_clock *clock)
+{
+    surgewall_agent *live = NULL;
+    const char *any = "127.0.0.1:0";
+    CHECK_OK(surgewall_agent_start(u8(any), strlen(any), &live, NULL));
+    surgewall_agent *freed = NULL;
+    /* one per process: the freed handle comes from a stop and a restart */
+    surgewall_agent *first = live;
+    CHECK_OK(surgewall_agent_stop(first));
+    freed = first;
+    CHECK_OK(surgewall_agent_start(u8(any), strlen(any), &live, NULL));
+    struct bad rows[NBAD];
+    bad_handles(rows, (uintptr_t)live, (uintptr_t)freed, (uintptr_t)clock);
+    for (int i = 0; i < NBAD; i++) {
+        const struct bad row = rows[i];
+        uint16_t port = 77;
+        CHECK_BAD(row, surgewall_agent_port((const surgewall_agent *)row.value, &port));
+        CHECK(port == 77);
+        if (row.value != 0) { /* stopping NULL is a no-op, like every _free */
+            CHECK_BAD(row, surgewall_agent_stop((surgewall_agent *)row.value));
+        }
+    }
+    CHECK_STATUS(surgewall_agent_port(live, NULL), SURGEWALL_NULL_ARG);
+
+    /* Bad addresses, each with an error object naming the field; nothing starts. */
+    struct {
+        const char *bind;
+        size_t len;
+        int32_t want;
+    } addrs[] = {
+        {"\xff\xfe", 2, SURGEWALL_INVALID_UTF8},
+        {"localhost", 9, SURGEWALL_INVALID_ARG},
+        {"127.0.0.1:99999", 15, SURGEWALL_INVALID_ARG},
+        {"127.0.0.1:0\0junk", 16, SURGEWALL_INVALID_ARG},
+    };
+    CHECK_OK(surgewall_agent_stop(live));
+    for (size_t i = 0; i < sizeof addrs / sizeof addrs[0]; i++) {
+        surgewall_agent *out = (surgewall_agent *)0x1;
+        surgewall_error *err = NULL;
+        CHECK_STATUS(surgewall_agent_start(u8(addrs[i].bind), addrs[i].len, &out, &err), addrs[i].want);
+        CHECK(out == (surgewall_agent *)0x1);
+        CHECK(err != NULL && strcmp(surgewall_error_field(err), "bind") == 0);
+        surgewall_error_free(err);
+    }
+    CHECK_STATUS(surgewall_agent_start(NULL, 3, &live, NULL), SURGEWALL_NULL_ARG);
+    CHECK_STATUS(surgewall_agent_start(u8(any), strlen(any), NULL, NULL), SURGEWALL_NULL_ARG);
+
+    /* An address another socket holds: an I/O error that says which address. */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a;
+    socklen_t alen = sizeof a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK(fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 && listen(fd, 1) == 0);
+    CHECK(getsockname(fd, (struct sockaddr *)&a, &alen) == 0);
+    char taken[32];
+    snprintf(taken, sizeof taken, "127.0.0.1:%u", (unsigned)ntohs(a.sin_port));
+    surgewall_agent *other = (surgewall_agent *)0x1;
+    surgewall_error *err = NULL;
+    CHECK_STATUS(surgewall_agent_start(u8(taken), strlen(taken), &other, &err), SURGEWALL_IO_ERROR);
+    CHECK(other == (surgewall_agent *)0x1);
+    CHECK(err != NULL && strstr(surgewall_error_message(err), taken) != NULL);
+    surgewall_error_free(err);
+    close(fd);
+    /* and the failed start left no agent behind: the next one starts */
+    CHECK_OK(surgewall_agent_start(u8(any), strlen(any), &live, NULL));
+    CHECK_OK(surgewall_agent_stop(live));
+
+    /* Rendering: NULL length, NULL buffer with room claimed, a buffer too small. */
+    uint8_t small[8];
+    size_t len = 0;
+    CHECK_STATUS(surgewall_metrics_render(false, small, sizeof small, NULL), SURGEWALL_NULL_ARG);
+    CHECK_STATUS(surgewall_metrics_render(false, NULL, 100, &len), SURGEWALL_NULL_ARG);
+
+    /* Unlisting bad handles. */
+    surgewall_breaker *b = new_breaker("hostile-agent", clock, 1);
+    struct bad brows[NBAD];
+    surgewall_breaker *bfreed = new_breaker("hostile-agent-freed", clock, 1);
+    CHECK_OK(surgewall_breaker_free(bfreed));
+    bad_handles(brows, (uintptr_t)b, (uintptr_t)bfreed, (uintptr_t)clock);
+    for (int i = 0; i < NBAD; i++) {
+        CHECK_BAD(brows[i], surgewall_breaker_unlist((const surgewall_breaker *)brows[i].value));
+        CHECK_BAD(brows[i], surgewall_bulkhead_unlist((const surgewall_bulkhead *)(brows[i].value == (uintptr_t)b ? (uintptr_t)clock : brows[i].value)));
+    }
+    CHECK_OK(surgewall_breaker_unlist(b));
+    CHECK_OK(surgewall_breaker_unlist(b)); /* twice: already off, still fine */
+    CHECK_OK(surgewall_breaker_free(b));
+}
+
 int main(void)
 {
     surgewall_mock_clock *clock = NULL;
@@ -1361,6 +1459,7 @@ int main(void)
     test_permits(clock);
     test_policies(clock);
     test_keyed_breakers(clock);
+    test_agent(clock);
     CHECK_OK(surgewall_mock_clock_free(clock));
     return check_report();
 }

@@ -7,6 +7,7 @@ face of it (cffi API mode for the whole ABI, a small C extension for the guarded
 from __future__ import annotations
 
 from ._native import Key
+from .agent import Agent, AgentError, render_metrics
 from ._native import version as _version
 from .breaker import (
     Breaker,
@@ -70,6 +71,8 @@ __version__ = "0.1.0"
 library_version: str = _version()
 
 __all__ = [
+    "Agent",
+    "AgentError",
     "AttemptInfo",
     "Breaker",
     "BreakerMetrics",
@@ -130,6 +133,7 @@ __all__ = [
     "WindowCounts",
     "events",
     "guard",
+    "render_metrics",
     "library_version",
     "on_event",
 ]

@@ -1,0 +1,278 @@
+//! # surgewall-agent
+//!
+//! The background half of surgewall: one OS thread running a tokio current-thread runtime that
+//! serves the [catalog](surgewall::catalog)'s policies to Prometheus (`GET /metrics`) and to
+//! operators (the admin REST API under `/api/resilience/`), ticks the coarse clock and sweeps
+//! keyed registries for idle keys, so a service that starts the agent needs no loop of its own.
+//!
+//! The agent reads the catalog only: every number it serves is read from the core's counters
+//! when it is asked for (nothing is updated on the hot path for it), and every change it makes
+//! is a transition a user could call (reset, force open, disable, metrics-only).
+//!
+//! ```
+//! use std::sync::Arc;
+//! use surgewall::catalog::Catalog;
+//! use surgewall::{Breaker, BreakerConfig};
+//! use surgewall_agent::Agent;
+//!
+//! let payments = Arc::new(Breaker::new("payments", BreakerConfig::default()));
+//! Catalog::global().join_breaker(&payments);
+//!
+//! let agent = Agent::builder().bind("127.0.0.1:0".parse()?).start()?;
+//! println!("metrics on http://{}/metrics", agent.local_addr());
+//! agent.stop()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![warn(missing_docs)]
+
+mod api;
+pub mod metrics;
+mod openapi;
+
+use std::fmt;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use surgewall::catalog::Catalog;
+use surgewall::clock;
+use tokio::sync::oneshot;
+
+/// The process id of the process whose agent runs (0: none). One agent per process: the
+/// coarse clock it ticks is process-wide. A child made by `fork()` inherits the parent's id
+/// but not its thread, so an id other than ours means "none here".
+static RUNNING: AtomicU32 = AtomicU32::new(0);
+
+/// Why the agent did not start or stop cleanly.
+#[derive(Debug)]
+pub enum AgentError {
+    /// An agent is already running in this process (stop it first).
+    AlreadyRunning,
+    /// The address could not be bound.
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// What the system said.
+        source: std::io::Error,
+    },
+    /// The runtime or its thread could not be created.
+    Runtime(std::io::Error),
+    /// The agent's thread panicked; the agent is stopped.
+    Panicked,
+}
+
+impl fmt::Display for AgentError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AgentError::AlreadyRunning => {
+                write!(f, "a surgewall agent is already running in this process")
+            }
+            AgentError::Bind { addr, source } => write!(f, "cannot bind {addr}: {source}"),
+            AgentError::Runtime(e) => write!(f, "cannot start the agent's runtime: {e}"),
+            AgentError::Panicked => write!(f, "the agent's thread panicked"),
+        }
+    }
+}
+
+impl std::error::Error for AgentError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            AgentError::Bind { source, .. } => Some(source),
+            AgentError::Runtime(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// Configures an [`Agent`] (see [`Agent::builder`]).
+#[derive(Debug, Clone)]
+pub struct AgentBuilder {
+    bind: SocketAddr,
+    tick: Duration,
+    sweep: Duration,
+    catalog: &'static Catalog,
+}
+
+impl AgentBuilder {
+    /// The admin address (default `127.0.0.1:9464`, loopback only; port 0 picks a free port).
+    pub fn bind(mut self, addr: SocketAddr) -> Self {
+        self.bind = addr;
+        self
+    }
+
+    /// How often the coarse clock is ticked (default 1 ms; coarse reads are that stale at most).
+    pub fn tick_interval(mut self, every: Duration) -> Self {
+        self.tick = every.max(Duration::from_micros(100));
+        self
+    }
+
+    /// How often keyed registries are swept for idle keys (default 1 s).
+    pub fn sweep_interval(mut self, every: Duration) -> Self {
+        self.sweep = every.max(Duration::from_millis(1));
+        self
+    }
+
+    /// The catalog served (default [`Catalog::global`]).
+    pub fn catalog(mut self, catalog: &'static Catalog) -> Self {
+        self.catalog = catalog;
+        self
+    }
+
+    /// Binds the address and starts the agent's thread; returns once it serves.
+    pub fn start(self) -> Result<Agent, AgentError> {
+        let me = std::process::id();
+        let owner = RUNNING.load(Ordering::Acquire);
+        if owner == me
+            || RUNNING
+                .compare_exchange(owner, me, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+        {
+            return Err(AgentError::AlreadyRunning);
+        }
+        self.spawn(me)
+            .inspect_err(|_| RUNNING.store(0, Ordering::Release))
+    }
+
+    fn spawn(self, pid: u32) -> Result<Agent, AgentError> {
+        let bind_err = |source| AgentError::Bind {
+            addr: self.bind,
+            source,
+        };
+        let listener = TcpListener::bind(self.bind).map_err(bind_err)?;
+        listener.set_nonblocking(true).map_err(bind_err)?;
+        let addr = listener.local_addr().map_err(bind_err)?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(AgentError::Runtime)?;
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let Self {
+            tick,
+            sweep,
+            catalog,
+            ..
+        } = self;
+        let thread = std::thread::Builder::new()
+            .name("surgewall-agent".into())
+            .spawn(move || {
+                runtime.block_on(serve(listener, catalog, tick, sweep, stop_rx));
+                clock::stop_ticking();
+            })
+            .map_err(AgentError::Runtime)?;
+        Ok(Agent {
+            addr,
+            pid,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        })
+    }
+}
+
+async fn serve(
+    listener: TcpListener,
+    catalog: &'static Catalog,
+    tick: Duration,
+    sweep: Duration,
+    stop: oneshot::Receiver<()>,
+) {
+    let listener = match tokio::net::TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(_) => return,
+    };
+    let ticker = tokio::spawn(async move {
+        let mut every = tokio::time::interval(tick);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            every.tick().await;
+            clock::tick();
+        }
+    });
+    let sweeper = tokio::spawn(async move {
+        let mut every = tokio::time::interval(sweep);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            catalog.sweep_keyed();
+        }
+    });
+    let app = api::router(catalog);
+    let _ = axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = stop.await;
+        })
+        .await;
+    ticker.abort();
+    sweeper.abort();
+}
+
+/// A running agent. [`Agent::stop`] (or dropping it) stops serving and joins its thread.
+#[derive(Debug)]
+pub struct Agent {
+    addr: SocketAddr,
+    /// The process that started it: after `fork()` the child has the handle but no thread.
+    pid: u32,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Agent {
+    /// A builder with the defaults: `127.0.0.1:9464`, a 1 ms tick, a 1 s sweep, the global catalog.
+    pub fn builder() -> AgentBuilder {
+        AgentBuilder {
+            bind: SocketAddr::from(([127, 0, 0, 1], 9464)),
+            tick: Duration::from_millis(1),
+            sweep: Duration::from_secs(1),
+            catalog: Catalog::global(),
+        }
+    }
+
+    /// Whether an agent runs in this process now (in a child made by `fork()`, the parent's
+    /// agent does not: its thread was not copied).
+    pub fn is_running() -> bool {
+        RUNNING.load(Ordering::Acquire) == std::process::id()
+    }
+
+    /// Whether this handle's agent runs in this process: false in a child made by `fork()`,
+    /// where the handle was copied but the thread was not (start a new agent there).
+    pub fn is_alive(&self) -> bool {
+        self.thread.is_some() && self.pid == std::process::id()
+    }
+
+    /// The address it serves on (the port chosen when port 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops serving (connections in progress finish), stops ticking and joins the thread.
+    /// In a child made by `fork()` there is no thread to stop: the handle is only released.
+    pub fn stop(mut self) -> Result<(), AgentError> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<(), AgentError> {
+        let Some(thread) = self.thread.take() else {
+            return Ok(());
+        };
+        if self.pid != std::process::id() {
+            // A forked child: the thread exists only in the parent. Joining it here would wait
+            // on a thread id that means nothing in this process; the channel and the runtime's
+            // memory are left as they are (the parent owns the real ones).
+            std::mem::forget(thread);
+            std::mem::forget(self.stop.take());
+            return Ok(());
+        }
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let joined = thread.join();
+        RUNNING.store(0, Ordering::Release);
+        joined.map_err(|_| AgentError::Panicked)
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}

@@ -1,0 +1,464 @@
+//! Prometheus metrics of every policy in a catalog, read from the core's counters at scrape time.
+//!
+//! Series (all under `surgewall_`; the policy's listed name is the `endpoint` label of breakers
+//! and the `service` label of bulkheads, keyed registries and the rest use `name`):
+//!
+//! | series | type | labels |
+//! |---|---|---|
+//! | `circuit_breaker_state` (0 closed, 1 open, 2 half-open, 3 forced-open, 4 disabled, 5 metrics-only) | gauge | `endpoint` |
+//! | `circuit_breaker_requests_total` | counter | `endpoint`, `outcome` = success, failure, ignored, rejected, late, unexpected |
+//! | `circuit_breaker_slow_calls_total` | counter | `endpoint` |
+//! | `circuit_breaker_transitions_total` | counter | `endpoint`, `from`, `to` |
+//! | `circuit_breaker_failure_rate_threshold` (when that rule is on) | gauge | `endpoint` |
+//! | `circuit_breaker_window_calls`, `circuit_breaker_window_failures` | gauge | `endpoint` |
+//! | `bulkhead_active_calls`, `bulkhead_queued_calls`, `bulkhead_max_concurrent_calls` | gauge | `service` |
+//! | `bulkhead_requests_total` | counter | `service`, `outcome` = accepted, rejected, timed_out |
+//! | `bulkhead_queue_wait_seconds_total`, `bulkhead_queued_total` | counter | `service` |
+//! | `keyed_circuit_breaker_keys`, `keyed_bulkhead_keys` | gauge | `name` |
+//! | `keyed_circuit_breaker_evictions_total`, `keyed_bulkhead_evictions_total` | counter | `name` |
+//! | `keyed_circuit_breaker_overflow_total`, `keyed_bulkhead_overflow_total` | counter | `name`, `outcome` = routed, rejected |
+//! | `keyed_circuit_breaker_transitions_total` | counter | `name`, `from`, `to` |
+//! | `retry_budget_requests`, `retry_budget_retries`, `retry_budget_remaining` (in the window) | gauge | `name` |
+//! | `retry_budget_grants_total` | counter | `name`, `outcome` = granted, refused |
+//! | `slo_error_budget_remaining_ratio`, `slo_burn_rate` (`window` = fast_long, fast_short, slow_long, slow_short) | gauge | `name` |
+//!
+//! Keyed registries are exported as aggregates only, so the number of series does not grow
+//! with the number of keys.
+//!
+//! [`render`] writes the OpenMetrics text format (what Prometheus asks for) or the classic
+//! Prometheus text format 0.0.4 (for other scrapers and people).
+
+use std::fmt::{self, Write as _};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::{Registry, Unit};
+use surgewall::catalog::Catalog;
+use surgewall::State;
+
+/// The exposition format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// OpenMetrics 1.0 text (`application/openmetrics-text; version=1.0.0`).
+    OpenMetrics,
+    /// Prometheus text format 0.0.4 (`text/plain; version=0.0.4`).
+    Text,
+}
+
+impl Format {
+    /// The format a scraper asks for in its `Accept` header.
+    pub fn from_accept(accept: Option<&str>) -> Format {
+        match accept {
+            Some(a) if a.contains("application/openmetrics-text") => Format::OpenMetrics,
+            _ => Format::Text,
+        }
+    }
+
+    /// The `Content-Type` of a response in this format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            Format::Text => "text/plain; version=0.0.4; charset=utf-8",
+        }
+    }
+}
+
+/// Renders every policy of `catalog` in `format`: what `GET /metrics` serves, and what a host
+/// application with its own `/metrics` endpoint can append to its exposition.
+///
+/// ```
+/// use std::sync::Arc;
+/// use surgewall::catalog::Catalog;
+/// use surgewall::{Breaker, BreakerConfig};
+/// use surgewall_agent::metrics::{render, Format};
+///
+/// let catalog: &'static Catalog = Box::leak(Box::new(Catalog::new())); // or Catalog::global()
+/// let b = Arc::new(Breaker::new("payments", BreakerConfig::default()));
+/// catalog.join_breaker(&b);
+/// b.acquire()?.success();
+/// let text = render(catalog, Format::Text);
+/// assert!(text.contains(r#"surgewall_circuit_breaker_requests_total{endpoint="payments",outcome="success"} 1"#));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn render(catalog: &'static Catalog, format: Format) -> String {
+    let mut registry = Registry::with_prefix("surgewall");
+    registry.register_collector(Box::new(CatalogCollector(catalog)));
+    let mut out = String::new();
+    // Writing to a String cannot fail, and the collector's own writes only fail with it.
+    let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
+    match format {
+        Format::OpenMetrics => out,
+        Format::Text => to_text_004(&out),
+    }
+}
+
+/// OpenMetrics text -> Prometheus text 0.0.4: a counter family's HELP and TYPE name the
+/// sample (`x_total`), `# UNIT` lines and `# EOF` do not exist there.
+fn to_text_004(open_metrics: &str) -> String {
+    let mut out = String::with_capacity(open_metrics.len());
+    let mut counters = std::collections::HashSet::new();
+    for line in open_metrics.lines() {
+        if let Some(name) = line
+            .strip_prefix("# TYPE ")
+            .and_then(|r| r.strip_suffix(" counter"))
+        {
+            counters.insert(name.to_owned());
+        }
+    }
+    for line in open_metrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+            counters
+                .contains(name)
+                .then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        let _ = writeln!(out, "{}", renamed.as_deref().unwrap_or(line).trim_end());
+    }
+    out
+}
+
+/// Reads the catalog at encode time.
+#[derive(Debug)]
+struct CatalogCollector(&'static Catalog);
+
+type Labels = Vec<(&'static str, String)>;
+
+fn gauge<V: Into<f64>>(
+    enc: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    unit: Option<&Unit>,
+    rows: impl IntoIterator<Item = (Labels, V)>,
+) -> fmt::Result {
+    let mut family = enc.encode_descriptor(name, help, unit, ConstGauge::new(0.0).metric_type())?;
+    for (labels, v) in rows {
+        ConstGauge::new(v.into()).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+fn counter<V: Into<f64>>(
+    enc: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    unit: Option<&Unit>,
+    rows: impl IntoIterator<Item = (Labels, V)>,
+) -> fmt::Result {
+    let mut family =
+        enc.encode_descriptor(name, help, unit, ConstCounter::new(0.0).metric_type())?;
+    for (labels, v) in rows {
+        ConstCounter::new(v.into()).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+fn pairs(transitions: &[[u64; 6]; 6]) -> impl Iterator<Item = (State, State, u64)> + '_ {
+    State::ALL.into_iter().flat_map(move |from| {
+        State::ALL
+            .into_iter()
+            .map(move |to| (from, to, transitions[from as usize][to as usize]))
+            .filter(|&(_, _, n)| n > 0)
+    })
+}
+
+impl Collector for CatalogCollector {
+    fn encode(&self, mut enc: DescriptorEncoder<'_>) -> fmt::Result {
+        let catalog = self.0;
+        let e = &mut enc;
+        let seconds = Unit::Seconds;
+
+        let breakers: Vec<_> = catalog
+            .breakers()
+            .into_iter()
+            .map(|(name, b)| (name, b.metrics()))
+            .collect();
+        let ep = |n: &str| -> Labels { vec![("endpoint", n.to_owned())] };
+        gauge(
+            e,
+            "circuit_breaker_state",
+            "State: 0 closed, 1 open, 2 half-open, 3 forced-open, 4 disabled, 5 metrics-only",
+            None,
+            breakers.iter().map(|(n, m)| (ep(n), m.state as u8)),
+        )?;
+        counter(
+            e,
+            "circuit_breaker_requests",
+            "Calls by outcome: recorded (success, failure, ignored), rejected, or dropped (late, unexpected)",
+            None,
+            breakers.iter().flat_map(|(n, m)| {
+                [
+                    ("success", m.successes),
+                    ("failure", m.failures),
+                    ("ignored", m.ignored),
+                    ("rejected", m.rejected_open + m.rejected_half_open),
+                    ("late", m.late_results),
+                    ("unexpected", m.unexpected_results),
+                ]
+                .map(|(o, v)| {
+                    let mut l = ep(n);
+                    l.push(("outcome", o.to_owned()));
+                    (l, v as f64)
+                })
+            }),
+        )?;
+        counter(
+            e,
+            "circuit_breaker_slow_calls",
+            "Calls at or over the slow-call duration (successes and failures)",
+            None,
+            breakers.iter().map(|(n, m)| (ep(n), m.slow_calls as f64)),
+        )?;
+        counter(
+            e,
+            "circuit_breaker_transitions",
+            "State transitions by from and to",
+            None,
+            breakers.iter().flat_map(|(n, m)| {
+                pairs(&m.transitions).map(|(from, to, v)| {
+                    let mut l = ep(n);
+                    l.push(("from", from.as_str().to_owned()));
+                    l.push(("to", to.as_str().to_owned()));
+                    (l, v as f64)
+                })
+            }),
+        )?;
+        gauge(
+            e,
+            "circuit_breaker_failure_rate_threshold",
+            "The failure-rate threshold in force (a dynamic threshold moves it)",
+            None,
+            breakers
+                .iter()
+                .filter_map(|(n, m)| Some((ep(n), m.failure_rate_threshold?))),
+        )?;
+        gauge(
+            e,
+            "circuit_breaker_window_calls",
+            "Calls in the current window",
+            None,
+            breakers.iter().map(|(n, m)| (ep(n), m.window.calls as f64)),
+        )?;
+        gauge(
+            e,
+            "circuit_breaker_window_failures",
+            "Failures in the current window",
+            None,
+            breakers
+                .iter()
+                .map(|(n, m)| (ep(n), m.window.failures as f64)),
+        )?;
+
+        let bulkheads: Vec<_> = catalog
+            .bulkheads()
+            .into_iter()
+            .map(|(name, b)| (name, b.metrics()))
+            .collect();
+        let svc = |n: &str| -> Labels { vec![("service", n.to_owned())] };
+        gauge(
+            e,
+            "bulkhead_active_calls",
+            "Calls in flight",
+            None,
+            bulkheads.iter().map(|(n, m)| (svc(n), m.active as f64)),
+        )?;
+        gauge(
+            e,
+            "bulkhead_queued_calls",
+            "Callers waiting for a slot",
+            None,
+            bulkheads.iter().map(|(n, m)| (svc(n), m.waiting as f64)),
+        )?;
+        gauge(
+            e,
+            "bulkhead_max_concurrent_calls",
+            "The limit of calls in flight",
+            None,
+            bulkheads
+                .iter()
+                .map(|(n, m)| (svc(n), m.max_concurrent as f64)),
+        )?;
+        counter(
+            e,
+            "bulkhead_requests",
+            "Calls by outcome: accepted, rejected (full, no wait) or timed_out (waited max_wait)",
+            None,
+            bulkheads.iter().flat_map(|(n, m)| {
+                [
+                    ("accepted", m.accepted),
+                    ("rejected", m.rejected),
+                    ("timed_out", m.timed_out),
+                ]
+                .map(|(o, v)| {
+                    let mut l = svc(n);
+                    l.push(("outcome", o.to_owned()));
+                    (l, v as f64)
+                })
+            }),
+        )?;
+        counter(
+            e,
+            "bulkhead_queue_wait",
+            "Time callers spent waiting for a slot",
+            Some(&seconds),
+            bulkheads
+                .iter()
+                .map(|(n, m)| (svc(n), m.total_wait.as_secs_f64())),
+        )?;
+        counter(
+            e,
+            "bulkhead_queued",
+            "Callers that had to wait (admitted or timed out)",
+            None,
+            bulkheads.iter().map(|(n, m)| (svc(n), m.waited as f64)),
+        )?;
+
+        let name = |n: &str| -> Labels { vec![("name", n.to_owned())] };
+        let keyed: Vec<_> = catalog
+            .keyed_breakers()
+            .into_iter()
+            .map(|(n, k)| (n, k.metrics()))
+            .collect();
+        let keyed_bulkheads: Vec<_> = catalog
+            .keyed_bulkheads()
+            .into_iter()
+            .map(|(n, k)| (n, k.metrics()))
+            .collect();
+        for (kind, stats) in [
+            (
+                "keyed_circuit_breaker",
+                keyed
+                    .iter()
+                    .map(|(n, m)| (n, m.registry.clone()))
+                    .collect::<Vec<_>>(),
+            ),
+            (
+                "keyed_bulkhead",
+                keyed_bulkheads
+                    .iter()
+                    .map(|(n, m)| (n, m.registry.clone()))
+                    .collect(),
+            ),
+        ] {
+            gauge(
+                e,
+                &format!("{kind}_keys"),
+                "Keys held",
+                None,
+                stats.iter().map(|(n, s)| (name(n), s.keys as f64)),
+            )?;
+            counter(
+                e,
+                &format!("{kind}_evictions"),
+                "Idle keys evicted",
+                None,
+                stats.iter().map(|(n, s)| (name(n), s.evicted as f64)),
+            )?;
+            counter(
+                e,
+                &format!("{kind}_overflow"),
+                "New keys beyond the cap: routed to the shared entry, or rejected",
+                None,
+                stats.iter().flat_map(|(n, s)| {
+                    [("routed", s.overflowed), ("rejected", s.rejected)].map(|(o, v)| {
+                        let mut l = name(n);
+                        l.push(("outcome", o.to_owned()));
+                        (l, v as f64)
+                    })
+                }),
+            )?;
+        }
+        counter(
+            e,
+            "keyed_circuit_breaker_transitions",
+            "State transitions of all keys by from and to",
+            None,
+            keyed.iter().flat_map(|(n, m)| {
+                pairs(&m.transitions).map(|(from, to, v)| {
+                    let mut l = name(n);
+                    l.push(("from", from.as_str().to_owned()));
+                    l.push(("to", to.as_str().to_owned()));
+                    (l, v as f64)
+                })
+            }),
+        )?;
+
+        let budgets: Vec<_> = catalog
+            .retry_budgets()
+            .into_iter()
+            .map(|(n, b)| (n, b.metrics()))
+            .collect();
+        for (series, help, pick) in [
+            ("retry_budget_requests", "First attempts in the window", 0),
+            ("retry_budget_retries", "Retries granted in the window", 1),
+            (
+                "retry_budget_remaining",
+                "Retries the budget would grant now",
+                2,
+            ),
+        ] {
+            gauge(
+                e,
+                series,
+                help,
+                None,
+                budgets.iter().map(|(n, m)| {
+                    let v = [m.requests, m.retries, m.remaining][pick];
+                    (name(n), v as f64)
+                }),
+            )?;
+        }
+        counter(
+            e,
+            "retry_budget_grants",
+            "Retries asked of the budget, by outcome",
+            None,
+            budgets.iter().flat_map(|(n, m)| {
+                [("granted", m.granted_total), ("refused", m.refused_total)].map(|(o, v)| {
+                    let mut l = name(n);
+                    l.push(("outcome", o.to_owned()));
+                    (l, v as f64)
+                })
+            }),
+        )?;
+
+        let slos: Vec<_> = catalog
+            .slos()
+            .into_iter()
+            .map(|(n, s)| (n, s.metrics()))
+            .collect();
+        gauge(
+            e,
+            "slo_error_budget_remaining_ratio",
+            "Share of the error budget left in the SLO window (negative when overspent)",
+            None,
+            slos.iter()
+                .map(|(n, m)| (name(n), m.budget_remaining_fraction)),
+        )?;
+        gauge(
+            e,
+            "slo_burn_rate",
+            "Burn rate per window (1.0 spends the budget exactly over the SLO window)",
+            None,
+            slos.iter().flat_map(|(n, m)| {
+                [
+                    ("fast_long", m.fast.long_burn),
+                    ("fast_short", m.fast.short_burn),
+                    ("slow_long", m.slow.long_burn),
+                    ("slow_short", m.slow.short_burn),
+                ]
+                .map(|(w, v)| {
+                    let mut l = name(n);
+                    l.push(("window", w.to_owned()));
+                    (l, v)
+                })
+            }),
+        )?;
+        Ok(())
+    }
+}
