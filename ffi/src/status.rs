@@ -62,6 +62,8 @@ pub enum surgewall_status {
     SURGEWALL_REGISTRY_FULL = 209,
     /// A keyed registry holds no such key (it was never used, or was evicted).
     SURGEWALL_NOT_FOUND = 210,
+    /// The object was closed while the caller waited on it (`surgewall_bulkhead_close`).
+    SURGEWALL_CLOSED = 211,
 }
 
 pub(crate) use surgewall_status as Status;
@@ -98,13 +100,14 @@ impl surgewall_status {
             SURGEWALL_NO_EVENT => c"no event",
             SURGEWALL_REGISTRY_FULL => c"registry full: the key cap is reached",
             SURGEWALL_NOT_FOUND => c"not found: the registry holds no such key",
+            SURGEWALL_CLOSED => c"closed while waiting",
         }
     }
 
     /// The status for a raw number, if it is one.
     fn from_i32(v: i32) -> Option<Self> {
         use surgewall_status::*;
-        const ALL: [surgewall_status; 23] = [
+        const ALL: [surgewall_status; 24] = [
             SURGEWALL_OK,
             SURGEWALL_NULL_ARG,
             SURGEWALL_INVALID_HANDLE,
@@ -128,6 +131,7 @@ impl surgewall_status {
             SURGEWALL_NO_EVENT,
             SURGEWALL_REGISTRY_FULL,
             SURGEWALL_NOT_FOUND,
+            SURGEWALL_CLOSED,
         ];
         ALL.into_iter().find(|s| *s as i32 == v)
     }

@@ -455,6 +455,7 @@ PyMODINIT_FUNC PyInit__speedups(void) {
     if (PyType_Ready(&CoreType) < 0) return NULL;
     if (PyType_Ready(&GuardedType) < 0) return NULL;
     if (PyType_Ready(&sw_KeyedCoreType) < 0) return NULL;
+    if (PyType_Ready(&sw_LeaseType) < 0) return NULL;
     PyObject *m = PyModule_Create(&moduledef);
     if (m == NULL) return NULL;
     Py_INCREF(&CoreType);
@@ -463,6 +464,8 @@ PyMODINIT_FUNC PyInit__speedups(void) {
     if (PyModule_AddObject(m, "Guarded", (PyObject *)&GuardedType) < 0) goto fail;
     Py_INCREF(&sw_KeyedCoreType);
     if (PyModule_AddObject(m, "KeyedCore", (PyObject *)&sw_KeyedCoreType) < 0) goto fail;
+    Py_INCREF(&sw_LeaseType);
+    if (PyModule_AddObject(m, "Lease", (PyObject *)&sw_LeaseType) < 0) goto fail;
     return m;
 fail:
     Py_DECREF(m);

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import math
-import weakref
 from types import TracebackType
-from typing import Any, Callable, Optional, Type, TypeVar
+from typing import Any, Callable, ContextManager, Optional, Type, TypeVar
 
+from contextlib import nullcontext
+
+from ._ffi import ffi
+from ._speedups import Lease
 from .errors import ClosedError, ConfigError
+
+T = TypeVar("T")
 
 I64_MAX = (1 << 63) - 1
 U32_MAX = (1 << 32) - 1
@@ -61,33 +66,48 @@ def name_bytes(value: object) -> bytes:
 
 
 class Handle:
-    """An owned C handle: freed by close() (idempotent), on context exit, or by a finaliser
-    as a safety net. Using it after close raises ClosedError."""
+    """An owned C handle, kept alive while any call on it runs (a :class:`_speedups.Lease`).
+
+    ``close()`` (idempotent) refuses new calls at once (they raise :class:`ClosedError`),
+    wakes what waits inside the library (``_wake``: a bulkhead's waiters), and frees the
+    handle when the last call in flight comes out; a finaliser frees it once the object is
+    unreachable. No sequence of Python calls frees a handle while another thread is inside a
+    call on it (that would be a use after free in the library)."""
 
     _what = "object"
+    _wake: Optional[Callable[[Any], Any]] = None
+    """Called with the handle by close(), before it is freed: wakes waiters in the library."""
 
     def __init__(self, ptr: Any, free: Callable[[Any], Any]) -> None:
-        self._ptr: Optional[Any] = ptr
-        self._finalizer = weakref.finalize(self, free, ptr)
+        self._lease = Lease(ptr, free, ClosedError, f"this {self._what} is closed")
 
     @property
     def _h(self) -> Any:
-        p = self._ptr
-        if p is None:
-            raise ClosedError(f"this {self._what} is closed")
-        return p
+        """The handle, for a call that cannot run through :meth:`_call` or ``with
+        self._lease as h`` (ClosedError once closed)."""
+        return self._lease.handle
+
+    def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(handle, *args)`` with the handle kept alive until it returns."""
+        return self._lease.call(fn, *args)  # type: ignore[no-any-return]
 
     @property
     def is_closed(self) -> bool:
-        return self._ptr is None
+        return self._lease.closed
 
     def _release(self) -> None:
-        self._ptr = None
-        self._finalizer()
+        self._lease.close(self._wake)
 
     def close(self) -> None:
-        """Frees the handle (idempotent)."""
+        """Frees the handle (idempotent); calls in flight finish first."""
         self._release()
+
+
+def held(obj: Optional[Handle]) -> ContextManager[Any]:
+    """``with held(obj) as h:``: ``obj``'s handle kept alive for the block (NULL for None),
+    to pass it to a call on another object (a clock to a constructor, a breaker to a retry
+    schedule)."""
+    return nullcontext(ffi.NULL) if obj is None else obj._lease  # type: ignore[return-value]
 
 
 _O = TypeVar("_O", bound="Owned")

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import contextvars
 import dataclasses
-import threading
-from asyncio import _get_running_loop
 import enum
 import functools
 import inspect
-from types import TracebackType
+import sys
+from types import FrameType, TracebackType
 from typing import (
     Any,
     Awaitable,
@@ -214,7 +212,12 @@ _P = TypeVar("_P", bound="PermitBase")
 class PermitBase:
     """What every breaker permit does: report once, by hand or as a context manager (an
     exception is classified by the issuer's failure policy). Subclasses say how a report
-    reaches the library (``_send``) and how an exception is classified (``_outcome_of``)."""
+    reaches the library (``_send``), how an exception is classified (``_outcome_of``) and how
+    an unreported permit is counted when it is dropped (``_drop``).
+
+    A permit is a one-shot capability: it cannot be copied or pickled (``TypeError``). One
+    garbage-collected without a report is reported as ignored by its finaliser (a half-open
+    probe slot comes back) and counted (``dropped_permits`` of its breaker)."""
 
     __slots__ = ("token", "start_ns", "_done")
 
@@ -229,6 +232,33 @@ class PermitBase:
 
     def _outcome_of(self, exc: BaseException) -> int:
         raise NotImplementedError
+
+    def _drop(self) -> None:
+        raise NotImplementedError
+
+    def __del__(self) -> None:
+        # I5: a permit dropped without a report is released as ignored, and counted.
+        if getattr(self, "_done", True):
+            return
+        self._done = True
+        try:
+            self._drop()
+        except Exception:  # a freed breaker: nothing to give back to
+            pass
+
+    def __copy__(self) -> "PermitBase":
+        raise TypeError(
+            f"{type(self).__name__} cannot be copied: a permit reports one admission once"
+        )
+
+    def __deepcopy__(self, memo: Any) -> "PermitBase":
+        return self.__copy__()
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        raise TypeError(
+            f"{type(self).__name__} cannot be pickled: a permit is valid only in the process "
+            "and for the breaker that issued it"
+        )
 
     @property
     def done(self) -> bool:
@@ -286,6 +316,11 @@ class Permit(PermitBase):
 
     def _outcome_of(self, exc: BaseException) -> int:
         return self._breaker._core.outcome_of(exc)
+
+    def _drop(self) -> None:
+        b = self._breaker
+        b._lease.note_drop()
+        b._core.record(self.token, self.start_ns, _IGNORED)
 
     @property
     def generation(self) -> int:
@@ -426,14 +461,11 @@ class Breaker(Handle):
             # The guarded call straight into C: the method below costs a Python frame with
             # *args packing, ~200 ns (bench/compare.py); this one behaves the same.
             self.call = self._core.call  # type: ignore[method-assign]
-        # Permits of `with breaker:` blocks, innermost last. Outside an event loop a block
-        # cannot interleave with another on its thread, so a thread-local list does (a few
-        # tens of ns); inside one, blocks of different tasks interleave at awaits, so each
-        # task's context keeps its own immutable stack (a ContextVar, ~10x dearer).
-        self._local = threading.local()
-        self._stack: contextvars.ContextVar[Tuple[Permit, ...]] = contextvars.ContextVar(
-            f"surgewall.breaker.{name}", default=()
-        )
+        # The permits of the `with breaker:` blocks running now, by the frame that runs the
+        # block: the one thing two blocks that interleave on one thread (generators,
+        # coroutines) do not share, and the same object at __enter__ and __exit__. A frame
+        # with nested blocks on this breaker holds a list, innermost last.
+        self._held: Dict[FrameType, Union[Permit, List[Permit]]] = {}
 
     @staticmethod
     def _configure(
@@ -533,7 +565,7 @@ class Breaker(Handle):
                 lib.surgewall_breaker_config_set_fallback(cfg, ct, len(ct), body, len(body)),
             )
         if clock is not None:
-            set_config("clock", lib.surgewall_breaker_config_set_mock_clock(cfg, clock._h))
+            set_config("clock", clock._call(lambda h: lib.surgewall_breaker_config_set_mock_clock(cfg, h)))
 
     # ---- identity ----
 
@@ -545,7 +577,7 @@ class Breaker(Handle):
     def id(self) -> int:
         """The process-unique id (the ``source`` of this breaker's events)."""
         out = ffi.new("uint64_t *")
-        check(lib.surgewall_breaker_id(self._h, out), self._name)
+        check(self._call(lib.surgewall_breaker_id, out), self._name)
         return int(out[0])
 
     def __repr__(self) -> str:
@@ -615,18 +647,42 @@ class Breaker(Handle):
         """Records for a permit's raw fields (the scenarios runner and forged-permit tests)."""
         return _recorded(Permit(self, t, s)._send(outcome, duration_ns))
 
-    def __enter__(self) -> Permit:
+    def _push(self, frame: FrameType) -> Permit:
         t, s = self._core.acquire()
         p = Permit(self, t, s)
-        if _get_running_loop() is None:
-            try:
-                self._local.permits.append(p)
-            except AttributeError:
-                self._local.permits = [p]
+        held = self._held
+        prev = held.get(frame)
+        if prev is None:
+            held[frame] = p
+        elif type(prev) is list:
+            prev.append(p)
         else:
-            var = self._stack
-            var.set(var.get() + (p,))
+            held[frame] = [cast(Permit, prev), p]
         return p
+
+    def _pop(self, frame: FrameType, v: Optional[BaseException]) -> None:
+        held = self._held
+        entry = held.pop(frame, None)
+        if entry is None:
+            raise PermitError("__exit__ without a matching __enter__ in this frame")
+        if type(entry) is list:
+            p = entry.pop()
+            if len(entry) > 1:
+                held[frame] = entry
+            elif entry:
+                held[frame] = entry[0]
+        else:
+            p = cast(Permit, entry)
+        if p._done:
+            return
+        p._done = True
+        core = self._core
+        core.record(p.token, p.start_ns, _SUCCESS if v is None else core.outcome_of(v))
+
+    def __enter__(self) -> Permit:
+        """A fresh permit for this block, reported when it ends (an exception is classified
+        by the failure policy); ``with breaker as p:`` may report it earlier by hand."""
+        return self._push(sys._getframe(1))
 
     def __exit__(
         self,
@@ -634,26 +690,11 @@ class Breaker(Handle):
         v: Optional[BaseException],
         tb: Optional[TracebackType],
     ) -> None:
-        if _get_running_loop() is None:
-            permits: List[Permit] = getattr(self._local, "permits", [])
-            if not permits:
-                raise PermitError("__exit__ without a matching __enter__")
-            p = permits.pop()
-        else:
-            var = self._stack
-            stack = var.get()
-            if not stack:
-                raise PermitError("__exit__ without a matching __enter__")
-            p = stack[-1]
-            var.set(stack[:-1])
-        if p._done:
-            return
-        p._done = True
-        core = self._core
-        core.record(p.token, p.start_ns, _SUCCESS if v is None else core.outcome_of(v))
+        self._pop(sys._getframe(1), v)
 
     async def __aenter__(self) -> Permit:
-        return self.__enter__()
+        # A coroutine's caller frame is the coroutine that awaits it: the `async with` block.
+        return self._push(sys._getframe(1))
 
     async def __aexit__(
         self,
@@ -661,26 +702,31 @@ class Breaker(Handle):
         v: Optional[BaseException],
         tb: Optional[TracebackType],
     ) -> None:
-        self.__exit__(t, v, tb)
+        self._pop(sys._getframe(1), v)
+
+    @property
+    def dropped_permits(self) -> int:
+        """Permits garbage-collected without a report (each was reported as ignored)."""
+        return self._lease.drops
 
     # ---- state ----
 
     @property
     def state(self) -> State:
         out = ffi.new("surgewall_state *")
-        check(lib.surgewall_breaker_state(self._h, out), self._name)
+        check(self._call(lib.surgewall_breaker_state, out), self._name)
         return State(out[0])
 
     @property
     def retry_after(self) -> float:
         """Seconds until the breaker admits again (0: now; ``math.inf``: forced open)."""
         out = ffi.new("uint64_t *")
-        check(lib.surgewall_breaker_retry_after(self._h, out), self._name)
+        check(self._call(lib.surgewall_breaker_retry_after, out), self._name)
         return ns_to_s(int(out[0]))
 
     def metrics(self) -> BreakerMetrics:
         m = ffi.new("surgewall_breaker_stats *")
-        check(lib.surgewall_breaker_metrics(self._h, m), self._name)
+        check(self._call(lib.surgewall_breaker_metrics, m), self._name)
         transitions = transitions_of(m.transitions)
         thr = float(m.failure_rate_threshold)
         return BreakerMetrics(
@@ -709,13 +755,14 @@ class Breaker(Handle):
 
     @property
     def fallback_payload(self) -> Optional[FallbackPayload]:
-        return fallback_of(lib.surgewall_breaker_fallback, self._h, self._name)
+        with self._lease as h:  # the payload is read from the breaker's memory
+            return fallback_of(lib.surgewall_breaker_fallback, h, self._name)
 
     def set_failure_rate_threshold(self, threshold: float) -> float:
         """Moves the failure-rate threshold (in (0, 1]); returns the previous one."""
         v = ratio("threshold", threshold)
         old = ffi.new("double *")
-        check(lib.surgewall_breaker_set_failure_rate_threshold(self._h, v, old), self._name)
+        check(self._call(lib.surgewall_breaker_set_failure_rate_threshold, v, old), self._name)
         return float(old[0])
 
     # ---- manual transitions ----
@@ -723,28 +770,28 @@ class Breaker(Handle):
     def force_open(self, seconds: Optional[float] = None) -> None:
         """Opens by hand, for ``seconds`` (then it probes) or until another manual transition."""
         d = -1 if seconds is None else seconds_to_ns("seconds", seconds)
-        check(lib.surgewall_breaker_force_open(self._h, d), self._name)
+        check(self._call(lib.surgewall_breaker_force_open, d), self._name)
 
     def disable(self) -> None:
         """Every call passes; nothing is recorded."""
-        check(lib.surgewall_breaker_disable(self._h), self._name)
+        check(self._call(lib.surgewall_breaker_disable), self._name)
 
     def metrics_only(self) -> None:
         """Every call passes and is recorded; never trips."""
-        check(lib.surgewall_breaker_metrics_only(self._h), self._name)
+        check(self._call(lib.surgewall_breaker_metrics_only), self._name)
 
     def close(self) -> None:
         """The manual transition to CLOSED (a no-op when CLOSED). To free the handle use
         :meth:`free`."""
-        check(lib.surgewall_breaker_close(self._h), self._name)
+        check(self._call(lib.surgewall_breaker_close), self._name)
 
     def half_open(self) -> None:
         """Starts probing now, from OPEN or FORCED_OPEN (InvalidTransitionError from CLOSED)."""
-        check(lib.surgewall_breaker_half_open(self._h), self._name)
+        check(self._call(lib.surgewall_breaker_half_open), self._name)
 
     def reset(self) -> None:
         """A fresh CLOSED episode from any state."""
-        check(lib.surgewall_breaker_reset(self._h), self._name)
+        check(self._call(lib.surgewall_breaker_reset), self._name)
 
     # ---- lifetime ----
 

@@ -20,12 +20,12 @@ class MockClock(Owned):
 
     def advance(self, seconds: float) -> None:
         """Moves the clock forward (``seconds`` >= 0)."""
-        check(lib.surgewall_mock_clock_advance(self._h, seconds_to_ns("seconds", seconds)))
+        check(self._call(lib.surgewall_mock_clock_advance, seconds_to_ns("seconds", seconds)))
 
     @property
     def now_ns(self) -> int:
         out = ffi.new("uint64_t *")
-        check(lib.surgewall_mock_clock_now(self._h, out))
+        check(self._call(lib.surgewall_mock_clock_now, out))
         return int(out[0])
 
     def now(self) -> float:

@@ -133,6 +133,11 @@ class KeyedBreakerPermit(PermitBase):
     def _outcome_of(self, exc: BaseException) -> int:
         return self._kb._core.outcome_of(exc)
 
+    def _drop(self) -> None:
+        kb = self._kb
+        kb._lease.note_drop()
+        kb._core.record(self.token, self.start_ns, self.slot, 2)  # ignored
+
     def __repr__(self) -> str:
         return f"<KeyedBreakerPermit key={self.key!r} done={self._done}>"
 
@@ -285,7 +290,7 @@ class KeyedBreaker(Handle):
     def id(self) -> int:
         """The process-unique id: the ``source`` of this keyed breaker's events."""
         out = ffi.new("uint64_t *")
-        check(lib.surgewall_keyed_breaker_id(self._h, out), self._name)
+        check(self._call(lib.surgewall_keyed_breaker_id, out), self._name)
         return int(out[0])
 
     def key_of(self, key: Key) -> int:
@@ -404,14 +409,14 @@ class KeyedBreaker(Handle):
         first sweep ``idle_ttl`` after the sweep that first saw it idle); returns how many.
         Each eviction is published as an ``EventKind.EVICTED`` event."""
         out = ffi.new("uint64_t *")
-        check(lib.surgewall_keyed_breaker_sweep(self._h, out), self._name)
+        check(self._call(lib.surgewall_keyed_breaker_sweep, out), self._name)
         return int(out[0])
 
     # ---- manual transitions (they make the key if it is new) ----
 
     def _op(self, what: str, fn: Callable[..., int], key: Key, *args: Any) -> None:
         k = self._core.key_of(key)
-        st = fn(self._h, k, *args)
+        st = self._call(fn, k, *args)
         if st != 0:
             raise error_for(st, 0, f"{self._name}.{what}", key)
 
@@ -447,7 +452,7 @@ class KeyedBreaker(Handle):
 
     def metrics(self) -> KeyedBreakerMetrics:
         m = ffi.new("surgewall_keyed_breaker_stats *")
-        check(lib.surgewall_keyed_breaker_metrics(self._h, m), self._name)
+        check(self._call(lib.surgewall_keyed_breaker_metrics, m), self._name)
         return KeyedBreakerMetrics(
             name=self._name,
             keys=int(m.keys),
@@ -468,9 +473,15 @@ class KeyedBreaker(Handle):
     @property
     def fallback_payload(self) -> Optional[FallbackPayload]:
         """The template's fallback payload, stored in the library."""
-        return fallback_of(lib.surgewall_keyed_breaker_fallback, self._h, self._name)
+        with self._lease as h:  # the payload is read from the keyed breaker's memory
+            return fallback_of(lib.surgewall_keyed_breaker_fallback, h, self._name)
 
     # ---- lifetime ----
+
+    @property
+    def dropped_permits(self) -> int:
+        """Permits garbage-collected without a report (each was reported as ignored)."""
+        return self._lease.drops
 
     def free(self) -> None:
         """Frees the handle (idempotent). Later use raises :class:`ClosedError`; functions it

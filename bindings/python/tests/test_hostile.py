@@ -1,0 +1,261 @@
+"""The package driven as a careless or hostile user would (issue 18): close() racing calls,
+copied and dropped permits, interleaved `with` blocks. What could crash or hang runs in a
+child process with a time limit."""
+
+from __future__ import annotations
+
+import copy
+import gc
+import pickle
+import subprocess
+import sys
+import textwrap
+from typing import Any, Iterator, List
+
+import pytest
+
+import surgewall
+from surgewall import Breaker, ClosedError, MockClock, Recorded, State
+
+
+def run_child(code: str, timeout: float = 120.0) -> str:
+    """Runs ``code`` in a fresh interpreter; a crash (signal) or hang fails the test."""
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert proc.returncode == 0, f"child exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+# ---- 1. close() never frees a handle a call is inside ----
+
+
+def test_closing_a_bulkhead_wakes_its_waiters_with_closed_error_and_never_crashes() -> None:
+    # 4 threads wait (up to 60 s) for a slot held by the main thread, then the bulkhead is
+    # closed under them, 40 rounds: every waiter must be woken at once with ClosedError (a
+    # waiter left to its timeout would take the child past its time limit), and the handle
+    # is freed only after the last one came out (before: "unaligned tcache chunk" aborts).
+    out = run_child(
+        """
+        import threading, surgewall
+        results = []
+        for round in range(40):
+            b = surgewall.Bulkhead("db", max_concurrent=1, max_wait=60.0)
+            b.acquire()
+            started = threading.Barrier(5)
+            def wait():
+                started.wait()
+                try:
+                    b.acquire()
+                    results.append("acquired")
+                except surgewall.ClosedError as e:
+                    assert isinstance(e, surgewall.SurgewallError)
+                    results.append("closed")
+            ts = [threading.Thread(target=wait) for _ in range(4)]
+            for t in ts:
+                t.start()
+            started.wait()
+            while b.metrics().waiting < 4:
+                pass
+            b.close()
+            for t in ts:
+                t.join(30)
+                assert not t.is_alive(), "a waiter was not woken by close()"
+            try:
+                b.try_acquire()
+                raise SystemExit("a closed bulkhead admitted a call")
+            except surgewall.ClosedError:
+                pass
+        print(results.count("closed"), results.count("acquired"))
+        """,
+        timeout=60,
+    )
+    assert out.split() == ["160", "0"]
+
+
+def test_freeing_objects_while_other_threads_call_them_never_crashes() -> None:
+    # Threads hammer calls that release the GIL (metrics, state, polls, manual transitions)
+    # while the main thread frees the objects: each call either completes or raises
+    # ClosedError, never touches freed memory.
+    run_child(
+        """
+        import threading, surgewall
+        for round in range(30):
+            clock = surgewall.MockClock()
+            b = surgewall.Breaker("b", clock=clock)
+            kb = surgewall.KeyedBreaker("kb", max_keys=100)
+            bh = surgewall.Bulkhead("bh", max_concurrent=1, max_wait=0.0)
+            kbh = surgewall.KeyedBulkhead(2)
+            sub = surgewall.events()
+            budget = surgewall.RetryBudget()
+            stop = threading.Event()
+            def hammer(fn):
+                while not stop.is_set():
+                    try:
+                        fn()
+                    except surgewall.ClosedError:
+                        return
+            calls = [
+                b.metrics, lambda: b.state, b.reset, lambda: clock.advance(0.001),
+                kb.metrics, kb.snapshot, lambda: kb.call("k", int),
+                bh.metrics, lambda: bh.try_acquire() and bh.release(),
+                kbh.metrics, lambda: kbh.acquire("k").release(),
+                sub.poll, budget.metrics, budget.try_retry,
+            ]
+            ts = [threading.Thread(target=hammer, args=(f,)) for f in calls]
+            for t in ts:
+                t.start()
+            for o in (b.free, kb.free, bh.close, kbh.close, sub.close, budget.close, clock.close):
+                o()
+            stop.set()
+            for t in ts:
+                t.join(30)
+                assert not t.is_alive()
+        """,
+        timeout=120,
+    )
+
+
+def test_a_closed_object_refuses_calls_with_closed_error(clock: MockClock) -> None:
+    b = surgewall.Bulkhead("db", max_concurrent=1, clock=clock)
+    b.close()
+    b.close()  # idempotent
+    with pytest.raises(ClosedError):
+        b.acquire()
+    with pytest.raises(ClosedError):
+        b.metrics()
+
+
+# ---- 2. a permit counts once: no copies ----
+
+
+def _permits(breaker: Breaker) -> Iterator[Any]:
+    kb = surgewall.KeyedBreaker("k", max_keys=10)
+    kbh = surgewall.KeyedBulkhead(2)
+    yield breaker.acquire()
+    yield kb.acquire("a")
+    yield kbh.acquire("a")
+    kb.free()
+    kbh.close()
+
+
+@pytest.mark.parametrize("how", [copy.copy, copy.deepcopy, pickle.dumps])
+def test_permits_cannot_be_copied_or_pickled(breaker: Breaker, how: Any) -> None:
+    for p in _permits(breaker):
+        with pytest.raises(TypeError, match="cannot be (copied|pickled)"):
+            how(p)
+    m = breaker.metrics()
+    assert (m.successes, m.failures) == (0, 0)
+
+
+def test_a_copied_permit_never_counts_twice(breaker: Breaker) -> None:
+    p = breaker.acquire()
+    with pytest.raises(TypeError):
+        q = copy.copy(p)
+        q.success()
+    p.success()
+    assert breaker.metrics().successes == 1
+
+
+# ---- 3. a dropped permit comes back ----
+
+
+def test_a_dropped_half_open_probe_gives_its_slot_back(clock: MockClock) -> None:
+    b = Breaker(
+        "probe", consecutive_failures=1, failure_rate=None, open_for=5, half_open_calls=1,
+        clock=clock,
+    )
+    b.acquire().failure()
+    clock.advance(5)
+    p = b.acquire()  # the single probe
+    assert b.state is State.HALF_OPEN
+    with pytest.raises(surgewall.CircuitOpenError):
+        b.acquire()
+    del p
+    gc.collect()
+    assert b.dropped_permits == 1
+    b.acquire().success()  # admitted: the dropped probe was released as ignored
+    assert b.state is State.CLOSED
+    assert b.metrics().ignored == 1
+    b.free()
+
+
+def test_a_dropped_keyed_breaker_probe_gives_its_slot_back(clock: MockClock) -> None:
+    kb = surgewall.KeyedBreaker(
+        "k", consecutive_failures=1, failure_rate=None, open_for=5, half_open_calls=1,
+        clock=clock, max_keys=10,
+    )
+    kb.acquire("a").failure()
+    clock.advance(5)
+    p = kb.acquire("a")
+    with pytest.raises(surgewall.CircuitOpenError):
+        kb.acquire("a")
+    del p
+    gc.collect()
+    assert kb.dropped_permits == 1
+    kb.acquire("a").success()
+    assert kb.state("a") is State.CLOSED
+    kb.free()
+
+
+def test_a_dropped_keyed_bulkhead_slot_is_returned() -> None:
+    kbh = surgewall.KeyedBulkhead(1)
+    p = kbh.acquire("alice")
+    with pytest.raises(surgewall.KeyedBulkheadFullError):
+        kbh.acquire("alice")
+    del p
+    gc.collect()
+    assert kbh.active("alice") == 0
+    assert kbh.dropped_permits == 1
+    kbh.acquire("alice").release()
+    assert kbh.dropped_permits == 1  # released permits are not counted
+    kbh.close()
+
+
+# ---- 4. each `with` reports its own permit ----
+
+
+def test_interleaved_with_blocks_on_one_thread_report_their_own_permits(
+    breaker: Breaker,
+) -> None:
+    got: List[Any] = []
+
+    def gen(fail: bool) -> Iterator[None]:
+        with breaker as p:
+            got.append(p)
+            yield
+            if fail:
+                raise ValueError("boom")
+
+    a, c = gen(True), gen(False)
+    next(a)
+    next(c)
+    pa, pc = got
+    assert pa is not pc
+    with pytest.raises(ValueError):
+        next(a)  # a's block ends with a failure: a's permit reports it
+    assert pa.done and not pc.done
+    with pytest.raises(StopIteration):
+        next(c)
+    assert pc.done
+    m = breaker.metrics()
+    assert (m.successes, m.failures) == (1, 1)
+
+
+def test_nested_with_blocks_in_one_frame(breaker: Breaker) -> None:
+    with breaker as outer:
+        with breaker as inner:
+            assert inner is not outer
+        assert inner.done and not outer.done
+    assert outer.done
+    assert breaker.metrics().successes == 2
+
+
+def test_with_permit_reported_by_hand_is_not_reported_again(breaker: Breaker) -> None:
+    with breaker as p:
+        assert p.failure() is Recorded.COUNTED
+    m = breaker.metrics()
+    assert (m.successes, m.failures) == (0, 1)
