@@ -178,7 +178,7 @@ def test_a_dropped_half_open_probe_gives_its_slot_back(clock: MockClock) -> None
     gc.collect()
     assert b.dropped_permits == 1
     b.acquire().success()  # admitted: the dropped probe was released as ignored
-    assert b.state is State.CLOSED
+    assert b.metrics().state is State.CLOSED
     assert b.metrics().ignored == 1
     b.free()
 
@@ -259,3 +259,70 @@ def test_with_permit_reported_by_hand_is_not_reported_again(breaker: Breaker) ->
         assert p.failure() is Recorded.COUNTED
     m = breaker.metrics()
     assert (m.successes, m.failures) == (0, 1)
+
+
+def test_exit_stack_blocks_end_in_stack_order(breaker: Breaker) -> None:
+    # ExitStack enters and exits from its own frames: the latest block of this thread ends.
+    import contextlib
+
+    with contextlib.ExitStack() as stack:
+        a = stack.enter_context(breaker)
+        c = stack.enter_context(breaker)
+        assert a is not c
+    assert a.done and c.done
+    assert breaker.metrics().successes == 2
+    assert breaker._held_frames == 0
+
+
+def test_an_abandoned_generator_reports_its_block_as_ignored(breaker: Breaker) -> None:
+    def gen() -> Iterator[int]:
+        with breaker:
+            yield 1
+
+    g = gen()
+    next(g)
+    del g  # closed: GeneratorExit ends the block, which counts nowhere
+    gc.collect()
+    m = breaker.metrics()
+    assert (m.successes, m.failures, m.ignored) == (0, 0, 1)
+    assert breaker._held_frames == 0
+
+
+def test_a_permit_kept_after_its_block_is_not_reused(breaker: Breaker) -> None:
+    kept = []
+    for _ in range(3):
+        with breaker as p:
+            kept.append(p)
+    assert len({id(p) for p in kept}) == 3
+    assert all(p.done for p in kept)
+
+
+def test_interleaved_async_with_blocks_report_their_own_permits(breaker: Breaker) -> None:
+    import asyncio
+
+    async def main() -> None:
+        first_in = asyncio.Event()
+        release_first = asyncio.Event()
+        got: List[Any] = []
+
+        async def first() -> None:
+            async with breaker as p:
+                got.append(p)
+                first_in.set()
+                await release_first.wait()
+                raise ValueError("boom")
+
+        async def second() -> None:
+            await first_in.wait()
+            async with breaker as p:
+                got.append(p)
+                release_first.set()
+                await asyncio.sleep(0.01)
+
+        results = await asyncio.gather(first(), second(), return_exceptions=True)
+        assert isinstance(results[0], ValueError) and results[1] is None
+        assert got[0] is not got[1] and all(p.done for p in got)
+
+    asyncio.run(main())
+    m = breaker.metrics()
+    assert (m.successes, m.failures) == (1, 1)

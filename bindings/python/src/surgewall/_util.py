@@ -107,7 +107,7 @@ def held(obj: Optional[Handle]) -> ContextManager[Any]:
     """``with held(obj) as h:``: ``obj``'s handle kept alive for the block (NULL for None),
     to pass it to a call on another object (a clock to a constructor, a breaker to a retry
     schedule)."""
-    return nullcontext(ffi.NULL) if obj is None else obj._lease  # type: ignore[return-value]
+    return nullcontext(ffi.NULL) if obj is None else obj._lease
 
 
 _O = TypeVar("_O", bound="Owned")

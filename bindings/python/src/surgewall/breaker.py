@@ -7,8 +7,9 @@ import enum
 import functools
 import inspect
 import sys
-from types import FrameType, TracebackType
+from types import TracebackType
 from typing import (
+    TYPE_CHECKING,
     Any,
     Awaitable,
     Callable,
@@ -211,15 +212,20 @@ _P = TypeVar("_P", bound="PermitBase")
 
 class PermitBase:
     """What every breaker permit does: report once, by hand or as a context manager (an
-    exception is classified by the issuer's failure policy). Subclasses say how a report
-    reaches the library (``_send``), how an exception is classified (``_outcome_of``) and how
-    an unreported permit is counted when it is dropped (``_drop``).
+    exception is classified by the issuer's failure policy). Subclasses hold ``token``,
+    ``start_ns`` and ``_done`` and say how a report reaches the library (``_send``) and how an
+    exception is classified (``_outcome_of``).
 
     A permit is a one-shot capability: it cannot be copied or pickled (``TypeError``). One
     garbage-collected without a report is reported as ignored by its finaliser (a half-open
     probe slot comes back) and counted (``dropped_permits`` of its breaker)."""
 
-    __slots__ = ("token", "start_ns", "_done")
+    # The fields live in the subclasses (C fields for Permit, slots for KeyedBreakerPermit);
+    # mypy is shown them here.
+    if TYPE_CHECKING:
+        __slots__: Tuple[str, ...] = ("token", "start_ns", "_done")
+    else:
+        __slots__ = ()
 
     def __init__(self, token: int, start_ns: int) -> None:
         # generation ^ salt: the generation in the low 40 bits, the issuer's salt above
@@ -232,33 +238,6 @@ class PermitBase:
 
     def _outcome_of(self, exc: BaseException) -> int:
         raise NotImplementedError
-
-    def _drop(self) -> None:
-        raise NotImplementedError
-
-    def __del__(self) -> None:
-        # I5: a permit dropped without a report is released as ignored, and counted.
-        if getattr(self, "_done", True):
-            return
-        self._done = True
-        try:
-            self._drop()
-        except Exception:  # a freed breaker: nothing to give back to
-            pass
-
-    def __copy__(self) -> "PermitBase":
-        raise TypeError(
-            f"{type(self).__name__} cannot be copied: a permit reports one admission once"
-        )
-
-    def __deepcopy__(self, memo: Any) -> "PermitBase":
-        return self.__copy__()
-
-    def __reduce_ex__(self, protocol: Any) -> Any:
-        raise TypeError(
-            f"{type(self).__name__} cannot be pickled: a permit is valid only in the process "
-            "and for the breaker that issued it"
-        )
 
     @property
     def done(self) -> bool:
@@ -297,30 +276,28 @@ class PermitBase:
             self.record(Outcome.SUCCESS if v is None else Outcome(self._outcome_of(v)))
 
 
-class Permit(PermitBase):
+class Permit(PermitBase, _speedups.Permit):
     """One admitted call. Report it exactly once with ``success()``, ``failure()`` or
     ``ignore()``; used as a context manager it reports by itself (an exception is classified
-    by the breaker's failure policy)."""
+    by the breaker's failure policy).
 
-    __slots__ = ("_breaker",)
+    Not copyable, not picklable (``TypeError``); dropped unreported, its finaliser reports it
+    as ignored and counts it in ``Breaker.dropped_permits``."""
+
+    __slots__ = ()
 
     def __init__(self, breaker: "Breaker", token: int, start_ns: int) -> None:
+        self._core = breaker._core
         super().__init__(token, start_ns)
-        self._breaker = breaker
 
     def _send(self, outcome: int, duration_ns: Optional[int]) -> int:
-        core = self._breaker._core
+        core = self._core
         if duration_ns is None:
             return core.record(self.token, self.start_ns, outcome)
         return core.record_timed(self.token, self.start_ns, outcome, duration_ns)
 
     def _outcome_of(self, exc: BaseException) -> int:
-        return self._breaker._core.outcome_of(exc)
-
-    def _drop(self) -> None:
-        b = self._breaker
-        b._lease.note_drop()
-        b._core.record(self.token, self.start_ns, _IGNORED)
+        return self._core.outcome_of(exc)
 
     @property
     def generation(self) -> int:
@@ -377,7 +354,7 @@ def check_policy(
     return include_t, exclude_t
 
 
-class Breaker(Handle):
+class Breaker(Handle, _speedups.WithBase):
     """A circuit breaker.
 
     Use it as a decorator (``@breaker``, sync or async), a context manager (``with breaker:``
@@ -461,11 +438,9 @@ class Breaker(Handle):
             # The guarded call straight into C: the method below costs a Python frame with
             # *args packing, ~200 ns (bench/compare.py); this one behaves the same.
             self.call = self._core.call  # type: ignore[method-assign]
-        # The permits of the `with breaker:` blocks running now, by the frame that runs the
-        # block: the one thing two blocks that interleave on one thread (generators,
-        # coroutines) do not share, and the same object at __enter__ and __exit__. A frame
-        # with nested blocks on this breaker holds a list, innermost last.
-        self._held: Dict[FrameType, Union[Permit, List[Permit]]] = {}
+        # `with breaker as p:` runs in C (_speedups.WithBase): each block gets a fresh
+        # Permit, found again at __exit__ by the frame that runs the block.
+        self._bind(self._core, Permit)
 
     @staticmethod
     def _configure(
@@ -647,54 +622,9 @@ class Breaker(Handle):
         """Records for a permit's raw fields (the scenarios runner and forged-permit tests)."""
         return _recorded(Permit(self, t, s)._send(outcome, duration_ns))
 
-    def _push(self, frame: FrameType) -> Permit:
-        t, s = self._core.acquire()
-        p = Permit(self, t, s)
-        held = self._held
-        prev = held.get(frame)
-        if prev is None:
-            held[frame] = p
-        elif type(prev) is list:
-            prev.append(p)
-        else:
-            held[frame] = [cast(Permit, prev), p]
-        return p
-
-    def _pop(self, frame: FrameType, v: Optional[BaseException]) -> None:
-        held = self._held
-        entry = held.pop(frame, None)
-        if entry is None:
-            raise PermitError("__exit__ without a matching __enter__ in this frame")
-        if type(entry) is list:
-            p = entry.pop()
-            if len(entry) > 1:
-                held[frame] = entry
-            elif entry:
-                held[frame] = entry[0]
-        else:
-            p = cast(Permit, entry)
-        if p._done:
-            return
-        p._done = True
-        core = self._core
-        core.record(p.token, p.start_ns, _SUCCESS if v is None else core.outcome_of(v))
-
-    def __enter__(self) -> Permit:
-        """A fresh permit for this block, reported when it ends (an exception is classified
-        by the failure policy); ``with breaker as p:`` may report it earlier by hand."""
-        return self._push(sys._getframe(1))
-
-    def __exit__(
-        self,
-        t: Optional[Type[BaseException]],
-        v: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        self._pop(sys._getframe(1), v)
-
     async def __aenter__(self) -> Permit:
         # A coroutine's caller frame is the coroutine that awaits it: the `async with` block.
-        return self._push(sys._getframe(1))
+        return cast(Permit, self._push(sys._getframe(1)))
 
     async def __aexit__(
         self,
@@ -707,7 +637,7 @@ class Breaker(Handle):
     @property
     def dropped_permits(self) -> int:
         """Permits garbage-collected without a report (each was reported as ignored)."""
-        return self._lease.drops
+        return self._core.drops
 
     # ---- state ----
 

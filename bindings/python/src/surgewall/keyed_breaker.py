@@ -116,7 +116,7 @@ class KeyedBreakerPermit(PermitBase):
     the keyed breaker's failure policy). Safe to report after the key was evicted (the result
     is then late)."""
 
-    __slots__ = ("_kb", "key", "slot")
+    __slots__ = ("token", "start_ns", "_done", "_kb", "key", "slot")
 
     def __init__(self, kb: "KeyedBreaker", key: Key, token: int, start_ns: int, slot: int) -> None:
         super().__init__(token, start_ns)
@@ -133,10 +133,29 @@ class KeyedBreakerPermit(PermitBase):
     def _outcome_of(self, exc: BaseException) -> int:
         return self._kb._core.outcome_of(exc)
 
-    def _drop(self) -> None:
+    def __del__(self) -> None:
+        # I5: a permit dropped without a report is released as ignored, and counted.
+        if getattr(self, "_done", True):
+            return
+        self._done = True
         kb = self._kb
         kb._lease.note_drop()
-        kb._core.record(self.token, self.start_ns, self.slot, 2)  # ignored
+        try:
+            kb._core.record(self.token, self.start_ns, self.slot, 2)  # ignored
+        except Exception:  # a freed keyed breaker: nothing to give back to
+            pass
+
+    def __copy__(self) -> "KeyedBreakerPermit":
+        raise TypeError("KeyedBreakerPermit cannot be copied: a permit reports one admission once")
+
+    def __deepcopy__(self, memo: Any) -> "KeyedBreakerPermit":
+        return self.__copy__()
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        raise TypeError(
+            "KeyedBreakerPermit cannot be pickled: a permit is valid only in the process and "
+            "for the keyed breaker that issued it"
+        )
 
     def __repr__(self) -> str:
         return f"<KeyedBreakerPermit key={self.key!r} done={self._done}>"
