@@ -35,7 +35,7 @@ from ._native import (
     raise_status,
     set_config,
 )
-from ._util import Handle, count, name_bytes, number, ratio, seconds_to_ns
+from ._util import Handle, count, name_bytes, number, ratio, seconds_to_ns, utf8
 from .clock import MockClock
 from .errors import CircuitOpenError, ConfigError, PermitError
 
@@ -533,7 +533,7 @@ class Breaker(Handle, _speedups.WithBase):
                 fallback_payload.body, (bytes, bytearray)
             ):
                 raise ConfigError("fallback_payload", "expected a FallbackPayload(bytes, str)")
-            ct = fallback_payload.content_type.encode("utf-8")
+            ct = utf8("fallback_payload.content_type", fallback_payload.content_type)
             body = bytes(fallback_payload.body)
             set_config(
                 "fallback_payload",

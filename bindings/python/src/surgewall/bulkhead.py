@@ -11,7 +11,7 @@ from types import TracebackType
 from typing import Any, Awaitable, Callable, Dict, Mapping, Optional, Tuple, Type, TypeVar, Union, cast
 
 from ._native import check, construct, ffi, lib, new_config, raise_status, set_config
-from ._util import Handle, Owned, count, held, name_bytes, seconds_to_ns
+from ._util import Handle, Owned, count, held, name_bytes, seconds_to_ns, utf8
 from .clock import MockClock
 from .errors import BulkheadFullError, ClosedError, ConfigError, RegistryFullError
 
@@ -329,7 +329,7 @@ class KeyedBulkhead(Owned):
             for k, v in (limits or {}).items():
                 n_k = count(f"limits[{k!r}]", v, minimum=1)
                 if isinstance(k, str):
-                    raw = k.encode("utf-8")
+                    raw = utf8(f"limits[{k!r}]", k)
                     st = lib.surgewall_keyed_bulkhead_config_set_limit_for_str(cfg, raw, len(raw), n_k)
                 elif isinstance(k, int) and not isinstance(k, bool):
                     key = count("limits", k, maximum=(1 << 64) - 2)

@@ -32,7 +32,7 @@ from ._native import (
     ns_to_s,
     set_config,
 )
-from ._util import Handle, count, name_bytes, seconds_to_ns
+from ._util import Handle, count, name_bytes, seconds_to_ns, utf8
 from .breaker import (
     Breaker,
     CountWindow,
@@ -550,7 +550,7 @@ def _set_override(kcfg: Any, key: Key, options: Dict[str, Any]) -> None:
         k = count("overrides", key, maximum=U64_MAX)
         st = lib.surgewall_keyed_breaker_config_set_override(kcfg, k, ocfg)
     else:
-        raw = key.encode("utf-8") if isinstance(key, str) else key
+        raw = utf8(f"overrides[{key!r}]", key) if isinstance(key, str) else key
         st = lib.surgewall_keyed_breaker_config_set_override_str(kcfg, raw, len(raw), ocfg)
     set_config(f"overrides[{key!r}]", st)
 

@@ -13,7 +13,17 @@ import time
 from typing import Any, Awaitable, Callable, Optional, Tuple, TypeVar, Union, cast
 
 from ._native import check, construct, ffi, lib, new_config, raise_status, set_config
-from ._util import Handle, Owned, count, held, name_bytes, number, ratio, seconds_to_ns
+from ._util import (
+    Handle,
+    Owned,
+    count,
+    held,
+    name_bytes,
+    ns_clamped,
+    number,
+    ratio,
+    seconds_to_ns,
+)
 from .breaker import Breaker, ExcTypes, _exc_tuple
 from .clock import MockClock
 from .errors import CircuitOpenError, ConfigError, RetryError
@@ -326,9 +336,7 @@ class Retry(Owned):
     ) -> Tuple[bool, float, Optional[StopReason]]:
         ra = -1
         if e is not None and not isinstance(e, CircuitOpenError):
-            v = getattr(e, "retry_after", None)
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and v >= 0:
-                ra = min(round(v * 1e9), (1 << 63) - 1)
+            ra = ns_clamped(getattr(e, "retry_after", None))
         b = breaker if breaker is not None else self._breaker
         d = ffi.new("surgewall_retry_decision *")
         with held(b) as bptr:
