@@ -10,7 +10,7 @@ import pickle
 import subprocess
 import sys
 import textwrap
-from typing import Any, Iterator, List
+from typing import Any, Generator, Iterator, List
 
 import pytest
 
@@ -326,3 +326,141 @@ def test_interleaved_async_with_blocks_report_their_own_permits(breaker: Breaker
     asyncio.run(main())
     m = breaker.metrics()
     assert (m.successes, m.failures) == (1, 1)
+
+
+# ---- 5. decorators guard what they wrap, or refuse it ----
+
+
+def test_a_decorated_generator_is_guarded_for_its_whole_iteration(breaker: Breaker) -> None:
+    @breaker
+    def items(fail: bool) -> Generator[int, None, None]:
+        yield 1
+        if fail:
+            raise ValueError("while iterating")
+        yield 2
+
+    g = items(True)
+    assert breaker.metrics().successes == 0  # nothing recorded at creation
+    assert next(g) == 1
+    with pytest.raises(ValueError):
+        next(g)
+    assert list(items(False)) == [1, 2]
+    early = items(False)
+    next(early)
+    early.close()  # stopped early: ignored
+    m = breaker.metrics()
+    assert (m.successes, m.failures, m.ignored) == (1, 1, 1)
+
+
+def test_a_decorated_async_generator_is_guarded_for_its_whole_iteration(
+    breaker: Breaker,
+) -> None:
+    import asyncio
+    from typing import AsyncIterator
+
+    @breaker
+    async def items(fail: bool) -> AsyncIterator[int]:
+        yield 1
+        if fail:
+            raise ValueError("while iterating")
+        yield 2
+
+    async def main() -> None:
+        assert [x async for x in items(False)] == [1, 2]
+        with pytest.raises(ValueError):
+            async for _ in items(True):
+                pass
+
+    asyncio.run(main())
+    m = breaker.metrics()
+    assert (m.successes, m.failures) == (1, 1)
+
+
+def test_a_bulkhead_holds_its_slot_for_a_generators_whole_iteration(clock: MockClock) -> None:
+    bh = surgewall.Bulkhead("g", max_concurrent=1, max_wait=0, clock=clock)
+
+    @bh
+    def items() -> Iterator[int]:
+        yield 1
+        yield 2
+
+    g = items()
+    assert bh.metrics().active == 0  # not yet started
+    next(g)
+    assert bh.metrics().active == 1  # the body runs inside the slot
+    with pytest.raises(surgewall.BulkheadFullError):
+        next(items())
+    assert list(g) == [2]
+    assert bh.metrics().active == 0
+    bh.close()
+
+
+def test_an_object_with_an_async_call_gets_the_async_wrapper(breaker: Breaker) -> None:
+    import asyncio
+
+    class Client:
+        async def __call__(self, fail: bool) -> str:
+            await asyncio.sleep(0)
+            if fail:
+                raise ValueError("down")
+            return "ok"
+
+    guarded = breaker(Client())
+    assert breaker.metrics().successes == 0
+
+    async def main() -> None:
+        assert await guarded(False) == "ok"
+        with pytest.raises(ValueError):
+            await guarded(True)
+
+    asyncio.run(main())
+    m = breaker.metrics()
+    assert (m.successes, m.failures) == (1, 1)
+
+
+def test_staticmethods_and_classmethods_bind_as_before(breaker: Breaker) -> None:
+    class Api:
+        @breaker
+        @staticmethod
+        def ping(x: int) -> int:
+            return x
+
+        @breaker
+        @classmethod
+        def name(cls) -> str:
+            return cls.__name__
+
+    assert Api.ping(1) == 1 and Api().ping(2) == 2
+    assert Api.name() == "Api" and Api().name() == "Api"
+    m = breaker.metrics()
+    assert (m.successes, m.failures) == (4, 0)
+
+
+def test_decorators_that_cannot_guard_an_iteration_refuse_it(breaker: Breaker) -> None:
+    def items() -> Iterator[int]:
+        yield 1
+
+    r = surgewall.Retry(max_attempts=2)
+    with pytest.raises(TypeError, match="generator function"):
+        r(items)
+    with pytest.raises(TypeError, match="generator function"):
+        surgewall.guard(breaker=breaker)(items)
+    with_fallback = Breaker("fb", fallback=lambda e: None)
+    with pytest.raises(TypeError, match="fallback"):
+        with_fallback(items)
+    with_fallback.free()
+    r.close()
+
+
+def test_keyed_breaker_decorate_guards_generators_per_key(clock: MockClock) -> None:
+    kb = surgewall.KeyedBreaker("k", max_keys=10, clock=clock)
+
+    @kb.decorate(lambda host: host)
+    def lines(host: str) -> Iterator[str]:
+        yield host
+        raise ConnectionError(host)
+
+    with pytest.raises(ConnectionError):
+        list(lines("a"))
+    assert kb.metrics().failures == 1
+    kb.free()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import enum
 import functools
-import inspect
 import sys
 from types import TracebackType
 from typing import (
@@ -35,6 +34,7 @@ from ._native import (
     raise_status,
     set_config,
 )
+from ._decorate import decorate
 from ._util import Handle, count, name_bytes, number, ratio, seconds_to_ns, utf8
 from .clock import MockClock
 from .errors import CircuitOpenError, ConfigError, PermitError
@@ -580,26 +580,42 @@ class Breaker(Handle, _speedups.WithBase):
         )
 
     def __call__(self, fn: F) -> F:
-        """Decorates a function (or coroutine function) so each call goes through the breaker."""
-        if not callable(fn):
-            raise TypeError(f"a breaker decorates callables, got {fn!r}")
-        if inspect.iscoroutinefunction(fn):
+        """Decorates a function so each call goes through the breaker: a coroutine function
+        (or an object whose ``__call__`` is ``async def``) for its whole await, a generator
+        or async generator function for its whole iteration (from the first ``next()``; an
+        exception while iterating is the outcome, closing it early is ignored), a
+        ``staticmethod`` / ``classmethod`` through the function inside it."""
 
-            @functools.wraps(fn)
+        def sync(f: Callable[..., Any]) -> Callable[..., Any]:
+            if self._fallback is not None:
+
+                @functools.wraps(f)
+                def wrapper(*args: Any, **kwargs: Any) -> Any:
+                    return self.call(f, *args, **kwargs)
+
+                return wrapper
+            guarded = self._core.wrap(f)
+            functools.update_wrapper(guarded, f)
+            return guarded
+
+        def async_(f: Callable[..., Any]) -> Callable[..., Any]:
+            @functools.wraps(f)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                return await self.call_async(fn, *args, **kwargs)
+                return await self.call_async(f, *args, **kwargs)
 
-            return cast(F, async_wrapper)
-        if self._fallback is not None:
+            return async_wrapper
 
-            @functools.wraps(fn)
-            def wrapper(*args: Any, **kwargs: Any) -> Any:
-                return self.call(fn, *args, **kwargs)
-
-            return cast(F, wrapper)
-        guarded = self._core.wrap(fn)
-        functools.update_wrapper(guarded, fn)
-        return cast(F, guarded)
+        iterate = self._fallback is None
+        return decorate(
+            fn,
+            f"breaker {self._name!r}",
+            sync=sync,
+            async_=async_,
+            hold=(lambda a, k: self) if iterate else None,
+            hold_async=(lambda a, k: self) if iterate else None,
+            refuse_iteration="a fallback has no items to give in place of the iteration; "
+            "decorate the function that consumes the generator instead",
+        )
 
     # ---- permits ----
 

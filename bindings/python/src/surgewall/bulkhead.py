@@ -6,11 +6,11 @@ import asyncio
 import dataclasses
 import enum
 import functools
-import inspect
 from types import TracebackType
 from typing import Any, Awaitable, Callable, Dict, Mapping, Optional, Tuple, Type, TypeVar, Union, cast
 
 from ._native import check, construct, ffi, lib, new_config, raise_status, set_config
+from ._decorate import decorate
 from ._util import Handle, Owned, count, held, name_bytes, seconds_to_ns, utf8
 from .clock import MockClock
 from .errors import BulkheadFullError, ClosedError, ConfigError, RegistryFullError
@@ -168,19 +168,33 @@ class Bulkhead(Handle):
             self.release()
 
     def __call__(self, fn: F) -> F:
-        if inspect.iscoroutinefunction(fn):
+        """Decorates a function so each call holds a slot: a coroutine function (or an
+        object whose ``__call__`` is ``async def``) for its whole await, a generator or
+        async generator function for its whole iteration (from the first ``next()``), a
+        ``staticmethod`` / ``classmethod`` through the function inside it."""
 
-            @functools.wraps(fn)
+        def sync(f: Callable[..., Any]) -> Callable[..., Any]:
+            @functools.wraps(f)
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                return self.call(f, *args, **kwargs)
+
+            return wrapper
+
+        def async_(f: Callable[..., Any]) -> Callable[..., Any]:
+            @functools.wraps(f)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                return await self.call_async(fn, *args, **kwargs)
+                return await self.call_async(f, *args, **kwargs)
 
-            return cast(F, async_wrapper)
+            return async_wrapper
 
-        @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            return self.call(fn, *args, **kwargs)
-
-        return cast(F, wrapper)
+        return decorate(
+            fn,
+            f"bulkhead {self._name!r}",
+            sync=sync,
+            async_=async_,
+            hold=lambda a, k: self,
+            hold_async=lambda a, k: self,
+        )
 
     def __enter__(self) -> "Bulkhead":
         self.acquire()

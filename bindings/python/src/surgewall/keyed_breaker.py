@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import inspect
 from typing import (
     Any,
     Awaitable,
@@ -32,6 +31,7 @@ from ._native import (
     ns_to_s,
     set_config,
 )
+from ._decorate import async_of, decorate
 from ._util import Handle, count, name_bytes, seconds_to_ns, utf8
 from .breaker import (
     Breaker,
@@ -354,26 +354,39 @@ class KeyedBreaker(Handle):
         key_fn: Optional[Callable[..., Key]] = key if callable(key) else None
         fixed = cast(Key, key)
 
+        def key_for(args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Key:
+            return key_fn(*args, **kwargs) if key_fn is not None else fixed
+
         def decorator(fn: F) -> F:
-            if not callable(fn):
-                raise TypeError(f"a keyed breaker decorates callables, got {fn!r}")
-            if inspect.iscoroutinefunction(fn):
+            def sync(f: Callable[..., Any]) -> Callable[..., Any]:
+                call = self.call
 
-                @functools.wraps(fn)
+                @functools.wraps(f)
+                def wrapper(*args: Any, **kwargs: Any) -> Any:
+                    return call(key_for(args, kwargs), f, *args, **kwargs)
+
+                return wrapper
+
+            def async_(f: Callable[..., Any]) -> Callable[..., Any]:
+                @functools.wraps(f)
                 async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                    k = key_fn(*args, **kwargs) if key_fn is not None else fixed
-                    return await self.call_async(k, fn, *args, **kwargs)
+                    return await self.call_async(key_for(args, kwargs), f, *args, **kwargs)
 
-                return cast(F, async_wrapper)
+                return async_wrapper
 
-            call = self.call
-
-            @functools.wraps(fn)
-            def wrapper(*args: Any, **kwargs: Any) -> Any:
-                k = key_fn(*args, **kwargs) if key_fn is not None else fixed
-                return call(k, fn, *args, **kwargs)
-
-            return cast(F, wrapper)
+            iterate = self._fallback is None
+            return decorate(
+                fn,
+                f"keyed breaker {self._name!r}",
+                sync=sync,
+                async_=async_,
+                hold=(lambda a, k: self.acquire(key_for(a, k))) if iterate else None,
+                hold_async=(lambda a, k: async_of(self.acquire(key_for(a, k))))
+                if iterate
+                else None,
+                refuse_iteration="a fallback has no items to give in place of the iteration; "
+                "decorate the function that consumes the generator instead",
+            )
 
         return decorator
 

@@ -8,11 +8,11 @@ import asyncio
 import dataclasses
 import enum
 import functools
-import inspect
 import time
 from typing import Any, Awaitable, Callable, Optional, Tuple, TypeVar, Union, cast
 
 from ._native import check, construct, ffi, lib, new_config, raise_status, set_config
+from ._decorate import decorate
 from ._util import (
     Handle,
     Owned,
@@ -423,19 +423,32 @@ class Retry(Owned):
             return result
 
     def __call__(self, fn: F) -> F:
-        if inspect.iscoroutinefunction(fn):
+        """Decorates a function (a coroutine function, or an object whose ``__call__`` is
+        ``async def``, awaited again on each attempt; a ``staticmethod`` / ``classmethod``
+        through the function inside it). Generator functions are refused."""
 
-            @functools.wraps(fn)
+        def sync(f: Callable[..., Any]) -> Callable[..., Any]:
+            @functools.wraps(f)
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                return self._run(f, args, kwargs, None)
+
+            return wrapper
+
+        def async_(f: Callable[..., Any]) -> Callable[..., Any]:
+            @functools.wraps(f)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                return await self._run_async(fn, args, kwargs, None)
+                return await self._run_async(f, args, kwargs, None)
 
-            return cast(F, async_wrapper)
+            return async_wrapper
 
-        @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            return self._run(fn, args, kwargs, None)
-
-        return cast(F, wrapper)
+        return decorate(
+            fn,
+            "Retry",
+            sync=sync,
+            async_=async_,
+            refuse_iteration="a retry would start the iteration over after items were "
+            "consumed; decorate the function that consumes the generator",
+        )
 
     def metrics(self) -> RetryMetrics:
         m = ffi.new("surgewall_retry_stats *")
