@@ -464,3 +464,55 @@ def test_keyed_breaker_decorate_guards_generators_per_key(clock: MockClock) -> N
         list(lines("a"))
     assert kb.metrics().failures == 1
     kb.free()
+
+
+# ---- 7. what the documentation promises ----
+
+
+def test_acquire_async_waits_on_the_mock_clock_like_a_blocking_wait(clock: MockClock) -> None:
+    import asyncio
+
+    bh = surgewall.Bulkhead("m", max_concurrent=1, max_wait=5.0, clock=clock)
+    bh.acquire()
+
+    async def main() -> None:
+        waiter = asyncio.ensure_future(bh.acquire_async())
+        await asyncio.sleep(0.05)  # real time passes: mock time does not, it still waits
+        assert not waiter.done()
+        clock.advance(5)
+        with pytest.raises(surgewall.BulkheadFullError, match="timed out"):
+            await asyncio.wait_for(waiter, 10)
+
+    asyncio.run(main())
+    bh.release()
+    bh.close()
+
+
+def test_the_mock_clock_refuses_to_wrap_around() -> None:
+    c = MockClock()
+    c.advance(9e9)
+    c.advance(9e9)
+    with pytest.raises(surgewall.ConfigError) as e:
+        c.advance(9e9)
+    assert e.value.field == "seconds"
+    c.close()
+
+
+def test_reset_makes_outstanding_permits_late(breaker: Breaker) -> None:
+    p = breaker.acquire()
+    breaker.reset()
+    assert p.success() is Recorded.LATE
+    assert breaker.metrics().late_results == 1
+
+
+def test_a_call_holding_a_slot_ends_normally_when_the_bulkhead_is_closed(clock: MockClock) -> None:
+    bh = surgewall.Bulkhead("c", max_concurrent=1, clock=clock)
+
+    @bh
+    def work() -> str:
+        bh.close()  # another thread would do this; the call still returns its result
+        return "done"
+
+    assert work() == "done"
+    with pytest.raises(ClosedError):
+        work()

@@ -736,14 +736,19 @@ class Breaker(Handle, _speedups.WithBase):
         check(self._call(lib.surgewall_breaker_half_open), self._name)
 
     def reset(self) -> None:
-        """A fresh CLOSED episode from any state."""
+        """A fresh CLOSED episode from any state (counts cleared, backoff over).
+
+        Permits issued before it (as before any transition) belong to the old generation:
+        reporting one returns ``Recorded.LATE`` and counts in ``late_results``, not in the
+        new window; half-open probe slots of the old episode do not carry over."""
         check(self._call(lib.surgewall_breaker_reset), self._name)
 
     # ---- lifetime ----
 
     def free(self) -> None:
         """Frees the handle (idempotent). Later use raises :class:`ClosedError`; functions it
-        decorated raise it too."""
+        decorated raise it too. Calls already inside the library on another thread finish
+        first: the handle is freed when the last of them returns, never under one."""
         core = getattr(self, "_core", None)
         if core is not None:
             core.close()

@@ -50,7 +50,12 @@ class Bulkhead(Handle):
     loop. Full: :class:`BulkheadFullError`.
 
     Use it as a decorator (sync or async), ``with bulkhead:`` / ``async with bulkhead:``,
-    ``bulkhead.call(fn, ...)``, or ``try_acquire()`` / ``release()``. ``close()`` frees it."""
+    ``bulkhead.call(fn, ...)``, or ``try_acquire()`` / ``release()``.
+
+    ``close()`` refuses new calls (:class:`ClosedError`), wakes every thread waiting in
+    :meth:`acquire` at once with :class:`ClosedError` (not left to its timeout), and frees
+    the handle when the last call inside it has returned. A slot taken before it needs no
+    release (``release()`` after it does nothing, so a guarded call still ends normally)."""
 
     _what = "bulkhead"
     # close() wakes the threads waiting in acquire(): each raises ClosedError.
@@ -76,6 +81,7 @@ class Bulkhead(Handle):
         super().__init__(ptr, lib.surgewall_bulkhead_free)
         self._name = name
         self._max_wait = max_wait
+        self._clock = clock
 
     @property
     def name(self) -> str:
@@ -111,28 +117,40 @@ class Bulkhead(Handle):
 
     async def acquire_async(self, timeout: Optional[float] = None) -> None:
         """Awaits a slot up to ``timeout`` seconds (default: ``max_wait``) without blocking the
-        loop (polls with ``asyncio.sleep``). A cancelled waiter holds no slot."""
+        loop (polls with ``asyncio.sleep``). A cancelled waiter holds no slot.
+
+        The wait is measured on the bulkhead's clock, as a blocking :meth:`acquire` measures
+        it: the event loop's time, or the ``MockClock`` given at construction (then it ends
+        only when the mock clock is advanced past it). Unlike blocking waiters, async waiters
+        are not served in FIFO order: they take a slot when their poll finds one free."""
         if self.try_acquire():
             return
         limit = self._max_wait if timeout is None else timeout
         seconds_to_ns("timeout", limit)
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + limit
+        clock = self._clock
+        now: Callable[[], float] = loop.time if clock is None else clock.now
+        deadline = now() + limit
         pause = 0.0005
         while True:
-            left = deadline - loop.time()
+            left = deadline - now()
             if left <= 0:
                 raise BulkheadFullError(
                     f"bulkhead {self._name!r} is full (waited and timed out)", _TIMEOUT
                 )
-            await asyncio.sleep(min(pause, left))
+            await asyncio.sleep(pause if clock is not None else min(pause, left))
             if self.try_acquire():
                 return
             pause = min(pause * 2, 0.01)
 
     def release(self) -> None:
-        """Gives a slot back (:class:`SurgewallError` when none was taken)."""
-        st = self._call(lib.surgewall_bulkhead_release)
+        """Gives a slot back (:class:`SurgewallError` when none was taken). After
+        :meth:`close` it does nothing: the slots went with the bulkhead, and a call that
+        held one when another thread closed it still ends normally."""
+        try:
+            st = self._call(lib.surgewall_bulkhead_release)
+        except ClosedError:
+            return
         if st != _OK:
             raise_status(st, f"bulkhead {self._name!r} release")
 

@@ -477,7 +477,8 @@ class KeyedBreaker(Handle):
         self._op("half_open", lib.surgewall_keyed_breaker_half_open, key)
 
     def reset(self, key: Key) -> None:
-        """A fresh CLOSED episode for ``key`` from any state."""
+        """A fresh CLOSED episode for ``key`` from any state; ``key``'s permits issued before
+        it report ``Recorded.LATE`` (counted in ``late_results``, not in the new window)."""
         self._op("reset", lib.surgewall_keyed_breaker_reset, key)
 
     # ---- observation ----
