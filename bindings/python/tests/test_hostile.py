@@ -516,3 +516,36 @@ def test_a_call_holding_a_slot_ends_normally_when_the_bulkhead_is_closed(clock: 
     assert work() == "done"
     with pytest.raises(ClosedError):
         work()
+
+
+def test_a_lease_frees_only_after_the_last_call_inside_it() -> None:
+    # The protocol under every handle, made deterministic: close() from inside a call (as
+    # another thread would while this one is in the library) defers the free to its end.
+    from surgewall._speedups import Lease
+
+    freed: List[object] = []
+    lease = Lease("handle", freed.append, ClosedError, "this thing is closed")
+
+    def inside(h: object) -> str:
+        lease.close()
+        assert freed == [] and lease.closed and lease.busy == 1
+        with pytest.raises(ClosedError, match="this thing is closed"):
+            lease.call(len)  # new calls are refused at once
+        return f"used {h}"
+
+    assert lease.call(inside) == "used handle"
+    assert freed == ["handle"] and lease.freed and lease.busy == 0
+    lease.close()  # idempotent: never a second free
+    assert freed == ["handle"]
+
+
+def test_a_dropped_lease_frees_its_handle_once() -> None:
+    from surgewall._speedups import Lease
+
+    freed: List[object] = []
+    lease = Lease("h", freed.append, ClosedError, "closed")
+    with lease as h:
+        assert h == "h"
+    del lease
+    gc.collect()
+    assert freed == ["h"]
