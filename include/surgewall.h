@@ -269,6 +269,10 @@ enum surgewall_status
    */
   SURGEWALL_NOT_FOUND = 210,
   /**
+   * The object was closed while the caller waited on it (`surgewall_bulkhead_close`).
+   */
+  SURGEWALL_CLOSED = 211,
+  /**
    * An operating-system call failed (an address that cannot be bound; see the error object).
    */
   SURGEWALL_IO_ERROR = 300,
@@ -1416,9 +1420,20 @@ surgewall_status surgewall_bulkhead_try_acquire(const struct surgewall_bulkhead 
 /**
  * Takes a slot, blocking this thread up to `timeout_ns` (negative: the bulkhead's own
  * `max_wait`) in FIFO order with other waiters. `SURGEWALL_OK`, `SURGEWALL_TIMEOUT` after a
- * wait, or `SURGEWALL_BULKHEAD_FULL` when it could not wait.
+ * wait, `SURGEWALL_BULKHEAD_FULL` when it could not wait, or `SURGEWALL_CLOSED` when
+ * `surgewall_bulkhead_close` sent the waiter away (or came before the wait).
  */
 surgewall_status surgewall_bulkhead_acquire(const struct surgewall_bulkhead *b, int64_t timeout_ns);
+
+/**
+ * Wakes every thread waiting in `surgewall_bulkhead_acquire` on this bulkhead (through any
+ * handle); each returns `SURGEWALL_CLOSED`, and so do later waits. `try_acquire` and
+ * `release` are unchanged, so slots held can still be given back. It does not free the
+ * handle: a binding calls it before `surgewall_bulkhead_free`, and frees once the calls it
+ * woke have returned (freeing a handle while another thread is inside a call on it is the
+ * caller's bug, see the handle rules).
+ */
+surgewall_status surgewall_bulkhead_close(const struct surgewall_bulkhead *b);
 
 /**
  * Gives a slot back. `SURGEWALL_UNEXPECTED_RESULT` when nothing was acquired (nothing changes).

@@ -118,7 +118,11 @@ setup(
         Extension("surgewall._ffi", sources=["placeholder.c"]),
         Extension(
             "surgewall._speedups",
-            sources=["src/surgewall/_speedups.c", "src/surgewall/_keyed_core.c"],
+            sources=[
+                "src/surgewall/_speedups.c",
+                "src/surgewall/_keyed_core.c",
+                "src/surgewall/_lease.c",
+            ],
             depends=["src/surgewall/_speedups.h"],
             extra_compile_args=["-O2", "-std=c11", "-Wall", "-Wextra", "-Werror=implicit-function-declaration"],
         ),

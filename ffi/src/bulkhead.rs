@@ -120,7 +120,8 @@ pub extern "C" fn surgewall_bulkhead_try_acquire(b: *const surgewall_bulkhead) -
 
 /// Takes a slot, blocking this thread up to `timeout_ns` (negative: the bulkhead's own
 /// `max_wait`) in FIFO order with other waiters. `SURGEWALL_OK`, `SURGEWALL_TIMEOUT` after a
-/// wait, or `SURGEWALL_BULKHEAD_FULL` when it could not wait.
+/// wait, `SURGEWALL_BULKHEAD_FULL` when it could not wait, or `SURGEWALL_CLOSED` when
+/// `surgewall_bulkhead_close` sent the waiter away (or came before the wait).
 #[no_mangle]
 pub extern "C" fn surgewall_bulkhead_acquire(
     b: *const surgewall_bulkhead,
@@ -133,12 +134,28 @@ pub extern "C" fn surgewall_bulkhead_acquire(
             Err(_) => b.config().max_wait(),
         };
         b.acquire_timeout_raw(wait).map_err(|full| {
-            if full.timed_out {
+            if full.closed {
+                Status::SURGEWALL_CLOSED
+            } else if full.timed_out {
                 Status::SURGEWALL_TIMEOUT
             } else {
                 Status::SURGEWALL_BULKHEAD_FULL
             }
         })
+    })
+}
+
+/// Wakes every thread waiting in `surgewall_bulkhead_acquire` on this bulkhead (through any
+/// handle); each returns `SURGEWALL_CLOSED`, and so do later waits. `try_acquire` and
+/// `release` are unchanged, so slots held can still be given back. It does not free the
+/// handle: a binding calls it before `surgewall_bulkhead_free`, and frees once the calls it
+/// woke have returned (freeing a handle while another thread is inside a call on it is the
+/// caller's bug, see the handle rules).
+#[no_mangle]
+pub extern "C" fn surgewall_bulkhead_close(b: *const surgewall_bulkhead) -> Status {
+    boundary(|| {
+        surgewall_bulkhead::get(b)?.close();
+        Ok(())
     })
 }
 

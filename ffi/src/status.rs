@@ -66,6 +66,8 @@ pub enum surgewall_status {
     SURGEWALL_REGISTRY_FULL = 209,
     /// A keyed registry holds no such key (it was never used, or was evicted).
     SURGEWALL_NOT_FOUND = 210,
+    /// The object was closed while the caller waited on it (`surgewall_bulkhead_close`).
+    SURGEWALL_CLOSED = 211,
 
     /// An operating-system call failed (an address that cannot be bound; see the error object).
     SURGEWALL_IO_ERROR = 300,
@@ -107,6 +109,7 @@ impl surgewall_status {
             SURGEWALL_NO_EVENT => c"no event",
             SURGEWALL_REGISTRY_FULL => c"registry full: the key cap is reached",
             SURGEWALL_NOT_FOUND => c"not found: the registry holds no such key",
+            SURGEWALL_CLOSED => c"closed while waiting",
             SURGEWALL_IO_ERROR => c"an operating-system call failed (see the error object)",
         }
     }
@@ -114,7 +117,7 @@ impl surgewall_status {
     /// The status for a raw number, if it is one.
     fn from_i32(v: i32) -> Option<Self> {
         use surgewall_status::*;
-        const ALL: [surgewall_status; 26] = [
+        const ALL: [surgewall_status; 27] = [
             SURGEWALL_OK,
             SURGEWALL_NULL_ARG,
             SURGEWALL_INVALID_HANDLE,
@@ -140,6 +143,7 @@ impl surgewall_status {
             SURGEWALL_NO_EVENT,
             SURGEWALL_REGISTRY_FULL,
             SURGEWALL_NOT_FOUND,
+            SURGEWALL_CLOSED,
             SURGEWALL_IO_ERROR,
         ];
         ALL.into_iter().find(|s| *s as i32 == v)

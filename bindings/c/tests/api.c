@@ -122,6 +122,7 @@ static void test_status_strings(void)
         SURGEWALL_NO_EVENT,
         SURGEWALL_REGISTRY_FULL,
         SURGEWALL_NOT_FOUND,
+        SURGEWALL_CLOSED,
         SURGEWALL_IO_ERROR,
     };
     const size_t n = sizeof all / sizeof all[0];
@@ -832,6 +833,15 @@ static void test_bulkhead(void)
     CHECK_U64(m.timed_out, 1);
     CHECK_U64(m.waited, 1);
     CHECK(m.total_wait_ns > 0 && m.max_wait_ns > 0);
+    CHECK_OK(surgewall_bulkhead_release(bh));
+
+    /* close: a wait after it is refused at once with SURGEWALL_CLOSED (no 60 s wait), what
+     * does not wait still works, so a held slot goes back (the waking of parked waiters is
+     * tested in core/src/bulkhead/tests.rs and bindings/python) */
+    CHECK_OK(surgewall_bulkhead_try_acquire(bh));
+    CHECK_OK(surgewall_bulkhead_close(bh));
+    CHECK_STATUS(surgewall_bulkhead_acquire(bh, 60000 * MS), SURGEWALL_CLOSED);
+    CHECK(strcmp(surgewall_status_str(SURGEWALL_CLOSED), "closed while waiting") == 0);
     CHECK_OK(surgewall_bulkhead_release(bh));
     CHECK_OK(surgewall_bulkhead_free(bh));
     CHECK_OK(surgewall_mock_clock_free(clock));

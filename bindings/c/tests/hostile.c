@@ -799,6 +799,7 @@ static void test_policies(surgewall_mock_clock *clock)
         CHECK_BAD(row, surgewall_bulkhead_try_acquire(h));
         CHECK_BAD(row, surgewall_bulkhead_acquire(h, 0));
         CHECK_BAD(row, surgewall_bulkhead_release(h));
+        CHECK_BAD(row, surgewall_bulkhead_close(h));
         CHECK_BAD(row, surgewall_bulkhead_metrics(h, &m));
         if (row.value != 0) CHECK_BAD(row, surgewall_bulkhead_free(h));
     }

@@ -2,7 +2,8 @@
 
 Each library guards the same success-path no-op function through its decorator, with the
 same failure policy (trip at 5 consecutive failures, 60 s open, failures = Exception), and is
-timed with timeit.repeat (min of repeats). Baselines: the bare no-op, and a no-op C call.
+timed with timeit.repeat (min of repeats). Baselines: the bare no-op, a no-op C call, and a
+`with` block over a C context manager that does nothing (the floor of `with breaker:`).
 
 The keyed rows guard the same no-op with one breaker per key, cycling through 1000 str keys:
 surgewall's KeyedBreaker (compact breakers in the library), a BreakerRegistry (a dict of
@@ -48,6 +49,15 @@ def setups() -> List[Tuple[str, Callable[[], None]]]:
         with sw_with_breaker:
             noop()
 
+    # The floor of any `with` block: a C context manager whose __enter__ / __exit__ do
+    # nothing but count (a handle's Lease). CPython makes a bound method for each of the two
+    # and calls them: `with breaker:` cannot cost less than this.
+    lease = sw_with_breaker._lease
+
+    def with_floor() -> None:
+        with lease:
+            noop()
+
     # What plain cffi API mode gives: the same acquire + record, each a cffi call (which
     # releases and re-takes the GIL), in a Python wrapper. Kept to justify the C extension.
     from surgewall._ffi import ffi, lib
@@ -82,6 +92,7 @@ def setups() -> List[Tuple[str, Callable[[], None]]]:
         ("baseline: bare no-op", noop),
         ("baseline: C no-op (METH_NOARGS)", _speedups.noop),
         ("surgewall @breaker", sw_call),
+        ("baseline: `with` a no-op C manager", with_floor),
         ("surgewall `with breaker:`", sw_with),
         ("(cffi API mode wrapper, not shipped)", cffi_call),
         ("pybreaker @breaker", pb_call),
@@ -141,6 +152,10 @@ def main() -> int:
     r_cb = ns["circuitbreaker @circuit"] / ours
     print(f"ratio pybreaker/surgewall      {r_pb:6.1f}x  (G5 >= 8x: {'ok' if r_pb >= 8 else 'MISSED'})")
     print(f"ratio circuitbreaker/surgewall {r_cb:6.1f}x  (G5 >= 4x: {'ok' if r_cb >= 4 else 'MISSED'})")
+    with_ns = ns["surgewall `with breaker:`"]
+    r_with = with_ns / ours
+    print(f"ratio `with breaker:`/@breaker  {r_with:6.1f}x  (G5 <= 2x: {'ok' if r_with <= 2 else 'MISSED'})")
+    print(f"`with breaker:` over the `with` floor: {with_ns - ns['baseline: `with` a no-op C manager']:.1f} ns")
     print(f"surgewall overhead over the bare call: {ours - ns['baseline: bare no-op']:.1f} ns")
     for name, fn in keyed_setups():
         ns[name] = measure(fn, args.number, args.repeat)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 import pytest
 
@@ -172,3 +172,73 @@ def test_budget_and_slo_config_errors() -> None:
     with pytest.raises(surgewall.ConfigError) as ei:
         surgewall.KeyedBulkhead(2, limits={"alice": 0})
     assert ei.value.field == "limits['alice']"
+
+
+# Issue 18: numbers too large for a float or for 64-bit nanoseconds, and names with no
+# UTF-8 form, were OverflowError / UnicodeEncodeError; each is a ConfigError naming the field.
+@pytest.mark.parametrize(
+    "make, field",
+    [
+        (lambda c: Breaker("x", open_for=10**400, clock=c), "open_for"),
+        (lambda c: Breaker("x", open_for=1e300, clock=c), "open_for"),
+        (lambda c: Breaker("x", failure_rate=10**400, clock=c), "failure_rate"),
+        (lambda c: Breaker("x", slow_call_rate=0.5, slow_call_duration=1e300), "slow_call_duration"),
+        (lambda c: Breaker("x", window=TimeWindow(seconds=10**400)), "window.seconds"),
+        (lambda c: Breaker("x", open_backoff=surgewall.OpenBackoff(10**400)), "open_backoff.multiplier"),
+        (lambda c: Breaker("\ud800"), "name"),
+        (lambda c: Breaker("x", fallback_payload=surgewall.FallbackPayload(b"", "\udfff")), "fallback_payload.content_type"),
+        (lambda c: surgewall.KeyedBreaker("\ud800"), "name"),
+        (lambda c: surgewall.KeyedBreaker("k", open_for=1e300), "open_for"),
+        (lambda c: surgewall.KeyedBreaker("k", idle_ttl=10**400), "idle_ttl"),
+        (lambda c: surgewall.RetryBudget(ratio=10**400), "ratio"),
+        (lambda c: surgewall.RetryBudget(min_per_second=10**400), "min_per_second"),
+        (lambda c: surgewall.RetryBudget(name="\ud800"), "name"),
+        (lambda c: surgewall.Bulkhead("b", max_wait=1e300), "max_wait"),
+        (lambda c: surgewall.Bulkhead("\ud800"), "name"),
+        (lambda c: surgewall.KeyedBulkhead(1, limits={"\ud800": 2}), "limits['\\ud800']"),
+        (lambda c: surgewall.Retry(backoff=surgewall.Constant(1e300)), "backoff.delay"),
+        (lambda c: surgewall.Retry(max_elapsed=10**400), "max_elapsed"),
+        (lambda c: surgewall.SLO(window=1e300), "window"),
+        (lambda c: c.advance(1e300), "seconds"),
+        (lambda c: c.advance(10**400), "seconds"),
+    ],
+)
+def test_numbers_and_names_out_of_reach_are_config_errors(
+    clock: MockClock, make: Any, field: str
+) -> None:
+    with pytest.raises(surgewall.ConfigError) as e:
+        make(clock)
+    assert e.value.field == field
+
+
+def test_manual_and_call_time_durations_out_of_reach_are_config_errors(clock: MockClock) -> None:
+    b = Breaker("x", clock=clock)
+    for bad in (1e300, 10**400):
+        with pytest.raises(surgewall.ConfigError) as e:
+            b.force_open(bad)
+        assert e.value.field == "seconds"
+    bh = surgewall.Bulkhead("b", clock=clock)
+    with pytest.raises(surgewall.ConfigError) as e:
+        bh.acquire(timeout=1e300)
+    assert e.value.field == "timeout"
+    assert b.state is surgewall.State.CLOSED
+    b.free()
+    bh.close()
+
+
+def test_a_retry_after_out_of_reach_is_clamped_not_raised(clock: MockClock) -> None:
+    class Slow(Exception):
+        retry_after = 10**400
+
+    slept: List[float] = []
+    r = surgewall.Retry(max_attempts=2, jitter="none", sleep=slept.append, clock=clock)
+    calls = iter([Slow(), None])
+
+    def flaky() -> str:
+        e = next(calls)
+        if e is not None:
+            raise e
+        return "ok"
+
+    assert r.call(flaky) == "ok"
+    assert len(slept) == 1 and slept[0] > 0

@@ -430,6 +430,7 @@ impl Bulkhead {
             max_concurrent: self.config.max_concurrent,
             timed_out: false,
             waited: Duration::ZERO,
+            closed: false,
         }
     }
 

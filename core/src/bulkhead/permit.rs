@@ -72,6 +72,9 @@ pub struct BulkheadFull {
     pub timed_out: bool,
     /// How long the caller waited (zero when it did not).
     pub waited: Duration,
+    /// Whether the wait ended because the bulkhead was closed ([`Bulkhead::close`]) rather
+    /// than by a slot or the deadline.
+    pub closed: bool,
 }
 
 impl fmt::Display for BulkheadFull {
@@ -81,7 +84,9 @@ impl fmt::Display for BulkheadFull {
             "bulkhead full ({} concurrent calls)",
             self.max_concurrent
         )?;
-        if self.timed_out {
+        if self.closed {
+            write!(f, "; closed while waiting")?;
+        } else if self.timed_out {
             write!(f, "; no slot came free within {:?}", self.waited)?;
         }
         Ok(())

@@ -235,3 +235,37 @@ fn concurrent_tries_never_exceed_the_limit() {
     assert_eq!(m.accepted + m.rejected, 80_000);
     assert_eq!(m.active, 0);
 }
+
+/// `close` wakes every parked waiter at once with a `closed` refusal (a waiter left to its
+/// deadline would hang this test for 60 s), later waits are refused without parking, the
+/// gauges come back to zero and the slot held across it can still be given back.
+#[test]
+fn close_wakes_every_waiter_and_refuses_later_waits() {
+    let b = bulkhead(1);
+    let held = b.try_acquire().unwrap();
+    std::thread::scope(|s| {
+        let waiters: Vec<_> = (0..4)
+            .map(|_| s.spawn(|| b.acquire_timeout(Duration::from_secs(60)).map(drop)))
+            .collect();
+        until_waiting(&b, 4);
+        b.close();
+        for w in waiters {
+            let e = w.join().unwrap().unwrap_err();
+            assert!(e.closed && !e.timed_out, "{e:?}");
+            assert_eq!(
+                e.to_string(),
+                "bulkhead full (1 concurrent calls); closed while waiting"
+            );
+        }
+    });
+    assert!(
+        b.acquire_timeout(Duration::from_secs(60))
+            .unwrap_err()
+            .closed
+    );
+    let m = b.metrics();
+    assert_eq!((m.waiting, m.timed_out, m.active), (0, 0, 1));
+    drop(held);
+    assert!(b.is_idle());
+    assert!(b.try_acquire().is_ok()); // what does not wait is unchanged
+}

@@ -5,7 +5,7 @@
 //! checked by the multi-thread tests in `tests.rs` (`waiters_*`).
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering as StdOrdering};
+use std::sync::atomic::{AtomicU8, Ordering as StdOrdering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::Thread;
 use std::time::Duration;
@@ -17,32 +17,61 @@ use crate::sync::Ordering;
 /// How often a waiter re-reads a mock clock (mock time does not wake a parked thread).
 const MOCK_POLL: Duration = Duration::from_millis(1);
 
+/// What became of a waiter: still waiting, handed a slot, or sent away by `close`.
+const WAITING: u8 = 0;
+const GRANTED: u8 = 1;
+const CLOSED: u8 = 2;
+
 struct Waiter {
     thread: Thread,
-    granted: AtomicBool,
+    /// `WAITING`, then `GRANTED` or `CLOSED`, set once under the queue lock.
+    answer: AtomicU8,
 }
 
 impl Waiter {
-    fn grant(&self) {
-        // Release: the waiter that sees `granted` owns the slot (and whatever the releaser
+    fn answer(&self, answer: u8) {
+        // Release: the waiter that sees `GRANTED` owns the slot (and whatever the releaser
         // wrote before giving it up).
-        self.granted.store(true, StdOrdering::Release);
+        self.answer.store(answer, StdOrdering::Release);
         self.thread.unpark();
     }
 
-    fn granted(&self) -> bool {
-        self.granted.load(StdOrdering::Acquire)
+    fn grant(&self) {
+        self.answer(GRANTED);
+    }
+
+    fn answered(&self) -> u8 {
+        self.answer.load(StdOrdering::Acquire)
     }
 }
 
-/// The waiters, oldest first.
+/// The waiters, oldest first, and whether the bulkhead was closed (no more waiting).
 #[derive(Default)]
 pub(super) struct WaitQueue {
-    waiters: Mutex<VecDeque<Arc<Waiter>>>,
+    waiters: Mutex<Queue>,
+}
+
+#[derive(Default)]
+struct Queue {
+    waiters: VecDeque<Arc<Waiter>>,
+    closed: bool,
+}
+
+impl std::ops::Deref for Queue {
+    type Target = VecDeque<Arc<Waiter>>;
+    fn deref(&self) -> &Self::Target {
+        &self.waiters
+    }
+}
+
+impl std::ops::DerefMut for Queue {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.waiters
+    }
 }
 
 impl WaitQueue {
-    fn lock(&self) -> MutexGuard<'_, VecDeque<Arc<Waiter>>> {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
         // Nothing panics while the lock is held; a poisoned queue is still consistent.
         self.waiters.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -57,10 +86,13 @@ impl Bulkhead {
         let deadline = start.saturating_add(duration_ns(max_wait));
         let me = Arc::new(Waiter {
             thread: std::thread::current(),
-            granted: AtomicBool::new(false),
+            answer: AtomicU8::new(WAITING),
         });
         {
             let mut queue = self.queue.lock();
+            if queue.closed {
+                return Err(self.closed_while_waiting(0));
+            }
             // SeqCst, then a SeqCst try: the other half of the Dekker pair in `release_raw`.
             // Either this try sees a release's decrement, or that release sees us waiting.
             self.waiting.fetch_add(1, Ordering::SeqCst);
@@ -73,18 +105,30 @@ impl Bulkhead {
         let mock = self.clock.mode() == ClockMode::Mock;
         loop {
             let now = self.clock.now_ns();
-            if me.granted() {
-                self.record_wait(now.saturating_sub(start));
-                return Ok(());
+            match me.answered() {
+                GRANTED => {
+                    self.record_wait(now.saturating_sub(start));
+                    return Ok(());
+                }
+                CLOSED => return Err(self.closed_while_waiting(now.saturating_sub(start))),
+                _ => {}
             }
             if now >= deadline {
                 let mut queue = self.queue.lock();
-                // A release may have granted us the slot while we were looking at the clock:
-                // grants happen under this lock, so this answer is final.
-                if me.granted() {
-                    drop(queue);
-                    self.record_wait(now.saturating_sub(start));
-                    return Ok(());
+                // A release may have granted us the slot (or `close` sent us away) while we
+                // were looking at the clock: answers are given under this lock, so this one is
+                // final.
+                match me.answered() {
+                    GRANTED => {
+                        drop(queue);
+                        self.record_wait(now.saturating_sub(start));
+                        return Ok(());
+                    }
+                    CLOSED => {
+                        drop(queue);
+                        return Err(self.closed_while_waiting(now.saturating_sub(start)));
+                    }
+                    _ => {}
                 }
                 queue.retain(|w| !Arc::ptr_eq(w, &me));
                 self.waiting.fetch_sub(1, Ordering::SeqCst);
@@ -96,10 +140,54 @@ impl Bulkhead {
                     max_concurrent: self.config.max_concurrent,
                     timed_out: true,
                     waited: Duration::from_nanos(waited),
+                    closed: false,
                 });
             }
             let left = Duration::from_nanos(deadline - now);
             std::thread::park_timeout(if mock { left.min(MOCK_POLL) } else { left });
+        }
+    }
+
+    /// The refusal of a waiter sent away by [`Bulkhead::close`] (or arriving after it).
+    fn closed_while_waiting(&self, waited_ns: u64) -> BulkheadFull {
+        BulkheadFull {
+            max_concurrent: self.config.max_concurrent,
+            timed_out: false,
+            waited: Duration::from_nanos(waited_ns),
+            closed: true,
+        }
+    }
+
+    /// Wakes every waiter with a refusal (`BulkheadFull::closed`) and makes later waits fail
+    /// at once; what does not wait (`try_acquire`, `release`) is unchanged, so slots held now
+    /// can still be given back. For a binding that is about to free its handle: once this has
+    /// returned and the calls that were inside have come out, nobody is parked on it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use surgewall::{Bulkhead, BulkheadConfig};
+    ///
+    /// let b = Bulkhead::new("db", BulkheadConfig::builder().max_concurrent(1).build()?);
+    /// let held = b.try_acquire()?;
+    /// std::thread::scope(|s| {
+    ///     let waiter = s.spawn(|| b.acquire_timeout(Duration::from_secs(60)).map(drop));
+    ///     while b.metrics().waiting == 0 {
+    ///         std::thread::yield_now();
+    ///     }
+    ///     b.close();
+    ///     assert!(waiter.join().unwrap().unwrap_err().closed);
+    /// });
+    /// assert!(b.acquire_timeout(Duration::from_secs(60)).unwrap_err().closed);
+    /// drop(held);
+    /// assert_eq!(b.metrics().active, 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn close(&self) {
+        let mut queue = self.queue.lock();
+        queue.closed = true;
+        while let Some(waiter) = queue.pop_front() {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            waiter.answer(CLOSED);
         }
     }
 

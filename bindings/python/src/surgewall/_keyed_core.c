@@ -18,6 +18,10 @@
 typedef struct {
     PyObject_HEAD
     const surgewall_keyed_breaker *kb; /* our own clone; NULL once closed */
+    /* The iteration runs without the GIL: `busy` counts those in flight, and a close()
+     * meanwhile parks the handle in `pending` for the last of them to free. */
+    const surgewall_keyed_breaker *pending;
+    Py_ssize_t busy;
     sw_policy policy;
     PyObject *name; /* the keyed breaker's name, for error messages */
 } KeyedCore;
@@ -210,9 +214,15 @@ static PyObject *KeyedCore_snapshot(KeyedCore *self, PyObject *Py_UNUSED(ignored
     if (self->kb == NULL) return keyed_error(self, -1, NULL);
     row_buf b = {NULL, 0, 0, 0};
     int st;
+    const surgewall_keyed_breaker *kb = self->kb;
+    self->busy++;
     Py_BEGIN_ALLOW_THREADS
-    st = surgewall_keyed_breaker_for_each(self->kb, collect_row, &b);
+    st = surgewall_keyed_breaker_for_each(kb, collect_row, &b);
     Py_END_ALLOW_THREADS
+    if (--self->busy == 0 && self->pending != NULL) {
+        surgewall_keyed_breaker_free((surgewall_keyed_breaker *)self->pending);
+        self->pending = NULL;
+    }
     if (st != SURGEWALL_OK || b.oom) {
         free(b.rows);
         if (b.oom) return PyErr_NoMemory();
@@ -253,10 +263,13 @@ static PyObject *KeyedCore_outcome_of(KeyedCore *self, PyObject *exc) {
 /* ---- lifetime ---- */
 
 static void keyed_free_handle(KeyedCore *self) {
-    if (self->kb != NULL) {
+    if (self->kb == NULL) return;
+    if (self->busy > 0) {
+        self->pending = self->kb; /* an iteration is inside it: its end frees it */
+    } else {
         surgewall_keyed_breaker_free((surgewall_keyed_breaker *)self->kb);
-        self->kb = NULL;
     }
+    self->kb = NULL;
 }
 
 static int KeyedCore_init(KeyedCore *self, PyObject *args, PyObject *kwds) {

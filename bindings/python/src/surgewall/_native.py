@@ -29,6 +29,7 @@ U64_MAX = (1 << 64) - 1
 OK = 0
 INVALID_HANDLE = 101
 INVALID_ARG = 102
+CLOSED = 211
 
 _REJECT = {
     200: RejectReason.OPEN,
@@ -62,6 +63,8 @@ def error_for(
     if key is not None:
         what = f"{what} key {key!r}" if what else f"key {key!r}"
     prefix = f"{what}: " if what else ""
+    if status == CLOSED:
+        return ClosedError(f"{prefix}{message}", status)
     if status == INVALID_HANDLE:
         return ClosedError(f"{prefix}{message} (closed?)", status)
     if status == INVALID_ARG:

@@ -23,6 +23,7 @@ typedef struct {
     int times_calls;
     sw_policy policy;
     PyObject *name; /* the breaker's name, for error messages */
+    unsigned long long drops; /* permits finalised without a report (released as ignored) */
 } Core;
 
 static PyTypeObject CoreType;
@@ -289,6 +290,10 @@ static PyObject *Core_get_closed(Core *self, void *Py_UNUSED(closure)) {
     return PyBool_FromLong(self->b == NULL);
 }
 
+static PyObject *Core_get_drops(Core *self, void *Py_UNUSED(closure)) {
+    return PyLong_FromUnsignedLongLong(self->drops);
+}
+
 static PyObject *Core_get_times_calls(Core *self, void *Py_UNUSED(closure)) {
     return PyBool_FromLong(self->times_calls);
 }
@@ -312,6 +317,7 @@ static PyMethodDef Core_methods[] = {
 static PyGetSetDef Core_getset[] = {
     {"closed", (getter)Core_get_closed, NULL, "whether close() was called", NULL},
     {"times_calls", (getter)Core_get_times_calls, NULL, "whether the breaker times calls", NULL},
+    {"drops", (getter)Core_get_drops, NULL, "permits finalised without a report", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -425,6 +431,444 @@ static PyTypeObject GuardedType = {
     .tp_getset = Guarded_getset,
 };
 
+/* ---- Permit: one admission of a named breaker ----
+ *
+ * The state of surgewall.Permit (a Python subclass adds the reporting API). A permit is a
+ * one-shot capability: copies and pickles are refused, and one finalised without a report is
+ * recorded as ignored (I5: a dropped half-open probe gives its slot back) and counted in the
+ * core's `drops`. */
+
+typedef struct {
+    PyObject_HEAD
+    Core *core; /* the issuer; NULL only while a Python __init__ has not set it */
+    unsigned long long token, start_ns;
+    char done;
+    PyThreadState *owner; /* the thread whose `with` block holds it (NULL: not a with permit) */
+} PermitObj;
+
+static PyTypeObject PermitType;
+
+static int Permit_traverse(PermitObj *self, visitproc visit, void *arg) {
+    Py_VISIT(self->core);
+    return 0;
+}
+
+static int Permit_clear(PermitObj *self) {
+    Py_CLEAR(self->core);
+    return 0;
+}
+
+static void Permit_finalize(PermitObj *self) {
+    if (self->done || self->core == NULL) return;
+    self->done = 1;
+    self->core->drops++;
+    surgewall_permit p = {self->token, self->start_ns};
+    (void)core_record(self->core, p, SURGEWALL_OUTCOME_IGNORED); /* freed breaker: a status */
+}
+
+static void Permit_dealloc(PermitObj *self) {
+    if (PyObject_CallFinalizerFromDealloc((PyObject *)self) < 0) return; /* resurrected */
+    PyObject_GC_UnTrack(self);
+    Permit_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *Permit_refuse_copy(PyObject *self, PyObject *Py_UNUSED(args)) {
+    PyErr_Format(PyExc_TypeError,
+                 "%.100s cannot be copied: a permit reports one admission once",
+                 Py_TYPE(self)->tp_name);
+    return NULL;
+}
+
+static PyObject *Permit_refuse_pickle(PyObject *self, PyObject *Py_UNUSED(args)) {
+    PyErr_Format(PyExc_TypeError,
+                 "%.100s cannot be pickled: a permit is valid only in the process and for the "
+                 "breaker that issued it",
+                 Py_TYPE(self)->tp_name);
+    return NULL;
+}
+
+static PyObject *Permit_get_core(PermitObj *self, void *Py_UNUSED(c)) {
+    if (self->core == NULL) Py_RETURN_NONE;
+    Py_INCREF(self->core);
+    return (PyObject *)self->core;
+}
+
+static int Permit_set_core(PermitObj *self, PyObject *v, void *Py_UNUSED(c)) {
+    if (v == NULL || !PyObject_TypeCheck(v, &CoreType)) {
+        PyErr_SetString(PyExc_TypeError, "_core must be a surgewall._speedups.Core");
+        return -1;
+    }
+    Py_INCREF(v);
+    Py_XSETREF(self->core, (Core *)v);
+    return 0;
+}
+
+static PyObject *Permit_get_done(PermitObj *self, void *Py_UNUSED(c)) {
+    return PyBool_FromLong(self->done);
+}
+
+static int Permit_set_done(PermitObj *self, PyObject *v, void *Py_UNUSED(c)) {
+    int t = v == NULL ? 0 : PyObject_IsTrue(v);
+    if (t < 0) return -1;
+    self->done = (char)t;
+    return 0;
+}
+
+static PyObject *Permit_get_u64(PermitObj *self, void *which) {
+    return PyLong_FromUnsignedLongLong(which ? self->start_ns : self->token);
+}
+
+static int Permit_set_u64(PermitObj *self, PyObject *v, void *which) {
+    uint64_t x;
+    if (v == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete a permit field");
+        return -1;
+    }
+    if (sw_u64(v, &x) < 0) return -1;
+    if (which) self->start_ns = x;
+    else self->token = x;
+    return 0;
+}
+
+static PyMethodDef Permit_methods[] = {
+    {"__copy__", (PyCFunction)Permit_refuse_copy, METH_NOARGS, "refused: a permit counts once"},
+    {"__deepcopy__", (PyCFunction)Permit_refuse_copy, METH_O, "refused: a permit counts once"},
+    {"__reduce_ex__", (PyCFunction)Permit_refuse_pickle, METH_O, "refused"},
+    {"__reduce__", (PyCFunction)Permit_refuse_pickle, METH_NOARGS, "refused"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef Permit_getset[] = {
+    {"_core", (getter)Permit_get_core, (setter)Permit_set_core, "the issuing core", NULL},
+    {"_done", (getter)Permit_get_done, (setter)Permit_set_done, "whether it was reported", NULL},
+    {"token", (getter)Permit_get_u64, (setter)Permit_set_u64, "generation ^ salt", NULL},
+    {"start_ns", (getter)Permit_get_u64, (setter)Permit_set_u64, "when the call started",
+     (void *)1},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject PermitType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "surgewall._speedups.Permit",
+    .tp_basicsize = sizeof(PermitObj),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE,
+    .tp_doc = "The state of one admitted call of a named breaker.",
+    .tp_new = PyType_GenericNew,
+    .tp_dealloc = (destructor)Permit_dealloc,
+    .tp_traverse = (traverseproc)Permit_traverse,
+    .tp_clear = (inquiry)Permit_clear,
+    .tp_finalize = (destructor)Permit_finalize,
+    .tp_methods = Permit_methods,
+    .tp_getset = Permit_getset,
+};
+
+/* ---- WithBase: `with breaker as p:` in C ----
+ *
+ * The base of surgewall.Breaker. Each `with` block gets a fresh permit, remembered by the
+ * frame that runs the block: that frame is the current one at __enter__ and at __exit__ (C
+ * methods push no frame), and two blocks that interleave on one thread (generators,
+ * coroutines) never share one. Only the frame's address is used, as an identity, so no frame
+ * object is made for it (CPython 3.11/3.12 keep the running frame in tstate->cframe).
+ *
+ * The common case, one block open at a time, lives in `one` (no dict, no allocation); blocks
+ * open beside it go to `held` ({address: permit or [permit, ...]}, innermost last), which
+ * only ever holds blocks newer than `one`. When __exit__ comes from another frame than
+ * __enter__ (contextlib.ExitStack enters and exits from its own methods), the latest block
+ * this thread entered is the one that ends, as a stack would have it. A permit nobody else
+ * references when its block ends is kept for the next block (`cache`), so the usual `with`
+ * allocates nothing. */
+
+#define WITH_CACHE 4
+
+typedef struct {
+    PyObject_HEAD
+    Core *core;           /* set by _bind */
+    PyTypeObject *ptype;  /* the Python Permit class (a subclass of PermitType) */
+    const void *one_key;  /* the frame of `one` */
+    PermitObj *one;       /* the oldest open block's permit, or NULL */
+    PyObject *held;       /* NULL or {int(frame address): permit or [permit, ...]} */
+    PermitObj *cache[WITH_CACHE];
+    int ncache;
+} WithBase;
+
+/* The address of the running frame: an identity for the block's lifetime. */
+static const void *frame_key(void) {
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030D0000
+    PyThreadState *ts = PyThreadState_Get();
+    return ts->cframe->current_frame;
+#else
+    return PyEval_GetFrame();
+#endif
+}
+
+static PermitObj *with_new_permit(WithBase *self, surgewall_permit raw) {
+    PermitObj *p;
+    if (self->ncache > 0) {
+        p = self->cache[--self->ncache];
+    } else {
+        p = (PermitObj *)self->ptype->tp_alloc(self->ptype, 0);
+        if (p == NULL) return NULL;
+    }
+    if (p->core != self->core) {
+        Py_INCREF(self->core);
+        Py_XSETREF(p->core, self->core);
+    }
+    p->token = raw.token;
+    p->start_ns = raw.start_ns;
+    p->done = 0;
+    p->owner = PyThreadState_Get();
+    return p;
+}
+
+/* A reported permit: kept for reuse when nobody else holds it, else released. Steals `p`. */
+static void with_recycle(WithBase *self, PermitObj *p) {
+    if (Py_REFCNT(p) == 1 && self->ncache < WITH_CACHE && Py_TYPE(p) == self->ptype) {
+        p->owner = NULL;
+        self->cache[self->ncache++] = p;
+        return;
+    }
+    Py_DECREF(p);
+}
+
+static PyObject *with_push(WithBase *self, const void *key) {
+    if (self->core == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "breaker not initialised");
+        return NULL;
+    }
+    surgewall_permit raw;
+    if (core_acquire(self->core, &raw) < 0) return NULL;
+    PermitObj *p = with_new_permit(self, raw);
+    if (p == NULL) {
+        (void)core_record(self->core, raw, SURGEWALL_OUTCOME_IGNORED);
+        return NULL;
+    }
+    if (self->one == NULL && (self->held == NULL || PyDict_GET_SIZE(self->held) == 0)) {
+        Py_INCREF(p);
+        self->one = p;
+        self->one_key = key;
+        return (PyObject *)p;
+    }
+    int st = -1;
+    if (self->held == NULL) self->held = PyDict_New();
+    PyObject *k = self->held == NULL ? NULL : PyLong_FromVoidPtr((void *)key);
+    if (k != NULL) {
+        PyObject *prev = PyDict_GetItemWithError(self->held, k); /* borrowed */
+        if (prev == NULL) {
+            st = PyErr_Occurred() ? -1 : PyDict_SetItem(self->held, k, (PyObject *)p);
+        } else if (PyList_CheckExact(prev)) {
+            st = PyList_Append(prev, (PyObject *)p);
+        } else {
+            PyObject *list = PyList_New(2);
+            if (list != NULL) {
+                Py_INCREF(prev);
+                PyList_SET_ITEM(list, 0, prev);
+                Py_INCREF(p);
+                PyList_SET_ITEM(list, 1, (PyObject *)p);
+                st = PyDict_SetItem(self->held, k, list);
+                Py_DECREF(list);
+            }
+        }
+        Py_DECREF(k);
+    }
+    if (st < 0) {
+        Py_DECREF(p); /* its finaliser releases it */
+        return NULL;
+    }
+    return (PyObject *)p;
+}
+
+/* Takes the innermost permit of `entry` (held under `key`) out of `held`: a new reference. */
+static PermitObj *with_take(WithBase *self, PyObject *key, PyObject *entry) {
+    if (!PyList_CheckExact(entry)) {
+        Py_INCREF(entry);
+        if (PyDict_DelItem(self->held, key) < 0) {
+            Py_DECREF(entry);
+            return NULL;
+        }
+        return (PermitObj *)entry;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(entry);
+    PyObject *p = PyList_GET_ITEM(entry, n - 1);
+    Py_INCREF(p);
+    if (PyList_SetSlice(entry, n - 1, n, NULL) < 0) {
+        Py_DECREF(p);
+        return NULL;
+    }
+    if (n == 1 && PyDict_DelItem(self->held, key) < 0) {
+        Py_DECREF(p);
+        return NULL;
+    }
+    return (PermitObj *)p;
+}
+
+static PermitObj *with_take_one(WithBase *self) {
+    PermitObj *p = self->one;
+    self->one = NULL;
+    self->one_key = NULL;
+    return p;
+}
+
+/* The permit whose block ends now: the frame's own, or else (an exit from another frame) the
+ * latest one this thread entered. A new reference; NULL with PermitError when none. */
+static PermitObj *with_find(WithBase *self, const void *key) {
+    if (self->held != NULL && PyDict_GET_SIZE(self->held) > 0) {
+        PyObject *k = PyLong_FromVoidPtr((void *)key);
+        if (k == NULL) return NULL;
+        PyObject *entry = PyDict_GetItemWithError(self->held, k);
+        PermitObj *p = entry != NULL ? with_take(self, k, entry) : NULL;
+        Py_DECREF(k);
+        if (p != NULL || PyErr_Occurred()) return p;
+    }
+    if (self->one != NULL && self->one_key == key) return with_take_one(self);
+    PyThreadState *me = PyThreadState_Get();
+    if (self->held != NULL) {
+        PyObject *k, *value, *found_key = NULL, *found = NULL;
+        Py_ssize_t pos = 0;
+        while (PyDict_Next(self->held, &pos, &k, &value)) { /* insertion order: latest last */
+            PyObject *last = PyList_CheckExact(value)
+                                 ? PyList_GET_ITEM(value, PyList_GET_SIZE(value) - 1)
+                                 : value;
+            if (((PermitObj *)last)->owner == me) {
+                found_key = k;
+                found = value;
+            }
+        }
+        if (found != NULL) {
+            Py_INCREF(found_key);
+            PermitObj *p = with_take(self, found_key, found);
+            Py_DECREF(found_key);
+            return p;
+        }
+    }
+    if (self->one != NULL && self->one->owner == me) return with_take_one(self);
+    sw_raise(106, 0, self->core ? self->core->name : NULL, NULL);
+    return NULL;
+}
+
+static PyObject *with_pop(WithBase *self, const void *key, PyObject *exc) {
+    PermitObj *p = with_find(self, key);
+    if (p == NULL) return NULL;
+    if (!p->done) {
+        p->done = 1;
+        Core *c = p->core;
+        if (c->b == NULL) {
+            Py_DECREF(p);
+            raise_status(-1, 0, c->name);
+            return NULL;
+        }
+        surgewall_permit raw = {p->token, p->start_ns};
+        int outcome = exc == Py_None ? SURGEWALL_OUTCOME_SUCCESS : sw_outcome_of(&c->policy, exc);
+        (void)core_record(c, raw, outcome);
+    }
+    with_recycle(self, p);
+    Py_RETURN_NONE;
+}
+
+static PyObject *WithBase_enter(WithBase *self, PyObject *Py_UNUSED(ignored)) {
+    return with_push(self, frame_key());
+}
+
+static PyObject *WithBase_exit(WithBase *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "__exit__(type, value, traceback)");
+        return NULL;
+    }
+    PyObject *r = with_pop(self, frame_key(), args[1]);
+    if (r == NULL) return NULL;
+    Py_DECREF(r);
+    Py_RETURN_FALSE;
+}
+
+/* _push(frame) / _pop(frame, exc): the same for `async with`, whose __aenter__ / __aexit__
+ * coroutines pass the frame of the block (a frame object: its address is the key). */
+static PyObject *WithBase_push(WithBase *self, PyObject *frame) {
+    return with_push(self, frame);
+}
+
+static PyObject *WithBase_pop(WithBase *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "_pop(frame, exc)");
+        return NULL;
+    }
+    return with_pop(self, args[0], args[1]);
+}
+
+/* _bind(core, permit_type) */
+static PyObject *WithBase_bind(WithBase *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyObject_TypeCheck(args[0], &CoreType) || !PyType_Check(args[1]) ||
+        !PyType_IsSubtype((PyTypeObject *)args[1], &PermitType)) {
+        PyErr_SetString(PyExc_TypeError, "_bind(core: Core, permit_type: type[Permit])");
+        return NULL;
+    }
+    Py_INCREF(args[0]);
+    Py_XSETREF(self->core, (Core *)args[0]);
+    Py_INCREF(args[1]);
+    Py_XSETREF(self->ptype, (PyTypeObject *)args[1]);
+    Py_RETURN_NONE;
+}
+
+static PyObject *WithBase_get_held(WithBase *self, void *Py_UNUSED(c)) {
+    return PyLong_FromSsize_t((self->one != NULL) +
+                              (self->held == NULL ? 0 : PyDict_GET_SIZE(self->held)));
+}
+
+static int WithBase_traverse(WithBase *self, visitproc visit, void *arg) {
+    Py_VISIT(self->core);
+    Py_VISIT(self->held);
+    Py_VISIT(self->ptype);
+    Py_VISIT(self->one);
+    for (int i = 0; i < self->ncache; i++) Py_VISIT(self->cache[i]);
+    return 0;
+}
+
+static int WithBase_clear(WithBase *self) {
+    Py_CLEAR(self->core);
+    Py_CLEAR(self->held);
+    Py_CLEAR(self->ptype);
+    Py_CLEAR(self->one);
+    while (self->ncache > 0) Py_CLEAR(self->cache[--self->ncache]);
+    return 0;
+}
+
+static void WithBase_dealloc(WithBase *self) {
+    PyObject_GC_UnTrack(self);
+    WithBase_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMethodDef WithBase_methods[] = {
+    {"__enter__", (PyCFunction)WithBase_enter, METH_NOARGS,
+     "a fresh permit for this block, reported when it ends"},
+    {"__exit__", (PyCFunction)(void (*)(void))WithBase_exit, METH_FASTCALL,
+     "reports the block's permit (an exception is classified by the failure policy)"},
+    {"_push", (PyCFunction)WithBase_push, METH_O, "_push(frame) -> a permit held for frame"},
+    {"_pop", (PyCFunction)(void (*)(void))WithBase_pop, METH_FASTCALL,
+     "_pop(frame, exc): reports frame's innermost permit"},
+    {"_bind", (PyCFunction)(void (*)(void))WithBase_bind, METH_FASTCALL,
+     "_bind(core, permit_type)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef WithBase_getset[] = {
+    {"_held_frames", (getter)WithBase_get_held, NULL, "frames with a block open now", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject WithBaseType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "surgewall._speedups.WithBase",
+    .tp_basicsize = sizeof(WithBase),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE,
+    .tp_doc = "`with breaker as permit:` for surgewall.Breaker.",
+    .tp_new = PyType_GenericNew,
+    .tp_dealloc = (destructor)WithBase_dealloc,
+    .tp_traverse = (traverseproc)WithBase_traverse,
+    .tp_clear = (inquiry)WithBase_clear,
+    .tp_methods = WithBase_methods,
+    .tp_getset = WithBase_getset,
+};
+
 /* ---- module ---- */
 
 static PyObject *set_error_factory(PyObject *Py_UNUSED(m), PyObject *fn) {
@@ -455,6 +899,9 @@ PyMODINIT_FUNC PyInit__speedups(void) {
     if (PyType_Ready(&CoreType) < 0) return NULL;
     if (PyType_Ready(&GuardedType) < 0) return NULL;
     if (PyType_Ready(&sw_KeyedCoreType) < 0) return NULL;
+    if (PyType_Ready(&sw_LeaseType) < 0) return NULL;
+    if (PyType_Ready(&PermitType) < 0) return NULL;
+    if (PyType_Ready(&WithBaseType) < 0) return NULL;
     PyObject *m = PyModule_Create(&moduledef);
     if (m == NULL) return NULL;
     Py_INCREF(&CoreType);
@@ -463,6 +910,12 @@ PyMODINIT_FUNC PyInit__speedups(void) {
     if (PyModule_AddObject(m, "Guarded", (PyObject *)&GuardedType) < 0) goto fail;
     Py_INCREF(&sw_KeyedCoreType);
     if (PyModule_AddObject(m, "KeyedCore", (PyObject *)&sw_KeyedCoreType) < 0) goto fail;
+    Py_INCREF(&sw_LeaseType);
+    if (PyModule_AddObject(m, "Lease", (PyObject *)&sw_LeaseType) < 0) goto fail;
+    Py_INCREF(&PermitType);
+    if (PyModule_AddObject(m, "Permit", (PyObject *)&PermitType) < 0) goto fail;
+    Py_INCREF(&WithBaseType);
+    if (PyModule_AddObject(m, "WithBase", (PyObject *)&WithBaseType) < 0) goto fail;
     return m;
 fail:
     Py_DECREF(m);

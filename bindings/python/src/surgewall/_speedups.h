@@ -48,5 +48,6 @@ int sw_raise(int status, uint64_t retry_after_ns, PyObject *name, PyObject *key)
 int sw_u64(PyObject *o, uint64_t *out);
 
 extern PyTypeObject sw_KeyedCoreType;
+extern PyTypeObject sw_LeaseType;
 
 #endif

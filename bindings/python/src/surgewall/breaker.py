@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import contextvars
 import dataclasses
-import threading
-from asyncio import _get_running_loop
 import enum
 import functools
-import inspect
+import sys
 from types import TracebackType
 from typing import (
+    TYPE_CHECKING,
     Any,
     Awaitable,
     Callable,
@@ -36,7 +34,8 @@ from ._native import (
     raise_status,
     set_config,
 )
-from ._util import Handle, count, name_bytes, number, ratio, seconds_to_ns
+from ._decorate import decorate
+from ._util import Handle, count, name_bytes, number, ratio, seconds_to_ns, utf8
 from .clock import MockClock
 from .errors import CircuitOpenError, ConfigError, PermitError
 
@@ -213,10 +212,20 @@ _P = TypeVar("_P", bound="PermitBase")
 
 class PermitBase:
     """What every breaker permit does: report once, by hand or as a context manager (an
-    exception is classified by the issuer's failure policy). Subclasses say how a report
-    reaches the library (``_send``) and how an exception is classified (``_outcome_of``)."""
+    exception is classified by the issuer's failure policy). Subclasses hold ``token``,
+    ``start_ns`` and ``_done`` and say how a report reaches the library (``_send``) and how an
+    exception is classified (``_outcome_of``).
 
-    __slots__ = ("token", "start_ns", "_done")
+    A permit is a one-shot capability: it cannot be copied or pickled (``TypeError``). One
+    garbage-collected without a report is reported as ignored by its finaliser (a half-open
+    probe slot comes back) and counted (``dropped_permits`` of its breaker)."""
+
+    # The fields live in the subclasses (C fields for Permit, slots for KeyedBreakerPermit);
+    # mypy is shown them here.
+    if TYPE_CHECKING:
+        __slots__: Tuple[str, ...] = ("token", "start_ns", "_done")
+    else:
+        __slots__ = ()
 
     def __init__(self, token: int, start_ns: int) -> None:
         # generation ^ salt: the generation in the low 40 bits, the issuer's salt above
@@ -267,25 +276,28 @@ class PermitBase:
             self.record(Outcome.SUCCESS if v is None else Outcome(self._outcome_of(v)))
 
 
-class Permit(PermitBase):
+class Permit(PermitBase, _speedups.Permit):
     """One admitted call. Report it exactly once with ``success()``, ``failure()`` or
     ``ignore()``; used as a context manager it reports by itself (an exception is classified
-    by the breaker's failure policy)."""
+    by the breaker's failure policy).
 
-    __slots__ = ("_breaker",)
+    Not copyable, not picklable (``TypeError``); dropped unreported, its finaliser reports it
+    as ignored and counts it in ``Breaker.dropped_permits``."""
+
+    __slots__ = ()
 
     def __init__(self, breaker: "Breaker", token: int, start_ns: int) -> None:
+        self._core = breaker._core
         super().__init__(token, start_ns)
-        self._breaker = breaker
 
     def _send(self, outcome: int, duration_ns: Optional[int]) -> int:
-        core = self._breaker._core
+        core = self._core
         if duration_ns is None:
             return core.record(self.token, self.start_ns, outcome)
         return core.record_timed(self.token, self.start_ns, outcome, duration_ns)
 
     def _outcome_of(self, exc: BaseException) -> int:
-        return self._breaker._core.outcome_of(exc)
+        return self._core.outcome_of(exc)
 
     @property
     def generation(self) -> int:
@@ -342,7 +354,7 @@ def check_policy(
     return include_t, exclude_t
 
 
-class Breaker(Handle):
+class Breaker(Handle, _speedups.WithBase):
     """A circuit breaker.
 
     Use it as a decorator (``@breaker``, sync or async), a context manager (``with breaker:``
@@ -426,14 +438,9 @@ class Breaker(Handle):
             # The guarded call straight into C: the method below costs a Python frame with
             # *args packing, ~200 ns (bench/compare.py); this one behaves the same.
             self.call = self._core.call  # type: ignore[method-assign]
-        # Permits of `with breaker:` blocks, innermost last. Outside an event loop a block
-        # cannot interleave with another on its thread, so a thread-local list does (a few
-        # tens of ns); inside one, blocks of different tasks interleave at awaits, so each
-        # task's context keeps its own immutable stack (a ContextVar, ~10x dearer).
-        self._local = threading.local()
-        self._stack: contextvars.ContextVar[Tuple[Permit, ...]] = contextvars.ContextVar(
-            f"surgewall.breaker.{name}", default=()
-        )
+        # `with breaker as p:` runs in C (_speedups.WithBase): each block gets a fresh
+        # Permit, found again at __exit__ by the frame that runs the block.
+        self._bind(self._core, Permit)
 
     @staticmethod
     def _configure(
@@ -526,14 +533,14 @@ class Breaker(Handle):
                 fallback_payload.body, (bytes, bytearray)
             ):
                 raise ConfigError("fallback_payload", "expected a FallbackPayload(bytes, str)")
-            ct = fallback_payload.content_type.encode("utf-8")
+            ct = utf8("fallback_payload.content_type", fallback_payload.content_type)
             body = bytes(fallback_payload.body)
             set_config(
                 "fallback_payload",
                 lib.surgewall_breaker_config_set_fallback(cfg, ct, len(ct), body, len(body)),
             )
         if clock is not None:
-            set_config("clock", lib.surgewall_breaker_config_set_mock_clock(cfg, clock._h))
+            set_config("clock", clock._call(lambda h: lib.surgewall_breaker_config_set_mock_clock(cfg, h)))
 
     # ---- identity ----
 
@@ -545,7 +552,7 @@ class Breaker(Handle):
     def id(self) -> int:
         """The process-unique id (the ``source`` of this breaker's events)."""
         out = ffi.new("uint64_t *")
-        check(lib.surgewall_breaker_id(self._h, out), self._name)
+        check(self._call(lib.surgewall_breaker_id, out), self._name)
         return int(out[0])
 
     def __repr__(self) -> str:
@@ -573,26 +580,42 @@ class Breaker(Handle):
         )
 
     def __call__(self, fn: F) -> F:
-        """Decorates a function (or coroutine function) so each call goes through the breaker."""
-        if not callable(fn):
-            raise TypeError(f"a breaker decorates callables, got {fn!r}")
-        if inspect.iscoroutinefunction(fn):
+        """Decorates a function so each call goes through the breaker: a coroutine function
+        (or an object whose ``__call__`` is ``async def``) for its whole await, a generator
+        or async generator function for its whole iteration (from the first ``next()``; an
+        exception while iterating is the outcome, closing it early is ignored), a
+        ``staticmethod`` / ``classmethod`` through the function inside it."""
 
-            @functools.wraps(fn)
+        def sync(f: Callable[..., Any]) -> Callable[..., Any]:
+            if self._fallback is not None:
+
+                @functools.wraps(f)
+                def wrapper(*args: Any, **kwargs: Any) -> Any:
+                    return self.call(f, *args, **kwargs)
+
+                return wrapper
+            guarded = self._core.wrap(f)
+            functools.update_wrapper(guarded, f)
+            return guarded
+
+        def async_(f: Callable[..., Any]) -> Callable[..., Any]:
+            @functools.wraps(f)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                return await self.call_async(fn, *args, **kwargs)
+                return await self.call_async(f, *args, **kwargs)
 
-            return cast(F, async_wrapper)
-        if self._fallback is not None:
+            return async_wrapper
 
-            @functools.wraps(fn)
-            def wrapper(*args: Any, **kwargs: Any) -> Any:
-                return self.call(fn, *args, **kwargs)
-
-            return cast(F, wrapper)
-        guarded = self._core.wrap(fn)
-        functools.update_wrapper(guarded, fn)
-        return cast(F, guarded)
+        iterate = self._fallback is None
+        return decorate(
+            fn,
+            f"breaker {self._name!r}",
+            sync=sync,
+            async_=async_,
+            hold=(lambda a, k: self) if iterate else None,
+            hold_async=(lambda a, k: self) if iterate else None,
+            refuse_iteration="a fallback has no items to give in place of the iteration; "
+            "decorate the function that consumes the generator instead",
+        )
 
     # ---- permits ----
 
@@ -615,45 +638,9 @@ class Breaker(Handle):
         """Records for a permit's raw fields (the scenarios runner and forged-permit tests)."""
         return _recorded(Permit(self, t, s)._send(outcome, duration_ns))
 
-    def __enter__(self) -> Permit:
-        t, s = self._core.acquire()
-        p = Permit(self, t, s)
-        if _get_running_loop() is None:
-            try:
-                self._local.permits.append(p)
-            except AttributeError:
-                self._local.permits = [p]
-        else:
-            var = self._stack
-            var.set(var.get() + (p,))
-        return p
-
-    def __exit__(
-        self,
-        t: Optional[Type[BaseException]],
-        v: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        if _get_running_loop() is None:
-            permits: List[Permit] = getattr(self._local, "permits", [])
-            if not permits:
-                raise PermitError("__exit__ without a matching __enter__")
-            p = permits.pop()
-        else:
-            var = self._stack
-            stack = var.get()
-            if not stack:
-                raise PermitError("__exit__ without a matching __enter__")
-            p = stack[-1]
-            var.set(stack[:-1])
-        if p._done:
-            return
-        p._done = True
-        core = self._core
-        core.record(p.token, p.start_ns, _SUCCESS if v is None else core.outcome_of(v))
-
     async def __aenter__(self) -> Permit:
-        return self.__enter__()
+        # A coroutine's caller frame is the coroutine that awaits it: the `async with` block.
+        return cast(Permit, self._push(sys._getframe(1)))
 
     async def __aexit__(
         self,
@@ -661,26 +648,31 @@ class Breaker(Handle):
         v: Optional[BaseException],
         tb: Optional[TracebackType],
     ) -> None:
-        self.__exit__(t, v, tb)
+        self._pop(sys._getframe(1), v)
+
+    @property
+    def dropped_permits(self) -> int:
+        """Permits garbage-collected without a report (each was reported as ignored)."""
+        return self._core.drops
 
     # ---- state ----
 
     @property
     def state(self) -> State:
         out = ffi.new("surgewall_state *")
-        check(lib.surgewall_breaker_state(self._h, out), self._name)
+        check(self._call(lib.surgewall_breaker_state, out), self._name)
         return State(out[0])
 
     @property
     def retry_after(self) -> float:
         """Seconds until the breaker admits again (0: now; ``math.inf``: forced open)."""
         out = ffi.new("uint64_t *")
-        check(lib.surgewall_breaker_retry_after(self._h, out), self._name)
+        check(self._call(lib.surgewall_breaker_retry_after, out), self._name)
         return ns_to_s(int(out[0]))
 
     def metrics(self) -> BreakerMetrics:
         m = ffi.new("surgewall_breaker_stats *")
-        check(lib.surgewall_breaker_metrics(self._h, m), self._name)
+        check(self._call(lib.surgewall_breaker_metrics, m), self._name)
         transitions = transitions_of(m.transitions)
         thr = float(m.failure_rate_threshold)
         return BreakerMetrics(
@@ -709,13 +701,14 @@ class Breaker(Handle):
 
     @property
     def fallback_payload(self) -> Optional[FallbackPayload]:
-        return fallback_of(lib.surgewall_breaker_fallback, self._h, self._name)
+        with self._lease as h:  # the payload is read from the breaker's memory
+            return fallback_of(lib.surgewall_breaker_fallback, h, self._name)
 
     def set_failure_rate_threshold(self, threshold: float) -> float:
         """Moves the failure-rate threshold (in (0, 1]); returns the previous one."""
         v = ratio("threshold", threshold)
         old = ffi.new("double *")
-        check(lib.surgewall_breaker_set_failure_rate_threshold(self._h, v, old), self._name)
+        check(self._call(lib.surgewall_breaker_set_failure_rate_threshold, v, old), self._name)
         return float(old[0])
 
     # ---- manual transitions ----
@@ -723,34 +716,39 @@ class Breaker(Handle):
     def force_open(self, seconds: Optional[float] = None) -> None:
         """Opens by hand, for ``seconds`` (then it probes) or until another manual transition."""
         d = -1 if seconds is None else seconds_to_ns("seconds", seconds)
-        check(lib.surgewall_breaker_force_open(self._h, d), self._name)
+        check(self._call(lib.surgewall_breaker_force_open, d), self._name)
 
     def disable(self) -> None:
         """Every call passes; nothing is recorded."""
-        check(lib.surgewall_breaker_disable(self._h), self._name)
+        check(self._call(lib.surgewall_breaker_disable), self._name)
 
     def metrics_only(self) -> None:
         """Every call passes and is recorded; never trips."""
-        check(lib.surgewall_breaker_metrics_only(self._h), self._name)
+        check(self._call(lib.surgewall_breaker_metrics_only), self._name)
 
     def close(self) -> None:
         """The manual transition to CLOSED (a no-op when CLOSED). To free the handle use
         :meth:`free`."""
-        check(lib.surgewall_breaker_close(self._h), self._name)
+        check(self._call(lib.surgewall_breaker_close), self._name)
 
     def half_open(self) -> None:
         """Starts probing now, from OPEN or FORCED_OPEN (InvalidTransitionError from CLOSED)."""
-        check(lib.surgewall_breaker_half_open(self._h), self._name)
+        check(self._call(lib.surgewall_breaker_half_open), self._name)
 
     def reset(self) -> None:
-        """A fresh CLOSED episode from any state."""
-        check(lib.surgewall_breaker_reset(self._h), self._name)
+        """A fresh CLOSED episode from any state (counts cleared, backoff over).
+
+        Permits issued before it (as before any transition) belong to the old generation:
+        reporting one returns ``Recorded.LATE`` and counts in ``late_results``, not in the
+        new window; half-open probe slots of the old episode do not carry over."""
+        check(self._call(lib.surgewall_breaker_reset), self._name)
 
     # ---- lifetime ----
 
     def free(self) -> None:
         """Frees the handle (idempotent). Later use raises :class:`ClosedError`; functions it
-        decorated raise it too."""
+        decorated raise it too. Calls already inside the library on another thread finish
+        first: the handle is freed when the last of them returns, never under one."""
         core = getattr(self, "_core", None)
         if core is not None:
             core.close()

@@ -6,19 +6,19 @@ import asyncio
 import dataclasses
 import enum
 import functools
-import inspect
 from types import TracebackType
 from typing import Any, Awaitable, Callable, Dict, Mapping, Optional, Tuple, Type, TypeVar, Union, cast
 
 from ._native import check, construct, ffi, lib, new_config, raise_status, set_config
-from ._util import Handle, Owned, count, name_bytes, seconds_to_ns
+from ._decorate import decorate
+from ._util import Handle, Owned, count, held, name_bytes, seconds_to_ns, utf8
 from .clock import MockClock
-from .errors import BulkheadFullError, ConfigError, RegistryFullError
+from .errors import BulkheadFullError, ClosedError, ConfigError, RegistryFullError
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 
-_OK, _FULL, _TIMEOUT, _UNEXPECTED, _REGISTRY_FULL = 0, 203, 204, 107, 209
+_OK, _FULL, _TIMEOUT, _UNEXPECTED, _REGISTRY_FULL, _CLOSED = 0, 203, 204, 107, 209, 211
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,12 +38,10 @@ class BulkheadMetrics:
     unexpected_releases: int
 
 
-def _clock_ptr(clock: Optional[MockClock]) -> Any:
-    if clock is None:
-        return ffi.NULL
-    if not isinstance(clock, MockClock):
+def _check_clock(clock: Optional[MockClock]) -> Optional[MockClock]:
+    if clock is not None and not isinstance(clock, MockClock):
         raise ConfigError("clock", f"expected a MockClock, got {type(clock).__name__}")
-    return clock._h
+    return clock
 
 
 class Bulkhead(Handle):
@@ -52,9 +50,16 @@ class Bulkhead(Handle):
     loop. Full: :class:`BulkheadFullError`.
 
     Use it as a decorator (sync or async), ``with bulkhead:`` / ``async with bulkhead:``,
-    ``bulkhead.call(fn, ...)``, or ``try_acquire()`` / ``release()``. ``close()`` frees it."""
+    ``bulkhead.call(fn, ...)``, or ``try_acquire()`` / ``release()``.
+
+    ``close()`` refuses new calls (:class:`ClosedError`), wakes every thread waiting in
+    :meth:`acquire` at once with :class:`ClosedError` (not left to its timeout), and frees
+    the handle when the last call inside it has returned. A slot taken before it needs no
+    release (``release()`` after it does nothing, so a guarded call still ends normally)."""
 
     _what = "bulkhead"
+    # close() wakes the threads waiting in acquire(): each raises ClosedError.
+    _wake = lib.surgewall_bulkhead_close
 
     def __init__(
         self,
@@ -67,16 +72,16 @@ class Bulkhead(Handle):
         raw = name_bytes(name)
         n = count("max_concurrent", max_concurrent, minimum=1)
         w = seconds_to_ns("max_wait", max_wait)
-        ptr = construct(
-            lambda out, err: lib.surgewall_bulkhead_new(
-                raw, len(raw), n, w, _clock_ptr(clock), out, err
-            ),
-            "surgewall_bulkhead",
-            f"Bulkhead({name!r})",
-        )
+        with held(_check_clock(clock)) as c:
+            ptr = construct(
+                lambda out, err: lib.surgewall_bulkhead_new(raw, len(raw), n, w, c, out, err),
+                "surgewall_bulkhead",
+                f"Bulkhead({name!r})",
+            )
         super().__init__(ptr, lib.surgewall_bulkhead_free)
         self._name = name
         self._max_wait = max_wait
+        self._clock = clock
 
     @property
     def name(self) -> str:
@@ -87,7 +92,7 @@ class Bulkhead(Handle):
 
     def try_acquire(self) -> bool:
         """Takes a slot without waiting; True when taken (then call :meth:`release`)."""
-        st = lib.surgewall_bulkhead_try_acquire(self._h)
+        st = self._call(lib.surgewall_bulkhead_try_acquire)
         if st == _OK:
             return True
         if st == _FULL:
@@ -97,7 +102,7 @@ class Bulkhead(Handle):
     def acquire(self, timeout: Optional[float] = None) -> None:
         """Takes a slot, waiting up to ``timeout`` seconds (default: ``max_wait``)."""
         t = -1 if timeout is None else seconds_to_ns("timeout", timeout)
-        st = lib.surgewall_bulkhead_acquire(self._h, t)
+        st = self._call(lib.surgewall_bulkhead_acquire, t)
         if st == _OK:
             return
         if st in (_FULL, _TIMEOUT):
@@ -106,38 +111,52 @@ class Bulkhead(Handle):
                 + (" (waited and timed out)" if st == _TIMEOUT else ""),
                 st,
             )
+        if st == _CLOSED:
+            raise ClosedError(f"bulkhead {self._name!r} was closed while this call waited", st)
         raise_status(st, self._name)
 
     async def acquire_async(self, timeout: Optional[float] = None) -> None:
         """Awaits a slot up to ``timeout`` seconds (default: ``max_wait``) without blocking the
-        loop (polls with ``asyncio.sleep``). A cancelled waiter holds no slot."""
+        loop (polls with ``asyncio.sleep``). A cancelled waiter holds no slot.
+
+        The wait is measured on the bulkhead's clock, as a blocking :meth:`acquire` measures
+        it: the event loop's time, or the ``MockClock`` given at construction (then it ends
+        only when the mock clock is advanced past it). Unlike blocking waiters, async waiters
+        are not served in FIFO order: they take a slot when their poll finds one free."""
         if self.try_acquire():
             return
         limit = self._max_wait if timeout is None else timeout
         seconds_to_ns("timeout", limit)
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + limit
+        clock = self._clock
+        now: Callable[[], float] = loop.time if clock is None else clock.now
+        deadline = now() + limit
         pause = 0.0005
         while True:
-            left = deadline - loop.time()
+            left = deadline - now()
             if left <= 0:
                 raise BulkheadFullError(
                     f"bulkhead {self._name!r} is full (waited and timed out)", _TIMEOUT
                 )
-            await asyncio.sleep(min(pause, left))
+            await asyncio.sleep(pause if clock is not None else min(pause, left))
             if self.try_acquire():
                 return
             pause = min(pause * 2, 0.01)
 
     def release(self) -> None:
-        """Gives a slot back (:class:`SurgewallError` when none was taken)."""
-        st = lib.surgewall_bulkhead_release(self._h)
+        """Gives a slot back (:class:`SurgewallError` when none was taken). After
+        :meth:`close` it does nothing: the slots went with the bulkhead, and a call that
+        held one when another thread closed it still ends normally."""
+        try:
+            st = self._call(lib.surgewall_bulkhead_release)
+        except ClosedError:
+            return
         if st != _OK:
             raise_status(st, f"bulkhead {self._name!r} release")
 
     def metrics(self) -> BulkheadMetrics:
         m = ffi.new("surgewall_bulkhead_stats *")
-        check(lib.surgewall_bulkhead_metrics(self._h, m), self._name)
+        check(self._call(lib.surgewall_bulkhead_metrics, m), self._name)
         return BulkheadMetrics(
             name=self._name,
             active=int(m.active),
@@ -167,19 +186,33 @@ class Bulkhead(Handle):
             self.release()
 
     def __call__(self, fn: F) -> F:
-        if inspect.iscoroutinefunction(fn):
+        """Decorates a function so each call holds a slot: a coroutine function (or an
+        object whose ``__call__`` is ``async def``) for its whole await, a generator or
+        async generator function for its whole iteration (from the first ``next()``), a
+        ``staticmethod`` / ``classmethod`` through the function inside it."""
 
-            @functools.wraps(fn)
+        def sync(f: Callable[..., Any]) -> Callable[..., Any]:
+            @functools.wraps(f)
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                return self.call(f, *args, **kwargs)
+
+            return wrapper
+
+        def async_(f: Callable[..., Any]) -> Callable[..., Any]:
+            @functools.wraps(f)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                return await self.call_async(fn, *args, **kwargs)
+                return await self.call_async(f, *args, **kwargs)
 
-            return cast(F, async_wrapper)
+            return async_wrapper
 
-        @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            return self.call(fn, *args, **kwargs)
-
-        return cast(F, wrapper)
+        return decorate(
+            fn,
+            f"bulkhead {self._name!r}",
+            sync=sync,
+            async_=async_,
+            hold=lambda a, k: self,
+            hold_async=lambda a, k: self,
+        )
 
     def __enter__(self) -> "Bulkhead":
         self.acquire()
@@ -242,7 +275,11 @@ class KeyedBulkheadMetrics:
 
 
 class KeyedPermit:
-    """A slot of a keyed bulkhead; give it back once with ``release()`` (or use ``with``)."""
+    """A slot of a keyed bulkhead; give it back once with ``release()`` (or use ``with``).
+
+    It cannot be copied or pickled (``TypeError``: it stands for one slot). One
+    garbage-collected without a release gives its slot back from its finaliser, counted in
+    ``KeyedBulkhead.dropped_permits``."""
 
     __slots__ = ("_kb", "_permit", "key", "_done")
 
@@ -256,7 +293,26 @@ class KeyedPermit:
         if self._done:
             return
         self._done = True
-        check(lib.surgewall_keyed_bulkhead_release(self._kb._h, self._permit[0]), "release")
+        check(self._kb._call(lib.surgewall_keyed_bulkhead_release, self._permit[0]), "release")
+
+    def __del__(self) -> None:
+        if getattr(self, "_done", True):
+            return
+        self._done = True
+        try:
+            self._kb._lease.note_drop()
+            self._kb._call(lib.surgewall_keyed_bulkhead_release, self._permit[0])
+        except Exception:  # a closed keyed bulkhead: no slot to give back
+            pass
+
+    def __copy__(self) -> "KeyedPermit":
+        raise TypeError("KeyedPermit cannot be copied: it stands for one slot, released once")
+
+    def __deepcopy__(self, memo: Any) -> "KeyedPermit":
+        return self.__copy__()
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        raise TypeError("KeyedPermit cannot be pickled: it is valid only in this process")
 
     def __enter__(self) -> "KeyedPermit":
         return self
@@ -305,7 +361,7 @@ class KeyedBulkhead(Owned):
             for k, v in (limits or {}).items():
                 n_k = count(f"limits[{k!r}]", v, minimum=1)
                 if isinstance(k, str):
-                    raw = k.encode("utf-8")
+                    raw = utf8(f"limits[{k!r}]", k)
                     st = lib.surgewall_keyed_bulkhead_config_set_limit_for_str(cfg, raw, len(raw), n_k)
                 elif isinstance(k, int) and not isinstance(k, bool):
                     key = count("limits", k, maximum=(1 << 64) - 2)
@@ -325,10 +381,8 @@ class KeyedBulkhead(Owned):
                 t = seconds_to_ns("idle_ttl", idle_ttl, allow_zero=False)
                 set_config("idle_ttl", lib.surgewall_keyed_bulkhead_config_set_idle_ttl(cfg, t))
             if clock is not None:
-                set_config(
-                    "clock",
-                    lib.surgewall_keyed_bulkhead_config_set_mock_clock(cfg, _clock_ptr(clock)),
-                )
+                with held(_check_clock(clock)) as c:
+                    set_config("clock", lib.surgewall_keyed_bulkhead_config_set_mock_clock(cfg, c))
         ptr = construct(
             lambda out, err: lib.surgewall_keyed_bulkhead_new(cfg, out, err), "surgewall_keyed_bulkhead", "KeyedBulkhead"
         )
@@ -352,12 +406,10 @@ class KeyedBulkhead(Owned):
         rejection = ffi.new("surgewall_keyed_rejection *")
         if isinstance(key, str):
             raw = key.encode("utf-8")
-            st = lib.surgewall_keyed_bulkhead_try_acquire_str(
-                self._h, raw, len(raw), permit, rejection
+            st = self._call(lib.surgewall_keyed_bulkhead_try_acquire_str, raw, len(raw), permit, rejection
             )
         elif isinstance(key, int) and not isinstance(key, bool):
-            st = lib.surgewall_keyed_bulkhead_try_acquire(
-                self._h, self._int_key(key), permit, rejection
+            st = self._call(lib.surgewall_keyed_bulkhead_try_acquire, self._int_key(key), permit, rejection
             )
         else:
             raise TypeError(f"keys are str or int, got {type(key).__name__}")
@@ -374,7 +426,7 @@ class KeyedBulkhead(Owned):
         if isinstance(key, str):
             raw = key.encode("utf-8")
             out = ffi.new("uint64_t *")
-            check(lib.surgewall_keyed_bulkhead_key_of(self._h, raw, len(raw), out), "key_of")
+            check(self._call(lib.surgewall_keyed_bulkhead_key_of, raw, len(raw), out), "key_of")
             return int(out[0])
         if isinstance(key, bool) or not isinstance(key, int):
             raise TypeError(f"keys are str or int, got {type(key).__name__}")
@@ -383,13 +435,13 @@ class KeyedBulkhead(Owned):
     def active(self, key: Union[str, int]) -> int:
         """Calls in flight for ``key``."""
         out = ffi.new("uint64_t *")
-        check(lib.surgewall_keyed_bulkhead_active(self._h, self.key_of(key), out), "active")
+        check(self._call(lib.surgewall_keyed_bulkhead_active, self.key_of(key), out), "active")
         return int(out[0])
 
     def sweep(self) -> int:
         """Evicts keys idle for longer than ``idle_ttl``; returns how many."""
         out = ffi.new("uint64_t *")
-        check(lib.surgewall_keyed_bulkhead_sweep(self._h, out), "sweep")
+        check(self._call(lib.surgewall_keyed_bulkhead_sweep, out), "sweep")
         return int(out[0])
 
     def snapshot(self) -> Dict[int, Tuple[int, int]]:
@@ -400,19 +452,19 @@ class KeyedBulkhead(Owned):
             result[int(key)] = (int(active), int(limit))
 
         cb = ffi.callback("void(void *, uint64_t, uint64_t, uint32_t)", visit)
-        check(lib.surgewall_keyed_bulkhead_for_each(self._h, cb, ffi.NULL), "snapshot")
+        check(self._call(lib.surgewall_keyed_bulkhead_for_each, cb, ffi.NULL), "snapshot")
         return result
 
     @property
     def id(self) -> int:
         """The process-unique id: the ``source`` of this keyed bulkhead's eviction events."""
         out = ffi.new("uint64_t *")
-        check(lib.surgewall_keyed_bulkhead_id(self._h, out), "id")
+        check(self._call(lib.surgewall_keyed_bulkhead_id, out), "id")
         return int(out[0])
 
     def metrics(self) -> KeyedBulkheadMetrics:
         m = ffi.new("surgewall_keyed_bulkhead_stats *")
-        check(lib.surgewall_keyed_bulkhead_metrics(self._h, m), "metrics")
+        check(self._call(lib.surgewall_keyed_bulkhead_metrics, m), "metrics")
         return KeyedBulkheadMetrics(
             global_active=int(m.global_active),
             global_max=int(m.global_max) or None,
@@ -427,6 +479,11 @@ class KeyedBulkhead(Owned):
             overflowed=int(m.overflowed),
             refused_keys=int(m.refused_keys),
         )
+
+    @property
+    def dropped_permits(self) -> int:
+        """Permits garbage-collected without a release (each gave its slot back)."""
+        return self._lease.drops
 
     def call(self, key: Union[str, int], fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         with self.acquire(key):

@@ -91,7 +91,7 @@ class Subscription(Owned):
         self._buf = ffi.new("surgewall_event *")
 
     def poll(self) -> Optional[Event]:
-        st = lib.surgewall_subscription_poll(self._h, self._buf)
+        st = self._call(lib.surgewall_subscription_poll, self._buf)
         if st == _NO_EVENT:
             return None
         check(st, "poll")
@@ -108,7 +108,7 @@ class Subscription(Owned):
     def missed(self) -> int:
         """Events this subscription lost because it fell behind the ring."""
         out = ffi.new("uint64_t *")
-        check(lib.surgewall_subscription_missed(self._h, out), "missed")
+        check(self._call(lib.surgewall_subscription_missed, out), "missed")
         return int(out[0])
 
 

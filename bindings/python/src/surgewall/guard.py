@@ -4,10 +4,10 @@ BreakerRegistry: breakers by key from one template."""
 from __future__ import annotations
 
 import functools
-import inspect
 import threading
 from typing import Any, Awaitable, Callable, Dict, Generic, Optional, Tuple, TypeVar, cast
 
+from ._decorate import decorate
 from .breaker import Breaker, Outcome
 from .bulkhead import Bulkhead
 from .errors import ConfigError, RegistryFullError
@@ -126,19 +126,34 @@ class Guard:
             return self.fallback(e)  # type: ignore[no-any-return]
 
     def __call__(self, fn: F) -> F:
-        if inspect.iscoroutinefunction(fn):
+        """Decorates a function (a coroutine function, or an object whose ``__call__`` is
+        ``async def``, for its whole await; a ``staticmethod`` / ``classmethod`` through the
+        function inside it). Generator functions are refused: retrying or replacing an
+        iteration half consumed has no meaning."""
 
-            @functools.wraps(fn)
+        def sync(f: Callable[..., Any]) -> Callable[..., Any]:
+            @functools.wraps(f)
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                return self.call(f, *args, **kwargs)
+
+            return wrapper
+
+        def async_(f: Callable[..., Any]) -> Callable[..., Any]:
+            @functools.wraps(f)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                return await self.call_async(fn, *args, **kwargs)
+                return await self.call_async(f, *args, **kwargs)
 
-            return cast(F, async_wrapper)
+            return async_wrapper
 
-        @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            return self.call(fn, *args, **kwargs)
-
-        return cast(F, wrapper)
+        return decorate(
+            fn,
+            "guard()",
+            sync=sync,
+            async_=async_,
+            refuse_iteration="a retry or a fallback cannot take back items already given; "
+            "decorate the function that consumes the generator (or use the breaker and the "
+            "bulkhead as decorators, which guard a whole iteration)",
+        )
 
 
 def guard(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import inspect
 from typing import (
     Any,
     Awaitable,
@@ -32,7 +31,8 @@ from ._native import (
     ns_to_s,
     set_config,
 )
-from ._util import Handle, count, name_bytes, seconds_to_ns
+from ._decorate import async_of, decorate
+from ._util import Handle, count, name_bytes, seconds_to_ns, utf8
 from .breaker import (
     Breaker,
     CountWindow,
@@ -116,7 +116,7 @@ class KeyedBreakerPermit(PermitBase):
     the keyed breaker's failure policy). Safe to report after the key was evicted (the result
     is then late)."""
 
-    __slots__ = ("_kb", "key", "slot")
+    __slots__ = ("token", "start_ns", "_done", "_kb", "key", "slot")
 
     def __init__(self, kb: "KeyedBreaker", key: Key, token: int, start_ns: int, slot: int) -> None:
         super().__init__(token, start_ns)
@@ -132,6 +132,30 @@ class KeyedBreakerPermit(PermitBase):
 
     def _outcome_of(self, exc: BaseException) -> int:
         return self._kb._core.outcome_of(exc)
+
+    def __del__(self) -> None:
+        # I5: a permit dropped without a report is released as ignored, and counted.
+        if getattr(self, "_done", True):
+            return
+        self._done = True
+        kb = self._kb
+        kb._lease.note_drop()
+        try:
+            kb._core.record(self.token, self.start_ns, self.slot, 2)  # ignored
+        except Exception:  # a freed keyed breaker: nothing to give back to
+            pass
+
+    def __copy__(self) -> "KeyedBreakerPermit":
+        raise TypeError("KeyedBreakerPermit cannot be copied: a permit reports one admission once")
+
+    def __deepcopy__(self, memo: Any) -> "KeyedBreakerPermit":
+        return self.__copy__()
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        raise TypeError(
+            "KeyedBreakerPermit cannot be pickled: a permit is valid only in the process and "
+            "for the keyed breaker that issued it"
+        )
 
     def __repr__(self) -> str:
         return f"<KeyedBreakerPermit key={self.key!r} done={self._done}>"
@@ -285,7 +309,7 @@ class KeyedBreaker(Handle):
     def id(self) -> int:
         """The process-unique id: the ``source`` of this keyed breaker's events."""
         out = ffi.new("uint64_t *")
-        check(lib.surgewall_keyed_breaker_id(self._h, out), self._name)
+        check(self._call(lib.surgewall_keyed_breaker_id, out), self._name)
         return int(out[0])
 
     def key_of(self, key: Key) -> int:
@@ -330,26 +354,39 @@ class KeyedBreaker(Handle):
         key_fn: Optional[Callable[..., Key]] = key if callable(key) else None
         fixed = cast(Key, key)
 
+        def key_for(args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Key:
+            return key_fn(*args, **kwargs) if key_fn is not None else fixed
+
         def decorator(fn: F) -> F:
-            if not callable(fn):
-                raise TypeError(f"a keyed breaker decorates callables, got {fn!r}")
-            if inspect.iscoroutinefunction(fn):
+            def sync(f: Callable[..., Any]) -> Callable[..., Any]:
+                call = self.call
 
-                @functools.wraps(fn)
+                @functools.wraps(f)
+                def wrapper(*args: Any, **kwargs: Any) -> Any:
+                    return call(key_for(args, kwargs), f, *args, **kwargs)
+
+                return wrapper
+
+            def async_(f: Callable[..., Any]) -> Callable[..., Any]:
+                @functools.wraps(f)
                 async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                    k = key_fn(*args, **kwargs) if key_fn is not None else fixed
-                    return await self.call_async(k, fn, *args, **kwargs)
+                    return await self.call_async(key_for(args, kwargs), f, *args, **kwargs)
 
-                return cast(F, async_wrapper)
+                return async_wrapper
 
-            call = self.call
-
-            @functools.wraps(fn)
-            def wrapper(*args: Any, **kwargs: Any) -> Any:
-                k = key_fn(*args, **kwargs) if key_fn is not None else fixed
-                return call(k, fn, *args, **kwargs)
-
-            return cast(F, wrapper)
+            iterate = self._fallback is None
+            return decorate(
+                fn,
+                f"keyed breaker {self._name!r}",
+                sync=sync,
+                async_=async_,
+                hold=(lambda a, k: self.acquire(key_for(a, k))) if iterate else None,
+                hold_async=(lambda a, k: async_of(self.acquire(key_for(a, k))))
+                if iterate
+                else None,
+                refuse_iteration="a fallback has no items to give in place of the iteration; "
+                "decorate the function that consumes the generator instead",
+            )
 
         return decorator
 
@@ -404,14 +441,14 @@ class KeyedBreaker(Handle):
         first sweep ``idle_ttl`` after the sweep that first saw it idle); returns how many.
         Each eviction is published as an ``EventKind.EVICTED`` event."""
         out = ffi.new("uint64_t *")
-        check(lib.surgewall_keyed_breaker_sweep(self._h, out), self._name)
+        check(self._call(lib.surgewall_keyed_breaker_sweep, out), self._name)
         return int(out[0])
 
     # ---- manual transitions (they make the key if it is new) ----
 
     def _op(self, what: str, fn: Callable[..., int], key: Key, *args: Any) -> None:
         k = self._core.key_of(key)
-        st = fn(self._h, k, *args)
+        st = self._call(fn, k, *args)
         if st != 0:
             raise error_for(st, 0, f"{self._name}.{what}", key)
 
@@ -440,14 +477,15 @@ class KeyedBreaker(Handle):
         self._op("half_open", lib.surgewall_keyed_breaker_half_open, key)
 
     def reset(self, key: Key) -> None:
-        """A fresh CLOSED episode for ``key`` from any state."""
+        """A fresh CLOSED episode for ``key`` from any state; ``key``'s permits issued before
+        it report ``Recorded.LATE`` (counted in ``late_results``, not in the new window)."""
         self._op("reset", lib.surgewall_keyed_breaker_reset, key)
 
     # ---- observation ----
 
     def metrics(self) -> KeyedBreakerMetrics:
         m = ffi.new("surgewall_keyed_breaker_stats *")
-        check(lib.surgewall_keyed_breaker_metrics(self._h, m), self._name)
+        check(self._call(lib.surgewall_keyed_breaker_metrics, m), self._name)
         return KeyedBreakerMetrics(
             name=self._name,
             keys=int(m.keys),
@@ -468,9 +506,15 @@ class KeyedBreaker(Handle):
     @property
     def fallback_payload(self) -> Optional[FallbackPayload]:
         """The template's fallback payload, stored in the library."""
-        return fallback_of(lib.surgewall_keyed_breaker_fallback, self._h, self._name)
+        with self._lease as h:  # the payload is read from the keyed breaker's memory
+            return fallback_of(lib.surgewall_keyed_breaker_fallback, h, self._name)
 
     # ---- lifetime ----
+
+    @property
+    def dropped_permits(self) -> int:
+        """Permits garbage-collected without a report (each was reported as ignored)."""
+        return self._lease.drops
 
     def free(self) -> None:
         """Frees the handle (idempotent). Later use raises :class:`ClosedError`; functions it
@@ -520,7 +564,7 @@ def _set_override(kcfg: Any, key: Key, options: Dict[str, Any]) -> None:
         k = count("overrides", key, maximum=U64_MAX)
         st = lib.surgewall_keyed_breaker_config_set_override(kcfg, k, ocfg)
     else:
-        raw = key.encode("utf-8") if isinstance(key, str) else key
+        raw = utf8(f"overrides[{key!r}]", key) if isinstance(key, str) else key
         st = lib.surgewall_keyed_breaker_config_set_override_str(kcfg, raw, len(raw), ocfg)
     set_config(f"overrides[{key!r}]", st)
 

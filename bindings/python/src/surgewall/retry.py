@@ -8,12 +8,22 @@ import asyncio
 import dataclasses
 import enum
 import functools
-import inspect
 import time
 from typing import Any, Awaitable, Callable, Optional, Tuple, TypeVar, Union, cast
 
 from ._native import check, construct, ffi, lib, new_config, raise_status, set_config
-from ._util import Handle, Owned, count, name_bytes, number, ratio, seconds_to_ns
+from ._decorate import decorate
+from ._util import (
+    Handle,
+    Owned,
+    count,
+    held,
+    name_bytes,
+    ns_clamped,
+    number,
+    ratio,
+    seconds_to_ns,
+)
 from .breaker import Breaker, ExcTypes, _exc_tuple
 from .clock import MockClock
 from .errors import CircuitOpenError, ConfigError, RetryError
@@ -127,21 +137,21 @@ class RetryBudget(Handle):
                 return int(lib.surgewall_retry_budget_shared(raw, len(raw), r, m, w, out, err))
 
         else:
-            c = ffi.NULL if clock is None else clock._h
 
             def create(out: Any, err: Any) -> int:
-                return int(lib.surgewall_retry_budget_new(r, m, w, c, out, err))
+                with held(clock) as c:
+                    return int(lib.surgewall_retry_budget_new(r, m, w, c, out, err))
 
         ptr = construct(create, "surgewall_retry_budget", "RetryBudget")
         super().__init__(ptr, lib.surgewall_retry_budget_free)
 
     def record_request(self) -> None:
         """Counts a first attempt toward the budget."""
-        check(lib.surgewall_retry_budget_record_request(self._h), "record_request")
+        check(self._call(lib.surgewall_retry_budget_record_request), "record_request")
 
     def try_retry(self) -> bool:
         """Asks for one retry; True when granted (and counted)."""
-        st = lib.surgewall_retry_budget_try_retry(self._h)
+        st = self._call(lib.surgewall_retry_budget_try_retry)
         if st == 0:
             return True
         if st == 206:
@@ -152,12 +162,12 @@ class RetryBudget(Handle):
     def id(self) -> int:
         """The process-unique id: the ``source`` of this budget's exhausted events."""
         out = ffi.new("uint64_t *")
-        check(lib.surgewall_retry_budget_id(self._h, out), "id")
+        check(self._call(lib.surgewall_retry_budget_id, out), "id")
         return int(out[0])
 
     def metrics(self) -> RetryBudgetMetrics:
         m = ffi.new("surgewall_retry_budget_stats *")
-        check(lib.surgewall_retry_budget_metrics(self._h, m), "metrics")
+        check(self._call(lib.surgewall_retry_budget_metrics, m), "metrics")
         return RetryBudgetMetrics(
             int(m.requests),
             int(m.retries),
@@ -310,7 +320,10 @@ class Retry(Owned):
             if budget is not None:
                 if not isinstance(budget, RetryBudget):
                     raise ConfigError("budget", "expected a RetryBudget")
-                set_config("budget", lib.surgewall_retry_config_set_budget(cfg, budget._h))
+                set_config(
+                    "budget",
+                    budget._call(lambda h: lib.surgewall_retry_config_set_budget(cfg, h)),
+                )
             if seed is not None:
                 set_config(
                     "seed",
@@ -319,7 +332,9 @@ class Retry(Owned):
             if clock is not None:
                 if not isinstance(clock, MockClock):
                     raise ConfigError("clock", "expected a MockClock")
-                set_config("clock", lib.surgewall_retry_config_set_mock_clock(cfg, clock._h))
+                set_config(
+                    "clock", clock._call(lambda h: lib.surgewall_retry_config_set_mock_clock(cfg, h))
+                )
         ptr = construct(
             lambda out, err: lib.surgewall_retry_policy_new(cfg, out, err), "surgewall_retry_policy", "Retry"
         )
@@ -341,20 +356,18 @@ class Retry(Owned):
     ) -> Tuple[bool, float, Optional[StopReason]]:
         ra = -1
         if e is not None and not isinstance(e, CircuitOpenError):
-            v = getattr(e, "retry_after", None)
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and v >= 0:
-                ra = min(round(v * 1e9), (1 << 63) - 1)
+            ra = ns_clamped(getattr(e, "retry_after", None))
         b = breaker if breaker is not None else self._breaker
-        bptr = ffi.NULL if b is None else b._h
         d = ffi.new("surgewall_retry_decision *")
-        check(lib.surgewall_retry_schedule_next(sched, outcome, ra, bptr, d), "retry")
+        with held(b) as bptr:
+            check(lib.surgewall_retry_schedule_next(sched, outcome, ra, bptr, d), "retry")
         if d.retry:
             return True, int(d.delay_ns) / 1e9, None
         return False, 0.0, StopReason(d.stop_reason)
 
     def _schedule(self) -> Any:
         out = ffi.new("surgewall_retry_schedule **")
-        check(lib.surgewall_retry_schedule_new(self._h, out), "retry")
+        check(self._call(lib.surgewall_retry_schedule_new, out), "retry")
         return ffi.gc(out[0], lib.surgewall_retry_schedule_free)
 
     def _stop(self, reason: Optional[StopReason], attempt: int, e: BaseException) -> BaseException:
@@ -430,23 +443,36 @@ class Retry(Owned):
             return result
 
     def __call__(self, fn: F) -> F:
-        if inspect.iscoroutinefunction(fn):
+        """Decorates a function (a coroutine function, or an object whose ``__call__`` is
+        ``async def``, awaited again on each attempt; a ``staticmethod`` / ``classmethod``
+        through the function inside it). Generator functions are refused."""
 
-            @functools.wraps(fn)
+        def sync(f: Callable[..., Any]) -> Callable[..., Any]:
+            @functools.wraps(f)
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                return self._run(f, args, kwargs, None)
+
+            return wrapper
+
+        def async_(f: Callable[..., Any]) -> Callable[..., Any]:
+            @functools.wraps(f)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                return await self._run_async(fn, args, kwargs, None)
+                return await self._run_async(f, args, kwargs, None)
 
-            return cast(F, async_wrapper)
+            return async_wrapper
 
-        @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            return self._run(fn, args, kwargs, None)
-
-        return cast(F, wrapper)
+        return decorate(
+            fn,
+            "Retry",
+            sync=sync,
+            async_=async_,
+            refuse_iteration="a retry would start the iteration over after items were "
+            "consumed; decorate the function that consumes the generator",
+        )
 
     def metrics(self) -> RetryMetrics:
         m = ffi.new("surgewall_retry_stats *")
-        check(lib.surgewall_retry_policy_metrics(self._h, m), "metrics")
+        check(self._call(lib.surgewall_retry_policy_metrics, m), "metrics")
         return RetryMetrics(
             int(m.operations), int(m.retries), {r: int(m.stops[int(r)]) for r in StopReason}
         )

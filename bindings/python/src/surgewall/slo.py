@@ -7,7 +7,7 @@ import math
 from typing import Any, Optional, Tuple
 
 from ._native import check, construct, ffi, lib, new_config, set_config
-from ._util import Handle, Owned, count, number, ratio, seconds_to_ns
+from ._util import Handle, Owned, count, held, number, ratio, seconds_to_ns
 from .breaker import Breaker, Outcome
 from .clock import MockClock
 from .errors import ConfigError
@@ -147,11 +147,16 @@ class SLO(Owned):
             if breaker is not None:
                 if not isinstance(breaker, Breaker):
                     raise ConfigError("breaker", "expected a Breaker")
-                set_config("breaker", lib.surgewall_slo_config_set_breaker(cfg, breaker._h))
+                set_config(
+                    "breaker",
+                    breaker._call(lambda h: lib.surgewall_slo_config_set_breaker(cfg, h)),
+                )
             if clock is not None:
                 if not isinstance(clock, MockClock):
                     raise ConfigError("clock", "expected a MockClock")
-                set_config("clock", lib.surgewall_slo_config_set_mock_clock(cfg, clock._h))
+                set_config(
+                    "clock", clock._call(lambda h: lib.surgewall_slo_config_set_mock_clock(cfg, h))
+                )
         ptr = construct(
             lambda out, err: lib.surgewall_slo_new(cfg, out, err), "surgewall_slo", "SLO"
         )
@@ -161,28 +166,28 @@ class SLO(Owned):
     def id(self) -> int:
         """The process-unique id: the ``source`` of this tracker's burn events."""
         out = ffi.new("uint64_t *")
-        check(lib.surgewall_slo_id(self._h, out), "SLO.id")
+        check(self._call(lib.surgewall_slo_id, out), "SLO.id")
         return int(out[0])
 
     def record(self, good: bool) -> None:
         """Records a call: ``good`` when it met the objective."""
-        check(lib.surgewall_slo_record(self._h, bool(good)), "SLO.record")
+        check(self._call(lib.surgewall_slo_record, bool(good)), "SLO.record")
 
     def record_outcome(self, outcome: Outcome) -> None:
         """Records a call by its breaker outcome (IGNORED counts nowhere)."""
         if not isinstance(outcome, Outcome):
             raise TypeError("outcome must be a surgewall.Outcome")
-        check(lib.surgewall_slo_record_outcome(self._h, int(outcome)), "SLO.record_outcome")
+        check(self._call(lib.surgewall_slo_record_outcome, int(outcome)), "SLO.record_outcome")
 
     def tick(self) -> SLOMetrics:
         """Evaluates the burn rates now (events, linked breaker); returns the snapshot."""
         m = ffi.new("surgewall_slo_stats *")
-        check(lib.surgewall_slo_tick(self._h, m), "SLO.tick")
+        check(self._call(lib.surgewall_slo_tick, m), "SLO.tick")
         return _slo_metrics(m)
 
     def metrics(self) -> SLOMetrics:
         m = ffi.new("surgewall_slo_stats *")
-        check(lib.surgewall_slo_metrics(self._h, m), "SLO.metrics")
+        check(self._call(lib.surgewall_slo_metrics, m), "SLO.metrics")
         return _slo_metrics(m)
 
 
@@ -224,12 +229,12 @@ class ThresholdAdjuster(Handle):
         hi = ratio("max_threshold", max_threshold)
         s = ratio("step", step)
         n = count("min_calls", min_calls, maximum=(1 << 64) - 1)
-        h = breaker._h
-        ptr = construct(
-            lambda out, err: lib.surgewall_threshold_adjuster_new(h, t, lo, hi, s, n, out, err),
-            "surgewall_threshold_adjuster",
-            "ThresholdAdjuster",
-        )
+        with held(breaker) as h:
+            ptr = construct(
+                lambda out, err: lib.surgewall_threshold_adjuster_new(h, t, lo, hi, s, n, out, err),
+                "surgewall_threshold_adjuster",
+                "ThresholdAdjuster",
+            )
         super().__init__(ptr, lib.surgewall_threshold_adjuster_free)
 
     def tick(self) -> Optional[Tuple[float, float]]:
@@ -237,12 +242,12 @@ class ThresholdAdjuster(Handle):
         changed = ffi.new("bool *")
         old = ffi.new("double *")
         new = ffi.new("double *")
-        check(lib.surgewall_threshold_adjuster_tick(self._h, changed, old, new), "tick")
+        check(self._call(lib.surgewall_threshold_adjuster_tick, changed, old, new), "tick")
         return (float(old[0]), float(new[0])) if changed[0] else None
 
     def metrics(self) -> ThresholdMetrics:
         m = ffi.new("surgewall_threshold_stats *")
-        check(lib.surgewall_threshold_adjuster_metrics(self._h, m), "metrics")
+        check(self._call(lib.surgewall_threshold_adjuster_metrics, m), "metrics")
         return ThresholdMetrics(
             float(m.threshold),
             float(m.min_threshold),
