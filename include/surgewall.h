@@ -757,13 +757,20 @@ typedef struct surgewall_bulkhead_stats {
 } surgewall_bulkhead_stats;
 
 /**
- * The slot a keyed acquire took; give it back with `surgewall_keyed_bulkhead_release`.
+ * The slot a keyed acquire took; give it back with `surgewall_keyed_bulkhead_release`,
+ * exactly once. A plain value (8 bytes, passed in a register); a zeroed one was never issued.
  */
 typedef struct surgewall_keyed_permit {
   /**
-   * Opaque.
+   * Opaque: the key's cell.
    */
   uint32_t slot;
+  /**
+   * Opaque: the cell's generation when the permit was issued (never 0). It moves on when
+   * the cell is given to another key, so a release of this permit after its key was
+   * evicted is refused.
+   */
+  uint32_t generation;
 } surgewall_keyed_permit;
 
 /**
@@ -1445,7 +1452,14 @@ surgewall_status surgewall_keyed_bulkhead_key_of(const struct surgewall_keyed_bu
                                                  uint64_t *out);
 
 /**
- * Gives a keyed slot back. `SURGEWALL_UNEXPECTED_RESULT` when it was not taken.
+ * Gives a keyed slot back. `SURGEWALL_UNEXPECTED_RESULT` (counted in
+ * `unexpected_releases`; nothing changes) for a permit released twice, one whose key was
+ * evicted since (its cell now serves another key, whose calls are never taken off), or one
+ * this keyed bulkhead never issued (zeroed, forged). Limit: permits are counted per key, not
+ * named, so a second release of a permit while other permits of the same key are out takes
+ * one of theirs off (as with `surgewall_bulkhead_release`); and the generation is 24 bits, so
+ * a permit kept through 16,777,215 reuses of its cell (each an eviction by a sweep) would
+ * match again.
  */
 surgewall_status surgewall_keyed_bulkhead_release(const struct surgewall_keyed_bulkhead *kb,
                                                   struct surgewall_keyed_permit permit);

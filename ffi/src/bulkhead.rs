@@ -215,12 +215,17 @@ pub struct KeyedObj {
 
 opaque_handle!(surgewall_keyed_bulkhead => KeyedObj, tag 8);
 
-/// The slot a keyed acquire took; give it back with `surgewall_keyed_bulkhead_release`.
+/// The slot a keyed acquire took; give it back with `surgewall_keyed_bulkhead_release`,
+/// exactly once. A plain value (8 bytes, passed in a register); a zeroed one was never issued.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct surgewall_keyed_permit {
-    /// Opaque.
+    /// Opaque: the key's cell.
     pub slot: u32,
+    /// Opaque: the cell's generation when the permit was issued (never 0). It moves on when
+    /// the cell is given to another key, so a release of this permit after its key was
+    /// evicted is refused.
+    pub generation: u32,
 }
 
 /// Why a keyed acquire was refused (written by `surgewall_keyed_bulkhead_try_acquire`).
@@ -457,7 +462,13 @@ fn keyed_acquire(
         let obj = surgewall_keyed_bulkhead::get(kb)?;
         let key = key(obj)?;
         match obj.inner.try_acquire_raw(&key) {
-            Ok(p) => write(permit_out, surgewall_keyed_permit { slot: p.slot }),
+            Ok(p) => write(
+                permit_out,
+                surgewall_keyed_permit {
+                    slot: p.slot,
+                    generation: p.generation,
+                },
+            ),
             Err(r) => {
                 let (why, status) = match r {
                     KeyedRejected::KeyFull { .. } => (
@@ -526,7 +537,14 @@ pub extern "C" fn surgewall_keyed_bulkhead_key_of(
     })
 }
 
-/// Gives a keyed slot back. `SURGEWALL_UNEXPECTED_RESULT` when it was not taken.
+/// Gives a keyed slot back. `SURGEWALL_UNEXPECTED_RESULT` (counted in
+/// `unexpected_releases`; nothing changes) for a permit released twice, one whose key was
+/// evicted since (its cell now serves another key, whose calls are never taken off), or one
+/// this keyed bulkhead never issued (zeroed, forged). Limit: permits are counted per key, not
+/// named, so a second release of a permit while other permits of the same key are out takes
+/// one of theirs off (as with `surgewall_bulkhead_release`); and the generation is 24 bits, so
+/// a permit kept through 16,777,215 reuses of its cell (each an eviction by a sweep) would
+/// match again.
 #[no_mangle]
 pub extern "C" fn surgewall_keyed_bulkhead_release(
     kb: *const surgewall_keyed_bulkhead,
@@ -535,7 +553,10 @@ pub extern "C" fn surgewall_keyed_bulkhead_release(
     boundary(|| {
         surgewall_keyed_bulkhead::get(kb)?
             .inner
-            .release_raw(KeyedRawPermit { slot: permit.slot })
+            .release_raw(KeyedRawPermit {
+                slot: permit.slot,
+                generation: permit.generation,
+            })
             .map_err(|_| Status::SURGEWALL_UNEXPECTED_RESULT)
     })
 }

@@ -53,7 +53,10 @@ fn keyed_bulkhead_isolates_keys() {
         surgewall_keyed_bulkhead_new(cfg, &mut kb, NO_ERR),
         Status::SURGEWALL_OK
     );
-    let mut p = surgewall_keyed_permit { slot: 0 };
+    let mut p = surgewall_keyed_permit {
+        slot: 0,
+        generation: 0,
+    };
     let mut why = surgewall_keyed_rejection::KeyFull;
     assert_eq!(
         surgewall_keyed_bulkhead_try_acquire(kb, 7, &mut p, &mut why),

@@ -846,7 +846,7 @@ static void test_policies(surgewall_mock_clock *clock)
     CHECK_STATUS(surgewall_keyed_bulkhead_id(kb, NULL), SURGEWALL_NULL_ARG);
     CHECK_STATUS(surgewall_keyed_bulkhead_clone(kb, NULL), SURGEWALL_NULL_ARG);
     CHECK_OK(surgewall_keyed_bulkhead_sweep(kb, NULL));
-    surgewall_keyed_permit forged = {0xFFFFFFFFu};
+    surgewall_keyed_permit forged = {0xFFFFFFFFu, 1};
     surgewall_keyed_permit zero = {0};
     CHECK_STATUS(surgewall_keyed_bulkhead_release(kb, forged), SURGEWALL_UNEXPECTED_RESULT);
     CHECK_STATUS(surgewall_keyed_bulkhead_release(kb, zero), SURGEWALL_UNEXPECTED_RESULT);
@@ -1345,6 +1345,52 @@ static void test_keyed_breakers(surgewall_mock_clock *clock)
     CHECK_OK(surgewall_keyed_breaker_config_free(NULL));
 }
 
+/* Issue 15 item 4: a keyed-bulkhead permit released once, whose key is then evicted and whose
+ * cell goes to another key, released again: refused and counted, never a call taken off the
+ * key that holds the cell now (before: OK, and that key admitted 2 callers against a limit of 1). */
+static void test_keyed_bulkhead_stale_permits(void)
+{
+    surgewall_mock_clock *clock = NULL;
+    CHECK_OK(surgewall_mock_clock_new(&clock));
+    surgewall_keyed_bulkhead_config *cfg = NULL;
+    CHECK_OK(surgewall_keyed_bulkhead_config_new(1, &cfg));
+    CHECK_OK(surgewall_keyed_bulkhead_config_set_idle_ttl(cfg, 0));
+    CHECK_OK(surgewall_keyed_bulkhead_config_set_global_max(cfg, 10));
+    CHECK_OK(surgewall_keyed_bulkhead_config_set_mock_clock(cfg, clock));
+    surgewall_keyed_bulkhead *kb = NULL;
+    CHECK_OK(surgewall_keyed_bulkhead_new(cfg, &kb, NULL));
+    surgewall_keyed_permit stale, held, extra;
+    uint64_t n = 0;
+    CHECK_OK(surgewall_keyed_bulkhead_try_acquire(kb, 1, &stale, NULL));
+    CHECK(stale.generation != 0);
+    CHECK_OK(surgewall_keyed_bulkhead_release(kb, stale));
+    CHECK_OK(surgewall_mock_clock_advance(clock, 1000000));
+    CHECK_OK(surgewall_keyed_bulkhead_sweep(kb, &n));
+    CHECK_U64(n, 1);
+    CHECK_OK(surgewall_keyed_bulkhead_try_acquire(kb, 2, &held, NULL));
+    CHECK_U64(held.slot, stale.slot); /* key 2 reuses key 1's cell */
+    CHECK_STATUS(surgewall_keyed_bulkhead_release(kb, stale), SURGEWALL_UNEXPECTED_RESULT);
+    CHECK_OK(surgewall_keyed_bulkhead_active(kb, 2, &n));
+    CHECK_U64(n, 1);
+    CHECK_STATUS(surgewall_keyed_bulkhead_try_acquire(kb, 2, &extra, NULL), SURGEWALL_BULKHEAD_FULL);
+    /* A permit with the live cell's slot and a forged generation, and a zeroed one. */
+    surgewall_keyed_permit forged = held;
+    forged.generation ^= 0x5a5a;
+    surgewall_keyed_permit zero = {0, 0};
+    CHECK_STATUS(surgewall_keyed_bulkhead_release(kb, forged), SURGEWALL_UNEXPECTED_RESULT);
+    CHECK_STATUS(surgewall_keyed_bulkhead_release(kb, zero), SURGEWALL_UNEXPECTED_RESULT);
+    surgewall_keyed_bulkhead_stats m;
+    CHECK_OK(surgewall_keyed_bulkhead_metrics(kb, &m));
+    CHECK_U64(m.unexpected_releases, 3);
+    CHECK_U64(m.global_active, 1);
+    CHECK_OK(surgewall_keyed_bulkhead_release(kb, held));
+    CHECK_STATUS(surgewall_keyed_bulkhead_release(kb, held), SURGEWALL_UNEXPECTED_RESULT);
+    CHECK_OK(surgewall_keyed_bulkhead_metrics(kb, &m));
+    CHECK_U64(m.global_active, 0);
+    CHECK_OK(surgewall_keyed_bulkhead_free(kb));
+    CHECK_OK(surgewall_mock_clock_free(clock));
+}
+
 int main(void)
 {
     surgewall_mock_clock *clock = NULL;
@@ -1359,6 +1405,7 @@ int main(void)
     test_permits(clock);
     test_policies(clock);
     test_keyed_breakers(clock);
+    test_keyed_bulkhead_stale_permits();
     CHECK_OK(surgewall_mock_clock_free(clock));
     return check_report();
 }
