@@ -1519,7 +1519,9 @@ void surgewall_clock_stop_ticking(void);
 surgewall_status surgewall_mock_clock_new(struct surgewall_mock_clock **out);
 
 /**
- * Moves a mock clock forward by `ns` nanoseconds (negative is `SURGEWALL_INVALID_ARG`).
+ * Moves a mock clock forward by `ns` nanoseconds (negative is `SURGEWALL_INVALID_ARG`). The
+ * clock saturates at `UINT64_MAX` ns (584 years) instead of wrapping: however far it is pushed
+ * (say `INT64_MAX` twice), it never reads an earlier time.
  */
 surgewall_status surgewall_mock_clock_advance(const struct surgewall_mock_clock *clock, int64_t ns);
 

@@ -28,6 +28,13 @@
 //!
 //! One rule remains the caller's: a handle must not be freed while another thread is still
 //! using it (as with any C object). Freeing it afterwards, twice, or using it later is caught.
+//!
+//! A slot's generation never wraps: the free that ends its last generation (16,777,215)
+//! retires the slot for the life of the process (its key matches no handle and it never
+//! returns to the free list), so no freed handle can become valid again. The bound: a type's
+//! table holds 4,194,304 slots, so a process can make about 7 × 10^13 handles of one type
+//! (`_new` and `_clone` each make one) before `SURGEWALL_LIMIT_EXCEEDED`; each retired slot
+//! keeps its 16 bytes.
 
 use std::marker::PhantomData;
 use std::ptr::null_mut;
@@ -239,13 +246,15 @@ impl<T> Slab<T> {
         if p.is_null() {
             return Err(Status::SURGEWALL_INVALID_HANDLE);
         }
-        // Generations skip 0 so that a zeroed handle never matches.
-        let next = match (key + 1) & GEN_MASK {
-            0 => 1,
-            g => g,
-        };
-        entry.key.store(self.key(next), Ordering::Release);
-        free.0.push(index);
+        if key & GEN_MASK == GEN_MASK {
+            // The slot's last generation: wrapping would make its first handle (and every
+            // later one) valid again, so the slot retires. Key 0 matches no handle (every
+            // handle carries a non-zero type tag), and the slot never returns to the free list.
+            entry.key.store(0, Ordering::Release);
+        } else {
+            entry.key.store(key + 1, Ordering::Release);
+            free.0.push(index);
+        }
         // SAFETY: `p` came from `Arc::into_raw` in `insert` and was swapped out exactly once.
         Ok(unsafe { Arc::from_raw(p) })
     }
@@ -395,6 +404,41 @@ mod tests {
         // a slot never handed out, even under the generation its first handle will have
         let unused = 1u64 << 56 | 1 << 32 | 5;
         assert_eq!(a.get(unused).err(), Some(Status::SURGEWALL_INVALID_HANDLE));
+    }
+
+    /// Issue 15 item 6: a slot's generation wrapped after 16,777,215 frees, after which the
+    /// slot's first (freed) handle was valid again and freeing it freed the live value. The
+    /// slot now retires. The test starts the slot near its last generation instead of running
+    /// 16M real cycles; every step after that is the real insert/remove path.
+    #[test]
+    fn a_slot_retires_instead_of_wrapping_its_generation() {
+        let a = leaked_slab(4);
+        let first = a.insert(Arc::new("first".into()), 0).unwrap();
+        a.remove(first).unwrap();
+        let index = (first as u32 - 1) as usize;
+        // The free slot's next handle will have generation GEN_MASK - 1.
+        a.slots.first[index]
+            .key
+            .store(a.key(GEN_MASK - 1), Ordering::Relaxed);
+        let h1 = a.insert(Arc::new("one".into()), 0).unwrap();
+        assert_eq!(h1 as u32, first as u32, "the same slot");
+        a.remove(h1).unwrap();
+        let last = a.insert(Arc::new("last".into()), 0).unwrap();
+        assert_eq!(last as u32, first as u32, "the same slot, its last generation");
+        assert_eq!((last >> 32) as u32 & GEN_MASK, GEN_MASK);
+        a.remove(last).unwrap();
+        // Every handle the slot ever had is dead, and a new value gets another slot.
+        let live = a.insert(Arc::new("live".into()), 0).unwrap();
+        assert_ne!(live as u32, first as u32, "a retired slot is never reused");
+        for h in [first, h1, last] {
+            assert_eq!(a.get(h).err(), Some(Status::SURGEWALL_INVALID_HANDLE));
+            assert_eq!(a.remove(h).err(), Some(Status::SURGEWALL_INVALID_HANDLE));
+        }
+        // In particular the handle of generation 1 (where a wrap would land) stays dead.
+        let wrapped = first & !(u64::from(GEN_MASK) << 32) | 1 << 32;
+        assert_eq!(a.get(wrapped).err(), Some(Status::SURGEWALL_INVALID_HANDLE));
+        assert_eq!(a.get(live).unwrap(), "live");
+        assert!(!a.free.lock().unwrap().0.contains(&(index as u32)));
     }
 
     #[test]

@@ -1391,6 +1391,24 @@ static void test_keyed_bulkhead_stale_permits(void)
     CHECK_OK(surgewall_mock_clock_free(clock));
 }
 
+/* Issue 15 item 6: a mock clock pushed by INT64_MAX twice wrapped back to before its start. */
+static void test_mock_clock_saturates(void)
+{
+    surgewall_mock_clock *clock = NULL;
+    uint64_t before = 0, now = 0;
+    CHECK_OK(surgewall_mock_clock_new(&clock));
+    CHECK_OK(surgewall_mock_clock_now(clock, &before));
+    CHECK_OK(surgewall_mock_clock_advance(clock, INT64_MAX));
+    CHECK_OK(surgewall_mock_clock_advance(clock, INT64_MAX));
+    CHECK_OK(surgewall_mock_clock_now(clock, &now));
+    CHECK_U64(now, UINT64_MAX);
+    CHECK_OK(surgewall_mock_clock_advance(clock, 1));
+    CHECK_OK(surgewall_mock_clock_now(clock, &now));
+    CHECK_U64(now, UINT64_MAX);
+    CHECK(now > before);
+    CHECK_OK(surgewall_mock_clock_free(clock));
+}
+
 int main(void)
 {
     surgewall_mock_clock *clock = NULL;
@@ -1406,6 +1424,7 @@ int main(void)
     test_policies(clock);
     test_keyed_breakers(clock);
     test_keyed_bulkhead_stale_permits();
+    test_mock_clock_saturates();
     CHECK_OK(surgewall_mock_clock_free(clock));
     return check_report();
 }
