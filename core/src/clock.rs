@@ -41,6 +41,11 @@ fn quanta_clock() -> &'static (quanta::Clock, quanta::Instant) {
     })
 }
 
+/// Calibrates the precise clock now (see [`crate::init_process_globals`]).
+pub(crate) fn init() {
+    let _ = quanta_clock();
+}
+
 /// Nanoseconds since the process origin, read precisely.
 #[inline]
 fn precise_now() -> u64 {

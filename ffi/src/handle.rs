@@ -26,6 +26,12 @@
 //! every handle carries its non-zero type tag), so they cost no file size and, untouched, no
 //! memory.
 //!
+//! `fork()`: creating and freeing take a mutex per handle type (its free list). So that a
+//! child forked while another thread held one can still create and free handles, the first
+//! handle made registers `pthread_atfork` handlers ([`fork`]): `prepare` finishes the
+//! process-wide lazy values (`engine::init_process_globals`) and takes every type's lock,
+//! `parent` and `child` release them, so the fork happens while no other thread holds one.
+//!
 //! One rule remains the caller's: a handle must not be freed while another thread is still
 //! using it (as with any C object). Freeing it afterwards, twice, or using it later is caught.
 //!
@@ -93,6 +99,13 @@ impl<T> Slots<T> {
 /// Free slots and the next never-used one; only touched when creating and freeing.
 pub(crate) type FreeSlots = Mutex<(Vec<u32>, u32)>;
 
+/// Type tags are below this.
+pub(crate) const TAGS: usize = 32;
+
+/// The free lists of every handle type, by type tag: one array, so the fork handlers can take
+/// them all (in tag order, while no thread of the library holds two).
+pub(crate) static FREE_LISTS: [FreeSlots; TAGS] = [const { Mutex::new((Vec::new(), 0)) }; TAGS];
+
 /// A table of `Arc<T>` addressed by generational handles.
 ///
 /// The slab itself holds no interior mutability (only references to the statics that do), so
@@ -158,6 +171,8 @@ impl<T> Slab<T> {
 
     /// Stores `value`, with `aux` beside it, and returns its handle.
     pub(crate) fn insert(&self, value: Arc<T>, aux: u32) -> Result<u64, Status> {
+        // Before any free-list lock can be held: see `fork`.
+        fork::register();
         let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
         let index = match free.0.pop() {
             Some(i) => i,
@@ -260,6 +275,80 @@ impl<T> Slab<T> {
     }
 }
 
+/// `fork()` in a threaded process: the `pthread_atfork` handlers that keep the handle tables
+/// usable in the child.
+///
+/// Without them, a child forked while another thread was inside a create or a free inherits
+/// that type's free-list mutex locked by a thread that does not exist in the child, and its
+/// first create or free of that type hangs. `prepare` takes every free-list lock (tag order)
+/// on the forking thread, after waiting for any process-wide lazy value another thread is
+/// initializing, so the fork happens between two creates or frees of every other thread; `parent` and `child` release them (in the child the forking thread is the one that
+/// continues, and it owns them). Only the handle tables are covered: an object another thread
+/// was using at the fork (a keyed registry creating a key, a blocking bulkhead wait, a
+/// subscription or retry schedule being polled, the shared retry budget registry) may hold
+/// its own lock in the child; a child should make its own objects or use ones no other thread
+/// was using.
+pub(crate) mod fork {
+    use std::cell::RefCell;
+    use std::sync::atomic::{AtomicU8, Ordering};
+    use std::sync::{MutexGuard, PoisonError};
+
+    use super::{FREE_LISTS, TAGS};
+
+    type Guard = MutexGuard<'static, (Vec<u32>, u32)>;
+
+    thread_local! {
+        /// The locks `prepare` took, released by `parent` / `child` on the same thread.
+        static HELD: RefCell<[Option<Guard>; TAGS]> = const { RefCell::new([const { None }; TAGS]) };
+    }
+
+    extern "C" fn prepare() {
+        // First wait for any process-wide lazy value another thread is making (the child
+        // would inherit it half-made); their initializers take no lock of ours. A panic
+        // must not unwind out of a C callback.
+        let _ = std::panic::catch_unwind(engine::init_process_globals);
+        HELD.with(|held| {
+            let mut held = held.borrow_mut();
+            for (slot, lock) in held.iter_mut().zip(FREE_LISTS.iter()) {
+                *slot = Some(lock.lock().unwrap_or_else(PoisonError::into_inner));
+            }
+        });
+    }
+
+    extern "C" fn release() {
+        HELD.with(|held| {
+            // Released in reverse order of taking (any order would do: nobody waits for two).
+            for slot in held.borrow_mut().iter_mut().rev() {
+                slot.take();
+            }
+        });
+    }
+
+    /// 0: not registered, 1: a thread is registering, 2: registered.
+    static STATE: AtomicU8 = AtomicU8::new(0);
+
+    /// Registers the handlers once per process. Never waits: a thread that finds another one
+    /// registering goes on (a wait could itself be inherited by a child forked meanwhile).
+    #[inline]
+    pub(crate) fn register() {
+        // Acquire/Release: nothing is published through STATE; it only elects one registrar.
+        if STATE.load(Ordering::Acquire) != 0 {
+            return;
+        }
+        if STATE
+            .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            #[cfg(unix)]
+            // SAFETY: three `extern "C" fn()` that never unwind (they only lock and unlock).
+            unsafe {
+                libc::pthread_atfork(Some(prepare), Some(release), Some(release));
+            }
+            STATE.store(2, Ordering::Release);
+        }
+    }
+}
+
 /// Ties a C opaque type to the slab of the Rust value behind it.
 pub(crate) trait Handle: Sized {
     /// The Rust value.
@@ -335,9 +424,11 @@ macro_rules! opaque_handle {
             #[inline(always)]
             fn slab() -> &'static $crate::handle::Slab<$target> {
                 static SLOTS: $crate::handle::Slots<$target> = $crate::handle::Slots::new();
-                static FREE: $crate::handle::FreeSlots = std::sync::Mutex::new((Vec::new(), 0));
-                static SLAB: $crate::handle::Slab<$target> =
-                    $crate::handle::Slab::new($tag, &SLOTS, &FREE);
+                static SLAB: $crate::handle::Slab<$target> = $crate::handle::Slab::new(
+                    $tag,
+                    &SLOTS,
+                    &$crate::handle::FREE_LISTS[$tag],
+                );
                 &SLAB
             }
             $(
@@ -424,7 +515,10 @@ mod tests {
         assert_eq!(h1 as u32, first as u32, "the same slot");
         a.remove(h1).unwrap();
         let last = a.insert(Arc::new("last".into()), 0).unwrap();
-        assert_eq!(last as u32, first as u32, "the same slot, its last generation");
+        assert_eq!(
+            last as u32, first as u32,
+            "the same slot, its last generation"
+        );
         assert_eq!((last >> 32) as u32 & GEN_MASK, GEN_MASK);
         a.remove(last).unwrap();
         // Every handle the slot ever had is dead, and a new value gets another slot.
