@@ -270,6 +270,7 @@ pub struct surgewall_keyed_bulkhead_stats {
     pub refused_keys: u64,
 }
 
+#[track_caller]
 fn keyed_set(
     cfg: *mut surgewall_keyed_bulkhead_config,
     f: impl FnOnce(&mut KeyedConfig) -> Result<(), ConfigError>,

@@ -37,6 +37,7 @@ pub(crate) fn duration(field: &'static str, ns: i64) -> Result<Duration, ConfigE
         .map_err(|_| ConfigError::new(field, format!("must not be negative, got {ns} ns")))
 }
 
+#[track_caller]
 fn with_builder(
     cfg: *mut surgewall_breaker_config,
     f: impl FnOnce(BreakerConfigBuilder) -> BreakerConfigBuilder,

@@ -6,6 +6,7 @@
 //! hashed to 64 bits (see `keys.rs`). The guarded call is `surgewall_keyed_breaker_acquire`
 //! then `surgewall_keyed_breaker_record`, with the permit as a plain value in between.
 
+use std::panic::Location;
 use std::time::Duration;
 
 use engine::breaker::keyed::{KeySnapshot, KeyedBreaker, KeyedRawPermit, KeyedRejected};
@@ -210,15 +211,13 @@ fn add_override(
 ) -> Result<(), Status> {
     let taken = take_breaker_config(config)?;
     let builder = surgewall_keyed_breaker_config::get(cfg)?;
-    let mut key_status = Ok(());
-    builder.update(|c| {
-        let key = match key(&c.seed) {
-            Ok(k) => k,
-            Err(s) => {
-                key_status = Err(s);
-                return Ok(());
-            }
-        };
+    let key = builder.read(|c| key(&c.seed))?;
+    // One setter per key (the same for `_set_override` and `_set_override_str`: this call
+    // site): the last override of a key replaces the earlier ones, a rejected one included
+    // (it no longer fails the constructor).
+    builder.update_as((Location::caller(), key), |c| {
+        // The key's earlier override, if any, is replaced.
+        c.overrides.retain(|(k, _)| *k != key);
         let Taken {
             config,
             clock,
@@ -239,7 +238,7 @@ fn add_override(
         c.overrides.push((key, config));
         Ok(())
     });
-    key_status
+    Ok(())
 }
 
 /// Key `key` uses the breaker configuration `override_cfg` (consumed whatever the outcome)

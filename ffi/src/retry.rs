@@ -235,6 +235,7 @@ pub struct surgewall_retry_decision {
 }
 
 /// Applies `f` to the builder, recording the first value it could not represent.
+#[track_caller]
 fn retry_set(
     cfg: *mut surgewall_retry_config,
     f: impl FnOnce(

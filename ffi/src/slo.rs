@@ -78,6 +78,7 @@ pub struct surgewall_slo_stats {
     pub holding_breaker: bool,
 }
 
+#[track_caller]
 fn slo_set(
     cfg: *mut surgewall_slo_config,
     f: impl FnOnce(&mut SloConfigState) -> Result<(), ConfigError>,
