@@ -37,8 +37,10 @@
 
 
 /**
- * The key of the shared overflow entry: it names that entry (to look at it or reset it),
- * never a key of its own.
+ * The key of the shared overflow entry. Under the shared-overflow policy
+ * (`_set_max_keys(..., true)`) it names that entry (to look at it or reset it), never a key
+ * of its own; under the reject policy there is no such entry and it is an ordinary key. Do
+ * not use it for a key of your own (string keys never hash to it).
  */
 #define SURGEWALL_OVERFLOW_KEY UINT64_MAX
 
@@ -806,7 +808,7 @@ typedef struct surgewall_keyed_bulkhead_stats {
    */
   uint64_t keys;
   /**
-   * The key cap (0: none).
+   * The key cap (at least 1; 10 000 unless set).
    */
   uint64_t max_keys;
   /**
@@ -1386,8 +1388,10 @@ surgewall_status surgewall_keyed_bulkhead_config_set_limit_for_str(struct surgew
                                                                    uint32_t n);
 
 /**
- * Caps the number of keys at `max_keys`; new keys beyond it are refused (`shared_overflow`
- * false) or all share one overflow entry (true).
+ * Caps the number of keys at `max_keys` (at least 1; default 10 000: there is always a cap);
+ * new keys beyond it are refused (`shared_overflow` false) or all share one overflow entry
+ * (true). 0 fails `surgewall_keyed_bulkhead_new` with `SURGEWALL_INVALID_CONFIG` naming
+ * `max_keys`.
  */
 surgewall_status surgewall_keyed_bulkhead_config_set_max_keys(struct surgewall_keyed_bulkhead_config *cfg,
                                                               size_t max_keys,
@@ -1435,7 +1439,7 @@ surgewall_status surgewall_keyed_bulkhead_try_acquire(const struct surgewall_key
                                                       surgewall_keyed_rejection *rejection_out);
 
 /**
- * `surgewall_keyed_bulkhead_try_acquire` for a byte-string key (hashed to 64 bits).
+ * `surgewall_keyed_bulkhead_try_acquire` for a byte-string key (any bytes, UTF-8 or not; hashed to 64 bits).
  */
 surgewall_status surgewall_keyed_bulkhead_try_acquire_str(const struct surgewall_keyed_bulkhead *kb,
                                                           const uint8_t *key,
@@ -1729,7 +1733,8 @@ surgewall_status surgewall_keyed_breaker_config_set_override_str(struct surgewal
                                                                  struct surgewall_breaker_config *override_cfg);
 
 /**
- * Caps the number of keys at `max_keys` (default 10 000); new keys beyond it are refused
+ * Caps the number of keys at `max_keys` (at least 1: 0 fails `surgewall_keyed_breaker_new`
+ * with `SURGEWALL_INVALID_CONFIG` naming `max_keys`; default 10 000); new keys beyond it are refused
  * (`shared_overflow` false: `SURGEWALL_REGISTRY_FULL`) or all share one overflow breaker
  * (true), which lives under `SURGEWALL_OVERFLOW_KEY`.
  */
@@ -1780,7 +1785,7 @@ surgewall_status surgewall_keyed_breaker_acquire(const struct surgewall_keyed_br
                                                  uint64_t *retry_after_ns_out);
 
 /**
- * `surgewall_keyed_breaker_acquire` for a byte-string key (hashed to 64 bits; see
+ * `surgewall_keyed_breaker_acquire` for a byte-string key (any bytes, UTF-8 or not; hashed to 64 bits; see
  * `surgewall_keyed_breaker_key_of`).
  */
 surgewall_status surgewall_keyed_breaker_acquire_str(const struct surgewall_keyed_breaker *kb,

@@ -258,7 +258,7 @@ pub struct surgewall_keyed_bulkhead_stats {
     pub unexpected_releases: u64,
     /// Keys held now.
     pub keys: u64,
-    /// The key cap (0: none).
+    /// The key cap (at least 1; 10 000 unless set).
     pub max_keys: u64,
     /// Keys created, ever.
     pub created: u64,
@@ -354,8 +354,10 @@ pub extern "C" fn surgewall_keyed_bulkhead_config_set_limit_for_str(
     })
 }
 
-/// Caps the number of keys at `max_keys`; new keys beyond it are refused (`shared_overflow`
-/// false) or all share one overflow entry (true).
+/// Caps the number of keys at `max_keys` (at least 1; default 10 000: there is always a cap);
+/// new keys beyond it are refused (`shared_overflow` false) or all share one overflow entry
+/// (true). 0 fails `surgewall_keyed_bulkhead_new` with `SURGEWALL_INVALID_CONFIG` naming
+/// `max_keys`.
 #[no_mangle]
 pub extern "C" fn surgewall_keyed_bulkhead_config_set_max_keys(
     cfg: *mut surgewall_keyed_bulkhead_config,
@@ -363,7 +365,7 @@ pub extern "C" fn surgewall_keyed_bulkhead_config_set_max_keys(
     shared_overflow: bool,
 ) -> Status {
     keyed_set(cfg, |c| {
-        c.max_keys = Some((max_keys, shared_overflow));
+        c.max_keys = Some((crate::keys::key_cap(max_keys)?, shared_overflow));
         Ok(())
     })
 }
@@ -506,7 +508,7 @@ pub extern "C" fn surgewall_keyed_bulkhead_try_acquire(
     keyed_acquire(kb, |_| Ok(key), permit_out, rejection_out)
 }
 
-/// `surgewall_keyed_bulkhead_try_acquire` for a byte-string key (hashed to 64 bits).
+/// `surgewall_keyed_bulkhead_try_acquire` for a byte-string key (any bytes, UTF-8 or not; hashed to 64 bits).
 #[no_mangle]
 pub extern "C" fn surgewall_keyed_bulkhead_try_acquire_str(
     kb: *const surgewall_keyed_bulkhead,

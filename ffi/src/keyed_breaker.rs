@@ -272,7 +272,8 @@ pub extern "C" fn surgewall_keyed_breaker_config_set_override_str(
     })
 }
 
-/// Caps the number of keys at `max_keys` (default 10 000); new keys beyond it are refused
+/// Caps the number of keys at `max_keys` (at least 1: 0 fails `surgewall_keyed_breaker_new`
+/// with `SURGEWALL_INVALID_CONFIG` naming `max_keys`; default 10 000); new keys beyond it are refused
 /// (`shared_overflow` false: `SURGEWALL_REGISTRY_FULL`) or all share one overflow breaker
 /// (true), which lives under `SURGEWALL_OVERFLOW_KEY`.
 #[no_mangle]
@@ -282,7 +283,7 @@ pub extern "C" fn surgewall_keyed_breaker_config_set_max_keys(
     shared_overflow: bool,
 ) -> Status {
     set(cfg, |c: &mut KeyedBreakerConfig| {
-        c.max_keys = Some((max_keys, shared_overflow));
+        c.max_keys = Some((crate::keys::key_cap(max_keys)?, shared_overflow));
         Ok(())
     })
 }
@@ -403,7 +404,7 @@ pub extern "C" fn surgewall_keyed_breaker_acquire(
     acquire(kb, |_| Ok(key), permit_out, retry_after_ns_out)
 }
 
-/// `surgewall_keyed_breaker_acquire` for a byte-string key (hashed to 64 bits; see
+/// `surgewall_keyed_breaker_acquire` for a byte-string key (any bytes, UTF-8 or not; hashed to 64 bits; see
 /// `surgewall_keyed_breaker_key_of`).
 #[no_mangle]
 pub extern "C" fn surgewall_keyed_breaker_acquire_str(

@@ -260,3 +260,39 @@ fn a_replaced_invalid_override_no_longer_fails_the_keyed_breaker() {
     assert_eq!(surgewall_keyed_breaker_free(kb), Status::SURGEWALL_OK);
     assert_eq!(surgewall_mock_clock_free(clock), Status::SURGEWALL_OK);
 }
+
+/// Issue 15 item 8: `max_keys` 0 was documented as "none" but allowed one key; it is now
+/// refused by the constructor, naming the field.
+#[test]
+fn a_key_cap_of_zero_is_refused() {
+    let mut cfg = null_mut();
+    assert_eq!(
+        surgewall_keyed_bulkhead_config_new(1, &mut cfg),
+        Status::SURGEWALL_OK
+    );
+    assert_eq!(
+        surgewall_keyed_bulkhead_config_set_max_keys(cfg, 0, false),
+        Status::SURGEWALL_OK
+    );
+    let (mut kb, mut err) = (null_mut(), null_mut());
+    assert_eq!(
+        surgewall_keyed_bulkhead_new(cfg, &mut kb, &mut err),
+        Status::SURGEWALL_INVALID_CONFIG
+    );
+    // SAFETY: the error's field is a NUL-terminated string owned by the error.
+    let field = unsafe { std::ffi::CStr::from_ptr(surgewall_error_field(err)) };
+    assert_eq!(field.to_str().unwrap(), "max_keys");
+    assert_eq!(surgewall_error_free(err), Status::SURGEWALL_OK);
+
+    let mut kcfg = null_mut();
+    assert_eq!(
+        surgewall_keyed_breaker_config_new(new_breaker_config(), &mut kcfg),
+        Status::SURGEWALL_OK
+    );
+    surgewall_keyed_breaker_config_set_max_keys(kcfg, 0, true);
+    let mut kbr = null_mut();
+    assert_eq!(
+        surgewall_keyed_breaker_new(kcfg, &mut kbr, NO_ERR),
+        Status::SURGEWALL_INVALID_CONFIG
+    );
+}
