@@ -1164,7 +1164,8 @@ extern "C" {
 #endif // __cplusplus
 
 /**
- * Creates a breaker named by `name` (`name_len` bytes of UTF-8) from `cfg`, which is consumed
+ * Creates a breaker named by `name` (`name_len` bytes of UTF-8 without NUL: an embedded NUL
+ * is `SURGEWALL_INVALID_ARG`) from `cfg`, which is consumed
  * whatever the outcome. On `SURGEWALL_INVALID_CONFIG` (or another error), `*err_out` (if not
  * NULL) receives an error object naming the field.
  */
@@ -1308,7 +1309,8 @@ surgewall_status surgewall_breaker_name(const struct surgewall_breaker *b,
                                         size_t *len_out);
 
 /**
- * Creates a bulkhead named `name` admitting `max_concurrent` calls; blocking acquires wait up
+ * Creates a bulkhead named `name` (UTF-8 without NUL: an embedded NUL is
+ * `SURGEWALL_INVALID_ARG`) admitting `max_concurrent` calls; blocking acquires wait up
  * to `max_wait_ns` (0: never wait). `clock` may be NULL (the coarse clock) or a mock clock.
  */
 surgewall_status surgewall_bulkhead_new(const uint8_t *name,
@@ -1927,8 +1929,11 @@ surgewall_status surgewall_retry_budget_new(double ratio,
                                             struct surgewall_error **err_out);
 
 /**
- * The process-wide budget named `name`, created with this configuration on first use (later
- * calls with the same name get the same budget, whatever configuration they pass).
+ * The process-wide budget named `name` (UTF-8 without NUL), created with this configuration
+ * on first use (later calls with the same name get the same budget, whatever configuration
+ * they pass). The name keeps its budget registered (a few hundred bytes) after every handle
+ * to it is freed, until `surgewall_retry_budget_unshare`: a process that makes budgets of
+ * ever new names must unshare the ones it is done with.
  */
 surgewall_status surgewall_retry_budget_shared(const uint8_t *name,
                                                size_t name_len,
@@ -1937,6 +1942,13 @@ surgewall_status surgewall_retry_budget_shared(const uint8_t *name,
                                                uint32_t window_secs,
                                                struct surgewall_retry_budget **out,
                                                struct surgewall_error **err_out);
+
+/**
+ * Forgets the process-wide budget named `name`: the next `surgewall_retry_budget_shared` of
+ * that name creates a new one; handles to the old one keep it working until freed (its memory
+ * goes with the last). `SURGEWALL_NOT_FOUND` when no budget has that name.
+ */
+surgewall_status surgewall_retry_budget_unshare(const uint8_t *name, size_t name_len);
 
 /**
  * Frees one handle to a budget. NULL is a no-op.

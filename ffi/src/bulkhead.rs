@@ -15,7 +15,7 @@ use crate::config::duration;
 use crate::error::{report, report_config, surgewall_error};
 use crate::handle::{opaque_handle, Handle};
 use crate::keys::{KeySeed, SURGEWALL_OVERFLOW_KEY};
-use crate::status::{boundary, bytes, non_null, utf8, write, Status};
+use crate::status::{boundary, bytes, non_null, write, Status};
 
 /// A bulkhead: at most `max_concurrent` calls in flight. Thread-safe; reference counted with
 /// `surgewall_bulkhead_clone` / `surgewall_bulkhead_free`.
@@ -59,7 +59,8 @@ fn mock_or_coarse(clock: *const surgewall_mock_clock) -> Result<Clock, Status> {
     }
 }
 
-/// Creates a bulkhead named `name` admitting `max_concurrent` calls; blocking acquires wait up
+/// Creates a bulkhead named `name` (UTF-8 without NUL: an embedded NUL is
+/// `SURGEWALL_INVALID_ARG`) admitting `max_concurrent` calls; blocking acquires wait up
 /// to `max_wait_ns` (0: never wait). `clock` may be NULL (the coarse clock) or a mock clock.
 #[no_mangle]
 pub extern "C" fn surgewall_bulkhead_new(
@@ -73,8 +74,8 @@ pub extern "C" fn surgewall_bulkhead_new(
 ) -> Status {
     boundary(|| {
         non_null(out).map_err(|s| report(err_out, s, "out", "out is NULL"))?;
-        let name = utf8(name, name_len)
-            .map_err(|s| report(err_out, s, "name", "the name must be valid UTF-8"))?;
+        let name = crate::status::name(name, name_len)
+            .map_err(|(s, why)| report(err_out, s, "name", why))?;
         let clock = mock_or_coarse(clock)
             .map_err(|s| report(err_out, s, "clock", "the clock handle is invalid"))?;
         let config = duration("max_wait", max_wait_ns)

@@ -426,16 +426,17 @@ static void test_utf8_and_buffers(surgewall_mock_clock *clock)
                      SURGEWALL_INVALID_UTF8);
         CHECK_OK(surgewall_breaker_config_free(cfg));
     }
-    /* an embedded NUL is valid UTF-8: the name keeps it, and its length says so */
+    /* an embedded NUL is valid UTF-8 but not a name: names come back NUL-terminated (issue 15
+     * item 8), so it is refused, naming the field */
     surgewall_breaker_config *cfg = new_config(clock);
     surgewall_breaker *b = NULL;
-    CHECK_OK(surgewall_breaker_new(u8("a\0b"), 3, cfg, &b, NULL));
+    surgewall_error *nul_err = NULL;
+    CHECK_STATUS(surgewall_breaker_new(u8("a\0b"), 3, cfg, &b, &nul_err), SURGEWALL_INVALID_ARG);
+    CHECK_STR(surgewall_error_field(nul_err), "name");
+    CHECK_OK(surgewall_error_free(nul_err));
+    CHECK(b == NULL);
     uint8_t buf[8];
     size_t len = 0;
-    CHECK_OK(surgewall_breaker_name(b, buf, sizeof buf, &len));
-    CHECK_U64(len, 3);
-    CHECK(memcmp(buf, "a\0b\0", 4) == 0);
-    CHECK_OK(surgewall_breaker_free(b));
 
     /* too-small name buffers: the needed length comes back, the buffer is untouched */
     b = new_breaker("payments", clock, 1);
@@ -900,6 +901,15 @@ static void test_policies(surgewall_mock_clock *clock)
     CHECK_STATUS(surgewall_retry_budget_shared(NULL, 3, 0.2, 1, 10, &rb_freed, NULL), SURGEWALL_NULL_ARG);
     CHECK_STATUS(surgewall_retry_budget_shared(u8("\xc3"), 1, 0.2, 1, 10, &rb_freed, NULL), SURGEWALL_INVALID_UTF8);
     CHECK_STATUS(surgewall_retry_budget_shared(u8("ok"), 2, 0.2, 1, 10, NULL, NULL), SURGEWALL_NULL_ARG);
+    CHECK_STATUS(surgewall_retry_budget_unshare(NULL, 3), SURGEWALL_NULL_ARG);
+    CHECK_STATUS(surgewall_retry_budget_unshare(u8("\xc3"), 1), SURGEWALL_INVALID_UTF8);
+    CHECK_STATUS(surgewall_retry_budget_unshare(u8("never-shared"), 12), SURGEWALL_NOT_FOUND);
+    /* names come back NUL-terminated: an embedded NUL is refused, naming the field */
+    err = NULL;
+    CHECK_STATUS(surgewall_retry_budget_shared(u8("a\0b"), 3, 0.2, 1, 10, &rb_freed, &err), SURGEWALL_INVALID_ARG);
+    CHECK_STR(surgewall_error_field(err), "name");
+    CHECK_OK(surgewall_error_free(err));
+    CHECK_STATUS(surgewall_bulkhead_new(u8("a\0b"), 3, 1, 0, NULL, &bh_freed, NULL), SURGEWALL_INVALID_ARG);
     static const double bad_ratios[] = {NAN, -0.1, INFINITY};
     for (size_t i = 0; i < 3; i++) {
         err = NULL;
