@@ -347,7 +347,8 @@ pub extern "C" fn surgewall_retry_config_set_backoff_decorrelated(
     })
 }
 
-/// The jitter (a `surgewall_jitter`).
+/// The jitter (a `surgewall_jitter`). An unknown value is `SURGEWALL_INVALID_ARG` at once and
+/// changes nothing (the previous jitter stays in force).
 #[no_mangle]
 pub extern "C" fn surgewall_retry_config_set_jitter(
     cfg: *mut surgewall_retry_config,
