@@ -41,6 +41,11 @@ fn quanta_clock() -> &'static (quanta::Clock, quanta::Instant) {
     })
 }
 
+/// Calibrates the precise clock now (see [`crate::init_process_globals`]).
+pub(crate) fn init() {
+    let _ = quanta_clock();
+}
+
 /// Nanoseconds since the process origin, read precisely.
 #[inline]
 fn precise_now() -> u64 {
@@ -179,9 +184,26 @@ pub struct MockClock {
 }
 
 impl MockClock {
-    /// Moves the clock forward.
+    /// Moves the clock forward, saturating at `u64::MAX` ns (584 years): a mock clock never
+    /// wraps back to an earlier time, however far it is pushed (monotonic, like every
+    /// [`Clock`]).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use surgewall::clock::Clock;
+    /// let (clock, mock) = Clock::mock();
+    /// mock.advance(Duration::MAX);
+    /// mock.advance(Duration::from_secs(1));
+    /// assert_eq!(clock.now_ns(), u64::MAX);
+    /// ```
     pub fn advance(&self, d: Duration) {
-        self.t.fetch_add(duration_ns(d), StdOrdering::AcqRel);
+        let ns = duration_ns(d);
+        // A CAS loop rather than `fetch_add`, which would wrap.
+        let _ = self
+            .t
+            .fetch_update(StdOrdering::AcqRel, StdOrdering::Acquire, |t| {
+                Some(t.saturating_add(ns))
+            });
     }
 
     /// The current mock time in nanoseconds.
@@ -240,5 +262,19 @@ mod tests {
         assert_eq!(c.now_ns(), a + 2_000_000_000);
         assert_eq!(c.precise_now_ns(), a + 2_000_000_000);
         assert_eq!(c.mode(), ClockMode::Mock);
+    }
+
+    /// Issue 15 item 6: advancing by `i64::MAX` ns twice wrapped the clock back to 1 s - 2 ns.
+    #[test]
+    fn a_mock_clock_saturates_instead_of_wrapping() {
+        let (c, m) = Clock::mock();
+        let big = Duration::from_nanos(i64::MAX as u64);
+        m.advance(big);
+        let first = c.now_ns();
+        m.advance(big);
+        assert_eq!(c.now_ns(), u64::MAX);
+        assert!(c.now_ns() >= first);
+        m.advance(Duration::from_nanos(1));
+        assert_eq!(m.now_ns(), u64::MAX);
     }
 }

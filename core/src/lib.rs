@@ -46,6 +46,27 @@ mod stripe;
 mod sync;
 pub mod threshold;
 
+/// Initializes now every process-wide value surgewall otherwise creates on first use: the
+/// stripe count, the precise clock's calibration, the default event ring and the shared
+/// retry-budget registry. Idempotent and cheap after the first call.
+///
+/// For `fork()`: a child forked while another thread was initializing one of them inherits
+/// it half-made and would wait for it for ever. The C library calls this in its
+/// `pthread_atfork` prepare handler, so a fork waits for any initialization in progress; a
+/// Rust program that forks while other threads may be using surgewall for the first time can
+/// call it before forking.
+///
+/// ```
+/// surgewall::init_process_globals();
+/// surgewall::init_process_globals(); // again: nothing left to do
+/// ```
+pub fn init_process_globals() {
+    let _ = stripe::default_stripes();
+    clock::init();
+    let _ = breaker::default_events();
+    let _ = RetryBudgetRegistry::global();
+}
+
 pub use breaker::{
     Breaker, BreakerBuilder, BreakerConfig, BreakerConfigBuilder, BreakerMetrics, Outcome, Permit,
     RawPermit, Recorded, RejectReason, Rejected, State, TransitionError, TransitionReason, Window,

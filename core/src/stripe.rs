@@ -57,7 +57,7 @@ impl<const LANES: usize> Striped<LANES> {
     }
 }
 
-fn default_stripes() -> usize {
+pub(crate) fn default_stripes() -> usize {
     #[cfg(not(surgewall_loom))]
     {
         use std::sync::OnceLock;

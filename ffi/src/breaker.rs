@@ -13,7 +13,7 @@ use crate::builder::consume;
 use crate::config::surgewall_breaker_config;
 use crate::error::{report, report_config, surgewall_error};
 use crate::handle::{opaque_handle, Handle};
-use crate::status::{boundary, copy_out, fast_or, non_null, utf8, write, Status};
+use crate::status::{boundary, copy_out, fast_or, non_null, write, Status};
 
 /// The generation bits of a permit's token: the breaker generation is 40 bits wide (the state
 /// word is `[generation 40 | half-open admitted 20 | EV 1 | state 3]`).
@@ -243,7 +243,8 @@ pub struct surgewall_breaker_stats {
     pub transitions: [[u64; 6]; 6],
 }
 
-/// Creates a breaker named by `name` (`name_len` bytes of UTF-8) from `cfg`, which is consumed
+/// Creates a breaker named by `name` (`name_len` bytes of UTF-8 without NUL: an embedded NUL
+/// is `SURGEWALL_INVALID_ARG`) from `cfg`, which is consumed
 /// whatever the outcome. On `SURGEWALL_INVALID_CONFIG` (or another error), `*err_out` (if not
 /// NULL) receives an error object naming the field. The breaker joins the process-wide catalog
 /// the agent serves (as `name`, or `name~2`... while another live breaker has that name);
@@ -258,8 +259,8 @@ pub extern "C" fn surgewall_breaker_new(
 ) -> Status {
     boundary(|| {
         let state = consume(cfg, out, err_out)?;
-        let name = utf8(name, name_len)
-            .map_err(|s| report(err_out, s, "name", "the name must be valid UTF-8"))?;
+        let name = crate::status::name(name, name_len)
+            .map_err(|(s, why)| report(err_out, s, "name", why))?;
         let config = state
             .builder
             .build()

@@ -15,7 +15,7 @@ use crate::config::duration;
 use crate::error::{report, report_config, surgewall_error};
 use crate::handle::{opaque_handle, Handle};
 use crate::keys::{KeySeed, SURGEWALL_OVERFLOW_KEY};
-use crate::status::{boundary, bytes, non_null, utf8, write, Status};
+use crate::status::{boundary, bytes, non_null, write, Status};
 
 /// A bulkhead: at most `max_concurrent` calls in flight. Thread-safe; reference counted with
 /// `surgewall_bulkhead_clone` / `surgewall_bulkhead_free`.
@@ -59,7 +59,8 @@ fn mock_or_coarse(clock: *const surgewall_mock_clock) -> Result<Clock, Status> {
     }
 }
 
-/// Creates a bulkhead named `name` admitting `max_concurrent` calls; blocking acquires wait up
+/// Creates a bulkhead named `name` (UTF-8 without NUL: an embedded NUL is
+/// `SURGEWALL_INVALID_ARG`) admitting `max_concurrent` calls; blocking acquires wait up
 /// to `max_wait_ns` (0: never wait). `clock` may be NULL (the coarse clock) or a mock clock.
 /// The bulkhead joins the catalog the agent serves (see `surgewall_breaker_new`).
 #[no_mangle]
@@ -74,8 +75,8 @@ pub extern "C" fn surgewall_bulkhead_new(
 ) -> Status {
     boundary(|| {
         non_null(out).map_err(|s| report(err_out, s, "out", "out is NULL"))?;
-        let name = utf8(name, name_len)
-            .map_err(|s| report(err_out, s, "name", "the name must be valid UTF-8"))?;
+        let name = crate::status::name(name, name_len)
+            .map_err(|(s, why)| report(err_out, s, "name", why))?;
         let clock = mock_or_coarse(clock)
             .map_err(|s| report(err_out, s, "clock", "the clock handle is invalid"))?;
         let config = duration("max_wait", max_wait_ns)
@@ -234,12 +235,17 @@ pub struct KeyedObj {
 
 opaque_handle!(surgewall_keyed_bulkhead => KeyedObj, tag 8);
 
-/// The slot a keyed acquire took; give it back with `surgewall_keyed_bulkhead_release`.
+/// The slot a keyed acquire took; give it back with `surgewall_keyed_bulkhead_release`,
+/// exactly once. A plain value (8 bytes, passed in a register); a zeroed one was never issued.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct surgewall_keyed_permit {
-    /// Opaque.
+    /// Opaque: the key's cell.
     pub slot: u32,
+    /// Opaque: the cell's generation when the permit was issued (never 0). It moves on when
+    /// the cell is given to another key, so a release of this permit after its key was
+    /// evicted is refused.
+    pub generation: u32,
 }
 
 /// Why a keyed acquire was refused (written by `surgewall_keyed_bulkhead_try_acquire`).
@@ -272,7 +278,7 @@ pub struct surgewall_keyed_bulkhead_stats {
     pub unexpected_releases: u64,
     /// Keys held now.
     pub keys: u64,
-    /// The key cap (0: none).
+    /// The key cap (at least 1; 10 000 unless set).
     pub max_keys: u64,
     /// Keys created, ever.
     pub created: u64,
@@ -284,6 +290,7 @@ pub struct surgewall_keyed_bulkhead_stats {
     pub refused_keys: u64,
 }
 
+#[track_caller]
 fn keyed_set(
     cfg: *mut surgewall_keyed_bulkhead_config,
     f: impl FnOnce(&mut KeyedConfig) -> Result<(), ConfigError>,
@@ -367,8 +374,10 @@ pub extern "C" fn surgewall_keyed_bulkhead_config_set_limit_for_str(
     })
 }
 
-/// Caps the number of keys at `max_keys`; new keys beyond it are refused (`shared_overflow`
-/// false) or all share one overflow entry (true).
+/// Caps the number of keys at `max_keys` (at least 1; default 10 000: there is always a cap);
+/// new keys beyond it are refused (`shared_overflow` false) or all share one overflow entry
+/// (true). 0 fails `surgewall_keyed_bulkhead_new` with `SURGEWALL_INVALID_CONFIG` naming
+/// `max_keys`.
 #[no_mangle]
 pub extern "C" fn surgewall_keyed_bulkhead_config_set_max_keys(
     cfg: *mut surgewall_keyed_bulkhead_config,
@@ -376,7 +385,7 @@ pub extern "C" fn surgewall_keyed_bulkhead_config_set_max_keys(
     shared_overflow: bool,
 ) -> Status {
     keyed_set(cfg, |c| {
-        c.max_keys = Some((max_keys, shared_overflow));
+        c.max_keys = Some((crate::keys::key_cap(max_keys)?, shared_overflow));
         Ok(())
     })
 }
@@ -476,7 +485,13 @@ fn keyed_acquire(
         let obj = surgewall_keyed_bulkhead::get(kb)?;
         let key = key(obj)?;
         match obj.inner.try_acquire_raw(&key) {
-            Ok(p) => write(permit_out, surgewall_keyed_permit { slot: p.slot }),
+            Ok(p) => write(
+                permit_out,
+                surgewall_keyed_permit {
+                    slot: p.slot,
+                    generation: p.generation,
+                },
+            ),
             Err(r) => {
                 let (why, status) = match r {
                     KeyedRejected::KeyFull { .. } => (
@@ -513,7 +528,7 @@ pub extern "C" fn surgewall_keyed_bulkhead_try_acquire(
     keyed_acquire(kb, |_| Ok(key), permit_out, rejection_out)
 }
 
-/// `surgewall_keyed_bulkhead_try_acquire` for a byte-string key (hashed to 64 bits).
+/// `surgewall_keyed_bulkhead_try_acquire` for a byte-string key (any bytes, UTF-8 or not; hashed to 64 bits).
 #[no_mangle]
 pub extern "C" fn surgewall_keyed_bulkhead_try_acquire_str(
     kb: *const surgewall_keyed_bulkhead,
@@ -545,7 +560,14 @@ pub extern "C" fn surgewall_keyed_bulkhead_key_of(
     })
 }
 
-/// Gives a keyed slot back. `SURGEWALL_UNEXPECTED_RESULT` when it was not taken.
+/// Gives a keyed slot back. `SURGEWALL_UNEXPECTED_RESULT` (counted in
+/// `unexpected_releases`; nothing changes) for a permit released twice, one whose key was
+/// evicted since (its cell now serves another key, whose calls are never taken off), or one
+/// this keyed bulkhead never issued (zeroed, forged). Limit: permits are counted per key, not
+/// named, so a second release of a permit while other permits of the same key are out takes
+/// one of theirs off (as with `surgewall_bulkhead_release`); and the generation is 24 bits, so
+/// a permit kept through 16,777,215 reuses of its cell (each an eviction by a sweep) would
+/// match again.
 #[no_mangle]
 pub extern "C" fn surgewall_keyed_bulkhead_release(
     kb: *const surgewall_keyed_bulkhead,
@@ -554,7 +576,10 @@ pub extern "C" fn surgewall_keyed_bulkhead_release(
     boundary(|| {
         surgewall_keyed_bulkhead::get(kb)?
             .inner
-            .release_raw(KeyedRawPermit { slot: permit.slot })
+            .release_raw(KeyedRawPermit {
+                slot: permit.slot,
+                generation: permit.generation,
+            })
             .map_err(|_| Status::SURGEWALL_UNEXPECTED_RESULT)
     })
 }

@@ -49,7 +49,9 @@ pub extern "C" fn surgewall_mock_clock_new(out: *mut *mut surgewall_mock_clock) 
     })
 }
 
-/// Moves a mock clock forward by `ns` nanoseconds (negative is `SURGEWALL_INVALID_ARG`).
+/// Moves a mock clock forward by `ns` nanoseconds (negative is `SURGEWALL_INVALID_ARG`). The
+/// clock saturates at `UINT64_MAX` ns (584 years) instead of wrapping: however far it is pushed
+/// (say `INT64_MAX` twice), it never reads an earlier time.
 #[no_mangle]
 pub extern "C" fn surgewall_mock_clock_advance(
     clock: *const surgewall_mock_clock,

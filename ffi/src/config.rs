@@ -37,6 +37,7 @@ pub(crate) fn duration(field: &'static str, ns: i64) -> Result<Duration, ConfigE
         .map_err(|_| ConfigError::new(field, format!("must not be negative, got {ns} ns")))
 }
 
+#[track_caller]
 fn with_builder(
     cfg: *mut surgewall_breaker_config,
     f: impl FnOnce(BreakerConfigBuilder) -> BreakerConfigBuilder,
@@ -237,7 +238,9 @@ pub extern "C" fn surgewall_breaker_config_set_precise_clock(
 }
 
 /// The payload callers serve when the breaker rejects: `body` (`body_len` bytes, copied) with
-/// its `content_type` (UTF-8, `content_type_len` bytes), e.g. `application/json`.
+/// its `content_type` (UTF-8, `content_type_len` bytes), e.g. `application/json`. A content
+/// type that is not UTF-8 is `SURGEWALL_INVALID_UTF8` at once and changes nothing (the
+/// previous fallback, if any, stays in force).
 #[no_mangle]
 pub extern "C" fn surgewall_breaker_config_set_fallback(
     cfg: *mut surgewall_breaker_config,

@@ -26,8 +26,21 @@
 //! every handle carries its non-zero type tag), so they cost no file size and, untouched, no
 //! memory.
 //!
+//! `fork()`: creating and freeing take a mutex per handle type (its free list). So that a
+//! child forked while another thread held one can still create and free handles, the first
+//! handle made registers `pthread_atfork` handlers ([`fork`]): `prepare` finishes the
+//! process-wide lazy values (`engine::init_process_globals`) and takes every type's lock,
+//! `parent` and `child` release them, so the fork happens while no other thread holds one.
+//!
 //! One rule remains the caller's: a handle must not be freed while another thread is still
 //! using it (as with any C object). Freeing it afterwards, twice, or using it later is caught.
+//!
+//! A slot's generation never wraps: the free that ends its last generation (16,777,215)
+//! retires the slot for the life of the process (its key matches no handle and it never
+//! returns to the free list), so no freed handle can become valid again. The bound: a type's
+//! table holds 4,194,304 slots, so a process can make about 7 × 10^13 handles of one type
+//! (`_new` and `_clone` each make one) before `SURGEWALL_LIMIT_EXCEEDED`; each retired slot
+//! keeps its 16 bytes.
 
 use std::marker::PhantomData;
 use std::ptr::null_mut;
@@ -85,6 +98,13 @@ impl<T> Slots<T> {
 
 /// Free slots and the next never-used one; only touched when creating and freeing.
 pub(crate) type FreeSlots = Mutex<(Vec<u32>, u32)>;
+
+/// Type tags are below this.
+pub(crate) const TAGS: usize = 32;
+
+/// The free lists of every handle type, by type tag: one array, so the fork handlers can take
+/// them all (in tag order, while no thread of the library holds two).
+pub(crate) static FREE_LISTS: [FreeSlots; TAGS] = [const { Mutex::new((Vec::new(), 0)) }; TAGS];
 
 /// A table of `Arc<T>` addressed by generational handles.
 ///
@@ -151,6 +171,8 @@ impl<T> Slab<T> {
 
     /// Stores `value`, with `aux` beside it, and returns its handle.
     pub(crate) fn insert(&self, value: Arc<T>, aux: u32) -> Result<u64, Status> {
+        // Before any free-list lock can be held: see `fork`.
+        fork::register();
         let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
         let index = match free.0.pop() {
             Some(i) => i,
@@ -239,15 +261,91 @@ impl<T> Slab<T> {
         if p.is_null() {
             return Err(Status::SURGEWALL_INVALID_HANDLE);
         }
-        // Generations skip 0 so that a zeroed handle never matches.
-        let next = match (key + 1) & GEN_MASK {
-            0 => 1,
-            g => g,
-        };
-        entry.key.store(self.key(next), Ordering::Release);
-        free.0.push(index);
+        if key & GEN_MASK == GEN_MASK {
+            // The slot's last generation: wrapping would make its first handle (and every
+            // later one) valid again, so the slot retires. Key 0 matches no handle (every
+            // handle carries a non-zero type tag), and the slot never returns to the free list.
+            entry.key.store(0, Ordering::Release);
+        } else {
+            entry.key.store(key + 1, Ordering::Release);
+            free.0.push(index);
+        }
         // SAFETY: `p` came from `Arc::into_raw` in `insert` and was swapped out exactly once.
         Ok(unsafe { Arc::from_raw(p) })
+    }
+}
+
+/// `fork()` in a threaded process: the `pthread_atfork` handlers that keep the handle tables
+/// usable in the child.
+///
+/// Without them, a child forked while another thread was inside a create or a free inherits
+/// that type's free-list mutex locked by a thread that does not exist in the child, and its
+/// first create or free of that type hangs. `prepare` takes every free-list lock (tag order)
+/// on the forking thread, after waiting for any process-wide lazy value another thread is
+/// initializing, so the fork happens between two creates or frees of every other thread; `parent` and `child` release them (in the child the forking thread is the one that
+/// continues, and it owns them). Only the handle tables are covered: an object another thread
+/// was using at the fork (a keyed registry creating a key, a blocking bulkhead wait, a
+/// subscription or retry schedule being polled, the shared retry budget registry) may hold
+/// its own lock in the child; a child should make its own objects or use ones no other thread
+/// was using.
+pub(crate) mod fork {
+    use std::cell::RefCell;
+    use std::sync::atomic::{AtomicU8, Ordering};
+    use std::sync::{MutexGuard, PoisonError};
+
+    use super::{FREE_LISTS, TAGS};
+
+    type Guard = MutexGuard<'static, (Vec<u32>, u32)>;
+
+    thread_local! {
+        /// The locks `prepare` took, released by `parent` / `child` on the same thread.
+        static HELD: RefCell<[Option<Guard>; TAGS]> = const { RefCell::new([const { None }; TAGS]) };
+    }
+
+    extern "C" fn prepare() {
+        // First wait for any process-wide lazy value another thread is making (the child
+        // would inherit it half-made); their initializers take no lock of ours. A panic
+        // must not unwind out of a C callback.
+        let _ = std::panic::catch_unwind(engine::init_process_globals);
+        HELD.with(|held| {
+            let mut held = held.borrow_mut();
+            for (slot, lock) in held.iter_mut().zip(FREE_LISTS.iter()) {
+                *slot = Some(lock.lock().unwrap_or_else(PoisonError::into_inner));
+            }
+        });
+    }
+
+    extern "C" fn release() {
+        HELD.with(|held| {
+            // Released in reverse order of taking (any order would do: nobody waits for two).
+            for slot in held.borrow_mut().iter_mut().rev() {
+                slot.take();
+            }
+        });
+    }
+
+    /// 0: not registered, 1: a thread is registering, 2: registered.
+    static STATE: AtomicU8 = AtomicU8::new(0);
+
+    /// Registers the handlers once per process. Never waits: a thread that finds another one
+    /// registering goes on (a wait could itself be inherited by a child forked meanwhile).
+    #[inline]
+    pub(crate) fn register() {
+        // Acquire/Release: nothing is published through STATE; it only elects one registrar.
+        if STATE.load(Ordering::Acquire) != 0 {
+            return;
+        }
+        if STATE
+            .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            #[cfg(unix)]
+            // SAFETY: three `extern "C" fn()` that never unwind (they only lock and unlock).
+            unsafe {
+                libc::pthread_atfork(Some(prepare), Some(release), Some(release));
+            }
+            STATE.store(2, Ordering::Release);
+        }
     }
 }
 
@@ -326,9 +424,11 @@ macro_rules! opaque_handle {
             #[inline(always)]
             fn slab() -> &'static $crate::handle::Slab<$target> {
                 static SLOTS: $crate::handle::Slots<$target> = $crate::handle::Slots::new();
-                static FREE: $crate::handle::FreeSlots = std::sync::Mutex::new((Vec::new(), 0));
-                static SLAB: $crate::handle::Slab<$target> =
-                    $crate::handle::Slab::new($tag, &SLOTS, &FREE);
+                static SLAB: $crate::handle::Slab<$target> = $crate::handle::Slab::new(
+                    $tag,
+                    &SLOTS,
+                    &$crate::handle::FREE_LISTS[$tag],
+                );
                 &SLAB
             }
             $(
@@ -395,6 +495,44 @@ mod tests {
         // a slot never handed out, even under the generation its first handle will have
         let unused = 1u64 << 56 | 1 << 32 | 5;
         assert_eq!(a.get(unused).err(), Some(Status::SURGEWALL_INVALID_HANDLE));
+    }
+
+    /// Issue 15 item 6: a slot's generation wrapped after 16,777,215 frees, after which the
+    /// slot's first (freed) handle was valid again and freeing it freed the live value. The
+    /// slot now retires. The test starts the slot near its last generation instead of running
+    /// 16M real cycles; every step after that is the real insert/remove path.
+    #[test]
+    fn a_slot_retires_instead_of_wrapping_its_generation() {
+        let a = leaked_slab(4);
+        let first = a.insert(Arc::new("first".into()), 0).unwrap();
+        a.remove(first).unwrap();
+        let index = (first as u32 - 1) as usize;
+        // The free slot's next handle will have generation GEN_MASK - 1.
+        a.slots.first[index]
+            .key
+            .store(a.key(GEN_MASK - 1), Ordering::Relaxed);
+        let h1 = a.insert(Arc::new("one".into()), 0).unwrap();
+        assert_eq!(h1 as u32, first as u32, "the same slot");
+        a.remove(h1).unwrap();
+        let last = a.insert(Arc::new("last".into()), 0).unwrap();
+        assert_eq!(
+            last as u32, first as u32,
+            "the same slot, its last generation"
+        );
+        assert_eq!((last >> 32) as u32 & GEN_MASK, GEN_MASK);
+        a.remove(last).unwrap();
+        // Every handle the slot ever had is dead, and a new value gets another slot.
+        let live = a.insert(Arc::new("live".into()), 0).unwrap();
+        assert_ne!(live as u32, first as u32, "a retired slot is never reused");
+        for h in [first, h1, last] {
+            assert_eq!(a.get(h).err(), Some(Status::SURGEWALL_INVALID_HANDLE));
+            assert_eq!(a.remove(h).err(), Some(Status::SURGEWALL_INVALID_HANDLE));
+        }
+        // In particular the handle of generation 1 (where a wrap would land) stays dead.
+        let wrapped = first & !(u64::from(GEN_MASK) << 32) | 1 << 32;
+        assert_eq!(a.get(wrapped).err(), Some(Status::SURGEWALL_INVALID_HANDLE));
+        assert_eq!(a.get(live).unwrap(), "live");
+        assert!(!a.free.lock().unwrap().0.contains(&(index as u32)));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! hashed to 64 bits (see `keys.rs`). The guarded call is `surgewall_keyed_breaker_acquire`
 //! then `surgewall_keyed_breaker_record`, with the permit as a plain value in between.
 
+use std::panic::Location;
 use std::time::Duration;
 
 use engine::breaker::keyed::{KeySnapshot, KeyedBreaker, KeyedRawPermit, KeyedRejected};
@@ -210,15 +211,13 @@ fn add_override(
 ) -> Result<(), Status> {
     let taken = take_breaker_config(config)?;
     let builder = surgewall_keyed_breaker_config::get(cfg)?;
-    let mut key_status = Ok(());
-    builder.update(|c| {
-        let key = match key(&c.seed) {
-            Ok(k) => k,
-            Err(s) => {
-                key_status = Err(s);
-                return Ok(());
-            }
-        };
+    let key = builder.read(|c| key(&c.seed))?;
+    // One setter per key (the same for `_set_override` and `_set_override_str`: this call
+    // site): the last override of a key replaces the earlier ones, a rejected one included
+    // (it no longer fails the constructor).
+    builder.update_as((Location::caller(), key), |c| {
+        // The key's earlier override, if any, is replaced.
+        c.overrides.retain(|(k, _)| *k != key);
         let Taken {
             config,
             clock,
@@ -239,7 +238,7 @@ fn add_override(
         c.overrides.push((key, config));
         Ok(())
     });
-    key_status
+    Ok(())
 }
 
 /// Key `key` uses the breaker configuration `override_cfg` (consumed whatever the outcome)
@@ -273,7 +272,8 @@ pub extern "C" fn surgewall_keyed_breaker_config_set_override_str(
     })
 }
 
-/// Caps the number of keys at `max_keys` (default 10 000); new keys beyond it are refused
+/// Caps the number of keys at `max_keys` (at least 1: 0 fails `surgewall_keyed_breaker_new`
+/// with `SURGEWALL_INVALID_CONFIG` naming `max_keys`; default 10 000); new keys beyond it are refused
 /// (`shared_overflow` false: `SURGEWALL_REGISTRY_FULL`) or all share one overflow breaker
 /// (true), which lives under `SURGEWALL_OVERFLOW_KEY`.
 #[no_mangle]
@@ -283,7 +283,7 @@ pub extern "C" fn surgewall_keyed_breaker_config_set_max_keys(
     shared_overflow: bool,
 ) -> Status {
     set(cfg, |c: &mut KeyedBreakerConfig| {
-        c.max_keys = Some((max_keys, shared_overflow));
+        c.max_keys = Some((crate::keys::key_cap(max_keys)?, shared_overflow));
         Ok(())
     })
 }
@@ -404,7 +404,7 @@ pub extern "C" fn surgewall_keyed_breaker_acquire(
     acquire(kb, |_| Ok(key), permit_out, retry_after_ns_out)
 }
 
-/// `surgewall_keyed_breaker_acquire` for a byte-string key (hashed to 64 bits; see
+/// `surgewall_keyed_breaker_acquire` for a byte-string key (any bytes, UTF-8 or not; hashed to 64 bits; see
 /// `surgewall_keyed_breaker_key_of`).
 #[no_mangle]
 pub extern "C" fn surgewall_keyed_breaker_acquire_str(

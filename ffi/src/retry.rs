@@ -17,7 +17,7 @@ use crate::clock::surgewall_mock_clock;
 use crate::config::duration;
 use crate::error::{report, report_config, surgewall_error};
 use crate::handle::{opaque_handle, Handle};
-use crate::status::{boundary, non_null, utf8, write, Status};
+use crate::status::{boundary, non_null, write, Status};
 
 /// A retry budget: retries <= ratio x requests + a floor per second over a sliding window,
 /// shared by every policy that uses it. Thread-safe.
@@ -79,8 +79,11 @@ pub extern "C" fn surgewall_retry_budget_new(
     })
 }
 
-/// The process-wide budget named `name`, created with this configuration on first use (later
-/// calls with the same name get the same budget, whatever configuration they pass).
+/// The process-wide budget named `name` (UTF-8 without NUL), created with this configuration
+/// on first use (later calls with the same name get the same budget, whatever configuration
+/// they pass). The name keeps its budget registered (a few hundred bytes) after every handle
+/// to it is freed, until `surgewall_retry_budget_unshare`: a process that makes budgets of
+/// ever new names must unshare the ones it is done with.
 #[no_mangle]
 pub extern "C" fn surgewall_retry_budget_shared(
     name: *const u8,
@@ -93,12 +96,26 @@ pub extern "C" fn surgewall_retry_budget_shared(
 ) -> Status {
     boundary(|| {
         non_null(out).map_err(|s| report(err_out, s, "out", "out is NULL"))?;
-        let name = utf8(name, name_len)
-            .map_err(|s| report(err_out, s, "name", "the name must be valid UTF-8"))?;
+        let name = crate::status::name(name, name_len)
+            .map_err(|(s, why)| report(err_out, s, "name", why))?;
         let config = budget_config(ratio, min_per_second, window_secs)
             .map_err(|e| report_config(err_out, &e))?;
         let budget = RetryBudgetRegistry::global().get_or_create(name, config);
         write(out, surgewall_retry_budget::insert(budget)?)
+    })
+}
+
+/// Forgets the process-wide budget named `name`: the next `surgewall_retry_budget_shared` of
+/// that name creates a new one; handles to the old one keep it working until freed (its memory
+/// goes with the last). `SURGEWALL_NOT_FOUND` when no budget has that name.
+#[no_mangle]
+pub extern "C" fn surgewall_retry_budget_unshare(name: *const u8, name_len: usize) -> Status {
+    boundary(|| {
+        let name = crate::status::utf8(name, name_len)?;
+        RetryBudgetRegistry::global()
+            .remove(name)
+            .map(drop)
+            .ok_or(Status::SURGEWALL_NOT_FOUND)
     })
 }
 
@@ -239,6 +256,7 @@ pub struct surgewall_retry_decision {
 }
 
 /// Applies `f` to the builder, recording the first value it could not represent.
+#[track_caller]
 fn retry_set(
     cfg: *mut surgewall_retry_config,
     f: impl FnOnce(
@@ -333,7 +351,8 @@ pub extern "C" fn surgewall_retry_config_set_backoff_decorrelated(
     })
 }
 
-/// The jitter (a `surgewall_jitter`).
+/// The jitter (a `surgewall_jitter`). An unknown value is `SURGEWALL_INVALID_ARG` at once and
+/// changes nothing (the previous jitter stays in force).
 #[no_mangle]
 pub extern "C" fn surgewall_retry_config_set_jitter(
     cfg: *mut surgewall_retry_config,

@@ -83,6 +83,7 @@ pub struct surgewall_slo_stats {
     pub burn_bucket_ns: u64,
 }
 
+#[track_caller]
 fn slo_set(
     cfg: *mut surgewall_slo_config,
     f: impl FnOnce(&mut SloConfigState) -> Result<(), ConfigError>,

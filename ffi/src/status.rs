@@ -226,6 +226,20 @@ pub(crate) fn utf8<'a>(ptr: *const u8, len: usize) -> Result<&'a str, Status> {
     std::str::from_utf8(bytes(ptr, len)?).map_err(|_| Status::SURGEWALL_INVALID_UTF8)
 }
 
+/// A name (of a breaker, a bulkhead, a shared retry budget): UTF-8 without NUL, since names come
+/// back to C as NUL-terminated strings (`_name`, events, errors) and an embedded NUL would cut
+/// them short. On failure the status and the message for the `name` field of an error.
+pub(crate) fn name<'a>(ptr: *const u8, len: usize) -> Result<&'a str, (Status, &'static str)> {
+    let s = utf8(ptr, len).map_err(|s| (s, "the name must be valid UTF-8"))?;
+    if s.contains('\0') {
+        return Err((
+            Status::SURGEWALL_INVALID_ARG,
+            "the name must not contain a NUL byte",
+        ));
+    }
+    Ok(s)
+}
+
 /// Copies `s` into a caller buffer, NUL-terminated. When it does not fit, fails with
 /// `BUFFER_TOO_SMALL` and writes the needed length (without the NUL) to `out_len`, so a caller
 /// may ask with `cap` 0 first. On success `out_len` receives the length too.

@@ -53,7 +53,10 @@ fn keyed_bulkhead_isolates_keys() {
         surgewall_keyed_bulkhead_new(cfg, &mut kb, NO_ERR),
         Status::SURGEWALL_OK
     );
-    let mut p = surgewall_keyed_permit { slot: 0 };
+    let mut p = surgewall_keyed_permit {
+        slot: 0,
+        generation: 0,
+    };
     let mut why = surgewall_keyed_rejection::KeyFull;
     assert_eq!(
         surgewall_keyed_bulkhead_try_acquire(kb, 7, &mut p, &mut why),
@@ -185,4 +188,111 @@ fn slo_tracker_counts_budget() {
     let st = unsafe { st.assume_init() };
     assert_eq!((st.calls, st.bad), (4, 1));
     surgewall_slo_free(slo);
+}
+
+fn new_breaker_config() -> *mut surgewall_breaker_config {
+    let mut cfg = null_mut();
+    assert_eq!(surgewall_breaker_config_new(&mut cfg), Status::SURGEWALL_OK);
+    cfg
+}
+
+/// Issue 15 item 8: a corrected duration still failed the build (the first rejected value was
+/// kept for good) while a corrected rate did not; now the last call of a setter is what counts.
+#[test]
+fn a_corrected_setter_call_replaces_the_rejected_one() {
+    let name = "corrected";
+    let cfg = new_breaker_config();
+    assert_eq!(
+        surgewall_breaker_config_set_open_for(cfg, -1),
+        Status::SURGEWALL_OK
+    );
+    assert_eq!(
+        surgewall_breaker_config_set_open_for(cfg, 1_000_000),
+        Status::SURGEWALL_OK
+    );
+    let mut b = null_mut();
+    assert_eq!(
+        surgewall_breaker_new(name.as_ptr(), name.len(), cfg, &mut b, NO_ERR),
+        Status::SURGEWALL_OK
+    );
+    assert_eq!(surgewall_breaker_free(b), Status::SURGEWALL_OK);
+
+    // Uncorrected, it is still reported; another setter's call does not clear it.
+    let cfg = new_breaker_config();
+    surgewall_breaker_config_set_open_for(cfg, -1);
+    surgewall_breaker_config_set_half_open_max_duration(cfg, 1_000_000);
+    let mut err = null_mut();
+    assert_eq!(
+        surgewall_breaker_new(name.as_ptr(), name.len(), cfg, &mut b, &mut err),
+        Status::SURGEWALL_INVALID_CONFIG
+    );
+    // SAFETY: the error's field is a NUL-terminated string owned by the error.
+    let field = unsafe { std::ffi::CStr::from_ptr(surgewall_error_field(err)) };
+    assert_eq!(field.to_str().unwrap(), "open_for");
+    assert_eq!(surgewall_error_free(err), Status::SURGEWALL_OK);
+}
+
+/// Issue 15 item 8: "the last override of a key wins", also over a rejected override.
+#[test]
+fn a_replaced_invalid_override_no_longer_fails_the_keyed_breaker() {
+    let mut kcfg = null_mut();
+    assert_eq!(
+        surgewall_keyed_breaker_config_new(new_breaker_config(), &mut kcfg),
+        Status::SURGEWALL_OK
+    );
+    let mut clock = null_mut();
+    assert_eq!(surgewall_mock_clock_new(&mut clock), Status::SURGEWALL_OK);
+    let bad = new_breaker_config();
+    surgewall_breaker_config_set_mock_clock(bad, clock); // an override may not set a clock
+    assert_eq!(
+        surgewall_keyed_breaker_config_set_override(kcfg, 7, bad),
+        Status::SURGEWALL_OK
+    );
+    assert_eq!(
+        surgewall_keyed_breaker_config_set_override(kcfg, 7, new_breaker_config()),
+        Status::SURGEWALL_OK
+    );
+    let mut kb = null_mut();
+    assert_eq!(
+        surgewall_keyed_breaker_new(kcfg, &mut kb, NO_ERR),
+        Status::SURGEWALL_OK
+    );
+    assert_eq!(surgewall_keyed_breaker_free(kb), Status::SURGEWALL_OK);
+    assert_eq!(surgewall_mock_clock_free(clock), Status::SURGEWALL_OK);
+}
+
+/// Issue 15 item 8: `max_keys` 0 was documented as "none" but allowed one key; it is now
+/// refused by the constructor, naming the field.
+#[test]
+fn a_key_cap_of_zero_is_refused() {
+    let mut cfg = null_mut();
+    assert_eq!(
+        surgewall_keyed_bulkhead_config_new(1, &mut cfg),
+        Status::SURGEWALL_OK
+    );
+    assert_eq!(
+        surgewall_keyed_bulkhead_config_set_max_keys(cfg, 0, false),
+        Status::SURGEWALL_OK
+    );
+    let (mut kb, mut err) = (null_mut(), null_mut());
+    assert_eq!(
+        surgewall_keyed_bulkhead_new(cfg, &mut kb, &mut err),
+        Status::SURGEWALL_INVALID_CONFIG
+    );
+    // SAFETY: the error's field is a NUL-terminated string owned by the error.
+    let field = unsafe { std::ffi::CStr::from_ptr(surgewall_error_field(err)) };
+    assert_eq!(field.to_str().unwrap(), "max_keys");
+    assert_eq!(surgewall_error_free(err), Status::SURGEWALL_OK);
+
+    let mut kcfg = null_mut();
+    assert_eq!(
+        surgewall_keyed_breaker_config_new(new_breaker_config(), &mut kcfg),
+        Status::SURGEWALL_OK
+    );
+    surgewall_keyed_breaker_config_set_max_keys(kcfg, 0, true);
+    let mut kbr = null_mut();
+    assert_eq!(
+        surgewall_keyed_breaker_new(kcfg, &mut kbr, NO_ERR),
+        Status::SURGEWALL_INVALID_CONFIG
+    );
 }

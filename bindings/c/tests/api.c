@@ -1306,6 +1306,15 @@ static void test_retry(void)
     CHECK_OK(surgewall_retry_budget_metrics(s2, &bm));
     CHECK_U64(bm.requests, 1);
     CHECK_OK(surgewall_retry_budget_free(s1));
+    /* unshared: the name is forgotten (a new budget next time), the old handle still works */
+    CHECK_OK(surgewall_retry_budget_unshare(u8("api-c-shared"), 12));
+    CHECK_STATUS(surgewall_retry_budget_unshare(u8("api-c-shared"), 12), SURGEWALL_NOT_FOUND);
+    CHECK_OK(surgewall_retry_budget_record_request(s2));
+    CHECK_OK(surgewall_retry_budget_shared(u8("api-c-shared"), 12, 0.5, 0.0, 10, &s1, NULL));
+    CHECK_OK(surgewall_retry_budget_metrics(s1, &bm));
+    CHECK_U64(bm.requests, 0);
+    CHECK_OK(surgewall_retry_budget_unshare(u8("api-c-shared"), 12));
+    CHECK_OK(surgewall_retry_budget_free(s1));
     CHECK_OK(surgewall_retry_budget_free(s2));
 
     /* a policy: 3 attempts, constant 100 ms, no jitter, with the budget */

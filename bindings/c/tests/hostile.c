@@ -431,16 +431,17 @@ static void test_utf8_and_buffers(surgewall_mock_clock *clock)
                      SURGEWALL_INVALID_UTF8);
         CHECK_OK(surgewall_breaker_config_free(cfg));
     }
-    /* an embedded NUL is valid UTF-8: the name keeps it, and its length says so */
+    /* an embedded NUL is valid UTF-8 but not a name: names come back NUL-terminated (issue 15
+     * item 8), so it is refused, naming the field */
     surgewall_breaker_config *cfg = new_config(clock);
     surgewall_breaker *b = NULL;
-    CHECK_OK(surgewall_breaker_new(u8("a\0b"), 3, cfg, &b, NULL));
+    surgewall_error *nul_err = NULL;
+    CHECK_STATUS(surgewall_breaker_new(u8("a\0b"), 3, cfg, &b, &nul_err), SURGEWALL_INVALID_ARG);
+    CHECK_STR(surgewall_error_field(nul_err), "name");
+    CHECK_OK(surgewall_error_free(nul_err));
+    CHECK(b == NULL);
     uint8_t buf[8];
     size_t len = 0;
-    CHECK_OK(surgewall_breaker_name(b, buf, sizeof buf, &len));
-    CHECK_U64(len, 3);
-    CHECK(memcmp(buf, "a\0b\0", 4) == 0);
-    CHECK_OK(surgewall_breaker_free(b));
 
     /* too-small name buffers: the needed length comes back, the buffer is untouched */
     b = new_breaker("payments", clock, 1);
@@ -852,7 +853,7 @@ static void test_policies(surgewall_mock_clock *clock)
     CHECK_STATUS(surgewall_keyed_bulkhead_id(kb, NULL), SURGEWALL_NULL_ARG);
     CHECK_STATUS(surgewall_keyed_bulkhead_clone(kb, NULL), SURGEWALL_NULL_ARG);
     CHECK_OK(surgewall_keyed_bulkhead_sweep(kb, NULL));
-    surgewall_keyed_permit forged = {0xFFFFFFFFu};
+    surgewall_keyed_permit forged = {0xFFFFFFFFu, 1};
     surgewall_keyed_permit zero = {0};
     CHECK_STATUS(surgewall_keyed_bulkhead_release(kb, forged), SURGEWALL_UNEXPECTED_RESULT);
     CHECK_STATUS(surgewall_keyed_bulkhead_release(kb, zero), SURGEWALL_UNEXPECTED_RESULT);
@@ -906,6 +907,15 @@ static void test_policies(surgewall_mock_clock *clock)
     CHECK_STATUS(surgewall_retry_budget_shared(NULL, 3, 0.2, 1, 10, &rb_freed, NULL), SURGEWALL_NULL_ARG);
     CHECK_STATUS(surgewall_retry_budget_shared(u8("\xc3"), 1, 0.2, 1, 10, &rb_freed, NULL), SURGEWALL_INVALID_UTF8);
     CHECK_STATUS(surgewall_retry_budget_shared(u8("ok"), 2, 0.2, 1, 10, NULL, NULL), SURGEWALL_NULL_ARG);
+    CHECK_STATUS(surgewall_retry_budget_unshare(NULL, 3), SURGEWALL_NULL_ARG);
+    CHECK_STATUS(surgewall_retry_budget_unshare(u8("\xc3"), 1), SURGEWALL_INVALID_UTF8);
+    CHECK_STATUS(surgewall_retry_budget_unshare(u8("never-shared"), 12), SURGEWALL_NOT_FOUND);
+    /* names come back NUL-terminated: an embedded NUL is refused, naming the field */
+    err = NULL;
+    CHECK_STATUS(surgewall_retry_budget_shared(u8("a\0b"), 3, 0.2, 1, 10, &rb_freed, &err), SURGEWALL_INVALID_ARG);
+    CHECK_STR(surgewall_error_field(err), "name");
+    CHECK_OK(surgewall_error_free(err));
+    CHECK_STATUS(surgewall_bulkhead_new(u8("a\0b"), 3, 1, 0, NULL, &bh_freed, NULL), SURGEWALL_INVALID_ARG);
     static const double bad_ratios[] = {NAN, -0.1, INFINITY};
     for (size_t i = 0; i < 3; i++) {
         err = NULL;
@@ -1446,6 +1456,70 @@ static void test_agent(surgewall_mock_clock *clock)
     CHECK_OK(surgewall_breaker_free(b));
 }
 
+/* Issue 15 item 4: a keyed-bulkhead permit released once, whose key is then evicted and whose
+ * cell goes to another key, released again: refused and counted, never a call taken off the
+ * key that holds the cell now (before: OK, and that key admitted 2 callers against a limit of 1). */
+static void test_keyed_bulkhead_stale_permits(void)
+{
+    surgewall_mock_clock *clock = NULL;
+    CHECK_OK(surgewall_mock_clock_new(&clock));
+    surgewall_keyed_bulkhead_config *cfg = NULL;
+    CHECK_OK(surgewall_keyed_bulkhead_config_new(1, &cfg));
+    CHECK_OK(surgewall_keyed_bulkhead_config_set_idle_ttl(cfg, 0));
+    CHECK_OK(surgewall_keyed_bulkhead_config_set_global_max(cfg, 10));
+    CHECK_OK(surgewall_keyed_bulkhead_config_set_mock_clock(cfg, clock));
+    surgewall_keyed_bulkhead *kb = NULL;
+    CHECK_OK(surgewall_keyed_bulkhead_new(cfg, &kb, NULL));
+    surgewall_keyed_permit stale, held, extra;
+    uint64_t n = 0;
+    CHECK_OK(surgewall_keyed_bulkhead_try_acquire(kb, 1, &stale, NULL));
+    CHECK(stale.generation != 0);
+    CHECK_OK(surgewall_keyed_bulkhead_release(kb, stale));
+    CHECK_OK(surgewall_mock_clock_advance(clock, 1000000));
+    CHECK_OK(surgewall_keyed_bulkhead_sweep(kb, &n));
+    CHECK_U64(n, 1);
+    CHECK_OK(surgewall_keyed_bulkhead_try_acquire(kb, 2, &held, NULL));
+    CHECK_U64(held.slot, stale.slot); /* key 2 reuses key 1's cell */
+    CHECK_STATUS(surgewall_keyed_bulkhead_release(kb, stale), SURGEWALL_UNEXPECTED_RESULT);
+    CHECK_OK(surgewall_keyed_bulkhead_active(kb, 2, &n));
+    CHECK_U64(n, 1);
+    CHECK_STATUS(surgewall_keyed_bulkhead_try_acquire(kb, 2, &extra, NULL), SURGEWALL_BULKHEAD_FULL);
+    /* A permit with the live cell's slot and a forged generation, and a zeroed one. */
+    surgewall_keyed_permit forged = held;
+    forged.generation ^= 0x5a5a;
+    surgewall_keyed_permit zero = {0, 0};
+    CHECK_STATUS(surgewall_keyed_bulkhead_release(kb, forged), SURGEWALL_UNEXPECTED_RESULT);
+    CHECK_STATUS(surgewall_keyed_bulkhead_release(kb, zero), SURGEWALL_UNEXPECTED_RESULT);
+    surgewall_keyed_bulkhead_stats m;
+    CHECK_OK(surgewall_keyed_bulkhead_metrics(kb, &m));
+    CHECK_U64(m.unexpected_releases, 3);
+    CHECK_U64(m.global_active, 1);
+    CHECK_OK(surgewall_keyed_bulkhead_release(kb, held));
+    CHECK_STATUS(surgewall_keyed_bulkhead_release(kb, held), SURGEWALL_UNEXPECTED_RESULT);
+    CHECK_OK(surgewall_keyed_bulkhead_metrics(kb, &m));
+    CHECK_U64(m.global_active, 0);
+    CHECK_OK(surgewall_keyed_bulkhead_free(kb));
+    CHECK_OK(surgewall_mock_clock_free(clock));
+}
+
+/* Issue 15 item 6: a mock clock pushed by INT64_MAX twice wrapped back to before its start. */
+static void test_mock_clock_saturates(void)
+{
+    surgewall_mock_clock *clock = NULL;
+    uint64_t before = 0, now = 0;
+    CHECK_OK(surgewall_mock_clock_new(&clock));
+    CHECK_OK(surgewall_mock_clock_now(clock, &before));
+    CHECK_OK(surgewall_mock_clock_advance(clock, INT64_MAX));
+    CHECK_OK(surgewall_mock_clock_advance(clock, INT64_MAX));
+    CHECK_OK(surgewall_mock_clock_now(clock, &now));
+    CHECK_U64(now, UINT64_MAX);
+    CHECK_OK(surgewall_mock_clock_advance(clock, 1));
+    CHECK_OK(surgewall_mock_clock_now(clock, &now));
+    CHECK_U64(now, UINT64_MAX);
+    CHECK(now > before);
+    CHECK_OK(surgewall_mock_clock_free(clock));
+}
+
 int main(void)
 {
     surgewall_mock_clock *clock = NULL;
@@ -1461,6 +1535,8 @@ int main(void)
     test_policies(clock);
     test_keyed_breakers(clock);
     test_agent(clock);
+    test_keyed_bulkhead_stale_permits();
+    test_mock_clock_saturates();
     CHECK_OK(surgewall_mock_clock_free(clock));
     return check_report();
 }

@@ -3,14 +3,26 @@
 //! ## Compact state
 //!
 //! An idle key costs one slot of a compact registry (`registry/compact.rs`: the key beside a
-//! 16-byte cell, 24 bytes with a `u64` key) plus its 4-byte index at hashbrown's load factor:
-//! no allocation, allocator header or `Arc` counts per key. The key's limit lives in the
-//! cell's state word beside the in-flight count (so a per-key override costs nothing extra),
-//! and idleness is tracked by sweeps from a usage counter in that word, so calls never read a
-//! clock.
+//! 16-byte cell, 24 bytes with a `u64` key) plus its 4-byte index at the table's load factor:
+//! no allocation, allocator header or `Arc` counts per key. The key's limit is its slot's
+//! class (a key with an override has a reserved slot, every other key the default limit),
+//! so a per-key override costs nothing per key; idleness is tracked by sweeps from a usage
+//! counter in the state word, so calls never read a clock.
 //!
-//! Cell state word: `[completed: 16 | limit: 24 | in flight: 24]`; idle mark:
+//! Cell state word: `[completed: 16 | generation: 24 | in flight: 24]`; idle mark:
 //! `[completed at the mark: 16 | mark time in µs: 48]`.
+//!
+//! ## Permit identity
+//!
+//! A permit carries its slot and the slot's generation, which moves on each time the slot is
+//! given to a new key (never 0: a zeroed permit was never issued). A release is one CAS on the
+//! state word that checks the generation and the in-flight count together, so a permit whose
+//! key was evicted (it was released already: a key is evicted only with nothing in flight)
+//! can never take a call off the key that now holds the slot. The generation is 24 bits: a
+//! permit kept through 16,777,215 reuses of its slot would match again (a documented bound;
+//! each reuse needs a sweep that evicts the slot's key). Within one key's life permits are
+//! counted, not named: a permit released twice while other permits of its key are out is
+//! indistinguishable from theirs (as for [`Bulkhead`](super::Bulkhead)).
 
 use std::fmt;
 use std::hash::Hash;
@@ -27,7 +39,8 @@ use crate::registry::{Entry, RegistryFull, RegistryStats};
 use crate::stripe::Striped;
 use crate::sync::{AtomicU64, Ordering};
 
-const LIMIT_SHIFT: u32 = 24;
+const GEN_SHIFT: u32 = 24;
+const GEN_MASK: u64 = (1 << 24) - 1;
 const COMPLETED_SHIFT: u32 = 48;
 const COMPLETED_ONE: u64 = 1 << COMPLETED_SHIFT;
 const MARK_UNSET: u64 = u64::MAX;
@@ -39,7 +52,8 @@ const REJECTED_GLOBAL: usize = 1;
 const UNEXPECTED: usize = 2;
 const LANES: usize = 3;
 
-/// One key's state (16 bytes). All zero, it is a vacant cell: its limit of 0 admits nothing.
+/// One key's state (16 bytes). All zero, it is a vacant cell: generation 0, which no permit
+/// of a key ever carries.
 pub(crate) struct Cell {
     word: AtomicU64,
     mark: AtomicU64,
@@ -55,44 +69,49 @@ unsafe impl Zeroable for Cell {
     }
 }
 
-/// The class of a keyed bulkhead's key is its limit.
+/// The class of a keyed bulkhead's key is its limit (read from the slot's class by the
+/// caller, not stored in the cell).
 impl compact::Cell for Cell {
-    fn renew(&self, limit: u32) {
+    fn renew(&self, _limit: u32) {
         // Relaxed: the slot reaches other threads through the table shard's lock. Nothing is
-        // in flight (the key was evicted idle, or the cell is new).
-        self.word
-            .store(u64::from(limit) << LIMIT_SHIFT, Ordering::Relaxed);
+        // in flight (the key was evicted idle, or the cell is new), so a stale release racing
+        // this store sees either the old word (nothing in flight: refused) or the new one
+        // (another generation: refused). The generation skips 0, the vacant cell's.
+        let gen = (self.word.load(Ordering::Relaxed) >> GEN_SHIFT) & GEN_MASK;
+        let next = if gen == GEN_MASK { 1 } else { gen + 1 };
+        self.word.store(next << GEN_SHIFT, Ordering::Relaxed);
         self.mark.store(MARK_UNSET, Ordering::Relaxed);
     }
 }
 
 impl Cell {
-    /// One CAS that adds a call below the cell's own limit; `Err(limit)` when full.
+    /// One CAS that adds a call below `limit`; the cell's generation (for the permit), or
+    /// `Err(limit)` when full.
     #[inline]
-    fn take(&self) -> Result<(), u32> {
+    fn take(&self, limit: u32) -> Result<u32, u32> {
         let mut w = self.word.load(Ordering::Relaxed);
         loop {
-            let limit = (w >> LIMIT_SHIFT) & ACTIVE_MASK;
-            if w & ACTIVE_MASK >= limit {
-                return Err(limit as u32);
+            if w & ACTIVE_MASK >= u64::from(limit) {
+                return Err(limit);
             }
             // Acquire: pairs with the previous holder's release, as for `Bulkhead`.
             match self
                 .word
                 .compare_exchange_weak(w, w + 1, Ordering::Acquire, Ordering::Relaxed)
             {
-                Ok(_) => return Ok(()),
+                Ok(_) => return Ok(((w >> GEN_SHIFT) & GEN_MASK) as u32),
                 Err(now) => w = now,
             }
         }
     }
 
-    /// Takes one call off, adding `completed` (1, or 0 to undo a take); refuses at zero.
+    /// Takes one call of generation `gen` off, adding `completed` (1, or 0 to undo a take);
+    /// refuses another generation's permit and a count at zero, in the same CAS that takes it.
     #[inline]
-    fn give(&self, completed: u64) -> Result<(), NotAcquired> {
+    fn give(&self, gen: u32, completed: u64) -> Result<(), NotAcquired> {
         let mut w = self.word.load(Ordering::Relaxed);
         loop {
-            if w & ACTIVE_MASK == 0 {
+            if w & ACTIVE_MASK == 0 || (w >> GEN_SHIFT) & GEN_MASK != u64::from(gen) {
                 return Err(NotAcquired);
             }
             // Release: the holder's writes happen before the next taker's Acquire. The
@@ -110,10 +129,6 @@ impl Cell {
 
     fn active(&self) -> u64 {
         self.word.load(Ordering::Relaxed) & ACTIVE_MASK
-    }
-
-    fn limit(&self) -> u32 {
-        ((self.word.load(Ordering::Relaxed) >> LIMIT_SHIFT) & ACTIVE_MASK) as u32
     }
 }
 
@@ -186,12 +201,15 @@ impl fmt::Display for KeyedRejected {
 impl std::error::Error for KeyedRejected {}
 
 /// A slot of one key, as a plain value for bindings: give it back with
-/// [`KeyedBulkhead::release_raw`].
+/// [`KeyedBulkhead::release_raw`]. A zeroed one was never issued.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(C)]
 pub struct KeyedRawPermit {
     /// The key's cell (opaque).
     pub slot: u32,
+    /// The cell's generation when the permit was issued (opaque, never 0): a release of a
+    /// permit whose key has since been evicted is refused.
+    pub generation: u32,
 }
 
 /// A slot of one key, given back when dropped.
@@ -216,6 +234,7 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> fmt::Debug for KeyedPermit<'_
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyedPermit")
             .field("slot", &self.raw.slot)
+            .field("generation", &self.raw.generation)
             .finish()
     }
 }
@@ -381,10 +400,13 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBulkhead<K> {
         // the cell between the lookup and the take; after it, the taken slot keeps it busy.
         let taken = self
             .registry
-            .with(key, |slot, cell| cell.take().map(|()| slot))
+            .with(key, |slot, cell| {
+                cell.take(self.registry.class_of(slot))
+                    .map(|generation| KeyedRawPermit { slot, generation })
+            })
             .map_err(KeyedRejected::TooManyKeys)?;
-        let slot = match taken {
-            Ok(slot) => slot,
+        let permit = match taken {
+            Ok(permit) => permit,
             Err(limit) => {
                 self.counters.add(REJECTED_KEY, 1);
                 return Err(KeyedRejected::KeyFull { limit });
@@ -392,24 +414,39 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBulkhead<K> {
         };
         if let Some(max) = self.global_max {
             if !self.take_global(max) {
-                let cell = self.cell(slot).expect("taken above");
-                let _ = cell.give(0);
+                let cell = self.cell(permit.slot).expect("taken above");
+                let _ = cell.give(permit.generation, 0);
                 self.counters.add(REJECTED_GLOBAL, 1);
                 return Err(KeyedRejected::GlobalFull { limit: max });
             }
         }
-        Ok(KeyedRawPermit { slot })
+        Ok(permit)
     }
 
-    /// Gives a slot back. A permit whose key has nothing in flight is reported (and counted),
-    /// never taken below zero.
+    /// Gives a slot back. A permit whose key has nothing in flight, whose key was evicted
+    /// since (its slot renewed for another key: the permit was released already), or that
+    /// was never issued is reported (and counted) and changes nothing: never a count below
+    /// zero, never a call taken off another key.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use surgewall::bulkhead::keyed::KeyedBulkhead;
+    /// let users = KeyedBulkhead::<u64>::builder(1).idle_ttl(Duration::ZERO).build()?;
+    /// let stale = users.try_acquire_raw(&1)?;
+    /// users.release_raw(stale)?;
+    /// users.sweep(0);                              // key 1 evicted, its slot freed
+    /// let _held = users.try_acquire(&2)?;          // key 2 gets that slot
+    /// assert!(users.release_raw(stale).is_err());  // refused: key 2 keeps its call
+    /// assert!(users.try_acquire(&2).is_err());     // still at its limit of 1
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline]
     pub fn release_raw(&self, permit: KeyedRawPermit) -> Result<(), NotAcquired> {
         let Some(cell) = self.cell(permit.slot) else {
             self.counters.add(UNEXPECTED, 1);
             return Err(NotAcquired);
         };
-        if cell.give(COMPLETED_ONE).is_err() {
+        if cell.give(permit.generation, COMPLETED_ONE).is_err() {
             self.counters.add(UNEXPECTED, 1);
             return Err(NotAcquired);
         }
@@ -448,7 +485,7 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBulkhead<K> {
     /// Calls `f(key, in flight, limit)` for every key held (not the overflow entry).
     pub fn for_each(&self, mut f: impl FnMut(&K, u64, u32)) {
         self.registry
-            .for_each(|k, _, cell| f(k, cell.active(), cell.limit()));
+            .for_each(|k, slot, cell| f(k, cell.active(), self.registry.class_of(slot)));
     }
 
     /// Keys held now.

@@ -82,11 +82,28 @@ fn raw_releases_beyond_acquires_are_reported_and_never_underflow() {
     assert_eq!(t.release_raw(p), Ok(()));
     assert_eq!(t.release_raw(p), Err(NotAcquired));
     assert_eq!(
-        t.release_raw(KeyedRawPermit { slot: 1 << 30 }),
+        t.release_raw(KeyedRawPermit {
+            slot: 1 << 30,
+            generation: 1
+        }),
         Err(NotAcquired)
     );
+    // A zeroed permit and one with another generation of a live key's slot were never issued.
+    assert_eq!(
+        t.release_raw(KeyedRawPermit {
+            slot: 0,
+            generation: 0
+        }),
+        Err(NotAcquired)
+    );
+    let forged = KeyedRawPermit {
+        generation: q.generation + 1,
+        ..q
+    };
+    assert_eq!(t.release_raw(forged), Err(NotAcquired));
     let m = t.metrics();
-    assert_eq!((m.unexpected_releases, m.global_active), (2, Some(1)));
+    assert_eq!((m.unexpected_releases, m.global_active), (4, Some(1)));
+    assert_eq!(t.active(&2), Some(1));
     assert_eq!(t.active(&1), Some(0));
     t.release_raw(q).unwrap();
     assert_eq!(t.metrics().global_active, Some(0));
@@ -124,6 +141,63 @@ fn sweeps_keep_busy_keys_evict_idle_ones_and_reuse_their_cells() {
     assert_eq!(t.sweep(12 * SEC), 2);
     assert!(t.is_empty());
     assert_eq!(t.metrics().registry.evicted, 3);
+}
+
+/// Issue 15 item 4: a permit released once, whose key is then evicted and whose slot goes
+/// to another key, must not take a call off that key when released again (before, it did:
+/// key 2 then admitted 2 callers against its limit of 1, the gauge reading 1).
+#[test]
+fn a_stale_permit_never_releases_the_key_that_reuses_its_slot() {
+    for (per_key, overrides) in [(1, vec![]), (5, vec![(1, 1), (2, 1)])] {
+        let t = overrides
+            .into_iter()
+            .fold(KeyedBulkhead::<u64>::builder(per_key), |b, (k, n)| {
+                b.limit_for(k, n)
+            })
+            .global_max(10)
+            .idle_ttl(Duration::ZERO)
+            .build()
+            .unwrap();
+        let stale = t.try_acquire_raw(&1).unwrap();
+        t.release_raw(stale).unwrap();
+        assert_eq!(t.sweep(SEC), 1);
+        let held = t.try_acquire_raw(&2).unwrap();
+        if per_key == 1 {
+            assert_eq!(held.slot, stale.slot, "key 2 reuses key 1's slot");
+            assert_ne!(held.generation, stale.generation);
+        }
+        assert_eq!(t.release_raw(stale), Err(NotAcquired));
+        assert_eq!(t.active(&2), Some(1));
+        assert_eq!(
+            t.try_acquire(&2).unwrap_err(),
+            KeyedRejected::KeyFull { limit: 1 }
+        );
+        let m = t.metrics();
+        assert_eq!((m.unexpected_releases, m.global_active), (1, Some(1)));
+        t.release_raw(held).unwrap();
+        assert_eq!(t.release_raw(held), Err(NotAcquired));
+        // Key 1 comes back (its reserved slot, or a fresh one): the old permit stays stale.
+        assert_eq!(t.sweep(2 * SEC), 1);
+        let again = t.try_acquire_raw(&1).unwrap();
+        assert_eq!(t.release_raw(stale), Err(NotAcquired));
+        assert_eq!(t.active(&1), Some(1));
+        t.release_raw(again).unwrap();
+        assert_eq!(t.metrics().global_active, Some(0));
+    }
+}
+
+#[test]
+fn the_generation_skips_zero_when_it_wraps() {
+    let t = KeyedBulkhead::<u64>::builder(1).build().unwrap();
+    let p = t.try_acquire_raw(&1).unwrap();
+    t.release_raw(p).unwrap();
+    let cell = t.cell(p.slot).unwrap();
+    cell.word.store(GEN_MASK << GEN_SHIFT, Ordering::Relaxed);
+    compact::Cell::renew(cell, 1);
+    assert_eq!(
+        (cell.word.load(Ordering::Relaxed) >> GEN_SHIFT) & GEN_MASK,
+        1
+    );
 }
 
 #[test]
