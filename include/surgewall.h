@@ -1518,6 +1518,14 @@ surgewall_status surgewall_keyed_bulkhead_config_set_max_keys(struct surgewall_k
                                                               bool shared_overflow);
 
 /**
+ * Lists the keyed bulkhead made from `cfg` in the catalog the agent serves, as `name` (see
+ * `surgewall_keyed_breaker_config_set_name`).
+ */
+surgewall_status surgewall_keyed_bulkhead_config_set_name(struct surgewall_keyed_bulkhead_config *cfg,
+                                                          const uint8_t *name,
+                                                          size_t name_len);
+
+/**
  * Evict keys idle for `ns` (by `surgewall_keyed_bulkhead_sweep`); a key with calls in flight
  * is never evicted.
  */
@@ -1872,6 +1880,16 @@ surgewall_status surgewall_keyed_breaker_config_set_idle_ttl(struct surgewall_ke
                                                              int64_t ns);
 
 /**
+ * Lists the keyed breaker made from `cfg` in the catalog the agent serves, as `name` (UTF-8
+ * without NUL; `name~2`... while another live keyed breaker has it). Its keys show as the
+ * 64-bit keys the library holds (string keys as their hash). A bad name fails the constructor
+ * with an error naming `name`.
+ */
+surgewall_status surgewall_keyed_breaker_config_set_name(struct surgewall_keyed_breaker_config *cfg,
+                                                         const uint8_t *name,
+                                                         size_t name_len);
+
+/**
  * Creates a keyed breaker from `cfg` (consumed whatever the outcome). On
  * `SURGEWALL_INVALID_CONFIG`, `*err_out` (if not NULL) names the field. Transitions (as
  * `SURGEWALL_EVENT_KIND_KEYED_TRANSITION`, with the key) and evictions go to the
@@ -2049,7 +2067,8 @@ surgewall_status surgewall_retry_budget_new(double ratio,
                                             struct surgewall_error **err_out);
 
 /**
- * The process-wide budget named `name` (UTF-8 without NUL), created with this configuration
+ * The process-wide budget named `name` (UTF-8 without NUL; listed under that name in the
+ * catalog the agent serves), created with this configuration
  * on first use (later calls with the same name get the same budget, whatever configuration
  * they pass). The name keeps its budget registered (a few hundred bytes) after every handle
  * to it is freed, until `surgewall_retry_budget_unshare`: a process that makes budgets of
@@ -2248,6 +2267,14 @@ surgewall_status surgewall_retry_budget_id(const struct surgewall_retry_budget *
  * Creates an SLO configuration with the defaults.
  */
 surgewall_status surgewall_slo_config_new(struct surgewall_slo_config **out);
+
+/**
+ * Lists the tracker made from `cfg` in the catalog the agent serves, as `name` (see
+ * `surgewall_keyed_breaker_config_set_name`).
+ */
+surgewall_status surgewall_slo_config_set_name(struct surgewall_slo_config *cfg,
+                                               const uint8_t *name,
+                                               size_t name_len);
 
 /**
  * Frees a configuration that was never consumed. NULL is a no-op.

@@ -3,8 +3,10 @@
 //!
 //! Breakers and bulkheads made through this ABI join the process-wide catalog when they are
 //! created (`surgewall_*_unlist` takes one off), so the agent serves them whatever language
-//! made them. The library is built with the agent by default (cargo feature `agent`); built
-//! without it, these functions exist and answer `SURGEWALL_UNSUPPORTED`.
+//! made them; so do shared retry budgets, and keyed breakers, keyed bulkheads and SLO trackers
+//! whose configuration names them (`_config_set_name`). The library is built with the agent by
+//! default (cargo feature `agent`); built without it, these functions exist and answer
+//! `SURGEWALL_UNSUPPORTED`.
 
 use std::sync::Mutex;
 
@@ -15,6 +17,13 @@ use crate::bulkhead::surgewall_bulkhead;
 use crate::error::{report, surgewall_error};
 use crate::handle::{opaque_handle, Handle};
 use crate::status::{boundary, copy_out, non_null, utf8, write, Status};
+
+/// The name a `_config_set_name` setter records: UTF-8 without NUL, checked as every name is.
+pub(crate) fn catalog_name(ptr: *const u8, len: usize) -> Result<String, engine::ConfigError> {
+    crate::status::name(ptr, len)
+        .map(str::to_owned)
+        .map_err(|(_, why)| engine::ConfigError::new("name", why))
+}
 
 #[cfg(feature = "agent")]
 type AgentObj = Mutex<Option<surgewall_agent_crate::Agent>>;

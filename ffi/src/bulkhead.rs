@@ -214,6 +214,8 @@ pub struct KeyedConfig {
     idle_ttl: Option<Duration>,
     clock: Clock,
     seed: KeySeed,
+    /// The catalog name (`_set_name`); unnamed keyed bulkheads are not listed.
+    name: Option<String>,
 }
 
 opaque_handle!(surgewall_keyed_bulkhead_config => Builder<KeyedConfig>, tag 7);
@@ -234,6 +236,16 @@ pub struct KeyedObj {
 }
 
 opaque_handle!(surgewall_keyed_bulkhead => KeyedObj, tag 8);
+
+/// What the agent reads; idle time is measured on the keyed bulkhead's own clock.
+impl engine::catalog::KeyedBulkheadView for KeyedObj {
+    fn metrics(&self) -> engine::bulkhead::keyed::KeyedBulkheadMetrics {
+        self.inner.metrics()
+    }
+    fn sweep_now(&self) -> usize {
+        self.inner.sweep(self.clock.now_ns())
+    }
+}
 
 /// The slot a keyed acquire took; give it back with `surgewall_keyed_bulkhead_release`,
 /// exactly once. A plain value (8 bytes, passed in a register); a zeroed one was never issued.
@@ -314,6 +326,7 @@ pub extern "C" fn surgewall_keyed_bulkhead_config_new(
             idle_ttl: None,
             clock: Clock::coarse(),
             seed: KeySeed::new(),
+            name: None,
         };
         write(
             out,
@@ -390,6 +403,20 @@ pub extern "C" fn surgewall_keyed_bulkhead_config_set_max_keys(
     })
 }
 
+/// Lists the keyed bulkhead made from `cfg` in the catalog the agent serves, as `name` (see
+/// `surgewall_keyed_breaker_config_set_name`).
+#[no_mangle]
+pub extern "C" fn surgewall_keyed_bulkhead_config_set_name(
+    cfg: *mut surgewall_keyed_bulkhead_config,
+    name: *const u8,
+    name_len: usize,
+) -> Status {
+    set(cfg, |c: &mut KeyedConfig| {
+        c.name = Some(crate::agent::catalog_name(name, name_len)?);
+        Ok(())
+    })
+}
+
 /// Evict keys idle for `ns` (by `surgewall_keyed_bulkhead_sweep`); a key with calls in flight
 /// is never evicted.
 #[no_mangle]
@@ -450,12 +477,16 @@ pub extern "C" fn surgewall_keyed_bulkhead_new(
             b = b.idle_ttl(t);
         }
         let kb = b.build().map_err(|e| report_config(err_out, &e))?;
-        let obj = KeyedObj {
+        let obj = Arc::new(KeyedObj {
             inner: kb,
             clock: c.clock,
             seed: c.seed,
-        };
-        write(out, surgewall_keyed_bulkhead::insert(obj)?)
+        });
+        if let Some(name) = &c.name {
+            let view: Arc<dyn engine::catalog::KeyedBulkheadView> = obj.clone();
+            engine::catalog::Catalog::global().join_keyed_bulkhead(name, &view);
+        }
+        write(out, surgewall_keyed_bulkhead::insert_arc(obj)?)
     })
 }
 

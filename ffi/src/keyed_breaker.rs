@@ -10,6 +10,7 @@ use std::panic::Location;
 use std::time::Duration;
 
 use engine::breaker::keyed::{KeySnapshot, KeyedBreaker, KeyedRawPermit, KeyedRejected};
+use engine::catalog::{KeyPage, KeyedBreakerView};
 use engine::clock::Clock;
 use engine::registry::Overflow;
 use engine::{BreakerConfig, ConfigError, Fallback, Outcome};
@@ -40,6 +41,8 @@ pub struct KeyedBreakerConfig {
     max_keys: Option<(usize, bool)>,
     idle_ttl: Option<Duration>,
     seed: KeySeed,
+    /// The catalog name (`_set_name`); unnamed keyed breakers are not listed.
+    name: Option<String>,
 }
 
 opaque_handle!(surgewall_keyed_breaker_config => Builder<KeyedBreakerConfig>, tag 16);
@@ -61,6 +64,25 @@ pub struct KeyedBreakerObj {
 }
 
 opaque_handle!(surgewall_keyed_breaker => KeyedBreakerObj, tag 17);
+
+/// What the agent reads: the keyed breaker itself (its `u64` keys as text).
+impl KeyedBreakerView for KeyedBreakerObj {
+    fn metrics(&self) -> engine::breaker::keyed::KeyedBreakerMetrics {
+        self.inner.metrics()
+    }
+    fn sweep_now(&self) -> usize {
+        KeyedBreakerView::sweep_now(&self.inner)
+    }
+    fn page(&self, state: Option<engine::State>, offset: usize, limit: usize) -> KeyPage {
+        self.inner.page(state, offset, limit)
+    }
+    fn key(&self, key: &str) -> Option<KeySnapshot> {
+        KeyedBreakerView::key(&self.inner, key)
+    }
+    fn reset_key(&self, key: &str) -> bool {
+        self.inner.reset_key(key)
+    }
+}
 
 /// A keyed breaker's permit: what `surgewall_keyed_breaker_acquire` hands out and
 /// `surgewall_keyed_breaker_record` takes back, exactly once. A plain value. It stays safe to
@@ -186,6 +208,7 @@ pub extern "C" fn surgewall_keyed_breaker_config_new(
             max_keys: None,
             idle_ttl: None,
             seed: KeySeed::new(),
+            name: None,
         });
         if let Some(e) = bad {
             builder.update(|_| Err(e));
@@ -301,6 +324,22 @@ pub extern "C" fn surgewall_keyed_breaker_config_set_idle_ttl(
     })
 }
 
+/// Lists the keyed breaker made from `cfg` in the catalog the agent serves, as `name` (UTF-8
+/// without NUL; `name~2`... while another live keyed breaker has it). Its keys show as the
+/// 64-bit keys the library holds (string keys as their hash). A bad name fails the constructor
+/// with an error naming `name`.
+#[no_mangle]
+pub extern "C" fn surgewall_keyed_breaker_config_set_name(
+    cfg: *mut surgewall_keyed_breaker_config,
+    name: *const u8,
+    name_len: usize,
+) -> Status {
+    set(cfg, |c: &mut KeyedBreakerConfig| {
+        c.name = Some(crate::agent::catalog_name(name, name_len)?);
+        Ok(())
+    })
+}
+
 /// Creates a keyed breaker from `cfg` (consumed whatever the outcome). On
 /// `SURGEWALL_INVALID_CONFIG`, `*err_out` (if not NULL) names the field. Transitions (as
 /// `SURGEWALL_EVENT_KIND_KEYED_TRANSITION`, with the key) and evictions go to the
@@ -332,13 +371,17 @@ pub extern "C" fn surgewall_keyed_breaker_new(
         }
         let inner = b.build().map_err(|e| report_config(err_out, &e))?;
         let salt = salt_for(inner.id());
-        let obj = KeyedBreakerObj {
+        let obj = std::sync::Arc::new(KeyedBreakerObj {
             inner,
             fallback: c.fallback,
             seed: c.seed,
             salt,
-        };
-        write(out, surgewall_keyed_breaker::insert(obj)?)
+        });
+        if let Some(name) = &c.name {
+            let view: std::sync::Arc<dyn KeyedBreakerView> = obj.clone();
+            engine::catalog::Catalog::global().join_keyed_breaker(name, &view);
+        }
+        write(out, surgewall_keyed_breaker::insert_arc(obj)?)
     })
 }
 

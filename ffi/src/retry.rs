@@ -79,7 +79,8 @@ pub extern "C" fn surgewall_retry_budget_new(
     })
 }
 
-/// The process-wide budget named `name` (UTF-8 without NUL), created with this configuration
+/// The process-wide budget named `name` (UTF-8 without NUL; listed under that name in the
+/// catalog the agent serves), created with this configuration
 /// on first use (later calls with the same name get the same budget, whatever configuration
 /// they pass). The name keeps its budget registered (a few hundred bytes) after every handle
 /// to it is freed, until `surgewall_retry_budget_unshare`: a process that makes budgets of
@@ -101,6 +102,7 @@ pub extern "C" fn surgewall_retry_budget_shared(
         let config = budget_config(ratio, min_per_second, window_secs)
             .map_err(|e| report_config(err_out, &e))?;
         let budget = RetryBudgetRegistry::global().get_or_create(name, config);
+        engine::catalog::Catalog::global().join_retry_budget(name, &budget);
         write(out, surgewall_retry_budget::insert(budget)?)
     })
 }

@@ -25,6 +25,8 @@ pub struct SloConfigState {
     builder: engine::slo::SloConfigBuilder,
     clock: Clock,
     breaker: Option<Arc<engine::Breaker>>,
+    /// The catalog name (`_set_name`); unnamed trackers are not listed.
+    name: Option<String>,
 }
 
 opaque_handle!(surgewall_slo_config => Builder<SloConfigState>, tag 13);
@@ -100,8 +102,23 @@ pub extern "C" fn surgewall_slo_config_new(out: *mut *mut surgewall_slo_config) 
             builder: SloConfig::builder(),
             clock: Clock::coarse(),
             breaker: None,
+            name: None,
         };
         write(out, surgewall_slo_config::insert(Builder::new(state))?)
+    })
+}
+
+/// Lists the tracker made from `cfg` in the catalog the agent serves, as `name` (see
+/// `surgewall_keyed_breaker_config_set_name`).
+#[no_mangle]
+pub extern "C" fn surgewall_slo_config_set_name(
+    cfg: *mut surgewall_slo_config,
+    name: *const u8,
+    name_len: usize,
+) -> Status {
+    set(cfg, |c: &mut SloConfigState| {
+        c.name = Some(crate::agent::catalog_name(name, name_len)?);
+        Ok(())
     })
 }
 
@@ -270,7 +287,11 @@ pub extern "C" fn surgewall_slo_new(
         if let Some(br) = c.breaker {
             b = b.breaker(br);
         }
-        write(out, surgewall_slo::insert(b.build())?)
+        let tracker = Arc::new(b.build());
+        if let Some(name) = &c.name {
+            engine::catalog::Catalog::global().join_slo(name, &tracker);
+        }
+        write(out, surgewall_slo::insert_arc(tracker)?)
     })
 }
 

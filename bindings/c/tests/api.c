@@ -1601,6 +1601,51 @@ static void test_agent(void)
     CHECK_OK(surgewall_metrics_render(true, (uint8_t *)reply, sizeof reply, &len));
     CHECK(strstr(reply, "# EOF") != NULL && strlen(reply) == len);
 
+    /* Keyed breakers, keyed bulkheads and SLO trackers are listed when named; shared retry
+     * budgets under their name. */
+    surgewall_keyed_breaker_config *kcfg = NULL;
+    CHECK_OK(surgewall_keyed_breaker_config_new(config(NULL), &kcfg));
+    CHECK_OK(surgewall_keyed_breaker_config_set_name(kcfg, u8("c-agent-hosts"), 13));
+    surgewall_keyed_breaker *hosts = NULL;
+    CHECK_OK(surgewall_keyed_breaker_new(kcfg, &hosts, NULL));
+    surgewall_keyed_breaker_permit kp;
+    CHECK_OK(surgewall_keyed_breaker_acquire(hosts, 4242, &kp, NULL));
+    CHECK_OK(surgewall_keyed_breaker_record(hosts, kp, SURGEWALL_OUTCOME_SUCCESS));
+    surgewall_keyed_bulkhead_config *bcfg = NULL;
+    CHECK_OK(surgewall_keyed_bulkhead_config_new(2, &bcfg));
+    CHECK_OK(surgewall_keyed_bulkhead_config_set_name(bcfg, u8("c-agent-tenants"), 15));
+    surgewall_keyed_bulkhead *tenants = NULL;
+    CHECK_OK(surgewall_keyed_bulkhead_new(bcfg, &tenants, NULL));
+    surgewall_slo_config *scfg = NULL;
+    CHECK_OK(surgewall_slo_config_new(&scfg));
+    CHECK_OK(surgewall_slo_config_set_name(scfg, u8("c-agent-slo"), 11));
+    surgewall_slo *slo = NULL;
+    CHECK_OK(surgewall_slo_new(scfg, &slo, NULL));
+    surgewall_retry_budget *budget = NULL;
+    CHECK_OK(surgewall_retry_budget_shared(u8("c-agent-budget"), 14, 0.2, 1.0, 10, &budget, NULL));
+    http_get(port, "/api/resilience/keyed-circuit-breakers/c-agent-hosts/keys/4242", reply, sizeof reply);
+    CHECK(strstr(reply, "HTTP/1.1 200") == reply && strstr(reply, "\"state\":\"closed\"") != NULL);
+    http_get(port, "/api/resilience/keyed-bulkheads", reply, sizeof reply);
+    CHECK(strstr(reply, "\"name\":\"c-agent-tenants\"") != NULL);
+    http_get(port, "/api/resilience/slos", reply, sizeof reply);
+    CHECK(strstr(reply, "\"name\":\"c-agent-slo\"") != NULL);
+    http_get(port, "/api/resilience/retry-budgets", reply, sizeof reply);
+    CHECK(strstr(reply, "\"name\":\"c-agent-budget\"") != NULL);
+    /* A bad name fails the constructor, naming the field. */
+    CHECK_OK(surgewall_slo_config_new(&scfg));
+    CHECK_OK(surgewall_slo_config_set_name(scfg, u8("a\0b"), 3));
+    surgewall_slo *bad = NULL;
+    surgewall_error *bad_err = NULL;
+    CHECK_STATUS(surgewall_slo_new(scfg, &bad, &bad_err), SURGEWALL_INVALID_CONFIG);
+    CHECK(bad_err != NULL && strcmp(surgewall_error_field(bad_err), "name") == 0);
+    surgewall_error_free(bad_err);
+    CHECK_OK(surgewall_keyed_breaker_free(hosts));
+    CHECK_OK(surgewall_keyed_bulkhead_free(tenants));
+    CHECK_OK(surgewall_slo_free(slo));
+    CHECK_OK(surgewall_retry_budget_free(budget));
+    http_get(port, "/api/resilience/keyed-circuit-breakers/c-agent-hosts", reply, sizeof reply);
+    CHECK(strstr(reply, "HTTP/1.1 404") == reply); /* freed: gone from the catalog */
+
     /* Unlisted policies leave the agent's view; the breaker itself is unchanged. */
     CHECK_OK(surgewall_breaker_unlist(b));
     CHECK_OK(surgewall_bulkhead_unlist(bh));

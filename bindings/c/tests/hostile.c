@@ -1453,6 +1453,32 @@ static void test_agent(surgewall_mock_clock *clock)
     }
     CHECK_OK(surgewall_breaker_unlist(b));
     CHECK_OK(surgewall_breaker_unlist(b)); /* twice: already off, still fine */
+
+    /* Name setters: bad config handles are reported; bad names fail the constructor. */
+    for (int i = 0; i < NBAD; i++) {
+        const struct bad row = brows[i];
+        if (row.value == (uintptr_t)b || row.value == 0) {
+            continue;
+        }
+        CHECK_BAD(row, surgewall_keyed_breaker_config_set_name((surgewall_keyed_breaker_config *)row.value, u8("x"), 1));
+        CHECK_BAD(row, surgewall_keyed_bulkhead_config_set_name((surgewall_keyed_bulkhead_config *)row.value, u8("x"), 1));
+        CHECK_BAD(row, surgewall_slo_config_set_name((surgewall_slo_config *)row.value, u8("x"), 1));
+    }
+    CHECK_STATUS(surgewall_slo_config_set_name(NULL, u8("x"), 1), SURGEWALL_NULL_ARG);
+    const struct {
+        const char *name;
+        size_t len;
+    } names[] = {{"\xff", 1}, {"a\0b", 3}, {NULL, 2}};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        surgewall_keyed_bulkhead_config *kc = NULL;
+        CHECK_OK(surgewall_keyed_bulkhead_config_new(1, &kc));
+        CHECK_OK(surgewall_keyed_bulkhead_config_set_name(kc, u8(names[i].name), names[i].len));
+        surgewall_keyed_bulkhead *kb = NULL;
+        surgewall_error *err = NULL;
+        CHECK_STATUS(surgewall_keyed_bulkhead_new(kc, &kb, &err), SURGEWALL_INVALID_CONFIG);
+        CHECK(kb == NULL && err != NULL && strcmp(surgewall_error_field(err), "name") == 0);
+        surgewall_error_free(err);
+    }
     CHECK_OK(surgewall_breaker_free(b));
 }
 
