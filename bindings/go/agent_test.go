@@ -143,3 +143,43 @@ func TestAgentAddressErrors(t *testing.T) {
 	}
 	a.Stop(context.Background())
 }
+
+// Named keyed breakers, keyed bulkheads and SLO trackers made in Go are listed for the agent.
+func TestAgentListsNamedKeyedPoliciesAndSLOs(t *testing.T) {
+	agent, err := StartAgent(WithBind("127.0.0.1:0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer agent.Stop(context.Background())
+	kb, err := NewKeyedBreaker(KeyedBreakerConfig{Name: "go-agent-hosts"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kb.Close()
+	if err := kb.ExecuteUint64(context.Background(), 7, func(context.Context) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	kbh, err := NewKeyedBulkhead(KeyedBulkheadConfig{PerKeyMax: 2, Name: "go-agent-tenants"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kbh.Close()
+	slo, err := NewSLO(SLOConfig{Objective: 0.99, Name: "go-agent-slo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slo.Close()
+	for path, want := range map[string]string{
+		"/api/resilience/keyed-circuit-breakers/go-agent-hosts/keys/7": `"state":"closed"`,
+		"/api/resilience/keyed-bulkheads":                              `"name":"go-agent-tenants"`,
+		"/api/resilience/slos":                                         `"name":"go-agent-slo"`,
+	} {
+		code, body := httpGet(t, agent.URL()+path)
+		if code != 200 || !strings.Contains(body, want) {
+			t.Errorf("%s: %d %s (want %s)", path, code, body, want)
+		}
+	}
+	if _, err := NewSLO(SLOConfig{Objective: 0.99, Name: "a\x00b"}); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("a name with NUL: %v", err)
+	}
+}

@@ -30,6 +30,7 @@ import (
 	"math"
 	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // cleanupsRun counts library handles freed by cleanups (objects collected), for tests.
@@ -61,6 +62,9 @@ func nsDuration(ns C.uint64_t) time.Duration {
 	}
 	return time.Duration(ns)
 }
+
+// cBytes points the library at a Go string's bytes (it keeps no pointer after the call).
+func cBytes(s string) *C.uint8_t { return (*C.uint8_t)(unsafe.Pointer(unsafe.StringData(s))) }
 
 // durationNs converts a Duration to the library's signed nanoseconds.
 func durationNs(d time.Duration) C.int64_t { return C.int64_t(d) }

@@ -32,6 +32,8 @@ import (
 // KeyedBulkheadConfig configures a KeyedBulkhead: per-key concurrency limits (a tenant, a
 // user) with an optional limit across all keys. Zero fields keep the library defaults.
 type KeyedBulkheadConfig struct {
+	// Name lists the keyed bulkhead for the agent (StartAgent) under this name ("": not listed).
+	Name string
 	// PerKeyMax calls in flight per key (required, >= 1).
 	PerKeyMax int
 	// GlobalMax calls in flight across all keys (0: no global limit).
@@ -145,6 +147,12 @@ func NewKeyedBulkhead(cfg KeyedBulkheadConfig) (*KeyedBulkhead, error) {
 			return err
 		}
 		return nil
+	}
+	if cfg.Name != "" {
+		st := C.surgewall_keyed_bulkhead_config_set_name(c, cBytes(cfg.Name), C.size_t(len(cfg.Name)))
+		if err := set("keyed_bulkhead_config_set_name", st); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.GlobalMax > 0 {
 		if err := set("keyed_bulkhead_config_set_global_max", C.surgewall_keyed_bulkhead_config_set_global_max(c, global)); err != nil {

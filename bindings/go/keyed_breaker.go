@@ -116,6 +116,9 @@ const OverflowKey uint64 = math.MaxUint64
 // KeyedBreakerConfig is what a KeyedBreaker has on top of its template (the Options of
 // NewKeyedBreaker). Zero fields keep the library defaults.
 type KeyedBreakerConfig struct {
+	// Name lists the keyed breaker for the agent (StartAgent) under this name ("": not
+	// listed). Its keys show as the library's 64-bit keys (string keys as their hash).
+	Name string
 	// Overrides configure some string keys differently: a key's options are applied on top
 	// of the template's (as BreakerRegistry.Override does), so only what they set differs.
 	// An override may not set what the keyed breaker has once for all keys: the clock
@@ -266,6 +269,12 @@ func NewKeyedBreaker(cfg KeyedBreakerConfig, template ...Option) (*KeyedBreaker,
 	fail := func(err error) (*KeyedBreaker, error) {
 		C.surgewall_keyed_breaker_config_free(kc)
 		return nil, err
+	}
+	if cfg.Name != "" {
+		st := C.surgewall_keyed_breaker_config_set_name(kc, cBytes(cfg.Name), C.size_t(len(cfg.Name)))
+		if err := statusErr("keyed_breaker_config_set_name", st); err != nil {
+			return fail(err)
+		}
 	}
 	for _, o := range overrides {
 		// The template's per-breaker settings, then the key's own (with any clock or fallback

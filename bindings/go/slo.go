@@ -22,6 +22,8 @@ type BurnPair struct {
 // SLOConfig configures an SLO tracker. Zero fields keep the library defaults: objective
 // 0.999 over 30 days; fast burn 14.4 over 1 h and 5 min; slow burn 6 over 6 h and 30 min.
 type SLOConfig struct {
+	// Name lists the tracker for the agent (StartAgent) under this name ("": not listed).
+	Name string
 	// Objective: the fraction of good calls promised, in (0, 1).
 	Objective float64
 	// Window the error budget is counted over.
@@ -84,6 +86,11 @@ func NewSLO(cfg SLOConfig) (*SLO, error) {
 	}
 	var steps []func() C.surgewall_status
 	add := func(f func() C.surgewall_status) { steps = append(steps, f) }
+	if cfg.Name != "" {
+		add(func() C.surgewall_status {
+			return C.surgewall_slo_config_set_name(c, cBytes(cfg.Name), C.size_t(len(cfg.Name)))
+		})
+	}
 	if cfg.Objective != 0 {
 		add(func() C.surgewall_status { return C.surgewall_slo_config_set_objective(c, C.double(cfg.Objective)) })
 	}

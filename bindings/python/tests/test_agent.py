@@ -152,3 +152,21 @@ def test_after_fork_the_child_is_told_and_can_start_its_own(agent: surgewall.Age
     os.close(read_end)
     assert verdict == b"1"
     assert agent.running and fetch(agent.url + "/healthz")[0] == 200, "the parent's agent still serves"
+
+
+def test_named_keyed_policies_slos_and_shared_budgets_are_listed(agent: surgewall.Agent) -> None:
+    hosts = surgewall.KeyedBreaker("py-agent-hosts", consecutive_failures=1, failure_rate=None)
+    hosts.call(7, lambda: None)
+    tenants = surgewall.KeyedBulkhead(2, name="py-agent-tenants")
+    slo = surgewall.SLO(0.99, name="py-agent-slo")
+    unnamed = surgewall.KeyedBulkhead(2)
+    key = get_json(f"{agent.url}/api/resilience/keyed-circuit-breakers/py-agent-hosts/keys/7")
+    assert key["state"] == "closed" and key["window"]["calls"] == 1
+    names = [k["name"] for k in get_json(f"{agent.url}/api/resilience/keyed-bulkheads")["keyed_bulkheads"]]
+    assert "py-agent-tenants" in names, names
+    slos = [s["name"] for s in get_json(f"{agent.url}/api/resilience/slos")["slos"]]
+    assert "py-agent-slo" in slos
+    with pytest.raises(surgewall.ConfigError) as e:
+        surgewall.SLO(0.99, name="a\0b")
+    assert e.value.field == "name"
+    del tenants, slo, unnamed

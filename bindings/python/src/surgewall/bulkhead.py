@@ -331,7 +331,8 @@ class KeyedBulkhead(Owned):
     key, optional ``global_max`` across keys, per-key limits in ``limits`` (``{"big-tenant": 50}``),
     a cap ``max_keys`` with ``overflow="reject"`` (RegistryFullError) or ``"shared"`` (new
     keys share one entry), and idle eviction after ``idle_ttl`` seconds on ``sweep()``.
-    Keys are ``int`` (0..2**64-2) or ``str`` (hashed by the library)."""
+    Keys are ``int`` (0..2**64-2) or ``str`` (hashed by the library). Given a ``name``, it is
+    listed for the agent (:class:`surgewall.Agent`)."""
 
     _what = "keyed bulkhead"
 
@@ -345,8 +346,10 @@ class KeyedBulkhead(Owned):
         overflow: str = "reject",
         idle_ttl: Optional[float] = None,
         clock: Optional[MockClock] = None,
+        name: Optional[str] = None,
     ) -> None:
         n = count("per_key_max", per_key_max, minimum=1)
+        raw_name = None if name is None else name_bytes(name)
         if overflow not in ("reject", "shared"):
             raise ConfigError("overflow", f"expected 'reject' or 'shared', got {overflow!r}")
         with new_config(
@@ -355,6 +358,10 @@ class KeyedBulkhead(Owned):
             "surgewall_keyed_bulkhead_config",
             "KeyedBulkhead",
         ) as cfg:
+            if raw_name is not None:  # named: the agent lists it
+                set_config(
+                    "name", lib.surgewall_keyed_bulkhead_config_set_name(cfg, raw_name, len(raw_name))
+                )
             if global_max is not None:
                 g = count("global_max", global_max, minimum=1)
                 set_config("global_max", lib.surgewall_keyed_bulkhead_config_set_global_max(cfg, g))

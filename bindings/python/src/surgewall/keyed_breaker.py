@@ -270,6 +270,8 @@ class KeyedBreaker(Handle):
         check(lib.surgewall_keyed_breaker_config_new(tcfg, out), f"KeyedBreaker({name!r})")
         kcfg = out[0]
         try:
+            raw_name = name_bytes(name)
+            set_config("name", lib.surgewall_keyed_breaker_config_set_name(kcfg, raw_name, len(raw_name)))
             for key, options in per_key:
                 _set_override(kcfg, key, options)
             if max_keys is not None:

@@ -7,7 +7,7 @@ import math
 from typing import Any, Optional, Tuple
 
 from ._native import check, construct, ffi, lib, new_config, set_config
-from ._util import Handle, Owned, count, held, number, ratio, seconds_to_ns
+from ._util import Handle, Owned, count, held, name_bytes, number, ratio, seconds_to_ns
 from .breaker import Breaker, Outcome
 from .clock import MockClock
 from .errors import ConfigError
@@ -89,7 +89,8 @@ class SLO(Owned):
     threshold (compared exactly, in integers), and recovers only on evidence: an empty short
     window leaves it as it is. A held breaker is handed to its probes after ``min_open`` when
     the pair recovered or nothing was called (the probe rule), and held again while the pair
-    fires and the calls the probes let through still burn."""
+    fires and the calls the probes let through still burn. Given a ``name``, it is listed for the agent
+    (:class:`surgewall.Agent`)."""
 
     _what = "SLO tracker"
 
@@ -106,13 +107,17 @@ class SLO(Owned):
         min_open: Optional[float] = None,
         breaker: Optional[Breaker] = None,
         clock: Optional[MockClock] = None,
+        name: Optional[str] = None,
     ) -> None:
+        raw_name = None if name is None else name_bytes(name)
         with new_config(
             lib.surgewall_slo_config_new,
             lib.surgewall_slo_config_free,
             "surgewall_slo_config",
             "SLO",
         ) as cfg:
+            if raw_name is not None:  # named: the agent lists it
+                set_config("name", lib.surgewall_slo_config_set_name(cfg, raw_name, len(raw_name)))
             o = ratio("objective", objective)
             if o >= 1.0:
                 raise ConfigError("objective", f"must be in (0, 1), got {objective}")
