@@ -14,14 +14,14 @@
 //! has five payload words and a `stamp`:
 //!
 //! ```text
-//! stamp = (p + 1) << 2 | ABANDONED << 1 | BUSY       (0: never claimed)
+//! stamp = (p + 1) << 2 | abandoned << 1 | busy       (0: never claimed)
 //!   lap  = stamp >> 2     the newest position that has taken the slot, plus one
 //!   BUSY      (bit 0)     a writer is storing payload words; only it clears the bit
 //!   ABANDONED (bit 1)     position `lap - 1` was dropped: its event will never be here
 //!
 //!   lap|BUSY              position lap-1 is being written         reader: pending
 //!   lap                   position lap-1 is complete              reader: read it (seqlock)
-//!   lap|ABANDONED|BUSY    lap-1 dropped; an older writer is still storing
+//!   lap|ABANDONED|BUSY    lap-1 dropped; an older writer is still storing   reader: missed
 //!   lap|ABANDONED         lap-1 dropped; the slot is free         reader: missed
 //! ```
 //!
@@ -47,8 +47,8 @@
 //!
 //! Orderings, and why:
 //! - claim CAS: Acquire. It reads the stamp the previous payload writer left with Release
-//!   (commit or `fetch_and`), so its payload stores come after ours in every word: a late store
-//!   of an older writer can never land on our event.
+//!   (commit or `fetch_and`), so our payload stores come after that writer's in every word: a
+//!   late store of an older writer can never land on our event.
 //! - fence(Release) after the claim, before the Relaxed payload stores; the reader's
 //!   fence(Acquire) after its Relaxed payload loads, before its Relaxed re-check of the stamp. If
 //!   the reader loaded any word of a later writer, the fences synchronise, the re-check sees that
