@@ -119,3 +119,20 @@ fn a_reader_overrun_mid_read_never_returns_a_torn_event() {
         settle(&ring, &mut sub, &mut seen, 3);
     });
 }
+
+/// Two publishers of two events each on a ring of two slots: every position's slot is wanted
+/// by two writers, in every order, so each can meet the other claiming, storing or committing.
+/// The reader comes once they are done and must account for all four (with a concurrent reader
+/// too this model takes minutes; `racing_publishers_and_a_reader_...` has the reader).
+#[test]
+fn publishers_overrunning_each_other_leave_every_event_accounted_for() {
+    loom::model(|| {
+        let ring = EventRing::new(2);
+        let mut sub = ring.subscribe();
+        let a = publisher(&ring, 0, 2);
+        let b = publisher(&ring, 1, 2);
+        a.join().unwrap();
+        b.join().unwrap();
+        settle(&ring, &mut sub, &mut Seen::new(), 4);
+    });
+}
