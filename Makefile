@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 # loom builds use their own target dir so they never invalidate the normal build cache.
 LOOM_ENV := RUSTFLAGS="--cfg surgewall_loom" LOOM_MAX_PREEMPTIONS=2 CARGO_TARGET_DIR=target/loom
-LOOM_TESTS := loom loom_bulkhead loom_keyed
+LOOM_TESTS := loom loom_bulkhead loom_keyed loom_events
 
 .PHONY: all demo test lint test-rust test-loom test-agent-api test-c test-python test-go bench bench-c bench-python bench-go bench-check header clean
 

@@ -1812,13 +1812,20 @@ surgewall_status surgewall_error_free(struct surgewall_error *err);
 surgewall_status surgewall_events_subscribe(struct surgewall_subscription **out);
 
 /**
- * The next event into `*out`, or `SURGEWALL_NO_EVENT` when there is none yet.
+ * The next event into `*out`, or `SURGEWALL_NO_EVENT` when there is none yet (or the next
+ * event's publisher is still writing it: a few instructions, never longer than one lap of the
+ * ring; poll again later). Events arrive in the order they were published.
  */
 surgewall_status surgewall_subscription_poll(const struct surgewall_subscription *sub,
                                              struct surgewall_event *out);
 
 /**
- * How many events this subscription missed because it fell behind the ring.
+ * How many events this subscription will never deliver: those it skipped because it fell more
+ * than the ring's 4096 events behind, and those dropped while being published (their
+ * publisher was overtaken by a whole lap of the ring). Every event published since
+ * `surgewall_events_subscribe` is either returned by `surgewall_subscription_poll` or counted
+ * here: once the publishers are done and a poll returned `SURGEWALL_NO_EVENT`, delivered +
+ * missed == published.
  */
 surgewall_status surgewall_subscription_missed(const struct surgewall_subscription *sub,
                                                uint64_t *out);

@@ -149,6 +149,50 @@ func TestEvents(t *testing.T) {
 	}
 }
 
+// A subscriber that falls behind the ring (4096 events) is told, through Missed, of every
+// event it will never see: delivered + missed == published.
+func TestEventsMissedAfterOverrun(t *testing.T) {
+	sub, err := Subscribe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	b, _ := newTestBreaker(t)
+	for range 2500 { // 5000 transitions
+		if err := b.ForceOpen(); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Reset(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var delivered, last uint64
+	for ev := range sub.Pending() {
+		if ev.Source != b.ID() || ev.Generation <= last {
+			t.Fatalf("event %d out of place: %+v (last generation %d)", delivered, ev, last)
+		}
+		last = ev.Generation
+		delivered++
+	}
+	missed, err := sub.Missed()
+	if err != nil || delivered != 4096 || missed != 5000-4096 {
+		t.Fatalf("%d delivered, %d missed, %v", delivered, missed, err)
+	}
+	// Caught up: the next event comes out of the next poll.
+	if err := b.ForceOpen(); err != nil {
+		t.Fatal(err)
+	}
+	if ev, ok, err := sub.Poll(); err != nil || !ok || ev.To != StateForcedOpen {
+		t.Fatal(ev, ok, err)
+	}
+	if _, ok, err := sub.Poll(); err != nil || ok {
+		t.Fatal(ok, err)
+	}
+	if n, err := sub.Missed(); err != nil || n != 5000-4096 {
+		t.Fatal(n, err)
+	}
+}
+
 func TestBreakerRegistry(t *testing.T) {
 	clock := NewMockClock()
 	r := NewBreakerRegistry(3, WithClock(clock), WithoutFailureRate(), WithConsecutiveFailures(5))

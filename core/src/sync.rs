@@ -79,3 +79,12 @@ pub(crate) fn fence_acquire() {
     #[cfg(surgewall_loom)]
     loom::sync::atomic::fence(Ordering::Acquire);
 }
+
+/// A release fence (loom-aware).
+#[inline]
+pub(crate) fn fence_release() {
+    #[cfg(not(surgewall_loom))]
+    std::sync::atomic::fence(Ordering::Release);
+    #[cfg(surgewall_loom)]
+    loom::sync::atomic::fence(Ordering::Release);
+}

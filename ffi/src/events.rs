@@ -163,7 +163,9 @@ pub extern "C" fn surgewall_events_subscribe(out: *mut *mut surgewall_subscripti
     })
 }
 
-/// The next event into `*out`, or `SURGEWALL_NO_EVENT` when there is none yet.
+/// The next event into `*out`, or `SURGEWALL_NO_EVENT` when there is none yet (or the next
+/// event's publisher is still writing it: a few instructions, never longer than one lap of the
+/// ring; poll again later). Events arrive in the order they were published.
 #[no_mangle]
 pub extern "C" fn surgewall_subscription_poll(
     sub: *const surgewall_subscription,
@@ -180,7 +182,12 @@ pub extern "C" fn surgewall_subscription_poll(
     })
 }
 
-/// How many events this subscription missed because it fell behind the ring.
+/// How many events this subscription will never deliver: those it skipped because it fell more
+/// than the ring's 4096 events behind, and those dropped while being published (their
+/// publisher was overtaken by a whole lap of the ring). Every event published since
+/// `surgewall_events_subscribe` is either returned by `surgewall_subscription_poll` or counted
+/// here: once the publishers are done and a poll returned `SURGEWALL_NO_EVENT`, delivered +
+/// missed == published.
 #[no_mangle]
 pub extern "C" fn surgewall_subscription_missed(
     sub: *const surgewall_subscription,

@@ -177,6 +177,26 @@ def test_event_iterator_and_callback(clock: MockClock) -> None:
     b.free()
 
 
+def test_a_subscriber_that_falls_behind_counts_every_event_it_missed(clock: MockClock) -> None:
+    b = Breaker("overrun", clock=clock)
+    with surgewall.events() as sub:
+        for _ in range(2500):  # 5000 transitions on a ring of 4096
+            b.force_open()
+            b.reset()
+        evs = list(sub)
+        assert all(e.source == b.id for e in evs)
+        assert [e.generation for e in evs] == sorted({e.generation for e in evs})
+        missed: int = sub.missed
+        assert (len(evs), missed) == (4096, 5000 - 4096)
+        # caught up: the next event comes out of the next poll, and nothing more is missed
+        b.force_open()
+        e = sub.poll()
+        assert e is not None and e.to_state is State.FORCED_OPEN
+        assert sub.poll() is None
+        assert sub.missed == 5000 - 4096
+    b.free()
+
+
 def test_finaliser_frees_unreachable_objects() -> None:
     b = Breaker("gc")
     lib = sys.modules["surgewall._ffi"].lib

@@ -106,11 +106,13 @@ class Subscription(Owned):
 
     @property
     def missed(self) -> int:
-        """Events this subscription lost because it fell behind the ring."""
+        """Events this subscription will never deliver: those it skipped because it fell more
+        than the ring's 4096 events behind, and those dropped while being published. Every event
+        published since the subscription was made is either delivered or counted here: once the
+        publishers are done and ``poll()`` returned None, delivered + missed == published."""
         out = ffi.new("uint64_t *")
         check(self._call(lib.surgewall_subscription_missed, out), "missed")
         return int(out[0])
-
 
 
 def events() -> Subscription:
