@@ -28,7 +28,8 @@
 //!
 //! The top bit of the window word says which layout it holds. A transition replaces the word
 //! after its CAS with a Release CAS (never over a word a caller of the new generation already
-//! started), and every writer loads it with Acquire and checks the state word's generation
+//! started, and never once the cell has moved past its generation: see `publish` in
+//! `breaker/mod.rs`, which also publishes deadlines), and every writer loads it with Acquire and checks the state word's generation
 //! before its own CAS, so a stale writer never writes over the next state's word; a writer of
 //! the new generation that finds the other layout starts from an empty word of its own.
 //!
@@ -449,20 +450,17 @@ impl Cell {
     }
 
     /// Replaces the window word after a transition into `generation`, unless a caller of the
-    /// new generation has already started it (`keep` says which words are already right).
-    fn replace_window(&self, keep: impl Fn(u64) -> bool, new: u64) {
-        // Relaxed load / Release CAS: the word is published with the transition's generation
-        // (see `count`).
-        let mut v = self.window.load(Ordering::Relaxed);
-        while !keep(v) {
-            match self
-                .window
-                .compare_exchange_weak(v, new, Ordering::Release, Ordering::Relaxed)
-            {
-                Ok(_) => return,
-                Err(cur) => v = cur,
-            }
-        }
+    /// new generation has already started it (`keep` says which words are already right) or
+    /// the cell has moved past `generation` (a later transition's word is never replaced by
+    /// an earlier one's: see [`publish`](super::publish)).
+    fn replace_window(&self, generation: u64, keep: impl Fn(u64) -> bool, new: u64) {
+        super::publish(&self.word, &self.window, generation, keep, new);
+    }
+
+    /// Publishes the deadline of the transition into `generation`, unless the cell has moved
+    /// past it (see [`publish`](super::publish)).
+    fn publish_deadline(&self, generation: u64, deadline: u64) {
+        super::publish(&self.word, &self.deadline, generation, |_| false, deadline);
     }
 }
 
@@ -1293,26 +1291,27 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
                 // The probe word first, then the deadline with Release: whoever acquires the
                 // deadline (the caller that starts probing) sees the openings count.
                 cell.replace_window(
+                    generation,
                     |v| probe_is_current(v, generation),
                     pack_probe(generation, n + 1, 0, 0, 0),
                 );
-                cell.deadline.store(
+                cell.publish_deadline(
+                    generation,
                     pack_deadline(generation, now.saturating_add(duration_ns(wait))),
-                    Ordering::Release,
                 );
             }
             State::HalfOpen => {
                 // The probe word is reset lazily by the first report (it keeps the opens).
                 let max = duration_ns(config.half_open_max_duration);
-                cell.deadline.store(
+                cell.publish_deadline(
+                    generation,
                     pack_deadline(generation, now.saturating_add(max)),
-                    Ordering::Release,
                 );
             }
             State::Closed | State::MetricsOnly | State::Disabled => {
                 // From a probe layout: an empty window, unless a caller of this generation
                 // already started one.
-                cell.replace_window(|v| v & PROBE_BIT == 0, 0);
+                cell.replace_window(generation, |v| v & PROBE_BIT == 0, 0);
             }
             State::ForcedOpen => {}
         }
@@ -1389,13 +1388,17 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
                 let opens = Self::opens(cell, w);
                 if cell.cas(w, next).is_ok() {
                     let g = next.generation();
-                    cell.replace_window(|v| probe_is_current(v, g), pack_probe(g, opens, 0, 0, 0));
+                    cell.replace_window(
+                        g,
+                        |v| probe_is_current(v, g),
+                        pack_probe(g, opens, 0, 0, 0),
+                    );
                     let at = match duration {
                         Some(d) => pack_deadline(g, now.saturating_add(duration_ns(d))),
                         None => tag(g) | DEADLINE_NEVER,
                     };
-                    // Release: as a transition to OPEN (see `entered`).
-                    cell.deadline.store(at, Ordering::Release);
+                    // After the probe word, as a transition to OPEN (see `entered`).
+                    cell.publish_deadline(g, at);
                     self.entered(cell, prepared, w, next, TransitionReason::Manual, now);
                     return;
                 }

@@ -85,6 +85,44 @@ fn pack_deadline(generation: u64, at_ns: u64) -> u64 {
     (generation & 0xFFFF) << 48 | us
 }
 
+/// Publishes `value` (a deadline or probe word of the transition into `generation`) into
+/// `slot`, unless the state word `word` has moved past `generation` or `keep` says the word in
+/// `slot` is already right. Returns whether it wrote.
+///
+/// A transition wins its CAS on the state word first and publishes its words after, so two
+/// transitions in a row may publish in either order. A plain store would let the earlier one
+/// land last, over the later one's deadline: readers would then see a deadline of another
+/// generation ("not published yet") for good, and an OPEN or timed FORCED_OPEN would never end
+/// (issue 15, I7). Here every write is a CAS made only after seeing `generation` still current
+/// in the state word, after loading the value it replaces: a later transition's publication
+/// changed `slot` after its own CAS on the state word, so either this CAS fails and the
+/// reload sees the newer generation (the failed CAS acquires that publication, which comes
+/// after the state word's change), or it lands first and the later one writes over it.
+/// Generations are compared whole, in the state word: a 16-bit tag's wrap never matters.
+/// (An ABA, the replaced value written again in between, would need the same tag and the
+/// same microsecond 65 536 transitions later, while this thread stalls in the loop.)
+#[inline]
+pub(crate) fn publish(
+    word: &AtomicU64,
+    slot: &AtomicU64,
+    generation: u64,
+    keep: impl Fn(u64) -> bool,
+    value: u64,
+) -> bool {
+    // Acquire loads and failure ordering: see above. Release on success: a reader that
+    // acquires the published value sees what the transition stored before it.
+    let mut cur = slot.load(Ordering::Acquire);
+    loop {
+        if Word(word.load(Ordering::Acquire)).generation() != generation || keep(cur) {
+            return false;
+        }
+        match slot.compare_exchange_weak(cur, value, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return true,
+            Err(v) => cur = v,
+        }
+    }
+}
+
 /// A probe word: `[generation tag: 16 | reported: 16 | failures: 16 | slow: 16]`, reset lazily
 /// by the first report of an episode (a tag from another generation reads as all zeros).
 fn unpack_probe(word: u64, generation: u64) -> (u64, u64, u64) {
@@ -784,16 +822,16 @@ impl Breaker {
             State::Open => {
                 let n = self.consecutive_opens.fetch_add(1, Ordering::Relaxed);
                 let wait = self.open_wait(n);
-                self.deadline.store(
+                self.publish_deadline(
+                    generation,
                     pack_deadline(generation, now.saturating_add(duration_ns(wait))),
-                    Ordering::Release,
                 );
             }
             State::HalfOpen => {
                 let max = duration_ns(self.config.half_open_max_duration);
-                self.deadline.store(
+                self.publish_deadline(
+                    generation,
                     pack_deadline(generation, now.saturating_add(max)),
-                    Ordering::Release,
                 );
             }
             State::Closed => self.consecutive_opens.store(0, Ordering::Relaxed),
@@ -812,6 +850,11 @@ impl Breaker {
                 reason,
             },
         });
+    }
+
+    /// Publishes the deadline of the transition into `generation` (see [`publish`]).
+    fn publish_deadline(&self, generation: u64, deadline: u64) {
+        publish(&self.word, &self.deadline, generation, |_| false, deadline);
     }
 
     /// The wait of the `n`-th consecutive opening (n = 0 for the first).
@@ -886,7 +929,7 @@ impl Breaker {
                     Some(d) => pack_deadline(next.generation(), now.saturating_add(duration_ns(d))),
                     None => (next.generation() & 0xFFFF) << 48 | DEADLINE_NEVER,
                 };
-                self.deadline.store(at, Ordering::Release);
+                self.publish_deadline(next.generation(), at);
                 if matches!(w.state(), State::Closed | State::MetricsOnly) {
                     let c = self.window.counts(now, &self.totals());
                     for (slot, v) in self.last_window.iter().zip([c.calls, c.failures, c.slow]) {

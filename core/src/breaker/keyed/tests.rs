@@ -689,3 +689,49 @@ fn the_window_word_switches_layout_with_the_state() {
     assert_eq!(WindowWord::unpack(p), WindowWord::default());
     assert!(!probe_is_current(0, 7));
 }
+
+/// Issue 15 item 1 on a key: trips over and over (consecutive_failures = 1) racing forced
+/// opens of no time; once both stop, the key's wait always ends.
+#[test]
+fn a_trip_racing_force_open_never_leaves_a_key_stuck() {
+    use std::sync::atomic::AtomicBool;
+    let (clock, time) = mock();
+    let b = Arc::new(keyed(consecutive(1), clock));
+    let stop = Arc::new(AtomicBool::new(false));
+    let forcer = {
+        let (b, stop) = (b.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if b.state(&1) == Some(State::Open) {
+                    b.force_open(&1, Some(Duration::ZERO)).unwrap();
+                }
+            }
+        })
+    };
+    let stuck = |b: &KeyedBreaker<u64>| {
+        b.state(&1) == Some(State::ForcedOpen) && b.retry_after(&1) == Some(Duration::from_secs(1))
+    };
+    let mut trips = 0;
+    while trips < 20_000 {
+        if let Ok(p) = b.try_acquire(&1) {
+            p.failure();
+            trips += 1;
+        } else if stuck(&b) {
+            // Stuck, or the forcer is between its CAS and its deadline: look again later.
+            std::thread::sleep(Duration::from_millis(1));
+            if stuck(&b) {
+                break;
+            }
+        }
+        std::thread::yield_now();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    forcer.join().unwrap();
+    time.advance(Duration::from_secs(3600));
+    assert!(
+        b.try_acquire(&1).is_ok(),
+        "stuck in {:?}: retry_after {:?}",
+        b.state(&1),
+        b.retry_after(&1)
+    );
+}
