@@ -877,7 +877,9 @@ typedef struct surgewall_event {
  */
 typedef struct surgewall_keyed_breaker_permit {
   /**
-   * `generation ^ salt`, as in `surgewall_permit` (a zeroed or foreign permit is refused).
+   * `generation ^ salt`, as in `surgewall_permit`, with a salt of the key's slot: a zeroed
+   * or forged permit, another keyed breaker's, or one presented with another key's slot is
+   * refused (`SURGEWALL_INVALID_PERMIT`; slots less than 2^24 apart never share a salt).
    */
   uint64_t token;
   /**

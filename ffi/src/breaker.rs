@@ -468,6 +468,7 @@ pub(crate) fn recorded(r: Recorded) -> Result<(), Status> {
         Recorded::Counted | Recorded::Disabled => Ok(()),
         Recorded::Late => Err(Status::SURGEWALL_LATE_RESULT),
         Recorded::Unexpected => Err(Status::SURGEWALL_UNEXPECTED_RESULT),
+        Recorded::Invalid => Err(Status::SURGEWALL_INVALID_PERMIT),
     }
 }
 

@@ -1231,8 +1231,22 @@ static void test_keyed_breakers(surgewall_mock_clock *clock)
     CHECK_STATUS(surgewall_keyed_breaker_record(kb, theirs, SURGEWALL_OUTCOME_FAILURE), SURGEWALL_INVALID_PERMIT);
     surgewall_keyed_breaker_permit bad_slot = mine;
     bad_slot.slot = 0xFFFFFFF0u; /* a slot past the arena */
-    CHECK_STATUS(surgewall_keyed_breaker_record(kb, bad_slot, SURGEWALL_OUTCOME_FAILURE),
-                 SURGEWALL_UNEXPECTED_RESULT);
+    CHECK_STATUS(surgewall_keyed_breaker_record(kb, bad_slot, SURGEWALL_OUTCOME_FAILURE), SURGEWALL_INVALID_PERMIT);
+    /* a permit is tied to its key: key 5's permit with key 6's slot is refused, not counted
+       on key 6 (issue 15) */
+    surgewall_keyed_breaker_permit six;
+    CHECK_OK(surgewall_keyed_breaker_acquire(kb, 6, &six, NULL));
+    surgewall_keyed_breaker_permit moved = mine;
+    moved.slot = six.slot;
+    CHECK_STATUS(surgewall_keyed_breaker_record(kb, moved, SURGEWALL_OUTCOME_FAILURE), SURGEWALL_INVALID_PERMIT);
+    CHECK_STATUS(surgewall_keyed_breaker_release(kb, moved), SURGEWALL_INVALID_PERMIT);
+    /* generation 0 under the slot's own salt: never issued */
+    surgewall_keyed_breaker_permit gen0 = mine;
+    gen0.token &= ~((UINT64_C(1) << 40) - 1);
+    CHECK_STATUS(surgewall_keyed_breaker_record(kb, gen0, SURGEWALL_OUTCOME_FAILURE), SURGEWALL_INVALID_PERMIT);
+    CHECK_OK(surgewall_keyed_breaker_get(kb, 6, &ks));
+    CHECK_U64(ks.window.calls, 0);
+    CHECK_OK(surgewall_keyed_breaker_release(kb, six));
     surgewall_keyed_breaker_permit flipped = mine;
     flipped.token ^= UINT64_C(1) << 63; /* one salt bit off */
     CHECK_STATUS(surgewall_keyed_breaker_record(kb, flipped, SURGEWALL_OUTCOME_FAILURE), SURGEWALL_INVALID_PERMIT);
@@ -1248,7 +1262,8 @@ static void test_keyed_breakers(surgewall_mock_clock *clock)
     CHECK_OK(surgewall_keyed_breaker_record(kb, mine, SURGEWALL_OUTCOME_SUCCESS));
     CHECK_OK(surgewall_keyed_breaker_record(other, theirs, SURGEWALL_OUTCOME_SUCCESS));
     CHECK_OK(surgewall_keyed_breaker_metrics(kb, &m));
-    CHECK_U64(m.unexpected_results, 1);
+    CHECK_U64(m.unexpected_results, 1); /* gen0: refused by the engine (counted), not the salt */
+    CHECK_U64(m.transitions[SURGEWALL_STATE_CLOSED][SURGEWALL_STATE_OPEN], 0);
 
     /* configuration handles: bad ones, consumed ones, bad values naming their field */
     surgewall_keyed_breaker_config *kcfg = NULL, *kcfg_used = NULL;

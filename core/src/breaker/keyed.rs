@@ -351,6 +351,19 @@ fn activity(window: u64) -> u64 {
     (window ^ window >> 16 ^ window >> 32 ^ window >> 48) & 0xFFFF
 }
 
+/// The word of a cell no key holds (evicted): CLOSED with the evaluate-on-success flag and a
+/// half-open count of 1, a pair no key's word ever has (the count is 0 outside HALF_OPEN). The
+/// flag sends every result of its generation (only a forged permit can carry it: no permit is
+/// issued after the eviction) off the success fast path, to the check in `record_slow`.
+fn vacant(w: Word) -> Word {
+    w.with_eval(true).with_admitted(1)
+}
+
+/// Whether `w` is the word of a cell no key holds (see [`vacant`]).
+fn is_vacant(w: Word) -> bool {
+    w.state() == State::Closed && w.admitted() != 0
+}
+
 /// One key's state (24 bytes; see the module docs). All zero, it is a CLOSED breaker of
 /// generation 0 with an empty window: a vacant cell.
 pub(crate) struct Cell {
@@ -376,7 +389,18 @@ impl compact::Cell for Cell {
     /// matches no permit.
     fn renew(&self, _class: u32) {
         // Relaxed: the slot reaches other threads through the table shard's lock.
-        let w = Word(self.word.load(Ordering::Relaxed)).next(State::Closed);
+        let old = Word(self.word.load(Ordering::Relaxed));
+        // A cell that never had a key starts at a generation of its own (1 plus 12 bits of
+        // its address), not 1 like every other fresh cell: a raw permit moved to another
+        // key's slot then finds another generation and is dropped as late, instead of being
+        // counted on that key (issue 15; the C ABI refuses it outright, its tokens carry the
+        // slot). Reused cells go on from their own generation.
+        let spread = if old.generation() == 0 {
+            (self as *const Cell as u64 >> 5).wrapping_mul(0x9E37_79B9) & 0xFFF
+        } else {
+            0
+        };
+        let w = Word::new(State::Closed, old.generation() + 1 + spread);
         self.word.store(w.0, Ordering::Relaxed);
         self.window.store(0, Ordering::Relaxed);
         // A past generation's tag: no deadline of a coming OPEN episode can be mistaken for
@@ -524,8 +548,9 @@ impl Entry for Cell {
     fn try_evict(&self) -> bool {
         let w = self.load();
         // One CAS commits: it fails if a call tripped the breaker (or anything else moved the
-        // word) since the sweep looked, and the new generation fences every permit out.
-        w.state() == State::Closed && self.cas(w, w.next(State::Closed)).is_ok()
+        // word) since the sweep looked, and the new generation fences every permit out. The
+        // vacant mark (see `vacant`) makes a forged permit of the new generation invalid.
+        w.state() == State::Closed && self.cas(w, vacant(w.next(State::Closed))).is_ok()
     }
 }
 
@@ -982,11 +1007,27 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
     /// configuration times calls). Safe after the key was evicted: the result is late.
     #[inline]
     pub fn record_raw(&self, permit: KeyedRawPermit, outcome: Outcome) -> Recorded {
-        let Some(cell) = self.registry.cell(permit.slot) else {
-            self.shared.counters.add(UNEXPECTED, 1);
-            return Recorded::Unexpected;
+        let Some(cell) = self.issued(permit) else {
+            return self.invalid();
         };
         self.record_in(cell, self.prepared(permit.slot), permit.inner, outcome)
+    }
+
+    /// The cell of a raw permit that may have been issued: its slot is in the arena and its
+    /// generation is not 0 (a cell that never had a key is at 0; keys start above). A vacant
+    /// cell's generation is caught in `record_slow`, off the fast path.
+    #[inline(always)]
+    fn issued(&self, permit: KeyedRawPermit) -> Option<&Cell> {
+        if permit.inner.generation == 0 {
+            return None;
+        }
+        self.registry.cell(permit.slot)
+    }
+
+    #[cold]
+    fn invalid(&self) -> Recorded {
+        self.shared.counters.add(UNEXPECTED, 1);
+        Recorded::Invalid
     }
 
     /// Records on a cell already found (timed when the configuration times calls).
@@ -1017,9 +1058,8 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
         outcome: Outcome,
         duration: Duration,
     ) -> Recorded {
-        let Some(cell) = self.registry.cell(permit.slot) else {
-            self.shared.counters.add(UNEXPECTED, 1);
-            return Recorded::Unexpected;
+        let Some(cell) = self.issued(permit) else {
+            return self.invalid();
         };
         let prepared = self.prepared(permit.slot);
         let slow = prepared
@@ -1082,6 +1122,7 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
             }
             (State::HalfOpen, Outcome::Ignored) => self.release_probe(cell, w, permit),
             (State::HalfOpen, _) => self.record_probe(cell, prepared, permit, outcome, slow),
+            _ if is_vacant(w) => self.invalid(),
             (State::Closed | State::MetricsOnly, Outcome::Ignored) => {
                 self.shared.counters.add(IGNORED, 1);
                 Recorded::Counted
