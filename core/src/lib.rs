@@ -48,6 +48,7 @@ pub mod threshold;
 pub use breaker::{
     Breaker, BreakerBuilder, BreakerConfig, BreakerConfigBuilder, BreakerMetrics, Outcome, Permit,
     RawPermit, Recorded, RejectReason, Rejected, State, TransitionError, TransitionReason, Window,
+    MAX_WAIT,
 };
 pub use bulkhead::{
     Bulkhead, BulkheadBuilder, BulkheadConfig, BulkheadConfigBuilder, BulkheadFull,

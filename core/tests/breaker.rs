@@ -788,3 +788,38 @@ fn a_trip_racing_force_open_never_leaves_the_breaker_stuck() {
         b.retry_after()
     );
 }
+
+/// Issue 15 item 6: deadlines are kept modulo 2^48 µs, so past 2^48 µs of clock (8.9 years of
+/// uptime) and across that wrap an OPEN wait is still exact and ends; a forced open longer
+/// than the longest wait holds until changed.
+#[test]
+fn open_waits_are_exact_and_end_at_any_clock_reading() {
+    let wrap_ns = (1u64 << 48) * 1000;
+    for start in [
+        0,
+        wrap_ns - S.as_nanos() as u64 / 2,
+        wrap_ns,
+        3 * wrap_ns + 7_000,
+    ] {
+        let (b, time, _) = breaker(
+            BreakerConfig::builder()
+                .no_failure_rate()
+                .consecutive_failures(1)
+                .open_for(S)
+                .half_open_calls(1),
+        );
+        time.advance(Duration::from_nanos(start));
+        b.acquire().unwrap().failure();
+        assert_eq!(b.retry_after(), Some(S), "start {start}");
+        time.advance(S - Duration::from_nanos(1));
+        let r = b.acquire().unwrap_err();
+        assert_eq!(r.retry_after, Duration::from_nanos(1), "start {start}");
+        time.advance(Duration::from_nanos(1));
+        b.acquire().expect("the wait is over").success();
+        assert_eq!(b.state(), State::Closed);
+        b.force_open(Some(surgewall::MAX_WAIT));
+        assert_eq!(b.retry_after(), Some(surgewall::MAX_WAIT));
+        b.force_open(Some(surgewall::MAX_WAIT + MS));
+        assert_eq!(b.retry_after(), Some(Duration::MAX), "holds until changed");
+    }
+}

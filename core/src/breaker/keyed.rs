@@ -18,7 +18,7 @@
 //! ```text
 //! word      [generation 40 | half-open admitted 20 | EV 1 | state 3]   the named breaker's word
 //! deadline  OPEN, HALF_OPEN, FORCED_OPEN: [generation tag 16 | µs 48]  as in the named breaker
-//!           CLOSED: the idle mark of sweeps [generation tag 16 | activity 16 | ms 32]
+//!           CLOSED: the idle mark of sweeps [generation tag 16 | activity 16 | seconds 32]
 //! window    CLOSED, METRICS_ONLY, DISABLED:
 //!             [0 | epoch 7 | consecutive failures 8 | previous bucket 24 | current bucket 24]
 //!             (a bucket: [slow 8 | failures 8 | calls 8])
@@ -82,8 +82,9 @@ use std::hash::Hash;
 use std::time::Duration;
 
 use super::{
-    admission, open_wait, pack_deadline, probe_verdict, rate_verdict, Counts, Outcome, RawPermit,
-    Recorded, RejectReason, Rejected, State, TransitionError, TransitionReason, DEADLINE_NEVER,
+    admission, deadline_after, deadline_left, open_wait, probe_verdict, rate_verdict, Counts,
+    Outcome, RawPermit, Recorded, RejectReason, Rejected, State, TransitionError, TransitionReason,
+    DEADLINE_NEVER,
 };
 use crate::breaker::state::Word;
 use crate::breaker::{BreakerConfig, Window};
@@ -439,7 +440,7 @@ impl Cell {
         if us == DEADLINE_NEVER {
             return Some(Duration::MAX);
         }
-        Some(Duration::from_nanos((us * 1000).saturating_sub(now)))
+        Some(deadline_left(us, now))
     }
 
     /// Adds one call of `generation` to the window; `None` once the generation is gone (the
@@ -524,7 +525,11 @@ impl Entry for Cell {
             return None; // OPEN, HALF_OPEN, FORCED_OPEN and the manual states are busy
         }
         let stamp = activity(cell.window.load(Ordering::Relaxed));
-        let now_ms = (now_ns / 1_000_000) & 0xFFFF_FFFF;
+        // Whole seconds in 32 bits (136 years of clock, so idle times never wrap: a mark in
+        // milliseconds wrapped after 49.7 days and a key idle that long was never evicted,
+        // issue 15). The mark rounds up and the reading down, so a key is never evicted
+        // early, at most a second late.
+        let now_s = now_ns / 1_000_000_000;
         // Acquire: if this is a deadline stored by a transition since `w`, the word read
         // below shows that transition and the mark is left alone.
         let d = cell.deadline.load(Ordering::Acquire);
@@ -532,13 +537,16 @@ impl Entry for Cell {
             return None;
         }
         if tag_matches(d, w.generation()) && (d >> 32) & 0xFFFF == stamp {
-            let since_ms = d & 0xFFFF_FFFF;
-            let idle_ms = now_ms.wrapping_sub(since_ms) & 0xFFFF_FFFF;
-            return Some(now_ns.saturating_sub(idle_ms * 1_000_000));
+            let since_s = d & 0xFFFF_FFFF;
+            let idle_s = (now_s & 0xFFFF_FFFF).wrapping_sub(since_s) & 0xFFFF_FFFF;
+            // A mark rounded up past now reads as "wrapped": idle for no time yet.
+            let idle_s = if idle_s >= 1 << 31 { 0 } else { idle_s };
+            return Some(now_ns.saturating_sub(idle_s * 1_000_000_000));
         }
         // Used since the last sweep (or first look): idle from now on. A CAS, so a deadline
         // stored by a transition that raced this sweep is never overwritten.
-        let mark = tag(w.generation()) | stamp << 32 | now_ms;
+        let since_s = now_ns.div_ceil(1_000_000_000) & 0xFFFF_FFFF;
+        let mark = tag(w.generation()) | stamp << 32 | since_s;
         let _ = cell
             .deadline
             .compare_exchange(d, mark, Ordering::Relaxed, Ordering::Relaxed);
@@ -1336,18 +1344,12 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
                     |v| probe_is_current(v, generation),
                     pack_probe(generation, n + 1, 0, 0, 0),
                 );
-                cell.publish_deadline(
-                    generation,
-                    pack_deadline(generation, now.saturating_add(duration_ns(wait))),
-                );
+                cell.publish_deadline(generation, deadline_after(generation, now, wait));
             }
             State::HalfOpen => {
                 // The probe word is reset lazily by the first report (it keeps the opens).
-                let max = duration_ns(config.half_open_max_duration);
-                cell.publish_deadline(
-                    generation,
-                    pack_deadline(generation, now.saturating_add(max)),
-                );
+                let max = config.half_open_max_duration;
+                cell.publish_deadline(generation, deadline_after(generation, now, max));
             }
             State::Closed | State::MetricsOnly | State::Disabled => {
                 // From a probe layout: an empty window, unless a caller of this generation
@@ -1435,7 +1437,7 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
                         pack_probe(g, opens, 0, 0, 0),
                     );
                     let at = match duration {
-                        Some(d) => pack_deadline(g, now.saturating_add(duration_ns(d))),
+                        Some(d) => deadline_after(g, now, d),
                         None => tag(g) | DEADLINE_NEVER,
                     };
                     // After the probe word, as a transition to OPEN (see `entered`).

@@ -50,7 +50,7 @@ use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
 
-pub use config::{BreakerConfig, BreakerConfigBuilder, OpenBackoff, Window};
+pub use config::{BreakerConfig, BreakerConfigBuilder, OpenBackoff, Window, MAX_WAIT};
 pub use metrics::BreakerMetrics;
 pub use permit::{CallError, Outcome, Permit, RawPermit, Recorded, RejectReason, Rejected};
 pub use state::{State, TransitionReason};
@@ -75,14 +75,40 @@ const LANES: usize = 4;
 /// A deadline word: `[generation tag: 16 | microseconds: 48]`.
 ///
 /// The tag is the low 16 bits of the generation the deadline belongs to. The transition that
-/// sets a deadline stores it right after its CAS; a reader that sees the new generation but the
-/// old tag knows the deadline is not published yet and treats the wait as just begun.
-/// 48 bits of microseconds cover 8.9 years of process uptime.
+/// sets a deadline publishes it right after its CAS (see [`publish`]); a reader that sees the
+/// new generation but the old tag knows the deadline is not published yet and treats the wait
+/// as just begun. The microseconds are the clock's modulo 2^48 (8.9 years), read as time left
+/// within half that range (see [`deadline_left`]), so deadlines work at any clock reading;
+/// waits are at most [`MAX_WAIT`] (checked by the configuration). All ones means "never".
 const DEADLINE_NEVER: u64 = (1 << 48) - 1;
 
 fn pack_deadline(generation: u64, at_ns: u64) -> u64 {
-    let us = at_ns.div_ceil(1000).min(DEADLINE_NEVER);
+    let mut us = at_ns.div_ceil(1000) & DEADLINE_NEVER;
+    if us == DEADLINE_NEVER {
+        us = 0; // one microsecond later (modulo 2^48): all ones means "never"
+    }
     (generation & 0xFFFF) << 48 | us
+}
+
+/// The deadline word of a wait of `d` from `now_ns` for `generation`: "never" when the wait
+/// is beyond [`MAX_WAIT`] (a forced open that long holds until changed).
+pub(crate) fn deadline_after(generation: u64, now_ns: u64, d: Duration) -> u64 {
+    if d > MAX_WAIT {
+        (generation & 0xFFFF) << 48 | DEADLINE_NEVER
+    } else {
+        pack_deadline(generation, now_ns.saturating_add(duration_ns(d)))
+    }
+}
+
+/// Time left until the deadline `us` (microseconds modulo 2^48, not "never") at `now_ns`:
+/// exact to the nanosecond of a deadline rounded up to its microsecond, and zero once it has
+/// passed (a deadline more than 2^47 µs ahead reads as passed; none is ever set that far).
+pub(crate) fn deadline_left(us: u64, now_ns: u64) -> Duration {
+    let ahead = us.wrapping_sub(now_ns / 1000) & DEADLINE_NEVER;
+    if ahead >= 1 << 47 {
+        return Duration::ZERO;
+    }
+    Duration::from_nanos((ahead * 1000).saturating_sub(now_ns % 1000))
 }
 
 /// Publishes `value` (a deadline or probe word of the transition into `generation`) into
@@ -499,7 +525,7 @@ impl Breaker {
         if us == DEADLINE_NEVER {
             return Some(Duration::MAX);
         }
-        Some(Duration::from_nanos((us * 1000).saturating_sub(now)))
+        Some(deadline_left(us, now))
     }
 
     /// How long until the breaker admits again, or `None` when it admits now. No side effects.
@@ -822,17 +848,11 @@ impl Breaker {
             State::Open => {
                 let n = self.consecutive_opens.fetch_add(1, Ordering::Relaxed);
                 let wait = self.open_wait(n);
-                self.publish_deadline(
-                    generation,
-                    pack_deadline(generation, now.saturating_add(duration_ns(wait))),
-                );
+                self.publish_deadline(generation, deadline_after(generation, now, wait));
             }
             State::HalfOpen => {
-                let max = duration_ns(self.config.half_open_max_duration);
-                self.publish_deadline(
-                    generation,
-                    pack_deadline(generation, now.saturating_add(max)),
-                );
+                let max = self.config.half_open_max_duration;
+                self.publish_deadline(generation, deadline_after(generation, now, max));
             }
             State::Closed => self.consecutive_opens.store(0, Ordering::Relaxed),
             _ => {}
@@ -926,7 +946,7 @@ impl Breaker {
             // A forced open with a new deadline replaces the current one, even from FORCED_OPEN.
             if self.cas(w, next).is_ok() {
                 let at = match duration {
-                    Some(d) => pack_deadline(next.generation(), now.saturating_add(duration_ns(d))),
+                    Some(d) => deadline_after(next.generation(), now, d),
                     None => (next.generation() & 0xFFFF) << 48 | DEADLINE_NEVER,
                 };
                 self.publish_deadline(next.generation(), at);
