@@ -179,7 +179,10 @@ fn take_breaker_config(
 /// whatever the outcome; its clock and fallback are the keyed breaker's). The template is
 /// checked against the keyed layout by `surgewall_keyed_breaker_new`, which names the field:
 /// at most 128 `minimum_calls`, 510 calls of count window, 255 `consecutive_failures`, 4095
-/// `half_open_calls`.
+/// `half_open_calls`. A key's time window is two buckets told apart by their number modulo
+/// 128 (64 windows): a key that records nothing for a multiple of 64 windows, give or take a
+/// bucket, and is not evicted meanwhile sees its old counts again; an idle TTL shorter than
+/// 64 windows, swept at least that often, evicts such a key first.
 #[no_mangle]
 pub extern "C" fn surgewall_keyed_breaker_config_new(
     template_cfg: *mut surgewall_breaker_config,
@@ -304,7 +307,9 @@ pub extern "C" fn surgewall_keyed_breaker_config_set_max_keys(
 }
 
 /// Evict CLOSED keys idle for `ns` (default 10 minutes) when `surgewall_keyed_breaker_sweep`
-/// runs; OPEN, HALF_OPEN and manually set keys are never evicted.
+/// runs; OPEN, HALF_OPEN and manually set keys are never evicted. Idle time is counted in
+/// whole seconds (for 136 years): a key goes never early, at most a second late (plus the
+/// time to the next sweep).
 #[no_mangle]
 pub extern "C" fn surgewall_keyed_breaker_config_set_idle_ttl(
     cfg: *mut surgewall_keyed_breaker_config,
@@ -543,7 +548,7 @@ fn manual(
 }
 
 /// Opens `key` by hand for `duration_ns` (then it probes), or until another manual transition
-/// when `duration_ns` is negative. A FORCED_OPEN key is never evicted.
+/// when `duration_ns` is negative or longer than 2^47 µs (about 4.46 years). A FORCED_OPEN key is never evicted.
 #[no_mangle]
 pub extern "C" fn surgewall_keyed_breaker_force_open(
     kb: *const surgewall_keyed_breaker,
