@@ -1738,9 +1738,9 @@ surgewall_status surgewall_keyed_breaker_config_set_max_keys(struct surgewall_ke
 
 /**
  * Evict CLOSED keys idle for `ns` (default 10 minutes) when `surgewall_keyed_breaker_sweep`
- * runs; OPEN, HALF_OPEN and manually set keys are never evicted. Idle time is counted in
- * whole seconds (for 136 years): a key goes never early, at most a second late (plus the
- * time to the next sweep).
+ * runs; OPEN, HALF_OPEN and manually set keys are never evicted. Idle time is kept in
+ * milliseconds, and in whole seconds (never early) once a key has been idle for 12 days, so
+ * a key idle for months goes at its TTL, provided sweeps run at least every 37 days.
  */
 surgewall_status surgewall_keyed_breaker_config_set_idle_ttl(struct surgewall_keyed_breaker_config *cfg,
                                                              int64_t ns);

@@ -790,8 +790,9 @@ fn a_trip_racing_force_open_never_leaves_the_breaker_stuck() {
 }
 
 /// Issue 15 item 6: deadlines are kept modulo 2^48 µs, so past 2^48 µs of clock (8.9 years of
-/// uptime) and across that wrap an OPEN wait is still exact and ends; a forced open longer
-/// than the longest wait holds until changed.
+/// uptime) and across that wrap an OPEN wait is still exact and ends, a deadline read years
+/// after it passed is over, and a forced open longer than the longest wait holds until
+/// changed.
 #[test]
 fn open_waits_are_exact_and_end_at_any_clock_reading() {
     let wrap_ns = (1u64 << 48) * 1000;
@@ -817,6 +818,11 @@ fn open_waits_are_exact_and_end_at_any_clock_reading() {
         time.advance(Duration::from_nanos(1));
         b.acquire().expect("the wait is over").success();
         assert_eq!(b.state(), State::Closed);
+        // Tripped, then nobody calls for 2^48 µs less 10 s: the deadline, modulo 2^48 µs,
+        // reads as 9 s ahead, more than any wait of OPEN: it has passed.
+        b.acquire().unwrap().failure();
+        time.advance(Duration::from_nanos(wrap_ns) - 10 * S);
+        b.acquire().expect("long over").success();
         b.force_open(Some(surgewall::MAX_WAIT));
         assert_eq!(b.retry_after(), Some(surgewall::MAX_WAIT));
         b.force_open(Some(surgewall::MAX_WAIT + MS));

@@ -565,17 +565,36 @@ static void test_config_values(void)
         }
     }
 
-    /* absurd but valid: the largest durations and counts build and behave */
+    /* waits a breaker cannot keep (beyond 2^47 us, about 4.46 years) are refused naming the
+       field, not accepted as "never ending" (issue 15) */
     surgewall_mock_clock *clock = NULL;
     CHECK_OK(surgewall_mock_clock_new(&clock));
+    const int64_t longest_wait = ((INT64_C(1) << 47) - 1) * 1000;
+    static const char *const wait_fields[] = {"open_for", "max_open_for", "half_open_max_duration"};
+    for (int i = 0; i < 3; i++) {
+        surgewall_breaker_config *c = new_config(clock);
+        if (i == 0) CHECK_OK(surgewall_breaker_config_set_open_for(c, INT64_MAX));
+        if (i == 1) CHECK_OK(surgewall_breaker_config_set_open_backoff(c, 2.0, longest_wait + 1000, 0.0));
+        if (i == 2) CHECK_OK(surgewall_breaker_config_set_half_open_max_duration(c, INT64_MAX));
+        surgewall_breaker *nb = NULL;
+        surgewall_error *e = NULL;
+        CHECK_STATUS(surgewall_breaker_new(u8("long"), 4, c, &nb, &e), SURGEWALL_INVALID_CONFIG);
+        CHECK(nb == NULL && e != NULL);
+        if (e != NULL) {
+            CHECK(strcmp(surgewall_error_field(e), wait_fields[i]) == 0);
+            surgewall_error_free(e);
+        }
+    }
+
+    /* absurd but valid: the largest durations and counts build and behave */
     surgewall_breaker_config *cfg = new_config(clock);
     CHECK_OK(surgewall_breaker_config_set_time_window(cfg, INT64_MAX, 1024));
     CHECK_OK(surgewall_breaker_config_set_minimum_calls(cfg, UINT32_MAX));
     CHECK_OK(surgewall_breaker_config_set_consecutive_failures(cfg, 1));
-    CHECK_OK(surgewall_breaker_config_set_open_for(cfg, INT64_MAX));
-    CHECK_OK(surgewall_breaker_config_set_open_backoff(cfg, 1e300, INT64_MAX, 1.0));
+    CHECK_OK(surgewall_breaker_config_set_open_for(cfg, longest_wait));
+    CHECK_OK(surgewall_breaker_config_set_open_backoff(cfg, 1e300, longest_wait, 1.0));
     CHECK_OK(surgewall_breaker_config_set_half_open_calls(cfg, 65535));
-    CHECK_OK(surgewall_breaker_config_set_half_open_max_duration(cfg, INT64_MAX));
+    CHECK_OK(surgewall_breaker_config_set_half_open_max_duration(cfg, longest_wait));
     CHECK_OK(surgewall_breaker_config_set_slow_calls(cfg, 1.0, INT64_MAX));
     surgewall_breaker *b = NULL;
     surgewall_error *err = NULL;

@@ -18,7 +18,8 @@
 //! ```text
 //! word      [generation 40 | half-open admitted 20 | EV 1 | state 3]   the named breaker's word
 //! deadline  OPEN, HALF_OPEN, FORCED_OPEN: [generation tag 16 | µs 48]  as in the named breaker
-//!           CLOSED: the idle mark of sweeps [generation tag 16 | activity 16 | seconds 32]
+//!           CLOSED: the idle mark of sweeps [generation tag 16 | long 1 | activity 15 |
+//!             since 32: ms, or s once long]
 //! window    CLOSED, METRICS_ONLY, DISABLED:
 //!             [0 | epoch 7 | consecutive failures 8 | previous bucket 24 | current bucket 24]
 //!             (a bucket: [slow 8 | failures 8 | calls 8])
@@ -82,9 +83,9 @@ use std::hash::Hash;
 use std::time::Duration;
 
 use super::{
-    admission, deadline_after, deadline_left, open_wait, probe_verdict, rate_verdict, Counts,
-    Outcome, RawPermit, Recorded, RejectReason, Rejected, State, TransitionError, TransitionReason,
-    DEADLINE_NEVER,
+    admission, deadline_after, deadline_left, longest_wait, open_wait, probe_verdict, rate_verdict,
+    Counts, Outcome, RawPermit, Recorded, RejectReason, Rejected, State, TransitionError,
+    TransitionReason, DEADLINE_NEVER,
 };
 use crate::breaker::state::Word;
 use crate::breaker::{BreakerConfig, Window};
@@ -346,11 +347,20 @@ fn probe_is_current(p: u64, generation: u64) -> bool {
 
 // ---- the idle mark ------------------------------------------------------------------------
 
-/// A 16-bit stamp of the window word: it changes with every recorded call (up to a 1 in 65536
+/// A 15-bit stamp of the window word: it changes with every recorded call (up to a 1 in 32768
 /// collision between two sweeps).
 fn activity(window: u64) -> u64 {
-    (window ^ window >> 16 ^ window >> 32 ^ window >> 48) & 0xFFFF
+    (window ^ window >> 16 ^ window >> 32 ^ window >> 48) & STAMP_MASK
 }
+
+/// The idle mark (a CLOSED cell's deadline word): `[generation tag 16 | long 1 | activity 15 |
+/// since 32]`, `since` in milliseconds, or in seconds once `long` is set: a sweep that finds
+/// a key idle for [`LONG_IDLE_MS`] switches to seconds (136 years) before milliseconds wrap.
+const STAMP_MASK: u64 = 0x7FFF;
+const LONG_MARK: u64 = 1 << 47;
+/// 2^30 ms, 12.4 days: sweeps at least every 37 days (2^32 - 2^30 ms) see every idle key
+/// switch to seconds before its milliseconds wrap.
+const LONG_IDLE_MS: u64 = 1 << 30;
 
 /// The word of a cell no key holds (evicted): CLOSED with the evaluate-on-success flag and a
 /// half-open count of 1, a pair no key's word ever has (the count is 0 outside HALF_OPEN). The
@@ -429,8 +439,9 @@ impl Cell {
             .map_err(Word)
     }
 
-    /// Time left before the deadline of the state in `w` (`None`: not published yet).
-    fn remaining(&self, w: Word, now: u64) -> Option<Duration> {
+    /// Time left before the deadline of the state in `w` (`None`: not published yet), whose
+    /// waits are at most `longest` (see `deadline_left`).
+    fn remaining(&self, w: Word, now: u64, longest: Duration) -> Option<Duration> {
         // Acquire pairs with the Release store of the transition that set the deadline.
         let d = self.deadline.load(Ordering::Acquire);
         if !tag_matches(d, w.generation()) {
@@ -440,7 +451,7 @@ impl Cell {
         if us == DEADLINE_NEVER {
             return Some(Duration::MAX);
         }
-        Some(deadline_left(us, now))
+        Some(deadline_left(us, now, longest))
     }
 
     /// Adds one call of `generation` to the window; `None` once the generation is gone (the
@@ -525,28 +536,40 @@ impl Entry for Cell {
             return None; // OPEN, HALF_OPEN, FORCED_OPEN and the manual states are busy
         }
         let stamp = activity(cell.window.load(Ordering::Relaxed));
-        // Whole seconds in 32 bits (136 years of clock, so idle times never wrap: a mark in
-        // milliseconds wrapped after 49.7 days and a key idle that long was never evicted,
-        // issue 15). The mark rounds up and the reading down, so a key is never evicted
-        // early, at most a second late.
-        let now_s = now_ns / 1_000_000_000;
         // Acquire: if this is a deadline stored by a transition since `w`, the word read
         // below shows that transition and the mark is left alone.
         let d = cell.deadline.load(Ordering::Acquire);
         if cell.load() != w {
             return None;
         }
-        if tag_matches(d, w.generation()) && (d >> 32) & 0xFFFF == stamp {
-            let since_s = d & 0xFFFF_FFFF;
-            let idle_s = (now_s & 0xFFFF_FFFF).wrapping_sub(since_s) & 0xFFFF_FFFF;
-            // A mark rounded up past now reads as "wrapped": idle for no time yet.
-            let idle_s = if idle_s >= 1 << 31 { 0 } else { idle_s };
+        if tag_matches(d, w.generation()) && (d >> 32) & STAMP_MASK == stamp {
+            let since = d & 0xFFFF_FFFF;
+            if d & LONG_MARK == 0 {
+                let now_ms = now_ns / 1_000_000;
+                let idle_ms = (now_ms & 0xFFFF_FFFF).wrapping_sub(since) & 0xFFFF_FFFF;
+                if idle_ms >= LONG_IDLE_MS {
+                    // Idle for 12 days: before 32 bits of milliseconds wrap (49.7 days, after
+                    // which a key idle that long was never evicted, issue 15), count in
+                    // seconds, rounded up so the key is never evicted early. A CAS: a
+                    // transition's deadline is never overwritten.
+                    let since_s = (now_ms - idle_ms).div_ceil(1000) & 0xFFFF_FFFF;
+                    let long = d & !0xFFFF_FFFF | LONG_MARK | since_s;
+                    let _ = cell.deadline.compare_exchange(
+                        d,
+                        long,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    );
+                }
+                return Some(now_ns.saturating_sub(idle_ms * 1_000_000));
+            }
+            let now_s = now_ns / 1_000_000_000;
+            let idle_s = (now_s & 0xFFFF_FFFF).wrapping_sub(since) & 0xFFFF_FFFF;
             return Some(now_ns.saturating_sub(idle_s * 1_000_000_000));
         }
         // Used since the last sweep (or first look): idle from now on. A CAS, so a deadline
         // stored by a transition that raced this sweep is never overwritten.
-        let since_s = now_ns.div_ceil(1_000_000_000) & 0xFFFF_FFFF;
-        let mark = tag(w.generation()) | stamp << 32 | since_s;
+        let mark = tag(w.generation()) | stamp << 32 | (now_ns / 1_000_000) & 0xFFFF_FFFF;
         let _ = cell
             .deadline
             .compare_exchange(d, mark, Ordering::Relaxed, Ordering::Relaxed);
@@ -1512,11 +1535,12 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
             Counts::default()
         };
         let retry_after = match w.state() {
-            State::Open | State::ForcedOpen => {
-                Some(cell.remaining(w, now).unwrap_or(config.open_for))
-            }
+            State::Open | State::ForcedOpen => Some(
+                cell.remaining(w, now, longest_wait(config, w))
+                    .unwrap_or(config.open_for),
+            ),
             State::HalfOpen if w.admitted() >= u64::from(config.half_open_calls) => Some(
-                cell.remaining(w, now)
+                cell.remaining(w, now, longest_wait(config, w))
                     .unwrap_or(config.half_open_max_duration),
             ),
             _ => None,
@@ -1740,7 +1764,8 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> admission::Admit for Key<'_, 
     }
 
     fn remaining(&self, w: Word, now: u64) -> Option<Duration> {
-        self.cell.remaining(w, now)
+        self.cell
+            .remaining(w, now, longest_wait(&self.prepared.config, w))
     }
 
     fn config(&self) -> &BreakerConfig {

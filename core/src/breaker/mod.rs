@@ -100,15 +100,28 @@ pub(crate) fn deadline_after(generation: u64, now_ns: u64, d: Duration) -> u64 {
     }
 }
 
-/// Time left until the deadline `us` (microseconds modulo 2^48, not "never") at `now_ns`:
-/// exact to the nanosecond of a deadline rounded up to its microsecond, and zero once it has
-/// passed (a deadline more than 2^47 µs ahead reads as passed; none is ever set that far).
-pub(crate) fn deadline_left(us: u64, now_ns: u64) -> Duration {
+/// Time left until the deadline `us` (microseconds modulo 2^48, not "never") at `now_ns`, for
+/// a state whose waits are at most `longest`: exact to the nanosecond of a deadline rounded up
+/// to its microsecond, and zero once it has passed. A deadline that reads as further ahead
+/// than `longest` (plus its rounding) has passed: modulo 2^48 µs, a deadline passed by 8.9
+/// years less x reads as x ahead; with this bound such a reading costs at most one more wait
+/// of the state (only for a breaker nobody called for 8.9 years), never a stuck one.
+pub(crate) fn deadline_left(us: u64, now_ns: u64, longest: Duration) -> Duration {
     let ahead = us.wrapping_sub(now_ns / 1000) & DEADLINE_NEVER;
-    if ahead >= 1 << 47 {
+    let left = Duration::from_nanos((ahead * 1000).saturating_sub(now_ns % 1000));
+    if left > longest + Duration::from_micros(1) {
         return Duration::ZERO;
     }
-    Duration::from_nanos((ahead * 1000).saturating_sub(now_ns % 1000))
+    left
+}
+
+/// The longest wait a state in `w` can have: its deadline is never further ahead.
+pub(crate) fn longest_wait(config: &BreakerConfig, w: Word) -> Duration {
+    match w.state() {
+        State::Open => config.backoff.max_open_for,
+        State::HalfOpen => config.half_open_max_duration,
+        _ => MAX_WAIT,
+    }
 }
 
 /// Publishes `value` (a deadline or probe word of the transition into `generation`) into
@@ -525,7 +538,7 @@ impl Breaker {
         if us == DEADLINE_NEVER {
             return Some(Duration::MAX);
         }
-        Some(deadline_left(us, now))
+        Some(deadline_left(us, now, longest_wait(&self.config, w)))
     }
 
     /// How long until the breaker admits again, or `None` when it admits now. No side effects.
