@@ -220,7 +220,10 @@ enum surgewall_status
    */
   SURGEWALL_INVALID_PERMIT = 106,
   /**
-   * A result no outstanding permit can explain (a half-open probe recorded twice).
+   * A result no outstanding permit can explain: a half-open probe reported after every probe
+   * handed out has reported (recorded twice), or a result for an OPEN breaker. Not caught
+   * in CLOSED: a permit recorded twice there is counted twice (the breaker keeps no record
+   * of permits out in CLOSED; that would cost every call a second atomic operation).
    */
   SURGEWALL_UNEXPECTED_RESULT = 107,
   /**
@@ -627,7 +630,10 @@ typedef struct surgewall_breaker_fast_path {
 
 /**
  * A permit: what `surgewall_breaker_acquire` hands out and `surgewall_breaker_record` takes
- * back, exactly once. A plain value: copy it, keep it on the stack, pass it across threads.
+ * back, exactly once. Recording one twice is the caller's bug: in CLOSED it is counted twice;
+ * in HALF_OPEN it is `SURGEWALL_UNEXPECTED_RESULT` once the probes' reports outnumber the
+ * probes handed out (with `half_open_calls` >= 2, a probe reported twice while another is
+ * still out is taken as that one's report). A plain value: copy it, keep it on the stack, pass it across threads.
  * Two `uint64_t`, so it travels in two registers (SysV x86-64, AArch64).
  */
 typedef struct surgewall_permit {
@@ -930,7 +936,9 @@ typedef struct surgewall_event {
  */
 typedef struct surgewall_keyed_breaker_permit {
   /**
-   * `generation ^ salt`, as in `surgewall_permit` (a zeroed or foreign permit is refused).
+   * `generation ^ salt`, as in `surgewall_permit`, with a salt of the key's slot: a zeroed
+   * or forged permit, another keyed breaker's, or one presented with another key's slot is
+   * refused (`SURGEWALL_INVALID_PERMIT`; slots less than 2^24 apart never share a salt).
    */
   uint64_t token;
   /**
@@ -1363,7 +1371,8 @@ surgewall_status surgewall_breaker_metrics(const struct surgewall_breaker *b,
 
 /**
  * Opens the breaker by hand for `duration_ns` (then it probes), or until another manual
- * transition when `duration_ns` is negative.
+ * transition when `duration_ns` is negative or longer than 2^47 µs (about 4.46 years, the
+ * longest wait a breaker keeps).
  */
 surgewall_status surgewall_breaker_force_open(const struct surgewall_breaker *b,
                                               int64_t duration_ns);
@@ -1730,13 +1739,15 @@ surgewall_status surgewall_breaker_config_set_count_window(struct surgewall_brea
                                                            uint32_t calls);
 
 /**
- * How long the breaker stays open before probing.
+ * How long the breaker stays open before probing (at most 2^47 µs, about 4.46 years: longer
+ * is reported by the constructor, naming `open_for`).
  */
 surgewall_status surgewall_breaker_config_set_open_for(struct surgewall_breaker_config *cfg,
                                                        int64_t ns);
 
 /**
- * Grow the open wait by `multiplier` per consecutive opening up to `max_ns`, with `jitter`.
+ * Grow the open wait by `multiplier` per consecutive opening up to `max_ns` (at most 2^47 µs,
+ * about 4.46 years), with `jitter`.
  */
 surgewall_status surgewall_breaker_config_set_open_backoff(struct surgewall_breaker_config *cfg,
                                                            double multiplier,
@@ -1750,7 +1761,8 @@ surgewall_status surgewall_breaker_config_set_half_open_calls(struct surgewall_b
                                                               uint32_t n);
 
 /**
- * How long a half-open episode waits for its probes before it reopens.
+ * How long a half-open episode waits for its probes before it reopens (at most 2^47 µs,
+ * about 4.46 years).
  */
 surgewall_status surgewall_breaker_config_set_half_open_max_duration(struct surgewall_breaker_config *cfg,
                                                                      int64_t ns);
@@ -1840,7 +1852,10 @@ surgewall_status surgewall_subscription_free(struct surgewall_subscription *sub)
  * whatever the outcome; its clock and fallback are the keyed breaker's). The template is
  * checked against the keyed layout by `surgewall_keyed_breaker_new`, which names the field:
  * at most 128 `minimum_calls`, 510 calls of count window, 255 `consecutive_failures`, 4095
- * `half_open_calls`.
+ * `half_open_calls`. A key's time window is two buckets told apart by their number modulo
+ * 128 (64 windows): a key that records nothing for a multiple of 64 windows, give or take a
+ * bucket, and is not evicted meanwhile sees its old counts again; an idle TTL shorter than
+ * 64 windows, swept at least that often, evicts such a key first.
  */
 surgewall_status surgewall_keyed_breaker_config_new(struct surgewall_breaker_config *template_cfg,
                                                     struct surgewall_keyed_breaker_config **out);
@@ -1881,7 +1896,9 @@ surgewall_status surgewall_keyed_breaker_config_set_max_keys(struct surgewall_ke
 
 /**
  * Evict CLOSED keys idle for `ns` (default 10 minutes) when `surgewall_keyed_breaker_sweep`
- * runs; OPEN, HALF_OPEN and manually set keys are never evicted.
+ * runs; OPEN, HALF_OPEN and manually set keys are never evicted. Idle time is kept in
+ * milliseconds, and in whole seconds (never early) once a key has been idle for 12 days, so
+ * a key idle for months goes at its TTL, provided sweeps run at least every 37 days.
  */
 surgewall_status surgewall_keyed_breaker_config_set_idle_ttl(struct surgewall_keyed_breaker_config *cfg,
                                                              int64_t ns);
@@ -1984,7 +2001,7 @@ surgewall_status surgewall_keyed_breaker_get(const struct surgewall_keyed_breake
 
 /**
  * Opens `key` by hand for `duration_ns` (then it probes), or until another manual transition
- * when `duration_ns` is negative. A FORCED_OPEN key is never evicted.
+ * when `duration_ns` is negative or longer than 2^47 µs (about 4.46 years). A FORCED_OPEN key is never evicted.
  */
 surgewall_status surgewall_keyed_breaker_force_open(const struct surgewall_keyed_breaker *kb,
                                                     uint64_t key,

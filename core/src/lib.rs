@@ -70,6 +70,7 @@ pub fn init_process_globals() {
 pub use breaker::{
     Breaker, BreakerBuilder, BreakerConfig, BreakerConfigBuilder, BreakerMetrics, Outcome, Permit,
     RawPermit, Recorded, RejectReason, Rejected, State, TransitionError, TransitionReason, Window,
+    MAX_WAIT,
 };
 pub use bulkhead::{
     Bulkhead, BulkheadBuilder, BulkheadConfig, BulkheadConfigBuilder, BulkheadFull,

@@ -726,3 +726,106 @@ fn the_record_inline_half_leaves_rolls_and_precise_clocks_to_the_full_path() {
     assert_eq!(precise.metrics().successes, 0);
     assert_eq!(precise.record_raw(p, Outcome::Success), Recorded::Counted);
 }
+
+// ---- I7 under manual transitions racing trips ----------------------------------------------
+
+/// Issue 15 item 1: one thread trips the breaker over and over (consecutive_failures = 1)
+/// while another forces it open for no time whenever it reads OPEN. Each transition's deadline
+/// must never be overwritten by an earlier transition's: once both stop, the breaker's wait
+/// ends (here: an hour of mock time later it admits), whatever interleaving they ran.
+#[test]
+fn a_trip_racing_force_open_never_leaves_the_breaker_stuck() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let (clock, time) = Clock::mock();
+    let b = Arc::new(
+        Breaker::builder(
+            "race",
+            BreakerConfig::builder()
+                .no_failure_rate()
+                .consecutive_failures(1)
+                .open_for(S)
+                .build()
+                .unwrap(),
+        )
+        .clock(clock)
+        .events(EventRing::new(16))
+        .build(),
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let forcer = {
+        let (b, stop) = (b.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if b.state() == State::Open {
+                    b.force_open(Some(Duration::ZERO));
+                }
+            }
+        })
+    };
+    let mut trips = 0;
+    while trips < 20_000 {
+        if let Ok(p) = b.acquire() {
+            p.failure();
+            trips += 1;
+        } else if b.state() == State::ForcedOpen && b.retry_after() == Some(S) {
+            // Looks stuck (the forced open's zero wait overwritten by the trip's), or the
+            // forcer is between its CAS and its deadline: look again a little later.
+            std::thread::sleep(MS);
+            if b.state() == State::ForcedOpen && b.retry_after() == Some(S) {
+                break;
+            }
+        }
+        std::thread::yield_now();
+    }
+    stop.store(true, Ordering::Relaxed);
+    forcer.join().unwrap();
+    time.advance(Duration::from_secs(3600));
+    assert!(
+        b.acquire().is_ok(),
+        "stuck in {:?}: retry_after {:?}",
+        b.state(),
+        b.retry_after()
+    );
+}
+
+/// Issue 15 item 6: deadlines are kept modulo 2^48 µs, so past 2^48 µs of clock (8.9 years of
+/// uptime) and across that wrap an OPEN wait is still exact and ends, a deadline read years
+/// after it passed is over, and a forced open longer than the longest wait holds until
+/// changed.
+#[test]
+fn open_waits_are_exact_and_end_at_any_clock_reading() {
+    let wrap_ns = (1u64 << 48) * 1000;
+    for start in [
+        0,
+        wrap_ns - S.as_nanos() as u64 / 2,
+        wrap_ns,
+        3 * wrap_ns + 7_000,
+    ] {
+        let (b, time, _) = breaker(
+            BreakerConfig::builder()
+                .no_failure_rate()
+                .consecutive_failures(1)
+                .open_for(S)
+                .half_open_calls(1),
+        );
+        time.advance(Duration::from_nanos(start));
+        b.acquire().unwrap().failure();
+        assert_eq!(b.retry_after(), Some(S), "start {start}");
+        time.advance(S - Duration::from_nanos(1));
+        let r = b.acquire().unwrap_err();
+        assert_eq!(r.retry_after, Duration::from_nanos(1), "start {start}");
+        time.advance(Duration::from_nanos(1));
+        b.acquire().expect("the wait is over").success();
+        assert_eq!(b.state(), State::Closed);
+        // Tripped, then nobody calls for 2^48 µs less 10 s: the deadline, modulo 2^48 µs,
+        // reads as 9 s ahead, more than any wait of OPEN: it has passed.
+        b.acquire().unwrap().failure();
+        time.advance(Duration::from_nanos(wrap_ns) - 10 * S);
+        b.acquire().expect("long over").success();
+        b.force_open(Some(surgewall::MAX_WAIT));
+        assert_eq!(b.retry_after(), Some(surgewall::MAX_WAIT));
+        b.force_open(Some(surgewall::MAX_WAIT + MS));
+        assert_eq!(b.retry_after(), Some(Duration::MAX), "holds until changed");
+    }
+}

@@ -189,3 +189,103 @@ fn i5_every_permit_released_once() {
         assert!(b.acquire().is_ok());
     });
 }
+
+// ---- I7: a trip racing a manual transition (issue 15) ---------------------------------------
+
+/// A breaker that trips on one failure, with a CLOSED permit taken for the tripping thread.
+fn trip_race() -> (Arc<Breaker>, MockClock, surgewall::RawPermit) {
+    let (b, time, _) = breaker(
+        BreakerConfig::builder()
+            .no_failure_rate()
+            .consecutive_failures(1)
+            .open_for(Duration::from_secs(1))
+            .half_open_calls(1)
+            .half_open_max_duration(Duration::from_secs(10)),
+    );
+    let p = b.try_acquire_raw().unwrap();
+    (b, time, p)
+}
+
+/// Whatever state the race left, its wait ends: an hour on, a call is admitted (an episode
+/// whose probe is out first reopens, and that wait ends too).
+fn wait_ends(b: &Breaker, time: &MockClock) {
+    for _ in 0..2 {
+        time.advance(Duration::from_secs(3600));
+        if let Ok(p) = b.try_acquire_raw() {
+            b.record_raw(p, Outcome::Ignored);
+            return;
+        }
+    }
+    panic!(
+        "stuck in {:?}, retry_after {:?}",
+        b.state(),
+        b.retry_after()
+    );
+}
+
+/// A forced open for no time racing the trip: the breaker ends FORCED_OPEN (came the forced
+/// open first, the failure's permit is late), and the trip's deadline never lands on the
+/// forced open's: the wait is over.
+#[test]
+fn i7_a_trip_racing_force_open_always_ends() {
+    loom::model(|| {
+        let (b, time, p) = trip_race();
+        let tripper = {
+            let b = b.clone();
+            thread::spawn(move || b.record_raw(p, Outcome::Failure))
+        };
+        b.force_open(Some(Duration::ZERO));
+        tripper.join().unwrap();
+        assert_eq!(b.state(), State::ForcedOpen);
+        assert_eq!(
+            b.retry_after(),
+            Some(Duration::ZERO),
+            "the forced open's deadline"
+        );
+        wait_ends(&b, &time);
+    });
+}
+
+/// A manual half-open racing the trip's publication, as a health check that acts when it
+/// reads OPEN: the episode's deadline (half_open_max_duration) is never replaced by the
+/// trip's, so a probe never reported is reclaimed (I6) and the breaker admits again.
+#[test]
+fn i7_a_trip_racing_half_open_always_ends() {
+    loom::model(|| {
+        let (b, time, p) = trip_race();
+        let tripper = {
+            let b = b.clone();
+            thread::spawn(move || b.record_raw(p, Outcome::Failure))
+        };
+        while b.state() != State::Open {
+            thread::yield_now();
+        }
+        b.half_open().unwrap();
+        tripper.join().unwrap();
+        assert_eq!(b.state(), State::HalfOpen);
+        assert_eq!(b.retry_after(), None, "a probe slot is free");
+        b.try_acquire_raw().unwrap(); // a probe never reported
+        assert_eq!(b.retry_after(), Some(Duration::from_secs(10)));
+        wait_ends(&b, &time);
+    });
+}
+
+/// A reset racing the trip: the breaker ends CLOSED (came the reset first, the failure's
+/// permit is late), and the next trip's wait is its own, exact, and ends.
+#[test]
+fn i7_a_trip_racing_reset_always_ends() {
+    loom::model(|| {
+        let (b, time, p) = trip_race();
+        let tripper = {
+            let b = b.clone();
+            thread::spawn(move || b.record_raw(p, Outcome::Failure))
+        };
+        b.reset();
+        tripper.join().unwrap();
+        assert_eq!(b.state(), State::Closed);
+        b.acquire().unwrap().failure();
+        assert_eq!(b.state(), State::Open);
+        assert_eq!(b.retry_after(), Some(Duration::from_secs(1)));
+        wait_ends(&b, &time);
+    });
+}

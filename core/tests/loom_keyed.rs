@@ -156,3 +156,113 @@ fn a_transition_event_never_names_the_next_owner_of_its_slot() {
         }
     });
 }
+
+// ---- I7: a trip racing a manual transition on its key (issue 15) ----------------------------
+
+/// A key that trips on one failure (open 1 s, one probe, episodes of 10 s) and a CLOSED permit
+/// of it for the tripping thread.
+fn trip_race() -> (
+    Arc<KeyedBreaker<u64>>,
+    surgewall::clock::MockClock,
+    surgewall::breaker::keyed::KeyedRawPermit,
+) {
+    let (clock, time) = Clock::mock();
+    let config = BreakerConfig::builder()
+        .consecutive_failures(1)
+        .open_for(Duration::from_secs(1))
+        .half_open_calls(1)
+        .half_open_max_duration(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let b = Arc::new(
+        KeyedBreaker::builder(config)
+            .clock(clock)
+            .events(EventRing::new(4))
+            .build()
+            .unwrap(),
+    );
+    let p = b.try_acquire_raw(&1).unwrap();
+    (b, time, p)
+}
+
+/// Whatever state the race left key 1 in, its wait ends: an hour on, a call is admitted.
+fn key_wait_ends(b: &KeyedBreaker<u64>, time: &surgewall::clock::MockClock) {
+    for _ in 0..2 {
+        time.advance(Duration::from_secs(3600));
+        if let Ok(p) = b.try_acquire_raw(&1) {
+            b.record_raw(p, Outcome::Ignored);
+            return;
+        }
+    }
+    panic!("key stuck: {:?}", b.get(&1));
+}
+
+/// A forced open for no time racing the trip: the key ends FORCED_OPEN with the forced open's
+/// deadline (the trip's never lands on it), so the wait is over.
+#[test]
+fn i7_a_trip_racing_force_open_on_a_key_always_ends() {
+    loom::model(|| {
+        let (b, time, p) = trip_race();
+        let tripper = {
+            let b = b.clone();
+            thread::spawn(move || b.record_raw(p, Outcome::Failure))
+        };
+        b.force_open(&1, Some(Duration::ZERO)).unwrap();
+        tripper.join().unwrap();
+        let s = b.get(&1).unwrap();
+        assert_eq!(s.state, State::ForcedOpen);
+        assert_eq!(
+            s.retry_after,
+            Some(Duration::ZERO),
+            "the forced open's deadline"
+        );
+        key_wait_ends(&b, &time);
+    });
+}
+
+/// A manual half-open of the key as soon as it reads OPEN, racing the trip's publication:
+/// the episode keeps its own deadline, so a probe never reported is reclaimed.
+#[test]
+fn i7_a_trip_racing_half_open_on_a_key_always_ends() {
+    loom::model(|| {
+        let (b, time, p) = trip_race();
+        let tripper = {
+            let b = b.clone();
+            thread::spawn(move || b.record_raw(p, Outcome::Failure))
+        };
+        while b.state(&1) != Some(State::Open) {
+            thread::yield_now();
+        }
+        b.half_open(&1).unwrap().unwrap();
+        tripper.join().unwrap();
+        let s = b.get(&1).unwrap();
+        assert_eq!((s.state, s.retry_after), (State::HalfOpen, None));
+        b.try_acquire_raw(&1).unwrap(); // a probe never reported
+        assert_eq!(b.retry_after(&1), Some(Duration::from_secs(10)));
+        key_wait_ends(&b, &time);
+    });
+}
+
+/// A reset of the key racing the trip: the key ends CLOSED with a window-layout word (the
+/// trip's probe word never lands on it), and its next trip has its own, exact wait.
+#[test]
+fn i7_a_trip_racing_reset_on_a_key_always_ends() {
+    loom::model(|| {
+        let (b, time, p) = trip_race();
+        let tripper = {
+            let b = b.clone();
+            thread::spawn(move || b.record_raw(p, Outcome::Failure))
+        };
+        b.reset(&1).unwrap();
+        tripper.join().unwrap();
+        let s = b.get(&1).unwrap();
+        assert_eq!((s.state, s.consecutive_opens), (State::Closed, 0));
+        let p = b.try_acquire_raw(&1).unwrap();
+        assert_eq!(b.record_raw(p, Outcome::Failure), Recorded::Counted);
+        let s = b.get(&1).unwrap();
+        assert_eq!(s.state, State::Open);
+        assert_eq!(s.consecutive_opens, 1);
+        assert_eq!(s.retry_after, Some(Duration::from_secs(1)));
+        key_wait_ends(&b, &time);
+    });
+}

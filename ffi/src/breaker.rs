@@ -98,7 +98,10 @@ fn salted<'a>(b: *const surgewall_breaker) -> Result<(&'a Breaker, u64), Status>
 }
 
 /// A permit: what `surgewall_breaker_acquire` hands out and `surgewall_breaker_record` takes
-/// back, exactly once. A plain value: copy it, keep it on the stack, pass it across threads.
+/// back, exactly once. Recording one twice is the caller's bug: in CLOSED it is counted twice;
+/// in HALF_OPEN it is `SURGEWALL_UNEXPECTED_RESULT` once the probes' reports outnumber the
+/// probes handed out (with `half_open_calls` >= 2, a probe reported twice while another is
+/// still out is taken as that one's report). A plain value: copy it, keep it on the stack, pass it across threads.
 /// Two `uint64_t`, so it travels in two registers (SysV x86-64, AArch64).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -472,6 +475,7 @@ pub(crate) fn recorded(r: Recorded) -> Result<(), Status> {
         Recorded::Counted | Recorded::Disabled => Ok(()),
         Recorded::Late => Err(Status::SURGEWALL_LATE_RESULT),
         Recorded::Unexpected => Err(Status::SURGEWALL_UNEXPECTED_RESULT),
+        Recorded::Invalid => Err(Status::SURGEWALL_INVALID_PERMIT),
     }
 }
 
@@ -614,7 +618,8 @@ fn manual(b: *const surgewall_breaker, f: impl FnOnce(&Breaker) -> Result<(), St
 }
 
 /// Opens the breaker by hand for `duration_ns` (then it probes), or until another manual
-/// transition when `duration_ns` is negative.
+/// transition when `duration_ns` is negative or longer than 2^47 µs (about 4.46 years, the
+/// longest wait a breaker keeps).
 #[no_mangle]
 pub extern "C" fn surgewall_breaker_force_open(
     b: *const surgewall_breaker,

@@ -151,7 +151,8 @@ pub extern "C" fn surgewall_breaker_config_set_count_window(
     with_builder(cfg, |b| b.count_window(calls))
 }
 
-/// How long the breaker stays open before probing.
+/// How long the breaker stays open before probing (at most 2^47 µs, about 4.46 years: longer
+/// is reported by the constructor, naming `open_for`).
 #[no_mangle]
 pub extern "C" fn surgewall_breaker_config_set_open_for(
     cfg: *mut surgewall_breaker_config,
@@ -164,7 +165,8 @@ pub extern "C" fn surgewall_breaker_config_set_open_for(
     })
 }
 
-/// Grow the open wait by `multiplier` per consecutive opening up to `max_ns`, with `jitter`.
+/// Grow the open wait by `multiplier` per consecutive opening up to `max_ns` (at most 2^47 µs,
+/// about 4.46 years), with `jitter`.
 #[no_mangle]
 pub extern "C" fn surgewall_breaker_config_set_open_backoff(
     cfg: *mut surgewall_breaker_config,
@@ -188,7 +190,8 @@ pub extern "C" fn surgewall_breaker_config_set_half_open_calls(
     with_builder(cfg, |b| b.half_open_calls(n))
 }
 
-/// How long a half-open episode waits for its probes before it reopens.
+/// How long a half-open episode waits for its probes before it reopens (at most 2^47 µs,
+/// about 4.46 years).
 #[no_mangle]
 pub extern "C" fn surgewall_breaker_config_set_half_open_max_duration(
     cfg: *mut surgewall_breaker_config,

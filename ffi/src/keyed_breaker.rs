@@ -59,8 +59,21 @@ pub struct KeyedBreakerObj {
     inner: KeyedBreaker<u64>,
     fallback: Option<Fallback>,
     seed: KeySeed,
-    /// `token = generation ^ salt`, as for a named breaker's permits.
+    /// The keyed breaker's salt (as a named breaker's); a permit's token is
+    /// `generation ^ slot_salt(salt, slot)`.
     salt: u64,
+}
+
+/// The salt of the permits of the key in `slot`: the keyed breaker's salt with the slot mixed
+/// into its 24 bits, `salt ^ (slot * odd mod 2^24) << 40`. Multiplying by an odd number is a
+/// bijection modulo 2^24, so two slots less than 2^24 apart never share a salt: a permit
+/// presented with another key's slot fails the token check (`SURGEWALL_INVALID_PERMIT`)
+/// instead of being counted on that key. (For the one slot whose mix equals the salt the
+/// token is the bare generation; a zeroed permit still fails there, since no key's permit
+/// carries generation 0.)
+#[inline]
+fn slot_salt(salt: u64, slot: u32) -> u64 {
+    salt ^ (u64::from(slot).wrapping_mul(0x9E37_79B1) & 0xFF_FFFF) << 40
 }
 
 opaque_handle!(surgewall_keyed_breaker => KeyedBreakerObj, tag 17);
@@ -90,7 +103,9 @@ impl KeyedBreakerView for KeyedBreakerObj {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct surgewall_keyed_breaker_permit {
-    /// `generation ^ salt`, as in `surgewall_permit` (a zeroed or foreign permit is refused).
+    /// `generation ^ salt`, as in `surgewall_permit`, with a salt of the key's slot: a zeroed
+    /// or forged permit, another keyed breaker's, or one presented with another key's slot is
+    /// refused (`SURGEWALL_INVALID_PERMIT`; slots less than 2^24 apart never share a salt).
     pub token: u64,
     /// When the call started (clock ns), or 0 when the key's configuration does not time calls.
     pub start_ns: u64,
@@ -187,7 +202,10 @@ fn take_breaker_config(
 /// whatever the outcome; its clock and fallback are the keyed breaker's). The template is
 /// checked against the keyed layout by `surgewall_keyed_breaker_new`, which names the field:
 /// at most 128 `minimum_calls`, 510 calls of count window, 255 `consecutive_failures`, 4095
-/// `half_open_calls`.
+/// `half_open_calls`. A key's time window is two buckets told apart by their number modulo
+/// 128 (64 windows): a key that records nothing for a multiple of 64 windows, give or take a
+/// bucket, and is not evicted meanwhile sees its old counts again; an idle TTL shorter than
+/// 64 windows, swept at least that often, evicts such a key first.
 #[no_mangle]
 pub extern "C" fn surgewall_keyed_breaker_config_new(
     template_cfg: *mut surgewall_breaker_config,
@@ -312,7 +330,9 @@ pub extern "C" fn surgewall_keyed_breaker_config_set_max_keys(
 }
 
 /// Evict CLOSED keys idle for `ns` (default 10 minutes) when `surgewall_keyed_breaker_sweep`
-/// runs; OPEN, HALF_OPEN and manually set keys are never evicted.
+/// runs; OPEN, HALF_OPEN and manually set keys are never evicted. Idle time is kept in
+/// milliseconds, and in whole seconds (never early) once a key has been idle for 12 days, so
+/// a key idle for months goes at its TTL, provided sweeps run at least every 37 days.
 #[no_mangle]
 pub extern "C" fn surgewall_keyed_breaker_config_set_idle_ttl(
     cfg: *mut surgewall_keyed_breaker_config,
@@ -415,7 +435,7 @@ fn acquire(
             Ok(p) => write(
                 permit_out,
                 surgewall_keyed_breaker_permit {
-                    token: p.inner.generation ^ obj.salt,
+                    token: p.inner.generation ^ slot_salt(obj.salt, p.slot),
                     start_ns: p.inner.start_ns,
                     slot: p.slot,
                 },
@@ -485,7 +505,7 @@ pub extern "C" fn surgewall_keyed_breaker_key_of(
 fn raw(obj: &KeyedBreakerObj, p: surgewall_keyed_breaker_permit) -> Result<KeyedRawPermit, Status> {
     Ok(KeyedRawPermit {
         slot: p.slot,
-        inner: unsalt(obj.salt, p.token, p.start_ns)?,
+        inner: unsalt(slot_salt(obj.salt, p.slot), p.token, p.start_ns)?,
     })
 }
 
@@ -571,7 +591,7 @@ fn manual(
 }
 
 /// Opens `key` by hand for `duration_ns` (then it probes), or until another manual transition
-/// when `duration_ns` is negative. A FORCED_OPEN key is never evicted.
+/// when `duration_ns` is negative or longer than 2^47 µs (about 4.46 years). A FORCED_OPEN key is never evicted.
 #[no_mangle]
 pub extern "C" fn surgewall_keyed_breaker_force_open(
     kb: *const surgewall_keyed_breaker,
@@ -763,6 +783,73 @@ mod tests {
             (c.generation, c.consecutive_opens, c.retry_after_ns),
             (3, 1, u64::MAX)
         );
+    }
+
+    /// Issue 15 item 5: permits are tied to their key's slot, and permits no key was issued
+    /// (generation 0, a vacant slot) are refused, with no transition.
+    #[test]
+    fn permits_are_tied_to_their_key_and_forged_ones_are_refused() {
+        let mut cfg = null_mut();
+        assert_eq!(
+            crate::surgewall_breaker_config_new(&mut cfg),
+            Status::SURGEWALL_OK
+        );
+        crate::surgewall_breaker_config_set_consecutive_failures(cfg, 1);
+        let mut kcfg = null_mut();
+        assert_eq!(
+            surgewall_keyed_breaker_config_new(cfg, &mut kcfg),
+            Status::SURGEWALL_OK
+        );
+        let mut kb = null_mut();
+        assert_eq!(
+            surgewall_keyed_breaker_new(kcfg, &mut kb, null_mut()),
+            Status::SURGEWALL_OK
+        );
+        let mut p = [surgewall_keyed_breaker_permit {
+            token: 0,
+            start_ns: 0,
+            slot: 0,
+        }; 2];
+        for (key, p) in [1, 2].into_iter().zip(p.iter_mut()) {
+            assert_eq!(
+                surgewall_keyed_breaker_acquire(kb, key, p, null_mut()),
+                Status::SURGEWALL_OK
+            );
+        }
+        let salt = surgewall_keyed_breaker::get(kb).unwrap().salt;
+        for slot in 0..1 << 16 {
+            let s = slot_salt(salt, slot);
+            assert!(
+                s & ((1 << 40) - 1) == 0 && (slot == 0 || s != salt),
+                "slot {slot}"
+            );
+        }
+        let moved = surgewall_keyed_breaker_permit {
+            slot: p[1].slot,
+            ..p[0]
+        };
+        let unused = p[1].slot + 9;
+        let gen0 = surgewall_keyed_breaker_permit {
+            token: slot_salt(salt, unused),
+            start_ns: 0,
+            slot: unused,
+        };
+        for forged in [moved, gen0] {
+            for outcome in [0, 1, 2] {
+                assert_eq!(
+                    surgewall_keyed_breaker_record(kb, forged, outcome),
+                    Status::SURGEWALL_INVALID_PERMIT,
+                    "{forged:?} {outcome}"
+                );
+            }
+        }
+        let m = surgewall_keyed_breaker::get(kb).unwrap().inner.metrics();
+        assert_eq!(m.transitions, [[0; 6]; 6], "no phantom transition");
+        assert_eq!(m.failures, 0);
+        for p in p {
+            assert_eq!(surgewall_keyed_breaker_release(kb, p), Status::SURGEWALL_OK);
+        }
+        assert_eq!(surgewall_keyed_breaker_free(kb), Status::SURGEWALL_OK);
     }
 
     #[test]

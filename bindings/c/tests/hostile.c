@@ -571,17 +571,36 @@ static void test_config_values(void)
         }
     }
 
-    /* absurd but valid: the largest durations and counts build and behave */
+    /* waits a breaker cannot keep (beyond 2^47 us, about 4.46 years) are refused naming the
+       field, not accepted as "never ending" (issue 15) */
     surgewall_mock_clock *clock = NULL;
     CHECK_OK(surgewall_mock_clock_new(&clock));
+    const int64_t longest_wait = ((INT64_C(1) << 47) - 1) * 1000;
+    static const char *const wait_fields[] = {"open_for", "max_open_for", "half_open_max_duration"};
+    for (int i = 0; i < 3; i++) {
+        surgewall_breaker_config *c = new_config(clock);
+        if (i == 0) CHECK_OK(surgewall_breaker_config_set_open_for(c, INT64_MAX));
+        if (i == 1) CHECK_OK(surgewall_breaker_config_set_open_backoff(c, 2.0, longest_wait + 1000, 0.0));
+        if (i == 2) CHECK_OK(surgewall_breaker_config_set_half_open_max_duration(c, INT64_MAX));
+        surgewall_breaker *nb = NULL;
+        surgewall_error *e = NULL;
+        CHECK_STATUS(surgewall_breaker_new(u8("long"), 4, c, &nb, &e), SURGEWALL_INVALID_CONFIG);
+        CHECK(nb == NULL && e != NULL);
+        if (e != NULL) {
+            CHECK(strcmp(surgewall_error_field(e), wait_fields[i]) == 0);
+            surgewall_error_free(e);
+        }
+    }
+
+    /* absurd but valid: the largest durations and counts build and behave */
     surgewall_breaker_config *cfg = new_config(clock);
     CHECK_OK(surgewall_breaker_config_set_time_window(cfg, INT64_MAX, 1024));
     CHECK_OK(surgewall_breaker_config_set_minimum_calls(cfg, UINT32_MAX));
     CHECK_OK(surgewall_breaker_config_set_consecutive_failures(cfg, 1));
-    CHECK_OK(surgewall_breaker_config_set_open_for(cfg, INT64_MAX));
-    CHECK_OK(surgewall_breaker_config_set_open_backoff(cfg, 1e300, INT64_MAX, 1.0));
+    CHECK_OK(surgewall_breaker_config_set_open_for(cfg, longest_wait));
+    CHECK_OK(surgewall_breaker_config_set_open_backoff(cfg, 1e300, longest_wait, 1.0));
     CHECK_OK(surgewall_breaker_config_set_half_open_calls(cfg, 65535));
-    CHECK_OK(surgewall_breaker_config_set_half_open_max_duration(cfg, INT64_MAX));
+    CHECK_OK(surgewall_breaker_config_set_half_open_max_duration(cfg, longest_wait));
     CHECK_OK(surgewall_breaker_config_set_slow_calls(cfg, 1.0, INT64_MAX));
     surgewall_breaker *b = NULL;
     surgewall_error *err = NULL;
@@ -1249,8 +1268,22 @@ static void test_keyed_breakers(surgewall_mock_clock *clock)
     CHECK_STATUS(surgewall_keyed_breaker_record(kb, theirs, SURGEWALL_OUTCOME_FAILURE), SURGEWALL_INVALID_PERMIT);
     surgewall_keyed_breaker_permit bad_slot = mine;
     bad_slot.slot = 0xFFFFFFF0u; /* a slot past the arena */
-    CHECK_STATUS(surgewall_keyed_breaker_record(kb, bad_slot, SURGEWALL_OUTCOME_FAILURE),
-                 SURGEWALL_UNEXPECTED_RESULT);
+    CHECK_STATUS(surgewall_keyed_breaker_record(kb, bad_slot, SURGEWALL_OUTCOME_FAILURE), SURGEWALL_INVALID_PERMIT);
+    /* a permit is tied to its key: key 5's permit with key 6's slot is refused, not counted
+       on key 6 (issue 15) */
+    surgewall_keyed_breaker_permit six;
+    CHECK_OK(surgewall_keyed_breaker_acquire(kb, 6, &six, NULL));
+    surgewall_keyed_breaker_permit moved = mine;
+    moved.slot = six.slot;
+    CHECK_STATUS(surgewall_keyed_breaker_record(kb, moved, SURGEWALL_OUTCOME_FAILURE), SURGEWALL_INVALID_PERMIT);
+    CHECK_STATUS(surgewall_keyed_breaker_release(kb, moved), SURGEWALL_INVALID_PERMIT);
+    /* generation 0 under the slot's own salt: never issued */
+    surgewall_keyed_breaker_permit gen0 = mine;
+    gen0.token &= ~((UINT64_C(1) << 40) - 1);
+    CHECK_STATUS(surgewall_keyed_breaker_record(kb, gen0, SURGEWALL_OUTCOME_FAILURE), SURGEWALL_INVALID_PERMIT);
+    CHECK_OK(surgewall_keyed_breaker_get(kb, 6, &ks));
+    CHECK_U64(ks.window.calls, 0);
+    CHECK_OK(surgewall_keyed_breaker_release(kb, six));
     surgewall_keyed_breaker_permit flipped = mine;
     flipped.token ^= UINT64_C(1) << 63; /* one salt bit off */
     CHECK_STATUS(surgewall_keyed_breaker_record(kb, flipped, SURGEWALL_OUTCOME_FAILURE), SURGEWALL_INVALID_PERMIT);
@@ -1266,7 +1299,8 @@ static void test_keyed_breakers(surgewall_mock_clock *clock)
     CHECK_OK(surgewall_keyed_breaker_record(kb, mine, SURGEWALL_OUTCOME_SUCCESS));
     CHECK_OK(surgewall_keyed_breaker_record(other, theirs, SURGEWALL_OUTCOME_SUCCESS));
     CHECK_OK(surgewall_keyed_breaker_metrics(kb, &m));
-    CHECK_U64(m.unexpected_results, 1);
+    CHECK_U64(m.unexpected_results, 1); /* gen0: refused by the engine (counted), not the salt */
+    CHECK_U64(m.transitions[SURGEWALL_STATE_CLOSED][SURGEWALL_STATE_OPEN], 0);
 
     /* configuration handles: bad ones, consumed ones, bad values naming their field */
     surgewall_keyed_breaker_config *kcfg = NULL, *kcfg_used = NULL;

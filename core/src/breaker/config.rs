@@ -333,7 +333,7 @@ impl BreakerConfigBuilder {
                 }
             }
         }
-        let open_for = self.open_for?;
+        let open_for = within_deadline_range("open_for", self.open_for?)?;
         let multiplier = check::non_negative("open_backoff.multiplier", self.multiplier)?;
         if multiplier < 1.0 {
             return Err(ConfigError::new(
@@ -342,7 +342,7 @@ impl BreakerConfigBuilder {
             ));
         }
         let max_open_for = match self.max_open_for {
-            Some(m) => m?,
+            Some(m) => within_deadline_range("max_open_for", m?)?,
             None => open_for,
         };
         if max_open_for < open_for {
@@ -362,7 +362,8 @@ impl BreakerConfigBuilder {
                 ),
             ));
         }
-        let half_open_max_duration = self.half_open_max_duration?;
+        let half_open_max_duration =
+            within_deadline_range("half_open_max_duration", self.half_open_max_duration?)?;
         Ok(BreakerConfig {
             failure_rate,
             slow_call_rate,
@@ -382,6 +383,23 @@ impl BreakerConfigBuilder {
             seed: self.seed,
         })
     }
+}
+
+/// The longest wait a breaker can keep: 2^47 - 1 µs, about 4.46 years. Deadlines are kept in
+/// 48 bits of microseconds modulo 2^48 (so they work at any clock reading) and read as "time
+/// left" within half that range; a longer `open_for`, `max_open_for` or
+/// `half_open_max_duration` would read as already over, so configurations refuse it. A forced
+/// open for longer holds until changed.
+pub const MAX_WAIT: Duration = Duration::from_micros((1 << 47) - 1);
+
+fn within_deadline_range(field: &'static str, d: Duration) -> Result<Duration, ConfigError> {
+    if d > MAX_WAIT {
+        return Err(ConfigError::new(
+            field,
+            format!("{d:?} is longer than the longest wait a breaker keeps, {MAX_WAIT:?} (about 4.46 years)"),
+        ));
+    }
+    Ok(d)
 }
 
 #[cfg(test)]
@@ -458,6 +476,22 @@ mod tests {
             "half_open_max_duration"
         );
         assert_eq!(field(b().no_failure_rate()), "failure_rate");
+        // Waits beyond the deadline word's range (issue 15): refused, not "never".
+        let long = MAX_WAIT + Duration::from_micros(1);
+        assert_eq!(field(b().open_for(long)), "open_for");
+        assert_eq!(field(b().open_for(Duration::MAX)), "open_for");
+        assert_eq!(field(b().open_backoff(2.0, long, 0.0)), "max_open_for");
+        assert_eq!(
+            field(b().half_open_max_duration(long)),
+            "half_open_max_duration"
+        );
+        let longest = b()
+            .open_for(MAX_WAIT)
+            .open_backoff(1.0, MAX_WAIT, 0.0)
+            .half_open_max_duration(MAX_WAIT)
+            .build()
+            .unwrap();
+        assert_eq!(longest.open_for(), MAX_WAIT);
     }
 
     #[test]

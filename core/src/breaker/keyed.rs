@@ -18,7 +18,8 @@
 //! ```text
 //! word      [generation 40 | half-open admitted 20 | EV 1 | state 3]   the named breaker's word
 //! deadline  OPEN, HALF_OPEN, FORCED_OPEN: [generation tag 16 | µs 48]  as in the named breaker
-//!           CLOSED: the idle mark of sweeps [generation tag 16 | activity 16 | ms 32]
+//!           CLOSED: the idle mark of sweeps [generation tag 16 | long 1 | activity 15 |
+//!             since 32: ms, or s once long]
 //! window    CLOSED, METRICS_ONLY, DISABLED:
 //!             [0 | epoch 7 | consecutive failures 8 | previous bucket 24 | current bucket 24]
 //!             (a bucket: [slow 8 | failures 8 | calls 8])
@@ -28,7 +29,8 @@
 //!
 //! The top bit of the window word says which layout it holds. A transition replaces the word
 //! after its CAS with a Release CAS (never over a word a caller of the new generation already
-//! started), and every writer loads it with Acquire and checks the state word's generation
+//! started, and never once the cell has moved past its generation: see `publish` in
+//! `breaker/mod.rs`, which also publishes deadlines), and every writer loads it with Acquire and checks the state word's generation
 //! before its own CAS, so a stale writer never writes over the next state's word; a writer of
 //! the new generation that finds the other layout starts from an empty word of its own.
 //!
@@ -81,8 +83,9 @@ use std::hash::Hash;
 use std::time::Duration;
 
 use super::{
-    admission, open_wait, pack_deadline, probe_verdict, rate_verdict, Counts, Outcome, RawPermit,
-    Recorded, RejectReason, Rejected, State, TransitionError, TransitionReason, DEADLINE_NEVER,
+    admission, deadline_after, deadline_left, longest_wait, open_wait, probe_verdict, rate_verdict,
+    Counts, Outcome, RawPermit, Recorded, RejectReason, Rejected, State, TransitionError,
+    TransitionReason, DEADLINE_NEVER,
 };
 use crate::breaker::state::Word;
 use crate::breaker::{BreakerConfig, Window};
@@ -344,10 +347,32 @@ fn probe_is_current(p: u64, generation: u64) -> bool {
 
 // ---- the idle mark ------------------------------------------------------------------------
 
-/// A 16-bit stamp of the window word: it changes with every recorded call (up to a 1 in 65536
+/// A 15-bit stamp of the window word: it changes with every recorded call (up to a 1 in 32768
 /// collision between two sweeps).
 fn activity(window: u64) -> u64 {
-    (window ^ window >> 16 ^ window >> 32 ^ window >> 48) & 0xFFFF
+    (window ^ window >> 16 ^ window >> 32 ^ window >> 48) & STAMP_MASK
+}
+
+/// The idle mark (a CLOSED cell's deadline word): `[generation tag 16 | long 1 | activity 15 |
+/// since 32]`, `since` in milliseconds, or in seconds once `long` is set: a sweep that finds
+/// a key idle for [`LONG_IDLE_MS`] switches to seconds (136 years) before milliseconds wrap.
+const STAMP_MASK: u64 = 0x7FFF;
+const LONG_MARK: u64 = 1 << 47;
+/// 2^30 ms, 12.4 days: sweeps at least every 37 days (2^32 - 2^30 ms) see every idle key
+/// switch to seconds before its milliseconds wrap.
+const LONG_IDLE_MS: u64 = 1 << 30;
+
+/// The word of a cell no key holds (evicted): CLOSED with the evaluate-on-success flag and a
+/// half-open count of 1, a pair no key's word ever has (the count is 0 outside HALF_OPEN). The
+/// flag sends every result of its generation (only a forged permit can carry it: no permit is
+/// issued after the eviction) off the success fast path, to the check in `record_slow`.
+fn vacant(w: Word) -> Word {
+    w.with_eval(true).with_admitted(1)
+}
+
+/// Whether `w` is the word of a cell no key holds (see [`vacant`]).
+fn is_vacant(w: Word) -> bool {
+    w.state() == State::Closed && w.admitted() != 0
 }
 
 /// One key's state (24 bytes; see the module docs). All zero, it is a CLOSED breaker of
@@ -375,7 +400,18 @@ impl compact::Cell for Cell {
     /// matches no permit.
     fn renew(&self, _class: u32) {
         // Relaxed: the slot reaches other threads through the table shard's lock.
-        let w = Word(self.word.load(Ordering::Relaxed)).next(State::Closed);
+        let old = Word(self.word.load(Ordering::Relaxed));
+        // A cell that never had a key starts at a generation of its own (1 plus 12 bits of
+        // its address), not 1 like every other fresh cell: a raw permit moved to another
+        // key's slot then finds another generation and is dropped as late, instead of being
+        // counted on that key (issue 15; the C ABI refuses it outright, its tokens carry the
+        // slot). Reused cells go on from their own generation.
+        let spread = if old.generation() == 0 {
+            (self as *const Cell as u64 >> 5).wrapping_mul(0x9E37_79B9) & 0xFFF
+        } else {
+            0
+        };
+        let w = Word::new(State::Closed, old.generation() + 1 + spread);
         self.word.store(w.0, Ordering::Relaxed);
         self.window.store(0, Ordering::Relaxed);
         // A past generation's tag: no deadline of a coming OPEN episode can be mistaken for
@@ -403,8 +439,9 @@ impl Cell {
             .map_err(Word)
     }
 
-    /// Time left before the deadline of the state in `w` (`None`: not published yet).
-    fn remaining(&self, w: Word, now: u64) -> Option<Duration> {
+    /// Time left before the deadline of the state in `w` (`None`: not published yet), whose
+    /// waits are at most `longest` (see `deadline_left`).
+    fn remaining(&self, w: Word, now: u64, longest: Duration) -> Option<Duration> {
         // Acquire pairs with the Release store of the transition that set the deadline.
         let d = self.deadline.load(Ordering::Acquire);
         if !tag_matches(d, w.generation()) {
@@ -414,7 +451,7 @@ impl Cell {
         if us == DEADLINE_NEVER {
             return Some(Duration::MAX);
         }
-        Some(Duration::from_nanos((us * 1000).saturating_sub(now)))
+        Some(deadline_left(us, now, longest))
     }
 
     /// Adds one call of `generation` to the window; `None` once the generation is gone (the
@@ -449,20 +486,17 @@ impl Cell {
     }
 
     /// Replaces the window word after a transition into `generation`, unless a caller of the
-    /// new generation has already started it (`keep` says which words are already right).
-    fn replace_window(&self, keep: impl Fn(u64) -> bool, new: u64) {
-        // Relaxed load / Release CAS: the word is published with the transition's generation
-        // (see `count`).
-        let mut v = self.window.load(Ordering::Relaxed);
-        while !keep(v) {
-            match self
-                .window
-                .compare_exchange_weak(v, new, Ordering::Release, Ordering::Relaxed)
-            {
-                Ok(_) => return,
-                Err(cur) => v = cur,
-            }
-        }
+    /// new generation has already started it (`keep` says which words are already right) or
+    /// the cell has moved past `generation` (a later transition's word is never replaced by
+    /// an earlier one's: see [`publish`](super::publish)).
+    fn replace_window(&self, generation: u64, keep: impl Fn(u64) -> bool, new: u64) {
+        super::publish(&self.word, &self.window, generation, keep, new);
+    }
+
+    /// Publishes the deadline of the transition into `generation`, unless the cell has moved
+    /// past it (see [`publish`](super::publish)).
+    fn publish_deadline(&self, generation: u64, deadline: u64) {
+        super::publish(&self.word, &self.deadline, generation, |_| false, deadline);
     }
 }
 
@@ -502,21 +536,40 @@ impl Entry for Cell {
             return None; // OPEN, HALF_OPEN, FORCED_OPEN and the manual states are busy
         }
         let stamp = activity(cell.window.load(Ordering::Relaxed));
-        let now_ms = (now_ns / 1_000_000) & 0xFFFF_FFFF;
         // Acquire: if this is a deadline stored by a transition since `w`, the word read
         // below shows that transition and the mark is left alone.
         let d = cell.deadline.load(Ordering::Acquire);
         if cell.load() != w {
             return None;
         }
-        if tag_matches(d, w.generation()) && (d >> 32) & 0xFFFF == stamp {
-            let since_ms = d & 0xFFFF_FFFF;
-            let idle_ms = now_ms.wrapping_sub(since_ms) & 0xFFFF_FFFF;
-            return Some(now_ns.saturating_sub(idle_ms * 1_000_000));
+        if tag_matches(d, w.generation()) && (d >> 32) & STAMP_MASK == stamp {
+            let since = d & 0xFFFF_FFFF;
+            if d & LONG_MARK == 0 {
+                let now_ms = now_ns / 1_000_000;
+                let idle_ms = (now_ms & 0xFFFF_FFFF).wrapping_sub(since) & 0xFFFF_FFFF;
+                if idle_ms >= LONG_IDLE_MS {
+                    // Idle for 12 days: before 32 bits of milliseconds wrap (49.7 days, after
+                    // which a key idle that long was never evicted, issue 15), count in
+                    // seconds, rounded up so the key is never evicted early. A CAS: a
+                    // transition's deadline is never overwritten.
+                    let since_s = (now_ms - idle_ms).div_ceil(1000) & 0xFFFF_FFFF;
+                    let long = d & !0xFFFF_FFFF | LONG_MARK | since_s;
+                    let _ = cell.deadline.compare_exchange(
+                        d,
+                        long,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    );
+                }
+                return Some(now_ns.saturating_sub(idle_ms * 1_000_000));
+            }
+            let now_s = now_ns / 1_000_000_000;
+            let idle_s = (now_s & 0xFFFF_FFFF).wrapping_sub(since) & 0xFFFF_FFFF;
+            return Some(now_ns.saturating_sub(idle_s * 1_000_000_000));
         }
         // Used since the last sweep (or first look): idle from now on. A CAS, so a deadline
         // stored by a transition that raced this sweep is never overwritten.
-        let mark = tag(w.generation()) | stamp << 32 | now_ms;
+        let mark = tag(w.generation()) | stamp << 32 | (now_ns / 1_000_000) & 0xFFFF_FFFF;
         let _ = cell
             .deadline
             .compare_exchange(d, mark, Ordering::Relaxed, Ordering::Relaxed);
@@ -526,8 +579,9 @@ impl Entry for Cell {
     fn try_evict(&self) -> bool {
         let w = self.load();
         // One CAS commits: it fails if a call tripped the breaker (or anything else moved the
-        // word) since the sweep looked, and the new generation fences every permit out.
-        w.state() == State::Closed && self.cas(w, w.next(State::Closed)).is_ok()
+        // word) since the sweep looked, and the new generation fences every permit out. The
+        // vacant mark (see `vacant`) makes a forged permit of the new generation invalid.
+        w.state() == State::Closed && self.cas(w, vacant(w.next(State::Closed))).is_ok()
     }
 }
 
@@ -984,11 +1038,27 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
     /// configuration times calls). Safe after the key was evicted: the result is late.
     #[inline]
     pub fn record_raw(&self, permit: KeyedRawPermit, outcome: Outcome) -> Recorded {
-        let Some(cell) = self.registry.cell(permit.slot) else {
-            self.shared.counters.add(UNEXPECTED, 1);
-            return Recorded::Unexpected;
+        let Some(cell) = self.issued(permit) else {
+            return self.invalid();
         };
         self.record_in(cell, self.prepared(permit.slot), permit.inner, outcome)
+    }
+
+    /// The cell of a raw permit that may have been issued: its slot is in the arena and its
+    /// generation is not 0 (a cell that never had a key is at 0; keys start above). A vacant
+    /// cell's generation is caught in `record_slow`, off the fast path.
+    #[inline(always)]
+    fn issued(&self, permit: KeyedRawPermit) -> Option<&Cell> {
+        if permit.inner.generation == 0 {
+            return None;
+        }
+        self.registry.cell(permit.slot)
+    }
+
+    #[cold]
+    fn invalid(&self) -> Recorded {
+        self.shared.counters.add(UNEXPECTED, 1);
+        Recorded::Invalid
     }
 
     /// Records on a cell already found (timed when the configuration times calls).
@@ -1019,9 +1089,8 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
         outcome: Outcome,
         duration: Duration,
     ) -> Recorded {
-        let Some(cell) = self.registry.cell(permit.slot) else {
-            self.shared.counters.add(UNEXPECTED, 1);
-            return Recorded::Unexpected;
+        let Some(cell) = self.issued(permit) else {
+            return self.invalid();
         };
         let prepared = self.prepared(permit.slot);
         let slow = prepared
@@ -1084,6 +1153,7 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
             }
             (State::HalfOpen, Outcome::Ignored) => self.release_probe(cell, w, permit),
             (State::HalfOpen, _) => self.record_probe(cell, prepared, permit, outcome, slow),
+            _ if is_vacant(w) => self.invalid(),
             (State::Closed | State::MetricsOnly, Outcome::Ignored) => {
                 self.shared.counters.add(IGNORED, 1);
                 Recorded::Counted
@@ -1293,26 +1363,21 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
                 // The probe word first, then the deadline with Release: whoever acquires the
                 // deadline (the caller that starts probing) sees the openings count.
                 cell.replace_window(
+                    generation,
                     |v| probe_is_current(v, generation),
                     pack_probe(generation, n + 1, 0, 0, 0),
                 );
-                cell.deadline.store(
-                    pack_deadline(generation, now.saturating_add(duration_ns(wait))),
-                    Ordering::Release,
-                );
+                cell.publish_deadline(generation, deadline_after(generation, now, wait));
             }
             State::HalfOpen => {
                 // The probe word is reset lazily by the first report (it keeps the opens).
-                let max = duration_ns(config.half_open_max_duration);
-                cell.deadline.store(
-                    pack_deadline(generation, now.saturating_add(max)),
-                    Ordering::Release,
-                );
+                let max = config.half_open_max_duration;
+                cell.publish_deadline(generation, deadline_after(generation, now, max));
             }
             State::Closed | State::MetricsOnly | State::Disabled => {
                 // From a probe layout: an empty window, unless a caller of this generation
                 // already started one.
-                cell.replace_window(|v| v & PROBE_BIT == 0, 0);
+                cell.replace_window(generation, |v| v & PROBE_BIT == 0, 0);
             }
             State::ForcedOpen => {}
         }
@@ -1389,13 +1454,17 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
                 let opens = Self::opens(cell, w);
                 if cell.cas(w, next).is_ok() {
                     let g = next.generation();
-                    cell.replace_window(|v| probe_is_current(v, g), pack_probe(g, opens, 0, 0, 0));
+                    cell.replace_window(
+                        g,
+                        |v| probe_is_current(v, g),
+                        pack_probe(g, opens, 0, 0, 0),
+                    );
                     let at = match duration {
-                        Some(d) => pack_deadline(g, now.saturating_add(duration_ns(d))),
+                        Some(d) => deadline_after(g, now, d),
                         None => tag(g) | DEADLINE_NEVER,
                     };
-                    // Release: as a transition to OPEN (see `entered`).
-                    cell.deadline.store(at, Ordering::Release);
+                    // After the probe word, as a transition to OPEN (see `entered`).
+                    cell.publish_deadline(g, at);
                     self.entered(cell, prepared, w, next, TransitionReason::Manual, now);
                     return;
                 }
@@ -1466,11 +1535,12 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
             Counts::default()
         };
         let retry_after = match w.state() {
-            State::Open | State::ForcedOpen => {
-                Some(cell.remaining(w, now).unwrap_or(config.open_for))
-            }
+            State::Open | State::ForcedOpen => Some(
+                cell.remaining(w, now, longest_wait(config, w))
+                    .unwrap_or(config.open_for),
+            ),
             State::HalfOpen if w.admitted() >= u64::from(config.half_open_calls) => Some(
-                cell.remaining(w, now)
+                cell.remaining(w, now, longest_wait(config, w))
                     .unwrap_or(config.half_open_max_duration),
             ),
             _ => None,
@@ -1694,7 +1764,8 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> admission::Admit for Key<'_, 
     }
 
     fn remaining(&self, w: Word, now: u64) -> Option<Duration> {
-        self.cell.remaining(w, now)
+        self.cell
+            .remaining(w, now, longest_wait(&self.prepared.config, w))
     }
 
     fn config(&self) -> &BreakerConfig {

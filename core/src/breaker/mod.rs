@@ -50,7 +50,7 @@ use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
 
-pub use config::{BreakerConfig, BreakerConfigBuilder, OpenBackoff, Window};
+pub use config::{BreakerConfig, BreakerConfigBuilder, OpenBackoff, Window, MAX_WAIT};
 pub use metrics::BreakerMetrics;
 pub use permit::{CallError, Outcome, Permit, RawPermit, Recorded, RejectReason, Rejected};
 pub use state::{State, TransitionReason};
@@ -75,14 +75,91 @@ const LANES: usize = 4;
 /// A deadline word: `[generation tag: 16 | microseconds: 48]`.
 ///
 /// The tag is the low 16 bits of the generation the deadline belongs to. The transition that
-/// sets a deadline stores it right after its CAS; a reader that sees the new generation but the
-/// old tag knows the deadline is not published yet and treats the wait as just begun.
-/// 48 bits of microseconds cover 8.9 years of process uptime.
+/// sets a deadline publishes it right after its CAS (see [`publish`]); a reader that sees the
+/// new generation but the old tag knows the deadline is not published yet and treats the wait
+/// as just begun. The microseconds are the clock's modulo 2^48 (8.9 years), read as time left
+/// within half that range (see [`deadline_left`]), so deadlines work at any clock reading;
+/// waits are at most [`MAX_WAIT`] (checked by the configuration). All ones means "never".
 const DEADLINE_NEVER: u64 = (1 << 48) - 1;
 
 fn pack_deadline(generation: u64, at_ns: u64) -> u64 {
-    let us = at_ns.div_ceil(1000).min(DEADLINE_NEVER);
+    let mut us = at_ns.div_ceil(1000) & DEADLINE_NEVER;
+    if us == DEADLINE_NEVER {
+        us = 0; // one microsecond later (modulo 2^48): all ones means "never"
+    }
     (generation & 0xFFFF) << 48 | us
+}
+
+/// The deadline word of a wait of `d` from `now_ns` for `generation`: "never" when the wait
+/// is beyond [`MAX_WAIT`] (a forced open that long holds until changed).
+pub(crate) fn deadline_after(generation: u64, now_ns: u64, d: Duration) -> u64 {
+    if d > MAX_WAIT {
+        (generation & 0xFFFF) << 48 | DEADLINE_NEVER
+    } else {
+        pack_deadline(generation, now_ns.saturating_add(duration_ns(d)))
+    }
+}
+
+/// Time left until the deadline `us` (microseconds modulo 2^48, not "never") at `now_ns`, for
+/// a state whose waits are at most `longest`: exact to the nanosecond of a deadline rounded up
+/// to its microsecond, and zero once it has passed. A deadline that reads as further ahead
+/// than `longest` (plus its rounding) has passed: modulo 2^48 µs, a deadline passed by 8.9
+/// years less x reads as x ahead; with this bound such a reading costs at most one more wait
+/// of the state (only for a breaker nobody called for 8.9 years), never a stuck one.
+pub(crate) fn deadline_left(us: u64, now_ns: u64, longest: Duration) -> Duration {
+    let ahead = us.wrapping_sub(now_ns / 1000) & DEADLINE_NEVER;
+    let left = Duration::from_nanos((ahead * 1000).saturating_sub(now_ns % 1000));
+    if left > longest + Duration::from_micros(1) {
+        return Duration::ZERO;
+    }
+    left
+}
+
+/// The longest wait a state in `w` can have: its deadline is never further ahead.
+pub(crate) fn longest_wait(config: &BreakerConfig, w: Word) -> Duration {
+    match w.state() {
+        State::Open => config.backoff.max_open_for,
+        State::HalfOpen => config.half_open_max_duration,
+        _ => MAX_WAIT,
+    }
+}
+
+/// Publishes `value` (a deadline or probe word of the transition into `generation`) into
+/// `slot`, unless the state word `word` has moved past `generation` or `keep` says the word in
+/// `slot` is already right. Returns whether it wrote.
+///
+/// A transition wins its CAS on the state word first and publishes its words after, so two
+/// transitions in a row may publish in either order. A plain store would let the earlier one
+/// land last, over the later one's deadline: readers would then see a deadline of another
+/// generation ("not published yet") for good, and an OPEN or timed FORCED_OPEN would never end
+/// (issue 15, I7). Here every write is a CAS made only after seeing `generation` still current
+/// in the state word, after loading the value it replaces: a later transition's publication
+/// changed `slot` after its own CAS on the state word, so either this CAS fails and the
+/// reload sees the newer generation (the failed CAS acquires that publication, which comes
+/// after the state word's change), or it lands first and the later one writes over it.
+/// Generations are compared whole, in the state word: a 16-bit tag's wrap never matters.
+/// (An ABA, the replaced value written again in between, would need the same tag and the
+/// same microsecond 65 536 transitions later, while this thread stalls in the loop.)
+#[inline]
+pub(crate) fn publish(
+    word: &AtomicU64,
+    slot: &AtomicU64,
+    generation: u64,
+    keep: impl Fn(u64) -> bool,
+    value: u64,
+) -> bool {
+    // Acquire loads and failure ordering: see above. Release on success: a reader that
+    // acquires the published value sees what the transition stored before it.
+    let mut cur = slot.load(Ordering::Acquire);
+    loop {
+        if Word(word.load(Ordering::Acquire)).generation() != generation || keep(cur) {
+            return false;
+        }
+        match slot.compare_exchange_weak(cur, value, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return true,
+            Err(v) => cur = v,
+        }
+    }
 }
 
 /// A probe word: `[generation tag: 16 | reported: 16 | failures: 16 | slow: 16]`, reset lazily
@@ -461,7 +538,7 @@ impl Breaker {
         if us == DEADLINE_NEVER {
             return Some(Duration::MAX);
         }
-        Some(Duration::from_nanos((us * 1000).saturating_sub(now)))
+        Some(deadline_left(us, now, longest_wait(&self.config, w)))
     }
 
     /// How long until the breaker admits again, or `None` when it admits now. No side effects.
@@ -784,17 +861,11 @@ impl Breaker {
             State::Open => {
                 let n = self.consecutive_opens.fetch_add(1, Ordering::Relaxed);
                 let wait = self.open_wait(n);
-                self.deadline.store(
-                    pack_deadline(generation, now.saturating_add(duration_ns(wait))),
-                    Ordering::Release,
-                );
+                self.publish_deadline(generation, deadline_after(generation, now, wait));
             }
             State::HalfOpen => {
-                let max = duration_ns(self.config.half_open_max_duration);
-                self.deadline.store(
-                    pack_deadline(generation, now.saturating_add(max)),
-                    Ordering::Release,
-                );
+                let max = self.config.half_open_max_duration;
+                self.publish_deadline(generation, deadline_after(generation, now, max));
             }
             State::Closed => self.consecutive_opens.store(0, Ordering::Relaxed),
             _ => {}
@@ -812,6 +883,11 @@ impl Breaker {
                 reason,
             },
         });
+    }
+
+    /// Publishes the deadline of the transition into `generation` (see [`publish`]).
+    fn publish_deadline(&self, generation: u64, deadline: u64) {
+        publish(&self.word, &self.deadline, generation, |_| false, deadline);
     }
 
     /// The wait of the `n`-th consecutive opening (n = 0 for the first).
@@ -883,10 +959,10 @@ impl Breaker {
             // A forced open with a new deadline replaces the current one, even from FORCED_OPEN.
             if self.cas(w, next).is_ok() {
                 let at = match duration {
-                    Some(d) => pack_deadline(next.generation(), now.saturating_add(duration_ns(d))),
+                    Some(d) => deadline_after(next.generation(), now, d),
                     None => (next.generation() & 0xFFFF) << 48 | DEADLINE_NEVER,
                 };
-                self.deadline.store(at, Ordering::Release);
+                self.publish_deadline(next.generation(), at);
                 if matches!(w.state(), State::Closed | State::MetricsOnly) {
                     let c = self.window.counts(now, &self.totals());
                     for (slot, v) in self.last_window.iter().zip([c.calls, c.failures, c.slow]) {

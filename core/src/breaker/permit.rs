@@ -44,6 +44,10 @@ pub enum Recorded {
     /// No permit of this generation can be outstanding (recorded twice, or never acquired):
     /// dropped and counted in `unexpected_results`.
     Unexpected,
+    /// Not a permit this breaker issued (a keyed raw permit naming a slot no key holds, or
+    /// generation 0, which no key's permit carries): dropped, counted in
+    /// `unexpected_results`, and nothing else changes.
+    Invalid,
 }
 
 /// Why a call was rejected.

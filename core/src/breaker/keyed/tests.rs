@@ -518,14 +518,14 @@ fn permits_stay_valid_after_their_key_is_evicted_and_the_cell_reused() {
     assert_eq!(b.record_raw(raw, Outcome::Failure), Recorded::Late);
     assert_eq!(fresh.success(), Recorded::Counted);
     assert_eq!(b.state(&2), Some(State::Closed));
-    // A forged permit is reported, never a panic: past the arena it is unexpected; on a
-    // cell that never had a key it is late (only generation 0 would match such a cell, and
-    // what it counted there is wiped when a key takes the cell).
+    // A forged permit is reported, never a panic: past the arena it is invalid; on a cell
+    // that never had a key it is late (only generation 0 would match such a cell, and that
+    // generation is invalid: see `raw_permits_the_breaker_never_issued_are_refused`).
     let forged = KeyedRawPermit {
         slot: 1 << 30,
         inner: raw.inner,
     };
-    assert_eq!(b.record_raw(forged, Outcome::Success), Recorded::Unexpected);
+    assert_eq!(b.record_raw(forged, Outcome::Success), Recorded::Invalid);
     let vacant = KeyedRawPermit {
         slot: raw.slot + 7,
         inner: raw.inner,
@@ -688,4 +688,141 @@ fn the_window_word_switches_layout_with_the_state() {
     assert!(probe_is_current(p, 7) && probe_is_current(p, 6) && !probe_is_current(p, 8));
     assert_eq!(WindowWord::unpack(p), WindowWord::default());
     assert!(!probe_is_current(0, 7));
+}
+
+/// Issue 15 item 1 on a key: trips over and over (consecutive_failures = 1) racing forced
+/// opens of no time; once both stop, the key's wait always ends.
+#[test]
+fn a_trip_racing_force_open_never_leaves_a_key_stuck() {
+    use std::sync::atomic::AtomicBool;
+    let (clock, time) = mock();
+    let b = Arc::new(keyed(consecutive(1), clock));
+    let stop = Arc::new(AtomicBool::new(false));
+    let forcer = {
+        let (b, stop) = (b.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if b.state(&1) == Some(State::Open) {
+                    b.force_open(&1, Some(Duration::ZERO)).unwrap();
+                }
+            }
+        })
+    };
+    let stuck = |b: &KeyedBreaker<u64>| {
+        b.state(&1) == Some(State::ForcedOpen) && b.retry_after(&1) == Some(Duration::from_secs(1))
+    };
+    let mut trips = 0;
+    while trips < 20_000 {
+        if let Ok(p) = b.try_acquire(&1) {
+            p.failure();
+            trips += 1;
+        } else if stuck(&b) {
+            // Stuck, or the forcer is between its CAS and its deadline: look again later.
+            std::thread::sleep(Duration::from_millis(1));
+            if stuck(&b) {
+                break;
+            }
+        }
+        std::thread::yield_now();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    forcer.join().unwrap();
+    time.advance(Duration::from_secs(3600));
+    assert!(
+        b.try_acquire(&1).is_ok(),
+        "stuck in {:?}: retry_after {:?}",
+        b.state(&1),
+        b.retry_after(&1)
+    );
+}
+
+/// Issue 15 item 5: a raw permit is tied to the key that got it. Moved to another key's slot
+/// it is not counted there (fresh keys start at generations of their own); generation 0 (what
+/// a slot never handed out holds) and the generation an eviction leaves on a vacant cell are
+/// never issued: invalid, with no count and no transition.
+#[test]
+fn raw_permits_the_breaker_never_issued_are_refused() {
+    let (clock, _) = mock();
+    let ring = EventRing::new(16);
+    let b = KeyedBreaker::<u64>::builder(consecutive(1))
+        .clock(clock)
+        .events(ring.clone())
+        .idle_ttl(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let mut sub = ring.subscribe();
+    let p1 = b.try_acquire_raw(&1).unwrap();
+    let p2 = b.try_acquire_raw(&2).unwrap();
+    assert_ne!(p1.slot, p2.slot);
+    assert_ne!(p1.inner.generation, p2.inner.generation);
+    let moved = KeyedRawPermit {
+        slot: p2.slot,
+        inner: p1.inner,
+    };
+    assert_eq!(b.record_raw(moved, Outcome::Failure), Recorded::Late);
+    assert_eq!(
+        b.get(&2).unwrap().window.calls,
+        0,
+        "nothing counted on key 2"
+    );
+    let zero = RawPermit {
+        generation: 0,
+        start_ns: 0,
+    };
+    for slot in [p2.slot + 5, p1.slot, 1 << 30] {
+        let forged = KeyedRawPermit { slot, inner: zero };
+        assert_eq!(b.record_raw(forged, Outcome::Failure), Recorded::Invalid);
+        assert_eq!(
+            b.record_raw_with_duration(forged, Outcome::Failure, Duration::ZERO),
+            Recorded::Invalid
+        );
+    }
+    // Key 1 evicted: its cell is vacant at the generation the eviction moved it to.
+    assert_eq!(b.record_raw(p1, Outcome::Success), Recorded::Counted);
+    assert_eq!(b.record_raw(p2, Outcome::Success), Recorded::Counted);
+    assert_eq!(b.sweep(0), 0);
+    assert_eq!(b.sweep(SEC), 2);
+    let at_eviction = KeyedRawPermit {
+        slot: p1.slot,
+        inner: RawPermit {
+            generation: p1.inner.generation + 1,
+            start_ns: 0,
+        },
+    };
+    for o in [Outcome::Failure, Outcome::Success, Outcome::Ignored] {
+        assert_eq!(b.record_raw(at_eviction, o), Recorded::Invalid, "{o:?}");
+    }
+    let m = b.metrics();
+    assert_eq!(m.transitions, [[0; 6]; 6], "no phantom transition");
+    assert_eq!(
+        (m.failures, m.unexpected_results, m.late_results),
+        (0, 9, 1)
+    );
+    assert!(sub.all(|e| matches!(e.kind, EventKind::Evicted { .. })));
+    // The vacant cell serves a new key as usual.
+    let p3 = b.try_acquire_raw(&3).unwrap();
+    assert_eq!(b.record_raw(p3, Outcome::Failure), Recorded::Counted);
+    assert_eq!(b.state(&3), Some(State::Open));
+}
+
+/// Issue 15 item 6: the idle mark counts milliseconds in 32 bits, which wrap after 49.7 days;
+/// a sweep that finds a key idle for 12 days switches its mark to seconds, so a key idle for
+/// months is still evicted once its idle TTL has passed, and never early.
+#[test]
+fn keys_idle_for_months_are_evicted_at_their_ttl() {
+    let day = 86_400 * SEC;
+    let (clock, _) = mock();
+    let b = KeyedBreaker::<u64>::builder(consecutive(3))
+        .clock(clock)
+        .idle_ttl(Duration::from_secs(60 * 86_400))
+        .build()
+        .unwrap();
+    b.try_acquire(&1).unwrap().success();
+    assert_eq!(b.sweep(SEC / 2), 0, "first look: idle from now on");
+    for d in [1, 13, 30, 50] {
+        assert_eq!(b.sweep(d * day), 0, "day {d}");
+    }
+    assert_eq!(b.sweep(60 * day), 0, "idle 60 days less half a second");
+    assert_eq!(b.sweep(60 * day + SEC), 1);
+    assert_eq!(b.len(), 0);
 }
