@@ -11,9 +11,10 @@
 //! | `circuit_breaker_transitions_total` | counter | `endpoint`, `from`, `to` |
 //! | `circuit_breaker_failure_rate_threshold` (when that rule is on) | gauge | `endpoint` |
 //! | `circuit_breaker_window_calls`, `circuit_breaker_window_failures` | gauge | `endpoint` |
+//! | `circuit_breaker_call_duration_seconds` (breakers that time calls) | histogram | `endpoint` |
 //! | `bulkhead_active_calls`, `bulkhead_queued_calls`, `bulkhead_max_concurrent_calls` | gauge | `service` |
 //! | `bulkhead_requests_total` | counter | `service`, `outcome` = accepted, rejected, timed_out |
-//! | `bulkhead_queue_wait_seconds_total`, `bulkhead_queued_total` | counter | `service` |
+//! | `bulkhead_queue_wait_seconds` (callers that had to wait) | histogram | `service` |
 //! | `keyed_circuit_breaker_keys`, `keyed_bulkhead_keys` | gauge | `name` |
 //! | `keyed_circuit_breaker_evictions_total`, `keyed_bulkhead_evictions_total` | counter | `name` |
 //! | `keyed_circuit_breaker_overflow_total`, `keyed_bulkhead_overflow_total` | counter | `name`, `outcome` = routed, rejected |
@@ -31,11 +32,13 @@
 use std::fmt::{self, Write as _};
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 use surgewall::catalog::Catalog;
+use surgewall::histogram::{Durations, BUCKETS_SECONDS};
 use surgewall::State;
 
 /// The exposition format.
@@ -158,6 +161,37 @@ fn counter<V: Into<f64>>(
     Ok(())
 }
 
+/// A histogram read from the core (non-cumulative counts per bucket, as prometheus-client
+/// takes them; the encoder accumulates).
+struct HistogramValue<'a>(&'a Durations);
+
+impl EncodeMetric for HistogramValue<'_> {
+    fn encode(&self, mut encoder: prometheus_client::encoding::MetricEncoder<'_>) -> fmt::Result {
+        let d = self.0;
+        let bounds = BUCKETS_SECONDS.iter().copied().chain([f64::MAX]); // f64::MAX: +Inf
+        let buckets: Vec<(f64, u64)> = bounds.zip(d.counts.iter().copied()).collect();
+        encoder.encode_histogram::<NoLabelSet>(d.sum.as_secs_f64(), d.count(), &buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
+    }
+}
+
+fn histogram<'a>(
+    enc: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    rows: impl IntoIterator<Item = (Labels, &'a Durations)>,
+) -> fmt::Result {
+    let mut family =
+        enc.encode_descriptor(name, help, Some(&Unit::Seconds), MetricType::Histogram)?;
+    for (labels, d) in rows {
+        HistogramValue(d).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
 fn pairs(transitions: &[[u64; 6]; 6]) -> impl Iterator<Item = (State, State, u64)> + '_ {
     State::ALL.into_iter().flat_map(move |from| {
         State::ALL
@@ -171,7 +205,6 @@ impl Collector for CatalogCollector {
     fn encode(&self, mut enc: DescriptorEncoder<'_>) -> fmt::Result {
         let catalog = self.0;
         let e = &mut enc;
-        let seconds = Unit::Seconds;
 
         let breakers: Vec<_> = catalog
             .breakers()
@@ -254,6 +287,15 @@ impl Collector for CatalogCollector {
                 .map(|(n, m)| (ep(n), m.window.failures as f64)),
         )?;
 
+        histogram(
+            e,
+            "circuit_breaker_call_duration",
+            "How long timed calls took (breakers that time calls)",
+            breakers
+                .iter()
+                .filter_map(|(n, m)| Some((ep(n), m.call_durations.as_ref()?))),
+        )?;
+
         let bulkheads: Vec<_> = catalog
             .bulkheads()
             .into_iter()
@@ -301,21 +343,11 @@ impl Collector for CatalogCollector {
                 })
             }),
         )?;
-        counter(
+        histogram(
             e,
             "bulkhead_queue_wait",
-            "Time callers spent waiting for a slot",
-            Some(&seconds),
-            bulkheads
-                .iter()
-                .map(|(n, m)| (svc(n), m.total_wait.as_secs_f64())),
-        )?;
-        counter(
-            e,
-            "bulkhead_queued",
-            "Callers that had to wait (admitted or timed out)",
-            None,
-            bulkheads.iter().map(|(n, m)| (svc(n), m.waited as f64)),
+            "How long callers that had to wait waited for a slot (admitted or timed out)",
+            bulkheads.iter().map(|(n, m)| (svc(n), &m.wait_durations)),
         )?;
 
         let name = |n: &str| -> Labels { vec![("name", n.to_owned())] };

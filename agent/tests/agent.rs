@@ -338,6 +338,16 @@ fn metrics_are_read_at_scrape_time_in_both_formats() {
     assert!(!text.body.contains("# EOF"));
 
     b.acquire().unwrap().failure();
+    let timed = Arc::new(Breaker::new(
+        "timed",
+        BreakerConfig::builder()
+            .slow_calls(0.9, Duration::from_secs(1))
+            .build()
+            .unwrap(),
+    ));
+    catalog.join_breaker(&timed);
+    let p = timed.try_acquire_raw().unwrap();
+    timed.record_raw_with_duration(p, surgewall::Outcome::Success, Duration::from_millis(30));
     let om = http(
         addr,
         "GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: application/openmetrics-text;version=1.0.0\r\nConnection: close\r\n\r\n",
@@ -361,6 +371,27 @@ fn metrics_are_read_at_scrape_time_in_both_formats() {
         (
             r#"surgewall_circuit_breaker_transitions_total{endpoint="payments",from="closed",to="open"}"#,
             1.0,
+        ),
+        // 30 ms: not in le=0.025, in le=0.05 and above (cumulative)
+        (
+            r#"surgewall_circuit_breaker_call_duration_seconds_bucket{le="0.025",endpoint="timed"}"#,
+            0.0,
+        ),
+        (
+            r#"surgewall_circuit_breaker_call_duration_seconds_bucket{le="0.05",endpoint="timed"}"#,
+            1.0,
+        ),
+        (
+            r#"surgewall_circuit_breaker_call_duration_seconds_bucket{le="+Inf",endpoint="timed"}"#,
+            1.0,
+        ),
+        (
+            r#"surgewall_circuit_breaker_call_duration_seconds_count{endpoint="timed"}"#,
+            1.0,
+        ),
+        (
+            r#"surgewall_circuit_breaker_call_duration_seconds_sum{endpoint="timed"}"#,
+            0.03,
         ),
     ] {
         assert_eq!(

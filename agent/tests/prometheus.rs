@@ -171,7 +171,18 @@ fn promtool_accepts_the_exposition() {
     b.acquire().unwrap().success();
     b.acquire().unwrap().failure();
     b.force_open(None);
+    let timed = Arc::new(Breaker::new(
+        "timed",
+        BreakerConfig::builder()
+            .slow_calls(0.9, Duration::from_secs(1))
+            .build()
+            .unwrap(),
+    ));
+    catalog.join_breaker(&timed);
+    let p = timed.try_acquire_raw().unwrap();
+    timed.record_raw_with_duration(p, surgewall::Outcome::Failure, Duration::from_millis(300));
     let text = render(catalog, Format::Text);
+    assert!(text.contains("# TYPE surgewall_circuit_breaker_call_duration_seconds histogram"));
     let mut check = Command::new(tool("promtool"))
         .args(["check", "metrics"])
         .stdin(Stdio::piped())

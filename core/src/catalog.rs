@@ -241,6 +241,24 @@ impl<T: ?Sized> Section<T> {
     }
 }
 
+/// Every lock of a [`Catalog`], held (see [`Catalog::lock_all`]).
+pub struct CatalogLocks<'a> {
+    _held: (
+        MutexGuard<'a, Entries<Breaker>>,
+        MutexGuard<'a, Entries<Bulkhead>>,
+        MutexGuard<'a, Entries<dyn KeyedBreakerView>>,
+        MutexGuard<'a, Entries<dyn KeyedBulkheadView>>,
+        MutexGuard<'a, Entries<RetryBudget>>,
+        MutexGuard<'a, Entries<SloTracker>>,
+    ),
+}
+
+impl std::fmt::Debug for CatalogLocks<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CatalogLocks")
+    }
+}
+
 /// The process's policies by kind (see the [module docs](self)).
 pub struct Catalog {
     breakers: Section<Breaker>,
@@ -392,6 +410,30 @@ impl Catalog {
         slo,
         "an SLO tracker"
     );
+
+    /// Takes every lock of the catalog and holds them until the value is dropped: for a
+    /// `fork()` handler, which takes them before the fork and drops them after it in the parent
+    /// and in the child, so the child never inherits a lock another thread held at the fork
+    /// (libsurgewall's `pthread_atfork` handlers do this). Nothing else should need it.
+    ///
+    /// ```
+    /// let catalog = surgewall::catalog::Catalog::new();
+    /// let held = catalog.lock_all();
+    /// drop(held);
+    /// assert!(catalog.breakers().is_empty()); // free again
+    /// ```
+    pub fn lock_all(&self) -> CatalogLocks<'_> {
+        CatalogLocks {
+            _held: (
+                self.breakers.lock(),
+                self.bulkheads.lock(),
+                self.keyed_breakers.lock(),
+                self.keyed_bulkheads.lock(),
+                self.retry_budgets.lock(),
+                self.slos.lock(),
+            ),
+        }
+    }
 
     /// Sweeps every listed keyed registry once (idle eviction); returns the keys evicted.
     pub fn sweep_keyed(&self) -> usize {

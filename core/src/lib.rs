@@ -37,6 +37,7 @@ pub mod clock;
 mod error;
 pub mod events;
 pub mod fallback;
+pub mod histogram;
 pub mod registry;
 pub mod retry;
 pub(crate) mod rng;
@@ -65,6 +66,7 @@ pub fn init_process_globals() {
     clock::init();
     let _ = breaker::default_events();
     let _ = RetryBudgetRegistry::global();
+    let _ = catalog::Catalog::global();
 }
 
 pub use breaker::{

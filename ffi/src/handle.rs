@@ -283,7 +283,8 @@ impl<T> Slab<T> {
 /// first create or free of that type hangs. `prepare` takes every free-list lock (tag order)
 /// on the forking thread, after waiting for any process-wide lazy value another thread is
 /// initializing, so the fork happens between two creates or frees of every other thread; `parent` and `child` release them (in the child the forking thread is the one that
-/// continues, and it owns them). Only the handle tables are covered: an object another thread
+/// continues, and it owns them). The catalog's locks are held the same way. Only the handle
+/// tables and the catalog are covered: an object another thread
 /// was using at the fork (a keyed registry creating a key, a blocking bulkhead wait, a
 /// subscription or retry schedule being polled, the shared retry budget registry) may hold
 /// its own lock in the child; a child should make its own objects or use ones no other thread
@@ -293,6 +294,8 @@ pub(crate) mod fork {
     use std::sync::atomic::{AtomicU8, Ordering};
     use std::sync::{MutexGuard, PoisonError};
 
+    use engine::catalog::{Catalog, CatalogLocks};
+
     use super::{FREE_LISTS, TAGS};
 
     type Guard = MutexGuard<'static, (Vec<u32>, u32)>;
@@ -300,6 +303,8 @@ pub(crate) mod fork {
     thread_local! {
         /// The locks `prepare` took, released by `parent` / `child` on the same thread.
         static HELD: RefCell<[Option<Guard>; TAGS]> = const { RefCell::new([const { None }; TAGS]) };
+        /// The catalog's locks (constructors join the catalog; the agent reads it).
+        static CATALOG: RefCell<Option<CatalogLocks<'static>>> = const { RefCell::new(None) };
     }
 
     extern "C" fn prepare() {
@@ -313,9 +318,13 @@ pub(crate) mod fork {
                 *slot = Some(lock.lock().unwrap_or_else(PoisonError::into_inner));
             }
         });
+        // Never nested with a free-list lock (a constructor joins the catalog, then inserts
+        // its handle), so the order between the two sets does not matter.
+        CATALOG.with(|c| *c.borrow_mut() = Some(Catalog::global().lock_all()));
     }
 
     extern "C" fn release() {
+        CATALOG.with(|c| c.borrow_mut().take());
         HELD.with(|held| {
             // Released in reverse order of taking (any order would do: nobody waits for two).
             for slot in held.borrow_mut().iter_mut().rev() {

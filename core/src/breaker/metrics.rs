@@ -56,6 +56,9 @@ pub struct BreakerMetrics {
     pub transitions: [[u64; 6]; 6],
     /// The clock the breaker reads.
     pub clock: ClockMode,
+    /// How long timed calls took (breakers that time calls: a slow-call rule with
+    /// `time_calls`), every reported call counted; `None` for breakers that do not time.
+    pub call_durations: Option<crate::histogram::Durations>,
 }
 
 impl BreakerMetrics {

@@ -59,6 +59,7 @@ pub use window::Counts;
 use crate::clock::{duration_ns, Clock};
 use crate::error::ConfigError;
 use crate::events::{Event, EventKind, EventRing};
+use crate::histogram::DurationHistogram;
 use crate::rng::{entropy_seed, SplitMix};
 use crate::stripe::Striped;
 use crate::sync::{AtomicU64, Ordering};
@@ -281,6 +282,8 @@ pub struct Breaker {
     clock: Clock,
     events: EventRing,
     fallback: Option<crate::Fallback>,
+    /// Timed calls' durations, when the breaker times calls.
+    durations: Option<DurationHistogram>,
     name: String,
     id: u64,
 }
@@ -362,6 +365,7 @@ impl BreakerBuilder {
             clock: self.clock,
             events: self.events.unwrap_or_else(default_events),
             fallback: self.fallback,
+            durations: config.time_calls.then(DurationHistogram::new),
             name: self.name,
             id: crate::source_id::next(crate::source_id::BREAKER),
             config,
@@ -615,6 +619,9 @@ impl Breaker {
         outcome: Outcome,
         duration: Duration,
     ) -> Recorded {
+        if let Some(h) = &self.durations {
+            h.observe(duration);
+        }
         let slow = self
             .config
             .slow_call_duration
@@ -1069,6 +1076,7 @@ impl Breaker {
                 .each_ref()
                 .map(|row| row.each_ref().map(|a| a.load(Ordering::Relaxed))),
             clock: self.clock.mode(),
+            call_durations: self.durations.as_ref().map(DurationHistogram::snapshot),
         }
     }
 

@@ -44,4 +44,6 @@ pub struct BulkheadMetrics {
     pub unexpected_releases: u64,
     /// The clock the wait times were measured with.
     pub clock_mode: ClockMode,
+    /// How long the callers that had to wait waited (admitted or timed out).
+    pub wait_durations: crate::histogram::Durations,
 }

@@ -59,6 +59,7 @@ pub use metrics::BulkheadMetrics;
 pub use permit::{BulkheadFull, BulkheadPermit, NotAcquired};
 
 use crate::clock::Clock;
+use crate::histogram::DurationHistogram;
 use crate::registry::IdleMark;
 use crate::stripe::Striped;
 use crate::sync::{AtomicU64, Ordering};
@@ -88,6 +89,7 @@ pub struct Bulkhead {
     waited: StdAtomicU64,
     wait_total_ns: StdAtomicU64,
     wait_max_ns: StdAtomicU64,
+    waits: DurationHistogram,
     queue: WaitQueue,
     idle: IdleMark,
     max: u64,
@@ -130,6 +132,7 @@ impl BulkheadBuilder {
             timed_out: StdAtomicU64::new(0),
             waited: StdAtomicU64::new(0),
             wait_total_ns: StdAtomicU64::new(0),
+            waits: DurationHistogram::new(),
             wait_max_ns: StdAtomicU64::new(0),
             queue: WaitQueue::default(),
             idle: IdleMark::default(),
@@ -379,6 +382,7 @@ impl Bulkhead {
             max_wait: Duration::from_nanos(self.wait_max_ns.load(StdOrdering::Relaxed)),
             unexpected_releases: self.unexpected.load(Ordering::Relaxed),
             clock_mode: self.clock.mode(),
+            wait_durations: self.waits.snapshot(),
         }
     }
 
@@ -439,6 +443,7 @@ impl Bulkhead {
         self.wait_total_ns
             .fetch_add(waited_ns, StdOrdering::Relaxed);
         self.wait_max_ns.fetch_max(waited_ns, StdOrdering::Relaxed);
+        self.waits.observe(Duration::from_nanos(waited_ns));
     }
 }
 

@@ -104,6 +104,10 @@ fn a_waiter_times_out_on_the_mock_clock() {
     let m = b.metrics();
     assert_eq!((m.timed_out, m.waiting, m.waited, m.active), (1, 0, 1, 1));
     assert_eq!(m.total_wait, Duration::from_secs(5));
+    // the wait is in the queue-wait histogram: (2.5 s, 5 s]
+    assert_eq!(m.wait_durations.count(), 1);
+    assert_eq!(m.wait_durations.counts[9], 1);
+    assert_eq!(m.wait_durations.sum, Duration::from_secs(5));
     drop(held);
     assert!(b.is_idle());
 }
