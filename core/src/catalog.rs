@@ -243,15 +243,15 @@ impl<T: ?Sized> Section<T> {
 
 /// Every lock of a [`Catalog`], held (see [`Catalog::lock_all`]).
 pub struct CatalogLocks<'a> {
-    _held: (
-        MutexGuard<'a, Entries<Breaker>>,
-        MutexGuard<'a, Entries<Bulkhead>>,
-        MutexGuard<'a, Entries<dyn KeyedBreakerView>>,
-        MutexGuard<'a, Entries<dyn KeyedBulkheadView>>,
-        MutexGuard<'a, Entries<RetryBudget>>,
-        MutexGuard<'a, Entries<SloTracker>>,
-    ),
+    _breakers: Held<'a, Breaker>,
+    _bulkheads: Held<'a, Bulkhead>,
+    _keyed_breakers: Held<'a, dyn KeyedBreakerView>,
+    _keyed_bulkheads: Held<'a, dyn KeyedBulkheadView>,
+    _retry_budgets: Held<'a, RetryBudget>,
+    _slos: Held<'a, SloTracker>,
 }
+
+type Held<'a, T> = MutexGuard<'a, Entries<T>>;
 
 impl std::fmt::Debug for CatalogLocks<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -424,14 +424,12 @@ impl Catalog {
     /// ```
     pub fn lock_all(&self) -> CatalogLocks<'_> {
         CatalogLocks {
-            _held: (
-                self.breakers.lock(),
-                self.bulkheads.lock(),
-                self.keyed_breakers.lock(),
-                self.keyed_bulkheads.lock(),
-                self.retry_budgets.lock(),
-                self.slos.lock(),
-            ),
+            _breakers: self.breakers.lock(),
+            _bulkheads: self.bulkheads.lock(),
+            _keyed_breakers: self.keyed_breakers.lock(),
+            _keyed_bulkheads: self.keyed_bulkheads.lock(),
+            _retry_budgets: self.retry_budgets.lock(),
+            _slos: self.slos.lock(),
         }
     }
 
