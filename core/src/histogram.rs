@@ -1,9 +1,9 @@
 //! Duration histograms: the time timed calls took (breakers that time calls) and the time
 //! callers waited for a bulkhead slot, in the fixed buckets Prometheus uses by default.
 //!
-//! Counts are [`Striped`] (each thread adds to its own cache line), so a timed call pays one
+//! Counts are striped (each thread adds to its own cache line), so a timed call pays one
 //! uncontended `fetch_add` for its bucket and one for the sum, and a reader adds the stripes up
-//! when it asks ([`DurationHistogram::snapshot`], at scrape time).
+//! when it asks (a [`Durations`] snapshot, at scrape time).
 
 use std::time::Duration;
 
@@ -39,7 +39,8 @@ pub(crate) struct DurationHistogram {
     counts: Striped<LANES>,
 }
 
-/// What a [`DurationHistogram`] held when read.
+/// What a duration histogram held when read (`BreakerMetrics::call_durations`,
+/// `BulkheadMetrics::wait_durations`).
 ///
 /// ```
 /// use std::time::Duration;
