@@ -2141,6 +2141,14 @@ surgewall_status surgewall_retry_budget_metrics(const struct surgewall_retry_bud
 surgewall_status surgewall_retry_config_new(struct surgewall_retry_config **out);
 
 /**
+ * Names the policy made from `cfg`, and so lists it in the catalog the agent serves (its
+ * operations, retries and stops by reason; see `surgewall_keyed_breaker_config_set_name`).
+ */
+surgewall_status surgewall_retry_config_set_name(struct surgewall_retry_config *cfg,
+                                                 const uint8_t *name,
+                                                 size_t name_len);
+
+/**
  * Frees a configuration that was never consumed. NULL is a no-op.
  */
 surgewall_status surgewall_retry_config_free(struct surgewall_retry_config *cfg);

@@ -20,6 +20,7 @@
 //! POST /api/resilience/keyed-circuit-breakers/{name}/keys/{key}/reset
 //! GET  /api/resilience/keyed-bulkheads                     keyed bulkheads (aggregates)
 //! GET  /api/resilience/retry-budgets
+//! GET  /api/resilience/retries                             named retry policies
 //! GET  /api/resilience/slos
 //! GET  /api/resilience/dashboard/summary                   counts by state, utilisation
 //! GET  /api/resilience/openapi.json                        the OpenAPI 3.1 document
@@ -84,6 +85,7 @@ pub(crate) fn router(catalog: &'static Catalog) -> Router {
         )
         .route("/api/resilience/keyed-bulkheads", get(keyed_bulkheads))
         .route("/api/resilience/retry-budgets", get(retry_budgets))
+        .route("/api/resilience/retries", get(retries))
         .route("/api/resilience/slos", get(slos))
         .route("/api/resilience/dashboard/summary", get(summary))
         .route(
@@ -531,6 +533,27 @@ async fn retry_budgets(AxState(catalog): Cat) -> Json<Value> {
     Json(json!({ "retry_budgets": list }))
 }
 
+async fn retries(AxState(catalog): Cat) -> Json<Value> {
+    let list: Vec<Value> = catalog
+        .retry_policies()
+        .iter()
+        .map(|(n, p)| {
+            let m = p.metrics();
+            let mut stops = serde_json::Map::new();
+            for r in surgewall::StopReason::ALL {
+                stops.insert(r.as_str().to_owned(), m.stopped(r).into());
+            }
+            json!({
+                "name": n,
+                "operations": m.operations,
+                "retries": m.retries,
+                "stops": stops,
+            })
+        })
+        .collect();
+    Json(json!({ "retries": list }))
+}
+
 async fn slos(AxState(catalog): Cat) -> Json<Value> {
     let list: Vec<Value> = catalog
         .slos()
@@ -597,5 +620,6 @@ async fn summary(AxState(catalog): Cat) -> Json<Value> {
         "keyed_bulkheads": catalog.keyed_bulkheads().len(),
         "slos": {"total": slos.len(), "burning": burning},
         "retry_budgets": catalog.retry_budgets().len(),
+        "retries": catalog.retry_policies().len(),
     }))
 }

@@ -21,6 +21,8 @@
 //! | `keyed_circuit_breaker_transitions_total` | counter | `name`, `from`, `to` |
 //! | `retry_budget_requests`, `retry_budget_retries`, `retry_budget_remaining` (in the window) | gauge | `name` |
 //! | `retry_budget_grants_total` | counter | `name`, `outcome` = granted, refused |
+//! | `retry_operations_total`, `retry_retries_total` (named retry policies) | counter | `name` |
+//! | `retry_stops_total` | counter | `name`, `reason` (success, not_retryable, max_attempts, ...) |
 //! | `slo_error_budget_remaining_ratio`, `slo_burn_rate` (`window` = fast_long, fast_short, slow_long, slow_short) | gauge | `name` |
 //!
 //! Keyed registries are exported as aggregates only, so the number of series does not grow
@@ -39,7 +41,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 use surgewall::catalog::Catalog;
 use surgewall::histogram::{Durations, BUCKETS_SECONDS};
-use surgewall::State;
+use surgewall::{State, StopReason};
 
 /// The exposition format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -455,6 +457,39 @@ impl Collector for CatalogCollector {
                     let mut l = name(n);
                     l.push(("outcome", o.to_owned()));
                     (l, v as f64)
+                })
+            }),
+        )?;
+
+        let retries: Vec<_> = catalog
+            .retry_policies()
+            .into_iter()
+            .map(|(n, p)| (n, p.metrics()))
+            .collect();
+        counter(
+            e,
+            "retry_operations",
+            "Operations started under the policy (schedules made)",
+            None,
+            retries.iter().map(|(n, m)| (name(n), m.operations as f64)),
+        )?;
+        counter(
+            e,
+            "retry_retries",
+            "Retries scheduled",
+            None,
+            retries.iter().map(|(n, m)| (name(n), m.retries as f64)),
+        )?;
+        counter(
+            e,
+            "retry_stops",
+            "Operations that stopped, by reason",
+            None,
+            retries.iter().flat_map(|(n, m)| {
+                StopReason::ALL.into_iter().map(move |r| {
+                    let mut l = name(n);
+                    l.push(("reason", r.as_str().to_owned()));
+                    (l, m.stopped(r) as f64)
                 })
             }),
         )?;

@@ -169,6 +169,7 @@ pub(crate) fn document() -> Value {
             }},
             "/api/resilience/keyed-bulkheads": get_list("Every keyed bulkhead (aggregates over its keys).", "keyed_bulkheads", "KeyedBulkhead"),
             "/api/resilience/retry-budgets": get_list("Every retry budget.", "retry_budgets", "RetryBudget"),
+            "/api/resilience/retries": get_list("Every named retry policy.", "retries", "Retry"),
             "/api/resilience/slos": get_list("Every SLO tracker.", "slos", "Slo"),
             "/api/resilience/dashboard/summary": {"get": {
                 "summary": "Counts by state and utilisation, for a dashboard's cards.",
@@ -306,6 +307,16 @@ pub(crate) fn document() -> Value {
                         "remaining": count, "granted_total": count, "refused_total": count,
                     },
                 },
+                "Retry": {
+                    "type": "object",
+                    "required": ["name", "operations", "retries", "stops"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "operations": count, "retries": count,
+                        "stops": {"type": "object", "additionalProperties": count,
+                                  "description": "Operations stopped, by reason."},
+                    },
+                },
                 "Slo": {
                     "type": "object",
                     "required": ["name", "objective", "calls", "bad", "error_budget_remaining_ratio",
@@ -322,7 +333,7 @@ pub(crate) fn document() -> Value {
                 "Summary": {
                     "type": "object",
                     "required": ["circuit_breakers", "bulkheads", "keyed_circuit_breakers",
-                                 "keyed_bulkheads", "slos", "retry_budgets"],
+                                 "keyed_bulkheads", "slos", "retry_budgets", "retries"],
                     "properties": {
                         "circuit_breakers": {
                             "type": "object", "required": ["total", "by_state"],
@@ -346,6 +357,7 @@ pub(crate) fn document() -> Value {
                             "properties": {"total": count, "burning": count},
                         },
                         "retry_budgets": count,
+                        "retries": count,
                     },
                 },
             },

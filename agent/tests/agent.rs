@@ -457,8 +457,37 @@ fn the_summary_counts_breakers_by_state_and_bulkhead_utilisation() {
     ));
     catalog.join_bulkhead(&bulkhead);
     let _slot = bulkhead.try_acquire().unwrap();
+    let retry = Arc::new(
+        surgewall::RetryPolicy::builder()
+            .name("outbound")
+            .max_attempts(2)
+            .build()
+            .unwrap(),
+    );
+    catalog.join_retry_policy("outbound", &retry);
+    let mut schedule = retry.schedule();
+    while let surgewall::Decision::Retry(_) = schedule.next(surgewall::AttemptOutcome::Retryable) {}
     let agent = start(catalog);
+    let r = get(agent.local_addr(), "/api/resilience/retries").json();
+    assert_eq!(r["retries"][0]["name"], "outbound");
+    assert_eq!(
+        (
+            r["retries"][0]["operations"].as_u64(),
+            r["retries"][0]["retries"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
+    assert_eq!(r["retries"][0]["stops"]["max_attempts"], 1);
+    let text = get(agent.local_addr(), "/metrics").body;
+    assert_eq!(
+        sample(
+            &text,
+            r#"surgewall_retry_stops_total{name="outbound",reason="max_attempts"}"#
+        ),
+        Some(1.0)
+    );
     let s = get(agent.local_addr(), "/api/resilience/dashboard/summary").json();
+    assert_eq!(s["retries"], 1);
     assert_eq!(s["circuit_breakers"]["total"], 3);
     assert_eq!(s["circuit_breakers"]["by_state"]["open"], 1);
     assert_eq!(s["circuit_breakers"]["by_state"]["closed"], 1);

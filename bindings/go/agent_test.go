@@ -169,7 +169,13 @@ func TestAgentListsNamedKeyedPoliciesAndSLOs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer slo.Close()
+	retry, err := NewRetry(RetryConfig{Name: "go-agent-retry", MaxAttempts: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer retry.Close()
 	for path, want := range map[string]string{
+		"/api/resilience/retries":                                      `"name":"go-agent-retry"`,
 		"/api/resilience/keyed-circuit-breakers/go-agent-hosts/keys/7": `"state":"closed"`,
 		"/api/resilience/keyed-bulkheads":                              `"name":"go-agent-tenants"`,
 		"/api/resilience/slos":                                         `"name":"go-agent-slo"`,

@@ -88,6 +88,9 @@ func Decorrelated(base time.Duration) Backoff { return Backoff{kind: 4, initial:
 // Exponential(100ms, 2) with full jitter, no cap on delays, a server's Retry-After waited in
 // full, no elapsed limit, wait for an open breaker, no budget.
 type RetryConfig struct {
+	// Name lists the policy for the agent (StartAgent) under this name: its operations,
+	// retries and stops by reason ("": not listed).
+	Name string
 	// MaxAttempts in all, the first included (>= 1).
 	MaxAttempts int
 	Backoff     Backoff
@@ -180,6 +183,11 @@ func NewRetry(cfg RetryConfig) (*Retry, error) {
 	}
 	var steps []func() C.surgewall_status
 	add := func(f func() C.surgewall_status) { steps = append(steps, f) }
+	if cfg.Name != "" {
+		add(func() C.surgewall_status {
+			return C.surgewall_retry_config_set_name(c, cBytes(cfg.Name), C.size_t(len(cfg.Name)))
+		})
+	}
 	if cfg.MaxAttempts > 0 {
 		add(func() C.surgewall_status {
 			return C.surgewall_retry_config_set_max_attempts(c, C.uint32_t(cfg.MaxAttempts))

@@ -37,7 +37,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use crate::breaker::keyed::{KeySnapshot, KeyedBreaker, KeyedBreakerMetrics};
 use crate::bulkhead::keyed::{KeyedBulkhead, KeyedBulkheadMetrics};
 use crate::clock::Clock;
-use crate::retry::RetryBudget;
+use crate::retry::{RetryBudget, RetryPolicy};
 use crate::slo::SloTracker;
 use crate::{Breaker, Bulkhead, State};
 
@@ -248,6 +248,7 @@ pub struct CatalogLocks<'a> {
     _keyed_breakers: Held<'a, dyn KeyedBreakerView>,
     _keyed_bulkheads: Held<'a, dyn KeyedBulkheadView>,
     _retry_budgets: Held<'a, RetryBudget>,
+    _retry_policies: Held<'a, RetryPolicy>,
     _slos: Held<'a, SloTracker>,
 }
 
@@ -266,6 +267,7 @@ pub struct Catalog {
     keyed_breakers: Section<dyn KeyedBreakerView>,
     keyed_bulkheads: Section<dyn KeyedBulkheadView>,
     retry_budgets: Section<RetryBudget>,
+    retry_policies: Section<RetryPolicy>,
     slos: Section<SloTracker>,
 }
 
@@ -277,6 +279,7 @@ impl std::fmt::Debug for Catalog {
             .field("keyed_breakers", &self.keyed_breakers.len())
             .field("keyed_bulkheads", &self.keyed_bulkheads.len())
             .field("retry_budgets", &self.retry_budgets.len())
+            .field("retry_policies", &self.retry_policies.len())
             .field("slos", &self.slos.len())
             .finish()
     }
@@ -323,6 +326,7 @@ impl Catalog {
             keyed_breakers: Section::new(),
             keyed_bulkheads: Section::new(),
             retry_budgets: Section::new(),
+            retry_policies: Section::new(),
             slos: Section::new(),
         }
     }
@@ -402,6 +406,15 @@ impl Catalog {
         "a retry budget"
     );
     section_api!(
+        retry_policies,
+        RetryPolicy,
+        join_retry_policy,
+        leave_retry_policy,
+        retry_policies,
+        retry_policy,
+        "a retry policy"
+    );
+    section_api!(
         slos,
         SloTracker,
         join_slo,
@@ -429,6 +442,7 @@ impl Catalog {
             _keyed_breakers: self.keyed_breakers.lock(),
             _keyed_bulkheads: self.keyed_bulkheads.lock(),
             _retry_budgets: self.retry_budgets.lock(),
+            _retry_policies: self.retry_policies.lock(),
             _slos: self.slos.lock(),
         }
     }

@@ -283,6 +283,20 @@ pub extern "C" fn surgewall_retry_config_new(out: *mut *mut surgewall_retry_conf
     })
 }
 
+/// Names the policy made from `cfg`, and so lists it in the catalog the agent serves (its
+/// operations, retries and stops by reason; see `surgewall_keyed_breaker_config_set_name`).
+#[no_mangle]
+pub extern "C" fn surgewall_retry_config_set_name(
+    cfg: *mut surgewall_retry_config,
+    name: *const u8,
+    name_len: usize,
+) -> Status {
+    set(cfg, |b: &mut engine::retry::RetryPolicyBuilder| {
+        *b = b.clone().name(crate::agent::catalog_name(name, name_len)?);
+        Ok(())
+    })
+}
+
 /// Frees a configuration that was never consumed. NULL is a no-op.
 #[no_mangle]
 pub extern "C" fn surgewall_retry_config_free(cfg: *mut surgewall_retry_config) -> Status {
@@ -477,8 +491,11 @@ pub extern "C" fn surgewall_retry_policy_new(
 ) -> Status {
     boundary(|| {
         let builder = consume(cfg, out, err_out)?;
-        let policy = builder.build().map_err(|e| report_config(err_out, &e))?;
-        write(out, surgewall_retry_policy::insert(policy)?)
+        let policy = Arc::new(builder.build().map_err(|e| report_config(err_out, &e))?);
+        if let Some(name) = policy.name() {
+            engine::catalog::Catalog::global().join_retry_policy(name, &policy);
+        }
+        write(out, surgewall_retry_policy::insert_arc(policy)?)
     })
 }
 

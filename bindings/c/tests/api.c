@@ -1647,6 +1647,14 @@ static void test_agent(void)
     CHECK(strstr(reply, "\"name\":\"c-agent-tenants\"") != NULL);
     http_get(port, "/api/resilience/slos", reply, sizeof reply);
     CHECK(strstr(reply, "\"name\":\"c-agent-slo\"") != NULL);
+    surgewall_retry_config *rcfg = NULL;
+    CHECK_OK(surgewall_retry_config_new(&rcfg));
+    CHECK_OK(surgewall_retry_config_set_name(rcfg, u8("c-agent-retry"), 13));
+    surgewall_retry_policy *retry = NULL;
+    CHECK_OK(surgewall_retry_policy_new(rcfg, &retry, NULL));
+    http_get(port, "/api/resilience/retries", reply, sizeof reply);
+    CHECK(strstr(reply, "\"name\":\"c-agent-retry\"") != NULL);
+    CHECK_OK(surgewall_retry_policy_free(retry));
     http_get(port, "/api/resilience/retry-budgets", reply, sizeof reply);
     CHECK(strstr(reply, "\"name\":\"c-agent-budget\"") != NULL);
     /* A bad name fails the constructor, naming the field. */

@@ -1497,8 +1497,19 @@ static void test_agent(surgewall_mock_clock *clock)
         CHECK_BAD(row, surgewall_keyed_breaker_config_set_name((surgewall_keyed_breaker_config *)row.value, u8("x"), 1));
         CHECK_BAD(row, surgewall_keyed_bulkhead_config_set_name((surgewall_keyed_bulkhead_config *)row.value, u8("x"), 1));
         CHECK_BAD(row, surgewall_slo_config_set_name((surgewall_slo_config *)row.value, u8("x"), 1));
+        CHECK_BAD(row, surgewall_retry_config_set_name((surgewall_retry_config *)row.value, u8("x"), 1));
     }
     CHECK_STATUS(surgewall_slo_config_set_name(NULL, u8("x"), 1), SURGEWALL_NULL_ARG);
+    {
+        surgewall_retry_config *rc = NULL;
+        CHECK_OK(surgewall_retry_config_new(&rc));
+        CHECK_OK(surgewall_retry_config_set_name(rc, u8("a\0b"), 3));
+        surgewall_retry_policy *rp = NULL;
+        surgewall_error *err = NULL;
+        CHECK_STATUS(surgewall_retry_policy_new(rc, &rp, &err), SURGEWALL_INVALID_CONFIG);
+        CHECK(rp == NULL && err != NULL && strcmp(surgewall_error_field(err), "name") == 0);
+        surgewall_error_free(err);
+    }
     const struct {
         const char *name;
         size_t len;

@@ -166,6 +166,16 @@ def test_named_keyed_policies_slos_and_shared_budgets_are_listed(agent: surgewal
     assert "py-agent-tenants" in names, names
     slos = [s["name"] for s in get_json(f"{agent.url}/api/resilience/slos")["slos"]]
     assert "py-agent-slo" in slos
+    retry = surgewall.Retry(max_attempts=2, name="py-agent-retry", sleep=lambda s: None)
+
+    def fails() -> None:
+        raise ValueError("boom")
+
+    with pytest.raises(surgewall.RetryError):
+        retry.call(fails)
+    r = get_json(f"{agent.url}/api/resilience/retries")["retries"]
+    mine = [x for x in r if x["name"] == "py-agent-retry"]
+    assert mine and mine[0]["operations"] == 1 and mine[0]["stops"]["max_attempts"] == 1, r
     with pytest.raises(surgewall.ConfigError) as e:
         surgewall.SLO(0.99, name="a\0b")
     assert e.value.field == "name"

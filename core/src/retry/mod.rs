@@ -119,6 +119,7 @@ struct Inner {
     budget: Option<Arc<RetryBudget>>,
     clock: Clock,
     rng: SplitMix,
+    name: Option<String>,
     operations: AtomicU64,
     retries: AtomicU64,
     stops: [AtomicU64; StopReason::ALL.len()],
@@ -186,6 +187,7 @@ pub struct RetryPolicyBuilder {
     budget: Option<Arc<RetryBudget>>,
     clock: Clock,
     seed: Option<u64>,
+    name: Option<String>,
 }
 
 impl Default for RetryPolicyBuilder {
@@ -202,6 +204,7 @@ impl Default for RetryPolicyBuilder {
             budget: None,
             clock: Clock::coarse(),
             seed: None,
+            name: None,
         }
     }
 }
@@ -295,6 +298,11 @@ impl RetryPolicyBuilder {
         self.seed = Some(seed);
         self
     }
+    /// A name, for operators: the C ABI lists a named policy in the catalog the agent serves.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
 
     /// Validates and builds.
     ///
@@ -353,6 +361,7 @@ impl RetryPolicyBuilder {
                 budget: self.budget,
                 clock: self.clock,
                 rng: SplitMix::new(self.seed.unwrap_or_else(entropy_seed)),
+                name: self.name,
                 operations: AtomicU64::new(0),
                 retries: AtomicU64::new(0),
                 stops: std::array::from_fn(|_| AtomicU64::new(0)),
@@ -464,6 +473,17 @@ impl RetryPolicy {
     /// ```
     pub fn builder() -> RetryPolicyBuilder {
         RetryPolicyBuilder::default()
+    }
+
+    /// The name it was given, if any.
+    ///
+    /// ```
+    /// let p = surgewall::RetryPolicy::builder().name("payments-retry").build()?;
+    /// assert_eq!(p.name(), Some("payments-retry"));
+    /// # Ok::<(), surgewall::ConfigError>(())
+    /// ```
+    pub fn name(&self) -> Option<&str> {
+        self.inner.name.as_deref()
     }
 
     /// Attempts in all, the first included.

@@ -242,7 +242,9 @@ class Retry(Owned):
         sleep: Callable[[float], object] = time.sleep,
         async_sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
         breaker: Optional[Breaker] = None,
+        name: Optional[str] = None,
     ) -> None:
+        raw_name = None if name is None else name_bytes(name)
         self._retry_on = _exc_tuple("retry_on", retry_on)
         self._no_retry_on = _exc_tuple("no_retry_on", no_retry_on)
         for field, fn in (("retry_if", retry_if), ("before_sleep", before_sleep), ("sleep", sleep)):
@@ -263,6 +265,8 @@ class Retry(Owned):
             "surgewall_retry_config",
             "Retry",
         ) as cfg:
+            if raw_name is not None:  # named: the agent lists it
+                set_config("name", lib.surgewall_retry_config_set_name(cfg, raw_name, len(raw_name)))
             set_config(
                 "max_attempts",
                 lib.surgewall_retry_config_set_max_attempts(
