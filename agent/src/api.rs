@@ -13,6 +13,8 @@
 //! POST /api/resilience/circuit-breakers/{endpoint}/metrics-only
 //! GET  /api/resilience/bulkheads                           every bulkhead
 //! GET  /api/resilience/bulkheads/{service}                 one bulkhead
+//! POST /api/resilience/bulkheads/{service}/reset           its counters start from zero here
+//!                                                          (/metrics stays monotonic)
 //! GET  /api/resilience/keyed-circuit-breakers              keyed breakers (aggregates)
 //! GET  /api/resilience/keyed-circuit-breakers/{name}       one keyed breaker (aggregates)
 //! GET  /api/resilience/keyed-circuit-breakers/{name}/keys?state=open&offset=0&limit=100
@@ -40,10 +42,11 @@
 
 use std::time::Duration;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Path, Query, State as AxState};
+use axum::extract::{DefaultBodyLimit, FromRef, Path, Query, State as AxState};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -52,11 +55,49 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use surgewall::breaker::keyed::KeySnapshot;
 use surgewall::catalog::{Catalog, KeyedBreakerView};
-use surgewall::{Breaker, BreakerMetrics, Bulkhead, State};
+use surgewall::{Breaker, BreakerMetrics, Bulkhead, BulkheadMetrics, State};
 
 use crate::metrics::{render, Format};
 
 type Cat = AxState<&'static Catalog>;
+
+/// What the handlers share: the catalog, and the bulkheads' statistics at their last reset.
+#[derive(Clone)]
+struct App {
+    catalog: &'static Catalog,
+    resets: Arc<Resets>,
+}
+
+impl FromRef<App> for &'static Catalog {
+    fn from_ref(app: &App) -> Self {
+        app.catalog
+    }
+}
+
+impl FromRef<App> for Arc<Resets> {
+    fn from_ref(app: &App) -> Self {
+        app.resets.clone()
+    }
+}
+
+/// A bulkhead's counters when it was last reset through the API, by the address of the
+/// bulkhead (the `Weak` keeps that address from going to another bulkhead). The reset is a
+/// view: `/metrics` keeps its counters monotonic, as Prometheus needs them.
+#[derive(Default)]
+struct Resets(Mutex<HashMap<usize, (Weak<Bulkhead>, BulkheadMetrics)>>);
+
+impl Resets {
+    fn at_reset(&self, b: &Arc<Bulkhead>) -> Option<BulkheadMetrics> {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(&(Arc::as_ptr(b) as usize)).map(|(_, m)| m.clone())
+    }
+
+    fn reset(&self, b: &Arc<Bulkhead>) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|_, (w, _)| w.strong_count() > 0);
+        map.insert(Arc::as_ptr(b) as usize, (Arc::downgrade(b), b.metrics()));
+    }
+}
 
 pub(crate) fn router(catalog: &'static Catalog) -> Router {
     let breaker = "/api/resilience/circuit-breakers/{endpoint}";
@@ -72,6 +113,10 @@ pub(crate) fn router(catalog: &'static Catalog) -> Router {
         .route(&format!("{breaker}/metrics-only"), post(metrics_only))
         .route("/api/resilience/bulkheads", get(bulkheads))
         .route("/api/resilience/bulkheads/{service}", get(one_bulkhead))
+        .route(
+            "/api/resilience/bulkheads/{service}/reset",
+            post(reset_bulkhead),
+        )
         .route(
             "/api/resilience/keyed-circuit-breakers",
             get(keyed_breakers),
@@ -100,7 +145,10 @@ pub(crate) fn router(catalog: &'static Catalog) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(16 * 1024))
-        .with_state(catalog)
+        .with_state(App {
+            catalog,
+            resets: Arc::default(),
+        })
 }
 
 /// An RFC 9457 problem: `type` is `about:blank`, so `title` is the status's own phrase.
@@ -171,21 +219,30 @@ fn breaker_view(name: &str, m: &BreakerMetrics) -> Value {
     })
 }
 
-fn bulkhead_view(name: &str, b: &Bulkhead) -> Value {
+/// A bulkhead's view; its counters count from the last reset through the API, if any.
+fn bulkhead_view(name: &str, b: &Arc<Bulkhead>, resets: &Resets) -> Value {
     let m = b.metrics();
+    let base = resets.at_reset(b);
+    let since = |now: u64, then: fn(&BulkheadMetrics) -> u64| {
+        now.saturating_sub(base.as_ref().map_or(0, then))
+    };
+    let total_wait = m
+        .total_wait
+        .saturating_sub(base.as_ref().map_or(Duration::ZERO, |b| b.total_wait));
     json!({
         "name": name,
         "active": m.active,
         "queued": m.waiting,
         "max_concurrent": m.max_concurrent,
         "utilisation": m.active as f64 / (m.max_concurrent.max(1)) as f64,
-        "accepted": m.accepted,
-        "rejected": m.rejected,
-        "timed_out": m.timed_out,
-        "waited": m.waited,
-        "total_wait_ms": ms(m.total_wait),
+        "accepted": since(m.accepted, |b| b.accepted),
+        "rejected": since(m.rejected, |b| b.rejected),
+        "timed_out": since(m.timed_out, |b| b.timed_out),
+        "waited": since(m.waited, |b| b.waited),
+        "total_wait_ms": ms(total_wait),
         "max_wait_ms": ms(m.max_wait),
-        "unexpected_releases": m.unexpected_releases,
+        "unexpected_releases": since(m.unexpected_releases, |b| b.unexpected_releases),
+        "counting_since_reset": base.is_some(),
     })
 }
 
@@ -315,18 +372,38 @@ async fn force_open(
     transition(catalog, &name, |b| b.force_open(duration))
 }
 
-async fn bulkheads(AxState(catalog): Cat) -> Json<Value> {
+async fn bulkheads(AxState(catalog): Cat, AxState(resets): AxState<Arc<Resets>>) -> Json<Value> {
     let list: Vec<Value> = catalog
         .bulkheads()
         .iter()
-        .map(|(n, b)| bulkhead_view(n, b))
+        .map(|(n, b)| bulkhead_view(n, b, &resets))
         .collect();
     Json(json!({ "bulkheads": list }))
 }
 
-async fn one_bulkhead(AxState(catalog): Cat, Path(name): Path<String>) -> Response {
+async fn one_bulkhead(
+    AxState(catalog): Cat,
+    AxState(resets): AxState<Arc<Resets>>,
+    Path(name): Path<String>,
+) -> Response {
     match catalog.bulkhead(&name) {
-        Some(b) => Json(bulkhead_view(&name, &b)).into_response(),
+        Some(b) => Json(bulkhead_view(&name, &b, &resets)).into_response(),
+        None => problem(StatusCode::NOT_FOUND, format!("no bulkhead named {name:?}")),
+    }
+}
+
+/// Starts the bulkhead's counters (accepted, rejected, timed out, waits) from zero in the API;
+/// calls in flight, waiters and `/metrics` are untouched.
+async fn reset_bulkhead(
+    AxState(catalog): Cat,
+    AxState(resets): AxState<Arc<Resets>>,
+    Path(name): Path<String>,
+) -> Response {
+    match catalog.bulkhead(&name) {
+        Some(b) => {
+            resets.reset(&b);
+            Json(bulkhead_view(&name, &b, &resets)).into_response()
+        }
         None => problem(StatusCode::NOT_FOUND, format!("no bulkhead named {name:?}")),
     }
 }
@@ -380,6 +457,9 @@ async fn one_keyed_breaker(AxState(catalog): Cat, Path(name): Path<String>) -> R
 /// The most keys one page holds.
 const MAX_PAGE: usize = 1000;
 
+/// The largest offset (2^53 - 1: every JSON number up to it is exact).
+pub(crate) const MAX_OFFSET: usize = (1 << 53) - 1;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PageQuery {
@@ -411,6 +491,12 @@ async fn keyed_keys(
         },
     };
     let (offset, limit) = (q.offset.unwrap_or(0), q.limit.unwrap_or(100));
+    if offset > MAX_OFFSET {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            format!("offset must be at most {MAX_OFFSET}, not {offset}"),
+        );
+    }
     if !(1..=MAX_PAGE).contains(&limit) {
         return problem(
             StatusCode::BAD_REQUEST,

@@ -25,8 +25,12 @@
 //! | `retry_stops_total` | counter | `name`, `reason` (success, not_retryable, max_attempts, ...) |
 //! | `slo_error_budget_remaining_ratio`, `slo_burn_rate` (`window` = fast_long, fast_short, slow_long, slow_short) | gauge | `name` |
 //!
-//! Keyed registries are exported as aggregates only, so the number of series does not grow
-//! with the number of keys.
+//! | `keyed_circuit_breaker_key_state` (keys not CLOSED, at most [`KEY_SERIES`] per registry) | gauge | `name`, `key` |
+//! | `keyed_circuit_breaker_keys_not_closed` | gauge | `name` |
+//!
+//! Keyed registries are exported as aggregates, plus one series per key only for keys that
+//! are not CLOSED, at most [`KEY_SERIES`] per registry: the number of series does not grow with
+//! the number of keys (a thousand open keys show as 100 series and a count of 1,000).
 //!
 //! [`render`] writes the OpenMetrics text format (what Prometheus asks for) or the classic
 //! Prometheus text format 0.0.4 (for other scrapers and people).
@@ -127,6 +131,9 @@ fn to_text_004(open_metrics: &str) -> String {
     }
     out
 }
+
+/// The most per-key series one keyed breaker exports (its keys that are not CLOSED).
+pub const KEY_SERIES: usize = 100;
 
 /// Reads the catalog at encode time.
 #[derive(Debug)]
@@ -420,6 +427,36 @@ impl Collector for CatalogCollector {
                     (l, v as f64)
                 })
             }),
+        )?;
+
+        // Per key, only the keys that need attention (not CLOSED), at most KEY_SERIES of them
+        // per registry: the series stay bounded whatever the number of keys.
+        let attention: Vec<_> = catalog
+            .keyed_breakers()
+            .into_iter()
+            .map(|(n, k)| (n, k.page_where(&|s| s != State::Closed, 0, KEY_SERIES)))
+            .collect();
+        gauge(
+            e,
+            "keyed_circuit_breaker_key_state",
+            "State of a key that is not closed (at most 100 per keyed breaker; see _keys_not_closed)",
+            None,
+            attention.iter().flat_map(|(n, page)| {
+                page.keys.iter().map(move |(key, snap)| {
+                    let mut l = name(n);
+                    l.push(("key", key.clone()));
+                    (l, snap.state as u8)
+                })
+            }),
+        )?;
+        gauge(
+            e,
+            "keyed_circuit_breaker_keys_not_closed",
+            "Keys not closed (all of them, also those beyond the per-key series)",
+            None,
+            attention
+                .iter()
+                .map(|(n, page)| (name(n), page.matching as f64)),
         )?;
 
         let budgets: Vec<_> = catalog

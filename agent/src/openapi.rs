@@ -141,6 +141,11 @@ pub(crate) fn document() -> Value {
                 "parameters": [name("bulkhead", "service")],
                 "responses": {"200": ok("Bulkhead", "The bulkhead."), "404": problem},
             }},
+            "/api/resilience/bulkheads/{service}/reset": {"post": {
+                "summary": "Starts the bulkhead's counters from zero in this API (calls in flight, waiters and /metrics untouched).",
+                "parameters": [name("bulkhead", "service")],
+                "responses": {"200": ok("Bulkhead", "The bulkhead after the reset."), "404": problem},
+            }},
             "/api/resilience/keyed-circuit-breakers": get_list("Every keyed breaker (aggregates over its keys).", "keyed_circuit_breakers", "KeyedCircuitBreaker"),
             "/api/resilience/keyed-circuit-breakers/{name}": {"get": {
                 "summary": "One keyed breaker (aggregates over its keys).",
@@ -152,7 +157,7 @@ pub(crate) fn document() -> Value {
                 "parameters": [
                     name("keyed breaker", "name"),
                     {"name": "state", "in": "query", "required": false, "schema": {"enum": states}},
-                    {"name": "offset", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 0}},
+                    {"name": "offset", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 0, "maximum": crate::api::MAX_OFFSET}},
                     {"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
                 ],
                 "responses": {"200": ok("KeyPage", "The page."), "400": problem, "404": problem},
@@ -233,7 +238,7 @@ pub(crate) fn document() -> Value {
                     "type": "object",
                     "required": ["name", "active", "queued", "max_concurrent", "utilisation", "accepted",
                                  "rejected", "timed_out", "waited", "total_wait_ms", "max_wait_ms",
-                                 "unexpected_releases"],
+                                 "unexpected_releases", "counting_since_reset"],
                     "properties": {
                         "name": {"type": "string"},
                         "active": count, "queued": count, "max_concurrent": count,
@@ -242,6 +247,7 @@ pub(crate) fn document() -> Value {
                         "total_wait_ms": {"type": "number", "minimum": 0},
                         "max_wait_ms": {"type": "number", "minimum": 0},
                         "unexpected_releases": count,
+                        "counting_since_reset": {"type": "boolean"},
                     },
                 },
                 "KeyedCircuitBreaker": {

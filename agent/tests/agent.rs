@@ -648,3 +648,99 @@ fn keys_of_keyed_breakers_are_paged_and_reached_by_both_paths() {
     );
     agent.stop().unwrap();
 }
+
+#[test]
+fn a_bulkhead_reset_starts_its_api_counters_from_zero_and_leaves_metrics_monotonic() {
+    let _turn = one_at_a_time();
+    let catalog = catalog();
+    let db = Arc::new(Bulkhead::new(
+        "db",
+        BulkheadConfig::builder().max_concurrent(1).build().unwrap(),
+    ));
+    catalog.join_bulkhead(&db);
+    let held = db.try_acquire().unwrap();
+    assert!(db.try_acquire().is_err());
+    let agent = start(catalog);
+    let addr = agent.local_addr();
+    let before = get(addr, "/api/resilience/bulkheads/db").json();
+    assert_eq!(
+        (before["accepted"].as_u64(), before["rejected"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(before["counting_since_reset"], false);
+
+    let reset = post(addr, "/api/resilience/bulkheads/db/reset", "");
+    assert_eq!(reset.status, 200, "{}", reset.body);
+    let after = reset.json();
+    assert_eq!(
+        (after["accepted"].as_u64(), after["rejected"].as_u64()),
+        (Some(0), Some(0))
+    );
+    assert_eq!(
+        (
+            after["active"].as_u64(),
+            after["counting_since_reset"].as_bool()
+        ),
+        (Some(1), Some(true))
+    );
+    assert!(db.try_acquire().is_err());
+    let later = get(addr, "/api/resilience/bulkheads/db").json();
+    assert_eq!(later["rejected"], 1, "counts go on from the reset");
+    let text = get(addr, "/metrics").body;
+    assert_eq!(
+        sample(
+            &text,
+            r#"surgewall_bulkhead_requests_total{service="db",outcome="rejected"}"#
+        ),
+        Some(2.0),
+        "/metrics stays monotonic"
+    );
+    assert_eq!(
+        post(addr, "/api/resilience/bulkheads/nope/reset", "").status,
+        404
+    );
+    drop(held);
+    agent.stop().unwrap();
+}
+
+#[test]
+fn keys_that_are_not_closed_get_series_of_their_own_up_to_a_bound() {
+    let _turn = one_at_a_time();
+    let catalog = catalog();
+    let keyed = Arc::new(
+        KeyedBreaker::<u64>::builder(BreakerConfig::default())
+            .build()
+            .unwrap(),
+    );
+    for k in 0..1000u64 {
+        keyed.try_acquire(&k).unwrap().success();
+    }
+    for k in 0..150u64 {
+        keyed.force_open(&k, None).unwrap();
+    }
+    let view: Arc<dyn KeyedBreakerView> = keyed.clone();
+    catalog.join_keyed_breaker("users", &view);
+    let text = surgewall_agent::metrics::render(catalog, surgewall_agent::metrics::Format::Text);
+    let per_key = text
+        .lines()
+        .filter(|l| l.starts_with("surgewall_keyed_circuit_breaker_key_state{"))
+        .count();
+    assert_eq!(
+        per_key,
+        surgewall_agent::metrics::KEY_SERIES,
+        "bounded, not 150 and never 1000"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            r#"surgewall_keyed_circuit_breaker_keys_not_closed{name="users"}"#
+        ),
+        Some(150.0)
+    );
+    assert!(
+        text.lines().any(|l| l
+            .starts_with("surgewall_keyed_circuit_breaker_key_state{name=\"users\",key=\"")
+            && l.ends_with(" 3.0")),
+        "a forced-open key reads 3"
+    );
+}

@@ -61,7 +61,12 @@ pub trait KeyedBreakerView: Send + Sync {
     /// Keys held, those in `state` only when given: `limit` of them after skipping `offset`,
     /// in the registry's order (stable while no key comes or goes). One pass over the keys;
     /// nothing beyond the page is kept.
-    fn page(&self, state: Option<State>, offset: usize, limit: usize) -> KeyPage;
+    fn page(&self, state: Option<State>, offset: usize, limit: usize) -> KeyPage {
+        self.page_where(&|s| state.map_or(true, |want| s == want), offset, limit)
+    }
+    /// [`page`](Self::page) with any filter on the state (`|s| s != State::Closed`: the keys
+    /// that need attention).
+    fn page_where(&self, keep: &dyn Fn(State) -> bool, offset: usize, limit: usize) -> KeyPage;
     /// The snapshot of the key written `key`, if it parses and is held.
     fn key(&self, key: &str) -> Option<KeySnapshot>;
     /// Resets the key written `key` if it is held (never creates it); whether it was.
@@ -80,13 +85,13 @@ where
         self.sweep(self.clock().now_ns())
     }
 
-    fn page(&self, state: Option<State>, offset: usize, limit: usize) -> KeyPage {
+    fn page_where(&self, keep: &dyn Fn(State) -> bool, offset: usize, limit: usize) -> KeyPage {
         let mut page = KeyPage {
             matching: 0,
             keys: Vec::new(),
         };
         self.for_each(|k, s| {
-            if state.is_some_and(|want| s.state != want) {
+            if !keep(s.state) {
                 return;
             }
             if page.matching >= offset && page.keys.len() < limit {

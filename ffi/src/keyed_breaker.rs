@@ -86,8 +86,13 @@ impl KeyedBreakerView for KeyedBreakerObj {
     fn sweep_now(&self) -> usize {
         KeyedBreakerView::sweep_now(&self.inner)
     }
-    fn page(&self, state: Option<engine::State>, offset: usize, limit: usize) -> KeyPage {
-        self.inner.page(state, offset, limit)
+    fn page_where(
+        &self,
+        keep: &dyn Fn(engine::State) -> bool,
+        offset: usize,
+        limit: usize,
+    ) -> KeyPage {
+        self.inner.page_where(keep, offset, limit)
     }
     fn key(&self, key: &str) -> Option<KeySnapshot> {
         KeyedBreakerView::key(&self.inner, key)
