@@ -201,13 +201,31 @@ fn histogram<'a>(
     Ok(())
 }
 
-fn pairs(transitions: &[[u64; 6]; 6]) -> impl Iterator<Item = (State, State, u64)> + '_ {
-    State::ALL.into_iter().flat_map(move |from| {
-        State::ALL
-            .into_iter()
-            .map(move |to| (from, to, transitions[from as usize][to as usize]))
-            .filter(|&(_, _, n)| n > 0)
-    })
+/// A transition matrix as a counter family labelled `from` and `to` (pairs that happened).
+fn transitions<'a>(
+    enc: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    rows: impl IntoIterator<Item = (Labels, &'a [[u64; 6]; 6])>,
+) -> fmt::Result {
+    counter(
+        enc,
+        name,
+        help,
+        None,
+        rows.into_iter().flat_map(|(labels, t)| {
+            State::ALL.into_iter().flat_map(move |from| {
+                let labels = labels.clone();
+                State::ALL.into_iter().filter_map(move |to| {
+                    let n = t[from as usize][to as usize];
+                    let mut l = labels.clone();
+                    l.push(("from", from.as_str().to_owned()));
+                    l.push(("to", to.as_str().to_owned()));
+                    (n > 0).then_some((l, n as f64))
+                })
+            })
+        }),
+    )
 }
 
 impl Collector for CatalogCollector {
@@ -256,19 +274,11 @@ impl Collector for CatalogCollector {
             None,
             breakers.iter().map(|(n, m)| (ep(n), m.slow_calls as f64)),
         )?;
-        counter(
+        transitions(
             e,
             "circuit_breaker_transitions",
             "State transitions by from and to",
-            None,
-            breakers.iter().flat_map(|(n, m)| {
-                pairs(&m.transitions).map(|(from, to, v)| {
-                    let mut l = ep(n);
-                    l.push(("from", from.as_str().to_owned()));
-                    l.push(("to", to.as_str().to_owned()));
-                    (l, v as f64)
-                })
-            }),
+            breakers.iter().map(|(n, m)| (ep(n), &m.transitions)),
         )?;
         gauge(
             e,
@@ -414,19 +424,11 @@ impl Collector for CatalogCollector {
                 }),
             )?;
         }
-        counter(
+        transitions(
             e,
             "keyed_circuit_breaker_transitions",
             "State transitions of all keys by from and to",
-            None,
-            keyed.iter().flat_map(|(n, m)| {
-                pairs(&m.transitions).map(|(from, to, v)| {
-                    let mut l = name(n);
-                    l.push(("from", from.as_str().to_owned()));
-                    l.push(("to", to.as_str().to_owned()));
-                    (l, v as f64)
-                })
-            }),
+            keyed.iter().map(|(n, m)| (name(n), &m.transitions)),
         )?;
 
         // Per key, only the keys that need attention (not CLOSED), at most KEY_SERIES of them

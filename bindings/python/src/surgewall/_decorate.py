@@ -11,6 +11,7 @@ from typing import (
     Any,
     AsyncContextManager,
     AsyncIterator,
+    Awaitable,
     Callable,
     ContextManager,
     Dict,
@@ -73,6 +74,32 @@ class _AsyncOf:
 
 def async_of(cm: ContextManager[Any]) -> AsyncContextManager[Any]:
     return _AsyncOf(cm)
+
+
+def through(
+    call: Callable[..., Any], call_async: Callable[..., Awaitable[Any]]
+) -> Tuple[
+    Callable[[Callable[..., Any]], Callable[..., Any]],
+    Callable[[Callable[..., Any]], Callable[..., Any]],
+]:
+    """The ``sync`` and ``async_`` wrappers of :func:`decorate` for a policy whose
+    ``call(f, *args, **kwargs)`` / ``call_async(...)`` run ``f`` under it."""
+
+    def sync(f: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(f)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            return call(f, *args, **kwargs)
+
+        return wrapper
+
+    def async_(f: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(f)
+        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+            return await call_async(f, *args, **kwargs)
+
+        return async_wrapper
+
+    return sync, async_
 
 
 def decorate(

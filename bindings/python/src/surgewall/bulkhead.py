@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import enum
-import functools
 from types import TracebackType
 from typing import Any, Awaitable, Callable, Dict, Mapping, Optional, Tuple, Type, TypeVar, Union, cast
 
 from ._native import check, construct, ffi, lib, new_config, raise_status, set_config
-from ._decorate import decorate
+from ._decorate import decorate, through
 from ._util import Handle, Owned, count, held, name_bytes, seconds_to_ns, utf8
 from .clock import MockClock
 from .errors import BulkheadFullError, ClosedError, ConfigError, RegistryFullError
@@ -191,19 +190,7 @@ class Bulkhead(Handle):
         async generator function for its whole iteration (from the first ``next()``), a
         ``staticmethod`` / ``classmethod`` through the function inside it."""
 
-        def sync(f: Callable[..., Any]) -> Callable[..., Any]:
-            @functools.wraps(f)
-            def wrapper(*args: Any, **kwargs: Any) -> Any:
-                return self.call(f, *args, **kwargs)
-
-            return wrapper
-
-        def async_(f: Callable[..., Any]) -> Callable[..., Any]:
-            @functools.wraps(f)
-            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                return await self.call_async(f, *args, **kwargs)
-
-            return async_wrapper
+        sync, async_ = through(self.call, self.call_async)
 
         return decorate(
             fn,

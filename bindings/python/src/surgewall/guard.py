@@ -3,11 +3,10 @@ BreakerRegistry: breakers by key from one template."""
 
 from __future__ import annotations
 
-import functools
 import threading
 from typing import Any, Awaitable, Callable, Dict, Generic, Optional, Tuple, TypeVar, cast
 
-from ._decorate import decorate
+from ._decorate import decorate, through
 from .breaker import Breaker, Outcome
 from .bulkhead import Bulkhead
 from .errors import ConfigError, RegistryFullError
@@ -131,19 +130,7 @@ class Guard:
         function inside it). Generator functions are refused: retrying or replacing an
         iteration half consumed has no meaning."""
 
-        def sync(f: Callable[..., Any]) -> Callable[..., Any]:
-            @functools.wraps(f)
-            def wrapper(*args: Any, **kwargs: Any) -> Any:
-                return self.call(f, *args, **kwargs)
-
-            return wrapper
-
-        def async_(f: Callable[..., Any]) -> Callable[..., Any]:
-            @functools.wraps(f)
-            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                return await self.call_async(f, *args, **kwargs)
-
-            return async_wrapper
+        sync, async_ = through(self.call, self.call_async)
 
         return decorate(
             fn,

@@ -7,12 +7,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import enum
-import functools
 import time
 from typing import Any, Awaitable, Callable, Optional, Tuple, TypeVar, Union, cast
 
 from ._native import check, construct, ffi, lib, new_config, raise_status, set_config
-from ._decorate import decorate
+from ._decorate import decorate, through
 from ._util import (
     Handle,
     Owned,
@@ -451,19 +450,10 @@ class Retry(Owned):
         ``async def``, awaited again on each attempt; a ``staticmethod`` / ``classmethod``
         through the function inside it). Generator functions are refused."""
 
-        def sync(f: Callable[..., Any]) -> Callable[..., Any]:
-            @functools.wraps(f)
-            def wrapper(*args: Any, **kwargs: Any) -> Any:
-                return self._run(f, args, kwargs, None)
-
-            return wrapper
-
-        def async_(f: Callable[..., Any]) -> Callable[..., Any]:
-            @functools.wraps(f)
-            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                return await self._run_async(f, args, kwargs, None)
-
-            return async_wrapper
+        sync, async_ = through(
+            lambda f, *a, **k: self._run(f, a, k, None),
+            lambda f, *a, **k: self._run_async(f, a, k, None),
+        )
 
         return decorate(
             fn,
