@@ -17,5 +17,7 @@ for _ in $(seq 100); do
   if python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/healthz')" 2>/dev/null; then break; fi
   sleep 0.1
 done
-"$venv/bin/schemathesis" --config-file agent/tests/api/schemathesis.toml \
+# From target/: schemathesis keeps its cache (.schemathesis/) in the working directory.
+cd target
+apivenv/bin/schemathesis --config-file ../agent/tests/api/schemathesis.toml \
   run "http://127.0.0.1:$port/api/resilience/openapi.json" --checks all
