@@ -53,6 +53,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let view: Arc<dyn KeyedBreakerView> = hosts.clone();
     catalog.join_keyed_breaker("upstream-hosts", &view);
+    let tenants = Arc::new(
+        surgewall::bulkhead::keyed::KeyedBulkhead::<u64>::builder(4)
+            .max_keys(10_000)
+            .build()?,
+    );
+    let tview: Arc<dyn surgewall::catalog::KeyedBulkheadView> = tenants.clone();
+    catalog.join_keyed_bulkhead("upstream-hosts", &tview);
     let budget = Arc::new(RetryBudget::new(RetryBudgetConfig::new(0.2, 1.0, 10)?));
     catalog.join_retry_budget("outbound", &budget);
     let slo = Arc::new(SloTracker::new(
@@ -91,6 +98,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         budget.record_request();
         let _slot = db.try_acquire();
+        let _tenant = tenants.try_acquire(&(i % 50));
         slo.tick();
         i += 1;
         std::thread::sleep(Duration::from_millis(5));

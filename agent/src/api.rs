@@ -21,6 +21,9 @@
 //! GET  /api/resilience/keyed-circuit-breakers/{name}/keys/{key}
 //! POST /api/resilience/keyed-circuit-breakers/{name}/keys/{key}/reset
 //! GET  /api/resilience/keyed-bulkheads                     keyed bulkheads (aggregates)
+//! GET  /api/resilience/keyed-bulkheads/{name}              one keyed bulkhead (aggregates)
+//! GET  /api/resilience/keyed-bulkheads/{name}/keys?busy=true&offset=0&limit=100
+//! GET  /api/resilience/keyed-bulkheads/{name}/keys/{key}   calls in flight and limit
 //! GET  /api/resilience/retry-budgets
 //! GET  /api/resilience/retries                             named retry policies
 //! GET  /api/resilience/slos
@@ -54,7 +57,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use surgewall::breaker::keyed::KeySnapshot;
-use surgewall::catalog::{Catalog, KeyedBreakerView};
+use surgewall::catalog::{Catalog, KeyedBreakerView, KeyedBulkheadView};
 use surgewall::{Breaker, BreakerMetrics, Bulkhead, BulkheadMetrics, State};
 
 use crate::metrics::{render, Format};
@@ -102,6 +105,7 @@ impl Resets {
 pub(crate) fn router(catalog: &'static Catalog) -> Router {
     let breaker = "/api/resilience/circuit-breakers/{endpoint}";
     let keyed = "/api/resilience/keyed-circuit-breakers/{name}";
+    let keyed_bh = "/api/resilience/keyed-bulkheads/{name}";
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/metrics", get(metrics))
@@ -129,6 +133,9 @@ pub(crate) fn router(catalog: &'static Catalog) -> Router {
             post(keyed_key_reset),
         )
         .route("/api/resilience/keyed-bulkheads", get(keyed_bulkheads))
+        .route(keyed_bh, get(one_keyed_bulkhead))
+        .route(&format!("{keyed_bh}/keys"), get(keyed_bulkhead_keys))
+        .route(&format!("{keyed_bh}/keys/{{key}}"), get(keyed_bulkhead_key))
         .route("/api/resilience/retry-budgets", get(retry_budgets))
         .route("/api/resilience/retries", get(retries))
         .route("/api/resilience/slos", get(slos))
@@ -460,6 +467,24 @@ const MAX_PAGE: usize = 1000;
 /// The largest offset (2^53 - 1: every JSON number up to it is exact).
 pub(crate) const MAX_OFFSET: usize = (1 << 53) - 1;
 
+/// A page's offset (default 0) and limit (default 100), or the 400 that says what is wrong.
+fn page_bounds(offset: Option<usize>, limit: Option<usize>) -> Result<(usize, usize), Response> {
+    let (offset, limit) = (offset.unwrap_or(0), limit.unwrap_or(100));
+    if offset > MAX_OFFSET {
+        return Err(problem(
+            StatusCode::BAD_REQUEST,
+            format!("offset must be at most {MAX_OFFSET}, not {offset}"),
+        ));
+    }
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(problem(
+            StatusCode::BAD_REQUEST,
+            format!("limit must be in 1..={MAX_PAGE}, not {limit}"),
+        ));
+    }
+    Ok((offset, limit))
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PageQuery {
@@ -490,19 +515,10 @@ async fn keyed_keys(
             }
         },
     };
-    let (offset, limit) = (q.offset.unwrap_or(0), q.limit.unwrap_or(100));
-    if offset > MAX_OFFSET {
-        return problem(
-            StatusCode::BAD_REQUEST,
-            format!("offset must be at most {MAX_OFFSET}, not {offset}"),
-        );
-    }
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return problem(
-            StatusCode::BAD_REQUEST,
-            format!("limit must be in 1..={MAX_PAGE}, not {limit}"),
-        );
-    }
+    let (offset, limit) = match page_bounds(q.offset, q.limit) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
     let keyed = match find_keyed(catalog, &name) {
         Ok(k) => k,
         Err(r) => return r,
@@ -579,24 +595,107 @@ async fn keyed_breakers(AxState(catalog): Cat) -> Json<Value> {
     Json(json!({ "keyed_circuit_breakers": list }))
 }
 
+fn keyed_bulkhead_view(n: &str, k: &dyn KeyedBulkheadView) -> Value {
+    let m = k.metrics();
+    json!({
+        "name": n,
+        "registry": registry_view(&m.registry),
+        "per_key_max": m.per_key_max,
+        "global_max": m.global_max,
+        "global_active": m.global_active,
+        "rejected_key": m.rejected_key,
+        "rejected_global": m.rejected_global,
+    })
+}
+
 async fn keyed_bulkheads(AxState(catalog): Cat) -> Json<Value> {
     let list: Vec<Value> = catalog
         .keyed_bulkheads()
         .iter()
-        .map(|(n, k)| {
-            let m = k.metrics();
-            json!({
-                "name": n,
-                "registry": registry_view(&m.registry),
-                "per_key_max": m.per_key_max,
-                "global_max": m.global_max,
-                "global_active": m.global_active,
-                "rejected_key": m.rejected_key,
-                "rejected_global": m.rejected_global,
-            })
-        })
+        .map(|(n, k)| keyed_bulkhead_view(n, &**k))
         .collect();
     Json(json!({ "keyed_bulkheads": list }))
+}
+
+fn find_keyed_bulkhead(
+    catalog: &Catalog,
+    name: &str,
+) -> Result<Arc<dyn KeyedBulkheadView>, Response> {
+    catalog.keyed_bulkhead(name).ok_or_else(|| {
+        problem(
+            StatusCode::NOT_FOUND,
+            format!("no keyed bulkhead named {name:?}"),
+        )
+    })
+}
+
+async fn one_keyed_bulkhead(AxState(catalog): Cat, Path(name): Path<String>) -> Response {
+    match find_keyed_bulkhead(catalog, &name) {
+        Ok(k) => Json(keyed_bulkhead_view(&name, &*k)).into_response(),
+        Err(r) => r,
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoadQuery {
+    busy: Option<bool>,
+    offset: Option<usize>,
+    limit: Option<usize>,
+}
+
+fn load_view(registry: &str, key: &str, active: u64, limit: u32) -> Value {
+    json!({"registry": registry, "key": key, "active": active, "limit": limit})
+}
+
+async fn keyed_bulkhead_keys(
+    AxState(catalog): Cat,
+    Path(name): Path<String>,
+    query: Result<Query<LoadQuery>, QueryRejection>,
+) -> Response {
+    let q = match query {
+        Ok(Query(q)) => q,
+        Err(e) => return problem(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    let (offset, limit) = match page_bounds(q.offset, q.limit) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let keyed = match find_keyed_bulkhead(catalog, &name) {
+        Ok(k) => k,
+        Err(r) => return r,
+    };
+    let page = keyed.page(q.busy.unwrap_or(false), offset, limit);
+    let keys: Vec<Value> = page
+        .keys
+        .iter()
+        .map(|(k, active, max)| load_view(&name, k, *active, *max))
+        .collect();
+    Json(json!({
+        "registry": name,
+        "matching": page.matching,
+        "offset": offset,
+        "limit": limit,
+        "keys": keys,
+    }))
+    .into_response()
+}
+
+async fn keyed_bulkhead_key(
+    AxState(catalog): Cat,
+    Path((name, key)): Path<(String, String)>,
+) -> Response {
+    let keyed = match find_keyed_bulkhead(catalog, &name) {
+        Ok(k) => k,
+        Err(r) => return r,
+    };
+    match keyed.key(&key) {
+        Some((active, max)) => Json(load_view(&name, &key, active, max)).into_response(),
+        None => problem(
+            StatusCode::NOT_FOUND,
+            format!("{name:?} holds no key {key:?}"),
+        ),
+    }
 }
 
 async fn retry_budgets(AxState(catalog): Cat) -> Json<Value> {

@@ -172,6 +172,26 @@ pub(crate) fn document() -> Value {
                 "parameters": [name("keyed breaker", "name"), key_param],
                 "responses": {"200": ok("KeyedKey", "The key after the reset."), "404": problem},
             }},
+            "/api/resilience/keyed-bulkheads/{name}": {"get": {
+                "summary": "One keyed bulkhead (aggregates over its keys).",
+                "parameters": [name("keyed bulkhead", "name")],
+                "responses": {"200": ok("KeyedBulkhead", "The keyed bulkhead."), "404": problem},
+            }},
+            "/api/resilience/keyed-bulkheads/{name}/keys": {"get": {
+                "summary": "A page of a keyed bulkhead's keys, optionally only those with calls in flight.",
+                "parameters": [
+                    name("keyed bulkhead", "name"),
+                    {"name": "busy", "in": "query", "required": false, "schema": {"type": "boolean"}},
+                    {"name": "offset", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 0, "maximum": crate::api::MAX_OFFSET}},
+                    {"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+                ],
+                "responses": {"200": ok("KeyLoadPage", "The page."), "400": problem, "404": problem},
+            }},
+            "/api/resilience/keyed-bulkheads/{name}/keys/{key}": {"get": {
+                "summary": "One key of a keyed bulkhead.",
+                "parameters": [name("keyed bulkhead", "name"), key_param.clone()],
+                "responses": {"200": ok("KeyLoad", "The key."), "404": problem},
+            }},
             "/api/resilience/keyed-bulkheads": get_list("Every keyed bulkhead (aggregates over its keys).", "keyed_bulkheads", "KeyedBulkhead"),
             "/api/resilience/retry-budgets": get_list("Every retry budget.", "retry_budgets", "RetryBudget"),
             "/api/resilience/retries": get_list("Every named retry policy.", "retries", "Retry"),
@@ -289,6 +309,23 @@ pub(crate) fn document() -> Value {
                         "registry": {"type": "string"},
                         "matching": count, "offset": count, "limit": count,
                         "keys": {"type": "array", "maxItems": 1000, "items": {"$ref": "#/components/schemas/KeyedKey"}},
+                    },
+                },
+                "KeyLoad": {
+                    "type": "object",
+                    "required": ["registry", "key", "active", "limit"],
+                    "properties": {
+                        "registry": {"type": "string"}, "key": {"type": "string"},
+                        "active": count, "limit": count,
+                    },
+                },
+                "KeyLoadPage": {
+                    "type": "object",
+                    "required": ["registry", "matching", "offset", "limit", "keys"],
+                    "properties": {
+                        "registry": {"type": "string"},
+                        "matching": count, "offset": count, "limit": count,
+                        "keys": {"type": "array", "maxItems": 1000, "items": {"$ref": "#/components/schemas/KeyLoad"}},
                     },
                 },
                 "KeyedBulkhead": {

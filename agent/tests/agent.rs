@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use surgewall::breaker::keyed::KeyedBreaker;
-use surgewall::catalog::{Catalog, KeyedBreakerView};
+use surgewall::bulkhead::keyed::KeyedBulkhead;
+use surgewall::catalog::{Catalog, KeyedBreakerView, KeyedBulkheadView};
 use surgewall::clock::Clock;
 use surgewall::{Breaker, BreakerConfig, Bulkhead, BulkheadConfig, State};
 use surgewall_agent::{Agent, AgentError};
@@ -517,6 +518,10 @@ fn every_documented_operation_is_served_with_a_documented_status() {
     hosts.try_acquire(&7).unwrap().success();
     let view: Arc<dyn KeyedBreakerView> = hosts.clone();
     catalog.join_keyed_breaker("hosts", &view);
+    let tenants = Arc::new(KeyedBulkhead::<u64>::builder(2).build().unwrap());
+    let _slot = tenants.try_acquire(&7).unwrap();
+    let tview: Arc<dyn KeyedBulkheadView> = tenants.clone();
+    catalog.join_keyed_bulkhead("hosts", &tview);
     let agent = start(catalog);
     let addr = agent.local_addr();
     let doc = get(addr, "/api/resilience/openapi.json").json();
@@ -743,4 +748,64 @@ fn keys_that_are_not_closed_get_series_of_their_own_up_to_a_bound() {
             && l.ends_with(" 3.0")),
         "a forced-open key reads 3"
     );
+}
+
+#[test]
+fn keys_of_keyed_bulkheads_show_their_load_a_page_at_a_time() {
+    let _turn = one_at_a_time();
+    let catalog = catalog();
+    let tenants = Arc::new(
+        KeyedBulkhead::<u64>::builder(2)
+            .limit_for(9, 5)
+            .build()
+            .unwrap(),
+    );
+    let _held: Vec<_> = [1u64, 1, 9]
+        .iter()
+        .map(|k| tenants.try_acquire(k).unwrap())
+        .collect();
+    for k in 10..20u64 {
+        tenants.try_acquire(&k).unwrap().release();
+    }
+    let view: Arc<dyn KeyedBulkheadView> = tenants.clone();
+    catalog.join_keyed_bulkhead("tenants", &view);
+    let agent = start(catalog);
+    let addr = agent.local_addr();
+    let one = get(addr, "/api/resilience/keyed-bulkheads/tenants/keys/1").json();
+    assert_eq!(
+        (one["active"].as_u64(), one["limit"].as_u64()),
+        (Some(2), Some(2))
+    );
+    let nine = get(addr, "/api/resilience/keyed-bulkheads/tenants/keys/9").json();
+    assert_eq!(
+        (nine["active"].as_u64(), nine["limit"].as_u64()),
+        (Some(1), Some(5))
+    );
+    let busy = get(
+        addr,
+        "/api/resilience/keyed-bulkheads/tenants/keys?busy=true",
+    )
+    .json();
+    assert_eq!(busy["matching"], 2, "{busy}");
+    let all = get(addr, "/api/resilience/keyed-bulkheads/tenants/keys?limit=5").json();
+    assert_eq!(
+        (
+            all["matching"].as_u64(),
+            all["keys"].as_array().unwrap().len()
+        ),
+        (Some(12), 5)
+    );
+    assert_eq!(
+        get(addr, "/api/resilience/keyed-bulkheads/tenants/keys/404").status,
+        404
+    );
+    assert_eq!(
+        get(addr, "/api/resilience/keyed-bulkheads/tenants/keys?limit=0").status,
+        400
+    );
+    assert_eq!(
+        get(addr, "/api/resilience/keyed-bulkheads/nope").status,
+        404
+    );
+    agent.stop().unwrap();
 }

@@ -114,21 +114,60 @@ where
     }
 }
 
-/// What the catalog needs of a keyed bulkhead, whatever its key type.
+/// A page of a keyed bulkhead's keys (see [`KeyedBulkheadView::page`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyLoadPage {
+    /// Keys that match the filter, over the whole registry.
+    pub matching: usize,
+    /// The page: keys as text, with their calls in flight and their limit.
+    pub keys: Vec<(String, u64, u32)>,
+}
+
+/// What the catalog needs of a keyed bulkhead, whatever its key type (keys as text, as for
+/// [`KeyedBreakerView`]).
 pub trait KeyedBulkheadView: Send + Sync {
     /// The counters over all keys.
     fn metrics(&self) -> KeyedBulkheadMetrics;
     /// Evicts idle keys (idle time is measured between sweeps, on the coarse clock).
     fn sweep_now(&self) -> usize;
+    /// Keys held (only those with calls in flight when `busy_only`): `limit` of them after
+    /// skipping `offset`, in the registry's order. One pass over the keys.
+    fn page(&self, busy_only: bool, offset: usize, limit: usize) -> KeyLoadPage;
+    /// The calls in flight and the limit of the key written `key`, if it parses and is held.
+    fn key(&self, key: &str) -> Option<(u64, u32)>;
 }
 
-impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBulkheadView for KeyedBulkhead<K> {
+impl<K> KeyedBulkheadView for KeyedBulkhead<K>
+where
+    K: Eq + Hash + Clone + Send + Sync + Display + FromStr + 'static,
+{
     fn metrics(&self) -> KeyedBulkheadMetrics {
         KeyedBulkhead::metrics(self)
     }
 
     fn sweep_now(&self) -> usize {
         self.sweep(Clock::coarse().now_ns())
+    }
+
+    fn page(&self, busy_only: bool, offset: usize, limit: usize) -> KeyLoadPage {
+        let mut page = KeyLoadPage {
+            matching: 0,
+            keys: Vec::new(),
+        };
+        self.for_each(|k, active, max| {
+            if busy_only && active == 0 {
+                return;
+            }
+            if page.matching >= offset && page.keys.len() < limit {
+                page.keys.push((k.to_string(), active, max));
+            }
+            page.matching += 1;
+        });
+        page
+    }
+
+    fn key(&self, key: &str) -> Option<(u64, u32)> {
+        self.load(&key.parse().ok()?)
     }
 }
 

@@ -245,6 +245,12 @@ impl engine::catalog::KeyedBulkheadView for KeyedObj {
     fn sweep_now(&self) -> usize {
         self.inner.sweep(self.clock.now_ns())
     }
+    fn page(&self, busy_only: bool, offset: usize, limit: usize) -> engine::catalog::KeyLoadPage {
+        engine::catalog::KeyedBulkheadView::page(&self.inner, busy_only, offset, limit)
+    }
+    fn key(&self, key: &str) -> Option<(u64, u32)> {
+        engine::catalog::KeyedBulkheadView::key(&self.inner, key)
+    }
 }
 
 /// The slot a keyed acquire took; give it back with `surgewall_keyed_bulkhead_release`,

@@ -465,6 +465,22 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBulkhead<K> {
         self.registry.peek(key).map(|(_, cell)| cell.active())
     }
 
+    /// `key`'s calls in flight and its limit, if the key is held.
+    ///
+    /// ```
+    /// use surgewall::bulkhead::keyed::KeyedBulkhead;
+    /// let users = KeyedBulkhead::<u64>::builder(3).limit_for(7, 1).build()?;
+    /// let _p = users.try_acquire(&7)?;
+    /// assert_eq!(users.load(&7), Some((1, 1)));
+    /// assert_eq!(users.load(&8), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn load(&self, key: &K) -> Option<(u64, u32)> {
+        self.registry
+            .peek(key)
+            .map(|(slot, cell)| (cell.active(), self.registry.class_of(slot)))
+    }
+
     /// Evicts keys idle for `idle_ttl` at `now_ns` (never one with calls in flight); see
     /// [`Registry::sweep`](crate::registry::Registry::sweep).
     ///
