@@ -39,6 +39,8 @@
 //! **Keys** are listed a page at a time (`limit` at most 1,000; `matching` counts every key that
 //! passes the filter), so a registry of a million keys is never listed whole.
 //!
+//! Every request first passes the `Host` and `Origin` checks of `guard.rs` (403 otherwise).
+//!
 //! Errors are RFC 9457 problem details (`application/problem+json`): 404 for an unknown name or
 //! path, 405 for a method a path does not take, 400 for a body that is not the JSON asked for,
 //! 413 for a body over 16 KiB.
@@ -102,7 +104,7 @@ impl Resets {
     }
 }
 
-pub(crate) fn router(catalog: &'static Catalog) -> Router {
+pub(crate) fn router(catalog: &'static Catalog, hosts: crate::guard::Hosts) -> Router {
     let breaker = "/api/resilience/circuit-breakers/{endpoint}";
     let keyed = "/api/resilience/keyed-circuit-breakers/{name}";
     let keyed_bh = "/api/resilience/keyed-bulkheads/{name}";
@@ -152,6 +154,10 @@ pub(crate) fn router(catalog: &'static Catalog) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(16 * 1024))
+        .layer(axum::middleware::from_fn_with_state(
+            hosts,
+            crate::guard::check,
+        ))
         .with_state(App {
             catalog,
             resets: Arc::default(),
@@ -159,7 +165,7 @@ pub(crate) fn router(catalog: &'static Catalog) -> Router {
 }
 
 /// An RFC 9457 problem: `type` is `about:blank`, so `title` is the status's own phrase.
-fn problem(status: StatusCode, detail: impl Into<String>) -> Response {
+pub(crate) fn problem(status: StatusCode, detail: impl Into<String>) -> Response {
     let body = json!({
         "type": "about:blank",
         "title": status.canonical_reason().unwrap_or("error"),

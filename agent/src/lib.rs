@@ -26,6 +26,7 @@
 #![warn(missing_docs)]
 
 mod api;
+mod guard;
 pub mod metrics;
 mod openapi;
 
@@ -180,6 +181,10 @@ async fn serve(
         Ok(l) => l,
         Err(_) => return,
     };
+    let hosts = match listener.local_addr() {
+        Ok(addr) => guard::Hosts::for_addr(addr),
+        Err(_) => return,
+    };
     let ticker = tokio::spawn(async move {
         let mut every = tokio::time::interval(tick);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -196,7 +201,7 @@ async fn serve(
             catalog.sweep_keyed();
         }
     });
-    let app = api::router(catalog);
+    let app = api::router(catalog, hosts);
     let _ = axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = stop.await;

@@ -68,7 +68,7 @@ fn http(addr: SocketAddr, request: &str) -> Reply {
 fn get(addr: SocketAddr, path: &str) -> Reply {
     http(
         addr,
-        &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+        &format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"),
     )
 }
 
@@ -81,7 +81,7 @@ fn post(addr: SocketAddr, path: &str, body: &str) -> Reply {
     http(
         addr,
         &format!(
-            "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{ct}Content-Length: {}\r\n\r\n{body}",
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{ct}Content-Length: {}\r\n\r\n{body}",
             body.len()
         ),
     )
@@ -351,7 +351,7 @@ fn metrics_are_read_at_scrape_time_in_both_formats() {
     timed.record_raw_with_duration(p, surgewall::Outcome::Success, Duration::from_millis(30));
     let om = http(
         addr,
-        "GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: application/openmetrics-text;version=1.0.0\r\nConnection: close\r\n\r\n",
+        &format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nAccept: application/openmetrics-text;version=1.0.0\r\nConnection: close\r\n\r\n"),
     );
     assert!(
         om.headers
@@ -807,5 +807,65 @@ fn keys_of_keyed_bulkheads_show_their_load_a_page_at_a_time() {
         get(addr, "/api/resilience/keyed-bulkheads/nope").status,
         404
     );
+    agent.stop().unwrap();
+}
+
+#[test]
+fn foreign_hosts_and_cross_site_changes_are_refused() {
+    let _turn = one_at_a_time();
+    let catalog = catalog();
+    let b = tripping("payments");
+    catalog.join_breaker(&b);
+    let agent = start(catalog);
+    let addr = agent.local_addr();
+    let port = addr.port();
+
+    // DNS rebinding: a page whose own name resolves to 127.0.0.1.
+    let rebound = http(
+        addr,
+        "GET /api/resilience/circuit-breakers HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(rebound.status, 403, "{}", rebound.body);
+    assert!(rebound.json()["detail"]
+        .as_str()
+        .unwrap()
+        .contains("evil.example"));
+
+    // A cross-site POST from a browser: refused, and the breaker untouched.
+    let forced = http(
+        addr,
+        &format!(
+            "POST /api/resilience/circuit-breakers/payments/force-open HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\
+             Origin: http://evil.example\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        ),
+    );
+    assert_eq!(forced.status, 403, "{}", forced.body);
+    assert_eq!(b.state(), State::Closed);
+
+    // The agent's own origin, and tools that send no Origin, may.
+    for (host, origin) in [
+        (
+            format!("localhost:{port}"),
+            format!("\r\nOrigin: http://localhost:{port}"),
+        ),
+        (format!("127.0.0.1:{port}"), String::new()),
+    ] {
+        let ok = http(
+            addr,
+            &format!(
+                "POST /api/resilience/circuit-breakers/payments/force-open HTTP/1.1\r\nHost: {host}{origin}\r\n\
+                 Content-Length: 0\r\nConnection: close\r\n\r\n"
+            ),
+        );
+        assert_eq!(ok.status, 200, "{host}: {}", ok.body);
+        b.reset();
+    }
+    // Reading from another origin is allowed (no state changes; the browser's CORS keeps the
+    // answer from the page).
+    let read = http(
+        addr,
+        &format!("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nOrigin: http://evil.example\r\nConnection: close\r\n\r\n"),
+    );
+    assert_eq!(read.status, 200);
     agent.stop().unwrap();
 }
