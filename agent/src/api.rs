@@ -355,10 +355,20 @@ async fn force_open(
     AxState(catalog): Cat,
     Path(name): Path<String>,
     headers: HeaderMap,
-    body: Result<Json<ForceOpen>, JsonRejection>,
+    body: Result<Json<Value>, JsonRejection>,
 ) -> Response {
     let body = match body {
-        Ok(Json(b)) => b,
+        // An object only: serde would also read a struct from an array (`[null]`).
+        Ok(Json(v @ Value::Object(_))) => match serde_json::from_value::<ForceOpen>(v) {
+            Ok(b) => b,
+            Err(e) => return problem(StatusCode::BAD_REQUEST, format!("bad body: {e}")),
+        },
+        Ok(Json(_)) => {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                "the body must be a JSON object such as {\"duration_seconds\": 30}",
+            )
+        }
         // An empty body without a JSON content type means "no duration".
         Err(JsonRejection::MissingJsonContentType(_))
             if headers

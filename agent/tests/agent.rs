@@ -256,6 +256,9 @@ fn errors_are_problem_details_with_the_right_status() {
         r#"{"duration_seconds": "soon"}"#,
         r#"{"until": 3}"#,
         "{",
+        "[null]",
+        "[30]",
+        "30",
     ] {
         let r = post(
             addr,
