@@ -45,24 +45,26 @@ fn pct(sorted: &[u64], p: f64) -> u64 {
 /// taken away by the agent still shows in the batch it hits.
 const BATCH: u64 = 32;
 
-/// Times `calls` guarded calls in batches of [`BATCH`]; returns each batch's mean per call in
-/// tenths of a nanosecond, sorted.
-fn time_calls(b: &Breaker, calls: usize) -> Vec<u64> {
+/// Times guarded calls in batches of [`BATCH`] for `span`; returns each batch's mean per
+/// call in tenths of a nanosecond, sorted.
+fn time_calls(b: &Breaker, span: Duration) -> Vec<u64> {
     let clock = quanta::Clock::new();
-    let batches = calls / BATCH as usize;
-    let mut ticks = Vec::with_capacity(batches);
+    let mut ticks = Vec::with_capacity(1 << 20);
     let call = || {
         let _ = std::hint::black_box(b.acquire().map(|p| p.success()));
     };
-    for _ in 0..calls / 10 {
+    for _ in 0..100_000 {
         call();
     }
-    for _ in 0..batches {
-        let t0 = clock.raw();
-        for _ in 0..BATCH {
-            call();
+    let end = Instant::now() + span;
+    while Instant::now() < end {
+        for _ in 0..1024 {
+            let t0 = clock.raw();
+            for _ in 0..BATCH {
+                call();
+            }
+            ticks.push(clock.raw().wrapping_sub(t0));
         }
-        ticks.push(clock.raw().wrapping_sub(t0));
     }
     let mut tenths: Vec<u64> = ticks
         .iter()
@@ -91,10 +93,10 @@ fn agent_cpu() -> Option<Duration> {
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
-    let (calls, rounds, requests) = if quick {
-        (20_000, 2, 20)
+    let (span, rounds, requests) = if quick {
+        (Duration::from_millis(20), 2, 20)
     } else {
-        (1_000_000, 5, 500)
+        (Duration::from_secs(2), 5, 500)
     };
     let catalog = Catalog::global();
 
@@ -124,13 +126,14 @@ fn main() {
 
     println!("agent_overhead: 1,000 breakers and a keyed breaker of 100,000 keys listed");
     println!(
-        "1. guarded call, {calls} calls per round in batches of {BATCH}, {rounds} alternating rounds (ns per call, percentiles of batch means)"
+        "1. guarded call, {span:?} per round in batches of {BATCH}, {rounds} alternating rounds, steady state (ns per call, percentiles of batch means)"
     );
     let (mut base50, mut base99, mut with50, mut with99) = (vec![], vec![], vec![], vec![]);
     for round in 0..rounds {
         {
             let _ticker = Ticker::start();
-            let ns = time_calls(hot, calls);
+            std::thread::sleep(Duration::from_millis(300));
+            let ns = time_calls(hot, span);
             base50.push(pct(&ns, 50.0));
             base99.push(pct(&ns, 99.0));
         }
@@ -151,7 +154,9 @@ fn main() {
                     }
                 })
             };
-            let ns = time_calls(hot, calls);
+            // Steady state: the first scrapes (and the start) are behind us.
+            std::thread::sleep(Duration::from_millis(300));
+            let ns = time_calls(hot, span);
             with50.push(pct(&ns, 50.0));
             with99.push(pct(&ns, 99.0));
             scraping.store(false, Ordering::Relaxed);
