@@ -411,7 +411,7 @@ async fn one_bulkhead(
 ) -> Response {
     match catalog.bulkhead(&name) {
         Some(b) => Json(bulkhead_view(&name, &b, &resets)).into_response(),
-        None => problem(StatusCode::NOT_FOUND, format!("no bulkhead named {name:?}")),
+        None => not_found("bulkhead", &name),
     }
 }
 
@@ -427,7 +427,7 @@ async fn reset_bulkhead(
             resets.reset(&b);
             Json(bulkhead_view(&name, &b, &resets)).into_response()
         }
-        None => problem(StatusCode::NOT_FOUND, format!("no bulkhead named {name:?}")),
+        None => not_found("bulkhead", &name),
     }
 }
 
@@ -461,13 +461,15 @@ fn key_view(registry: &str, key: &str, s: &KeySnapshot) -> Value {
     })
 }
 
+/// The 404 for a policy of kind `what` that is not listed as `name`.
+fn not_found(what: &str, name: &str) -> Response {
+    problem(StatusCode::NOT_FOUND, format!("no {what} named {name:?}"))
+}
+
 fn find_keyed(catalog: &Catalog, name: &str) -> Result<Arc<dyn KeyedBreakerView>, Response> {
-    catalog.keyed_breaker(name).ok_or_else(|| {
-        problem(
-            StatusCode::NOT_FOUND,
-            format!("no keyed circuit breaker named {name:?}"),
-        )
-    })
+    catalog
+        .keyed_breaker(name)
+        .ok_or_else(|| not_found("keyed circuit breaker", name))
 }
 
 async fn one_keyed_breaker(AxState(catalog): Cat, Path(name): Path<String>) -> Response {
@@ -637,12 +639,9 @@ fn find_keyed_bulkhead(
     catalog: &Catalog,
     name: &str,
 ) -> Result<Arc<dyn KeyedBulkheadView>, Response> {
-    catalog.keyed_bulkhead(name).ok_or_else(|| {
-        problem(
-            StatusCode::NOT_FOUND,
-            format!("no keyed bulkhead named {name:?}"),
-        )
-    })
+    catalog
+        .keyed_bulkhead(name)
+        .ok_or_else(|| not_found("keyed bulkhead", name))
 }
 
 async fn one_keyed_bulkhead(AxState(catalog): Cat, Path(name): Path<String>) -> Response {

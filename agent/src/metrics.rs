@@ -170,6 +170,12 @@ fn counter<V: Into<f64>>(
     Ok(())
 }
 
+/// `labels` and one more.
+fn with(mut labels: Labels, key: &'static str, value: &str) -> Labels {
+    labels.push((key, value.to_owned()));
+    labels
+}
+
 /// A histogram read from the core (non-cumulative counts per bucket, as prometheus-client
 /// takes them; the encoder accumulates).
 struct HistogramValue<'a>(&'a Durations);
@@ -218,9 +224,11 @@ fn transitions<'a>(
                 let labels = labels.clone();
                 State::ALL.into_iter().filter_map(move |to| {
                     let n = t[from as usize][to as usize];
-                    let mut l = labels.clone();
-                    l.push(("from", from.as_str().to_owned()));
-                    l.push(("to", to.as_str().to_owned()));
+                    let l = with(
+                        with(labels.clone(), "from", from.as_str()),
+                        "to",
+                        to.as_str(),
+                    );
                     (n > 0).then_some((l, n as f64))
                 })
             })
@@ -260,11 +268,7 @@ impl Collector for CatalogCollector {
                     ("late", m.late_results),
                     ("unexpected", m.unexpected_results),
                 ]
-                .map(|(o, v)| {
-                    let mut l = ep(n);
-                    l.push(("outcome", o.to_owned()));
-                    (l, v as f64)
-                })
+                .map(|(o, v)| (with(ep(n), "outcome", o), v as f64))
             }),
         )?;
         counter(
@@ -355,11 +359,7 @@ impl Collector for CatalogCollector {
                     ("rejected", m.rejected),
                     ("timed_out", m.timed_out),
                 ]
-                .map(|(o, v)| {
-                    let mut l = svc(n);
-                    l.push(("outcome", o.to_owned()));
-                    (l, v as f64)
-                })
+                .map(|(o, v)| (with(svc(n), "outcome", o), v as f64))
             }),
         )?;
         histogram(
@@ -416,11 +416,8 @@ impl Collector for CatalogCollector {
                 "New keys beyond the cap: routed to the shared entry, or rejected",
                 None,
                 stats.iter().flat_map(|(n, s)| {
-                    [("routed", s.overflowed), ("rejected", s.rejected)].map(|(o, v)| {
-                        let mut l = name(n);
-                        l.push(("outcome", o.to_owned()));
-                        (l, v as f64)
-                    })
+                    [("routed", s.overflowed), ("rejected", s.rejected)]
+                        .map(|(o, v)| (with(name(n), "outcome", o), v as f64))
                 }),
             )?;
         }
@@ -445,9 +442,7 @@ impl Collector for CatalogCollector {
             None,
             attention.iter().flat_map(|(n, page)| {
                 page.keys.iter().map(move |(key, snap)| {
-                    let mut l = name(n);
-                    l.push(("key", key.clone()));
-                    (l, snap.state as u8)
+                    (with(name(n), "key", key), snap.state as u8)
                 })
             }),
         )?;
@@ -492,11 +487,8 @@ impl Collector for CatalogCollector {
             "Retries asked of the budget, by outcome",
             None,
             budgets.iter().flat_map(|(n, m)| {
-                [("granted", m.granted_total), ("refused", m.refused_total)].map(|(o, v)| {
-                    let mut l = name(n);
-                    l.push(("outcome", o.to_owned()));
-                    (l, v as f64)
-                })
+                [("granted", m.granted_total), ("refused", m.refused_total)]
+                    .map(|(o, v)| (with(name(n), "outcome", o), v as f64))
             }),
         )?;
 
@@ -525,11 +517,9 @@ impl Collector for CatalogCollector {
             "Operations that stopped, by reason",
             None,
             retries.iter().flat_map(|(n, m)| {
-                StopReason::ALL.into_iter().map(move |r| {
-                    let mut l = name(n);
-                    l.push(("reason", r.as_str().to_owned()));
-                    (l, m.stopped(r) as f64)
-                })
+                StopReason::ALL
+                    .into_iter()
+                    .map(move |r| (with(name(n), "reason", r.as_str()), m.stopped(r) as f64))
             }),
         )?;
 
@@ -558,11 +548,7 @@ impl Collector for CatalogCollector {
                     ("slow_long", m.slow.long_burn),
                     ("slow_short", m.slow.short_burn),
                 ]
-                .map(|(w, v)| {
-                    let mut l = name(n);
-                    l.push(("window", w.to_owned()));
-                    (l, v)
-                })
+                .map(|(w, v)| (with(name(n), "window", w), v))
             }),
         )?;
         Ok(())
