@@ -1232,6 +1232,9 @@ extern "C" {
  * (in a child made by `fork()`, the parent's agent does not run: start one there if needed).
  * An address that cannot be bound is `SURGEWALL_IO_ERROR`, an unparsable one
  * `SURGEWALL_INVALID_ARG`; `*err_out` (if not NULL) then receives an error object that says why.
+ * Changes (POST) need the bearer token in `SURGEWALL_AGENT_TOKEN` (or the file named by
+ * `SURGEWALL_AGENT_TOKEN_FILE`) when one is set, and are refused on a bind beyond loopback
+ * without one; an empty or unreadable token is `SURGEWALL_INVALID_CONFIG` (field `token`).
  */
 surgewall_status surgewall_agent_start(const uint8_t *bind,
                                        size_t bind_len,

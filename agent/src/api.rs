@@ -39,7 +39,7 @@
 //! **Keys** are listed a page at a time (`limit` at most 1,000; `matching` counts every key that
 //! passes the filter), so a registry of a million keys is never listed whole.
 //!
-//! Every request first passes the `Host` and `Origin` checks of `guard.rs` (403 otherwise).
+//! Every request first passes the `Host`, `Origin` and token checks of `guard.rs`.
 //!
 //! Errors are RFC 9457 problem details (`application/problem+json`): 404 for an unknown name or
 //! path, 405 for a method a path does not take, 400 for a body that is not the JSON asked for,
@@ -104,7 +104,7 @@ impl Resets {
     }
 }
 
-pub(crate) fn router(catalog: &'static Catalog, hosts: crate::guard::Hosts) -> Router {
+pub(crate) fn router(catalog: &'static Catalog, policy: crate::guard::Policy) -> Router {
     let breaker = "/api/resilience/circuit-breakers/{endpoint}";
     let keyed = "/api/resilience/keyed-circuit-breakers/{name}";
     let keyed_bh = "/api/resilience/keyed-bulkheads/{name}";
@@ -155,7 +155,7 @@ pub(crate) fn router(catalog: &'static Catalog, hosts: crate::guard::Hosts) -> R
         })
         .layer(DefaultBodyLimit::max(16 * 1024))
         .layer(axum::middleware::from_fn_with_state(
-            hosts,
+            policy,
             crate::guard::check,
         ))
         .with_state(App {

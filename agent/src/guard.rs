@@ -10,7 +10,13 @@
 //!   agent's own origin (`http://` + an accepted host). Tools (curl, Prometheus, the bindings'
 //!   HTTP clients) send no `Origin`.
 //!
-//! Refusals are RFC 9457 problems with status 403 that say which check failed.
+//! * **Token** (who may change things): once a bearer token is configured, a change needs
+//!   `Authorization: Bearer <token>` (401 otherwise), compared in constant time; the token is
+//!   never logged or echoed. Without a token, changes are refused on an agent bound to anything
+//!   but loopback (403): binding elsewhere without a token exposes only what can be read.
+//!
+//! Refusals are RFC 9457 problems (403, or 401 with `WWW-Authenticate: Bearer`) that say which
+//! check failed.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,6 +27,87 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use crate::api::problem;
+
+/// A bearer token. Its `Debug` never shows it.
+#[derive(Clone)]
+pub(crate) struct Token(Arc<[u8]>);
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+impl Token {
+    pub(crate) fn new(secret: &str) -> Self {
+        Token(secret.trim().as_bytes().into())
+    }
+
+    /// Whether `presented` is the token, in time that depends on their lengths only.
+    fn matches(&self, presented: &[u8]) -> bool {
+        let (a, b) = (&*self.0, presented);
+        let mut diff = (a.len() ^ b.len()) as u8 | u8::from(a.len() != b.len());
+        for i in 0..a.len().max(b.len()) {
+            diff |= a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0xff);
+        }
+        diff == 0
+    }
+}
+
+/// What a change (any method but GET and HEAD) must show.
+#[derive(Clone, Debug)]
+pub(crate) enum Changes {
+    /// Loopback bind, no token: the Host and Origin checks are enough.
+    Open,
+    /// A bearer token is required.
+    Token(Token),
+    /// Bound beyond loopback without a token: no changes at all.
+    Refused,
+}
+
+impl Changes {
+    pub(crate) fn for_bind(addr: SocketAddr, token: Option<Token>) -> Self {
+        match token {
+            Some(t) => Changes::Token(t),
+            None if addr.ip().is_loopback() => Changes::Open,
+            None => Changes::Refused,
+        }
+    }
+
+    /// `None` when the change may go ahead, else the refusal.
+    fn refusal(&self, authorization: Option<&[u8]>) -> Option<Response> {
+        match self {
+            Changes::Open => None,
+            Changes::Refused => Some(problem(
+                StatusCode::FORBIDDEN,
+                "changes are refused: the agent is bound beyond loopback without a token \
+                 (set SURGEWALL_AGENT_TOKEN or the builder's token)",
+            )),
+            Changes::Token(t) => {
+                let presented = authorization.and_then(|h| h.strip_prefix(b"Bearer "));
+                if presented.is_some_and(|p| t.matches(p)) {
+                    return None;
+                }
+                let mut r = problem(
+                    StatusCode::UNAUTHORIZED,
+                    "a change needs Authorization: Bearer <the agent's token>",
+                );
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    header::HeaderValue::from_static("Bearer"),
+                );
+                Some(r)
+            }
+        }
+    }
+}
+
+/// What the middleware checks against.
+#[derive(Clone, Debug)]
+pub(crate) struct Policy {
+    pub(crate) hosts: Hosts,
+    pub(crate) changes: Changes,
+}
 
 /// The `host:port` values requests may name.
 #[derive(Clone, Debug)]
@@ -49,8 +136,10 @@ impl Hosts {
     }
 }
 
-/// The middleware: refuses a foreign `Host`, and a cross-site `Origin` on a change.
-pub(crate) async fn check(State(hosts): State<Hosts>, req: Request, next: Next) -> Response {
+/// The middleware: refuses a foreign `Host`, a cross-site `Origin` on a change, and a change
+/// without the token (or any change, bound beyond loopback without one).
+pub(crate) async fn check(State(policy): State<Policy>, req: Request, next: Next) -> Response {
+    let hosts = &policy.hosts;
     let headers = req.headers();
     let host = headers.get(header::HOST).map(|h| h.to_str().unwrap_or(""));
     if let Some(host) = host {
@@ -74,5 +163,60 @@ pub(crate) async fn check(State(hosts): State<Hosts>, req: Request, next: Next) 
             );
         }
     }
+    if changes {
+        let authorization = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .map(|v| v.as_bytes());
+        if let Some(refusal) = policy.changes.refusal(authorization) {
+            return refusal;
+        }
+    }
     next.run(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_matches_only_itself() {
+        let t = Token::new("s3cret\n"); // read from a file: the newline is not part of it
+        assert!(t.matches(b"s3cret"));
+        for wrong in [
+            &b""[..],
+            b"s3cre",
+            b"s3crett",
+            b"S3cret",
+            b"s3cret\n",
+            b"s3cre\xff",
+        ] {
+            assert!(!t.matches(wrong), "{wrong:?}");
+        }
+        assert_eq!(format!("{t:?}"), "Token(<redacted>)");
+    }
+
+    #[test]
+    fn changes_beyond_loopback_need_a_token() {
+        let lo: SocketAddr = "127.0.0.1:9464".parse().unwrap();
+        let any: SocketAddr = "0.0.0.0:9464".parse().unwrap();
+        assert!(Changes::for_bind(lo, None).refusal(None).is_none());
+        let refused = Changes::for_bind(any, None)
+            .refusal(Some(b"Bearer x"))
+            .unwrap();
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+        let with = Changes::for_bind(any, Some(Token::new("x")));
+        assert!(with.refusal(Some(b"Bearer x")).is_none());
+        let denied = with.refusal(Some(b"Bearer y")).unwrap();
+        assert_eq!(denied.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(denied.headers()[header::WWW_AUTHENTICATE], "Bearer");
+        assert_eq!(
+            with.refusal(None).unwrap().status(),
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            with.refusal(Some(b"x")).unwrap().status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
 }

@@ -61,6 +61,8 @@ pub enum AgentError {
     Runtime(std::io::Error),
     /// The agent's thread panicked; the agent is stopped.
     Panicked,
+    /// The token from the environment is unusable (says which variable, never the token).
+    Token(String),
 }
 
 impl fmt::Display for AgentError {
@@ -72,6 +74,7 @@ impl fmt::Display for AgentError {
             AgentError::Bind { addr, source } => write!(f, "cannot bind {addr}: {source}"),
             AgentError::Runtime(e) => write!(f, "cannot start the agent's runtime: {e}"),
             AgentError::Panicked => write!(f, "the agent's thread panicked"),
+            AgentError::Token(why) => write!(f, "agent token: {why}"),
         }
     }
 }
@@ -93,6 +96,36 @@ pub struct AgentBuilder {
     tick: Duration,
     sweep: Duration,
     catalog: &'static Catalog,
+    token: Option<guard::Token>,
+}
+
+/// The environment variable a token is read from when the builder sets none.
+pub const TOKEN_ENV: &str = "SURGEWALL_AGENT_TOKEN";
+/// The environment variable naming a file a token is read from (when [`TOKEN_ENV`] is unset).
+pub const TOKEN_FILE_ENV: &str = "SURGEWALL_AGENT_TOKEN_FILE";
+
+/// The token from the environment: `SURGEWALL_AGENT_TOKEN`, else the file that
+/// `SURGEWALL_AGENT_TOKEN_FILE` names (surrounding whitespace trimmed). An empty value, or a
+/// file that cannot be read, is an error that names the variable (never the token).
+fn token_from_env(
+    var: impl Fn(&str) -> Option<String>,
+) -> Result<Option<guard::Token>, AgentError> {
+    let bad = |what: String| AgentError::Token(what);
+    if let Some(t) = var(TOKEN_ENV) {
+        if t.trim().is_empty() {
+            return Err(bad(format!("{TOKEN_ENV} is set but empty")));
+        }
+        return Ok(Some(guard::Token::new(&t)));
+    }
+    let Some(path) = var(TOKEN_FILE_ENV) else {
+        return Ok(None);
+    };
+    let t = std::fs::read_to_string(&path)
+        .map_err(|e| bad(format!("{TOKEN_FILE_ENV}: cannot read {path:?}: {e}")))?;
+    if t.trim().is_empty() {
+        return Err(bad(format!("{TOKEN_FILE_ENV}: {path:?} holds no token")));
+    }
+    Ok(Some(guard::Token::new(&t)))
 }
 
 impl AgentBuilder {
@@ -111,6 +144,14 @@ impl AgentBuilder {
     /// How often keyed registries are swept for idle keys (default 1 s).
     pub fn sweep_interval(mut self, every: Duration) -> Self {
         self.sweep = every.max(Duration::from_millis(1));
+        self
+    }
+
+    /// The bearer token changes (POST) need (default: `SURGEWALL_AGENT_TOKEN`, else the file
+    /// `SURGEWALL_AGENT_TOKEN_FILE` names, else none). Without a token, changes are allowed on
+    /// a loopback bind only. Surrounding whitespace is trimmed; the token is never logged.
+    pub fn token(mut self, secret: &str) -> Self {
+        self.token = Some(guard::Token::new(secret));
         self
     }
 
@@ -135,7 +176,11 @@ impl AgentBuilder {
             .inspect_err(|_| RUNNING.store(0, Ordering::Release))
     }
 
-    fn spawn(self, pid: u32) -> Result<Agent, AgentError> {
+    fn spawn(mut self, pid: u32) -> Result<Agent, AgentError> {
+        // Before anything binds: an unusable token fails the start.
+        if self.token.is_none() {
+            self.token = token_from_env(|v| std::env::var(v).ok())?;
+        }
         let bind_err = |source| AgentError::Bind {
             addr: self.bind,
             source,
@@ -152,12 +197,13 @@ impl AgentBuilder {
             tick,
             sweep,
             catalog,
+            token,
             ..
         } = self;
         let thread = std::thread::Builder::new()
             .name("surgewall-agent".into())
             .spawn(move || {
-                runtime.block_on(serve(listener, catalog, tick, sweep, stop_rx));
+                runtime.block_on(serve(listener, catalog, token, tick, sweep, stop_rx));
                 clock::stop_ticking();
             })
             .map_err(AgentError::Runtime)?;
@@ -173,6 +219,7 @@ impl AgentBuilder {
 async fn serve(
     listener: TcpListener,
     catalog: &'static Catalog,
+    token: Option<guard::Token>,
     tick: Duration,
     sweep: Duration,
     stop: oneshot::Receiver<()>,
@@ -181,8 +228,11 @@ async fn serve(
         Ok(l) => l,
         Err(_) => return,
     };
-    let hosts = match listener.local_addr() {
-        Ok(addr) => guard::Hosts::for_addr(addr),
+    let policy = match listener.local_addr() {
+        Ok(addr) => guard::Policy {
+            hosts: guard::Hosts::for_addr(addr),
+            changes: guard::Changes::for_bind(addr, token),
+        },
         Err(_) => return,
     };
     let ticker = tokio::spawn(async move {
@@ -201,7 +251,7 @@ async fn serve(
             catalog.sweep_keyed();
         }
     });
-    let app = api::router(catalog, hosts);
+    let app = api::router(catalog, policy);
     let _ = axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = stop.await;
@@ -229,6 +279,7 @@ impl Agent {
             tick: Duration::from_millis(1),
             sweep: Duration::from_secs(1),
             catalog: Catalog::global(),
+            token: None,
         }
     }
 
@@ -279,5 +330,33 @@ impl Agent {
 impl Drop for Agent {
     fn drop(&mut self) {
         let _ = self.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_comes_from_the_variable_or_the_file_it_names() {
+        let none = |_: &str| None;
+        assert!(token_from_env(none).unwrap().is_none());
+        let direct = |v: &str| (v == TOKEN_ENV).then(|| "abc".to_owned());
+        assert!(token_from_env(direct).unwrap().is_some());
+        let empty = |v: &str| (v == TOKEN_ENV).then(|| "  ".to_owned());
+        let err = token_from_env(empty).unwrap_err().to_string();
+        assert!(err.contains(TOKEN_ENV), "{err}");
+
+        let dir = std::env::temp_dir().join(format!("surgewall-token-{}", std::process::id()));
+        std::fs::write(&dir, "s3cret\n").unwrap();
+        let path = dir.display().to_string();
+        let file = |v: &str| (v == TOKEN_FILE_ENV).then(|| path.clone());
+        assert!(token_from_env(file).unwrap().is_some());
+        std::fs::remove_file(&dir).unwrap();
+        let err = token_from_env(file).unwrap_err().to_string();
+        assert!(
+            err.contains(TOKEN_FILE_ENV) && !err.contains("s3cret"),
+            "{err}"
+        );
     }
 }

@@ -872,3 +872,49 @@ fn foreign_hosts_and_cross_site_changes_are_refused() {
     assert_eq!(read.status, 200);
     agent.stop().unwrap();
 }
+
+#[test]
+fn with_a_token_changes_need_it_and_reads_do_not() {
+    let _turn = one_at_a_time();
+    let catalog = catalog();
+    let b = tripping("payments");
+    catalog.join_breaker(&b);
+    let agent = Agent::builder()
+        .bind("127.0.0.1:0".parse().unwrap())
+        .catalog(catalog)
+        .token("t0k3n")
+        .start()
+        .unwrap();
+    let addr = agent.local_addr();
+    let force = |auth: &str| {
+        http(
+            addr,
+            &format!(
+                "POST /api/resilience/circuit-breakers/payments/force-open HTTP/1.1\r\nHost: {addr}\r\n{auth}\
+                 Content-Length: 0\r\nConnection: close\r\n\r\n"
+            ),
+        )
+    };
+    for auth in [
+        "",
+        "Authorization: Bearer nope\r\n",
+        "Authorization: t0k3n\r\n",
+    ] {
+        let r = force(auth);
+        assert_eq!(r.status, 401, "{auth:?}: {}", r.body);
+        assert!(
+            r.headers.contains("www-authenticate: bearer"),
+            "{}",
+            r.headers
+        );
+        assert!(!r.body.contains("t0k3n"), "the token is never echoed");
+    }
+    assert_eq!(b.state(), State::Closed);
+    assert_eq!(force("Authorization: Bearer t0k3n\r\n").status, 200);
+    assert_eq!(b.state(), State::ForcedOpen);
+    assert_eq!(
+        get(addr, "/api/resilience/circuit-breakers/payments").status,
+        200
+    );
+    agent.stop().unwrap();
+}

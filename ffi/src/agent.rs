@@ -43,6 +43,9 @@ opaque_handle!(surgewall_agent => AgentObj, tag 18);
 /// (in a child made by `fork()`, the parent's agent does not run: start one there if needed).
 /// An address that cannot be bound is `SURGEWALL_IO_ERROR`, an unparsable one
 /// `SURGEWALL_INVALID_ARG`; `*err_out` (if not NULL) then receives an error object that says why.
+/// Changes (POST) need the bearer token in `SURGEWALL_AGENT_TOKEN` (or the file named by
+/// `SURGEWALL_AGENT_TOKEN_FILE`) when one is set, and are refused on a bind beyond loopback
+/// without one; an empty or unreadable token is `SURGEWALL_INVALID_CONFIG` (field `token`).
 #[no_mangle]
 pub extern "C" fn surgewall_agent_start(
     bind: *const u8,
@@ -74,12 +77,15 @@ fn start(
         builder = builder.bind(addr);
     }
     let agent = builder.start().map_err(|e| {
-        let status = match e {
-            AgentError::AlreadyRunning => Status::SURGEWALL_ALREADY_RUNNING,
-            AgentError::Bind { .. } | AgentError::Runtime(_) => Status::SURGEWALL_IO_ERROR,
-            AgentError::Panicked => Status::SURGEWALL_PANIC,
+        let (status, field) = match e {
+            AgentError::AlreadyRunning => (Status::SURGEWALL_ALREADY_RUNNING, "bind"),
+            AgentError::Bind { .. } | AgentError::Runtime(_) => {
+                (Status::SURGEWALL_IO_ERROR, "bind")
+            }
+            AgentError::Panicked => (Status::SURGEWALL_PANIC, "agent"),
+            AgentError::Token(_) => (Status::SURGEWALL_INVALID_CONFIG, "token"),
         };
-        report(err_out, status, "bind", &e.to_string())
+        report(err_out, status, field, &e.to_string())
     })?;
     write(out, surgewall_agent::insert(Mutex::new(Some(agent)))?)
 }

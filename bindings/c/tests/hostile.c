@@ -1445,6 +1445,17 @@ static void test_agent(surgewall_mock_clock *clock)
         surgewall_error_free(err);
     }
     CHECK_STATUS(surgewall_agent_start(NULL, 3, &live, NULL), SURGEWALL_NULL_ARG);
+    /* An empty token in the environment: refused, naming the field, never started. */
+    setenv("SURGEWALL_AGENT_TOKEN", " ", 1);
+    {
+        surgewall_agent *out = (surgewall_agent *)0x1;
+        surgewall_error *err = NULL;
+        CHECK_STATUS(surgewall_agent_start(u8(any), strlen(any), &out, &err), SURGEWALL_INVALID_CONFIG);
+        CHECK(out == (surgewall_agent *)0x1);
+        CHECK(err != NULL && strcmp(surgewall_error_field(err), "token") == 0);
+        surgewall_error_free(err);
+    }
+    unsetenv("SURGEWALL_AGENT_TOKEN");
     CHECK_STATUS(surgewall_agent_start(u8(any), strlen(any), NULL, NULL), SURGEWALL_NULL_ARG);
 
     /* An address another socket holds: an I/O error that says which address. */

@@ -180,3 +180,22 @@ def test_named_keyed_policies_slos_and_shared_budgets_are_listed(agent: surgewal
         surgewall.SLO(0.99, name="a\0b")
     assert e.value.field == "name"
     del tenants, slo, unnamed
+
+
+def test_a_token_from_the_environment_guards_changes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SURGEWALL_AGENT_TOKEN", "py-t0k3n")
+    b = surgewall.Breaker("py-agent-token", consecutive_failures=1, failure_rate=None)
+    with surgewall.Agent(bind="127.0.0.1:0") as a:
+        url = f"{a.url}/api/resilience/circuit-breakers/py-agent-token/force-open"
+        assert fetch(url, "POST")[0] == 401
+        assert b.state is surgewall.State.CLOSED
+        req = urllib.request.Request(
+            url, method="POST", data=b"", headers={"Authorization": "Bearer py-t0k3n"}
+        )
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.status == 200
+        assert b.state is surgewall.State.FORCED_OPEN
+    monkeypatch.setenv("SURGEWALL_AGENT_TOKEN", "")
+    with pytest.raises(surgewall.ConfigError) as e:
+        surgewall.Agent(bind="127.0.0.1:0")
+    assert e.value.field == "token" and "SURGEWALL_AGENT_TOKEN" in str(e.value)

@@ -8,6 +8,10 @@ thread, no GIL taken), ticks the coarse clock and sweeps keyed registries::
         print(agent.url + "/metrics")
         ...
 
+Changes (POST: reset, force open...) need ``Authorization: Bearer <token>`` once a token is set
+in ``SURGEWALL_AGENT_TOKEN`` (or a file named by ``SURGEWALL_AGENT_TOKEN_FILE``); without
+one they are allowed on a loopback bind only.
+
 One agent runs per process. After ``os.fork()`` the child does not have the parent's agent (no
 thread survives a fork): the copy of the ``Agent`` object says so (``running`` is False, the
 rest raises :class:`AgentError`), and the child may start its own on another port.
@@ -46,14 +50,15 @@ class Agent:
         err = ffi.new("surgewall_error **")
         status = lib.surgewall_agent_start(raw, len(raw), out, err)
         if status != OK:
-            message = ""
+            message, field = "", "bind"
             if err[0] != ffi.NULL:
                 message = c_str(lib.surgewall_error_message(err[0]))
+                field = c_str(lib.surgewall_error_field(err[0])) or field
                 lib.surgewall_error_free(err[0])
             if status in (_ALREADY_RUNNING, _IO_ERROR):
                 raise AgentError(message or f"cannot start the agent on {bind}", status)
             if message:
-                raise ConfigError("bind", message, status)
+                raise ConfigError(field, message, status)
             raise_status(status, "Agent")
         self._h: Any = out[0]
         self._pid = os.getpid()
