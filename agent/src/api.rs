@@ -60,7 +60,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use surgewall::breaker::keyed::KeySnapshot;
 use surgewall::catalog::{Catalog, KeyedBreakerView, KeyedBulkheadView};
-use surgewall::{Breaker, BreakerMetrics, Bulkhead, BulkheadMetrics, State};
+use surgewall::slo::SloTracker;
+use surgewall::{
+    Breaker, BreakerMetrics, Bulkhead, BulkheadMetrics, RetryBudget, RetryPolicy, State, StopReason,
+};
 
 use crate::metrics::{render, Format};
 
@@ -190,6 +193,16 @@ async fn metrics(AxState(catalog): Cat, headers: HeaderMap) -> Response {
         .into_response()
 }
 
+/// `{key: [view of each listed policy]}`, in the catalog's order (by listed name).
+fn listing<T: ?Sized>(
+    key: &str,
+    listed: Vec<(String, Arc<T>)>,
+    view: impl Fn(&str, &T) -> Value,
+) -> Json<Value> {
+    let views: Vec<Value> = listed.iter().map(|(n, p)| view(n, p)).collect();
+    Json(json!({ key: views }))
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
@@ -260,12 +273,9 @@ fn bulkhead_view(name: &str, b: &Arc<Bulkhead>, resets: &Resets) -> Value {
 }
 
 async fn breakers(AxState(catalog): Cat) -> Json<Value> {
-    let list: Vec<Value> = catalog
-        .breakers()
-        .iter()
-        .map(|(n, b)| breaker_view(n, &b.metrics()))
-        .collect();
-    Json(json!({ "circuit_breakers": list }))
+    listing("circuit_breakers", catalog.breakers(), |n, b| {
+        breaker_view(n, &b.metrics())
+    })
 }
 
 fn not_found_breaker(name: &str) -> Response {
@@ -396,12 +406,12 @@ async fn force_open(
 }
 
 async fn bulkheads(AxState(catalog): Cat, AxState(resets): AxState<Arc<Resets>>) -> Json<Value> {
-    let list: Vec<Value> = catalog
+    let views: Vec<Value> = catalog
         .bulkheads()
         .iter()
         .map(|(n, b)| bulkhead_view(n, b, &resets))
         .collect();
-    Json(json!({ "bulkheads": list }))
+    Json(json!({ "bulkheads": views }))
 }
 
 async fn one_bulkhead(
@@ -581,7 +591,7 @@ async fn keyed_key_reset(
     }
 }
 
-fn keyed_breaker_view(n: &str, k: &dyn KeyedBreakerView) -> Value {
+fn keyed_breaker_view(n: &str, k: &(dyn KeyedBreakerView + 'static)) -> Value {
     let m = k.metrics();
     let mut transitions = serde_json::Map::new();
     for from in State::ALL {
@@ -605,15 +615,14 @@ fn keyed_breaker_view(n: &str, k: &dyn KeyedBreakerView) -> Value {
 }
 
 async fn keyed_breakers(AxState(catalog): Cat) -> Json<Value> {
-    let list: Vec<Value> = catalog
-        .keyed_breakers()
-        .iter()
-        .map(|(n, k)| keyed_breaker_view(n, &**k))
-        .collect();
-    Json(json!({ "keyed_circuit_breakers": list }))
+    listing(
+        "keyed_circuit_breakers",
+        catalog.keyed_breakers(),
+        keyed_breaker_view,
+    )
 }
 
-fn keyed_bulkhead_view(n: &str, k: &dyn KeyedBulkheadView) -> Value {
+fn keyed_bulkhead_view(n: &str, k: &(dyn KeyedBulkheadView + 'static)) -> Value {
     let m = k.metrics();
     json!({
         "name": n,
@@ -627,12 +636,9 @@ fn keyed_bulkhead_view(n: &str, k: &dyn KeyedBulkheadView) -> Value {
 }
 
 async fn keyed_bulkheads(AxState(catalog): Cat) -> Json<Value> {
-    let list: Vec<Value> = catalog
-        .keyed_bulkheads()
-        .iter()
-        .map(|(n, k)| keyed_bulkhead_view(n, &**k))
-        .collect();
-    Json(json!({ "keyed_bulkheads": list }))
+    listing("keyed_bulkheads", catalog.keyed_bulkheads(), |n, k| {
+        keyed_bulkhead_view(n, k)
+    })
 }
 
 fn find_keyed_bulkhead(
@@ -713,74 +719,65 @@ async fn keyed_bulkhead_key(
     }
 }
 
+fn retry_budget_view(n: &str, b: &RetryBudget) -> Value {
+    let m = b.metrics();
+    json!({
+        "name": n,
+        "requests": m.requests,
+        "retries": m.retries,
+        "allowed": m.allowed,
+        "remaining": m.remaining,
+        "granted_total": m.granted_total,
+        "refused_total": m.refused_total,
+    })
+}
+
 async fn retry_budgets(AxState(catalog): Cat) -> Json<Value> {
-    let list: Vec<Value> = catalog
-        .retry_budgets()
-        .iter()
-        .map(|(n, b)| {
-            let m = b.metrics();
-            json!({
-                "name": n,
-                "requests": m.requests,
-                "retries": m.retries,
-                "allowed": m.allowed,
-                "remaining": m.remaining,
-                "granted_total": m.granted_total,
-                "refused_total": m.refused_total,
-            })
-        })
+    listing("retry_budgets", catalog.retry_budgets(), retry_budget_view)
+}
+
+fn retry_view(n: &str, p: &RetryPolicy) -> Value {
+    let m = p.metrics();
+    let stops: serde_json::Map<String, Value> = StopReason::ALL
+        .into_iter()
+        .map(|r| (r.as_str().to_owned(), m.stopped(r).into()))
         .collect();
-    Json(json!({ "retry_budgets": list }))
+    json!({
+        "name": n,
+        "operations": m.operations,
+        "retries": m.retries,
+        "stops": stops,
+    })
 }
 
 async fn retries(AxState(catalog): Cat) -> Json<Value> {
-    let list: Vec<Value> = catalog
-        .retry_policies()
-        .iter()
-        .map(|(n, p)| {
-            let m = p.metrics();
-            let mut stops = serde_json::Map::new();
-            for r in surgewall::StopReason::ALL {
-                stops.insert(r.as_str().to_owned(), m.stopped(r).into());
-            }
-            json!({
-                "name": n,
-                "operations": m.operations,
-                "retries": m.retries,
-                "stops": stops,
-            })
+    listing("retries", catalog.retry_policies(), retry_view)
+}
+
+fn slo_view(n: &str, s: &SloTracker) -> Value {
+    let m = s.metrics();
+    let burn = |b: &surgewall::slo::BurnMetrics| {
+        json!({
+            "long_burn": b.long_burn,
+            "short_burn": b.short_burn,
+            "threshold": b.threshold,
+            "burning": b.burning,
         })
-        .collect();
-    Json(json!({ "retries": list }))
+    };
+    json!({
+        "name": n,
+        "objective": m.objective,
+        "calls": m.calls,
+        "bad": m.bad,
+        "error_budget_remaining_ratio": m.budget_remaining_fraction,
+        "fast": burn(&m.fast),
+        "slow": burn(&m.slow),
+        "holding_breaker": m.holding_breaker,
+    })
 }
 
 async fn slos(AxState(catalog): Cat) -> Json<Value> {
-    let list: Vec<Value> = catalog
-        .slos()
-        .iter()
-        .map(|(n, s)| {
-            let m = s.metrics();
-            let burn = |b: &surgewall::slo::BurnMetrics| {
-                json!({
-                    "long_burn": b.long_burn,
-                    "short_burn": b.short_burn,
-                    "threshold": b.threshold,
-                    "burning": b.burning,
-                })
-            };
-            json!({
-                "name": n,
-                "objective": m.objective,
-                "calls": m.calls,
-                "bad": m.bad,
-                "error_budget_remaining_ratio": m.budget_remaining_fraction,
-                "fast": burn(&m.fast),
-                "slow": burn(&m.slow),
-                "holding_breaker": m.holding_breaker,
-            })
-        })
-        .collect();
-    Json(json!({ "slos": list }))
+    listing("slos", catalog.slos(), slo_view)
 }
 
 async fn summary(AxState(catalog): Cat) -> Json<Value> {

@@ -36,6 +36,7 @@
 //! Prometheus text format 0.0.4 (for other scrapers and people).
 
 use std::fmt::{self, Write as _};
+use std::sync::Arc;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
@@ -170,6 +171,11 @@ fn counter<V: Into<f64>>(
     Ok(())
 }
 
+/// What `f` reads of each listed policy, with its listed name.
+fn read<T: ?Sized, M>(listed: Vec<(String, Arc<T>)>, f: impl Fn(&T) -> M) -> Vec<(String, M)> {
+    listed.into_iter().map(|(n, p)| (n, f(&p))).collect()
+}
+
 /// `labels` and one more.
 fn with(mut labels: Labels, key: &'static str, value: &str) -> Labels {
     labels.push((key, value.to_owned()));
@@ -241,11 +247,7 @@ impl Collector for CatalogCollector {
         let catalog = self.0;
         let e = &mut enc;
 
-        let breakers: Vec<_> = catalog
-            .breakers()
-            .into_iter()
-            .map(|(name, b)| (name, b.metrics()))
-            .collect();
+        let breakers: Vec<_> = read(catalog.breakers(), |p| p.metrics());
         let ep = |n: &str| -> Labels { vec![("endpoint", n.to_owned())] };
         gauge(
             e,
@@ -319,11 +321,7 @@ impl Collector for CatalogCollector {
                 .filter_map(|(n, m)| Some((ep(n), m.call_durations.as_ref()?))),
         )?;
 
-        let bulkheads: Vec<_> = catalog
-            .bulkheads()
-            .into_iter()
-            .map(|(name, b)| (name, b.metrics()))
-            .collect();
+        let bulkheads: Vec<_> = read(catalog.bulkheads(), |p| p.metrics());
         let svc = |n: &str| -> Labels { vec![("service", n.to_owned())] };
         gauge(
             e,
@@ -370,16 +368,8 @@ impl Collector for CatalogCollector {
         )?;
 
         let name = |n: &str| -> Labels { vec![("name", n.to_owned())] };
-        let keyed: Vec<_> = catalog
-            .keyed_breakers()
-            .into_iter()
-            .map(|(n, k)| (n, k.metrics()))
-            .collect();
-        let keyed_bulkheads: Vec<_> = catalog
-            .keyed_bulkheads()
-            .into_iter()
-            .map(|(n, k)| (n, k.metrics()))
-            .collect();
+        let keyed: Vec<_> = read(catalog.keyed_breakers(), |p| p.metrics());
+        let keyed_bulkheads: Vec<_> = read(catalog.keyed_bulkheads(), |p| p.metrics());
         for (kind, stats) in [
             (
                 "keyed_circuit_breaker",
@@ -456,11 +446,7 @@ impl Collector for CatalogCollector {
                 .map(|(n, page)| (name(n), page.matching as f64)),
         )?;
 
-        let budgets: Vec<_> = catalog
-            .retry_budgets()
-            .into_iter()
-            .map(|(n, b)| (n, b.metrics()))
-            .collect();
+        let budgets: Vec<_> = read(catalog.retry_budgets(), |p| p.metrics());
         for (series, help, pick) in [
             ("retry_budget_requests", "First attempts in the window", 0),
             ("retry_budget_retries", "Retries granted in the window", 1),
@@ -492,11 +478,7 @@ impl Collector for CatalogCollector {
             }),
         )?;
 
-        let retries: Vec<_> = catalog
-            .retry_policies()
-            .into_iter()
-            .map(|(n, p)| (n, p.metrics()))
-            .collect();
+        let retries: Vec<_> = read(catalog.retry_policies(), |p| p.metrics());
         counter(
             e,
             "retry_operations",
@@ -523,11 +505,7 @@ impl Collector for CatalogCollector {
             }),
         )?;
 
-        let slos: Vec<_> = catalog
-            .slos()
-            .into_iter()
-            .map(|(n, s)| (n, s.metrics()))
-            .collect();
+        let slos: Vec<_> = read(catalog.slos(), |p| p.metrics());
         gauge(
             e,
             "slo_error_budget_remaining_ratio",
