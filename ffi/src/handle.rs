@@ -291,7 +291,7 @@ impl<T> Slab<T> {
 /// was using.
 pub(crate) mod fork {
     use std::cell::RefCell;
-    use std::sync::atomic::{AtomicU8, Ordering};
+    use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::{MutexGuard, PoisonError};
 
     use engine::catalog::{Catalog, CatalogLocks};
@@ -312,15 +312,24 @@ pub(crate) mod fork {
         // would inherit it half-made); their initializers take no lock of ours. A panic
         // must not unwind out of a C callback.
         let _ = std::panic::catch_unwind(engine::init_process_globals);
+        // Idempotent: a child that had to register again (see `register`) may have the
+        // handlers twice, and the second `prepare` finds the locks already held.
         HELD.with(|held| {
             let mut held = held.borrow_mut();
             for (slot, lock) in held.iter_mut().zip(FREE_LISTS.iter()) {
-                *slot = Some(lock.lock().unwrap_or_else(PoisonError::into_inner));
+                if slot.is_none() {
+                    *slot = Some(lock.lock().unwrap_or_else(PoisonError::into_inner));
+                }
             }
         });
         // Never nested with a free-list lock (a constructor joins the catalog, then inserts
         // its handle), so the order between the two sets does not matter.
-        CATALOG.with(|c| *c.borrow_mut() = Some(Catalog::global().lock_all()));
+        CATALOG.with(|c| {
+            let mut c = c.borrow_mut();
+            if c.is_none() {
+                *c = Some(Catalog::global().lock_all());
+            }
+        });
     }
 
     extern "C" fn release() {
@@ -333,27 +342,52 @@ pub(crate) mod fork {
         });
     }
 
-    /// 0: not registered, 1: a thread is registering, 2: registered.
-    static STATE: AtomicU8 = AtomicU8::new(0);
+    /// `[registrar's pid : 32 | state : 2]`, state 0: not registered, 1: being registered by
+    /// that process, 2: registered.
+    static STATE: AtomicU64 = AtomicU64::new(0);
 
-    /// Registers the handlers once per process. Never waits: a thread that finds another one
-    /// registering goes on (a wait could itself be inherited by a child forked meanwhile).
+    /// Registers the handlers once per process, before the caller takes any lock of ours: a
+    /// thread that finds another one registering waits for it (a lock taken before the
+    /// handlers are in place could be inherited held by a child forked meanwhile, as
+    /// `fork.c` saw). `pthread_atfork` and `fork()` exclude each other in libc, so a fork
+    /// lands before or after a registration, never inside it; a child forked while another
+    /// thread of its parent was registering finds the parent's pid in the word and registers
+    /// again itself (the handlers are idempotent, so having them twice is harmless).
     #[inline]
     pub(crate) fn register() {
-        // Acquire/Release: nothing is published through STATE; it only elects one registrar.
-        if STATE.load(Ordering::Acquire) != 0 {
+        // Acquire/Release: nothing is published through STATE but the election itself.
+        if STATE.load(Ordering::Acquire) & 3 == 2 {
             return;
         }
-        if STATE
-            .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-        {
-            #[cfg(unix)]
-            // SAFETY: three `extern "C" fn()` that never unwind (they only lock and unlock).
-            unsafe {
-                libc::pthread_atfork(Some(prepare), Some(release), Some(release));
+        register_slow();
+    }
+
+    #[cold]
+    fn register_slow() {
+        let me = u64::from(std::process::id());
+        loop {
+            let w = STATE.load(Ordering::Acquire);
+            let registering_here = w & 3 == 1 && w >> 2 == me;
+            match w & 3 {
+                2 => return,
+                1 if registering_here => std::thread::yield_now(),
+                // 0, or 1 left behind by a thread of the process this child was forked from.
+                _ => {
+                    if STATE
+                        .compare_exchange(w, me << 2 | 1, Ordering::AcqRel, Ordering::Acquire)
+                        .is_ok()
+                    {
+                        #[cfg(unix)]
+                        // SAFETY: three `extern "C" fn()` that never unwind (they only lock
+                        // and unlock, and catch any panic of the lazy initializers).
+                        unsafe {
+                            libc::pthread_atfork(Some(prepare), Some(release), Some(release));
+                        }
+                        STATE.store(me << 2 | 2, Ordering::Release);
+                        return;
+                    }
+                }
             }
-            STATE.store(2, Ordering::Release);
         }
     }
 }
