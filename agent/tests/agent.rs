@@ -459,6 +459,9 @@ fn every_documented_operation_is_served_with_a_documented_status() {
     let paths = doc["paths"].as_object().unwrap();
     assert!(paths.len() >= 15, "{}", paths.len());
     for (path, ops) in paths {
+        if path == "/api/resilience/ws" || path == "/api/resilience/events" {
+            continue; // endless streams: tests/live.rs drives them with real clients
+        }
         let concrete = path
             .replace("{endpoint}", "payments")
             .replace("{service}", "db")

@@ -1,4 +1,7 @@
 //! The live stream end to end: real WebSocket and SSE clients on 127.0.0.1.
+// Each test holds the one-agent-per-process turn for its whole run, awaits included: every
+// #[tokio::test] runs on a runtime of its own, so no other task waits on that lock.
+#![allow(clippy::await_holding_lock)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};

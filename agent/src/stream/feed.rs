@@ -293,7 +293,7 @@ pub(crate) fn views(c: &Catalog, resets: &Resets) -> Views {
             .map(|(n, k)| {
                 let mut view = api::keyed_bulkhead_view(&n, &*k);
                 let mut page = k.page(true, 0, usize::MAX).keys;
-                page.sort_by(|a, b| b.1.cmp(&a.1));
+                page.sort_by_key(|k| std::cmp::Reverse(k.1));
                 page.truncate(TOP_KEYS);
                 let busiest = page
                     .iter()
