@@ -3,12 +3,14 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use futures_util::SinkExt;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use surgewall::catalog::Catalog;
@@ -18,6 +20,9 @@ use tokio::time::{sleep_until, timeout, Instant};
 use super::feed::{gap, snapshot};
 use super::{now_ms, Admitted, Ended, Hub, Msg, Start};
 use crate::api::{problem, Resets};
+
+/// The most messages written to a client with one flush.
+const WRITE_BATCH: usize = 64;
 
 /// The largest frame or message a client may send us (it has nothing to say but pings).
 pub(crate) const MAX_CLIENT_FRAME: usize = 4096;
@@ -34,7 +39,9 @@ pub(crate) struct Live {
 
 /// Where a client's messages go.
 trait Out: Send {
-    fn send(&mut self, m: &Msg) -> impl Future<Output = Result<(), Ended>> + Send;
+    /// Writes `batch` (oldest first) with one flush: a burst costs a client one write, not one
+    /// per message.
+    fn send(&mut self, batch: &[Arc<Msg>]) -> impl Future<Output = Result<(), Ended>> + Send;
     /// Resolves when the client has gone (or broke the protocol).
     fn closed(&mut self) -> impl Future<Output = Ended> + Send;
 }
@@ -42,11 +49,12 @@ trait Out: Send {
 struct Ws(WebSocket);
 
 impl Out for Ws {
-    async fn send(&mut self, m: &Msg) -> Result<(), Ended> {
-        self.0
-            .send(Message::Text(m.json.clone()))
-            .await
-            .map_err(|_| Ended::Closed)
+    async fn send(&mut self, batch: &[Arc<Msg>]) -> Result<(), Ended> {
+        for m in batch {
+            let frame = Message::Text(m.json.clone());
+            self.0.feed(frame).await.map_err(|_| Ended::Closed)?;
+        }
+        self.0.flush().await.map_err(|_| Ended::Closed)
     }
 
     async fn closed(&mut self) -> Ended {
@@ -66,8 +74,12 @@ impl Out for Ws {
 struct Sse(mpsc::Sender<Bytes>);
 
 impl Out for Sse {
-    async fn send(&mut self, m: &Msg) -> Result<(), Ended> {
-        self.0.send(m.sse.clone()).await.map_err(|_| Ended::Closed)
+    async fn send(&mut self, batch: &[Arc<Msg>]) -> Result<(), Ended> {
+        let frames = match batch {
+            [one] => one.sse.clone(),
+            _ => batch.iter().flat_map(|m| m.sse.iter().copied()).collect(),
+        };
+        self.0.send(frames).await.map_err(|_| Ended::Closed)
     }
 
     async fn closed(&mut self) -> Ended {
@@ -191,8 +203,8 @@ fn start(live: &Live, last: Option<u64>) -> (broadcast::Receiver<Arc<Msg>>, Vec<
 }
 
 /// One write, or `Stalled` when the client takes longer than `limit` to take it.
-async fn write(out: &mut impl Out, m: &Msg, limit: std::time::Duration) -> Result<(), Ended> {
-    timeout(limit, out.send(m))
+async fn write(out: &mut impl Out, batch: &[Arc<Msg>], limit: Duration) -> Result<(), Ended> {
+    timeout(limit, out.send(batch))
         .await
         .unwrap_or(Err(Ended::Stalled))
 }
@@ -208,28 +220,44 @@ async fn run(live: &Live, out: &mut impl Out, last: Option<u64>) -> Ended {
     let mut stop = live.hub.stopping();
     let (mut rx, first) = start(live, last);
     let limit = config.write_timeout;
-    for m in &first {
-        if let Err(e) = write(out, m, limit).await {
-            return e;
-        }
+    if let Err(e) = write(out, &first, limit).await {
+        return e;
     }
     let mut quiet_until = Instant::now() + config.heartbeat;
+    let mut batch = Vec::with_capacity(WRITE_BATCH);
     loop {
         let next = tokio::select! {
             // Messages first: the agent's "stopping" event goes out before the stream ends.
             biased;
-            m = rx.recv() => match m {
-                Ok(m) => m,
-                Err(broadcast::error::RecvError::Lagged(_)) => return Ended::Slow,
-                Err(broadcast::error::RecvError::Closed) => return Ended::Stopping,
-            },
+            m = rx.recv() => m,
             _ = stop.wait_for(|s| *s) => return Ended::Stopping,
             why = out.closed() => return why,
-            () = sleep_until(quiet_until) => Arc::new(heartbeat()),
+            () = sleep_until(quiet_until) => Ok(Arc::new(heartbeat())),
         };
-        if let Err(e) = write(out, &next, limit).await {
+        // What else is queued already goes out in the same write.
+        let mut next = Some(next);
+        loop {
+            use broadcast::error::{RecvError, TryRecvError};
+            let m = match next.take() {
+                Some(m) => m,
+                None if batch.len() >= WRITE_BATCH => break,
+                None => match rx.try_recv() {
+                    Ok(m) => Ok(m),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Lagged(n)) => Err(RecvError::Lagged(n)),
+                    Err(TryRecvError::Closed) => Err(RecvError::Closed),
+                },
+            };
+            match m {
+                Ok(m) => batch.push(m),
+                Err(RecvError::Lagged(_)) => return Ended::Slow,
+                Err(RecvError::Closed) => return Ended::Stopping,
+            }
+        }
+        if let Err(e) = write(out, &batch, limit).await {
             return e;
         }
+        batch.clear();
         quiet_until = Instant::now() + config.heartbeat;
     }
 }
