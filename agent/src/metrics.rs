@@ -25,6 +25,10 @@
 //! | `retry_stops_total` | counter | `name`, `reason` (success, not_retryable, max_attempts, ...) |
 //! | `slo_error_budget_remaining_ratio`, `slo_burn_rate` (`window` = fast_long, fast_short, slow_long, slow_short) | gauge | `name` |
 //!
+//! | `agent_connections`, `agent_stream_clients` (served by the agent only) | gauge | |
+//! | `agent_connections_refused_total`, `agent_stream_refused_total`, `agent_stream_messages_total`, `agent_stream_ring_missed_total` | counter | |
+//! | `agent_stream_disconnects_total` | counter | `reason` = closed, slow, stalled, protocol, stopping |
+//!
 //! | `keyed_circuit_breaker_key_state` (keys not CLOSED, at most [`KEY_SERIES`] per registry) | gauge | `name`, `key` |
 //! | `keyed_circuit_breaker_keys_not_closed` | gauge | `name` |
 //!
