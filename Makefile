@@ -52,6 +52,7 @@ bench:
 	$(CARGO) run --quiet --release -p surgewall-benches --bin keyed_interleaved
 	$(CARGO) run --quiet --release -p surgewall-benches --bin tail_latency
 	$(CARGO) run --quiet --release -p surgewall-benches --bin agent_overhead
+	$(CARGO) run --quiet --release -p surgewall-benches --bin agent_stream
 	$(MAKE) bench-c
 	$(MAKE) bench-python
 	$(MAKE) bench-go
@@ -75,6 +76,7 @@ bench-check:
 	$(CARGO) run --quiet --release -p surgewall-benches --bin keyed_interleaved > /dev/null
 	$(CARGO) run --quiet --release -p surgewall-benches --bin tail_latency > /dev/null
 	$(CARGO) run --quiet --release -p surgewall-benches --bin agent_overhead -- --quick > /dev/null
+	$(CARGO) run --quiet --release -p surgewall-benches --bin agent_stream -- --quick > /dev/null
 
 ## header: regenerate include/surgewall.h from ffi/ (a test fails when it is stale)
 header:

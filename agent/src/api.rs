@@ -65,15 +65,35 @@ use surgewall::{
     Breaker, BreakerMetrics, Bulkhead, BulkheadMetrics, RetryBudget, RetryPolicy, State, StopReason,
 };
 
-use crate::metrics::{render, Format};
+use crate::metrics::{render_with, Format};
+use crate::server::Limits;
+use crate::stream::client::{self, Live};
 
 type Cat = AxState<&'static Catalog>;
 
-/// What the handlers share: the catalog, and the bulkheads' statistics at their last reset.
+/// What the handlers share: the catalog, the bulkheads' statistics at their last reset, and
+/// the live stream.
 #[derive(Clone)]
-struct App {
+pub(crate) struct App {
     catalog: &'static Catalog,
     resets: Arc<Resets>,
+    live: Live,
+}
+
+impl App {
+    pub(crate) fn new(live: Live) -> Self {
+        App {
+            catalog: live.catalog,
+            resets: live.resets.clone(),
+            live,
+        }
+    }
+}
+
+impl FromRef<App> for Live {
+    fn from_ref(app: &App) -> Self {
+        app.live.clone()
+    }
 }
 
 impl FromRef<App> for &'static Catalog {
@@ -92,7 +112,7 @@ impl FromRef<App> for Arc<Resets> {
 /// bulkhead (the `Weak` keeps that address from going to another bulkhead). The reset is a
 /// view: `/metrics` keeps its counters monotonic, as Prometheus needs them.
 #[derive(Default)]
-struct Resets(Mutex<HashMap<usize, (Weak<Bulkhead>, BulkheadMetrics)>>);
+pub(crate) struct Resets(Mutex<HashMap<usize, (Weak<Bulkhead>, BulkheadMetrics)>>);
 
 impl Resets {
     fn at_reset(&self, b: &Arc<Bulkhead>) -> Option<BulkheadMetrics> {
@@ -107,13 +127,15 @@ impl Resets {
     }
 }
 
-pub(crate) fn router(catalog: &'static Catalog, policy: crate::guard::Policy) -> Router {
+pub(crate) fn router(app: App, policy: crate::guard::Policy, limits: &Limits) -> Router {
     let breaker = "/api/resilience/circuit-breakers/{endpoint}";
     let keyed = "/api/resilience/keyed-circuit-breakers/{name}";
     let keyed_bh = "/api/resilience/keyed-bulkheads/{name}";
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/metrics", get(metrics))
+        .route("/api/resilience/ws", get(client::ws))
+        .route("/api/resilience/events", get(client::sse))
         .route("/api/resilience/circuit-breakers", get(breakers))
         .route(breaker, get(one_breaker))
         .route(&format!("{breaker}/reset"), post(reset))
@@ -156,16 +178,20 @@ pub(crate) fn router(catalog: &'static Catalog, policy: crate::guard::Policy) ->
                 "this path does not take that method",
             )
         })
-        .layer(DefaultBodyLimit::max(16 * 1024))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn_with_state(
+            limits.request_timeout,
+            crate::server::in_time,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             policy,
             crate::guard::check,
         ))
-        .with_state(App {
-            catalog,
-            resets: Arc::default(),
-        })
+        .with_state(app)
 }
+
+/// The largest request body taken (413 beyond).
+pub(crate) const MAX_BODY: usize = 16 * 1024;
 
 /// An RFC 9457 problem: `type` is `about:blank`, so `title` is the status's own phrase.
 pub(crate) fn problem(status: StatusCode, detail: impl Into<String>) -> Response {
@@ -183,14 +209,11 @@ pub(crate) fn problem(status: StatusCode, detail: impl Into<String>) -> Response
         .into_response()
 }
 
-async fn metrics(AxState(catalog): Cat, headers: HeaderMap) -> Response {
+async fn metrics(AxState(live): AxState<Live>, headers: HeaderMap) -> Response {
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     let format = Format::from_accept(accept);
-    (
-        [(header::CONTENT_TYPE, format.content_type())],
-        render(catalog, format),
-    )
-        .into_response()
+    let text = render_with(live.catalog, format, Some(&live.hub.stats));
+    ([(header::CONTENT_TYPE, format.content_type())], text).into_response()
 }
 
 /// `{key: [view of each listed policy]}`, in the catalog's order (by listed name).
@@ -207,7 +230,7 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-fn breaker_view(name: &str, m: &BreakerMetrics) -> Value {
+pub(crate) fn breaker_view(name: &str, m: &BreakerMetrics) -> Value {
     let counts = |c: &surgewall::breaker::Counts| {
         json!({
             "calls": c.calls,
@@ -246,7 +269,7 @@ fn breaker_view(name: &str, m: &BreakerMetrics) -> Value {
 }
 
 /// A bulkhead's view; its counters count from the last reset through the API, if any.
-fn bulkhead_view(name: &str, b: &Arc<Bulkhead>, resets: &Resets) -> Value {
+pub(crate) fn bulkhead_view(name: &str, b: &Arc<Bulkhead>, resets: &Resets) -> Value {
     let m = b.metrics();
     let base = resets.at_reset(b);
     let since = |now: u64, then: fn(&BulkheadMetrics) -> u64| {
@@ -452,7 +475,7 @@ fn registry_view(s: &surgewall::registry::RegistryStats) -> Value {
     })
 }
 
-fn key_view(registry: &str, key: &str, s: &KeySnapshot) -> Value {
+pub(crate) fn key_view(registry: &str, key: &str, s: &KeySnapshot) -> Value {
     json!({
         "registry": registry,
         "key": key,
@@ -591,7 +614,7 @@ async fn keyed_key_reset(
     }
 }
 
-fn keyed_breaker_view(n: &str, k: &(dyn KeyedBreakerView + 'static)) -> Value {
+pub(crate) fn keyed_breaker_view(n: &str, k: &(dyn KeyedBreakerView + 'static)) -> Value {
     let m = k.metrics();
     let mut transitions = serde_json::Map::new();
     for from in State::ALL {
@@ -622,7 +645,7 @@ async fn keyed_breakers(AxState(catalog): Cat) -> Json<Value> {
     )
 }
 
-fn keyed_bulkhead_view(n: &str, k: &(dyn KeyedBulkheadView + 'static)) -> Value {
+pub(crate) fn keyed_bulkhead_view(n: &str, k: &(dyn KeyedBulkheadView + 'static)) -> Value {
     let m = k.metrics();
     json!({
         "name": n,
@@ -665,7 +688,7 @@ struct LoadQuery {
     limit: Option<usize>,
 }
 
-fn load_view(registry: &str, key: &str, active: u64, limit: u32) -> Value {
+pub(crate) fn load_view(registry: &str, key: &str, active: u64, limit: u32) -> Value {
     json!({"registry": registry, "key": key, "active": active, "limit": limit})
 }
 
@@ -719,7 +742,7 @@ async fn keyed_bulkhead_key(
     }
 }
 
-fn retry_budget_view(n: &str, b: &RetryBudget) -> Value {
+pub(crate) fn retry_budget_view(n: &str, b: &RetryBudget) -> Value {
     let m = b.metrics();
     json!({
         "name": n,
@@ -754,7 +777,7 @@ async fn retries(AxState(catalog): Cat) -> Json<Value> {
     listing("retries", catalog.retry_policies(), retry_view)
 }
 
-fn slo_view(n: &str, s: &SloTracker) -> Value {
+pub(crate) fn slo_view(n: &str, s: &SloTracker) -> Value {
     let m = s.metrics();
     let burn = |b: &surgewall::slo::BurnMetrics| {
         json!({
@@ -781,6 +804,11 @@ async fn slos(AxState(catalog): Cat) -> Json<Value> {
 }
 
 async fn summary(AxState(catalog): Cat) -> Json<Value> {
+    Json(summary_view(catalog))
+}
+
+/// Counts by state, bulkhead utilisation, SLOs burning: the dashboard's cards.
+pub(crate) fn summary_view(catalog: &Catalog) -> Value {
     let mut by_state = serde_json::Map::new();
     for s in State::ALL {
         by_state.insert(s.as_str().to_owned(), 0.into());
@@ -805,7 +833,7 @@ async fn summary(AxState(catalog): Cat) -> Json<Value> {
             m.fast.burning || m.slow.burning
         })
         .count();
-    Json(json!({
+    json!({
         "circuit_breakers": {"total": breakers.len(), "by_state": by_state},
         "bulkheads": {
             "total": bulkheads.len(),
@@ -818,5 +846,5 @@ async fn summary(AxState(catalog): Cat) -> Json<Value> {
         "slos": {"total": slos.len(), "burning": burning},
         "retry_budgets": catalog.retry_budgets().len(),
         "retries": catalog.retry_policies().len(),
-    }))
+    })
 }

@@ -5,10 +5,13 @@
 //!   agent is reached by are accepted: `localhost`, `127.0.0.1`, `[::1]` and the bound address,
 //!   with the bound port or without one. A request without `Host` (HTTP/1.0 tools) is accepted.
 //! * **Origin** (cross-site requests): a browser on the same machine can be made to POST to
-//!   127.0.0.1 by any page (a "simple" request needs no preflight). A request that changes
-//!   something (any method but GET and HEAD) carrying an `Origin` is accepted only from the
-//!   agent's own origin (`http://` + an accepted host). Tools (curl, Prometheus, the bindings'
-//!   HTTP clients) send no `Origin`.
+//!   127.0.0.1 by any page (a "simple" request needs no preflight), and to open a WebSocket to
+//!   it (WebSockets know no same-origin policy). A request that changes something (any method
+//!   but GET and HEAD), and a WebSocket handshake, carrying an `Origin` is accepted only from
+//!   the agent's own origin (`http://`, or `https://` with TLS, + an accepted host). Tools
+//!   (curl, Prometheus, the bindings' HTTP clients) send no `Origin`. (Server-Sent Events need
+//!   no check: a foreign page cannot read them without CORS headers, which the agent never
+//!   sends.)
 //!
 //! * **Token** (who may change things): once a bearer token is configured, a change needs
 //!   `Authorization: Bearer <token>` (401 otherwise), compared in constant time; the token is
@@ -74,6 +77,15 @@ impl Changes {
         }
     }
 
+    /// How the dashboard is told: `open`, `token` or `refused`.
+    pub(crate) fn as_str(&self) -> &'static str {
+        match self {
+            Changes::Open => "open",
+            Changes::Token(_) => "token",
+            Changes::Refused => "refused",
+        }
+    }
+
     /// `None` when the change may go ahead, else the refusal.
     fn refusal(&self, authorization: Option<&[u8]>) -> Option<Response> {
         match self {
@@ -107,6 +119,8 @@ impl Changes {
 pub(crate) struct Policy {
     pub(crate) hosts: Hosts,
     pub(crate) changes: Changes,
+    /// Served over TLS: the agent's own origin is `https://`.
+    pub(crate) tls: bool,
 }
 
 /// The `host:port` values requests may name.
@@ -151,15 +165,24 @@ pub(crate) async fn check(State(policy): State<Policy>, req: Request, next: Next
         }
     }
     let changes = !matches!(*req.method(), Method::GET | Method::HEAD);
-    if let (true, Some(origin)) = (changes, headers.get(header::ORIGIN)) {
+    let websocket = headers
+        .get(header::UPGRADE)
+        .is_some_and(|u| u.as_bytes().eq_ignore_ascii_case(b"websocket"));
+    if let (true, Some(origin)) = (changes || websocket, headers.get(header::ORIGIN)) {
         let origin = origin.to_str().unwrap_or("");
+        let scheme = if policy.tls { "https://" } else { "http://" };
         let own = origin
-            .strip_prefix("http://")
+            .strip_prefix(scheme)
             .is_some_and(|rest| hosts.allows(rest));
         if !own {
+            let what = if websocket {
+                "WebSocket"
+            } else {
+                req.method().as_str()
+            };
             return problem(
                 StatusCode::FORBIDDEN,
-                format!("a {} from origin {origin:?} is refused: only this agent's own pages may change state", req.method()),
+                format!("a {what} from origin {origin:?} is refused: only this agent's own pages may do that"),
             );
         }
     }

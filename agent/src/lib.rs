@@ -29,10 +29,16 @@ mod api;
 mod guard;
 pub mod metrics;
 mod openapi;
+mod server;
+mod stream;
+mod tls;
+
+pub use tls::{Tls, TlsError};
 
 use std::fmt;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -97,6 +103,9 @@ pub struct AgentBuilder {
     sweep: Duration,
     catalog: &'static Catalog,
     token: Option<guard::Token>,
+    limits: server::Limits,
+    stream: stream::StreamConfig,
+    tls: Option<Tls>,
 }
 
 /// The environment variable a token is read from when the builder sets none.
@@ -155,6 +164,72 @@ impl AgentBuilder {
         self
     }
 
+    /// Serves HTTPS instead of HTTP (default: plain HTTP, fit for loopback only).
+    pub fn tls(mut self, tls: Tls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Connections served at once (default 256; at least 1). Beyond it a connection is
+    /// answered `503` and closed.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.limits.max_connections = n.max(1);
+        self
+    }
+
+    /// How long a client may take to send a request's headers, and may stay idle between
+    /// requests (default 10 s): a slow-loris client holds a connection no longer.
+    pub fn header_timeout(mut self, d: Duration) -> Self {
+        self.limits.header_timeout = d.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How long reading a request's body and answering may take (default 30 s; `408` beyond).
+    pub fn request_timeout(mut self, d: Duration) -> Self {
+        self.limits.request_timeout = d.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Live-stream clients (WebSocket and SSE together) served at once (default 64); more
+    /// are answered `503`.
+    pub fn stream_max_clients(mut self, n: usize) -> Self {
+        self.stream.max_clients = n;
+        self
+    }
+
+    /// How many messages a live-stream client may fall behind before it is disconnected as
+    /// slow (default 1,024; at least 1).
+    pub fn stream_queue(mut self, n: usize) -> Self {
+        self.stream.queue = n.max(1);
+        self
+    }
+
+    /// How long one write to a live-stream client may wait before it is disconnected as
+    /// stalled (default 10 s).
+    pub fn stream_write_timeout(mut self, d: Duration) -> Self {
+        self.stream.write_timeout = d.max(Duration::from_millis(1));
+        self
+    }
+
+    /// A heartbeat after this long without a message (default 15 s).
+    pub fn stream_heartbeat(mut self, d: Duration) -> Self {
+        self.stream.heartbeat = d.max(Duration::from_millis(10));
+        self
+    }
+
+    /// How often the stream sends what changed in the catalog's views and samples bulkheads
+    /// for saturation (default 1 s).
+    pub fn stream_update_interval(mut self, d: Duration) -> Self {
+        self.stream.update_interval = d.max(Duration::from_millis(10));
+        self
+    }
+
+    /// Messages kept for SSE `Last-Event-ID` resumption (default 1,024, and at most 4 MiB).
+    pub fn stream_backlog(mut self, n: usize) -> Self {
+        self.stream.backlog = n;
+        self
+    }
+
     /// The catalog served (default [`Catalog::global`]).
     pub fn catalog(mut self, catalog: &'static Catalog) -> Self {
         self.catalog = catalog;
@@ -193,17 +268,10 @@ impl AgentBuilder {
             .build()
             .map_err(AgentError::Runtime)?;
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        let Self {
-            tick,
-            sweep,
-            catalog,
-            token,
-            ..
-        } = self;
         let thread = std::thread::Builder::new()
             .name("surgewall-agent".into())
             .spawn(move || {
-                runtime.block_on(serve(listener, catalog, token, tick, sweep, stop_rx));
+                runtime.block_on(serve(listener, self, stop_rx));
                 clock::stop_ticking();
             })
             .map_err(AgentError::Runtime)?;
@@ -216,25 +284,48 @@ impl AgentBuilder {
     }
 }
 
-async fn serve(
-    listener: TcpListener,
-    catalog: &'static Catalog,
-    token: Option<guard::Token>,
-    tick: Duration,
-    sweep: Duration,
-    stop: oneshot::Receiver<()>,
-) {
+async fn serve(listener: TcpListener, config: AgentBuilder, stop: oneshot::Receiver<()>) {
     let listener = match tokio::net::TcpListener::from_std(listener) {
         Ok(l) => l,
         Err(_) => return,
     };
-    let policy = match listener.local_addr() {
-        Ok(addr) => guard::Policy {
-            hosts: guard::Hosts::for_addr(addr),
-            changes: guard::Changes::for_bind(addr, token),
-        },
-        Err(_) => return,
+    let Ok(addr) = listener.local_addr() else {
+        return;
     };
+    let AgentBuilder {
+        tick,
+        sweep,
+        catalog,
+        token,
+        limits,
+        stream,
+        tls,
+        ..
+    } = config;
+    let changes = guard::Changes::for_bind(addr, token);
+    let policy = guard::Policy {
+        hosts: guard::Hosts::for_addr(addr),
+        changes: changes.clone(),
+        tls: tls.is_some(),
+    };
+    let stats = Arc::new(stream::AgentStats::default());
+    let update_interval = stream.update_interval;
+    let hub = Arc::new(stream::Hub::new(stream, stats.clone()));
+    let live = stream::client::Live {
+        hub: hub.clone(),
+        catalog,
+        resets: Arc::default(),
+        agent: Arc::new(serde_json::json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "pid": std::process::id(),
+            "changes": changes.as_str(),
+            "heartbeat_ms": hub.config.heartbeat.as_millis() as u64,
+        })),
+    };
+    let mut started = serde_json::Map::new();
+    started.insert("state".into(), "started".into());
+    hub.publish("agent", started);
+
     let ticker = tokio::spawn(async move {
         let mut every = tokio::time::interval(tick);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -251,15 +342,38 @@ async fn serve(
             catalog.sweep_keyed();
         }
     });
-    let app = api::router(catalog, policy);
-    let _ = axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = stop.await;
-        })
-        .await;
+    let mut feed = stream::feed::Feed::new(catalog, live.resets.clone(), hub.clone());
+    let feeder = tokio::spawn(async move {
+        let mut poll = tokio::time::interval(FEED_POLL);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        // The first update comes one interval after the start (a client's snapshot is current).
+        let first = tokio::time::Instant::now() + update_interval;
+        let mut update = tokio::time::interval_at(first, update_interval);
+        update.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = poll.tick() => feed.drain().await,
+                _ = update.tick() => {
+                    feed.drain().await;
+                    feed.update();
+                }
+            }
+        }
+    });
+    let app = api::router(api::App::new(live), policy, &limits);
+    let (halt_tx, halt_rx) = tokio::sync::watch::channel(false);
+    let server = tokio::spawn(server::serve(listener, app, limits, tls, stats, halt_rx));
+    let _ = stop.await;
+    feeder.abort();
+    hub.stop();
+    let _ = halt_tx.send(true);
+    let _ = server.await;
     ticker.abort();
     sweeper.abort();
 }
+
+/// How often the feed reads the event ring: the live stream's added latency, at most.
+const FEED_POLL: Duration = Duration::from_millis(2);
 
 /// A running agent. [`Agent::stop`] (or dropping it) stops serving and joins its thread.
 #[derive(Debug)]
@@ -280,6 +394,9 @@ impl Agent {
             sweep: Duration::from_secs(1),
             catalog: Catalog::global(),
             token: None,
+            limits: server::Limits::default(),
+            stream: stream::StreamConfig::default(),
+            tls: None,
         }
     }
 

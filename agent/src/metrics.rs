@@ -25,6 +25,10 @@
 //! | `retry_stops_total` | counter | `name`, `reason` (success, not_retryable, max_attempts, ...) |
 //! | `slo_error_budget_remaining_ratio`, `slo_burn_rate` (`window` = fast_long, fast_short, slow_long, slow_short) | gauge | `name` |
 //!
+//! | `agent_connections`, `agent_stream_clients` (served by the agent only) | gauge | |
+//! | `agent_connections_refused_total`, `agent_stream_refused_total`, `agent_stream_messages_total`, `agent_stream_ring_missed_total` | counter | |
+//! | `agent_stream_disconnects_total` | counter | `reason` = closed, slow, stalled, protocol, stopping |
+//!
 //! | `keyed_circuit_breaker_key_state` (keys not CLOSED, at most [`KEY_SERIES`] per registry) | gauge | `name`, `key` |
 //! | `keyed_circuit_breaker_keys_not_closed` | gauge | `name` |
 //!
@@ -36,6 +40,7 @@
 //! Prometheus text format 0.0.4 (for other scrapers and people).
 
 use std::fmt::{self, Write as _};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use prometheus_client::collector::Collector;
@@ -47,6 +52,8 @@ use prometheus_client::registry::{Registry, Unit};
 use surgewall::catalog::Catalog;
 use surgewall::histogram::{Durations, BUCKETS_SECONDS};
 use surgewall::{State, StopReason};
+
+use crate::stream::{AgentStats, Ended};
 
 /// The exposition format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,8 +100,20 @@ impl Format {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn render(catalog: &'static Catalog, format: Format) -> String {
+    render_with(catalog, format, None)
+}
+
+/// [`render`], and the agent's own series when it serves `/metrics`.
+pub(crate) fn render_with(
+    catalog: &'static Catalog,
+    format: Format,
+    agent: Option<&Arc<AgentStats>>,
+) -> String {
     let mut registry = Registry::with_prefix("surgewall");
     registry.register_collector(Box::new(CatalogCollector(catalog)));
+    if let Some(stats) = agent {
+        registry.register_collector(Box::new(AgentCollector(stats.clone())));
+    }
     let mut out = String::new();
     // Writing to a String cannot fail, and the collector's own writes only fail with it.
     let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
@@ -133,6 +152,69 @@ fn to_text_004(open_metrics: &str) -> String {
     out
 }
 
+/// The agent's own connections and live stream.
+#[derive(Debug)]
+struct AgentCollector(Arc<AgentStats>);
+
+impl Collector for AgentCollector {
+    fn encode(&self, mut enc: DescriptorEncoder<'_>) -> fmt::Result {
+        let s = &*self.0;
+        let e = &mut enc;
+        let none = || Labels::new();
+        let n = |a: &std::sync::atomic::AtomicU64| a.load(Relaxed) as f64;
+        gauge(
+            e,
+            "agent_connections",
+            "Admin connections open",
+            None,
+            [(none(), n(&s.connections_open))],
+        )?;
+        counter(
+            e,
+            "agent_connections_refused",
+            "Admin connections refused at the connection cap",
+            None,
+            [(none(), n(&s.connections_refused))],
+        )?;
+        gauge(
+            e,
+            "agent_stream_clients",
+            "Live-stream clients (WebSocket and SSE) connected",
+            None,
+            [(none(), s.stream_clients.load(Relaxed) as f64)],
+        )?;
+        counter(
+            e,
+            "agent_stream_refused",
+            "Live-stream clients refused at the client cap",
+            None,
+            [(none(), n(&s.stream_refused))],
+        )?;
+        counter(
+            e,
+            "agent_stream_disconnects",
+            "Live-stream clients gone, by reason: closed, slow (fell a queue behind), stalled \
+             (a write timed out), protocol, stopping",
+            None,
+            Ended::ALL.map(|r| (with(none(), "reason", r.as_str()), s.ended(r) as f64)),
+        )?;
+        counter(
+            e,
+            "agent_stream_messages",
+            "Messages published to the live stream",
+            None,
+            [(none(), n(&s.stream_messages))],
+        )?;
+        counter(
+            e,
+            "agent_stream_ring_missed",
+            "Core events the agent never read: the event ring overran it (each a gap message)",
+            None,
+            [(none(), n(&s.ring_missed))],
+        )
+    }
+}
+
 /// The most per-key series one keyed breaker exports (its keys that are not CLOSED).
 pub const KEY_SERIES: usize = 100;
 
@@ -151,7 +233,12 @@ fn gauge<V: Into<f64>>(
 ) -> fmt::Result {
     let mut family = enc.encode_descriptor(name, help, unit, ConstGauge::new(0.0).metric_type())?;
     for (labels, v) in rows {
-        ConstGauge::new(v.into()).encode(family.encode_family(&labels)?)?;
+        let value = ConstGauge::new(v.into());
+        if labels.is_empty() {
+            // One sample without labels: `name 1`, not `name{} 1`.
+            return value.encode(family);
+        }
+        value.encode(family.encode_family(&labels)?)?;
     }
     Ok(())
 }
@@ -166,7 +253,12 @@ fn counter<V: Into<f64>>(
     let mut family =
         enc.encode_descriptor(name, help, unit, ConstCounter::new(0.0).metric_type())?;
     for (labels, v) in rows {
-        ConstCounter::new(v.into()).encode(family.encode_family(&labels)?)?;
+        let value = ConstCounter::new(v.into());
+        if labels.is_empty() {
+            // One sample without labels: `name 1`, not `name{} 1`.
+            return value.encode(family);
+        }
+        value.encode(family.encode_family(&labels)?)?;
     }
     Ok(())
 }

@@ -200,6 +200,23 @@ pub(crate) fn document() -> Value {
                 "summary": "Counts by state and utilisation, for a dashboard's cards.",
                 "responses": {"200": ok("Summary", "The summary.")},
             }},
+            "/api/resilience/ws": {"get": {
+                "summary": "The live stream over WebSocket: a snapshot, then every event and update as JSON text frames (`?last_event_id=` resumes).",
+                "parameters": [{"name": "last_event_id", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 0}}],
+                "responses": {
+                    "101": {"description": "Switched to WebSocket."},
+                    "400": problem, "403": problem, "426": {"description": "Not a WebSocket handshake."},
+                    "503": problem,
+                },
+            }},
+            "/api/resilience/events": {"get": {
+                "summary": "The live stream as Server-Sent Events (`Last-Event-ID` resumes from a bounded backlog).",
+                "parameters": [{"name": "Last-Event-ID", "in": "header", "required": false, "schema": {"type": "integer", "minimum": 0}}],
+                "responses": {
+                    "200": {"description": "An endless event stream.", "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+                    "400": problem, "503": problem,
+                },
+            }},
             "/api/resilience/openapi.json": {"get": {
                 "summary": "This document.",
                 "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}},

@@ -54,6 +54,8 @@ pub struct KeyPage {
 /// [`Display`] and found from text with [`FromStr`], so the keys an operator sees are the
 /// keys the service uses (a `KeyedBreaker<&str>` cannot join; use `String`).
 pub trait KeyedBreakerView: Send + Sync {
+    /// The registry's process-unique id: the `source` of its events.
+    fn id(&self) -> u64;
     /// The counters over all keys.
     fn metrics(&self) -> KeyedBreakerMetrics;
     /// Evicts idle keys as of the breaker's own clock; returns how many went.
@@ -71,12 +73,21 @@ pub trait KeyedBreakerView: Send + Sync {
     fn key(&self, key: &str) -> Option<KeySnapshot>;
     /// Resets the key written `key` if it is held (never creates it); whether it was.
     fn reset_key(&self, key: &str) -> bool;
+    /// The held key whose events carry `event_key` (see
+    /// [`KeyedBreaker::event_key`]), as text. Found at once when event keys are the keys
+    /// themselves (numeric keys built with `event_key(|k| *k)`), else by one pass over the keys
+    /// when the registry holds at most `scan_limit` of them (`None` beyond: hashes do not invert).
+    fn key_of_event(&self, event_key: u64, scan_limit: usize) -> Option<String>;
 }
 
 impl<K> KeyedBreakerView for KeyedBreaker<K>
 where
     K: Eq + Hash + Clone + Send + Sync + Display + FromStr + 'static,
 {
+    fn id(&self) -> u64 {
+        KeyedBreaker::id(self)
+    }
+
     fn metrics(&self) -> KeyedBreakerMetrics {
         KeyedBreaker::metrics(self)
     }
@@ -112,6 +123,24 @@ where
             _ => false,
         }
     }
+
+    fn key_of_event(&self, event_key: u64, scan_limit: usize) -> Option<String> {
+        if let Ok(k) = event_key.to_string().parse::<K>() {
+            if self.event_key(&k) == event_key && self.get(&k).is_some() {
+                return Some(k.to_string());
+            }
+        }
+        if KeyedBreaker::metrics(self).registry.keys > scan_limit {
+            return None;
+        }
+        let mut found = None;
+        self.for_each(|k, _| {
+            if found.is_none() && self.event_key(k) == event_key {
+                found = Some(k.to_string());
+            }
+        });
+        found
+    }
 }
 
 /// A page of a keyed bulkhead's keys (see [`KeyedBulkheadView::page`]).
@@ -126,6 +155,8 @@ pub struct KeyLoadPage {
 /// What the catalog needs of a keyed bulkhead, whatever its key type (keys as text, as for
 /// [`KeyedBreakerView`]).
 pub trait KeyedBulkheadView: Send + Sync {
+    /// The registry's process-unique id: the `source` of its eviction events.
+    fn id(&self) -> u64;
     /// The counters over all keys.
     fn metrics(&self) -> KeyedBulkheadMetrics;
     /// Evicts idle keys (idle time is measured between sweeps, on the coarse clock).
@@ -141,6 +172,10 @@ impl<K> KeyedBulkheadView for KeyedBulkhead<K>
 where
     K: Eq + Hash + Clone + Send + Sync + Display + FromStr + 'static,
 {
+    fn id(&self) -> u64 {
+        KeyedBulkhead::id(self)
+    }
+
     fn metrics(&self) -> KeyedBulkheadMetrics {
         KeyedBulkhead::metrics(self)
     }

@@ -239,6 +239,9 @@ opaque_handle!(surgewall_keyed_bulkhead => KeyedObj, tag 8);
 
 /// What the agent reads; idle time is measured on the keyed bulkhead's own clock.
 impl engine::catalog::KeyedBulkheadView for KeyedObj {
+    fn id(&self) -> u64 {
+        self.inner.id()
+    }
     fn metrics(&self) -> engine::bulkhead::keyed::KeyedBulkheadMetrics {
         self.inner.metrics()
     }

@@ -80,6 +80,9 @@ opaque_handle!(surgewall_keyed_breaker => KeyedBreakerObj, tag 17);
 
 /// What the agent reads: the keyed breaker itself (its `u64` keys as text).
 impl KeyedBreakerView for KeyedBreakerObj {
+    fn id(&self) -> u64 {
+        self.inner.id()
+    }
     fn metrics(&self) -> engine::breaker::keyed::KeyedBreakerMetrics {
         self.inner.metrics()
     }
@@ -99,6 +102,9 @@ impl KeyedBreakerView for KeyedBreakerObj {
     }
     fn reset_key(&self, key: &str) -> bool {
         self.inner.reset_key(key)
+    }
+    fn key_of_event(&self, event_key: u64, scan_limit: usize) -> Option<String> {
+        self.inner.key_of_event(event_key, scan_limit)
     }
 }
 
