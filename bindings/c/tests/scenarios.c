@@ -222,10 +222,12 @@ static const char *stop_name(int32_t reason)
     }
 }
 
-static void retry_new(struct run *r, char **w, int n)
+/* A retry policy from the scenario's keys (the rest the library's defaults), or NULL with *err
+ * set when the library refuses it. */
+static surgewall_retry_policy *retry_new(struct run *r, char **w, int n, surgewall_error **err)
 {
     surgewall_retry_config *cfg = NULL;
-    surgewall_error *err = NULL;
+    surgewall_retry_policy *p = NULL;
     const char *v;
     expect_status(r, surgewall_retry_config_new(&cfg), SURGEWALL_OK, "retry_config_new");
     surgewall_retry_config_set_mock_clock(cfg, r->clock);
@@ -235,7 +237,8 @@ static void retry_new(struct run *r, char **w, int n)
     if ((v = opt(w, n, "backoff")) != NULL) {
         const char *a = strchr(v, ':');
         const char *b = a != NULL ? strchr(a + 1, ':') : NULL;
-        if (a == NULL) fail(r, "bad backoff %s%s", v, "");
+        if (strcmp(v, "none") == 0) surgewall_retry_config_set_backoff_none(cfg);
+        else if (a == NULL) fail(r, "bad backoff %s%s", v, "");
         else if (strncmp(v, "constant", 8) == 0) surgewall_retry_config_set_backoff_constant(cfg, ms(a + 1));
         else if (strncmp(v, "linear", 6) == 0 && b != NULL)
             surgewall_retry_config_set_backoff_linear(cfg, ms(a + 1), ms(b + 1));
@@ -246,12 +249,8 @@ static void retry_new(struct run *r, char **w, int n)
     if ((v = opt(w, n, "max_delay_ms")) != NULL) surgewall_retry_config_set_max_delay(cfg, ms(v));
     if ((v = opt(w, n, "max_elapsed_ms")) != NULL) surgewall_retry_config_set_max_elapsed(cfg, ms(v));
     if ((v = opt(w, n, "max_retry_after_ms")) != NULL) surgewall_retry_config_set_max_retry_after(cfg, ms(v));
-    surgewall_retry_policy_free(r->retry);
-    r->retry = NULL;
-    if (surgewall_retry_policy_new(cfg, &r->retry, &err) != SURGEWALL_OK) {
-        fail(r, "retry refused: %s: %s", surgewall_error_field(err), surgewall_error_message(err));
-        surgewall_error_free(err);
-    }
+    if (surgewall_retry_policy_new(cfg, &p, err) != SURGEWALL_OK) return NULL;
+    return p;
 }
 
 /* One operation whose every attempt fails retryably: the delays slept and why it stopped. */
@@ -347,7 +346,19 @@ static int policy_step(struct run *r, char **w, int n)
     } else if (strcmp(cmd, "expect_slo") == 0 && r->slo != NULL) {
         expect_slo(r, w, n);
     } else if (strcmp(cmd, "retry") == 0) {
-        retry_new(r, w + 1, n - 1);
+        surgewall_retry_policy_free(r->retry);
+        r->retry = retry_new(r, w + 1, n - 1, &err);
+        if (r->retry == NULL) {
+            fail(r, "retry refused: %s: %s", surgewall_error_field(err), surgewall_error_message(err));
+            surgewall_error_free(err);
+        }
+    } else if (strcmp(cmd, "retry_refused") == 0 && n >= 2) {
+        surgewall_retry_policy *p = retry_new(r, w + 2, n - 2, &err);
+        if (p != NULL) fail(r, "retry accepted, wanted %s refused%s", w[1], "");
+        else if (strcmp(surgewall_error_field(err), w[1]) != 0)
+            fail(r, "retry refused naming %s, wanted %s", surgewall_error_field(err), w[1]);
+        surgewall_retry_policy_free(p);
+        surgewall_error_free(err);
     } else if (strcmp(cmd, "run_retry") == 0) {
         run_retry(r, w + 1, n - 1);
     } else if (strcmp(cmd, "budget") == 0) {
