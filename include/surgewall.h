@@ -2465,6 +2465,15 @@ surgewall_status surgewall_retry_schedule_next(const struct surgewall_retry_sche
                                                struct surgewall_retry_decision *out);
 
 /**
+ * Waits `delay_ns` (a decision's delay) on the schedule's clock: a mock clock (set with
+ * `surgewall_retry_config_set_mock_clock`) is advanced, and no real time passes; any other
+ * clock sleeps the calling thread. So a C retry loop driven by a mock clock needs no sleep of
+ * its own.
+ */
+surgewall_status surgewall_retry_schedule_sleep(const struct surgewall_retry_schedule *s,
+                                                uint64_t delay_ns);
+
+/**
  * Attempts started so far, the first included.
  */
 surgewall_status surgewall_retry_schedule_attempts(const struct surgewall_retry_schedule *s,

@@ -622,6 +622,32 @@ pub extern "C" fn surgewall_retry_schedule_next(
     })
 }
 
+/// Waits `delay_ns` (a decision's delay) on the schedule's clock: a mock clock (set with
+/// `surgewall_retry_config_set_mock_clock`) is advanced, and no real time passes; any other
+/// clock sleeps the calling thread. So a C retry loop driven by a mock clock needs no sleep of
+/// its own.
+#[no_mangle]
+pub extern "C" fn surgewall_retry_schedule_sleep(
+    s: *const surgewall_retry_schedule,
+    delay_ns: u64,
+) -> Status {
+    boundary(|| {
+        let schedule = surgewall_retry_schedule::get(s)?;
+        // The clock is cloned out, so no lock is held while the thread sleeps.
+        let clock = schedule
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clock()
+            .clone();
+        let d = std::time::Duration::from_nanos(delay_ns);
+        match clock.mock_handle() {
+            Some(mock) => mock.advance(d),
+            None => std::thread::sleep(d),
+        }
+        Ok(())
+    })
+}
+
 /// Attempts started so far, the first included.
 #[no_mangle]
 pub extern "C" fn surgewall_retry_schedule_attempts(

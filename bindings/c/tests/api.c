@@ -1359,6 +1359,12 @@ static void test_retry(void)
     CHECK_OK(surgewall_retry_schedule_next(sched, ATTEMPT_RETRYABLE, -1, NULL, &d));
     CHECK(d.retry);
     CHECK_U64(d.delay_ns, 100 * MS);
+    /* the schedule sleeps on its policy's mock clock: the clock moves, no real time passes */
+    uint64_t t0 = 0, t1 = 0;
+    CHECK_OK(surgewall_mock_clock_now(clock, &t0));
+    CHECK_OK(surgewall_retry_schedule_sleep(sched, d.delay_ns));
+    CHECK_OK(surgewall_mock_clock_now(clock, &t1));
+    CHECK_U64(t1 - t0, 100 * MS);
     /* a server's Retry-After is honoured in full: max_delay (1 s) does not shorten it */
     CHECK_OK(surgewall_retry_schedule_next(sched, ATTEMPT_RETRYABLE, 1500 * MS, NULL, &d));
     CHECK(d.retry);
@@ -1463,6 +1469,7 @@ static void test_retry(void)
         CHECK_OK(surgewall_retry_schedule_next(sched, ATTEMPT_RETRYABLE, -1, NULL, &d));
         CHECK(d.retry);
         CHECK_U64(d.delay_ns, 0);
+        CHECK_OK(surgewall_retry_schedule_sleep(sched, d.delay_ns));
     }
     CHECK_OK(surgewall_retry_schedule_next(sched, ATTEMPT_RETRYABLE, -1, NULL, &d));
     CHECK(!d.retry);

@@ -1030,6 +1030,7 @@ static void test_policies(surgewall_mock_clock *clock)
         surgewall_retry_decision d;
         CHECK_BAD(row, surgewall_retry_schedule_next(h, 1, -1, NULL, &d));
         CHECK_BAD(row, surgewall_retry_schedule_attempts(h, &u32));
+        CHECK_BAD(row, surgewall_retry_schedule_sleep(h, 1));
         if (row.value != 0) CHECK_BAD(row, surgewall_retry_schedule_free(h));
     }
     surgewall_retry_decision d;

@@ -274,7 +274,12 @@ static void run_retry(struct run *r, char **w, int n)
         if (st != SURGEWALL_OK || !d.retry) break;
         size_t len = strlen(delays);
         snprintf(delays + len, sizeof delays - len, "%s%" PRIu64, len ? "," : "", d.delay_ns / (uint64_t)MS);
-        surgewall_mock_clock_advance(r->clock, (int64_t)d.delay_ns);
+        /* the policy's mock clock is advanced by the schedule's own sleep (issue 16) */
+        uint64_t before = 0, after = 0;
+        surgewall_mock_clock_now(r->clock, &before);
+        expect_status(r, surgewall_retry_schedule_sleep(s, d.delay_ns), SURGEWALL_OK, "schedule_sleep");
+        surgewall_mock_clock_now(r->clock, &after);
+        if (after - before != d.delay_ns) fail(r, "schedule_sleep did not move the clock by the delay%s%s", "", "");
     }
     surgewall_retry_schedule_free(s);
     if (strcmp(delays, want_delays) != 0) fail(r, "run_retry: delays %s, wanted %s", delays, want_delays);
