@@ -90,6 +90,15 @@ func (p *scenarioPolicies) newRetry(t *testing.T, words []string) (*Retry, error
 	return NewRetry(cfg)
 }
 
+// expectRefused fails the test unless err is a *ConfigError naming field (the *_refused commands).
+func expectRefused(t *testing.T, at string, err error, field string) {
+	t.Helper()
+	var ce *ConfigError
+	if !errors.As(err, &ce) || ce.Field != field {
+		t.Fatalf("%s: got %v, want a ConfigError naming %s", at, err, field)
+	}
+}
+
 // step runs one policy command; false when w is not one.
 func (p *scenarioPolicies) step(t *testing.T, w []string, at string) bool {
 	m := kvs(w[1:])
@@ -104,10 +113,7 @@ func (p *scenarioPolicies) step(t *testing.T, w []string, at string) bool {
 		}
 	case "slo_refused":
 		_, err := p.newSLO(t, w[2:])
-		var ce *ConfigError
-		if !errors.As(err, &ce) || ce.Field != w[1] {
-			t.Fatalf("%s: got %v, want a ConfigError naming %s", at, err, w[1])
-		}
+		expectRefused(t, at, err, w[1])
 	case "record":
 		rounds := 1
 		for _, x := range w[1:] {
@@ -162,10 +168,7 @@ func (p *scenarioPolicies) step(t *testing.T, w []string, at string) bool {
 		}
 	case "retry_refused":
 		_, err := p.newRetry(t, w[2:])
-		var ce *ConfigError
-		if !errors.As(err, &ce) || ce.Field != w[1] {
-			t.Fatalf("%s: got %v, want a ConfigError naming %s", at, err, w[1])
-		}
+		expectRefused(t, at, err, w[1])
 	case "run_retry":
 		p.slept = p.slept[:0]
 		p.ra = -1
@@ -213,10 +216,7 @@ func (p *scenarioPolicies) step(t *testing.T, w []string, at string) bool {
 		o := kvs(w[2:])
 		_, err := NewThresholdAdjuster(p.breaker, ThresholdConfig{TargetErrorRate: scenarioFloat(t, o["target"]),
 			MinThreshold: scenarioFloat(t, o["min"]), MaxThreshold: scenarioFloat(t, o["max"]), Step: scenarioFloat(t, o["step"])})
-		var ce *ConfigError
-		if !errors.As(err, &ce) || ce.Field != w[1] {
-			t.Fatalf("%s: got %v, want a ConfigError naming %s", at, err, w[1])
-		}
+		expectRefused(t, at, err, w[1])
 	default:
 		return false
 	}

@@ -315,6 +315,17 @@ static void expect_slo(struct run *r, char **w, int n)
     }
 }
 
+/* A `*_refused` command: `made` (the object, NULL when refused) must be NULL and `err` name
+ * `field`; frees `err`. */
+static void expect_refused(struct run *r, const char *what, const void *made, surgewall_error *err,
+                           const char *field)
+{
+    if (made != NULL) fail(r, "%s accepted, wanted %s refused", what, field);
+    else if (strcmp(surgewall_error_field(err), field) != 0)
+        fail(r, "refused naming %s, wanted %s", surgewall_error_field(err), field);
+    surgewall_error_free(err);
+}
+
 /* The policies' commands; 0 when `cmd` is not one of them. */
 static int policy_step(struct run *r, char **w, int n)
 {
@@ -329,11 +340,8 @@ static int policy_step(struct run *r, char **w, int n)
         }
     } else if (strcmp(cmd, "slo_refused") == 0 && n >= 2) {
         surgewall_slo *s = slo_new(r, w + 2, n - 2, &err);
-        if (s != NULL) fail(r, "slo accepted, wanted %s refused%s", w[1], "");
-        else if (strcmp(surgewall_error_field(err), w[1]) != 0)
-            fail(r, "slo refused naming %s, wanted %s", surgewall_error_field(err), w[1]);
+        expect_refused(r, "slo", s, err, w[1]);
         surgewall_slo_free(s);
-        surgewall_error_free(err);
     } else if (strcmp(cmd, "record") == 0 && r->slo != NULL) {
         const char *g = opt(w + 1, n - 1, "good"), *b = opt(w + 1, n - 1, "bad");
         const char *every = opt(w + 1, n - 1, "every_ms");
@@ -359,11 +367,8 @@ static int policy_step(struct run *r, char **w, int n)
         }
     } else if (strcmp(cmd, "retry_refused") == 0 && n >= 2) {
         surgewall_retry_policy *p = retry_new(r, w + 2, n - 2, &err);
-        if (p != NULL) fail(r, "retry accepted, wanted %s refused%s", w[1], "");
-        else if (strcmp(surgewall_error_field(err), w[1]) != 0)
-            fail(r, "retry refused naming %s, wanted %s", surgewall_error_field(err), w[1]);
+        expect_refused(r, "retry", p, err, w[1]);
         surgewall_retry_policy_free(p);
-        surgewall_error_free(err);
     } else if (strcmp(cmd, "run_retry") == 0) {
         run_retry(r, w + 1, n - 1);
     } else if (strcmp(cmd, "budget") == 0) {
@@ -390,14 +395,10 @@ static int policy_step(struct run *r, char **w, int n)
         const char *t = opt(w + 2, n - 2, "target"), *lo = opt(w + 2, n - 2, "min");
         const char *hi = opt(w + 2, n - 2, "max"), *st = opt(w + 2, n - 2, "step");
         surgewall_threshold_adjuster *a = NULL;
-        surgewall_status s = surgewall_threshold_adjuster_new(
-            r->breaker, t ? strtod(t, NULL) : 0, lo ? strtod(lo, NULL) : 0, hi ? strtod(hi, NULL) : 0,
-            st ? strtod(st, NULL) : 0, 0, &a, &err);
-        if (s == SURGEWALL_OK) fail(r, "threshold accepted, wanted %s refused%s", w[1], "");
-        else if (strcmp(surgewall_error_field(err), w[1]) != 0)
-            fail(r, "threshold refused naming %s, wanted %s", surgewall_error_field(err), w[1]);
+        surgewall_threshold_adjuster_new(r->breaker, t ? strtod(t, NULL) : 0, lo ? strtod(lo, NULL) : 0,
+                                         hi ? strtod(hi, NULL) : 0, st ? strtod(st, NULL) : 0, 0, &a, &err);
+        expect_refused(r, "threshold", a, err, w[1]);
         surgewall_threshold_adjuster_free(a);
-        surgewall_error_free(err);
     } else {
         return 0;
     }
