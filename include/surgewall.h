@@ -490,6 +490,43 @@ typedef int32_t surgewall_jitter;
 #endif // __cplusplus
 
 /**
+ * A retry backoff's kind (in `surgewall_retry_defaults`; each has its own setter).
+ */
+enum surgewall_backoff
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * No wait between attempts (`surgewall_retry_config_set_backoff_none`).
+   */
+  SURGEWALL_BACKOFF_NONE = 0,
+  /**
+   * The same delay every time.
+   */
+  SURGEWALL_BACKOFF_CONSTANT = 1,
+  /**
+   * `initial + (n - 1) * step`.
+   */
+  SURGEWALL_BACKOFF_LINEAR = 2,
+  /**
+   * `initial * multiplier^(n - 1)`.
+   */
+  SURGEWALL_BACKOFF_EXPONENTIAL = 3,
+  /**
+   * Decorrelated jitter from `base`.
+   */
+  SURGEWALL_BACKOFF_DECORRELATED = 4,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum surgewall_backoff surgewall_backoff;
+#else
+typedef int32_t surgewall_backoff;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * A running agent. Stop it (and free the handle) with `surgewall_agent_stop`.
  */
 typedef struct surgewall_agent surgewall_agent;
@@ -561,7 +598,8 @@ typedef struct surgewall_retry_budget surgewall_retry_budget;
 
 /**
  * A retry policy under construction (single owner; consumed by `surgewall_retry_policy_new`).
- * Defaults: 3 attempts, exponential backoff from 100 ms doubling, full jitter, no cap on
+ * Defaults (read them with `surgewall_retry_defaults_get`): 3 attempts, exponential backoff from
+ * 100 ms doubling, full jitter, no cap on
  * delays (`max_delay` caps only when set), a server's Retry-After waited in full (no
  * `max_retry_after`), no elapsed limit, wait for an open breaker, no budget.
  */
@@ -878,6 +916,116 @@ typedef struct surgewall_keyed_bulkhead_stats {
    */
   uint64_t refused_keys;
 } surgewall_keyed_bulkhead_stats;
+
+/**
+ * What a fresh `surgewall_retry_config` holds. A duration of -1 means "none" (no cap, no
+ * limit).
+ */
+typedef struct surgewall_retry_defaults {
+  /**
+   * Attempts in all, the first included.
+   */
+  uint32_t max_attempts;
+  /**
+   * The backoff's kind (a `surgewall_backoff`).
+   */
+  int32_t backoff;
+  /**
+   * Its first delay: `delay` (constant), `initial` (linear, exponential) or `base`
+   * (decorrelated); 0 for none.
+   */
+  uint64_t backoff_initial_ns;
+  /**
+   * The linear step (0 for other kinds).
+   */
+  uint64_t backoff_step_ns;
+  /**
+   * The exponential multiplier (1 for other kinds).
+   */
+  double backoff_multiplier;
+  /**
+   * The jitter (a `surgewall_jitter`).
+   */
+  int32_t jitter;
+  /**
+   * The cap on computed delays (-1: no cap).
+   */
+  int64_t max_delay_ns;
+  /**
+   * The longest server Retry-After waited (-1: no limit but `max_elapsed`).
+   */
+  int64_t max_retry_after_ns;
+  /**
+   * The elapsed-time limit (-1: none).
+   */
+  int64_t max_elapsed_ns;
+} surgewall_retry_defaults;
+
+/**
+ * What a fresh `surgewall_breaker_config` holds (its failure-rate rule on, a time window).
+ */
+typedef struct surgewall_breaker_defaults {
+  /**
+   * The failure-rate threshold.
+   */
+  double failure_rate;
+  /**
+   * Calls the window must hold before a rate can trip it.
+   */
+  uint32_t minimum_calls;
+  /**
+   * The time window's length.
+   */
+  uint64_t window_ns;
+  /**
+   * Its buckets.
+   */
+  uint32_t window_buckets;
+  /**
+   * How long it stays OPEN after a trip.
+   */
+  uint64_t open_for_ns;
+  /**
+   * Probes admitted in HALF_OPEN.
+   */
+  uint32_t half_open_calls;
+  /**
+   * When an unfinished half-open episode is reclaimed (reopens).
+   */
+  uint64_t half_open_max_ns;
+} surgewall_breaker_defaults;
+
+/**
+ * What a bulkhead gets when a binding leaves a setting out.
+ */
+typedef struct surgewall_bulkhead_defaults {
+  /**
+   * Calls in flight at once.
+   */
+  uint32_t max_concurrent;
+  /**
+   * How long a blocking acquire waits for a slot (0: never waits).
+   */
+  uint64_t max_wait_ns;
+} surgewall_bulkhead_defaults;
+
+/**
+ * What a retry budget gets when a binding leaves a setting out.
+ */
+typedef struct surgewall_retry_budget_defaults {
+  /**
+   * Retries allowed as a share of requests.
+   */
+  double ratio;
+  /**
+   * The floor of retries a second.
+   */
+  double min_per_second;
+  /**
+   * The sliding window, in seconds.
+   */
+  uint32_t window_secs;
+} surgewall_retry_budget_defaults;
 
 /**
  * One event, as `surgewall_subscription_poll` fills it. Fields a kind does not use are 0.
@@ -1800,6 +1948,29 @@ surgewall_status surgewall_breaker_config_set_fallback(struct surgewall_breaker_
                                                        size_t body_len);
 
 /**
+ * Fills `*out` with the retry defaults: 3 attempts, exponential backoff from 100 ms doubling,
+ * full jitter, no cap on delays, no `max_retry_after`, no elapsed limit.
+ */
+surgewall_status surgewall_retry_defaults_get(struct surgewall_retry_defaults *out);
+
+/**
+ * Fills `*out` with the breaker defaults: 50 % failure rate over a 60 s window of 10 buckets
+ * once 20 calls are in it, open 5 s, 3 probes reclaimed after 60 s.
+ */
+surgewall_status surgewall_breaker_defaults_get(struct surgewall_breaker_defaults *out);
+
+/**
+ * Fills `*out` with the bulkhead defaults: 25 calls in flight (resilience4j's), no waiting.
+ */
+surgewall_status surgewall_bulkhead_defaults_get(struct surgewall_bulkhead_defaults *out);
+
+/**
+ * Fills `*out` with the retry budget defaults: 20 % of requests plus 3 retries a second,
+ * over 10 s.
+ */
+surgewall_status surgewall_retry_budget_defaults_get(struct surgewall_retry_budget_defaults *out);
+
+/**
  * The error's status.
  */
 int32_t surgewall_error_status(const struct surgewall_error *err);
@@ -2163,27 +2334,34 @@ surgewall_status surgewall_retry_config_set_max_attempts(struct surgewall_retry_
                                                          uint32_t n);
 
 /**
- * The same delay before every retry.
+ * No wait between attempts: each retry starts as soon as the schedule allows it. The one way
+ * to retry without waiting (every other backoff's delays are longer than zero: a zero delay
+ * is reported by `surgewall_retry_policy_new`, naming the field).
+ */
+surgewall_status surgewall_retry_config_set_backoff_none(struct surgewall_retry_config *cfg);
+
+/**
+ * The same delay before every retry (> 0).
  */
 surgewall_status surgewall_retry_config_set_backoff_constant(struct surgewall_retry_config *cfg,
                                                              int64_t delay_ns);
 
 /**
- * `initial + n * step` before the n-th retry.
+ * `initial + (n - 1) * step` before the n-th retry (`initial` > 0, `step` >= 0).
  */
 surgewall_status surgewall_retry_config_set_backoff_linear(struct surgewall_retry_config *cfg,
                                                            int64_t initial_ns,
                                                            int64_t step_ns);
 
 /**
- * `initial * multiplier^n` before the n-th retry.
+ * `initial * multiplier^(n - 1)` before the n-th retry (`initial` > 0, `multiplier` >= 1).
  */
 surgewall_status surgewall_retry_config_set_backoff_exponential(struct surgewall_retry_config *cfg,
                                                                 int64_t initial_ns,
                                                                 double multiplier);
 
 /**
- * Decorrelated jitter: each delay uniform in [base, 3 x the previous one], capped.
+ * Decorrelated jitter: each delay uniform in [base, 3 x the previous one], capped (`base` > 0).
  */
 surgewall_status surgewall_retry_config_set_backoff_decorrelated(struct surgewall_retry_config *cfg,
                                                                  int64_t base_ns);
@@ -2285,6 +2463,15 @@ surgewall_status surgewall_retry_schedule_next(const struct surgewall_retry_sche
                                                int64_t retry_after_ns,
                                                const struct surgewall_breaker *breaker,
                                                struct surgewall_retry_decision *out);
+
+/**
+ * Waits `delay_ns` (a decision's delay) on the schedule's clock: a mock clock (set with
+ * `surgewall_retry_config_set_mock_clock`) is advanced, and no real time passes; any other
+ * clock sleeps the calling thread. So a C retry loop driven by a mock clock needs no sleep of
+ * its own.
+ */
+surgewall_status surgewall_retry_schedule_sleep(const struct surgewall_retry_schedule *s,
+                                                uint64_t delay_ns);
 
 /**
  * Attempts started so far, the first included.

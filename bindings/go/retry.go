@@ -60,33 +60,42 @@ const (
 	JitterEqual                 // uniform in [delay/2, delay]
 )
 
-// Backoff is a delay strategy for retries: Constant, Linear, Exponential or Decorrelated.
+// Backoff is a delay strategy for retries: NoBackoff, Constant, Linear, Exponential or
+// Decorrelated. Every kind's delays are longer than zero (a zero first delay is a
+// *ConfigError naming it); retrying without waiting is NoBackoff. The zero Backoff keeps the
+// library default, Exponential(100ms, 2) with no cap.
 type Backoff struct {
 	kind          int
 	initial, step time.Duration
 	multiplier    float64
 }
 
-// Constant waits d before every retry.
+// NoBackoff retries at once, with no wait between attempts: the one way to retry without
+// waiting (Constant(0) is refused).
+func NoBackoff() Backoff { return Backoff{kind: 5} }
+
+// Constant waits d (> 0) before every retry.
 func Constant(d time.Duration) Backoff { return Backoff{kind: 1, initial: d} }
 
-// Linear waits initial + n*step before the n-th retry.
+// Linear waits initial + (n-1)*step before the n-th retry (initial > 0).
 func Linear(initial, step time.Duration) Backoff {
 	return Backoff{kind: 2, initial: initial, step: step}
 }
 
-// Exponential waits initial * multiplier^n before the n-th retry (the library default is
-// Exponential(100ms, 2)).
+// Exponential waits initial * multiplier^(n-1) before the n-th retry (initial > 0; the
+// library default is Exponential(100ms, 2)).
 func Exponential(initial time.Duration, multiplier float64) Backoff {
 	return Backoff{kind: 3, initial: initial, multiplier: multiplier}
 }
 
-// Decorrelated waits a uniform delay in [base, 3 x the previous one] (capped by MaxDelay).
+// Decorrelated waits a uniform delay in [base, 3 x the previous one] (base > 0; capped by
+// MaxDelay).
 func Decorrelated(base time.Duration) Backoff { return Backoff{kind: 4, initial: base} }
 
-// RetryConfig configures a Retry. Zero fields keep the library defaults: 3 attempts,
-// Exponential(100ms, 2) with full jitter, no cap on delays, a server's Retry-After waited in
-// full, no elapsed limit, wait for an open breaker, no budget.
+// RetryConfig configures a Retry. Zero fields keep the library defaults, the same in every
+// language: 3 attempts, Exponential(100ms, 2) with full jitter, no cap on delays (MaxDelay 0
+// is no cap), a server's Retry-After waited in full, no elapsed limit, wait for an open
+// breaker, no budget.
 type RetryConfig struct {
 	// Name lists the policy for the agent (StartAgent) under this name: its operations,
 	// retries and stops by reason ("": not listed).
@@ -112,7 +121,8 @@ type RetryConfig struct {
 	Budget *RetryBudget
 	// Seed makes the jitter deterministic (0: random).
 	Seed uint64
-	// Clock drives the schedule in tests (then also set Sleep).
+	// Clock drives the schedule in tests; without Sleep, Do waits by advancing it (no real
+	// time passes).
 	Clock *MockClock
 
 	// Retryable says which errors are worth another attempt (default: all but ctx errors).
@@ -120,8 +130,7 @@ type RetryConfig struct {
 	Retryable func(error) bool
 	// RetryAfter extracts a server's Retry-After from an error (optional).
 	RetryAfter func(error) (time.Duration, bool)
-	// Sleep waits d or until ctx ends (default: a timer). Tests with a MockClock pass one
-	// that advances the clock.
+	// Sleep waits d or until ctx ends (default: a timer, or with Clock, advancing Clock).
 	Sleep func(ctx context.Context, d time.Duration) error
 }
 
@@ -210,6 +219,8 @@ func NewRetry(cfg RetryConfig) (*Retry, error) {
 		add(func() C.surgewall_status {
 			return C.surgewall_retry_config_set_backoff_decorrelated(c, durationNs(bo.initial))
 		})
+	case 5:
+		add(func() C.surgewall_status { return C.surgewall_retry_config_set_backoff_none(c) })
 	}
 	if cfg.Jitter != JitterDefault {
 		j := map[Jitter]C.int32_t{JitterNone: C.SURGEWALL_JITTER_NONE, JitterFull: C.SURGEWALL_JITTER_FULL,
@@ -272,7 +283,11 @@ func NewRetry(cfg RetryConfig) (*Retry, error) {
 		return nil, constructorErr("retry_policy_new", st, cerr)
 	}
 	r := &Retry{h: h, retryable: cfg.Retryable, retryAfter: cfg.RetryAfter, sleep: cfg.Sleep}
-	if r.sleep == nil {
+	switch {
+	case r.sleep != nil:
+	case cfg.Clock != nil:
+		r.sleep = advanceCtx(cfg.Clock)
+	default:
 		r.sleep = sleepCtx
 	}
 	runtime.AddCleanup(r, freeRetryPolicy, h)
@@ -290,6 +305,23 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// advanceCtx waits on clock: it advances the clock by d (no real time passes), unless ctx is
+// done.
+func advanceCtx(clock *MockClock) func(context.Context, time.Duration) error {
+	return func(ctx context.Context, d time.Duration) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		h, err := clock.handle()
+		if err != nil {
+			return err
+		}
+		st := C.surgewall_mock_clock_advance(h, durationNs(d))
+		runtime.KeepAlive(clock)
+		return statusErr("mock_clock_advance", st)
 	}
 }
 

@@ -54,17 +54,21 @@ func (p *scenarioPolicies) newSLO(t *testing.T, words []string) (*SLO, error) {
 	return NewSLO(cfg)
 }
 
-func (p *scenarioPolicies) newRetry(t *testing.T, words []string) *Retry {
+// newRetry makes the scenario's retry policy: a key left out is not set, so the library's
+// default applies. No Sleep: the retry waits by advancing the mock clock itself (issue 16),
+// and run_retry reads the delays off the clock between attempts.
+func (p *scenarioPolicies) newRetry(t *testing.T, words []string) (*Retry, error) {
 	m := kvs(words)
-	cfg := RetryConfig{MaxAttempts: atoi(t, m["max_attempts"]), Jitter: JitterNone, Clock: p.clock,
-		Sleep: func(_ context.Context, d time.Duration) error {
-			p.slept = append(p.slept, d)
-			p.clock.Advance(d)
-			return nil
-		},
+	cfg := RetryConfig{Jitter: JitterNone, Clock: p.clock,
 		RetryAfter: func(error) (time.Duration, bool) { return p.ra, p.ra >= 0 }}
+	if v, ok := m["max_attempts"]; ok {
+		cfg.MaxAttempts = atoi(t, v)
+	}
 	f := strings.Split(m["backoff"], ":")
 	switch f[0] {
+	case "":
+	case "none":
+		cfg.Backoff = NoBackoff()
 	case "constant":
 		cfg.Backoff = Constant(msDur(t, f[1]))
 	case "linear":
@@ -83,11 +87,16 @@ func (p *scenarioPolicies) newRetry(t *testing.T, words []string) *Retry {
 	if v, ok := m["max_retry_after_ms"]; ok {
 		cfg.MaxRetryAfter = msDur(t, v)
 	}
-	r, err := NewRetry(cfg)
-	if err != nil {
-		t.Fatal(err)
+	return NewRetry(cfg)
+}
+
+// expectRefused fails the test unless err is a *ConfigError naming field (the *_refused commands).
+func expectRefused(t *testing.T, at string, err error, field string) {
+	t.Helper()
+	var ce *ConfigError
+	if !errors.As(err, &ce) || ce.Field != field {
+		t.Fatalf("%s: got %v, want a ConfigError naming %s", at, err, field)
 	}
-	return r
 }
 
 // step runs one policy command; false when w is not one.
@@ -104,10 +113,7 @@ func (p *scenarioPolicies) step(t *testing.T, w []string, at string) bool {
 		}
 	case "slo_refused":
 		_, err := p.newSLO(t, w[2:])
-		var ce *ConfigError
-		if !errors.As(err, &ce) || ce.Field != w[1] {
-			t.Fatalf("%s: got %v, want a ConfigError naming %s", at, err, w[1])
-		}
+		expectRefused(t, at, err, w[1])
 	case "record":
 		rounds := 1
 		for _, x := range w[1:] {
@@ -157,14 +163,27 @@ func (p *scenarioPolicies) step(t *testing.T, w []string, at string) bool {
 		if p.retry != nil {
 			p.retry.Close()
 		}
-		p.retry = p.newRetry(t, w[1:])
+		if p.retry, err = p.newRetry(t, w[1:]); err != nil {
+			t.Fatalf("%s: %v", at, err)
+		}
+	case "retry_refused":
+		_, err := p.newRetry(t, w[2:])
+		expectRefused(t, at, err, w[1])
 	case "run_retry":
 		p.slept = p.slept[:0]
 		p.ra = -1
 		if v, ok := m["retry_after_ms"]; ok {
 			p.ra = msDur(t, v)
 		}
-		err := p.retry.Do(context.Background(), func(context.Context) error { return errScenarioFailure })
+		last := time.Duration(-1)
+		err := p.retry.Do(context.Background(), func(context.Context) error {
+			now := p.clock.Now()
+			if last >= 0 {
+				p.slept = append(p.slept, now-last)
+			}
+			last = now
+			return errScenarioFailure
+		})
 		var re *RetryError
 		if !errors.As(err, &re) {
 			t.Fatalf("%s: got %v, want a RetryError", at, err)
@@ -197,10 +216,7 @@ func (p *scenarioPolicies) step(t *testing.T, w []string, at string) bool {
 		o := kvs(w[2:])
 		_, err := NewThresholdAdjuster(p.breaker, ThresholdConfig{TargetErrorRate: scenarioFloat(t, o["target"]),
 			MinThreshold: scenarioFloat(t, o["min"]), MaxThreshold: scenarioFloat(t, o["max"]), Step: scenarioFloat(t, o["step"])})
-		var ce *ConfigError
-		if !errors.As(err, &ce) || ce.Field != w[1] {
-			t.Fatalf("%s: got %v, want a ConfigError naming %s", at, err, w[1])
-		}
+		expectRefused(t, at, err, w[1])
 	default:
 		return false
 	}

@@ -132,6 +132,24 @@ impl Clock {
         )
     }
 
+    /// The handle that moves this clock, when it is a mock: what a driver that waits on the
+    /// clock it was given (a binding's retry loop) advances instead of sleeping.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use surgewall::clock::Clock;
+    /// let (clock, _) = Clock::mock();
+    /// clock.mock_handle().unwrap().advance(Duration::from_secs(2));
+    /// assert_eq!(clock.now_ns(), 3_000_000_000);
+    /// assert!(Clock::coarse().mock_handle().is_none());
+    /// ```
+    pub fn mock_handle(&self) -> Option<MockClock> {
+        match &self.kind {
+            Kind::Mock(t) => Some(MockClock { t: t.clone() }),
+            _ => None,
+        }
+    }
+
     /// This clock's mode.
     pub fn mode(&self) -> ClockMode {
         match self.kind {

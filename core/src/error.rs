@@ -81,6 +81,23 @@ pub(crate) mod check {
         Ok(v)
     }
 
+    /// A threshold in (0, 1]: a rate that trips at 0 would trip on any window.
+    pub(crate) fn threshold(field: &'static str, v: f64) -> Result<f64, ConfigError> {
+        if v.is_nan() {
+            return Err(ConfigError::new(
+                field,
+                "must be a number in (0, 1], got NaN",
+            ));
+        }
+        if v <= 0.0 || v > 1.0 {
+            return Err(ConfigError::new(
+                field,
+                format!("must be within (0, 1], got {v}"),
+            ));
+        }
+        Ok(v)
+    }
+
     /// A finite, non-negative factor (multipliers, ratios that may exceed 1).
     pub(crate) fn non_negative(field: &'static str, v: f64) -> Result<f64, ConfigError> {
         if v.is_nan() {

@@ -135,7 +135,9 @@ fn slo(run: &Run, words: &[&str]) -> Result<SloTracker, ConfigError> {
     Ok(b.build())
 }
 
-fn retry(run: &Run, words: &[&str]) -> RetryPolicy {
+/// A retry policy from the scenario's keys (the rest the core's defaults), or the error its
+/// build reports.
+fn retry(run: &Run, words: &[&str]) -> Result<RetryPolicy, surgewall::ConfigError> {
     let kv = kv(words);
     let mut b = RetryPolicy::builder()
         .jitter(Jitter::None)
@@ -146,6 +148,7 @@ fn retry(run: &Run, words: &[&str]) -> RetryPolicy {
             "backoff" => {
                 let p: Vec<&str> = v.split(':').collect();
                 b.backoff(match p[0] {
+                    "none" => Backoff::none(),
                     "constant" => Backoff::constant(ms(p[1])),
                     "linear" => Backoff::linear(ms(p[1]), ms(p[2])),
                     "exponential" => Backoff::exponential(ms(p[1]), p[2].parse().unwrap()),
@@ -158,7 +161,7 @@ fn retry(run: &Run, words: &[&str]) -> RetryPolicy {
             _ => panic!("unknown retry key {k}"),
         };
     }
-    b.build().expect("scenario retry")
+    b.build()
 }
 
 fn slo_metric(m: &surgewall::SloMetrics, key: &str) -> String {
@@ -282,7 +285,11 @@ fn step(run: &mut Run, words: &[&str], at: &str) {
                 assert_eq!(slo_metric(&m, k), v, "{at}: {k}");
             }
         }
-        "retry" => run.retry = Some(retry(run, &words[1..])),
+        "retry" => run.retry = Some(retry(run, &words[1..]).expect("scenario retry")),
+        "retry_refused" => {
+            let err = retry(run, &words[2..]).expect_err(&format!("{at}: accepted"));
+            assert_eq!(err.field(), words[1], "{at}: {err}");
+        }
         "run_retry" => {
             let o = kv(&words[1..]);
             let ra = o.get("retry_after_ms").map(|v| ms(v));

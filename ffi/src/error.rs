@@ -51,7 +51,7 @@ impl From<engine::ConfigError> for ErrorObj {
         ErrorObj {
             status: Status::SURGEWALL_INVALID_CONFIG,
             field: c_string(e.field()),
-            message: c_string(&e.to_string()),
+            message: c_string(e.reason()),
         }
     }
 }
@@ -61,7 +61,7 @@ pub(crate) fn report_config(err_out: *mut *mut surgewall_error, e: &engine::Conf
         err_out,
         Status::SURGEWALL_INVALID_CONFIG,
         e.field(),
-        &e.to_string(),
+        e.reason(),
     )
 }
 

@@ -177,7 +177,8 @@ pub extern "C" fn surgewall_retry_budget_metrics(
 // ---- policies ------------------------------------------------------------------------------
 
 /// A retry policy under construction (single owner; consumed by `surgewall_retry_policy_new`).
-/// Defaults: 3 attempts, exponential backoff from 100 ms doubling, full jitter, no cap on
+/// Defaults (read them with `surgewall_retry_defaults_get`): 3 attempts, exponential backoff from
+/// 100 ms doubling, full jitter, no cap on
 /// delays (`max_delay` caps only when set), a server's Retry-After waited in full (no
 /// `max_retry_after`), no elapsed limit, wait for an open breaker, no budget.
 pub struct surgewall_retry_config {
@@ -312,7 +313,17 @@ pub extern "C" fn surgewall_retry_config_set_max_attempts(
     retry_set(cfg, |b| Ok(b.max_attempts(n)))
 }
 
-/// The same delay before every retry.
+/// No wait between attempts: each retry starts as soon as the schedule allows it. The one way
+/// to retry without waiting (every other backoff's delays are longer than zero: a zero delay
+/// is reported by `surgewall_retry_policy_new`, naming the field).
+#[no_mangle]
+pub extern "C" fn surgewall_retry_config_set_backoff_none(
+    cfg: *mut surgewall_retry_config,
+) -> Status {
+    retry_set(cfg, |b| Ok(b.backoff(Backoff::none())))
+}
+
+/// The same delay before every retry (> 0).
 #[no_mangle]
 pub extern "C" fn surgewall_retry_config_set_backoff_constant(
     cfg: *mut surgewall_retry_config,
@@ -323,7 +334,7 @@ pub extern "C" fn surgewall_retry_config_set_backoff_constant(
     })
 }
 
-/// `initial + n * step` before the n-th retry.
+/// `initial + (n - 1) * step` before the n-th retry (`initial` > 0, `step` >= 0).
 #[no_mangle]
 pub extern "C" fn surgewall_retry_config_set_backoff_linear(
     cfg: *mut surgewall_retry_config,
@@ -338,7 +349,7 @@ pub extern "C" fn surgewall_retry_config_set_backoff_linear(
     })
 }
 
-/// `initial * multiplier^n` before the n-th retry.
+/// `initial * multiplier^(n - 1)` before the n-th retry (`initial` > 0, `multiplier` >= 1).
 #[no_mangle]
 pub extern "C" fn surgewall_retry_config_set_backoff_exponential(
     cfg: *mut surgewall_retry_config,
@@ -353,7 +364,7 @@ pub extern "C" fn surgewall_retry_config_set_backoff_exponential(
     })
 }
 
-/// Decorrelated jitter: each delay uniform in [base, 3 x the previous one], capped.
+/// Decorrelated jitter: each delay uniform in [base, 3 x the previous one], capped (`base` > 0).
 #[no_mangle]
 pub extern "C" fn surgewall_retry_config_set_backoff_decorrelated(
     cfg: *mut surgewall_retry_config,
@@ -608,6 +619,32 @@ pub extern "C" fn surgewall_retry_schedule_next(
                 },
             },
         )
+    })
+}
+
+/// Waits `delay_ns` (a decision's delay) on the schedule's clock: a mock clock (set with
+/// `surgewall_retry_config_set_mock_clock`) is advanced, and no real time passes; any other
+/// clock sleeps the calling thread. So a C retry loop driven by a mock clock needs no sleep of
+/// its own.
+#[no_mangle]
+pub extern "C" fn surgewall_retry_schedule_sleep(
+    s: *const surgewall_retry_schedule,
+    delay_ns: u64,
+) -> Status {
+    boundary(|| {
+        let schedule = surgewall_retry_schedule::get(s)?;
+        // The clock is cloned out, so no lock is held while the thread sleeps.
+        let clock = schedule
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clock()
+            .clone();
+        let d = std::time::Duration::from_nanos(delay_ns);
+        match clock.mock_handle() {
+            Some(mock) => mock.advance(d),
+            None => std::thread::sleep(d),
+        }
+        Ok(())
     })
 }
 

@@ -241,8 +241,8 @@ static void test_constructor_errors(void)
     CHECK(err != NULL);
     CHECK_U64(surgewall_error_status(err), SURGEWALL_INVALID_CONFIG);
     CHECK_STR(surgewall_error_field(err), "failure_rate");
-    const char *msg = surgewall_error_message(err);
-    CHECK(msg != NULL && strlen(msg) > 0);
+    /* the reason alone (the field is its own string), with the rule's interval */
+    CHECK_STR(surgewall_error_message(err), "must be within (0, 1], got 1.5");
     CHECK_OK(surgewall_error_free(err));
     /* the config was consumed by the failed constructor */
     CHECK_STATUS(surgewall_breaker_config_free(cfg), SURGEWALL_INVALID_HANDLE);
@@ -1359,6 +1359,12 @@ static void test_retry(void)
     CHECK_OK(surgewall_retry_schedule_next(sched, ATTEMPT_RETRYABLE, -1, NULL, &d));
     CHECK(d.retry);
     CHECK_U64(d.delay_ns, 100 * MS);
+    /* the schedule sleeps on its policy's mock clock: the clock moves, no real time passes */
+    uint64_t t0 = 0, t1 = 0;
+    CHECK_OK(surgewall_mock_clock_now(clock, &t0));
+    CHECK_OK(surgewall_retry_schedule_sleep(sched, d.delay_ns));
+    CHECK_OK(surgewall_mock_clock_now(clock, &t1));
+    CHECK_U64(t1 - t0, 100 * MS);
     /* a server's Retry-After is honoured in full: max_delay (1 s) does not shorten it */
     CHECK_OK(surgewall_retry_schedule_next(sched, ATTEMPT_RETRYABLE, 1500 * MS, NULL, &d));
     CHECK(d.retry);
@@ -1452,8 +1458,64 @@ static void test_retry(void)
     CHECK_OK(surgewall_retry_policy_free(policy));
     CHECK_OK(surgewall_retry_config_new(&cfg));
     CHECK_OK(surgewall_retry_config_free(cfg));
+
+    /* no wait at all is the none backoff; a zero delay of another kind is refused, naming it */
+    CHECK_OK(surgewall_retry_config_new(&cfg));
+    CHECK_OK(surgewall_retry_config_set_backoff_none(cfg));
+    CHECK_OK(surgewall_retry_config_set_mock_clock(cfg, clock));
+    CHECK_OK(surgewall_retry_policy_new(cfg, &policy, NULL));
+    CHECK_OK(surgewall_retry_schedule_new(policy, &sched));
+    for (int i = 0; i < 2; i++) {
+        CHECK_OK(surgewall_retry_schedule_next(sched, ATTEMPT_RETRYABLE, -1, NULL, &d));
+        CHECK(d.retry);
+        CHECK_U64(d.delay_ns, 0);
+        CHECK_OK(surgewall_retry_schedule_sleep(sched, d.delay_ns));
+    }
+    CHECK_OK(surgewall_retry_schedule_next(sched, ATTEMPT_RETRYABLE, -1, NULL, &d));
+    CHECK(!d.retry);
+    CHECK_U64(d.stop_reason, STOP_MAX_ATTEMPTS); /* the default 3 attempts */
+    CHECK_OK(surgewall_retry_schedule_free(sched));
+    CHECK_OK(surgewall_retry_policy_free(policy));
+    CHECK_OK(surgewall_retry_config_new(&cfg));
+    CHECK_OK(surgewall_retry_config_set_backoff_constant(cfg, 0));
+    surgewall_error *err = NULL;
+    CHECK_STATUS(surgewall_retry_policy_new(cfg, &policy, &err), SURGEWALL_INVALID_CONFIG);
+    CHECK_STR(surgewall_error_field(err), "backoff.delay");
+    CHECK(strstr(surgewall_error_message(err), "none backoff") != NULL);
+    CHECK_OK(surgewall_error_free(err));
+
     CHECK_OK(surgewall_breaker_free(br));
     CHECK_OK(surgewall_mock_clock_free(clock));
+}
+
+/* The defaults a binding reads instead of keeping a copy: the core's documented ones. */
+static void test_defaults(void)
+{
+    surgewall_retry_defaults r;
+    CHECK_OK(surgewall_retry_defaults_get(&r));
+    CHECK_U64(r.max_attempts, 3);
+    CHECK_U64(r.backoff, SURGEWALL_BACKOFF_EXPONENTIAL);
+    CHECK_U64(r.backoff_initial_ns, 100 * MS);
+    CHECK(r.backoff_multiplier == 2.0);
+    CHECK_U64(r.jitter, SURGEWALL_JITTER_FULL);
+    CHECK(r.max_delay_ns == -1 && r.max_retry_after_ns == -1 && r.max_elapsed_ns == -1);
+    surgewall_breaker_defaults b;
+    CHECK_OK(surgewall_breaker_defaults_get(&b));
+    CHECK(b.failure_rate == 0.5);
+    CHECK_U64(b.minimum_calls, 20);
+    CHECK_U64(b.window_ns, 60000 * MS);
+    CHECK_U64(b.window_buckets, 10);
+    CHECK_U64(b.open_for_ns, 5000 * MS);
+    CHECK_U64(b.half_open_calls, 3);
+    CHECK_U64(b.half_open_max_ns, 60000 * MS);
+    surgewall_bulkhead_defaults h;
+    CHECK_OK(surgewall_bulkhead_defaults_get(&h));
+    CHECK_U64(h.max_concurrent, 25);
+    CHECK_U64(h.max_wait_ns, 0);
+    surgewall_retry_budget_defaults g;
+    CHECK_OK(surgewall_retry_budget_defaults_get(&g));
+    CHECK(g.ratio == 0.2 && g.min_per_second == 3.0);
+    CHECK_U64(g.window_secs, 10);
 }
 
 static void test_slo_and_threshold(void)
@@ -1746,6 +1808,7 @@ int main(void)
     test_keyed_bulkhead_string_limits();
     test_keyed_breaker();
     test_retry();
+    test_defaults();
     test_slo_and_threshold();
     test_agent();
     return check_report();

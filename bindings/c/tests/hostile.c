@@ -388,6 +388,12 @@ static void test_null_pointer_arguments(surgewall_mock_clock *clock)
     CHECK_OK(surgewall_breaker_new(u8("after"), 5, cfg, &c, NULL));
     CHECK_OK(surgewall_breaker_free(c));
 
+    /* the defaults readers refuse NULL */
+    CHECK_STATUS(surgewall_retry_defaults_get(NULL), SURGEWALL_NULL_ARG);
+    CHECK_STATUS(surgewall_breaker_defaults_get(NULL), SURGEWALL_NULL_ARG);
+    CHECK_STATUS(surgewall_bulkhead_defaults_get(NULL), SURGEWALL_NULL_ARG);
+    CHECK_STATUS(surgewall_retry_budget_defaults_get(NULL), SURGEWALL_NULL_ARG);
+
     /* functions without pointers still answer for anything, in any order */
     CHECK(surgewall_status_str(-7) != NULL);
     CHECK(surgewall_version() != NULL);
@@ -960,6 +966,7 @@ static void test_policies(surgewall_mock_clock *clock)
         CHECK_BAD(row, surgewall_retry_config_set_backoff_linear(h, 1, 1));
         CHECK_BAD(row, surgewall_retry_config_set_backoff_exponential(h, 1, 2.0));
         CHECK_BAD(row, surgewall_retry_config_set_backoff_decorrelated(h, 1));
+        CHECK_BAD(row, surgewall_retry_config_set_backoff_none(h));
         CHECK_BAD(row, surgewall_retry_config_set_jitter(h, 0));
         CHECK_BAD(row, surgewall_retry_config_set_max_delay(h, 1));
         CHECK_BAD(row, surgewall_retry_config_set_max_elapsed(h, 1));
@@ -977,11 +984,15 @@ static void test_policies(surgewall_mock_clock *clock)
     CHECK_STATUS(surgewall_retry_config_set_mock_clock(rcfg, NULL), SURGEWALL_NULL_ARG);
     CHECK_STATUS(surgewall_retry_config_set_jitter(rcfg, 3), SURGEWALL_INVALID_ARG);
     CHECK_STATUS(surgewall_retry_config_set_jitter(rcfg, -1), SURGEWALL_INVALID_ARG);
-    /* bad values: the constructor refuses them and names a field */
-    for (int k = 0; k < 7; k++) {
+    /* bad values: the constructor refuses them and names a field (a zero first delay too: no
+     * wait is the none backoff, never a zero delay) */
+    for (int k = 0; k < 10; k++) {
         surgewall_retry_config *c = NULL;
         CHECK_OK(surgewall_retry_config_new(&c));
         switch (k) {
+        case 7: surgewall_retry_config_set_backoff_constant(c, 0); break;
+        case 8: surgewall_retry_config_set_backoff_exponential(c, 0, 2.0); break;
+        case 9: surgewall_retry_config_set_backoff_linear(c, 0, 5 * MS); break;
         case 0: surgewall_retry_config_set_max_attempts(c, 0); break;
         case 1: surgewall_retry_config_set_backoff_constant(c, -1); break;
         case 2: surgewall_retry_config_set_backoff_exponential(c, 10 * MS, NAN); break;
@@ -1019,6 +1030,7 @@ static void test_policies(surgewall_mock_clock *clock)
         surgewall_retry_decision d;
         CHECK_BAD(row, surgewall_retry_schedule_next(h, 1, -1, NULL, &d));
         CHECK_BAD(row, surgewall_retry_schedule_attempts(h, &u32));
+        CHECK_BAD(row, surgewall_retry_schedule_sleep(h, 1));
         if (row.value != 0) CHECK_BAD(row, surgewall_retry_schedule_free(h));
     }
     surgewall_retry_decision d;

@@ -222,10 +222,12 @@ static const char *stop_name(int32_t reason)
     }
 }
 
-static void retry_new(struct run *r, char **w, int n)
+/* A retry policy from the scenario's keys (the rest the library's defaults), or NULL with *err
+ * set when the library refuses it. */
+static surgewall_retry_policy *retry_new(struct run *r, char **w, int n, surgewall_error **err)
 {
     surgewall_retry_config *cfg = NULL;
-    surgewall_error *err = NULL;
+    surgewall_retry_policy *p = NULL;
     const char *v;
     expect_status(r, surgewall_retry_config_new(&cfg), SURGEWALL_OK, "retry_config_new");
     surgewall_retry_config_set_mock_clock(cfg, r->clock);
@@ -235,7 +237,8 @@ static void retry_new(struct run *r, char **w, int n)
     if ((v = opt(w, n, "backoff")) != NULL) {
         const char *a = strchr(v, ':');
         const char *b = a != NULL ? strchr(a + 1, ':') : NULL;
-        if (a == NULL) fail(r, "bad backoff %s%s", v, "");
+        if (strcmp(v, "none") == 0) surgewall_retry_config_set_backoff_none(cfg);
+        else if (a == NULL) fail(r, "bad backoff %s%s", v, "");
         else if (strncmp(v, "constant", 8) == 0) surgewall_retry_config_set_backoff_constant(cfg, ms(a + 1));
         else if (strncmp(v, "linear", 6) == 0 && b != NULL)
             surgewall_retry_config_set_backoff_linear(cfg, ms(a + 1), ms(b + 1));
@@ -246,12 +249,8 @@ static void retry_new(struct run *r, char **w, int n)
     if ((v = opt(w, n, "max_delay_ms")) != NULL) surgewall_retry_config_set_max_delay(cfg, ms(v));
     if ((v = opt(w, n, "max_elapsed_ms")) != NULL) surgewall_retry_config_set_max_elapsed(cfg, ms(v));
     if ((v = opt(w, n, "max_retry_after_ms")) != NULL) surgewall_retry_config_set_max_retry_after(cfg, ms(v));
-    surgewall_retry_policy_free(r->retry);
-    r->retry = NULL;
-    if (surgewall_retry_policy_new(cfg, &r->retry, &err) != SURGEWALL_OK) {
-        fail(r, "retry refused: %s: %s", surgewall_error_field(err), surgewall_error_message(err));
-        surgewall_error_free(err);
-    }
+    if (surgewall_retry_policy_new(cfg, &p, err) != SURGEWALL_OK) return NULL;
+    return p;
 }
 
 /* One operation whose every attempt fails retryably: the delays slept and why it stopped. */
@@ -275,7 +274,12 @@ static void run_retry(struct run *r, char **w, int n)
         if (st != SURGEWALL_OK || !d.retry) break;
         size_t len = strlen(delays);
         snprintf(delays + len, sizeof delays - len, "%s%" PRIu64, len ? "," : "", d.delay_ns / (uint64_t)MS);
-        surgewall_mock_clock_advance(r->clock, (int64_t)d.delay_ns);
+        /* the policy's mock clock is advanced by the schedule's own sleep (issue 16) */
+        uint64_t before = 0, after = 0;
+        surgewall_mock_clock_now(r->clock, &before);
+        expect_status(r, surgewall_retry_schedule_sleep(s, d.delay_ns), SURGEWALL_OK, "schedule_sleep");
+        surgewall_mock_clock_now(r->clock, &after);
+        if (after - before != d.delay_ns) fail(r, "schedule_sleep did not move the clock by the delay%s%s", "", "");
     }
     surgewall_retry_schedule_free(s);
     if (strcmp(delays, want_delays) != 0) fail(r, "run_retry: delays %s, wanted %s", delays, want_delays);
@@ -311,6 +315,17 @@ static void expect_slo(struct run *r, char **w, int n)
     }
 }
 
+/* A `*_refused` command: `made` (the object, NULL when refused) must be NULL and `err` name
+ * `field`; frees `err`. */
+static void expect_refused(struct run *r, const char *what, const void *made, surgewall_error *err,
+                           const char *field)
+{
+    if (made != NULL) fail(r, "%s accepted, wanted %s refused", what, field);
+    else if (strcmp(surgewall_error_field(err), field) != 0)
+        fail(r, "refused naming %s, wanted %s", surgewall_error_field(err), field);
+    surgewall_error_free(err);
+}
+
 /* The policies' commands; 0 when `cmd` is not one of them. */
 static int policy_step(struct run *r, char **w, int n)
 {
@@ -325,11 +340,8 @@ static int policy_step(struct run *r, char **w, int n)
         }
     } else if (strcmp(cmd, "slo_refused") == 0 && n >= 2) {
         surgewall_slo *s = slo_new(r, w + 2, n - 2, &err);
-        if (s != NULL) fail(r, "slo accepted, wanted %s refused%s", w[1], "");
-        else if (strcmp(surgewall_error_field(err), w[1]) != 0)
-            fail(r, "slo refused naming %s, wanted %s", surgewall_error_field(err), w[1]);
+        expect_refused(r, "slo", s, err, w[1]);
         surgewall_slo_free(s);
-        surgewall_error_free(err);
     } else if (strcmp(cmd, "record") == 0 && r->slo != NULL) {
         const char *g = opt(w + 1, n - 1, "good"), *b = opt(w + 1, n - 1, "bad");
         const char *every = opt(w + 1, n - 1, "every_ms");
@@ -347,7 +359,16 @@ static int policy_step(struct run *r, char **w, int n)
     } else if (strcmp(cmd, "expect_slo") == 0 && r->slo != NULL) {
         expect_slo(r, w, n);
     } else if (strcmp(cmd, "retry") == 0) {
-        retry_new(r, w + 1, n - 1);
+        surgewall_retry_policy_free(r->retry);
+        r->retry = retry_new(r, w + 1, n - 1, &err);
+        if (r->retry == NULL) {
+            fail(r, "retry refused: %s: %s", surgewall_error_field(err), surgewall_error_message(err));
+            surgewall_error_free(err);
+        }
+    } else if (strcmp(cmd, "retry_refused") == 0 && n >= 2) {
+        surgewall_retry_policy *p = retry_new(r, w + 2, n - 2, &err);
+        expect_refused(r, "retry", p, err, w[1]);
+        surgewall_retry_policy_free(p);
     } else if (strcmp(cmd, "run_retry") == 0) {
         run_retry(r, w + 1, n - 1);
     } else if (strcmp(cmd, "budget") == 0) {
@@ -374,14 +395,10 @@ static int policy_step(struct run *r, char **w, int n)
         const char *t = opt(w + 2, n - 2, "target"), *lo = opt(w + 2, n - 2, "min");
         const char *hi = opt(w + 2, n - 2, "max"), *st = opt(w + 2, n - 2, "step");
         surgewall_threshold_adjuster *a = NULL;
-        surgewall_status s = surgewall_threshold_adjuster_new(
-            r->breaker, t ? strtod(t, NULL) : 0, lo ? strtod(lo, NULL) : 0, hi ? strtod(hi, NULL) : 0,
-            st ? strtod(st, NULL) : 0, 0, &a, &err);
-        if (s == SURGEWALL_OK) fail(r, "threshold accepted, wanted %s refused%s", w[1], "");
-        else if (strcmp(surgewall_error_field(err), w[1]) != 0)
-            fail(r, "threshold refused naming %s, wanted %s", surgewall_error_field(err), w[1]);
+        surgewall_threshold_adjuster_new(r->breaker, t ? strtod(t, NULL) : 0, lo ? strtod(lo, NULL) : 0,
+                                         hi ? strtod(hi, NULL) : 0, st ? strtod(st, NULL) : 0, 0, &a, &err);
+        expect_refused(r, "threshold", a, err, w[1]);
         surgewall_threshold_adjuster_free(a);
-        surgewall_error_free(err);
     } else {
         return 0;
     }

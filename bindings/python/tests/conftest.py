@@ -11,7 +11,7 @@ import surgewall
 def clock() -> Iterator[surgewall.MockClock]:
     c = surgewall.MockClock()
     yield c
-    c.close()
+    c.free()
 
 
 @pytest.fixture

@@ -159,7 +159,7 @@ def test_bulkhead_async_waits_without_blocking_the_loop() -> None:
     assert order == ["hold", "tick", "let go", "got it"]
     m = bh.metrics()
     assert (m.active, m.accepted) == (0, 2)
-    bh.close()
+    bh.free()
 
 
 def test_bulkhead_async_times_out_and_cancelled_waiters_hold_nothing() -> None:
@@ -178,7 +178,7 @@ def test_bulkhead_async_times_out_and_cancelled_waiters_hold_nothing() -> None:
 
     asyncio.run(main())
     assert bh.metrics().active == 0
-    bh.close()
+    bh.free()
 
 
 def test_async_retry_sleeps_with_the_injected_sleep() -> None:
@@ -205,4 +205,4 @@ def test_async_retry_sleeps_with_the_injected_sleep() -> None:
 
     assert asyncio.run(flaky()) == "ok"
     assert slept == [0.25, 0.25]
-    r.close()
+    r.free()

@@ -85,18 +85,18 @@ def test_bad_runtime_arguments(breaker: Breaker, clock: MockClock) -> None:
 
 def test_closed_handles_raise_closed_error() -> None:
     c = MockClock()
-    c.close()
-    c.close()
+    c.free()
+    c.free()
     with pytest.raises(surgewall.ClosedError):
         c.advance(1)
     with pytest.raises(surgewall.ClosedError):
         Breaker("x", clock=c)
     s = surgewall.events()
-    s.close()
+    s.free()
     with pytest.raises(surgewall.ClosedError):
         s.poll()
     bh = surgewall.Bulkhead("b")
-    bh.close()
+    bh.free()
     with pytest.raises(surgewall.ClosedError):
         bh.try_acquire()
 
@@ -116,7 +116,7 @@ def test_releasing_an_unacquired_bulkhead_slot_is_an_error() -> None:
     with pytest.raises(surgewall.SurgewallError):
         bh.release()
     assert bh.metrics().unexpected_releases == 1
-    bh.close()
+    bh.free()
 
 
 @pytest.mark.parametrize(
@@ -223,7 +223,7 @@ def test_manual_and_call_time_durations_out_of_reach_are_config_errors(clock: Mo
     assert e.value.field == "timeout"
     assert b.state is surgewall.State.CLOSED
     b.free()
-    bh.close()
+    bh.free()
 
 
 def test_a_retry_after_out_of_reach_is_clamped_not_raised(clock: MockClock) -> None:

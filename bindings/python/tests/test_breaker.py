@@ -326,7 +326,7 @@ def test_no_lost_counts_in_metrics_only(outcomes: List[str], window: int) -> Non
     assert m.window.calls == len(counted)
     assert m.window.failures == counted.count("f")
     b.free()
-    clock.close()
+    clock.free()
 
 
 @settings(max_examples=60, deadline=None)
@@ -347,4 +347,4 @@ def test_consecutive_failures_matches_a_model(outcomes: List[str], k: int) -> No
     else:
         assert (b.state is State.OPEN) == (streak >= k)
     b.free()
-    clock.close()
+    clock.free()

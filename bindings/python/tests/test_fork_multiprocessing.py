@@ -29,7 +29,7 @@ def _child_work() -> None:
         with bh:
             pass
         b.free()
-        bh.close()
+        bh.free()
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="fork start method is POSIX only")

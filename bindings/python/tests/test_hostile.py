@@ -1,4 +1,4 @@
-"""The package driven as a careless or hostile user would (issue 18): close() racing calls,
+"""The package driven as a careless or hostile user would (issue 18): free() racing calls,
 copied and dropped permits, interleaved `with` blocks. What could crash or hang runs in a
 child process with a time limit."""
 
@@ -30,7 +30,7 @@ def run_child(code: str, timeout: float = 120.0) -> str:
     return proc.stdout
 
 
-# ---- 1. close() never frees a handle a call is inside ----
+# ---- 1. free() never frees a handle a call is inside ----
 
 
 def test_closing_a_bulkhead_wakes_its_waiters_with_closed_error_and_never_crashes() -> None:
@@ -60,10 +60,10 @@ def test_closing_a_bulkhead_wakes_its_waiters_with_closed_error_and_never_crashe
             started.wait()
             while b.metrics().waiting < 4:
                 pass
-            b.close()
+            b.free()
             for t in ts:
                 t.join(30)
-                assert not t.is_alive(), "a waiter was not woken by close()"
+                assert not t.is_alive(), "a waiter was not woken by free()"
             try:
                 b.try_acquire()
                 raise SystemExit("a closed bulkhead admitted a call")
@@ -108,7 +108,7 @@ def test_freeing_objects_while_other_threads_call_them_never_crashes() -> None:
             ts = [threading.Thread(target=hammer, args=(f,)) for f in calls]
             for t in ts:
                 t.start()
-            for o in (b.free, kb.free, bh.close, kbh.close, sub.close, budget.close, clock.close):
+            for o in (b.free, kb.free, bh.free, kbh.free, sub.free, budget.free, clock.free):
                 o()
             stop.set()
             for t in ts:
@@ -121,8 +121,8 @@ def test_freeing_objects_while_other_threads_call_them_never_crashes() -> None:
 
 def test_a_closed_object_refuses_calls_with_closed_error(clock: MockClock) -> None:
     b = surgewall.Bulkhead("db", max_concurrent=1, clock=clock)
-    b.close()
-    b.close()  # idempotent
+    b.free()
+    b.free()  # idempotent
     with pytest.raises(ClosedError):
         b.acquire()
     with pytest.raises(ClosedError):
@@ -139,7 +139,7 @@ def _permits(breaker: Breaker) -> Iterator[Any]:
     yield kb.acquire("a")
     yield kbh.acquire("a")
     kb.free()
-    kbh.close()
+    kbh.free()
 
 
 @pytest.mark.parametrize("how", [copy.copy, copy.deepcopy, pickle.dumps])
@@ -212,7 +212,7 @@ def test_a_dropped_keyed_bulkhead_slot_is_returned() -> None:
     assert kbh.dropped_permits == 1
     kbh.acquire("alice").release()
     assert kbh.dropped_permits == 1  # released permits are not counted
-    kbh.close()
+    kbh.free()
 
 
 # ---- 4. each `with` reports its own permit ----
@@ -392,7 +392,7 @@ def test_a_bulkhead_holds_its_slot_for_a_generators_whole_iteration(clock: MockC
         next(items())
     assert list(g) == [2]
     assert bh.metrics().active == 0
-    bh.close()
+    bh.free()
 
 
 def test_an_object_with_an_async_call_gets_the_async_wrapper(breaker: Breaker) -> None:
@@ -449,7 +449,7 @@ def test_decorators_that_cannot_guard_an_iteration_refuse_it(breaker: Breaker) -
     with pytest.raises(TypeError, match="fallback"):
         with_fallback(items)
     with_fallback.free()
-    r.close()
+    r.free()
 
 
 def test_keyed_breaker_decorate_guards_generators_per_key(clock: MockClock) -> None:
@@ -485,7 +485,7 @@ def test_acquire_async_waits_on_the_mock_clock_like_a_blocking_wait(clock: MockC
 
     asyncio.run(main())
     bh.release()
-    bh.close()
+    bh.free()
 
 
 def test_the_mock_clock_refuses_to_wrap_around() -> None:
@@ -495,7 +495,7 @@ def test_the_mock_clock_refuses_to_wrap_around() -> None:
     with pytest.raises(surgewall.ConfigError) as e:
         c.advance(9e9)
     assert e.value.field == "seconds"
-    c.close()
+    c.free()
 
 
 def test_reset_makes_outstanding_permits_late(breaker: Breaker) -> None:
@@ -510,7 +510,7 @@ def test_a_call_holding_a_slot_ends_normally_when_the_bulkhead_is_closed(clock: 
 
     @bh
     def work() -> str:
-        bh.close()  # another thread would do this; the call still returns its result
+        bh.free()  # another thread would do this; the call still returns its result
         return "done"
 
     assert work() == "done"

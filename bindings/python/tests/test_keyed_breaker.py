@@ -351,7 +351,7 @@ def test_sweep_evicts_idle_closed_keys_only(kb: KeyedBreaker, clock: MockClock) 
         State.DISABLED,
     }
     evicted = [e.key for e in sub if e.kind is EventKind.EVICTED and e.source == kb.id]
-    sub.close()
+    sub.free()
     assert evicted == [kb.key_of("idle")]
     assert kb.metrics().evicted == 1
     kb.call("idle", lambda: None)  # comes back fresh
@@ -365,7 +365,7 @@ def test_transitions_are_published_with_their_key(kb: KeyedBreaker, clock: MockC
     kb.call("api", lambda: None)
     kb.force_open(9)
     events = [e for e in sub if e.source == kb.id and e.kind is EventKind.KEYED_TRANSITION]
-    sub.close()
+    sub.free()
     api = kb.key_of("api")
     assert [(e.key, e.from_state, e.to_state, e.reason) for e in events] == [
         (api, State.CLOSED, State.OPEN, surgewall.TransitionReason.CONSECUTIVE_FAILURES),

@@ -39,7 +39,7 @@ def test_bulkhead_limits_concurrency_and_counts() -> None:
     bh.release()
     bh.release()
     assert bh.metrics().active == 0
-    bh.close()
+    bh.free()
 
 
 def test_bulkhead_decorator_context_and_call_release_on_error() -> None:
@@ -56,7 +56,7 @@ def test_bulkhead_decorator_context_and_call_release_on_error() -> None:
     with bh:
         assert not bh.try_acquire()
     assert bh.metrics().active == 0
-    bh.close()
+    bh.free()
 
 
 def test_bulkhead_blocking_waiter_gets_a_released_slot() -> None:
@@ -76,7 +76,7 @@ def test_bulkhead_blocking_waiter_gets_a_released_slot() -> None:
     assert got.is_set()
     m = bh.metrics()
     assert (m.active, m.waited, m.accepted) == (0, 1, 2)
-    bh.close()
+    bh.free()
 
 
 def test_keyed_bulkhead_limits_each_key_and_globally() -> None:
@@ -102,7 +102,7 @@ def test_keyed_bulkhead_limits_each_key_and_globally() -> None:
     m = kb.metrics()
     assert (m.global_active, m.global_max, m.per_key_max) == (0, 3, 2)
     assert m.rejected_key == 2 and m.rejected_global == 1
-    kb.close()
+    kb.free()
 
 
 def test_keyed_bulkhead_limits_by_str_and_int_key() -> None:
@@ -116,7 +116,7 @@ def test_keyed_bulkhead_limits_by_str_and_int_key() -> None:
     assert kb.snapshot()[kb.key_of("big-tenant")] == (3, 3)
     for p in held + two + [one]:
         p.release()
-    kb.close()
+    kb.free()
 
 
 def test_keyed_bulkhead_key_cap_and_idle_eviction(clock: MockClock) -> None:
@@ -132,11 +132,11 @@ def test_keyed_bulkhead_key_cap_and_idle_eviction(clock: MockClock) -> None:
     assert kb.active(2) == 1
     evictions = [e for e in sub if e.kind is surgewall.EventKind.EVICTED]
     assert len(evictions) == 1
-    sub.close()
+    sub.free()
     held.release()
     kb.acquire(3).release()
     assert kb.metrics().evicted == 1
-    kb.close()
+    kb.free()
 
 
 def test_eviction_events_carry_the_callers_key(clock: MockClock) -> None:
@@ -147,8 +147,8 @@ def test_eviction_events_carry_the_callers_key(clock: MockClock) -> None:
     clock.advance(2)
     assert kb.sweep() == 1
     keys = [e.key for e in sub if e.kind is surgewall.EventKind.EVICTED and e.source == kb.id]
-    sub.close()
-    kb.close()
+    sub.free()
+    kb.free()
     assert keys == [12345]
 
 
@@ -159,7 +159,7 @@ def test_shared_overflow_routes_new_keys_to_one_entry() -> None:
     assert kb.try_acquire(3) is None  # 2 and 3 share the overflow entry
     p.release()
     assert kb.metrics().overflowed >= 2
-    kb.close()
+    kb.free()
 
 
 # ---- retry ----
@@ -184,7 +184,7 @@ def test_retry_until_success_and_metrics() -> None:
     assert slept == [0.5, 0.5]
     m = r.metrics()
     assert (m.operations, m.retries, m.stops[surgewall.StopReason.SUCCEEDED]) == (1, 2, 1)
-    r.close()
+    r.free()
 
 
 def test_retry_gives_up_with_retry_error_carrying_the_last_error() -> None:
@@ -207,7 +207,7 @@ def test_retry_gives_up_with_retry_error_carrying_the_last_error() -> None:
     assert ei.value.reason is surgewall.StopReason.MAX_ATTEMPTS
     assert slept == pytest.approx([0.1, 0.2])
     assert [a.attempt for a in seen] == [1, 2]
-    r.close()
+    r.free()
 
 
 def test_retry_does_not_retry_excluded_errors_and_reraise_option() -> None:
@@ -229,8 +229,8 @@ def test_retry_does_not_retry_excluded_errors_and_reraise_option() -> None:
     rr = surgewall.Retry(max_attempts=2, reraise=True, sleep=lambda s: None)
     with pytest.raises(Boom):
         rr.call(lambda: (_ for _ in ()).throw(Boom("soft")))
-    r.close()
-    rr.close()
+    r.free()
+    rr.free()
 
 
 def test_jitter_stays_within_bounds() -> None:
@@ -242,7 +242,7 @@ def test_jitter_stays_within_bounds() -> None:
         r.call(lambda: (_ for _ in ()).throw(Boom()))
     assert len(slept) == 29
     assert all(0.5 <= s <= 1.0 for s in slept)
-    r.close()
+    r.free()
 
 
 def test_retry_after_attribute_overrides_the_delay() -> None:
@@ -251,7 +251,7 @@ def test_retry_after_attribute_overrides_the_delay() -> None:
     with pytest.raises(surgewall.RetryError):
         r.call(lambda: (_ for _ in ()).throw(RateLimited(2.0)))
     assert slept == [2.0]
-    r.close()
+    r.free()
 
 
 def test_retry_budget_refuses_beyond_ratio_and_floor(clock: MockClock) -> None:
@@ -266,9 +266,9 @@ def test_retry_budget_refuses_beyond_ratio_and_floor(clock: MockClock) -> None:
     for _ in range(4):
         b2.record_request()
     assert [b2.try_retry() for _ in range(3)] == [True, True, False]
-    r.close()
-    budget.close()
-    b2.close()
+    r.free()
+    budget.free()
+    b2.free()
 
 
 def test_named_budgets_are_shared() -> None:
@@ -276,8 +276,8 @@ def test_named_budgets_are_shared() -> None:
     b = surgewall.RetryBudget(ratio=0.9, min_per_second=100.0, name="py-shared-test")
     assert not b.try_retry()  # the first configuration won
     assert a.metrics().refused_total == 1
-    a.close()
-    b.close()
+    a.free()
+    b.free()
 
 
 def test_retry_never_retries_into_an_open_breaker(clock: MockClock) -> None:
@@ -291,7 +291,7 @@ def test_retry_never_retries_into_an_open_breaker(clock: MockClock) -> None:
     assert isinstance(ei.value.last_error, surgewall.CircuitOpenError)
     assert b.metrics().rejected_open == 1
     b.free()
-    r.close()
+    r.free()
 
 
 def test_retry_waits_for_the_breaker_retry_after(clock: MockClock) -> None:
@@ -308,7 +308,7 @@ def test_retry_waits_for_the_breaker_retry_after(clock: MockClock) -> None:
     assert slept and slept[0] >= 3.0
     assert b.state is State.CLOSED
     b.free()
-    r.close()
+    r.free()
 
 
 # ---- guard ----
@@ -340,8 +340,8 @@ def test_guard_order_fallback_retry_breaker_bulkhead(clock: MockClock) -> None:
     assert isinstance(fallbacks[0], surgewall.RetryError)
     assert bh.metrics().active == 0
     b.free()
-    bh.close()
-    r.close()
+    bh.free()
+    r.free()
 
 
 def test_guard_bulkhead_full_releases_the_breaker_permit_as_ignored(clock: MockClock) -> None:
@@ -356,7 +356,7 @@ def test_guard_bulkhead_full_releases_the_breaker_permit_as_ignored(clock: MockC
     m = b.metrics()
     assert (m.ignored, m.successes, m.failures) == (1, 1, 0)
     b.free()
-    bh.close()
+    bh.free()
 
 
 def test_guard_async(clock: MockClock) -> None:
@@ -383,7 +383,7 @@ def test_guard_async(clock: MockClock) -> None:
     m = b.metrics()
     assert (m.successes, m.failures) == (1, 1)
     b.free()
-    bh.close()
+    bh.free()
 
 
 def test_breaker_registry_one_per_key_and_cap(clock: MockClock) -> None:
@@ -398,7 +398,7 @@ def test_breaker_registry_one_per_key_and_cap(clock: MockClock) -> None:
     assert len(reg) == 2 and "GET /users" in reg
     assert reg.remove("GET /users")
     assert a.freed
-    reg.close()
+    reg.free()
     assert len(reg) == 0
 
 
@@ -432,8 +432,8 @@ def test_slo_budget_and_fast_burn_holds_the_breaker_open(clock: MockClock) -> No
     kinds = [e.kind for e in sub]
     assert surgewall.EventKind.SLO_BURN in kinds
     assert slo.metrics().calls == 100
-    sub.close()
-    slo.close()
+    sub.free()
+    slo.free()
     b.free()
 
 
@@ -455,7 +455,7 @@ def test_threshold_adjuster_moves_within_bounds(clock: MockClock) -> None:
     assert b.metrics().failure_rate_threshold == pytest.approx(0.2)
     assert adj.metrics().changes >= 3
     assert adj.tick() is None  # at the bound: no further move
-    adj.close()
+    adj.free()
     b.free()
 
 
@@ -479,8 +479,8 @@ def test_linear_and_decorrelated_backoff_delays() -> None:
         dec.call(lambda: (_ for _ in ()).throw(Boom()))
     assert len(slept) == 19
     assert all(0.0 <= s <= 1.0 for s in slept)
-    lin.close()
-    dec.close()
+    lin.free()
+    dec.free()
 
 
 def test_max_elapsed_never_starts_an_attempt_that_would_overrun(clock: MockClock) -> None:
@@ -499,7 +499,7 @@ def test_max_elapsed_never_starts_an_attempt_that_would_overrun(clock: MockClock
         r.call(lambda: (_ for _ in ()).throw(Boom()))
     assert ei.value.reason is surgewall.StopReason.MAX_ELAPSED
     assert ei.value.attempts == 4
-    r.close()
+    r.free()
 
 
 def test_keyed_call_and_breaker_async_fallback(clock: MockClock) -> None:
@@ -508,7 +508,7 @@ def test_keyed_call_and_breaker_async_fallback(clock: MockClock) -> None:
     kb = surgewall.KeyedBulkhead(1)
     assert kb.call("t1", lambda x: x + 1, 1) == 2
     assert kb.active("t1") == 0
-    kb.close()
+    kb.free()
     b = Breaker("af", fallback=lambda e: "cached", clock=clock)
 
     @b

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
 
@@ -154,25 +154,38 @@ class Policies:
         )
 
     def make_retry(self, words: List[str]) -> surgewall.Retry:
+        """A retry policy from the scenario's keys; a key left out is not passed, so Python's
+        default applies (it must be the core's). The retry sleeps on the mock clock by itself
+        (issue 16: the clock is enough); ``before_sleep`` notes the delays."""
         o = kv(words)
-        kind, *args = o["backoff"].split(":")
+        kwargs: Dict[str, Any] = {}
+        if "max_attempts" in o:
+            kwargs["max_attempts"] = int(o["max_attempts"])
         cap = ms(o["max_delay_ms"]) if "max_delay_ms" in o else None
-        backoff: Backoff
-        if kind == "constant":
-            assert cap is None, "a Constant backoff has no cap to set"
-            backoff = surgewall.Constant(ms(args[0]))
-        elif kind == "linear":
-            backoff = surgewall.Linear(ms(args[0]), ms(args[1]), max=cap)
+        if "backoff" in o:
+            kind, *args = o["backoff"].split(":")
+            backoff: Backoff
+            if kind == "none":
+                backoff = surgewall.NoBackoff()
+            elif kind == "constant":
+                assert cap is None, "a Constant backoff has no cap to set"
+                backoff = surgewall.Constant(ms(args[0]))
+            elif kind == "linear":
+                backoff = surgewall.Linear(ms(args[0]), ms(args[1]), max=cap)
+            else:
+                backoff = surgewall.Exponential(ms(args[0]), float(args[1]), max=cap)
+            kwargs["backoff"] = backoff
         else:
-            backoff = surgewall.Exponential(ms(args[0]), float(args[1]), max=cap)
+            assert cap is None, "max_delay_ms needs a backoff"
+        if "max_elapsed_ms" in o:
+            kwargs["max_elapsed"] = ms(o["max_elapsed_ms"])
+        if "max_retry_after_ms" in o:
+            kwargs["max_retry_after"] = ms(o["max_retry_after_ms"])
         return surgewall.Retry(
-            int(o["max_attempts"]),
-            backoff,
-            "none",
-            max_elapsed=ms(o["max_elapsed_ms"]) if "max_elapsed_ms" in o else None,
-            max_retry_after=ms(o["max_retry_after_ms"]) if "max_retry_after_ms" in o else None,
+            jitter="none",
             clock=self.clock,
-            sleep=self.slept.append,
+            before_sleep=lambda info: self.slept.append(info.delay),
+            **kwargs,
         )
 
     def step(self, words: List[str], at: str) -> bool:
@@ -180,7 +193,7 @@ class Policies:
         cmd, o = words[0], kv(words[1:])
         if cmd == "slo":
             if self.slo is not None:
-                self.slo.close()
+                self.slo.free()
             self.slo = self.make_slo(words[1:])
         elif cmd == "slo_refused":
             with pytest.raises(surgewall.ConfigError) as ei:
@@ -215,12 +228,17 @@ class Policies:
                 assert values[k] == v, f"{at}: {k}: got {values[k]}, want {v}"
         elif cmd == "retry":
             if self.retry is not None:
-                self.retry.close()
+                self.retry.free()
             self.retry = self.make_retry(words[1:])
+        elif cmd == "retry_refused":
+            with pytest.raises(surgewall.ConfigError) as refused:
+                self.make_retry(words[2:])
+            assert refused.value.field == words[1], f"{at}: {refused.value}"
         elif cmd == "run_retry":
             assert self.retry is not None, at
             ra = ms(o["retry_after_ms"]) if "retry_after_ms" in o else None
             self.slept.clear()
+            before = self.clock.now_ns
 
             def attempt() -> None:
                 raise Throttled(ra)
@@ -229,11 +247,13 @@ class Policies:
                 self.retry.call(attempt)
             delays = ",".join(str(round(d * 1000)) for d in self.slept)
             assert delays == o["delays"], f"{at}: delays {delays}, want {o['delays']}"
+            # The retry slept on the mock clock: exactly the delays it reported passed.
+            assert self.clock.now_ns - before == sum(round(d * 1e9) for d in self.slept), at
             reason = stopped.value.reason
             assert reason is not None and reason.name.lower() == o["stop"], f"{at}: {reason}"
         elif cmd == "budget":
             if self.budget is not None:
-                self.budget.close()
+                self.budget.free()
             self.budget = surgewall.RetryBudget(
                 float(o["ratio"]), float(o["floor"]), window=int(o["window_s"]), clock=self.clock
             )
@@ -257,10 +277,10 @@ class Policies:
             return False
         return True
 
-    def close(self) -> None:
+    def free(self) -> None:
         for h in (self.slo, self.retry, self.budget):
             if h is not None:
-                h.close()
+                h.free()
 
 
 def run(sc: Scenario) -> None:
@@ -335,9 +355,9 @@ def run(sc: Scenario) -> None:
         else:
             raise AssertionError(f"{at}: unknown command {cmd}")
     assert b is not None and policies is not None
-    policies.close()
+    policies.free()
     b.free()
-    clock.close()
+    clock.free()
 
 
 ALL = parse(SCENARIOS.read_text())

@@ -32,7 +32,7 @@ def test_retry_after_beyond_max_elapsed_stops_instead_of_sleeping() -> None:
     assert ei.value.reason is surgewall.StopReason.RETRY_AFTER_TOO_LONG
     assert slept == []
     assert r.metrics().stops[surgewall.StopReason.RETRY_AFTER_TOO_LONG] == 1
-    r.close()
+    r.free()
 
 
 def test_retry_after_is_slept_in_full_up_to_max_retry_after() -> None:
@@ -47,7 +47,7 @@ def test_retry_after_is_slept_in_full_up_to_max_retry_after() -> None:
     with pytest.raises(surgewall.ConfigError) as ce:
         surgewall.Retry(max_retry_after=0)
     assert ce.value.field == "max_retry_after"
-    r.close()
+    r.free()
 
 
 def test_constant_is_never_capped_and_the_formulas_match_the_delays() -> None:
@@ -56,7 +56,7 @@ def test_constant_is_never_capped_and_the_formulas_match_the_delays() -> None:
         r = surgewall.Retry(attempts, backoff, "none", sleep=slept.append)
         with pytest.raises(surgewall.RetryError):
             r.call(fail_with, RuntimeError("down"))
-        r.close()
+        r.free()
         return slept
 
     assert delays(surgewall.Constant(60.0), 2) == [60.0]  # used to sleep 30 s
@@ -82,7 +82,7 @@ def test_the_slo_reports_its_burn_bucket_and_keeps_its_windows(clock: MockClock)
             clock.advance(0.01)
         m = slo.metrics()
         assert 100 * min(t, 60) <= m.fast.long_calls <= 100 * min(t, 60) + 100, t
-    slo.close()
+    slo.free()
     with pytest.raises(surgewall.ConfigError) as ei:
         surgewall.SLO(
             0.99,
@@ -110,7 +110,7 @@ def test_an_empty_window_is_no_data(clock: MockClock) -> None:
     clock.advance(61)
     m = slo.tick()
     assert m.fast.burning and m.fast.short_calls == 0
-    slo.close()
+    slo.free()
 
 
 def test_threshold_adjuster_validates_and_reads_none_before_a_measurement(clock: MockClock) -> None:
@@ -125,5 +125,5 @@ def test_threshold_adjuster_validates_and_reads_none_before_a_measurement(clock:
     adj.tick()
     rate = adj.metrics().last_error_rate
     assert rate is not None and rate == 0.0 and not math.isnan(rate)
-    adj.close()
+    adj.free()
     b.free()

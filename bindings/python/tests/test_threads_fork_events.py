@@ -101,7 +101,7 @@ def test_one_transition_one_event_when_threads_cross_the_threshold(clock: MockCl
     mine = [e for e in sub if e.source == b.id]
     assert [(e.from_state, e.to_state) for e in mine] == [(State.CLOSED, State.OPEN)]
     assert mine[0].reason is surgewall.TransitionReason.CONSECUTIVE_FAILURES
-    sub.close()
+    sub.free()
     b.free()
 
 

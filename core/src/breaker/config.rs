@@ -277,20 +277,13 @@ impl BreakerConfigBuilder {
     /// Validates and builds.
     pub fn build(self) -> Result<BreakerConfig, ConfigError> {
         // A threshold of 0 would trip on any window that reaches minimum_calls: (0, 1].
-        let threshold = |field, r| {
-            let r = check::rate(field, r)?;
-            if r == 0.0 {
-                return Err(ConfigError::new(field, "must be greater than 0, got 0"));
-            }
-            Ok(r)
-        };
         let failure_rate = self
             .failure_rate
-            .map(|r| threshold("failure_rate", r))
+            .map(|r| check::threshold("failure_rate", r))
             .transpose()?;
         let slow_call_rate = self
             .slow_call_rate
-            .map(|r| threshold("slow_call_rate", r))
+            .map(|r| check::threshold("slow_call_rate", r))
             .transpose()?;
         let slow_call_duration = self.slow_call_duration.transpose()?;
         let consecutive_failures = self
@@ -417,6 +410,11 @@ mod tests {
         assert_eq!(field(b().failure_rate(-0.1)), "failure_rate");
         assert_eq!(field(b().failure_rate(1.5)), "failure_rate");
         assert_eq!(field(b().failure_rate(0.0)), "failure_rate");
+        // The message states the interval the rule takes, (0, 1], and does not repeat the field.
+        for bad in [0.0, 1.5] {
+            let e = b().failure_rate(bad).build().unwrap_err();
+            assert_eq!(e.reason(), format!("must be within (0, 1], got {bad}"));
+        }
         assert_eq!(
             field(b().slow_calls(0.0, Duration::from_secs(1))),
             "slow_call_rate"
@@ -510,7 +508,7 @@ mod tests {
             .build()
             .unwrap_err()
             .to_string();
-        assert!(msg.contains("[0, 1]") && msg.contains("-1"), "{msg}");
+        assert!(msg.contains("(0, 1]") && msg.contains("-1"), "{msg}");
     }
 
     #[test]

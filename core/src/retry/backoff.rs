@@ -6,11 +6,16 @@
 //!
 //! | kind | un-jittered delay `b(n)` before retry n (n = 1 first) |
 //! |---|---|
+//! | none | `0`: retry at once (an explicit choice, never a zero delay of another kind) |
 //! | constant | `delay` |
 //! | linear | `initial + step * (n - 1)` |
 //! | exponential | `initial * multiplier^(n - 1)` |
 //!
-//! each capped at `max_delay` (when set), then jittered:
+//! Every other kind's delays are positive: its first delay (`delay`, `initial`, `base`) must be
+//! longer than zero (as resilience4j validates its intervals), so a zero that slipped in (a
+//! unit mistake, a missing setting) is an error rather than a hot retry loop.
+//!
+//! Each is capped at `max_delay` (when set), then jittered:
 //!
 //! | jitter | delay |
 //! |---|---|
@@ -38,14 +43,17 @@ use crate::clock::duration_ns;
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Backoff {
+    /// No wait at all: each retry starts as soon as the schedule allows it. The one way to
+    /// retry without waiting (every other kind's delays are longer than zero).
+    None,
     /// The same delay every time.
     Constant {
-        /// The delay.
+        /// The delay (> 0).
         delay: Duration,
     },
     /// `initial`, then `step` longer each retry.
     Linear {
-        /// The first delay.
+        /// The first delay (> 0).
         initial: Duration,
         /// Added per retry.
         step: Duration,
@@ -65,6 +73,27 @@ pub enum Backoff {
 }
 
 impl Backoff {
+    /// The default backoff of a [`RetryPolicy`](crate::RetryPolicy): exponential from 100 ms,
+    /// doubling. Bindings read it through the C ABI (`surgewall_retry_defaults_get`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// assert_eq!(surgewall::Backoff::DEFAULT, surgewall::Backoff::exponential(Duration::from_millis(100), 2.0));
+    /// ```
+    pub const DEFAULT: Backoff = Backoff::Exponential {
+        initial: Duration::from_millis(100),
+        multiplier: 2.0,
+    };
+
+    /// [`Backoff::None`]: retry without waiting.
+    ///
+    /// ```
+    /// assert_eq!(surgewall::Backoff::none(), surgewall::Backoff::None);
+    /// ```
+    pub fn none() -> Self {
+        Backoff::None
+    }
+
     /// [`Backoff::Constant`].
     ///
     /// ```
@@ -117,6 +146,7 @@ impl Backoff {
     pub(crate) fn base_ns(&self, n: u32, max_ns: u64) -> u64 {
         let k = f64::from(n.saturating_sub(1));
         let raw = match *self {
+            Backoff::None => 0.0,
             Backoff::Constant { delay } => duration_ns(delay) as f64,
             Backoff::Linear { initial, step } => {
                 duration_ns(initial) as f64 + duration_ns(step) as f64 * k
@@ -209,6 +239,13 @@ mod tests {
         );
         assert_eq!(e.base_ns(5, max), max);
         assert_eq!(e.base_ns(u32::MAX, max), max);
+    }
+
+    #[test]
+    fn none_never_waits() {
+        let n = Backoff::none();
+        assert_eq!((n.base_ns(1, u64::MAX), n.base_ns(9, 5)), (0, 0));
+        assert_eq!(Jitter::Full.bounds(n.base_ns(3, u64::MAX)), (0, 0));
     }
 
     #[test]

@@ -42,7 +42,8 @@
 //!
 //! Constant, linear, exponential (each capped at `max_delay` when set, then jittered: none,
 //! full `[0, b]`, equal `[b/2, b]`), and bounded decorrelated jitter (`[base, 3 * previous]`,
-//! capped likewise). Randomness is a SplitMix64 stream per schedule, seeded from the policy's seed, so
+//! capped likewise); their delays are longer than zero (a zero first delay is a
+//! configuration error). Retrying with no wait at all is its own kind, [`Backoff::None`]. Randomness is a SplitMix64 stream per schedule, seeded from the policy's seed, so
 //! a seeded policy used from one thread gives the same delays every run.
 //!
 //! ```
@@ -194,7 +195,7 @@ impl Default for RetryPolicyBuilder {
     fn default() -> Self {
         Self {
             max_attempts: 3,
-            backoff: Backoff::exponential(Duration::from_millis(100), 2.0),
+            backoff: Backoff::DEFAULT,
             jitter: Jitter::Full,
             max_delay: None,
             max_retry_after: None,
@@ -215,7 +216,8 @@ impl RetryPolicyBuilder {
         self.max_attempts = n;
         self
     }
-    /// How delays grow. Default exponential from 100 ms, x2.
+    /// How delays grow. Default [`Backoff::DEFAULT`]: exponential from 100 ms, x2. Every
+    /// kind's delays are longer than zero; [`Backoff::None`] retries without waiting.
     pub fn backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = backoff;
         self
@@ -318,12 +320,18 @@ impl RetryPolicyBuilder {
     pub fn build(self) -> Result<RetryPolicy, ConfigError> {
         check::at_least("max_attempts", self.max_attempts.into(), 1)?;
         match self.backoff {
-            Backoff::Constant { .. } | Backoff::Linear { .. } => {}
+            Backoff::None => {}
+            Backoff::Constant { delay } => {
+                first_delay("backoff.delay", delay)?;
+            }
+            Backoff::Linear { initial, .. } => {
+                first_delay("backoff.initial", initial)?;
+            }
             Backoff::Exponential {
                 initial,
                 multiplier,
             } => {
-                check::non_zero("backoff.initial", initial)?;
+                first_delay("backoff.initial", initial)?;
                 let m = check::non_negative("backoff.multiplier", multiplier)?;
                 if m < 1.0 {
                     return Err(ConfigError::new(
@@ -333,7 +341,7 @@ impl RetryPolicyBuilder {
                 }
             }
             Backoff::DecorrelatedJitter { base } => {
-                check::non_zero("backoff.base", base)?;
+                first_delay("backoff.base", base)?;
             }
         }
         let max_delay = self.max_delay.transpose()?;
@@ -368,6 +376,18 @@ impl RetryPolicyBuilder {
             }),
         })
     }
+}
+
+/// A backoff's first delay: longer than zero for every kind, so that a zero (a unit mistake, a
+/// missing setting) is not silently a hot retry loop; no wait at all is [`Backoff::None`].
+fn first_delay(field: &'static str, d: Duration) -> Result<Duration, ConfigError> {
+    if d.is_zero() {
+        return Err(ConfigError::new(
+            field,
+            "must be longer than zero (to retry without waiting, use the none backoff)",
+        ));
+    }
+    Ok(d)
 }
 
 /// What a policy has done, for scrapes.
@@ -494,6 +514,28 @@ impl RetryPolicy {
     /// ```
     pub fn max_attempts(&self) -> u32 {
         self.inner.max_attempts
+    }
+
+    /// How delays grow.
+    ///
+    /// ```
+    /// let p = surgewall::RetryPolicy::builder().build()?;
+    /// assert_eq!(p.backoff(), surgewall::Backoff::DEFAULT);
+    /// # Ok::<(), surgewall::ConfigError>(())
+    /// ```
+    pub fn backoff(&self) -> Backoff {
+        self.inner.backoff
+    }
+
+    /// How delays are randomised.
+    ///
+    /// ```
+    /// let p = surgewall::RetryPolicy::builder().build()?;
+    /// assert_eq!(p.jitter(), surgewall::Jitter::Full);
+    /// # Ok::<(), surgewall::ConfigError>(())
+    /// ```
+    pub fn jitter(&self) -> Jitter {
+        self.inner.jitter
     }
 
     /// The cap on computed delays, if one was set.

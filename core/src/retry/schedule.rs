@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::clock::duration_ns;
+use crate::clock::{duration_ns, Clock};
 use crate::rng::SplitMix;
 use crate::Breaker;
 
@@ -214,6 +214,20 @@ impl RetrySchedule {
             prev_ns,
             stopped: None,
         }
+    }
+
+    /// The clock the schedule measures time on (its policy's): a driver waits a delay on it
+    /// (a mock clock is advanced, no real time passes).
+    ///
+    /// ```
+    /// use surgewall::{clock::Clock, RetryPolicy};
+    /// let (clock, _) = Clock::mock();
+    /// let p = RetryPolicy::builder().clock(clock).build()?;
+    /// assert!(p.schedule().clock().mock_handle().is_some());
+    /// # Ok::<(), surgewall::ConfigError>(())
+    /// ```
+    pub fn clock(&self) -> &Clock {
+        &self.policy.inner.clock
     }
 
     /// Attempts started so far, the first included.

@@ -570,6 +570,24 @@ fn configuration_errors_name_the_field() {
         field(b().backoff(Backoff::decorrelated_jitter(Duration::ZERO))),
         "backoff.base"
     );
+    // Delays are positive for every kind: a zero is an error, not "no wait".
+    assert_eq!(
+        field(b().backoff(Backoff::constant(Duration::ZERO))),
+        "backoff.delay"
+    );
+    assert_eq!(
+        field(b().backoff(Backoff::linear(Duration::ZERO, MS))),
+        "backoff.initial"
+    );
+    let err = b()
+        .backoff(Backoff::constant(Duration::ZERO))
+        .build()
+        .unwrap_err();
+    assert!(err.reason().contains("none backoff"), "{err}");
+    assert!(b()
+        .backoff(Backoff::linear(MS, Duration::ZERO))
+        .build()
+        .is_ok());
     assert_eq!(field(b().max_delay(Duration::ZERO)), "max_delay");
     assert_eq!(field(b().max_delay_secs(f64::NAN)), "max_delay");
     assert_eq!(field(b().max_elapsed_secs(-1.0)), "max_elapsed");
@@ -608,8 +626,9 @@ fn any_backoff() -> impl Strategy<Value = Backoff> {
     let d = || (0u64..2_000).prop_map(|ms| MS * ms as u32);
     let pos = || (1u64..2_000).prop_map(|ms| MS * ms as u32);
     prop_oneof![
-        d().prop_map(Backoff::constant),
-        (d(), d()).prop_map(|(a, b)| Backoff::linear(a, b)),
+        Just(Backoff::None),
+        pos().prop_map(Backoff::constant),
+        (pos(), d()).prop_map(|(a, b)| Backoff::linear(a, b)),
         (pos(), 1.0f64..4.0).prop_map(|(a, m)| Backoff::exponential(a, m)),
         pos().prop_map(Backoff::decorrelated_jitter),
     ]
@@ -756,7 +775,8 @@ proptest! {
         .clock(clock.clone())
         .events(EventRing::new(64))
         .build();
-        let mut b = constant(delay_ms)
+        // No wait at all is the none backoff (a zero constant delay is refused).
+        let mut b = if delay_ms == 0 { constant(1).backoff(Backoff::none()) } else { constant(delay_ms) }
             .max_attempts(20)
             .on_breaker_open(if stop_mode { BreakerWait::Stop } else { BreakerWait::Wait })
             .clock(clock.clone());
@@ -786,4 +806,49 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn the_none_backoff_retries_without_waiting_and_keeps_every_other_rule() {
+    let (clock, time) = mock();
+    let p = RetryPolicy::builder()
+        .max_attempts(4)
+        .backoff(Backoff::none())
+        .clock(clock)
+        .build()
+        .unwrap();
+    assert_eq!(p.backoff(), Backoff::None);
+    assert_eq!(p.delay_bounds(2), (Duration::ZERO, Duration::ZERO));
+    let mut s = p.schedule();
+    assert_eq!(
+        drain(&mut s),
+        (vec![Duration::ZERO; 3], StopReason::MaxAttempts)
+    );
+    // A Retry-After still replaces the (zero) delay, in full.
+    let mut s = p.schedule();
+    let d = s.next_with(
+        AttemptOutcome::Retryable,
+        Hint::none().retry_after(MS * 700),
+    );
+    assert_eq!(d, Decision::Retry(MS * 700));
+    time.advance(MS * 700);
+    assert_eq!(
+        s.next(AttemptOutcome::Retryable),
+        Decision::Retry(Duration::ZERO)
+    );
+}
+
+#[test]
+fn the_defaults_are_the_documented_ones() {
+    let p = RetryPolicy::builder().build().unwrap();
+    assert_eq!(p.max_attempts(), 3);
+    assert_eq!(
+        p.backoff(),
+        Backoff::exponential(Duration::from_millis(100), 2.0)
+    );
+    assert_eq!(p.jitter(), Jitter::Full);
+    assert_eq!(p.max_delay(), None, "no hidden cap");
+    assert_eq!(p.max_retry_after(), None);
+    assert_eq!(p.max_elapsed(), None);
+    assert!(p.budget().is_none());
 }

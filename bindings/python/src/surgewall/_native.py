@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, NoReturn, Optional
+from typing import Any, Callable, Iterator, Mapping, NoReturn, Optional
 
 from . import _speedups
 from ._ffi import ffi, lib
@@ -91,10 +91,16 @@ def check(status: int, what: str = "") -> None:
         raise_status(status, what)
 
 
-def config_error(err: Any, fallback_field: str = "") -> ConfigError:
-    """Turns an owned surgewall_error into a ConfigError and frees it."""
+def config_error(
+    err: Any, fallback_field: str = "", fields: Optional[Mapping[str, str]] = None
+) -> ConfigError:
+    """Turns an owned surgewall_error into a ConfigError and frees it; ``fields`` maps the
+    library's name of a setting to the caller's where they differ (``max_delay`` is a
+    backoff's ``backoff.max`` in Python)."""
     try:
         field = c_str(lib.surgewall_error_field(err)) or fallback_field
+        if fields is not None:
+            field = fields.get(field, field)
         message = c_str(lib.surgewall_error_message(err))
         status = int(lib.surgewall_error_status(err))
     finally:
@@ -124,15 +130,21 @@ def new_config(
         raise
 
 
-def construct(create: Callable[[Any, Any], int], ctype: str, what: str) -> Any:
+def construct(
+    create: Callable[[Any, Any], int],
+    ctype: str,
+    what: str,
+    fields: Optional[Mapping[str, str]] = None,
+) -> Any:
     """Calls a constructor ``create(out, err)`` and returns the new ``ctype`` handle; a failure
-    raises the ConfigError it reports (naming the field) or the status's error."""
+    raises the ConfigError it reports (naming the field, in the caller's spelling through
+    ``fields``) or the status's error."""
     out = ffi.new(f"{ctype} **")
     err = ffi.new("surgewall_error **")
     st = create(out, err)
     if st != OK:
         if err[0] != ffi.NULL:
-            raise config_error(err[0])
+            raise config_error(err[0], fields=fields)
         raise_status(st, what)
     return out[0]
 

@@ -106,7 +106,8 @@ def name_bytes(value: object) -> bytes:
 class Handle:
     """An owned C handle, kept alive while any call on it runs (a :class:`_speedups.Lease`).
 
-    ``close()`` (idempotent) refuses new calls at once (they raise :class:`ClosedError`),
+    ``free()`` (idempotent; also the end of a ``with`` block for the kinds whose ``with``
+    owns them, and garbage collection) refuses new calls at once (they raise :class:`ClosedError`),
     wakes what waits inside the library (``_wake``: a bulkhead's waiters), and frees the
     handle when the last call in flight comes out; a finaliser frees it once the object is
     unreachable. No sequence of Python calls frees a handle while another thread is inside a
@@ -114,15 +115,15 @@ class Handle:
 
     _what = "object"
     _wake: Optional[Callable[[Any], Any]] = None
-    """Called with the handle by close(), before it is freed: wakes waiters in the library."""
+    """Called with the handle by free(), before it is freed: wakes waiters in the library."""
 
     def __init__(self, ptr: Any, free: Callable[[Any], Any]) -> None:
-        self._lease = Lease(ptr, free, ClosedError, f"this {self._what} is closed")
+        self._lease = Lease(ptr, free, ClosedError, f"this {self._what} was freed")
 
     @property
     def _h(self) -> Any:
         """The handle, for a call that cannot run through :meth:`_call` or ``with
-        self._lease as h`` (ClosedError once closed)."""
+        self._lease as h`` (ClosedError once freed)."""
         return self._lease.handle
 
     def _call(self, fn: Callable[..., T], *args: Any) -> T:
@@ -130,14 +131,16 @@ class Handle:
         return self._lease.call(fn, *args)  # type: ignore[no-any-return]
 
     @property
-    def is_closed(self) -> bool:
+    def freed(self) -> bool:
+        """Whether :meth:`free` was called."""
         return self._lease.closed
 
     def _release(self) -> None:
         self._lease.close(self._wake)
 
-    def close(self) -> None:
-        """Frees the handle (idempotent); calls in flight finish first."""
+    def free(self) -> None:
+        """Frees the handle (idempotent); calls in flight finish first. ``close`` is never a
+        free in this package: on a breaker it is the transition to CLOSED."""
         self._release()
 
 
@@ -163,4 +166,4 @@ class Owned(Handle):
         v: Optional[BaseException],
         tb: Optional[TracebackType],
     ) -> None:
-        self.close()
+        self.free()

@@ -35,6 +35,7 @@ from ._native import (
     set_config,
 )
 from ._decorate import decorate
+from ._defaults import BREAKER as _BREAKER
 from ._util import Handle, count, name_bytes, number, ratio, seconds_to_ns, utf8
 from .clock import MockClock
 from .errors import CircuitOpenError, ConfigError, PermitError
@@ -87,10 +88,11 @@ class Recorded(enum.Enum):
 
 @dataclasses.dataclass(frozen=True)
 class TimeWindow:
-    """A time-based window of ``seconds`` cut into ``buckets`` buckets."""
+    """A time-based window of ``seconds`` cut into ``buckets`` buckets (left out: the
+    library's default window)."""
 
-    seconds: float = 60.0
-    buckets: int = 10
+    seconds: float = _BREAKER.window_seconds
+    buckets: int = _BREAKER.window_buckets
 
 
 @dataclasses.dataclass(frozen=True)
@@ -367,6 +369,11 @@ class Breaker(Handle, _speedups.WithBase):
     else, including ``asyncio.CancelledError``, ``KeyboardInterrupt`` and ``SystemExit``, is
     recorded as ignored (the permit is released and nothing is counted).
 
+    Every setting left out takes the library's default, the same in every language (the
+    signature shows them: ``failure_rate=0.5``, ``minimum_calls=20``, a 60 s window of 10
+    buckets, ``open_for=5.0``, ``half_open_calls=3``, ``half_open_max_duration=60.0``);
+    ``failure_rate=None`` turns the failure-rate rule off.
+
     ``free()`` releases the handle (``close()`` is the manual transition to CLOSED, as in
     pybreaker); a finaliser frees it too once the breaker is unreachable.
     """
@@ -377,12 +384,12 @@ class Breaker(Handle, _speedups.WithBase):
         self,
         name: str,
         *,
-        failure_rate: Optional[float] = 0.5,
-        minimum_calls: int = 20,
+        failure_rate: Optional[float] = _BREAKER.failure_rate,
+        minimum_calls: int = _BREAKER.minimum_calls,
         window: Union[TimeWindow, CountWindow] = TimeWindow(),
-        open_for: float = 5.0,
-        half_open_calls: int = 3,
-        half_open_max_duration: Optional[float] = None,
+        open_for: float = _BREAKER.open_for,
+        half_open_calls: int = _BREAKER.half_open_calls,
+        half_open_max_duration: float = _BREAKER.half_open_max_duration,
         slow_call_rate: Optional[float] = None,
         slow_call_duration: Optional[float] = None,
         time_calls: Optional[bool] = None,
@@ -556,7 +563,7 @@ class Breaker(Handle, _speedups.WithBase):
         return int(out[0])
 
     def __repr__(self) -> str:
-        if self.is_closed:
+        if self.freed:
             return f"<Breaker {self._name!r} freed>"
         return f"<Breaker {self._name!r} {self.state.label}>"
 
@@ -753,10 +760,6 @@ class Breaker(Handle, _speedups.WithBase):
         if core is not None:
             core.close()
         self._release()
-
-    @property
-    def freed(self) -> bool:
-        return self.is_closed
 
 
 __all__ = [

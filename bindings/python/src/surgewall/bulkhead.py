@@ -10,6 +10,7 @@ from typing import Any, Awaitable, Callable, Dict, Mapping, Optional, Tuple, Typ
 
 from ._native import check, construct, ffi, lib, new_config, raise_status, set_config
 from ._decorate import decorate, through
+from ._defaults import BULKHEAD as _BULKHEAD
 from ._util import Handle, Owned, count, held, name_bytes, seconds_to_ns, utf8
 from .clock import MockClock
 from .errors import BulkheadFullError, ClosedError, ConfigError, RegistryFullError
@@ -46,25 +47,26 @@ def _check_clock(clock: Optional[MockClock]) -> Optional[MockClock]:
 class Bulkhead(Handle):
     """At most ``max_concurrent`` calls in flight. A blocking caller waits up to ``max_wait``
     seconds for a slot (FIFO, the GIL released); an asyncio caller awaits without blocking the
-    loop. Full: :class:`BulkheadFullError`.
+    loop. Full: :class:`BulkheadFullError`. Left out, ``max_concurrent`` and ``max_wait`` are
+    the library's defaults (25, and 0: never wait), as the signature shows.
 
     Use it as a decorator (sync or async), ``with bulkhead:`` / ``async with bulkhead:``,
     ``bulkhead.call(fn, ...)``, or ``try_acquire()`` / ``release()``.
 
-    ``close()`` refuses new calls (:class:`ClosedError`), wakes every thread waiting in
+    ``free()`` refuses new calls (:class:`ClosedError`), wakes every thread waiting in
     :meth:`acquire` at once with :class:`ClosedError` (not left to its timeout), and frees
     the handle when the last call inside it has returned. A slot taken before it needs no
     release (``release()`` after it does nothing, so a guarded call still ends normally)."""
 
     _what = "bulkhead"
-    # close() wakes the threads waiting in acquire(): each raises ClosedError.
+    # free() wakes the threads waiting in acquire(): each raises ClosedError.
     _wake = lib.surgewall_bulkhead_close
 
     def __init__(
         self,
         name: str,
-        max_concurrent: int = 10,
-        max_wait: float = 0.1,
+        max_concurrent: int = _BULKHEAD.max_concurrent,
+        max_wait: float = _BULKHEAD.max_wait,
         *,
         clock: Optional[MockClock] = None,
     ) -> None:
@@ -87,7 +89,7 @@ class Bulkhead(Handle):
         return self._name
 
     def __repr__(self) -> str:
-        return f"<Bulkhead {self._name!r}{' closed' if self.is_closed else ''}>"
+        return f"<Bulkhead {self._name!r}{' freed' if self.freed else ''}>"
 
     def try_acquire(self) -> bool:
         """Takes a slot without waiting; True when taken (then call :meth:`release`)."""
@@ -111,7 +113,7 @@ class Bulkhead(Handle):
                 st,
             )
         if st == _CLOSED:
-            raise ClosedError(f"bulkhead {self._name!r} was closed while this call waited", st)
+            raise ClosedError(f"bulkhead {self._name!r} was freed while this call waited", st)
         raise_status(st, self._name)
 
     async def acquire_async(self, timeout: Optional[float] = None) -> None:
@@ -144,7 +146,7 @@ class Bulkhead(Handle):
 
     def release(self) -> None:
         """Gives a slot back (:class:`SurgewallError` when none was taken). After
-        :meth:`close` it does nothing: the slots went with the bulkhead, and a call that
+        :meth:`free` it does nothing: the slots went with the bulkhead, and a call that
         held one when another thread closed it still ends normally."""
         try:
             st = self._call(lib.surgewall_bulkhead_release)

@@ -25,7 +25,7 @@ class RejectReason(enum.Enum):
     """Why a breaker refused a call."""
 
     OPEN = "open"
-    HALF_OPEN_FULL = "half_open"
+    HALF_OPEN_FULL = "half_open_full"
     FORCED_OPEN = "forced_open"
 
 
@@ -102,7 +102,8 @@ class ConfigError(SurgewallError, ValueError):
 
 
 class ClosedError(SurgewallError, ValueError):
-    """The object was closed (freed) and cannot be used any more."""
+    """The object was freed (``free()``, or the end of the ``with`` block that owned it) and
+    cannot be used any more."""
 
 
 class InvalidTransitionError(SurgewallError):

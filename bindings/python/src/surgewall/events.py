@@ -164,7 +164,7 @@ class Listener:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join()
         self._thread = None
-        self._sub.close()
+        self._sub.free()
 
     def __enter__(self) -> "Listener":
         return self

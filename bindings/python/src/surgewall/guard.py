@@ -162,7 +162,7 @@ class BreakerRegistry(Generic[K]):
     """Breakers by key (an endpoint, a host), each made on first use by ``template(key)``
     (a callable returning a Breaker, e.g. ``lambda k: Breaker(str(k), **opts)``); exactly
     one breaker per key under races; at most ``max_keys`` keys (then
-    :class:`RegistryFullError`). ``close()`` frees them all.
+    :class:`RegistryFullError`). ``free()`` frees them all.
 
     Each key costs a full library breaker (about a kilobyte: exact windows, a name, its own
     metrics): for a handful of keys. For many keys (users, hosts) use
@@ -217,7 +217,8 @@ class BreakerRegistry(Generic[K]):
         b.free()
         return True
 
-    def close(self) -> None:
+    def free(self) -> None:
+        """Frees every breaker it holds and forgets them."""
         with self._lock:
             breakers, self._breakers = list(self._breakers.values()), {}
         for b in breakers:

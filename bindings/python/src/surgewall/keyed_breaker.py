@@ -32,6 +32,7 @@ from ._native import (
     set_config,
 )
 from ._decorate import async_of, decorate
+from ._defaults import BREAKER as _BREAKER
 from ._util import Handle, count, name_bytes, seconds_to_ns, utf8
 from .breaker import (
     Breaker,
@@ -207,12 +208,12 @@ class KeyedBreaker(Handle):
         overflow: str = "reject",
         idle_ttl: Optional[float] = None,
         overrides: Optional[Mapping[Key, Mapping[str, Any]]] = None,
-        failure_rate: Optional[float] = 0.5,
-        minimum_calls: int = 20,
+        failure_rate: Optional[float] = _BREAKER.failure_rate,
+        minimum_calls: int = _BREAKER.minimum_calls,
         window: Union[TimeWindow, CountWindow] = TimeWindow(),
-        open_for: float = 5.0,
-        half_open_calls: int = 3,
-        half_open_max_duration: Optional[float] = None,
+        open_for: float = _BREAKER.open_for,
+        half_open_calls: int = _BREAKER.half_open_calls,
+        half_open_max_duration: float = _BREAKER.half_open_max_duration,
         slow_call_rate: Optional[float] = None,
         slow_call_duration: Optional[float] = None,
         time_calls: Optional[bool] = None,
@@ -320,7 +321,7 @@ class KeyedBreaker(Handle):
         return self._core.key_of(key)
 
     def __repr__(self) -> str:
-        if self.is_closed:
+        if self.freed:
             return f"<KeyedBreaker {self._name!r} freed>"
         return f"<KeyedBreaker {self._name!r} keys={len(self)}>"
 
@@ -468,7 +469,7 @@ class KeyedBreaker(Handle):
         """Every call on ``key`` passes and is recorded; it never trips."""
         self._op("metrics_only", lib.surgewall_keyed_breaker_metrics_only, key)
 
-    def close(self, key: Key) -> None:  # type: ignore[override]
+    def close(self, key: Key) -> None:
         """The manual transition of ``key`` to CLOSED (a no-op when CLOSED). To free the
         keyed breaker use :meth:`free`."""
         self._op("close", lib.surgewall_keyed_breaker_close, key)
@@ -525,10 +526,6 @@ class KeyedBreaker(Handle):
         if core is not None:
             core.close()
         self._release()
-
-    @property
-    def freed(self) -> bool:
-        return self.is_closed
 
 
 def _override_options(key: object, options: object, template: Mapping[str, Any]) -> Dict[str, Any]:

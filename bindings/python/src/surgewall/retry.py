@@ -10,6 +10,7 @@ import enum
 import time
 from typing import Any, Awaitable, Callable, Optional, Tuple, TypeVar, Union, cast
 
+from . import _defaults
 from ._native import check, construct, ffi, lib, new_config, raise_status, set_config
 from ._decorate import decorate, through
 from ._util import (
@@ -38,6 +39,8 @@ _JITTER = {
     "full": int(lib.SURGEWALL_JITTER_FULL),
     "equal": int(lib.SURGEWALL_JITTER_EQUAL),
 }
+_RETRY = _defaults.RETRY
+_BUDGET = _defaults.RETRY_BUDGET
 
 
 class StopReason(enum.IntEnum):
@@ -55,44 +58,72 @@ class StopReason(enum.IntEnum):
 
 
 @dataclasses.dataclass(frozen=True)
+class NoBackoff:
+    """No wait between attempts: each retry starts at once. The one way to retry without
+    waiting: every other backoff's delays are longer than zero (``Constant(0.0)`` is a
+    :class:`ConfigError` naming ``backoff.delay``, as ``Exponential(0.0)`` names
+    ``backoff.initial``)."""
+
+
+@dataclasses.dataclass(frozen=True)
 class Constant:
-    """The same delay (seconds) before every retry, never capped: ``Constant(60.0)`` sleeps
-    60 s."""
+    """The same delay (seconds, > 0) before every retry, never capped: ``Constant(60.0)``
+    sleeps 60 s."""
 
     delay: float
 
 
 @dataclasses.dataclass(frozen=True)
 class Linear:
-    """``initial + (n - 1) * step`` seconds before the n-th retry (n = 1 the first: ``initial``),
-    capped at ``max`` when given (``None``: no cap)."""
+    """``initial + (n - 1) * step`` seconds before the n-th retry (n = 1 the first: ``initial``,
+    > 0), capped at ``max`` when given. Left out, ``max`` is the library's default (no cap);
+    ``None`` is no cap."""
 
     initial: float
     step: float
-    max: Optional[float] = None
+    max: Optional[float] = _RETRY.max_delay
 
 
 @dataclasses.dataclass(frozen=True)
 class Exponential:
     """``initial * multiplier**(n - 1)`` seconds before the n-th retry (n = 1 the first:
-    ``initial``; so 0.1, 0.2, 0.4 by default), capped at ``max`` when given (``None``: no
-    cap)."""
+    ``initial``, > 0), capped at ``max`` when given. Left out, each field is the library's
+    default backoff's (so 0.1, 0.2, 0.4, ... with no cap, as the signature shows); ``max=None``
+    is no cap."""
 
-    initial: float = 0.1
-    multiplier: float = 2.0
-    max: Optional[float] = None
+    initial: float = _RETRY.backoff_initial
+    multiplier: float = _RETRY.backoff_multiplier
+    max: Optional[float] = _RETRY.max_delay
 
 
 @dataclasses.dataclass(frozen=True)
 class DecorrelatedJitter:
-    """Each delay uniform in [base, 3 x the previous one], capped at ``max`` when given
-    (``None``: no cap)."""
+    """Each delay uniform in [base, 3 x the previous one] (``base`` > 0; left out, the first
+    delay of the library's default backoff), capped at ``max`` when given (left out: the
+    library's default, no cap; ``None``: no cap)."""
 
-    base: float = 0.1
-    max: Optional[float] = None
+    base: float = _RETRY.backoff_initial
+    max: Optional[float] = _RETRY.max_delay
 
 
-Backoff = Union[Constant, Linear, Exponential, DecorrelatedJitter]
+Backoff = Union[NoBackoff, Constant, Linear, Exponential, DecorrelatedJitter]
+
+
+def _default_backoff() -> Backoff:
+    """The library's default backoff as the dataclass that builds it."""
+    kind = _RETRY.backoff
+    if kind == int(lib.SURGEWALL_BACKOFF_NONE):
+        return NoBackoff()
+    if kind == int(lib.SURGEWALL_BACKOFF_CONSTANT):
+        return Constant(_RETRY.backoff_initial)
+    if kind == int(lib.SURGEWALL_BACKOFF_LINEAR):
+        return Linear(_RETRY.backoff_initial, _RETRY.backoff_step)
+    if kind == int(lib.SURGEWALL_BACKOFF_DECORRELATED):
+        return DecorrelatedJitter()
+    return Exponential()
+
+
+_DEFAULT_JITTER = next(name for name, v in _JITTER.items() if v == _RETRY.jitter)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,10 +147,10 @@ class RetryBudget(Handle):
 
     def __init__(
         self,
-        ratio: float = 0.2,
-        min_per_second: float = 3.0,
+        ratio: float = _BUDGET.ratio,
+        min_per_second: float = _BUDGET.min_per_second,
         *,
-        window: int = 10,
+        window: int = _BUDGET.window,
         name: Optional[str] = None,
         clock: Optional[MockClock] = None,
     ) -> None:
@@ -178,6 +209,27 @@ class RetryBudget(Handle):
 
 
 
+# The library's names for settings that Python spells otherwise.
+_FIELDS = {"max_delay": "backoff.max"}
+
+
+def _sleepers(
+    clock: Optional[MockClock],
+    sleep: Optional[Callable[[float], object]],
+    async_sleep: Optional[Callable[[float], Awaitable[object]]],
+) -> Tuple[Callable[[float], object], Callable[[float], Awaitable[object]]]:
+    """How a retry waits: the given functions, else the mock clock's time (advanced, no real
+    wait; the async one still yields to the loop once), else real time."""
+    if clock is None:
+        return (sleep or time.sleep, async_sleep or asyncio.sleep)
+
+    async def advance_async(seconds: float) -> None:
+        clock.advance(seconds)
+        await asyncio.sleep(0)
+
+    return (sleep or clock.advance, async_sleep or advance_async)
+
+
 def _ratio0(field: str, v: object) -> float:
     return ratio(field, v, low_open=False)
 
@@ -203,6 +255,11 @@ class AttemptInfo:
 class Retry(Owned):
     """A retry policy (tenacity-like). ``max_attempts`` counts the first attempt.
 
+    Every argument left out takes the library's default, the same in every language (the
+    signature shows them: 3 attempts, ``Exponential(0.1, 2.0)`` with no cap, full jitter).
+    With ``clock=MockClock()`` the retry sleeps by advancing that clock (no real time passes)
+    unless ``sleep`` / ``async_sleep`` are given.
+
     An exception is retried when it matches ``retry_on`` (default ``Exception``), not
     ``no_retry_on``, and ``retry_if(exc)`` (when given) is true; anything else is re-raised at
     once. :class:`CircuitOpenError` from a breaker is handed to the schedule, which waits for
@@ -222,9 +279,9 @@ class Retry(Owned):
 
     def __init__(
         self,
-        max_attempts: int = 4,
-        backoff: Backoff = Exponential(0.1, max=5.0),
-        jitter: str = "full",
+        max_attempts: int = _RETRY.max_attempts,
+        backoff: Backoff = _default_backoff(),
+        jitter: str = _DEFAULT_JITTER,
         *,
         budget: Optional[RetryBudget] = None,
         max_elapsed: Optional[float] = None,
@@ -238,22 +295,28 @@ class Retry(Owned):
         reraise: bool = False,
         seed: Optional[int] = None,
         clock: Optional[MockClock] = None,
-        sleep: Callable[[float], object] = time.sleep,
-        async_sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        sleep: Optional[Callable[[float], object]] = None,
+        async_sleep: Optional[Callable[[float], Awaitable[object]]] = None,
         breaker: Optional[Breaker] = None,
         name: Optional[str] = None,
     ) -> None:
         raw_name = None if name is None else name_bytes(name)
         self._retry_on = _exc_tuple("retry_on", retry_on)
         self._no_retry_on = _exc_tuple("no_retry_on", no_retry_on)
-        for field, fn in (("retry_if", retry_if), ("before_sleep", before_sleep), ("sleep", sleep)):
+        for field, fn in (
+            ("retry_if", retry_if),
+            ("before_sleep", before_sleep),
+            ("sleep", sleep),
+            ("async_sleep", async_sleep),
+        ):
             if fn is not None and not callable(fn):
                 raise ConfigError(field, "must be callable")
+        if clock is not None and not isinstance(clock, MockClock):
+            raise ConfigError("clock", "expected a MockClock")
         self._retry_if = retry_if
         self._before_sleep = before_sleep
         self._reraise = bool(reraise)
-        self._sleep = sleep
-        self._async_sleep = async_sleep
+        self._sleep, self._async_sleep = _sleepers(clock, sleep, async_sleep)
         if breaker is not None and not isinstance(breaker, Breaker):
             raise ConfigError("breaker", "expected a Breaker")
         self._breaker = breaker
@@ -273,7 +336,9 @@ class Retry(Owned):
                 ),
             )
             cap: Optional[float] = None
-            if isinstance(backoff, Constant):
+            if isinstance(backoff, NoBackoff):
+                set_config("backoff", lib.surgewall_retry_config_set_backoff_none(cfg))
+            elif isinstance(backoff, Constant):
                 d = seconds_to_ns("backoff.delay", backoff.delay)
                 set_config("backoff", lib.surgewall_retry_config_set_backoff_constant(cfg, d))
             elif isinstance(backoff, Linear):
@@ -287,19 +352,18 @@ class Retry(Owned):
                 set_config("backoff", lib.surgewall_retry_config_set_backoff_exponential(cfg, i, m))
                 cap = backoff.max
             elif isinstance(backoff, DecorrelatedJitter):
-                b = seconds_to_ns("backoff.base", backoff.base, allow_zero=False)
+                b = seconds_to_ns("backoff.base", backoff.base)
                 set_config("backoff", lib.surgewall_retry_config_set_backoff_decorrelated(cfg, b))
                 cap = backoff.max
             else:
                 raise ConfigError(
                     "backoff",
-                    f"expected Constant, Linear, Exponential or DecorrelatedJitter, got {backoff!r}",
+                    "expected NoBackoff, Constant, Linear, Exponential or DecorrelatedJitter, "
+                    f"got {backoff!r}",
                 )
             if cap is not None:
-                set_config(
-                    "backoff.max",
-                    lib.surgewall_retry_config_set_max_delay(cfg, seconds_to_ns("backoff.max", cap)),
-                )
+                c = seconds_to_ns("backoff.max", cap, allow_zero=False)
+                set_config("backoff.max", lib.surgewall_retry_config_set_max_delay(cfg, c))
             if jitter not in _JITTER:
                 raise ConfigError("jitter", f"expected 'none', 'full' or 'equal', got {jitter!r}")
             set_config("jitter", lib.surgewall_retry_config_set_jitter(cfg, _JITTER[jitter]))
@@ -333,13 +397,14 @@ class Retry(Owned):
                     lib.surgewall_retry_config_set_seed(cfg, count("seed", seed, maximum=(1 << 64) - 1)),
                 )
             if clock is not None:
-                if not isinstance(clock, MockClock):
-                    raise ConfigError("clock", "expected a MockClock")
                 set_config(
                     "clock", clock._call(lambda h: lib.surgewall_retry_config_set_mock_clock(cfg, h))
                 )
         ptr = construct(
-            lambda out, err: lib.surgewall_retry_policy_new(cfg, out, err), "surgewall_retry_policy", "Retry"
+            lambda out, err: lib.surgewall_retry_policy_new(cfg, out, err),
+            "surgewall_retry_policy",
+            "Retry",
+            fields=_FIELDS,
         )
         super().__init__(ptr, lib.surgewall_retry_policy_free)
 
@@ -481,6 +546,7 @@ __all__ = [
     "DecorrelatedJitter",
     "Exponential",
     "Linear",
+    "NoBackoff",
     "Retry",
     "RetryBudget",
     "RetryBudgetMetrics",
