@@ -26,6 +26,7 @@
 #![warn(missing_docs)]
 
 mod api;
+mod dashboard;
 mod guard;
 pub mod metrics;
 mod openapi;
