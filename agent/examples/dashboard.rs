@@ -95,8 +95,8 @@ impl Traffic {
         match name {
             "search" => Traffic::steady(0),
             "payments" => Traffic {
-                period_s: 20,
-                outage_s: 5,
+                period_s: 30,
+                outage_s: 12,
                 offset_s: 0,
                 noise: 50,
                 slow: 0,
@@ -107,8 +107,8 @@ impl Traffic {
             },
             // One in twelve generated breakers has outages; the rest only a little noise.
             _ if i % 12 == 0 => Traffic {
-                period_s: 15 + i % 30,
-                outage_s: 4,
+                period_s: 20 + i % 40,
+                outage_s: 9,
                 offset_s: i * 7,
                 noise: 40,
                 slow: 0,
@@ -262,11 +262,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 _ => {}
             }
         }
-        // Hosts 0..3 fail through the payments outage; the keys of the others stay closed.
-        let host = format!("host-{:02}", call % 40);
-        if let Ok(p) = hosts.try_acquire(&host) {
-            let bad = call % 40 < 3 && elapsed_s % 20 < 8;
-            let _ = if bad { p.failure() } else { p.success() };
+        // Hosts 0..3 fail for 8 s of every 20; the keys of the others stay closed.
+        for h in 0..40 {
+            if let Ok(p) = hosts.try_acquire(&format!("host-{h:02}")) {
+                let bad = h < 3 && elapsed_s % 20 < 8;
+                let _ = if bad { p.failure() } else { p.success() };
+            }
         }
         // Tenants 0..5 keep a few calls in flight for a while.
         held.retain(|(_, until)| *until > call);

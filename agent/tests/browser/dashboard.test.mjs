@@ -10,38 +10,12 @@
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdirSync } from "node:fs";
-import { createInterface } from "node:readline";
 import { chromium } from "playwright-core";
+import { CHROMIUM, ROOT, startDemo } from "./demo.mjs";
 
-const ROOT = new URL("../../../", import.meta.url).pathname;
-const DEMO = process.env.SURGEWALL_DASHBOARD_BIN || `${ROOT}target/debug/examples/dashboard`;
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const ARTIFACTS = `${ROOT}target/browser-artifacts`;
 const API = "/api/resilience";
-
-/** Starts the example on port 0 and reads its URL from the first line it prints. */
-async function startDemo(flags = [], env = {}) {
-  const child = spawn(DEMO, ["--port", "0", "--seconds", "600", ...flags], {
-    env: { ...process.env, ...env },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  const firstLine = new Promise((resolve, reject) => {
-    createInterface({ input: child.stdout }).once("line", resolve);
-    child.once("exit", (code) => reject(new Error(`${DEMO} exited with ${code} before printing its URL`)));
-    child.once("error", reject);
-  });
-  const url = await withTimeout(firstLine, 30000, `${DEMO} printed no URL`);
-  assert.match(url, /^http:\/\/127\.0\.0\.1:\d+\/$/);
-  return { url, stop: () => child.kill() };
-}
-
-function withTimeout(promise, ms, what) {
-  let timer;
-  const timeout = new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(what)), ms); });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
 
 /** A REST call from the test (no Origin, as a tool sends it). */
 async function rest(demo, path, method = "GET", headers = {}) {
@@ -165,7 +139,7 @@ test("a change without the token asks for it, and goes through with it", async (
   await page.waitForSelector("#notice:has-text('needs its token')");
   assert.equal(await breakerState(guarded, "search"), "closed");
 
-  await page.getByLabel("Token").fill("s3cret-token");
+  await page.getByLabel("Token", { exact: true }).fill("s3cret-token");
   await page.getByRole("button", { name: "Save" }).click();
   await page.getByRole("button", { name: "Force open search", exact: true }).click();
   await eventually(async () => (await breakerState(guarded, "search")) === "forced_open", 2000,
@@ -230,17 +204,17 @@ test("the 1,000-breaker page renders and filters", async (t) => {
   await page.getByRole("button", { name: "Show 200 more" }).click();
   await page.waitForFunction(() => document.querySelectorAll("#breaker-rows tr").length === 400);
 
-  await page.getByLabel("Search").fill("svc-0999");
+  await page.getByRole("searchbox", { name: "Search" }).fill("svc-0999");
   await page.waitForFunction(() => document.querySelectorAll("#breaker-rows tr").length === 1);
   assert.equal(await page.locator("#breaker-rows tr").getAttribute("data-name"), "svc-0999");
 
-  await page.getByLabel("Search").fill("");
-  await page.getByLabel("State").selectOption("disabled");
+  await page.getByRole("searchbox", { name: "Search" }).fill("");
+  await page.getByLabel("State", { exact: true }).selectOption("disabled");
   await page.waitForFunction(() => document.querySelectorAll("#breaker-rows tr").length === 1);
   assert.equal(await page.locator("#breaker-rows tr").getAttribute("data-name"), "legacy-billing");
 
-  await page.getByLabel("State").selectOption("");
-  await page.getByLabel("Sort").selectOption("failure");
+  await page.getByLabel("State", { exact: true }).selectOption("");
+  await page.getByLabel("Sort", { exact: true }).selectOption("failure");
   await page.waitForFunction(() => document.querySelectorAll("#breaker-rows tr").length === 200);
   const rates = await page.$$eval("#breaker-rows tr td:nth-child(4)", (tds) =>
     tds.map((td) => (td.textContent === "—" ? -1 : parseFloat(td.textContent))));
@@ -252,7 +226,7 @@ test("the 1,000-breaker page renders and filters", async (t) => {
 
   // A phone's width: nothing overflows sideways.
   await page.setViewportSize({ width: 390, height: 844 });
-  await page.getByLabel("Search").fill("svc-00");
+  await page.getByRole("searchbox", { name: "Search" }).fill("svc-00");
   await page.waitForTimeout(300);
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   assert.ok(overflow <= 0, `the page is ${overflow} px wider than the phone`);
