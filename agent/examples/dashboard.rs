@@ -214,13 +214,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let view: Arc<dyn KeyedBreakerView> = hosts.clone();
     catalog.join_keyed_breaker("upstream-hosts", &view);
-    let tenants = Arc::new(
+    let loads = Arc::new(
         KeyedBulkhead::<String>::builder(4)
             .max_keys(10_000)
             .build()?,
     );
-    let tview: Arc<dyn KeyedBulkheadView> = tenants.clone();
-    catalog.join_keyed_bulkhead("tenants", &tview);
+    let lview: Arc<dyn KeyedBulkheadView> = loads.clone();
+    catalog.join_keyed_bulkhead("upstream-hosts", &lview);
     let budget = Arc::new(RetryBudget::new(RetryBudgetConfig::new(0.2, 1.0, 10)?));
     catalog.join_retry_budget("outbound", &budget);
     // checkout burns its budget through each payments outage; profile stays within its own.
@@ -269,9 +269,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let _ = if bad { p.failure() } else { p.success() };
             }
         }
-        // Tenants 0..5 keep a few calls in flight for a while.
+        // Hosts 0..5 keep a few calls in flight for a while.
         held.retain(|(_, until)| *until > call);
-        if let Ok(p) = tenants.try_acquire(&format!("tenant-{}", call % 6)) {
+        if let Ok(p) = loads.try_acquire(&format!("host-{:02}", call % 6)) {
             held.push((p, call + (call % 7) * 10));
         }
         budget.record_request();

@@ -926,7 +926,8 @@ fn the_dashboard_is_one_page_at_the_root_that_no_other_site_may_frame() {
     let page = get(agent.local_addr(), "/");
     assert_eq!(page.status, 200);
     assert!(
-        page.headers.contains("content-type: text/html; charset=utf-8"),
+        page.headers
+            .contains("content-type: text/html; charset=utf-8"),
         "{}",
         page.headers
     );
@@ -939,7 +940,11 @@ fn the_dashboard_is_one_page_at_the_root_that_no_other_site_may_frame() {
         csp.contains("frame-ancestors 'none'") && csp.contains("connect-src 'self'"),
         "{csp}"
     );
-    assert!(page.body.contains("<title>surgewall"), "{}", &page.body[..200]);
+    assert!(
+        page.body.contains("<title>surgewall"),
+        "{}",
+        &page.body[..200]
+    );
     // The page is not a catch-all: other unknown paths are still 404 problems.
     assert_eq!(get(agent.local_addr(), "/index.html").status, 404);
     agent.stop().unwrap();
