@@ -4,8 +4,10 @@ CARGO ?= cargo
 # loom builds use their own target dir so they never invalidate the normal build cache.
 LOOM_ENV := RUSTFLAGS="--cfg surgewall_loom" LOOM_MAX_PREEMPTIONS=2 CARGO_TARGET_DIR=target/loom
 LOOM_TESTS := loom loom_bulkhead loom_keyed loom_events
+# npm ci writes this file last: the browser tests' dependencies are in place.
+BROWSER_DEPS := agent/tests/browser/node_modules/.package-lock.json
 
-.PHONY: all demo test lint test-rust test-loom test-agent-api test-c test-python test-go bench bench-c bench-python bench-go bench-check header clean
+.PHONY: all demo dashboard dashboard-screenshot test lint test-rust test-loom test-agent-api test-dashboard test-c test-python test-go bench bench-c bench-python bench-go bench-check header clean
 
 all: test
 
@@ -13,8 +15,18 @@ all: test
 demo:
 	$(CARGO) run --quiet --release -p surgewall --example demo
 
+## dashboard: the agent's dashboard with synthetic traffic; open http://127.0.0.1:9464/
+## (BREAKERS=1000 for a thousand breakers)
+dashboard:
+	$(CARGO) run --quiet --release -p surgewall-agent --example dashboard -- --port 9464 $(if $(BREAKERS),--breakers $(BREAKERS))
+
+## dashboard-screenshot: docs/dashboard.png, the README's picture (under a minute of traffic)
+dashboard-screenshot: $(BROWSER_DEPS)
+	$(CARGO) build --quiet -p surgewall-agent --example dashboard
+	node agent/tests/browser/screenshot.mjs
+
 ## test: everything that exists: lint, unit/integration/doc tests, loom models, benches once
-test: lint bench-check test-loom test-rust test-agent-api test-c test-python test-go
+test: lint bench-check test-loom test-rust test-agent-api test-dashboard test-c test-python test-go
 	@echo "make test: all suites passed"
 
 lint:
@@ -32,6 +44,15 @@ test-loom:
 ## test-agent-api: schemathesis (PyPI) against the agent's OpenAPI document, on a live server
 test-agent-api:
 	agent/tests/api/run.sh
+
+## test-dashboard: the dashboard in headless chromium (playwright-core from npm), against the
+## dashboard example; screenshots in target/browser-artifacts/
+test-dashboard: $(BROWSER_DEPS)
+	$(CARGO) build --quiet -p surgewall-agent --example dashboard
+	cd agent/tests/browser && npm test
+
+$(BROWSER_DEPS): agent/tests/browser/package.json agent/tests/browser/package-lock.json
+	cd agent/tests/browser && npm ci --no-audit --no-fund --silent
 
 ## test-c: the C suites (header hygiene, ASan/UBSan/LSan, valgrind, example; bindings/c/README.md)
 test-c:

@@ -3,6 +3,7 @@
 //! Paths (names are percent-decoded path segments, so `/api/users` is `%2Fapi%2Fusers`):
 //!
 //! ```text
+//! GET  /                                                   the dashboard (see `dashboard`)
 //! GET  /healthz
 //! GET  /metrics                                            Prometheus (see `metrics`)
 //! GET  /api/resilience/circuit-breakers                    every breaker
@@ -132,6 +133,7 @@ pub(crate) fn router(app: App, policy: crate::guard::Policy, limits: &Limits) ->
     let keyed = "/api/resilience/keyed-circuit-breakers/{name}";
     let keyed_bh = "/api/resilience/keyed-bulkheads/{name}";
     Router::new()
+        .route("/", get(crate::dashboard::page))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/metrics", get(metrics))
         .route("/api/resilience/ws", get(client::ws))

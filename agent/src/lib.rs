@@ -24,8 +24,11 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![warn(missing_docs)]
+// The OpenAPI document (`openapi.rs`) is one `json!` literal, deeper than the default allows.
+#![recursion_limit = "256"]
 
 mod api;
+mod dashboard;
 mod guard;
 pub mod metrics;
 mod openapi;

@@ -92,6 +92,10 @@ pub(crate) fn document() -> Value {
             "description": "The policies of one process, read from its catalog, and the manual transitions an operator may call.",
         },
         "paths": {
+            "/": {"get": {"summary": "The dashboard: one self-contained HTML page.", "responses": {"200": {
+                "description": "The page (HTML, CSS and JavaScript inline).",
+                "content": {"text/html": {"schema": {"type": "string"}}},
+            }}}},
             "/healthz": {"get": {"summary": "The agent serves.", "responses": {"200": {
                 "description": "Always `{\"status\": \"ok\"}` while the agent runs.",
                 "content": {"application/json": {"schema": {

@@ -848,3 +848,34 @@ fn with_a_token_changes_need_it_and_reads_do_not() {
     );
     agent.stop().unwrap();
 }
+
+#[test]
+fn the_dashboard_is_one_page_at_the_root_that_no_other_site_may_frame() {
+    let _turn = one_at_a_time();
+    let agent = start(catalog());
+    let page = get(agent.local_addr(), "/");
+    assert_eq!(page.status, 200);
+    assert!(
+        page.headers
+            .contains("content-type: text/html; charset=utf-8"),
+        "{}",
+        page.headers
+    );
+    let csp = page
+        .headers
+        .lines()
+        .find_map(|l| l.strip_prefix("content-security-policy: "))
+        .expect("a content-security-policy");
+    assert!(
+        csp.contains("frame-ancestors 'none'") && csp.contains("connect-src 'self'"),
+        "{csp}"
+    );
+    assert!(
+        page.body.contains("<title>surgewall"),
+        "{}",
+        &page.body[..200]
+    );
+    // The page is not a catch-all: other unknown paths are still 404 problems.
+    assert_eq!(get(agent.local_addr(), "/index.html").status, 404);
+    agent.stop().unwrap();
+}

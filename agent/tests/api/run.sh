@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# schemathesis against the agent's own OpenAPI document: starts the `serve` example on a free
+# schemathesis against the agent's own OpenAPI document: starts the `dashboard` example on a free
 # loopback port, runs every check, stops the server however the run ends.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
@@ -8,9 +8,9 @@ if [ ! -x "$venv/bin/schemathesis" ]; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q 'schemathesis>=4,<5'
 fi
-cargo build --quiet -p surgewall-agent --example serve
+cargo build --quiet -p surgewall-agent --example dashboard
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-target/debug/examples/serve "127.0.0.1:$port" 300 > target/serve.log 2>&1 &
+target/debug/examples/dashboard --port "$port" --seconds 300 > target/dashboard.log 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true' EXIT
 for _ in $(seq 100); do
