@@ -187,7 +187,24 @@ fn metric(m: &BreakerMetrics, key: &str) -> String {
         "window_calls" => m.window.calls.to_string(),
         "window_failures" => m.window.failures.to_string(),
         "consecutive_opens" => m.consecutive_opens.to_string(),
+        "last_window_calls" => m.last_window.calls.to_string(),
+        "last_window_failures" => m.last_window.failures.to_string(),
+        "minimum_calls" => m.minimum_calls.to_string(),
+        "transitions" => m.transitions.iter().flatten().sum::<u64>().to_string(),
+        "retry_after_ms" => m.retry_after.map_or(0, |d| d.as_millis()).to_string(),
         _ => panic!("unknown metric {key}"),
+    }
+}
+
+/// A rate against `absent` or a number (within 1e-9).
+fn assert_rate(got: Option<f64>, want: &str, at: &str) {
+    match (got, want) {
+        (None, "absent") => {}
+        (Some(r), w) if w != "absent" => {
+            let w: f64 = w.parse().expect("a rate");
+            assert!((r - w).abs() < 1e-9, "{at}: {r} != {w}");
+        }
+        _ => panic!("{at}: {got:?} != {want}"),
     }
 }
 
@@ -337,7 +354,15 @@ fn step(run: &mut Run, words: &[&str], at: &str) {
             let m = b.metrics();
             for w in &words[1..] {
                 let (k, v) = w.split_once('=').expect("key=value");
-                assert_eq!(metric(&m, k), v, "{at}: {k}");
+                let rate = match k {
+                    "failure_rate" => Some(m.failure_rate),
+                    "last_failure_rate" => Some(m.last_failure_rate),
+                    _ => None,
+                };
+                match rate {
+                    Some(got) => assert_rate(got, v, &format!("{at}: {k}")),
+                    None => assert_eq!(metric(&m, k), v, "{at}: {k}"),
+                }
             }
         }
         other => panic!("{at}: unknown command {other}"),
