@@ -6,6 +6,7 @@
  * Every scenario runs through the C ABI on a fresh breaker driven by a mock clock; each one
  * counts as one check in the final "N passed, N failed" line.
  */
+#include <math.h>
 #include <stdlib.h>
 
 #include "check.h"
@@ -150,7 +151,24 @@ static void expect(struct run *r, char **w, int n)
         else if (strcmp(key, "window_calls") == 0) v = m.window.calls;
         else if (strcmp(key, "window_failures") == 0) v = m.window.failures;
         else if (strcmp(key, "consecutive_opens") == 0) v = m.consecutive_opens;
-        else {
+        else if (strcmp(key, "last_window_calls") == 0) v = m.last_window.calls;
+        else if (strcmp(key, "last_window_failures") == 0) v = m.last_window.failures;
+        else if (strcmp(key, "minimum_calls") == 0) v = m.minimum_calls;
+        else if (strcmp(key, "retry_after_ms") == 0) v = m.retry_after_ns / (uint64_t)MS;
+        else if (strcmp(key, "transitions") == 0) {
+            for (int from = 0; from < 6; from++)
+                for (int to = 0; to < 6; to++) v += m.transitions[from][to];
+        } else if (strcmp(key, "failure_rate") == 0 || strcmp(key, "last_failure_rate") == 0) {
+            /* A rate: NaN is "absent"; a number is compared within 1e-9. */
+            double rate = key[0] == 'f' ? m.window.failure_rate : m.last_window.failure_rate;
+            int ok = strcmp(want, "absent") == 0 ? isnan(rate)
+                                                  : !isnan(rate) && fabs(rate - atof(want)) < 1e-9;
+            if (!ok) {
+                fprintf(stderr, "%s (line %d): %s is %g, wanted %s\n", r->name, r->line, key, rate, want);
+                r->failed++;
+            }
+            continue;
+        } else {
             fail(r, "unknown metric %s%s", key, "");
             continue;
         }
