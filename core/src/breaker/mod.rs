@@ -1033,6 +1033,9 @@ impl Breaker {
 
     /// Opens the breaker by hand: rejecting until another manual transition, or until
     /// `duration` has passed (then the next caller starts probing, as after an OPEN wait).
+    /// On a FORCED_OPEN breaker it is not a transition (no generation bump, no counted
+    /// transition, no event): without a duration nothing changes, with one only the deadline
+    /// moves.
     ///
     /// ```
     /// use surgewall::{Breaker, BreakerConfig, RejectReason};
@@ -1077,12 +1080,13 @@ impl Breaker {
         }
     }
 
-    /// Disables the breaker: every call passes, nothing is recorded.
+    /// Disables the breaker: every call passes, nothing is recorded. A no-op when DISABLED.
     pub fn disable(&self) {
         let _ = self.manual(State::Disabled, |_| Ok(()));
     }
 
-    /// Every call passes and is recorded, but the breaker never trips.
+    /// Every call passes and is recorded, but the breaker never trips. A no-op when
+    /// METRICS_ONLY.
     pub fn metrics_only(&self) {
         let _ = self.manual(State::MetricsOnly, |_| Ok(()));
     }
