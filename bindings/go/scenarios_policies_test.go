@@ -164,7 +164,13 @@ func (p *scenarioPolicies) step(t *testing.T, w []string, at string) bool {
 		if v, ok := m["retry_after_ms"]; ok {
 			p.ra = msDur(t, v)
 		}
-		err := p.retry.Do(context.Background(), func(context.Context) error { return errScenarioFailure })
+		attempt := func(context.Context) error { return errScenarioFailure }
+		var err error
+		if m["guarded"] == "true" { // each attempt through the breaker, aware of it
+			err = p.retry.DoWith(context.Background(), p.breaker, attempt)
+		} else {
+			err = p.retry.Do(context.Background(), attempt)
+		}
 		var re *RetryError
 		if !errors.As(err, &re) {
 			t.Fatalf("%s: got %v, want a RetryError", at, err)

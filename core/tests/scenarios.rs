@@ -305,21 +305,26 @@ fn step(run: &mut Run, words: &[&str], at: &str) {
             let ra = o.get("retry_after_ms").map(|v| ms(v));
             let mut slept = vec![];
             let time = &run.time;
-            let err = run
-                .retry
-                .as_ref()
-                .expect("retry first")
-                .run(
-                    |d| {
-                        slept.push(d.as_millis().to_string());
-                        time.advance(d);
-                    },
-                    |_: &()| ra.map_or(ErrorClass::Retryable, ErrorClass::RetryAfter),
-                    |_| Err::<(), ()>(()),
-                )
-                .unwrap_err();
+            let policy = run.retry.as_ref().expect("retry first");
+            let sleep = |d: Duration| {
+                slept.push(d.as_millis().to_string());
+                time.advance(d);
+            };
+            let classify = |_: &()| ra.map_or(ErrorClass::Retryable, ErrorClass::RetryAfter);
+            let reason = if o.get("guarded").map(String::as_str) == Some("true") {
+                // Each attempt goes through the breaker; the schedule is breaker-aware.
+                policy
+                    .run_guarded(b, sleep, classify, |_| Err::<(), ()>(()))
+                    .unwrap_err()
+                    .reason
+            } else {
+                policy
+                    .run(sleep, classify, |_| Err::<(), ()>(()))
+                    .unwrap_err()
+                    .reason
+            };
             assert_eq!(slept.join(","), o["delays"], "{at}: delays");
-            assert_eq!(err.reason.as_str(), o["stop"], "{at}: stop");
+            assert_eq!(reason.as_str(), o["stop"], "{at}: stop");
         }
         "budget" => {
             let o = kv(&words[1..]);

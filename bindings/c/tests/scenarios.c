@@ -285,10 +285,20 @@ static void run_retry(struct run *r, char **w, int n)
         fail(r, "run_retry needs a retry policy and delays=, stop=%s%s", "", "");
         return;
     }
+    /* guarded=true: each attempt goes through the breaker (a rejection is a retryable attempt)
+     * and the schedule is breaker-aware */
+    const char *guarded = opt(w, n, "guarded");
+    surgewall_breaker *b = guarded != NULL && strcmp(guarded, "true") == 0 ? r->breaker : NULL;
     expect_status(r, surgewall_retry_schedule_new(r->retry, &s), SURGEWALL_OK, "schedule_new");
     for (;;) {
+        if (b != NULL) {
+            surgewall_permit p;
+            if (surgewall_breaker_acquire(b, &p, NULL) == SURGEWALL_OK)
+                expect_status(r, surgewall_breaker_record(b, p, SURGEWALL_OUTCOME_FAILURE), SURGEWALL_OK,
+                              "run_retry: record");
+        }
         surgewall_status st = surgewall_retry_schedule_next(s, SURGEWALL_ATTEMPT_OUTCOME_RETRYABLE,
-                                                            ra != NULL ? ms(ra) : -1, NULL, &d);
+                                                            ra != NULL ? ms(ra) : -1, b, &d);
         expect_status(r, st, SURGEWALL_OK, "schedule_next");
         if (st != SURGEWALL_OK || !d.retry) break;
         size_t len = strlen(delays);

@@ -233,7 +233,10 @@ class Policies:
                 raise Throttled(ra)
 
             with pytest.raises(surgewall.RetryError) as stopped:
-                self.retry.call(attempt)
+                if o.get("guarded") == "true":  # each attempt through the breaker, aware of it
+                    surgewall.guard(breaker=self.breaker, retry=self.retry).call(attempt)
+                else:
+                    self.retry.call(attempt)
             delays = ",".join(str(round(d * 1000)) for d in self.slept)
             assert delays == o["delays"], f"{at}: delays {delays}, want {o['delays']}"
             reason = stopped.value.reason
