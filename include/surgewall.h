@@ -689,7 +689,7 @@ typedef struct surgewall_permit {
 } surgewall_permit;
 
 /**
- * Counts of a window.
+ * Counts of a window, and its rates.
  */
 typedef struct surgewall_window_counts {
   /**
@@ -705,11 +705,14 @@ typedef struct surgewall_window_counts {
    */
   uint64_t slow;
   /**
-   * failures / calls (0 without calls).
+   * failures / calls, or NaN ("not enough data", test with `isnan`) while the window holds
+   * too few calls to be judged: fewer than `minimum_calls` in CLOSED and METRICS_ONLY, no
+   * reported probe in HALF_OPEN, always in the states without a window. Never a 0 that
+   * means "no data".
    */
   double failure_rate;
   /**
-   * slow / calls (0 without calls).
+   * slow / calls, or NaN by the same rule.
    */
   double slow_rate;
 } surgewall_window_counts;
@@ -731,13 +734,20 @@ typedef struct surgewall_breaker_stats {
    */
   uint64_t time_in_state_ns;
   /**
-   * The current window.
+   * The current episode's window: the sliding window in CLOSED and METRICS_ONLY, the probes
+   * that reported in HALF_OPEN, empty otherwise.
    */
   struct surgewall_window_counts window;
   /**
-   * The window that ended the last episode.
+   * The window of the last episode that ended (CLOSED, METRICS_ONLY or HALF_OPEN, whatever
+   * it ended in); its rates are NaN by the rule of the episode it ended.
    */
   struct surgewall_window_counts last_window;
+  /**
+   * `minimum_calls` of the configuration: calls a CLOSED or METRICS_ONLY window needs
+   * before its rates are judged (before that they are NaN).
+   */
+  uint64_t minimum_calls;
   /**
    * The failure-rate threshold in force, or a negative number when that rule is off.
    */
@@ -791,7 +801,9 @@ typedef struct surgewall_breaker_stats {
    */
   uint64_t half_open_reported;
   /**
-   * Nanoseconds until the breaker admits again (0: it admits now; UINT64_MAX: never by itself).
+   * Nanoseconds left of an OPEN or timed FORCED_OPEN wait (UINT64_MAX: a forced open without
+   * deadline); 0 in every other state, HALF_OPEN included (a rejection there carries a short
+   * hint instead: see `surgewall_breaker_acquire`).
    */
   uint64_t retry_after_ns;
   /**
@@ -1112,9 +1124,14 @@ typedef struct surgewall_keyed_breaker_key_stats {
    */
   uint64_t generation;
   /**
-   * The window's counts (CLOSED and METRICS_ONLY; zero otherwise).
+   * The episode's window: the sliding window in CLOSED and METRICS_ONLY, the probes that
+   * reported in HALF_OPEN, zero otherwise; rates NaN when absent (as a breaker's).
    */
   struct surgewall_window_counts window;
+  /**
+   * `minimum_calls` of the key's configuration.
+   */
+  uint64_t minimum_calls;
   /**
    * Consecutive failures (CLOSED).
    */
@@ -1124,7 +1141,8 @@ typedef struct surgewall_keyed_breaker_key_stats {
    */
   uint64_t consecutive_opens;
   /**
-   * Nanoseconds until the key admits again (0: it admits now; UINT64_MAX: never by itself).
+   * Nanoseconds left of an OPEN or timed FORCED_OPEN wait (UINT64_MAX: without deadline), 0
+   * in every other state, HALF_OPEN included.
    */
   uint64_t retry_after_ns;
 } surgewall_keyed_breaker_key_stats;
@@ -1472,7 +1490,9 @@ surgewall_status surgewall_breaker_fallback(const struct surgewall_breaker *b,
 /**
  * Asks for a permit. `SURGEWALL_OK` writes `*permit_out`; a `SURGEWALL_REJECTED_*` status
  * writes `*retry_after_ns_out` (if not NULL: nanoseconds until the breaker may admit,
- * UINT64_MAX for an indefinite forced open). Every OK must be followed by exactly one
+ * UINT64_MAX for an indefinite forced open; for `SURGEWALL_REJECTED_HALF_OPEN` a short hint
+ * to poll on, a tenth of `open_for` within [1 ms, 1 s] and never past the reclaim of stuck
+ * probes). Every OK must be followed by exactly one
  * `surgewall_breaker_record` (or `_release`).
  */
 surgewall_status surgewall_breaker_acquire(const struct surgewall_breaker *b,
@@ -1509,8 +1529,8 @@ surgewall_status surgewall_breaker_state(const struct surgewall_breaker *b,
                                          surgewall_state *state_out);
 
 /**
- * Nanoseconds until the breaker admits again: 0 when it admits now, UINT64_MAX for an
- * indefinite forced open.
+ * Nanoseconds left of an OPEN or timed FORCED_OPEN wait, UINT64_MAX for an indefinite forced
+ * open, 0 in every other state (HALF_OPEN included: a rejection there carries a short hint).
  */
 surgewall_status surgewall_breaker_retry_after(const struct surgewall_breaker *b, uint64_t *ns_out);
 
@@ -2113,7 +2133,8 @@ surgewall_status surgewall_keyed_breaker_free(struct surgewall_keyed_breaker *kb
  * Asks `key`'s breaker (created from the template or its override if the key is new) for a
  * permit. `SURGEWALL_OK` writes `*permit_out`; a `SURGEWALL_REJECTED_*` status writes
  * `*retry_after_ns_out` (if not NULL: nanoseconds until the key may admit, UINT64_MAX for an
- * indefinite forced open); `SURGEWALL_REGISTRY_FULL`: the key is new and the key cap refuses
+ * indefinite forced open, a short hint when half-open is full, as
+ * `surgewall_breaker_acquire`); `SURGEWALL_REGISTRY_FULL`: the key is new and the key cap refuses
  * it. Every OK must be followed by exactly one `surgewall_keyed_breaker_record` (or
  * `_release`).
  */

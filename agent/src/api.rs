@@ -60,6 +60,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use surgewall::breaker::keyed::KeySnapshot;
+use surgewall::breaker::Counts;
 use surgewall::catalog::{Catalog, KeyedBreakerView, KeyedBulkheadView};
 use surgewall::slo::SloTracker;
 use surgewall::{
@@ -232,16 +233,19 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
+/// A window's counts and rates; a rate the core reports absent ("not enough data") is null,
+/// never a 0 that reads as healthy.
+fn counts(c: &Counts, failure_rate: Option<f64>, slow_call_rate: Option<f64>) -> Value {
+    json!({
+        "calls": c.calls,
+        "failures": c.failures,
+        "slow": c.slow,
+        "failure_rate": failure_rate,
+        "slow_call_rate": slow_call_rate,
+    })
+}
+
 pub(crate) fn breaker_view(name: &str, m: &BreakerMetrics) -> Value {
-    let counts = |c: &surgewall::breaker::Counts| {
-        json!({
-            "calls": c.calls,
-            "failures": c.failures,
-            "slow": c.slow,
-            "failure_rate": c.failure_rate(),
-            "slow_call_rate": c.slow_rate(),
-        })
-    };
     json!({
         "name": name,
         "state": m.state.as_str(),
@@ -251,8 +255,9 @@ pub(crate) fn breaker_view(name: &str, m: &BreakerMetrics) -> Value {
         // null as well, which the state (forced_open) tells apart.
         "retry_after_ms": m.retry_after.filter(|d| d.as_nanos() < u128::from(u64::MAX)).map(ms),
         "failure_rate_threshold": m.failure_rate_threshold,
-        "window": counts(&m.window),
-        "last_window": counts(&m.last_window),
+        "window": counts(&m.window, m.failure_rate, m.slow_call_rate),
+        "last_window": counts(&m.last_window, m.last_failure_rate, m.last_slow_call_rate),
+        "minimum_calls": m.minimum_calls,
         "totals": {
             "successes": m.successes,
             "failures": m.failures,
@@ -483,13 +488,8 @@ pub(crate) fn key_view(registry: &str, key: &str, s: &KeySnapshot) -> Value {
         "key": key,
         "state": s.state.as_str(),
         "generation": s.generation,
-        "window": {
-            "calls": s.window.calls,
-            "failures": s.window.failures,
-            "slow": s.window.slow,
-            "failure_rate": s.window.failure_rate(),
-            "slow_call_rate": s.window.slow_rate(),
-        },
+        "window": counts(&s.window, s.failure_rate(), s.slow_call_rate()),
+        "minimum_calls": s.minimum_calls,
         "consecutive_failures": s.consecutive_failures,
         "consecutive_opens": s.consecutive_opens,
         "retry_after_ms": s.retry_after.filter(|d| d.as_nanos() < u128::from(u64::MAX)).map(ms),

@@ -10,7 +10,8 @@
 //! | `circuit_breaker_slow_calls_total` | counter | `endpoint` |
 //! | `circuit_breaker_transitions_total` | counter | `endpoint`, `from`, `to` |
 //! | `circuit_breaker_failure_rate_threshold` (when that rule is on) | gauge | `endpoint` |
-//! | `circuit_breaker_window_calls`, `circuit_breaker_window_failures` | gauge | `endpoint` |
+//! | `circuit_breaker_window_calls`, `circuit_breaker_window_failures`, `circuit_breaker_window_minimum_calls` | gauge | `endpoint` |
+//! | `circuit_breaker_failure_rate`, `circuit_breaker_slow_call_rate` (only while the window holds enough calls: no series means "not enough data", never a 0 that reads as healthy) | gauge | `endpoint` |
 //! | `circuit_breaker_call_duration_seconds` (breakers that time calls) | histogram | `endpoint` |
 //! | `bulkhead_active_calls`, `bulkhead_queued_calls`, `bulkhead_max_concurrent_calls` | gauge | `service` |
 //! | `bulkhead_requests_total` | counter | `service`, `outcome` = accepted, rejected, timed_out |
@@ -402,6 +403,34 @@ impl Collector for CatalogCollector {
             breakers
                 .iter()
                 .map(|(n, m)| (ep(n), m.window.failures as f64)),
+        )?;
+        gauge(
+            e,
+            "circuit_breaker_window_minimum_calls",
+            "Calls a closed window needs before its rates are judged (minimum_calls)",
+            None,
+            breakers
+                .iter()
+                .map(|(n, m)| (ep(n), m.minimum_calls as f64)),
+        )?;
+        // Absent rates ("not enough data") have no sample rather than a misleading 0.
+        gauge(
+            e,
+            "circuit_breaker_failure_rate",
+            "Failure rate of the current window (half-open: of the probes that reported); no sample while there is not enough data",
+            None,
+            breakers
+                .iter()
+                .filter_map(|(n, m)| Some((ep(n), m.failure_rate?))),
+        )?;
+        gauge(
+            e,
+            "circuit_breaker_slow_call_rate",
+            "Slow-call rate of the current window; no sample while there is not enough data",
+            None,
+            breakers
+                .iter()
+                .filter_map(|(n, m)| Some((ep(n), m.slow_call_rate?))),
         )?;
 
         histogram(

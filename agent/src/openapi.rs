@@ -49,8 +49,10 @@ pub(crate) fn document() -> Value {
             "calls": {"type": "integer", "minimum": 0},
             "failures": {"type": "integer", "minimum": 0},
             "slow": {"type": "integer", "minimum": 0},
-            "failure_rate": {"type": "number", "minimum": 0, "maximum": 1},
-            "slow_call_rate": {"type": "number", "minimum": 0, "maximum": 1},
+            "failure_rate": {"type": ["number", "null"], "minimum": 0, "maximum": 1,
+                             "description": "null: not enough data (fewer calls than minimum_calls in closed and metrics_only, no reported probe in half_open, no window in the other states)."},
+            "slow_call_rate": {"type": ["number", "null"], "minimum": 0, "maximum": 1,
+                               "description": "null by the rule of failure_rate."},
         },
     });
     let count = json!({"type": "integer", "minimum": 0});
@@ -244,7 +246,7 @@ pub(crate) fn document() -> Value {
                 "CircuitBreaker": {
                     "type": "object",
                     "required": ["name", "state", "generation", "time_in_state_ms", "retry_after_ms",
-                                 "failure_rate_threshold", "window", "last_window", "totals",
+                                 "failure_rate_threshold", "window", "last_window", "minimum_calls", "totals",
                                  "consecutive_failures", "consecutive_opens", "half_open", "clock"],
                     "properties": {
                         "name": {"type": "string"},
@@ -252,10 +254,14 @@ pub(crate) fn document() -> Value {
                         "generation": count,
                         "time_in_state_ms": {"type": "number", "minimum": 0},
                         "retry_after_ms": {"type": ["number", "null"], "minimum": 0,
-                                           "description": "Time until it admits again; null when it admits now, or when forced open until moved by hand."},
+                                           "description": "Time left of an open or timed forced_open wait; null in every other state (half_open included: a rejection there carries a short hint), and when forced open until moved by hand."},
                         "failure_rate_threshold": {"type": ["number", "null"]},
-                        "window": {"$ref": "#/components/schemas/Counts"},
-                        "last_window": {"$ref": "#/components/schemas/Counts"},
+                        "window": {"$ref": "#/components/schemas/Counts",
+                                   "description": "The episode's window: the sliding window in closed and metrics_only, the probes that reported in half_open, empty otherwise."},
+                        "last_window": {"$ref": "#/components/schemas/Counts",
+                                        "description": "The window of the last episode that ended (closed, metrics_only or half_open)."},
+                        "minimum_calls": {"type": "integer", "minimum": 1,
+                                          "description": "Calls a closed or metrics_only window needs before its rates are judged."},
                         "totals": {
                             "type": "object",
                             "required": ["successes", "failures", "slow_calls", "ignored", "rejected_open",
@@ -310,7 +316,7 @@ pub(crate) fn document() -> Value {
                 ]},
                 "KeyedKey": {
                     "type": "object",
-                    "required": ["registry", "key", "state", "generation", "window",
+                    "required": ["registry", "key", "state", "generation", "window", "minimum_calls",
                                  "consecutive_failures", "consecutive_opens", "retry_after_ms"],
                     "properties": {
                         "registry": {"type": "string"},
@@ -318,6 +324,7 @@ pub(crate) fn document() -> Value {
                         "state": {"enum": states},
                         "generation": count,
                         "window": {"$ref": "#/components/schemas/Counts"},
+                        "minimum_calls": {"type": "integer", "minimum": 1},
                         "consecutive_failures": count,
                         "consecutive_opens": count,
                         "retry_after_ms": {"type": ["number", "null"], "minimum": 0},

@@ -267,6 +267,27 @@ fn metrics_are_read_at_scrape_time_in_both_formats() {
         .lines()
         .any(|l| l == "# TYPE surgewall_circuit_breaker_requests_total counter"));
     assert!(!text.body.contains("# EOF"));
+    // 2 calls < minimum_calls 20: no rate sample ("not enough data"), never a 0.
+    assert_eq!(
+        sample(
+            &text.body,
+            r#"surgewall_circuit_breaker_window_minimum_calls{endpoint="payments"}"#
+        ),
+        Some(20.0)
+    );
+    assert_eq!(
+        sample(
+            &text.body,
+            r#"surgewall_circuit_breaker_failure_rate{endpoint="payments"}"#
+        ),
+        None,
+        "{}",
+        text.body
+    );
+    let one = get(addr, "/api/resilience/circuit-breakers/payments").json();
+    assert_eq!(one["minimum_calls"], 20);
+    assert!(one["window"]["failure_rate"].is_null(), "{one}");
+    assert!(one["last_window"]["failure_rate"].is_null(), "{one}");
 
     b.acquire().unwrap().failure();
     let timed = Arc::new(Breaker::new(
@@ -279,6 +300,17 @@ fn metrics_are_read_at_scrape_time_in_both_formats() {
     catalog.join_breaker(&timed);
     let p = timed.try_acquire_raw().unwrap();
     timed.record_raw_with_duration(p, surgewall::Outcome::Success, Duration::from_millis(30));
+    let judged = Arc::new(Breaker::new(
+        "judged",
+        BreakerConfig::builder()
+            .failure_rate(0.9)
+            .minimum_calls(2)
+            .build()
+            .unwrap(),
+    ));
+    catalog.join_breaker(&judged);
+    judged.acquire().unwrap().success();
+    judged.acquire().unwrap().failure();
     let om = http(
         addr,
         &format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nAccept: application/openmetrics-text;version=1.0.0\r\nConnection: close\r\n\r\n"),
@@ -323,6 +355,15 @@ fn metrics_are_read_at_scrape_time_in_both_formats() {
         (
             r#"surgewall_circuit_breaker_call_duration_seconds_sum{endpoint="timed"}"#,
             0.03,
+        ),
+        // 2 calls = minimum_calls: the rates are judged, and exported.
+        (
+            r#"surgewall_circuit_breaker_failure_rate{endpoint="judged"}"#,
+            0.5,
+        ),
+        (
+            r#"surgewall_circuit_breaker_slow_call_rate{endpoint="judged"}"#,
+            0.0,
         ),
     ] {
         assert_eq!(

@@ -15,6 +15,7 @@ import "C"
 import (
 	"context"
 	"fmt"
+	"math"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -401,10 +402,25 @@ func (b *Breaker) RetryAfter() (time.Duration, error) {
 	return nsDuration(ns), nil
 }
 
-// WindowCounts are the counts of a window.
+// WindowCounts are the counts of a window and its rates.
+//
+// A rate is NaN ("not enough data": test it with math.IsNaN, or use Rates) while the window
+// holds too few calls to be judged: fewer than Metrics.MinimumCalls in CLOSED and
+// METRICS_ONLY, no reported probe in HALF_OPEN (the probes are the half-open window), and
+// always in the states without a window (OPEN, FORCED_OPEN, DISABLED). It is never a 0 that
+// means "no data".
 type WindowCounts struct {
 	Calls, Failures, Slow uint64
 	FailureRate, SlowRate float64
+}
+
+// Rates returns the failure and slow-call rates, and whether they are present (false: not
+// enough data to judge them).
+func (c WindowCounts) Rates() (failureRate, slowRate float64, ok bool) {
+	if math.IsNaN(c.FailureRate) {
+		return 0, 0, false
+	}
+	return c.FailureRate, c.SlowRate, true
 }
 
 // Metrics is a snapshot of everything observable about a breaker.
@@ -412,8 +428,12 @@ type Metrics struct {
 	State       State
 	Generation  uint64
 	TimeInState time.Duration
-	// Window is the current window; LastWindow the one that ended the previous episode.
+	// Window is the current episode's window: the sliding window in CLOSED and METRICS_ONLY,
+	// the probes that reported in HALF_OPEN, empty otherwise. LastWindow is the window of the
+	// last episode that ended (CLOSED, METRICS_ONLY or HALF_OPEN, whatever it ended in).
 	Window, LastWindow WindowCounts
+	// MinimumCalls a CLOSED or METRICS_ONLY window needs before its rates are judged.
+	MinimumCalls uint64
 	// FailureRateThreshold in force; negative when the rule is off.
 	FailureRateThreshold                    float64
 	Successes, Failures, SlowCalls, Ignored uint64
@@ -421,7 +441,8 @@ type Metrics struct {
 	LateResults, UnexpectedResults          uint64
 	ConsecutiveFailures, ConsecutiveOpens   uint64
 	HalfOpenAdmitted, HalfOpenReported      uint64
-	// RetryAfter: 0 when the breaker admits now, Forever for an indefinite forced open.
+	// RetryAfter is the time left of an OPEN or timed FORCED_OPEN wait (Forever: a forced open
+	// without deadline); 0 in every other state, HALF_OPEN included.
 	RetryAfter time.Duration
 	// Transitions[from][to] counts transitions, indexed by State.
 	Transitions [6][6]uint64
@@ -447,6 +468,7 @@ func (b *Breaker) Metrics() (Metrics, error) {
 	m := Metrics{
 		State: State(s.state), Generation: uint64(s.generation), TimeInState: nsDuration(s.time_in_state_ns),
 		Window: windowCounts(s.window), LastWindow: windowCounts(s.last_window),
+		MinimumCalls:         uint64(s.minimum_calls),
 		FailureRateThreshold: float64(s.failure_rate_threshold),
 		Successes:            uint64(s.successes), Failures: uint64(s.failures), SlowCalls: uint64(s.slow_calls),
 		Ignored: uint64(s.ignored), RejectedOpen: uint64(s.rejected_open), RejectedHalfOpen: uint64(s.rejected_half_open),

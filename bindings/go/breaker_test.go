@@ -535,3 +535,63 @@ func TestNamesAndIDs(t *testing.T) {
 		t.Fatal("no version")
 	}
 }
+
+// Issue 16: what a user reads back (rates absent below MinimumCalls, the probes as the
+// half-open window, every ended episode's window, a short half-open hint, a forced open on a
+// FORCED_OPEN breaker that changes nothing).
+func TestWhatAUserReadsBack(t *testing.T) {
+	b, clock := newTestBreaker(t, WithFailureRate(0.5), WithMinimumCalls(4), WithCountWindow(10),
+		WithOpenFor(5*time.Second), WithHalfOpenCalls(2))
+	for i := 0; i < 3; i++ {
+		if err := b.Execute(context.Background(), ok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := mustMetrics(t, b)
+	if _, _, present := m.Window.Rates(); present || !math.IsNaN(m.Window.FailureRate) || m.MinimumCalls != 4 {
+		t.Fatalf("3 calls < 4: %+v", m)
+	}
+	for i := 0; i < 3; i++ {
+		_ = b.Execute(context.Background(), fail)
+	}
+	m = mustMetrics(t, b)
+	if fr, _, present := m.LastWindow.Rates(); m.State != StateOpen || !present || fr != 0.5 || m.LastWindow.Calls != 6 {
+		t.Fatalf("tripped: %+v", m)
+	}
+	clock.Advance(5 * time.Second)
+	p1, err := b.Acquire()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2, err := b.Acquire()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var re *RejectedError
+	if _, err := b.Acquire(); !errors.As(err, &re) || re.RetryAfter != 500*time.Millisecond {
+		t.Fatalf("half-open full: %v, want a 500 ms hint", err)
+	}
+	if ra, _ := b.RetryAfter(); ra != 0 {
+		t.Fatalf("the read in HALF_OPEN: %v", ra)
+	}
+	_ = p1.Record(Success)
+	m = mustMetrics(t, b)
+	if fr, _, present := m.Window.Rates(); m.Window.Calls != 1 || !present || fr != 0 {
+		t.Fatalf("the probes are the window: %+v", m.Window)
+	}
+	_ = p2.Record(Failure)
+	m = mustMetrics(t, b)
+	if m.State != StateOpen || m.LastWindow.Calls != 2 || m.LastWindow.Failures != 1 {
+		t.Fatalf("the probes' episode is the last window: %+v", m)
+	}
+	if err := b.ForceOpen(); err != nil {
+		t.Fatal(err)
+	}
+	before := mustMetrics(t, b)
+	_ = b.ForceOpen()
+	_ = b.ForceOpenFor(2 * time.Second)
+	after := mustMetrics(t, b)
+	if after.Generation != before.Generation || after.Transitions != before.Transitions || after.RetryAfter != 2*time.Second {
+		t.Fatalf("forced open again: %+v -> %+v", before, after)
+	}
+}

@@ -645,17 +645,22 @@ type KeySnapshot struct {
 	Key        uint64
 	State      State
 	Generation uint64
-	// Window holds the window's counts in CLOSED and METRICS_ONLY (zero otherwise).
-	Window                                WindowCounts
+	// Window is the episode's window: the sliding window in CLOSED and METRICS_ONLY, the
+	// probes that reported in HALF_OPEN, zero otherwise (rates NaN when absent).
+	Window WindowCounts
+	// MinimumCalls of the key's configuration.
+	MinimumCalls                          uint64
 	ConsecutiveFailures, ConsecutiveOpens uint64
-	// RetryAfter: 0 when the key admits now, Forever for an indefinite forced open.
+	// RetryAfter is the time left of an OPEN or timed FORCED_OPEN wait (Forever: without
+	// deadline); 0 in every other state, HALF_OPEN included.
 	RetryAfter time.Duration
 }
 
 func keySnapshot(key uint64, s *C.struct_surgewall_keyed_breaker_key_stats) KeySnapshot {
 	return KeySnapshot{Key: key, State: State(s.state), Generation: uint64(s.generation),
-		Window: windowCounts(s.window), ConsecutiveFailures: uint64(s.consecutive_failures),
-		ConsecutiveOpens: uint64(s.consecutive_opens), RetryAfter: nsDuration(s.retry_after_ns)}
+		Window: windowCounts(s.window), MinimumCalls: uint64(s.minimum_calls),
+		ConsecutiveFailures: uint64(s.consecutive_failures),
+		ConsecutiveOpens:    uint64(s.consecutive_opens), RetryAfter: nsDuration(s.retry_after_ns)}
 }
 
 // keySnapshotAt reads the library's snapshot at p (for the for_each callback).

@@ -341,7 +341,9 @@ func (r *Retry) Do(ctx context.Context, fn func(context.Context) error) error {
 }
 
 // DoWith runs each attempt through breaker b (b.Execute): the schedule never retries into
-// it while it rejects, but waits for its RetryAfter (or stops, with StopOnOpenBreaker).
+// it while it rejects, but waits for it (or stops, with StopOnOpenBreaker): the time left of
+// an OPEN wait, or while every half-open probe is out the short half-open hint (a tenth of
+// the open wait, within [1 ms, 1 s]) it polls on.
 func (r *Retry) DoWith(ctx context.Context, b *Breaker, fn func(context.Context) error) error {
 	return r.do(ctx, b, func(ctx context.Context) error { return b.Execute(ctx, fn) })
 }

@@ -17,9 +17,11 @@ type scenarioPolicies struct {
 	breaker *Breaker
 	slo     *SLO
 	retry   *Retry
-	slept   []time.Duration
-	ra      time.Duration // the next run_retry's Retry-After; negative: none
-	budget  *RetryBudget
+	// the last retry command's words (a guarded run_retry rebuilds the policy with a Sleep)
+	retryWords []string
+	slept      []time.Duration
+	ra         time.Duration // the next run_retry's Retry-After; negative: none
+	budget     *RetryBudget
 }
 
 func scenarioFloat(t *testing.T, v string) float64 {
@@ -57,9 +59,9 @@ func (p *scenarioPolicies) newSLO(t *testing.T, words []string) (*SLO, error) {
 // newRetry makes the scenario's retry policy: a key left out is not set, so the library's
 // default applies. No Sleep: the retry waits by advancing the mock clock itself (issue 16),
 // and run_retry reads the delays off the clock between attempts.
-func (p *scenarioPolicies) newRetry(t *testing.T, words []string) (*Retry, error) {
+func (p *scenarioPolicies) newRetry(t *testing.T, words []string, sleep func(context.Context, time.Duration) error) (*Retry, error) {
 	m := kvs(words)
-	cfg := RetryConfig{Jitter: JitterNone, Clock: p.clock,
+	cfg := RetryConfig{Jitter: JitterNone, Clock: p.clock, Sleep: sleep,
 		RetryAfter: func(error) (time.Duration, bool) { return p.ra, p.ra >= 0 }}
 	if v, ok := m["max_attempts"]; ok {
 		cfg.MaxAttempts = atoi(t, v)
@@ -163,11 +165,12 @@ func (p *scenarioPolicies) step(t *testing.T, w []string, at string) bool {
 		if p.retry != nil {
 			p.retry.Close()
 		}
-		if p.retry, err = p.newRetry(t, w[1:]); err != nil {
+		p.retryWords = w[1:]
+		if p.retry, err = p.newRetry(t, w[1:], nil); err != nil {
 			t.Fatalf("%s: %v", at, err)
 		}
 	case "retry_refused":
-		_, err := p.newRetry(t, w[2:])
+		_, err := p.newRetry(t, w[2:], nil)
 		expectRefused(t, at, err, w[1])
 	case "run_retry":
 		p.slept = p.slept[:0]
@@ -175,15 +178,32 @@ func (p *scenarioPolicies) step(t *testing.T, w []string, at string) bool {
 		if v, ok := m["retry_after_ms"]; ok {
 			p.ra = msDur(t, v)
 		}
-		last := time.Duration(-1)
-		err := p.retry.Do(context.Background(), func(context.Context) error {
-			now := p.clock.Now()
-			if last >= 0 {
-				p.slept = append(p.slept, now-last)
+		var err error
+		if m["guarded"] == "true" {
+			// Each attempt through the breaker, aware of it. Its waits for the breaker never
+			// call the attempt, so they are read through a Sleep that records and advances
+			// the clock (the unguarded runs check that the clock alone drives the waits).
+			r, rerr := p.newRetry(t, p.retryWords, func(_ context.Context, d time.Duration) error {
+				p.slept = append(p.slept, d)
+				p.clock.Advance(d)
+				return nil
+			})
+			if rerr != nil {
+				t.Fatalf("%s: %v", at, rerr)
 			}
-			last = now
-			return errScenarioFailure
-		})
+			err = r.DoWith(context.Background(), p.breaker, func(context.Context) error { return errScenarioFailure })
+			r.Close()
+		} else {
+			last := time.Duration(-1)
+			err = p.retry.Do(context.Background(), func(context.Context) error {
+				now := p.clock.Now()
+				if last >= 0 {
+					p.slept = append(p.slept, now-last)
+				}
+				last = now
+				return errScenarioFailure
+			})
+		}
 		var re *RetryError
 		if !errors.As(err, &re) {
 			t.Fatalf("%s: got %v, want a RetryError", at, err)

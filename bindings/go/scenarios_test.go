@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -186,9 +187,45 @@ func metricValue(t *testing.T, m Metrics, key string) string {
 		return strconv.FormatUint(m.Window.Failures, 10)
 	case "consecutive_opens":
 		return strconv.FormatUint(m.ConsecutiveOpens, 10)
+	case "last_window_calls":
+		return strconv.FormatUint(m.LastWindow.Calls, 10)
+	case "last_window_failures":
+		return strconv.FormatUint(m.LastWindow.Failures, 10)
+	case "minimum_calls":
+		return strconv.FormatUint(m.MinimumCalls, 10)
+	case "transitions":
+		var n uint64
+		for _, row := range m.Transitions {
+			for _, c := range row {
+				n += c
+			}
+		}
+		return strconv.FormatUint(n, 10)
+	case "retry_after_ms":
+		return strconv.FormatInt(m.RetryAfter.Milliseconds(), 10)
 	}
 	t.Fatalf("unknown expect key %q", key)
 	return ""
+}
+
+// checkRate compares a window's failure rate with `absent` (NaN) or a number within 1e-9.
+func checkRate(t *testing.T, at string, m Metrics, key, want string) {
+	t.Helper()
+	w := m.Window
+	if key == "last_failure_rate" {
+		w = m.LastWindow
+	}
+	rate, _, ok := w.Rates()
+	if want == "absent" {
+		if ok {
+			t.Fatalf("%s = %v, want absent", at, rate)
+		}
+		return
+	}
+	f, err := strconv.ParseFloat(want, 64)
+	if err != nil || !ok || math.Abs(rate-f) > 1e-9 {
+		t.Fatalf("%s = %v (present %v), want %s", at, rate, ok, want)
+	}
 }
 
 func TestSharedScenarios(t *testing.T) {
@@ -323,6 +360,10 @@ func runScenario(t *testing.T, sc scenario) {
 			}
 			for _, kv := range w[1:] {
 				k, v, _ := strings.Cut(kv, "=")
+				if k == "failure_rate" || k == "last_failure_rate" {
+					checkRate(t, at+": "+k, m, k, v)
+					continue
+				}
 				if got := metricValue(t, m, k); got != v {
 					t.Fatalf("%s: %s = %s, want %s", at, k, got, v)
 				}

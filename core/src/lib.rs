@@ -72,7 +72,7 @@ pub fn init_process_globals() {
 pub use breaker::{
     Breaker, BreakerBuilder, BreakerConfig, BreakerConfigBuilder, BreakerMetrics, Outcome, Permit,
     RawPermit, Recorded, RejectReason, Rejected, State, TransitionError, TransitionReason, Window,
-    MAX_WAIT,
+    HALF_OPEN_RETRY_HINT_MAX, MAX_WAIT,
 };
 pub use bulkhead::{
     Bulkhead, BulkheadBuilder, BulkheadConfig, BulkheadConfigBuilder, BulkheadFull,

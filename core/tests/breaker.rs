@@ -360,7 +360,11 @@ fn half_open_admits_exactly_n_and_says_full() {
     let p: Vec<_> = (0..3).map(|_| b.acquire().unwrap()).collect();
     let r = b.acquire().unwrap_err();
     assert_eq!(r.reason, RejectReason::HalfOpenFull, "distinct from open");
-    assert_eq!(r.retry_after, 30 * S, "the episode's remaining time");
+    assert_eq!(
+        r.retry_after,
+        500 * MS,
+        "a short hint (open_for / 10), not the 30 s reclaim"
+    );
     assert_eq!(b.metrics().half_open_admitted, 3);
     drop(p);
 }
@@ -416,8 +420,9 @@ fn half_open_closes_only_when_all_probes_reported() {
         "a closed episode starts with fresh counts"
     );
     assert_eq!(
-        m.last_window.failures, 4,
-        "the last snapshot stays readable"
+        (m.last_window.calls, m.last_window.failures),
+        (3, 0),
+        "the last snapshot is the probes' episode that just ended"
     );
 }
 
@@ -828,4 +833,292 @@ fn open_waits_are_exact_and_end_at_any_clock_reading() {
         b.force_open(Some(surgewall::MAX_WAIT + MS));
         assert_eq!(b.retry_after(), Some(Duration::MAX), "holds until changed");
     }
+}
+
+// ---- issue 16: the observable contract --------------------------------------------------------
+
+#[test]
+fn half_open_reports_the_probes_as_its_window() {
+    // consecutive_failures=1 (beside the default 50 % rule), 3 probes: one success and one
+    // failure reported of three (1/3 < 0.5: still probing).
+    let cfg = BreakerConfig::builder()
+        .consecutive_failures(1)
+        .open_for(S)
+        .half_open_calls(3);
+    let (b, time, _) = breaker(cfg);
+    run(&b, &[F]);
+    time.advance(S);
+    let p: Vec<_> = (0..3).map(|_| b.acquire().unwrap()).collect();
+    let m = b.metrics();
+    assert_eq!(
+        (m.window.calls, m.failure_rate),
+        (0, None),
+        "no probe reported yet"
+    );
+    let mut p = p.into_iter();
+    p.next().unwrap().success();
+    p.next().unwrap().failure();
+    let m = b.metrics();
+    assert_eq!(m.state, State::HalfOpen);
+    assert_eq!(m.half_open_reported, 2);
+    assert_eq!(
+        (m.window.calls, m.window.failures, m.window.slow),
+        (2, 1, 0)
+    );
+    assert_eq!((m.failure_rate, m.slow_call_rate), (Some(0.5), Some(0.0)));
+}
+
+#[test]
+fn every_ended_episode_leaves_its_window() {
+    let cfg = BreakerConfig::builder()
+        .no_failure_rate()
+        .consecutive_failures(1)
+        .open_for(S)
+        .half_open_calls(2);
+    let (b, time, _) = breaker(cfg);
+    let m = b.metrics();
+    assert_eq!(
+        (m.last_window.calls, m.last_failure_rate),
+        (0, None),
+        "nothing ended yet"
+    );
+    run(&b, &[F]);
+    let m = b.metrics();
+    assert_eq!(
+        (m.last_window.calls, m.last_window.failures),
+        (1, 1),
+        "CLOSED -> OPEN"
+    );
+    assert_eq!(m.last_failure_rate, None, "1 call < minimum_calls 20");
+    // HALF_OPEN -> OPEN: two failed probes (the first already decides with consecutive
+    // failures, so take both before reporting).
+    time.advance(S);
+    let (p1, p2) = (b.acquire().unwrap(), b.acquire().unwrap());
+    p1.failure();
+    assert_eq!(b.state(), State::Open);
+    assert_eq!(p2.failure(), Recorded::Late);
+    let m = b.metrics();
+    assert_eq!(
+        (m.last_window.calls, m.last_window.failures),
+        (1, 1),
+        "the probes' episode"
+    );
+    assert_eq!(
+        m.last_failure_rate,
+        Some(1.0),
+        "a probe's episode is judged from one report"
+    );
+    // HALF_OPEN -> CLOSED: two successful probes.
+    time.advance(2 * S);
+    run(&b, &[K, K]);
+    let m = b.metrics();
+    assert_eq!(m.state, State::Closed);
+    assert_eq!((m.last_window.calls, m.last_window.failures), (2, 0));
+    assert_eq!(m.last_failure_rate, Some(0.0));
+    // A reset ends the CLOSED episode too, and a forced open.
+    run(&b, &[K, K, K]);
+    b.reset();
+    assert_eq!(b.metrics().last_window.calls, 3);
+    run(&b, &[K]);
+    b.force_open(None);
+    assert_eq!(b.metrics().last_window.calls, 1);
+}
+
+#[test]
+fn the_probes_failing_leave_their_own_window_not_the_closed_one() {
+    // Before issue 16 the CLOSED window (1 call, 1 failure) stayed after HALF_OPEN -> OPEN.
+    let cfg = BreakerConfig::builder()
+        .failure_rate(0.5)
+        .minimum_calls(1)
+        .count_window(1)
+        .open_for(S)
+        .half_open_calls(2);
+    let (b, time, _) = breaker(cfg);
+    run(&b, &[F]);
+    time.advance(S);
+    let (p1, p2) = (b.acquire().unwrap(), b.acquire().unwrap());
+    p1.failure(); // 1 of 2 probes failed: 0.5 >= 0.5, reopens at once
+    assert_eq!(p2.failure(), Recorded::Late);
+    let m = b.metrics();
+    assert_eq!((m.last_window.calls, m.last_window.failures), (1, 1));
+    time.advance(2 * S);
+    let (p1, p2) = (b.acquire().unwrap(), b.acquire().unwrap());
+    p2.success();
+    p1.failure();
+    let m = b.metrics();
+    assert_eq!(m.state, State::Open);
+    assert_eq!((m.last_window.calls, m.last_window.failures), (2, 1));
+}
+
+#[test]
+fn force_open_on_forced_open_is_not_a_transition() {
+    let (b, time, ring) = breaker(count_cfg());
+    b.force_open(None);
+    let before = b.metrics();
+    let events = ring.published();
+    b.force_open(None);
+    let m = b.metrics();
+    assert_eq!(m.generation, before.generation, "no generation bump");
+    assert_eq!(
+        m.transitions_between(State::ForcedOpen, State::ForcedOpen),
+        0
+    );
+    assert_eq!(ring.published(), events, "no event");
+    assert_eq!(m.retry_after, Some(Duration::MAX), "still until changed");
+    // A new duration moves the deadline, nothing more.
+    b.force_open(Some(2 * S));
+    let m = b.metrics();
+    assert_eq!(m.generation, before.generation);
+    assert_eq!(m.retry_after, Some(2 * S));
+    assert_eq!(ring.published(), events);
+    // A timed forced open stays timed when forced open again without a duration.
+    b.force_open(None);
+    assert_eq!(b.retry_after(), Some(2 * S));
+    b.force_open(Some(5 * S));
+    time.advance(2 * S);
+    assert_eq!(
+        b.acquire().unwrap_err().retry_after,
+        3 * S,
+        "the deadline moved later"
+    );
+    time.advance(3 * S);
+    assert!(b.acquire().is_ok());
+    assert_eq!(b.state(), State::HalfOpen);
+    assert_eq!(
+        b.metrics()
+            .transitions_between(State::ForcedOpen, State::ForcedOpen),
+        0
+    );
+}
+
+#[test]
+fn manual_transitions_to_the_current_state_change_nothing() {
+    let (b, _, ring) = breaker(count_cfg());
+    for (go, state) in [
+        (Breaker::disable as fn(&Breaker), State::Disabled),
+        (Breaker::metrics_only, State::MetricsOnly),
+        (Breaker::close, State::Closed),
+    ] {
+        go(&b);
+        let (m, events) = (b.metrics(), ring.published());
+        go(&b);
+        let again = b.metrics();
+        assert_eq!(again.state, state);
+        assert_eq!(again.generation, m.generation, "{state}");
+        assert_eq!(again.transitions, m.transitions, "{state}");
+        assert_eq!(ring.published(), events, "{state}");
+    }
+    // A reset is not a transition to the current state: it ends the episode (fresh window,
+    // fenced permits), so it counts CLOSED -> CLOSED.
+    let p = b.acquire().unwrap();
+    b.reset();
+    assert_eq!(p.success(), Recorded::Late);
+    assert_eq!(
+        b.metrics()
+            .transitions_between(State::Closed, State::Closed),
+        1
+    );
+}
+
+#[test]
+fn rates_are_absent_until_the_window_holds_minimum_calls() {
+    let (b, _, _) = breaker(count_cfg()); // minimum_calls 4, threshold 0.5
+    let m = b.metrics();
+    assert_eq!(
+        (m.minimum_calls, m.failure_rate, m.slow_call_rate),
+        (4, None, None)
+    );
+    run(&b, &[K, K, K]);
+    let m = b.metrics();
+    assert_eq!(m.window.calls, 3);
+    assert_eq!(
+        m.failure_rate, None,
+        "3 successes < 4 calls is not a healthy 0.0"
+    );
+    run(&b, &[F]);
+    let m = b.metrics();
+    assert_eq!((m.failure_rate, m.slow_call_rate), (Some(0.25), Some(0.0)));
+    // No window outside CLOSED, METRICS_ONLY and HALF_OPEN: absent.
+    b.disable();
+    assert_eq!(b.metrics().failure_rate, None);
+}
+
+#[test]
+fn a_half_open_rejection_hints_a_short_bounded_wait() {
+    let cfg = BreakerConfig::builder()
+        .no_failure_rate()
+        .consecutive_failures(1)
+        .open_for(20 * S)
+        .half_open_calls(1)
+        .half_open_max_duration(60 * S);
+    let (b, time, _) = breaker(cfg);
+    run(&b, &[F]);
+    assert_eq!(b.retry_after(), Some(20 * S), "the read: time left of OPEN");
+    time.advance(20 * S);
+    let probe = b.acquire().unwrap();
+    let r = b.acquire().unwrap_err();
+    assert_eq!(r.reason, RejectReason::HalfOpenFull);
+    assert_eq!(r.retry_after, S, "a tenth of open_for, at most 1 s");
+    assert_eq!(
+        b.retry_after(),
+        None,
+        "the read is 0 outside OPEN / FORCED_OPEN"
+    );
+    assert_eq!(b.metrics().retry_after, None);
+    assert_eq!(b.wait_hint(), Some(S));
+    // Never past the reclaim of stuck probes.
+    time.advance(59_500 * MS);
+    assert_eq!(b.acquire().unwrap_err().retry_after, 500 * MS);
+    drop(probe);
+}
+
+#[test]
+fn the_half_open_hint_is_a_tenth_of_open_for_within_bounds() {
+    let hint = |open: Duration, max: Duration| {
+        BreakerConfig::builder()
+            .open_for(open)
+            .half_open_max_duration(max)
+            .build()
+            .unwrap()
+            .half_open_retry_hint()
+    };
+    assert_eq!(hint(5 * S, 60 * S), 500 * MS);
+    assert_eq!(hint(3600 * S, 60 * S), S, "capped at 1 s");
+    assert_eq!(hint(5 * MS, 60 * S), MS, "at least 1 ms");
+    assert_eq!(hint(5 * S, 200 * MS), 200 * MS, "never past the reclaim");
+}
+
+#[test]
+fn breaker_aware_retry_polls_on_the_half_open_hint() {
+    use surgewall::{AttemptOutcome, Backoff, Decision, Hint, Jitter, RetryPolicy};
+    let (clock, time) = Clock::mock();
+    let cfg = BreakerConfig::builder()
+        .no_failure_rate()
+        .consecutive_failures(1)
+        .open_for(2 * S)
+        .half_open_calls(1)
+        .build()
+        .unwrap();
+    let b = Breaker::builder("dep", cfg).clock(clock.clone()).build();
+    run(&b, &[F]);
+    time.advance(2 * S);
+    let probe = b.acquire().unwrap(); // someone else's probe, in flight
+    let policy = RetryPolicy::builder()
+        .max_attempts(5)
+        .backoff(Backoff::constant(10 * MS))
+        .jitter(Jitter::None)
+        .clock(clock)
+        .build()
+        .unwrap();
+    let mut s = policy.schedule();
+    assert!(b.acquire().is_err());
+    let d = s.next_with(AttemptOutcome::Retryable, Hint::none().breaker(&b));
+    assert_eq!(
+        d,
+        Decision::Retry(200 * MS),
+        "polls on the hint, not the 60 s reclaim"
+    );
+    time.advance(200 * MS);
+    probe.success();
+    assert!(b.acquire().is_ok(), "the probe closed it meanwhile");
 }

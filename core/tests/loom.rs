@@ -263,9 +263,18 @@ fn i7_a_trip_racing_half_open_always_ends() {
         b.half_open().unwrap();
         tripper.join().unwrap();
         assert_eq!(b.state(), State::HalfOpen);
-        assert_eq!(b.retry_after(), None, "a probe slot is free");
+        assert_eq!(b.wait_hint(), None, "a probe slot is free");
         b.try_acquire_raw().unwrap(); // a probe never reported
-        assert_eq!(b.retry_after(), Some(Duration::from_secs(10)));
+        assert_eq!(
+            b.wait_hint(),
+            Some(Duration::from_millis(100)),
+            "open_for / 10"
+        );
+        // The rejection's hint never goes past the episode's own deadline (10 s on), which
+        // the trip's publication never replaced.
+        time.advance(Duration::from_millis(9_950));
+        let r = b.try_acquire_raw().unwrap_err();
+        assert_eq!(r.retry_after, Duration::from_millis(50));
         wait_ends(&b, &time);
     });
 }

@@ -142,7 +142,12 @@ impl Model {
                         self.admitted += 1;
                         return Ok(self.generation);
                     }
-                    return Err((RejectReason::HalfOpenFull, self.left()));
+                    // A short hint (a tenth of open_for, 1 ms to 1 s), never past the reclaim.
+                    let hint = (OPEN_MS / 10).clamp(1, 1000).min(HALF_OPEN_MAX_MS);
+                    return Err((
+                        RejectReason::HalfOpenFull,
+                        self.left().min(Duration::from_millis(hint)),
+                    ));
                 }
             }
         }
@@ -281,8 +286,11 @@ impl ReferenceStateMachine for Reference {
                 Seen::Nothing
             }
             Op::ForceOpen => {
-                m.enter(State::ForcedOpen);
-                m.deadline = NEVER;
+                // Forcing open a FORCED_OPEN breaker (without a duration) changes nothing.
+                if m.state != State::ForcedOpen {
+                    m.enter(State::ForcedOpen);
+                    m.deadline = NEVER;
+                }
                 Seen::Nothing
             }
             Op::Reset => {

@@ -190,7 +190,24 @@ fn metric(m: &BreakerMetrics, key: &str) -> String {
         "window_calls" => m.window.calls.to_string(),
         "window_failures" => m.window.failures.to_string(),
         "consecutive_opens" => m.consecutive_opens.to_string(),
+        "last_window_calls" => m.last_window.calls.to_string(),
+        "last_window_failures" => m.last_window.failures.to_string(),
+        "minimum_calls" => m.minimum_calls.to_string(),
+        "transitions" => m.transitions.iter().flatten().sum::<u64>().to_string(),
+        "retry_after_ms" => m.retry_after.map_or(0, |d| d.as_millis()).to_string(),
         _ => panic!("unknown metric {key}"),
+    }
+}
+
+/// A rate against `absent` or a number (within 1e-9).
+fn assert_rate(got: Option<f64>, want: &str, at: &str) {
+    match (got, want) {
+        (None, "absent") => {}
+        (Some(r), w) if w != "absent" => {
+            let w: f64 = w.parse().expect("a rate");
+            assert!((r - w).abs() < 1e-9, "{at}: {r} != {w}");
+        }
+        _ => panic!("{at}: {got:?} != {want}"),
     }
 }
 
@@ -295,21 +312,26 @@ fn step(run: &mut Run, words: &[&str], at: &str) {
             let ra = o.get("retry_after_ms").map(|v| ms(v));
             let mut slept = vec![];
             let time = &run.time;
-            let err = run
-                .retry
-                .as_ref()
-                .expect("retry first")
-                .run(
-                    |d| {
-                        slept.push(d.as_millis().to_string());
-                        time.advance(d);
-                    },
-                    |_: &()| ra.map_or(ErrorClass::Retryable, ErrorClass::RetryAfter),
-                    |_| Err::<(), ()>(()),
-                )
-                .unwrap_err();
+            let policy = run.retry.as_ref().expect("retry first");
+            let sleep = |d: Duration| {
+                slept.push(d.as_millis().to_string());
+                time.advance(d);
+            };
+            let classify = |_: &()| ra.map_or(ErrorClass::Retryable, ErrorClass::RetryAfter);
+            let reason = if o.get("guarded").map(String::as_str) == Some("true") {
+                // Each attempt goes through the breaker; the schedule is breaker-aware.
+                policy
+                    .run_guarded(b, sleep, classify, |_| Err::<(), ()>(()))
+                    .unwrap_err()
+                    .reason
+            } else {
+                policy
+                    .run(sleep, classify, |_| Err::<(), ()>(()))
+                    .unwrap_err()
+                    .reason
+            };
             assert_eq!(slept.join(","), o["delays"], "{at}: delays");
-            assert_eq!(err.reason.as_str(), o["stop"], "{at}: stop");
+            assert_eq!(reason.as_str(), o["stop"], "{at}: stop");
         }
         "budget" => {
             let o = kv(&words[1..]);
@@ -344,7 +366,15 @@ fn step(run: &mut Run, words: &[&str], at: &str) {
             let m = b.metrics();
             for w in &words[1..] {
                 let (k, v) = w.split_once('=').expect("key=value");
-                assert_eq!(metric(&m, k), v, "{at}: {k}");
+                let rate = match k {
+                    "failure_rate" => Some(m.failure_rate),
+                    "last_failure_rate" => Some(m.last_failure_rate),
+                    _ => None,
+                };
+                match rate {
+                    Some(got) => assert_rate(got, v, &format!("{at}: {k}")),
+                    None => assert_eq!(metric(&m, k), v, "{at}: {k}"),
+                }
             }
         }
         other => panic!("{at}: unknown command {other}"),

@@ -172,9 +172,9 @@ pub(crate) fn ns(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// Counts of a window.
+/// Counts of a window, and its rates.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct surgewall_window_counts {
     /// Calls recorded (successes and failures).
     pub calls: u64,
@@ -182,20 +182,28 @@ pub struct surgewall_window_counts {
     pub failures: u64,
     /// Slow calls among them.
     pub slow: u64,
-    /// failures / calls (0 without calls).
+    /// failures / calls, or NaN ("not enough data", test with `isnan`) while the window holds
+    /// too few calls to be judged: fewer than `minimum_calls` in CLOSED and METRICS_ONLY, no
+    /// reported probe in HALF_OPEN, always in the states without a window. Never a 0 that
+    /// means "no data".
     pub failure_rate: f64,
-    /// slow / calls (0 without calls).
+    /// slow / calls, or NaN by the same rule.
     pub slow_rate: f64,
 }
 
-impl From<engine::breaker::Counts> for surgewall_window_counts {
-    fn from(c: engine::breaker::Counts) -> Self {
+impl surgewall_window_counts {
+    /// The counts with their rates, NaN where the core says a rate is absent.
+    pub(crate) fn new(
+        c: engine::breaker::Counts,
+        failure_rate: Option<f64>,
+        slow_rate: Option<f64>,
+    ) -> Self {
         surgewall_window_counts {
             calls: c.calls,
             failures: c.failures,
             slow: c.slow,
-            failure_rate: c.failure_rate(),
-            slow_rate: c.slow_rate(),
+            failure_rate: failure_rate.unwrap_or(f64::NAN),
+            slow_rate: slow_rate.unwrap_or(f64::NAN),
         }
     }
 }
@@ -210,10 +218,15 @@ pub struct surgewall_breaker_stats {
     pub generation: u64,
     /// Nanoseconds in the current state.
     pub time_in_state_ns: u64,
-    /// The current window.
+    /// The current episode's window: the sliding window in CLOSED and METRICS_ONLY, the probes
+    /// that reported in HALF_OPEN, empty otherwise.
     pub window: surgewall_window_counts,
-    /// The window that ended the last episode.
+    /// The window of the last episode that ended (CLOSED, METRICS_ONLY or HALF_OPEN, whatever
+    /// it ended in); its rates are NaN by the rule of the episode it ended.
     pub last_window: surgewall_window_counts,
+    /// `minimum_calls` of the configuration: calls a CLOSED or METRICS_ONLY window needs
+    /// before its rates are judged (before that they are NaN).
+    pub minimum_calls: u64,
     /// The failure-rate threshold in force, or a negative number when that rule is off.
     pub failure_rate_threshold: f64,
     /// Successes, ever.
@@ -240,7 +253,9 @@ pub struct surgewall_breaker_stats {
     pub half_open_admitted: u64,
     /// Probes reported in this half-open episode.
     pub half_open_reported: u64,
-    /// Nanoseconds until the breaker admits again (0: it admits now; UINT64_MAX: never by itself).
+    /// Nanoseconds left of an OPEN or timed FORCED_OPEN wait (UINT64_MAX: a forced open without
+    /// deadline); 0 in every other state, HALF_OPEN included (a rejection there carries a short
+    /// hint instead: see `surgewall_breaker_acquire`).
     pub retry_after_ns: u64,
     /// `transitions[from][to]`, indexed by `surgewall_state`.
     pub transitions: [[u64; 6]; 6],
@@ -392,7 +407,9 @@ pub(crate) fn write_fallback(
 
 /// Asks for a permit. `SURGEWALL_OK` writes `*permit_out`; a `SURGEWALL_REJECTED_*` status
 /// writes `*retry_after_ns_out` (if not NULL: nanoseconds until the breaker may admit,
-/// UINT64_MAX for an indefinite forced open). Every OK must be followed by exactly one
+/// UINT64_MAX for an indefinite forced open; for `SURGEWALL_REJECTED_HALF_OPEN` a short hint
+/// to poll on, a tenth of `open_for` within [1 ms, 1 s] and never past the reclaim of stuck
+/// probes). Every OK must be followed by exactly one
 /// `surgewall_breaker_record` (or `_release`).
 #[no_mangle]
 pub extern "C" fn surgewall_breaker_acquire(
@@ -560,8 +577,8 @@ pub extern "C" fn surgewall_breaker_state(
     })
 }
 
-/// Nanoseconds until the breaker admits again: 0 when it admits now, UINT64_MAX for an
-/// indefinite forced open.
+/// Nanoseconds left of an OPEN or timed FORCED_OPEN wait, UINT64_MAX for an indefinite forced
+/// open, 0 in every other state (HALF_OPEN included: a rejection there carries a short hint).
 #[no_mangle]
 pub extern "C" fn surgewall_breaker_retry_after(
     b: *const surgewall_breaker,
@@ -591,8 +608,13 @@ pub extern "C" fn surgewall_breaker_metrics(
                 state: m.state.into(),
                 generation: m.generation,
                 time_in_state_ns: ns(m.time_in_state),
-                window: m.window.into(),
-                last_window: m.last_window.into(),
+                window: surgewall_window_counts::new(m.window, m.failure_rate, m.slow_call_rate),
+                last_window: surgewall_window_counts::new(
+                    m.last_window,
+                    m.last_failure_rate,
+                    m.last_slow_call_rate,
+                ),
+                minimum_calls: m.minimum_calls,
                 failure_rate_threshold: m.failure_rate_threshold.unwrap_or(-1.0),
                 successes: m.successes,
                 failures: m.failures,

@@ -132,13 +132,17 @@ pub struct surgewall_keyed_breaker_key_stats {
     pub state: surgewall_state,
     /// The key's generation (bumped by every transition).
     pub generation: u64,
-    /// The window's counts (CLOSED and METRICS_ONLY; zero otherwise).
+    /// The episode's window: the sliding window in CLOSED and METRICS_ONLY, the probes that
+    /// reported in HALF_OPEN, zero otherwise; rates NaN when absent (as a breaker's).
     pub window: surgewall_window_counts,
+    /// `minimum_calls` of the key's configuration.
+    pub minimum_calls: u64,
     /// Consecutive failures (CLOSED).
     pub consecutive_failures: u64,
     /// Openings since the key last closed.
     pub consecutive_opens: u64,
-    /// Nanoseconds until the key admits again (0: it admits now; UINT64_MAX: never by itself).
+    /// Nanoseconds left of an OPEN or timed FORCED_OPEN wait (UINT64_MAX: without deadline), 0
+    /// in every other state, HALF_OPEN included.
     pub retry_after_ns: u64,
 }
 
@@ -147,7 +151,8 @@ impl From<&KeySnapshot> for surgewall_keyed_breaker_key_stats {
         surgewall_keyed_breaker_key_stats {
             state: s.state.into(),
             generation: s.generation,
-            window: s.window.into(),
+            window: surgewall_window_counts::new(s.window, s.failure_rate(), s.slow_call_rate()),
+            minimum_calls: s.minimum_calls,
             consecutive_failures: s.consecutive_failures,
             consecutive_opens: s.consecutive_opens,
             retry_after_ns: s.retry_after.map_or(0, ns),
@@ -465,7 +470,8 @@ fn acquire(
 /// Asks `key`'s breaker (created from the template or its override if the key is new) for a
 /// permit. `SURGEWALL_OK` writes `*permit_out`; a `SURGEWALL_REJECTED_*` status writes
 /// `*retry_after_ns_out` (if not NULL: nanoseconds until the key may admit, UINT64_MAX for an
-/// indefinite forced open); `SURGEWALL_REGISTRY_FULL`: the key is new and the key cap refuses
+/// indefinite forced open, a short hint when half-open is full, as
+/// `surgewall_breaker_acquire`); `SURGEWALL_REGISTRY_FULL`: the key is new and the key cap refuses
 /// it. Every OK must be followed by exactly one `surgewall_keyed_breaker_record` (or
 /// `_release`).
 #[no_mangle]
@@ -784,6 +790,7 @@ mod tests {
             state: State::ForcedOpen,
             generation: 3,
             window: Default::default(),
+            minimum_calls: 20,
             consecutive_failures: 0,
             consecutive_opens: 1,
             retry_after: Some(Duration::MAX),
@@ -793,6 +800,11 @@ mod tests {
         assert_eq!(
             (c.generation, c.consecutive_opens, c.retry_after_ns),
             (3, 1, u64::MAX)
+        );
+        assert_eq!(c.minimum_calls, 20);
+        assert!(
+            c.window.failure_rate.is_nan() && c.window.slow_rate.is_nan(),
+            "no window: absent"
         );
     }
 

@@ -355,8 +355,11 @@ static void test_guarded_calls_and_metrics(void)
     CHECK_U64(m.window.calls, 3);
     CHECK_U64(m.window.failures, 1);
     CHECK_U64(m.window.slow, 2);
-    CHECK(fabs(m.window.failure_rate - 1.0 / 3.0) < 1e-9);
-    CHECK(fabs(m.window.slow_rate - 2.0 / 3.0) < 1e-9);
+    /* 3 calls < minimum_calls 10: the rates are absent (NaN), not 0 */
+    CHECK_U64(m.minimum_calls, 10);
+    CHECK(isnan(m.window.failure_rate));
+    CHECK(isnan(m.window.slow_rate));
+    CHECK(isnan(m.last_window.failure_rate)); /* no episode ended yet */
     CHECK_U64(m.consecutive_failures, 0);
     CHECK_U64(m.rejected_open, 0);
     CHECK_U64(m.late_results, 0);
@@ -387,7 +390,10 @@ static void test_guarded_calls_and_metrics(void)
     CHECK_U64(m.consecutive_opens, 1);
     CHECK_U64(m.last_window.calls, 10);
     CHECK_U64(m.last_window.failures, 5);
+    CHECK(fabs(m.last_window.failure_rate - 0.5) < 1e-9); /* 10 calls: judged */
+    CHECK(fabs(m.last_window.slow_rate - 0.2) < 1e-9);
     CHECK_U64(m.window.calls, 0);
+    CHECK(isnan(m.window.failure_rate)); /* OPEN has no window */
     CHECK_U64(m.retry_after_ns, 5000 * MS);
     CHECK_U64(m.transitions[SURGEWALL_STATE_CLOSED][SURGEWALL_STATE_OPEN], 1);
 
@@ -415,18 +421,29 @@ static void test_guarded_calls_and_metrics(void)
     }
     CHECK_U64(state_of(b), SURGEWALL_STATE_HALF_OPEN);
     CHECK_STATUS(surgewall_breaker_acquire(b, &p, &ra), SURGEWALL_REJECTED_HALF_OPEN);
+    CHECK_U64(ra, 500 * MS); /* a short hint: open_for / 10, not the 60 s reclaim */
+    CHECK_OK(surgewall_breaker_retry_after(b, &ra));
+    CHECK_U64(ra, 0); /* the read: 0 outside OPEN and FORCED_OPEN */
     m = stats_of(b);
     CHECK_U64(m.half_open_admitted, 3);
     CHECK_U64(m.half_open_reported, 0);
     CHECK_U64(m.rejected_half_open, 1);
+    CHECK_U64(m.retry_after_ns, 0);
+    CHECK(isnan(m.window.failure_rate)); /* no probe reported yet */
     /* a released probe gives its slot back */
     CHECK_OK(surgewall_breaker_release(b, probes[2]));
     CHECK_OK(surgewall_breaker_acquire(b, &probes[2], NULL));
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 2; i++) {
         CHECK_OK(surgewall_breaker_record(b, probes[i], SURGEWALL_OUTCOME_SUCCESS));
     }
+    m = stats_of(b); /* the probes that reported are the half-open window */
+    CHECK_U64(m.window.calls, 2);
+    CHECK(m.window.failure_rate == 0.0);
+    CHECK_OK(surgewall_breaker_record(b, probes[2], SURGEWALL_OUTCOME_SUCCESS));
     m = stats_of(b);
     CHECK_U64(m.state, SURGEWALL_STATE_CLOSED);
+    CHECK_U64(m.last_window.calls, 3); /* the probes' episode ended */
+    CHECK_U64(m.last_window.failures, 0);
     CHECK_U64(m.generation, 3);
     CHECK_U64(m.consecutive_opens, 0);
     CHECK_U64(m.transitions[SURGEWALL_STATE_OPEN][SURGEWALL_STATE_HALF_OPEN], 1);
@@ -1067,6 +1084,8 @@ static void test_keyed_breaker(void)
     CHECK_U64(ks.consecutive_failures, 1);
     CHECK_U64(ks.window.calls, 1);
     CHECK_U64(ks.window.failures, 1);
+    CHECK_U64(ks.minimum_calls, 20);
+    CHECK(isnan(ks.window.failure_rate)); /* 1 call < minimum_calls: absent */
     CHECK_OK(keyed_call(kb, 1, SURGEWALL_OUTCOME_FAILURE));
     ks = key_stats(kb, 1);
     CHECK_U64(ks.state, SURGEWALL_STATE_OPEN);
@@ -1088,6 +1107,8 @@ static void test_keyed_breaker(void)
     CHECK_OK(surgewall_keyed_breaker_acquire(kb, 1, &p, &ra));
     CHECK_U64(key_stats(kb, 1).state, SURGEWALL_STATE_HALF_OPEN);
     CHECK_STATUS(surgewall_keyed_breaker_acquire(kb, 1, &q, &ra), SURGEWALL_REJECTED_HALF_OPEN);
+    CHECK_U64(ra, 100 * MS); /* open_for 1 s / 10: a short hint */
+    CHECK_U64(key_stats(kb, 1).retry_after_ns, 0);
     CHECK_OK(surgewall_keyed_breaker_record(kb, p, SURGEWALL_OUTCOME_SUCCESS));
     CHECK_U64(key_stats(kb, 1).state, SURGEWALL_STATE_CLOSED);
     /* the probe's permit again: late (the key moved on) */

@@ -6,6 +6,7 @@
  * Every scenario runs through the C ABI on a fresh breaker driven by a mock clock; each one
  * counts as one check in the final "N passed, N failed" line.
  */
+#include <math.h>
 #include <stdlib.h>
 
 #include "check.h"
@@ -150,7 +151,24 @@ static void expect(struct run *r, char **w, int n)
         else if (strcmp(key, "window_calls") == 0) v = m.window.calls;
         else if (strcmp(key, "window_failures") == 0) v = m.window.failures;
         else if (strcmp(key, "consecutive_opens") == 0) v = m.consecutive_opens;
-        else {
+        else if (strcmp(key, "last_window_calls") == 0) v = m.last_window.calls;
+        else if (strcmp(key, "last_window_failures") == 0) v = m.last_window.failures;
+        else if (strcmp(key, "minimum_calls") == 0) v = m.minimum_calls;
+        else if (strcmp(key, "retry_after_ms") == 0) v = m.retry_after_ns / (uint64_t)MS;
+        else if (strcmp(key, "transitions") == 0) {
+            for (int from = 0; from < 6; from++)
+                for (int to = 0; to < 6; to++) v += m.transitions[from][to];
+        } else if (strcmp(key, "failure_rate") == 0 || strcmp(key, "last_failure_rate") == 0) {
+            /* A rate: NaN is "absent"; a number is compared within 1e-9. */
+            double rate = key[0] == 'f' ? m.window.failure_rate : m.last_window.failure_rate;
+            int ok = strcmp(want, "absent") == 0 ? isnan(rate)
+                                                  : !isnan(rate) && fabs(rate - atof(want)) < 1e-9;
+            if (!ok) {
+                fprintf(stderr, "%s (line %d): %s is %g, wanted %s\n", r->name, r->line, key, rate, want);
+                r->failed++;
+            }
+            continue;
+        } else {
             fail(r, "unknown metric %s%s", key, "");
             continue;
         }
@@ -266,10 +284,20 @@ static void run_retry(struct run *r, char **w, int n)
         fail(r, "run_retry needs a retry policy and delays=, stop=%s%s", "", "");
         return;
     }
+    /* guarded=true: each attempt goes through the breaker (a rejection is a retryable attempt)
+     * and the schedule is breaker-aware */
+    const char *guarded = opt(w, n, "guarded");
+    surgewall_breaker *b = guarded != NULL && strcmp(guarded, "true") == 0 ? r->breaker : NULL;
     expect_status(r, surgewall_retry_schedule_new(r->retry, &s), SURGEWALL_OK, "schedule_new");
     for (;;) {
+        if (b != NULL) {
+            surgewall_permit p;
+            if (surgewall_breaker_acquire(b, &p, NULL) == SURGEWALL_OK)
+                expect_status(r, surgewall_breaker_record(b, p, SURGEWALL_OUTCOME_FAILURE), SURGEWALL_OK,
+                              "run_retry: record");
+        }
         surgewall_status st = surgewall_retry_schedule_next(s, SURGEWALL_ATTEMPT_OUTCOME_RETRYABLE,
-                                                            ra != NULL ? ms(ra) : -1, NULL, &d);
+                                                            ra != NULL ? ms(ra) : -1, b, &d);
         expect_status(r, st, SURGEWALL_OK, "schedule_next");
         if (st != SURGEWALL_OK || !d.retry) break;
         size_t len = strlen(delays);

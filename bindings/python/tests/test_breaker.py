@@ -348,3 +348,41 @@ def test_consecutive_failures_matches_a_model(outcomes: List[str], k: int) -> No
         assert (b.state is State.OPEN) == (streak >= k)
     b.free()
     clock.free()
+
+
+def test_what_a_user_reads_back_issue_16(breaker: Breaker, clock: MockClock) -> None:
+    # Rates are absent (None) below minimum_calls, not a 0.0 that reads as healthy.
+    for _ in range(3):
+        breaker.call(lambda: None)
+    m = breaker.metrics()
+    assert (m.minimum_calls, m.window.calls, m.window.failure_rate) == (4, 3, None)
+    assert m.window.slow_rate is None and m.last_window.failure_rate is None
+    trip(breaker, 2)  # 2 failures of 5: 40 %, then 3 of 6: 50 % trips
+    trip(breaker, 1)
+    m = breaker.metrics()
+    assert m.state is State.OPEN and m.window.failure_rate is None
+    assert (m.last_window.calls, m.last_window.failures) == (6, 3)
+    assert m.last_window.failure_rate == pytest.approx(0.5)
+    # Half-open: the probes are the window; a full half-open hints a short wait (open_for / 10)
+    # while the breaker's own retry_after reads 0.
+    clock.advance(5.0)
+    p1, p2 = breaker.acquire(), breaker.acquire()
+    with pytest.raises(surgewall.CircuitOpenError) as ei:
+        breaker.acquire()
+    assert ei.value.retry_after == pytest.approx(0.5)
+    assert breaker.retry_after == 0.0
+    p1.success()
+    m = breaker.metrics()
+    assert (m.state, m.window.calls, m.window.failure_rate) == (State.HALF_OPEN, 1, 0.0)
+    p2.failure()  # 1 of 2 probes failed: back to OPEN, the probes' episode is the last window
+    m = breaker.metrics()
+    assert m.state is State.OPEN
+    assert (m.last_window.calls, m.last_window.failures) == (2, 1)
+    # Forcing open a FORCED_OPEN breaker is not a transition; a duration moves the deadline.
+    breaker.force_open()
+    before = breaker.metrics()
+    breaker.force_open()
+    breaker.force_open(2.0)
+    after = breaker.metrics()
+    assert (after.generation, after.transitions) == (before.generation, before.transitions)
+    assert breaker.retry_after == pytest.approx(2.0)

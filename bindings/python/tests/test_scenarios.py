@@ -5,6 +5,7 @@ It must agree with the Rust runner (core/tests/scenarios.rs): same file, same ve
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -108,6 +109,12 @@ def metric(m: surgewall.BreakerMetrics, key: str) -> str:
         "window_calls": m.window.calls,
         "window_failures": m.window.failures,
         "consecutive_opens": m.consecutive_opens,
+        "last_window_calls": m.last_window.calls,
+        "last_window_failures": m.last_window.failures,
+        "minimum_calls": m.minimum_calls,
+        "transitions": sum(m.transitions.values()),
+        # math.inf (a forced open without deadline) is never compared: -1 keeps it apart.
+        "retry_after_ms": -1 if math.isinf(m.retry_after) else round(m.retry_after * 1000),
     }
     if key not in values:
         raise AssertionError(f"unknown metric {key}")
@@ -244,7 +251,10 @@ class Policies:
                 raise Throttled(ra)
 
             with pytest.raises(surgewall.RetryError) as stopped:
-                self.retry.call(attempt)
+                if o.get("guarded") == "true":  # each attempt through the breaker, aware of it
+                    surgewall.guard(breaker=self.breaker, retry=self.retry).call(attempt)
+                else:
+                    self.retry.call(attempt)
             delays = ",".join(str(round(d * 1000)) for d in self.slept)
             assert delays == o["delays"], f"{at}: delays {delays}, want {o['delays']}"
             # The retry slept on the mock clock: exactly the delays it reported passed.
@@ -351,6 +361,14 @@ def run(sc: Scenario) -> None:
             m = b.metrics()
             for w in words[1:]:
                 k, v = w.split("=", 1)
+                rates = {"failure_rate": m.window, "last_failure_rate": m.last_window}
+                if k in rates:
+                    rate = rates[k].failure_rate
+                    if v == "absent":
+                        assert rate is None, f"{at}: {k}: got {rate}, want absent"
+                    else:
+                        assert rate == pytest.approx(float(v), abs=1e-9), f"{at}: {k}: {rate}"
+                    continue
                 assert metric(m, k) == v, f"{at}: {k}: got {metric(m, k)}, want {v}"
         else:
             raise AssertionError(f"{at}: unknown command {cmd}")

@@ -133,10 +133,10 @@ pub fn run(out: &mut impl Write) -> std::io::Result<()> {
                 let m = breaker.metrics();
                 let detail = match to {
                     surgewall::State::Open => format!(
-                        "  (last window: {} calls, {:.0} % failed, {:.0} % slow; retry after {:.1?})",
+                        "  (last window: {} calls, {} failed, {} slow; retry after {:.1?})",
                         m.last_window.calls,
-                        m.last_window.failure_rate() * 100.0,
-                        m.last_window.slow_rate() * 100.0,
+                        percent(m.last_failure_rate),
+                        percent(m.last_slow_call_rate),
                         m.retry_after.unwrap_or_default()
                     ),
                     _ => String::new(),
@@ -156,12 +156,12 @@ pub fn run(out: &mut impl Write) -> std::io::Result<()> {
             let m = breaker.metrics();
             writeln!(
                 out,
-                "{:>6.2}s  [{}] window {} calls, {:.0} % failed, {:.0} % slow | served {served}, rejected {rejected}",
+                "{:>6.2}s  [{}] window {} calls, {} failed, {} slow | served {served}, rejected {rejected}",
                 secs(time.now_ns()),
                 m.state,
                 m.window.calls,
-                m.window.failure_rate() * 100.0,
-                m.window.slow_rate() * 100.0,
+                percent(m.failure_rate),
+                percent(m.slow_call_rate),
             )?;
         }
     }
@@ -179,4 +179,9 @@ pub fn run(out: &mut impl Write) -> std::io::Result<()> {
         m.state
     )?;
     Ok(())
+}
+
+/// A rate as a percentage, or "n/a" while the window holds too few calls to judge it.
+fn percent(rate: Option<f64>) -> String {
+    rate.map_or_else(|| "n/a".to_string(), |r| format!("{:.0} %", r * 100.0))
 }

@@ -91,12 +91,22 @@ pub(crate) fn acquire_slow(b: &impl Admit, mut w: Word) -> Result<RawPermit, Rej
                                 w = cur;
                                 continue;
                             }
-                            let left = left.unwrap_or(b.config().half_open_max_duration);
-                            return Err(b.reject(RejectReason::HalfOpenFull, left));
+                            // A short hint to poll on (a probe may report any moment),
+                            // never past the reclaim of stuck probes.
+                            let hint = half_open_hint(b.config(), left);
+                            return Err(b.reject(RejectReason::HalfOpenFull, hint));
                         }
                     }
                 }
             }
         }
     }
+}
+
+/// The `retry_after` of a "half-open full" rejection, given the time `left` before the
+/// episode's stuck probes are reclaimed (`None` while its deadline is not published yet): the
+/// configuration's [`half_open_retry_hint`](BreakerConfig::half_open_retry_hint), cut to `left`.
+pub(crate) fn half_open_hint(config: &BreakerConfig, left: Option<Duration>) -> Duration {
+    let hint = config.half_open_retry_hint();
+    left.map_or(hint, |l| hint.min(l))
 }

@@ -134,7 +134,33 @@ impl BreakerConfig {
     pub fn half_open_max_duration(&self) -> Duration {
         self.half_open_max_duration
     }
+    /// The `retry_after` of a "half-open full" rejection (every probe is out): a tenth of
+    /// [`open_for`](Self::open_for), at least 1 ms and at most [`HALF_OPEN_RETRY_HINT_MAX`],
+    /// and never longer than [`half_open_max_duration`](Self::half_open_max_duration) (a
+    /// rejection also never waits past the moment stuck probes are reclaimed). A probe may
+    /// report within milliseconds, so a caller polls on this short hint rather than sleeping
+    /// until the reclaim.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use surgewall::BreakerConfig;
+    ///
+    /// let c = BreakerConfig::builder().open_for(Duration::from_secs(5)).build()?;
+    /// assert_eq!(c.half_open_retry_hint(), Duration::from_millis(500));
+    /// let c = BreakerConfig::builder().open_for(Duration::from_secs(60)).build()?;
+    /// assert_eq!(c.half_open_retry_hint(), Duration::from_secs(1));
+    /// # Ok::<(), surgewall::ConfigError>(())
+    /// ```
+    pub fn half_open_retry_hint(&self) -> Duration {
+        (self.open_for / 10)
+            .clamp(Duration::from_millis(1), HALF_OPEN_RETRY_HINT_MAX)
+            .min(self.half_open_max_duration)
+    }
 }
+
+/// The longest `retry_after` of a "half-open full" rejection (see
+/// [`BreakerConfig::half_open_retry_hint`]).
+pub const HALF_OPEN_RETRY_HINT_MAX: Duration = Duration::from_secs(1);
 
 /// Builds a [`BreakerConfig`]; [`build`](Self::build) validates every field.
 ///

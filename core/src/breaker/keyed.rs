@@ -495,8 +495,9 @@ impl Cell {
 
     /// Publishes the deadline of the transition into `generation`, unless the cell has moved
     /// past it (see [`publish`](super::publish)).
-    fn publish_deadline(&self, generation: u64, deadline: u64) {
-        super::publish(&self.word, &self.deadline, generation, |_| false, deadline);
+    /// Returns whether it wrote.
+    fn publish_deadline(&self, generation: u64, deadline: u64) -> bool {
+        super::publish(&self.word, &self.deadline, generation, |_| false, deadline)
     }
 }
 
@@ -716,14 +717,55 @@ pub struct KeySnapshot {
     pub state: State,
     /// The generation (bumped by every transition).
     pub generation: u64,
-    /// The window's counts (CLOSED and METRICS_ONLY; zero otherwise).
+    /// The episode's window: the sliding window in CLOSED and METRICS_ONLY, the probes that
+    /// reported in HALF_OPEN, zero otherwise.
     pub window: Counts,
+    /// `minimum_calls` of the key's configuration (see [`failure_rate`](Self::failure_rate)).
+    pub minimum_calls: u64,
     /// Consecutive failures (CLOSED).
     pub consecutive_failures: u64,
     /// Consecutive openings (OPEN, HALF_OPEN, FORCED_OPEN).
     pub consecutive_opens: u64,
-    /// How long until the key admits again, or `None` when it admits now.
+    /// The time left of an OPEN or timed FORCED_OPEN wait (`Duration::MAX` without deadline),
+    /// `None` in every other state, HALF_OPEN included (as [`Breaker::retry_after`](
+    /// super::Breaker::retry_after)).
     pub retry_after: Option<Duration>,
+}
+
+impl KeySnapshot {
+    /// Whether the window holds enough calls for its rates: `minimum_calls` in CLOSED and
+    /// METRICS_ONLY, one reported probe in HALF_OPEN, never in the states without a window.
+    fn judged(&self) -> bool {
+        match self.state {
+            State::Closed | State::MetricsOnly => self.window.judged(self.minimum_calls),
+            State::HalfOpen => self.window.judged(1),
+            State::Open | State::ForcedOpen | State::Disabled => false,
+        }
+    }
+
+    /// The window's failure rate, or `None` ("not enough data") while the window holds too
+    /// few calls to be judged (the rule of [`BreakerMetrics::failure_rate`](
+    /// super::BreakerMetrics::failure_rate)).
+    ///
+    /// ```
+    /// use surgewall::breaker::keyed::KeyedBreaker;
+    /// use surgewall::BreakerConfig;
+    /// let config = BreakerConfig::builder().failure_rate(0.9).minimum_calls(2).build()?;
+    /// let b = KeyedBreaker::<u64>::builder(config).build()?;
+    /// b.try_acquire(&1)?.failure();
+    /// assert_eq!(b.get(&1).unwrap().failure_rate(), None);
+    /// b.try_acquire(&1)?.success();
+    /// assert_eq!(b.get(&1).unwrap().failure_rate(), Some(0.5));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn failure_rate(&self) -> Option<f64> {
+        self.judged().then(|| self.window.failure_rate())
+    }
+
+    /// The window's slow-call rate, absent by the rule of [`failure_rate`](Self::failure_rate).
+    pub fn slow_call_rate(&self) -> Option<f64> {
+        self.judged().then(|| self.window.slow_rate())
+    }
 }
 
 /// Counters of a keyed breaker, over all its keys.
@@ -1448,8 +1490,22 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
     pub fn force_open(&self, key: &K, duration: Option<Duration>) -> Result<(), RegistryFull> {
         self.on_key(key, |cell, prepared| {
             let now = self.shared.clock.now_ns();
+            let deadline = |g: u64| match duration {
+                Some(d) => deadline_after(g, now, d),
+                None => tag(g) | DEADLINE_NEVER,
+            };
             loop {
                 let w = cell.load();
+                if w.state() == State::ForcedOpen {
+                    // Not a transition (see `Breaker::force_open`): without a duration nothing
+                    // changes, with one only the deadline moves, in the same generation.
+                    if duration.is_none()
+                        || cell.publish_deadline(w.generation(), deadline(w.generation()))
+                    {
+                        return;
+                    }
+                    continue;
+                }
                 let next = w.next(State::ForcedOpen);
                 let opens = Self::opens(cell, w);
                 if cell.cas(w, next).is_ok() {
@@ -1459,12 +1515,8 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
                         |v| probe_is_current(v, g),
                         pack_probe(g, opens, 0, 0, 0),
                     );
-                    let at = match duration {
-                        Some(d) => deadline_after(g, now, d),
-                        None => tag(g) | DEADLINE_NEVER,
-                    };
                     // After the probe word, as a transition to OPEN (see `entered`).
-                    cell.publish_deadline(g, at);
+                    cell.publish_deadline(g, deadline(g));
                     self.entered(cell, prepared, w, next, TransitionReason::Manual, now);
                     return;
                 }
@@ -1527,21 +1579,27 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
         let now = self.shared.clock.now_ns();
         let config = &prepared.config;
         let recording = matches!(w.state(), State::Closed | State::MetricsOnly);
-        let window = if recording {
-            prepared
-                .buckets
-                .counts(cell.window.load(Ordering::Relaxed), prepared.epoch(now))
-        } else {
-            Counts::default()
+        // Relaxed: the window word is self-contained (see `Cell::count`).
+        let word = cell.window.load(Ordering::Relaxed);
+        let window = match w.state() {
+            State::Closed | State::MetricsOnly => {
+                prepared.buckets.counts(word, prepared.epoch(now))
+            }
+            // The probes that reported in this episode.
+            State::HalfOpen => {
+                let (calls, failures, slow) = probe_counts(word, w.generation());
+                Counts {
+                    calls,
+                    failures,
+                    slow,
+                }
+            }
+            State::Open | State::ForcedOpen | State::Disabled => Counts::default(),
         };
         let retry_after = match w.state() {
             State::Open | State::ForcedOpen => Some(
                 cell.remaining(w, now, longest_wait(config, w))
                     .unwrap_or(config.open_for),
-            ),
-            State::HalfOpen if w.admitted() >= u64::from(config.half_open_calls) => Some(
-                cell.remaining(w, now, longest_wait(config, w))
-                    .unwrap_or(config.half_open_max_duration),
             ),
             _ => None,
         };
@@ -1549,6 +1607,7 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
             state: w.state(),
             generation: w.generation(),
             window,
+            minimum_calls: u64::from(config.minimum_calls),
             consecutive_failures: if recording {
                 WindowWord::unpack(cell.window.load(Ordering::Relaxed)).streak
             } else {

@@ -50,7 +50,9 @@ use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
 
-pub use config::{BreakerConfig, BreakerConfigBuilder, OpenBackoff, Window, MAX_WAIT};
+pub use config::{
+    BreakerConfig, BreakerConfigBuilder, OpenBackoff, Window, HALF_OPEN_RETRY_HINT_MAX, MAX_WAIT,
+};
 pub use metrics::BreakerMetrics;
 pub use permit::{CallError, Outcome, Permit, RawPermit, Recorded, RejectReason, Rejected};
 pub use state::{State, TransitionReason};
@@ -275,7 +277,9 @@ pub struct Breaker {
     consecutive_opens: AtomicU64,
     /// The failure-rate threshold as f64 bits (a dynamic threshold may move it).
     threshold: AtomicU64,
-    last_window: [AtomicU64; 3],
+    /// The last ended episode's window: calls, failures, slow calls, and the calls it needed
+    /// to be judged (see [`Breaker::episode_window`]).
+    last_window: [AtomicU64; 4],
     transitions: [[AtomicU64; 6]; 6],
     rng: SplitMix,
     config: BreakerConfig,
@@ -545,19 +549,66 @@ impl Breaker {
         Some(deadline_left(us, now, longest_wait(&self.config, w)))
     }
 
-    /// How long until the breaker admits again, or `None` when it admits now. No side effects.
+    /// The time left of an OPEN or timed FORCED_OPEN wait (`Duration::MAX` for a forced
+    /// open without deadline), `None` in every other state (HALF_OPEN included). No side
+    /// effects. For how long a caller should wait before asking again, see
+    /// [`wait_hint`](Self::wait_hint).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use surgewall::{Breaker, BreakerConfig};
+    ///
+    /// let b = Breaker::new("ledger", BreakerConfig::default());
+    /// assert_eq!(b.retry_after(), None);
+    /// b.force_open(Some(Duration::from_secs(30)));
+    /// assert!(b.retry_after().is_some_and(|d| d <= Duration::from_secs(30)));
+    /// ```
     pub fn retry_after(&self) -> Option<Duration> {
         let w = self.load();
-        let now = self.clock.now_ns();
         match w.state() {
-            State::Open | State::ForcedOpen => {
-                Some(self.remaining(w, now).unwrap_or(self.config.open_for))
-            }
-            State::HalfOpen if w.admitted() >= u64::from(self.config.half_open_calls) => Some(
-                self.remaining(w, now)
-                    .unwrap_or(self.config.half_open_max_duration),
+            State::Open | State::ForcedOpen => Some(
+                self.remaining(w, self.clock.now_ns())
+                    .unwrap_or(self.config.open_for),
             ),
             _ => None,
+        }
+    }
+
+    /// How long a caller should wait before asking for a permit again, or `None` when one
+    /// would be admitted now: [`retry_after`](Self::retry_after) in OPEN and FORCED_OPEN; in
+    /// HALF_OPEN with every probe out, the short hint a rejection carries
+    /// ([`BreakerConfig::half_open_retry_hint`], never past the reclaim of stuck probes).
+    /// Breaker-aware retry polls on it. No side effects.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use surgewall::{Breaker, BreakerConfig, State};
+    /// use surgewall::clock::Clock;
+    ///
+    /// let (clock, time) = Clock::mock();
+    /// let config = BreakerConfig::builder()
+    ///     .consecutive_failures(1)
+    ///     .open_for(Duration::from_secs(2))
+    ///     .half_open_calls(1)
+    ///     .build()?;
+    /// let b = Breaker::builder("ledger", config).clock(clock).build();
+    /// b.acquire().unwrap().failure();
+    /// time.advance(Duration::from_secs(2));
+    /// let probe = b.acquire().unwrap(); // HALF_OPEN, the only probe is out
+    /// assert_eq!(b.retry_after(), None);
+    /// assert_eq!(b.wait_hint(), Some(Duration::from_millis(200)));
+    /// probe.success();
+    /// assert_eq!((b.state(), b.wait_hint()), (State::Closed, None));
+    /// # Ok::<(), surgewall::ConfigError>(())
+    /// ```
+    pub fn wait_hint(&self) -> Option<Duration> {
+        let w = self.load();
+        match w.state() {
+            State::HalfOpen if w.admitted() >= u64::from(self.config.half_open_calls) => {
+                let left = self.remaining(w, self.clock.now_ns());
+                Some(admission::half_open_hint(&self.config, left))
+            }
+            _ => self.retry_after(),
         }
     }
 
@@ -833,17 +884,14 @@ impl Breaker {
     /// event. Returns whether this call made the transition.
     fn transition(&self, from: Word, to: State, reason: TransitionReason, now: u64) -> bool {
         let mut cur = from;
+        // Every episode that ends leaves its window, read before a reset below clears it and
+        // kept only by the winner.
+        let ended = self.episode_window(from, now, &self.totals());
         if matches!(to, State::Closed | State::MetricsOnly) {
             // A fresh episode: reset before the new generation is visible, so its first
             // results land in the new window.
             self.streak.store(0, Ordering::Relaxed);
             self.window.reset(now, &self.totals());
-        }
-        if matches!(from.state(), State::Closed | State::MetricsOnly) && to != from.state() {
-            let c = self.window.counts(now, &self.totals());
-            for (slot, v) in self.last_window.iter().zip([c.calls, c.failures, c.slow]) {
-                slot.store(v, Ordering::Relaxed);
-            }
         }
         loop {
             // The flag and the probe count may change under us; the state and generation may not.
@@ -853,10 +901,47 @@ impl Breaker {
             let next = cur.next(to);
             match self.cas(cur, next) {
                 Ok(()) => {
+                    self.keep_last_window(ended);
                     self.entered(cur, next, reason, now);
                     return true;
                 }
                 Err(w) => cur = w,
+            }
+        }
+    }
+
+    /// The window of the episode in `w` and the calls it needs before its rates are judged:
+    /// the sliding window and `minimum_calls` in CLOSED and METRICS_ONLY, the probes that
+    /// reported and one probe in HALF_OPEN; `None` in the states without a window.
+    fn episode_window(&self, w: Word, now: u64, totals: &Totals) -> Option<(Counts, u64)> {
+        match w.state() {
+            State::Closed | State::MetricsOnly => Some((
+                self.window.counts(now, totals),
+                u64::from(self.config.minimum_calls),
+            )),
+            State::HalfOpen => {
+                let p = self.probe.load(Ordering::Acquire);
+                let (calls, failures, slow) = unpack_probe(p, w.generation());
+                Some((
+                    Counts {
+                        calls,
+                        failures,
+                        slow,
+                    },
+                    1,
+                ))
+            }
+            State::Open | State::ForcedOpen | State::Disabled => None,
+        }
+    }
+
+    /// Keeps the window of an episode that just ended as the last window (advisory counts,
+    /// Relaxed: they may lag by the calls in flight when it ended).
+    fn keep_last_window(&self, ended: Option<(Counts, u64)>) {
+        if let Some((c, need)) = ended {
+            let values = [c.calls, c.failures, c.slow, need];
+            for (slot, v) in self.last_window.iter().zip(values) {
+                slot.store(v, Ordering::Relaxed);
             }
         }
     }
@@ -948,6 +1033,9 @@ impl Breaker {
 
     /// Opens the breaker by hand: rejecting until another manual transition, or until
     /// `duration` has passed (then the next caller starts probing, as after an OPEN wait).
+    /// On a FORCED_OPEN breaker it is not a transition (no generation bump, no counted
+    /// transition, no event): without a duration nothing changes, with one only the deadline
+    /// moves.
     ///
     /// ```
     /// use surgewall::{Breaker, BreakerConfig, RejectReason};
@@ -962,32 +1050,43 @@ impl Breaker {
         let now = self.clock.now_ns();
         loop {
             let w = self.load();
-            let next = w.next(State::ForcedOpen);
-            // A forced open with a new deadline replaces the current one, even from FORCED_OPEN.
-            if self.cas(w, next).is_ok() {
-                let at = match duration {
-                    Some(d) => deadline_after(next.generation(), now, d),
-                    None => (next.generation() & 0xFFFF) << 48 | DEADLINE_NEVER,
-                };
-                self.publish_deadline(next.generation(), at);
-                if matches!(w.state(), State::Closed | State::MetricsOnly) {
-                    let c = self.window.counts(now, &self.totals());
-                    for (slot, v) in self.last_window.iter().zip([c.calls, c.failures, c.slow]) {
-                        slot.store(v, Ordering::Relaxed);
+            let deadline = |generation: u64| match duration {
+                Some(d) => deadline_after(generation, now, d),
+                None => (generation & 0xFFFF) << 48 | DEADLINE_NEVER,
+            };
+            if w.state() == State::ForcedOpen {
+                // Already FORCED_OPEN: not a transition. Without a duration nothing changes;
+                // with one only the deadline moves (same generation, so no permit or result
+                // is fenced). Retried should the wait end meanwhile.
+                match duration {
+                    None => return,
+                    Some(_) => {
+                        let g = w.generation();
+                        if publish(&self.word, &self.deadline, g, |_| false, deadline(g)) {
+                            return;
+                        }
+                        continue;
                     }
                 }
+            }
+            let ended = self.episode_window(w, now, &self.totals());
+            let next = w.next(State::ForcedOpen);
+            if self.cas(w, next).is_ok() {
+                self.publish_deadline(next.generation(), deadline(next.generation()));
+                self.keep_last_window(ended);
                 self.entered(w, next, TransitionReason::Manual, now);
                 return;
             }
         }
     }
 
-    /// Disables the breaker: every call passes, nothing is recorded.
+    /// Disables the breaker: every call passes, nothing is recorded. A no-op when DISABLED.
     pub fn disable(&self) {
         let _ = self.manual(State::Disabled, |_| Ok(()));
     }
 
-    /// Every call passes and is recorded, but the breaker never trips.
+    /// Every call passes and is recorded, but the breaker never trips. A no-op when
+    /// METRICS_ONLY.
     pub fn metrics_only(&self) {
         let _ = self.manual(State::MetricsOnly, |_| Ok(()));
     }
@@ -1009,8 +1108,12 @@ impl Breaker {
         })
     }
 
-    /// Starts a fresh CLOSED episode from any state, CLOSED included (counts are cleared, the
-    /// open-wait backoff starts over).
+    /// Starts a fresh CLOSED episode from any state, CLOSED included: the window is cleared
+    /// (the episode it ends leaves its snapshot in `last_window`), the open-wait backoff starts
+    /// over, and permits of the ended episode are fenced (their results are late). Unlike
+    /// [`close`](Self::close), which is a no-op on a CLOSED breaker, a reset always ends the
+    /// episode, so it counts (and publishes) a transition, CLOSED -> CLOSED included, as
+    /// resilience4j's `reset` clears the metrics of a CLOSED breaker.
     pub fn reset(&self) {
         let now = self.clock.now_ns();
         loop {
@@ -1027,16 +1130,20 @@ impl Breaker {
         let w = self.load();
         let now = self.clock.now_ns();
         let totals = self.totals();
-        let window = if matches!(w.state(), State::Closed | State::MetricsOnly) {
-            self.window.counts(now, &totals)
-        } else {
-            Counts::default()
+        let (window, judged) = match self.episode_window(w, now, &totals) {
+            Some((c, need)) => (c, c.judged(need)),
+            None => (Counts::default(), false),
         };
-        let (reported, _, _) = unpack_probe(self.probe.load(Ordering::Acquire), w.generation());
         let last = self
             .last_window
             .each_ref()
             .map(|a| a.load(Ordering::Relaxed));
+        let last_window = Counts {
+            calls: last[0],
+            failures: last[1],
+            slow: last[2],
+        };
+        let last_judged = last_window.judged(last[3]);
         BreakerMetrics {
             state: w.state(),
             generation: w.generation(),
@@ -1044,11 +1151,12 @@ impl Breaker {
                 now.saturating_sub(self.entered_ns.load(Ordering::Relaxed)),
             ),
             window,
-            last_window: Counts {
-                calls: last[0],
-                failures: last[1],
-                slow: last[2],
-            },
+            minimum_calls: u64::from(self.config.minimum_calls),
+            failure_rate: judged.then(|| window.failure_rate()),
+            slow_call_rate: judged.then(|| window.slow_rate()),
+            last_window,
+            last_failure_rate: last_judged.then(|| last_window.failure_rate()),
+            last_slow_call_rate: last_judged.then(|| last_window.slow_rate()),
             failure_rate_threshold: self.failure_rate_threshold(),
             successes: totals.ok + totals.slow_ok,
             failures: totals.failures,
@@ -1066,7 +1174,7 @@ impl Breaker {
                 0
             },
             half_open_reported: if w.state() == State::HalfOpen {
-                reported
+                window.calls
             } else {
                 0
             },

@@ -66,8 +66,10 @@ pub enum RejectReason {
 pub struct Rejected {
     /// Why.
     pub reason: RejectReason,
-    /// Time until the breaker may admit a call: exact for OPEN, the episode's remaining time for
-    /// HALF_OPEN, [`Duration::MAX`] for an indefinite forced open.
+    /// Time until the breaker may admit a call: exact for OPEN and a timed FORCED_OPEN,
+    /// [`Duration::MAX`] for an indefinite forced open; for "half-open full" a short hint to
+    /// poll on ([`BreakerConfig::half_open_retry_hint`](super::BreakerConfig::half_open_retry_hint),
+    /// never past the reclaim of stuck probes), since a probe may report any moment.
     pub retry_after: Duration,
 }
 

@@ -77,6 +77,19 @@ impl Counts {
     pub fn slow_rate(&self) -> f64 {
         ratio(self.slow, self.calls)
     }
+
+    /// Whether the counts are enough to judge their rates: at least `minimum_calls` calls,
+    /// and at least one.
+    ///
+    /// ```
+    /// use surgewall::breaker::Counts;
+    /// let c = Counts { calls: 3, failures: 3, slow: 0 };
+    /// assert!(!c.judged(4));
+    /// assert_eq!(c.judged(3).then(|| c.failure_rate()), Some(1.0));
+    /// ```
+    pub fn judged(&self, minimum_calls: u64) -> bool {
+        self.calls >= minimum_calls.max(1)
+    }
 }
 
 fn ratio(n: u64, d: u64) -> f64 {

@@ -21,10 +21,13 @@
 //!   `max_retry_after` (if set), or when waiting it would overrun `max_elapsed` (the rule
 //!   below).
 //! * **Breaker**: given the breaker in the [`Hint`], a retry is never scheduled before the
-//!   breaker admits again: if `breaker.retry_after()` is longer than the delay, the policy
+//!   breaker admits again: if [`Breaker::wait_hint`] is longer than the delay, the policy
 //!   either stops ([`BreakerWait::Stop`]) or waits exactly that long ([`BreakerWait::Wait`],
 //!   the default; this wait is not capped by `max_delay`, only by `max_elapsed`, and a forced
-//!   open without deadline stops).
+//!   open without deadline stops). The hint is the time left of an OPEN wait, or while every
+//!   half-open probe is out the short [`half_open_retry_hint`](crate::BreakerConfig::half_open_retry_hint)
+//!   (a tenth of `open_for`, 1 ms to 1 s): the schedule polls on it rather than sleeping until
+//!   stuck probes would be reclaimed.
 //! * **Which reason**: a delay that does not fit `max_elapsed` stops with
 //!   [`StopReason::BreakerOpen`] when it was the breaker's wait, with
 //!   [`StopReason::RetryAfterTooLong`] when it was a `Retry-After`, else with
@@ -101,7 +104,8 @@ use crate::{Breaker, Outcome};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum BreakerWait {
-    /// Wait until the breaker admits (its `retry_after`), if that fits `max_elapsed`.
+    /// Wait until the breaker admits (its [`wait_hint`](Breaker::wait_hint)), if that fits
+    /// `max_elapsed`.
     #[default]
     Wait = 0,
     /// Stop with [`StopReason::BreakerOpen`].

@@ -306,7 +306,9 @@ impl RetrySchedule {
         };
         let mut waits_for_breaker = false;
         if let Some(b) = hint.breaker {
-            if let Some(wait) = b.retry_after() {
+            // The breaker's wait (OPEN), or the short hint to poll on while its probes are
+            // all out (HALF_OPEN): never the stuck-probe reclaim.
+            if let Some(wait) = b.wait_hint() {
                 let wait_ns = duration_ns(wait);
                 if wait_ns > delay_ns {
                     match p.on_breaker_open {

@@ -785,7 +785,7 @@ proptest! {
         let mut outcomes = outcomes.into_iter().cycle();
         for _ in 0..ops {
             // Each operation starts when the breaker admits (a caller would get a rejection).
-            if let Some(wait) = breaker.retry_after() { time.advance(wait); }
+            if let Some(wait) = breaker.wait_hint() { time.advance(wait); }
             let mut s = p.schedule();
             loop {
                 let permit = breaker.acquire();
@@ -796,10 +796,10 @@ proptest! {
                 match s.next_with(outcome, Hint::none().breaker(&breaker)) {
                     Decision::Retry(d) => {
                         time.advance(d);
-                        prop_assert!(breaker.retry_after().is_none_or(|w| w.is_zero()));
+                        prop_assert!(breaker.wait_hint().is_none_or(|w| w.is_zero()));
                     }
                     Decision::Stop(r) => {
-                        prop_assert!(r != StopReason::BreakerOpen || breaker.retry_after().is_some());
+                        prop_assert!(r != StopReason::BreakerOpen || breaker.wait_hint().is_some());
                         break;
                     }
                 }

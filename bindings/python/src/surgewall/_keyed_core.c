@@ -200,11 +200,12 @@ static void collect_row(void *user, uint64_t key, const surgewall_keyed_breaker_
 
 /* One key's stats as the tuple KeyedBreaker builds its KeySnapshot from. */
 static PyObject *stats_tuple(uint64_t key, const surgewall_keyed_breaker_key_stats *s) {
-    return Py_BuildValue("(KiKKKKddKKK)", (unsigned long long)key, (int)s->state,
+    return Py_BuildValue("(KiKKKKddKKKK)", (unsigned long long)key, (int)s->state,
                          (unsigned long long)s->generation, (unsigned long long)s->window.calls,
                          (unsigned long long)s->window.failures,
                          (unsigned long long)s->window.slow, s->window.failure_rate,
-                         s->window.slow_rate, (unsigned long long)s->consecutive_failures,
+                         s->window.slow_rate, (unsigned long long)s->minimum_calls,
+                         (unsigned long long)s->consecutive_failures,
                          (unsigned long long)s->consecutive_opens,
                          (unsigned long long)s->retry_after_ns);
 }

@@ -63,7 +63,7 @@ class KeyedCore:
 
 # (key, state, generation, calls, failures, slow, failure_rate, slow_rate,
 #  consecutive_failures, consecutive_opens, retry_after_ns)
-StatsRow = Tuple[int, int, int, int, int, int, float, float, int, int, int]
+StatsRow = Tuple[int, int, int, int, int, int, float, float, int, int, int, int]
 Key = Union[str, bytes, int]
 
 class Lease:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import functools
+import math
 import sys
 from types import TracebackType
 from typing import (
@@ -123,11 +124,19 @@ class FallbackPayload:
 
 @dataclasses.dataclass(frozen=True)
 class WindowCounts:
+    """The counts of a window and its rates.
+
+    A rate is ``None`` ("not enough data", never a 0.0 that could read as healthy) while the
+    window holds too few calls to be judged: fewer than ``minimum_calls`` in CLOSED and
+    METRICS_ONLY, no reported probe in HALF_OPEN (the probes are the half-open window), and
+    always in the states without a window (OPEN, FORCED_OPEN, DISABLED).
+    """
+
     calls: int
     failures: int
     slow: int
-    failure_rate: float
-    slow_rate: float
+    failure_rate: Optional[float]
+    slow_rate: Optional[float]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,7 +148,13 @@ class BreakerMetrics:
     generation: int
     time_in_state: float
     window: WindowCounts
+    """The episode's window: the sliding window (CLOSED, METRICS_ONLY), the probes that
+    reported (HALF_OPEN), empty otherwise."""
     last_window: WindowCounts
+    """The window of the last episode that ended (CLOSED, METRICS_ONLY or HALF_OPEN, whatever
+    it ended in)."""
+    minimum_calls: int
+    """Calls a CLOSED or METRICS_ONLY window needs before its rates are judged."""
     failure_rate_threshold: Optional[float]
     successes: int
     failures: int
@@ -154,13 +169,24 @@ class BreakerMetrics:
     half_open_admitted: int
     half_open_reported: int
     retry_after: float
+    """Seconds left of an OPEN or timed FORCED_OPEN wait (``math.inf``: forced open without
+    deadline); 0 in every other state, HALF_OPEN included."""
     transitions: Dict[Tuple[State, State], int]
     """Counts of the transitions that happened, by (from, to)."""
 
 
+def rate_of(v: float) -> Optional[float]:
+    """A rate from the C ABI: NaN there means absent."""
+    return None if math.isnan(v) else v
+
+
 def _counts(c: Any) -> WindowCounts:
     return WindowCounts(
-        int(c.calls), int(c.failures), int(c.slow), float(c.failure_rate), float(c.slow_rate)
+        int(c.calls),
+        int(c.failures),
+        int(c.slow),
+        rate_of(float(c.failure_rate)),
+        rate_of(float(c.slow_rate)),
     )
 
 
@@ -672,7 +698,9 @@ class Breaker(Handle, _speedups.WithBase):
 
     @property
     def retry_after(self) -> float:
-        """Seconds until the breaker admits again (0: now; ``math.inf``: forced open)."""
+        """Seconds left of an OPEN or timed FORCED_OPEN wait (``math.inf``: forced open without
+        deadline); 0 in every other state. In HALF_OPEN with every probe out, a rejection's
+        ``retry_after`` is a short hint instead (a tenth of ``open_for``, 1 ms to 1 s)."""
         out = ffi.new("uint64_t *")
         check(self._call(lib.surgewall_breaker_retry_after, out), self._name)
         return ns_to_s(int(out[0]))
@@ -689,6 +717,7 @@ class Breaker(Handle, _speedups.WithBase):
             time_in_state=int(m.time_in_state_ns) / 1e9,
             window=_counts(m.window),
             last_window=_counts(m.last_window),
+            minimum_calls=int(m.minimum_calls),
             failure_rate_threshold=None if thr < 0 else thr,
             successes=int(m.successes),
             failures=int(m.failures),

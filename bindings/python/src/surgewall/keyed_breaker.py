@@ -47,6 +47,7 @@ from .breaker import (
     check_policy,
     fallback_of,
     guarded_async,
+    rate_of,
     transitions_of,
 )
 from .clock import MockClock
@@ -74,18 +75,22 @@ class KeySnapshot:
     state: State
     generation: int
     window: WindowCounts
-    """The window's counts (CLOSED and METRICS_ONLY; zero otherwise)."""
+    """The episode's window: the sliding window (CLOSED, METRICS_ONLY), the probes that
+    reported (HALF_OPEN), zero otherwise; rates ``None`` when absent (see WindowCounts)."""
+    minimum_calls: int
     consecutive_failures: int
     consecutive_opens: int
     retry_after: float
-    """Seconds until the key admits again (0: now; ``math.inf``: not by itself)."""
+    """Seconds left of an OPEN or timed FORCED_OPEN wait (``math.inf``: not by itself); 0 in
+    every other state, HALF_OPEN included."""
 
 
-def _snapshot(row: Tuple[int, int, int, int, int, int, float, float, int, int, int]) -> KeySnapshot:
-    key, state, gen, calls, failures, slow, fr, sr, cf, co, ra = row
-    return KeySnapshot(
-        key, State(state), gen, WindowCounts(calls, failures, slow, fr, sr), cf, co, ns_to_s(ra)
-    )
+def _snapshot(
+    row: Tuple[int, int, int, int, int, int, float, float, int, int, int, int]
+) -> KeySnapshot:
+    key, state, gen, calls, failures, slow, fr, sr, mc, cf, co, ra = row
+    window = WindowCounts(calls, failures, slow, rate_of(fr), rate_of(sr))
+    return KeySnapshot(key, State(state), gen, window, mc, cf, co, ns_to_s(ra))
 
 
 @dataclasses.dataclass(frozen=True)

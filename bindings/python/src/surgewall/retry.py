@@ -263,7 +263,8 @@ class Retry(Owned):
     An exception is retried when it matches ``retry_on`` (default ``Exception``), not
     ``no_retry_on``, and ``retry_if(exc)`` (when given) is true; anything else is re-raised at
     once. :class:`CircuitOpenError` from a breaker is handed to the schedule, which waits for
-    the breaker's ``retry_after`` or stops (``stop_on_open_breaker=True``). An exception with a
+    the breaker (the time left of an OPEN wait, or while every half-open probe is out the short
+    half-open hint it polls on) or stops (``stop_on_open_breaker=True``). An exception with a
     numeric ``retry_after`` attribute (seconds, a server's Retry-After) replaces the next delay
     and is never shortened: it is slept in full, or the retry stops with
     ``StopReason.RETRY_AFTER_TOO_LONG`` when it is longer than ``max_retry_after`` (if given) or

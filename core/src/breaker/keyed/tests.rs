@@ -826,3 +826,74 @@ fn keys_idle_for_months_are_evicted_at_their_ttl() {
     assert_eq!(b.sweep(60 * day + SEC), 1);
     assert_eq!(b.len(), 0);
 }
+
+/// Issue 16 items 1, 3, 4 and 5 for keys (a key keeps no last window: item 2 is the named
+/// breaker's).
+#[test]
+fn a_key_reports_its_probes_absent_rates_and_a_short_half_open_hint() {
+    let (clock, time) = mock();
+    let config = BreakerConfig::builder()
+        .failure_rate(0.5)
+        .consecutive_failures(1)
+        .minimum_calls(3)
+        .open_for(Duration::from_secs(5))
+        .half_open_calls(3)
+        .half_open_max_duration(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let b = keyed(config, clock);
+    b.try_acquire(&1).unwrap().success();
+    b.try_acquire(&1).unwrap().success();
+    let s = b.get(&1).unwrap();
+    assert_eq!((s.minimum_calls, s.window.calls), (3, 2));
+    assert_eq!(
+        (s.failure_rate(), s.slow_call_rate()),
+        (None, None),
+        "2 < 3 calls"
+    );
+    b.try_acquire(&1).unwrap().success();
+    assert_eq!(b.get(&1).unwrap().failure_rate(), Some(0.0));
+    b.try_acquire(&1).unwrap().failure();
+    assert_eq!(b.state(&1), Some(State::Open));
+    assert_eq!(
+        b.get(&1).unwrap().failure_rate(),
+        None,
+        "OPEN has no window"
+    );
+
+    time.advance(Duration::from_secs(5));
+    let ps: Vec<_> = (0..3).map(|_| b.try_acquire(&1).unwrap()).collect();
+    let r = rejected(b.try_acquire(&1));
+    assert_eq!(
+        (r.reason, r.retry_after),
+        (RejectReason::HalfOpenFull, Duration::from_millis(500))
+    );
+    assert_eq!(b.retry_after(&1), None, "the read is 0 in HALF_OPEN");
+    let mut ps = ps.into_iter();
+    ps.next().unwrap().success();
+    ps.next().unwrap().failure();
+    let s = b.get(&1).unwrap();
+    assert_eq!(s.state, State::HalfOpen);
+    assert_eq!((s.window.calls, s.window.failures), (2, 1));
+    assert_eq!(s.failure_rate(), Some(0.5));
+    drop(ps);
+
+    // A forced open on a FORCED_OPEN key is not a transition.
+    b.force_open(&2, None).unwrap();
+    let (g, m) = (b.get(&2).unwrap().generation, b.metrics());
+    b.force_open(&2, None).unwrap();
+    b.force_open(&2, Some(Duration::from_secs(2))).unwrap();
+    assert_eq!(b.get(&2).unwrap().generation, g);
+    assert_eq!(b.metrics().transitions, m.transitions);
+    assert_eq!(
+        b.retry_after(&2),
+        Some(Duration::from_secs(2)),
+        "the deadline moved"
+    );
+    b.force_open(&2, None).unwrap();
+    assert_eq!(
+        b.retry_after(&2),
+        Some(Duration::from_secs(2)),
+        "still timed"
+    );
+}
