@@ -24,7 +24,8 @@
 //!             [0 | epoch 7 | consecutive failures 8 | previous bucket 24 | current bucket 24]
 //!             (a bucket: [slow 8 | failures 8 | calls 8])
 //!           OPEN, HALF_OPEN, FORCED_OPEN (the probe word):
-//!             [1 | generation tag 15 | opens 12 | reported 12 | failures 12 | slow 12]
+//!             [1 | generation tag 15 | opens 12 | taken 14 | reported 14 | failures 4 | slow 4]
+//!             (`taken`, `reported`: the episode's probe numbers, see `breaker/probes.rs`)
 //! ```
 //!
 //! The top bit of the window word says which layout it holds. A transition replaces the word
@@ -57,7 +58,10 @@
 //!   (rounding failures and slow calls up), which keeps the rates and at least 128 calls, so
 //!   `minimum_calls` may be at most 128 and a count window at most 510 calls;
 //! * `consecutive_failures` may be at most 255 (an 8-bit streak) and `half_open_calls` at
-//!   most 4095 (12-bit probe counts).
+//!   most 14: each probe has a number, and the probe word holds a bit per number for "out"
+//!   and one for "reported" beside the counts, so that a probe reported twice is refused
+//!   (one CAS settles a number and counts its report). More would need a wider cell (8 bytes
+//!   per key more, a 40-byte slot with a `u64` key, no longer a divisor of a cache line).
 //!
 //! [`KeyedBreakerBuilder::build`] checks these limits, naming the field.
 //!
@@ -87,6 +91,7 @@ use super::{
     Counts, Outcome, RawPermit, Recorded, RejectReason, Rejected, State, TransitionError,
     TransitionReason, DEADLINE_NEVER,
 };
+use crate::breaker::probes::{self, Settle};
 use crate::breaker::state::Word;
 use crate::breaker::{BreakerConfig, Window};
 use crate::clock::{duration_ns, Clock, ClockMode};
@@ -109,8 +114,9 @@ const UNEXPECTED: usize = 4;
 const FAILURES: usize = 5;
 const LANES: usize = 6;
 
-/// The largest `half_open_calls` of a keyed breaker (12-bit probe counts).
-pub const MAX_KEYED_HALF_OPEN_CALLS: u32 = 4095;
+/// The largest `half_open_calls` of a keyed breaker (a bit per probe number, twice, in the
+/// cell's probe word).
+pub const MAX_KEYED_HALF_OPEN_CALLS: u32 = 14;
 /// The largest `minimum_calls` of a keyed breaker (a saturated bucket keeps 128 calls).
 pub const MAX_KEYED_MINIMUM_CALLS: u32 = 128;
 /// The largest count window of a keyed breaker (two buckets of 255 calls).
@@ -300,6 +306,12 @@ impl Buckets {
 const TAG_SHIFT: u32 = 48;
 const TAG_MASK: u64 = 0x7FFF;
 const P12: u64 = (1 << 12) - 1;
+const P14: u64 = (1 << 14) - 1;
+const P4: u64 = (1 << 4) - 1;
+const OPENS_SHIFT: u32 = 36;
+const TAKEN_SHIFT: u32 = 22;
+const REPORTED_SHIFT: u32 = 8;
+const FAILURES_SHIFT: u32 = 4;
 
 /// The 16-bit generation tag of deadline and idle-mark words.
 fn tag(generation: u64) -> u64 {
@@ -310,23 +322,39 @@ fn tag_matches(word: u64, generation: u64) -> bool {
     word >> TAG_SHIFT == generation & 0xFFFF
 }
 
-/// `[1 | tag 15 | opens 12 | reported 12 | failures 12 | slow 12]`.
-fn pack_probe(generation: u64, opens: u64, reported: u64, failures: u64, slow: u64) -> u64 {
-    PROBE_BIT
-        | (generation & TAG_MASK) << TAG_SHIFT
-        | opens.min(P12) << 36
-        | reported << 24
-        | failures << 12
-        | slow
+/// A half-open episode's probes as the probe word holds them: which numbers are out or
+/// reported (bit masks), and how many reports were failures and slow.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Probes {
+    taken: u64,
+    reported: u64,
+    failures: u64,
+    slow: u64,
 }
 
-/// The probe counts `(reported, failures, slow)` of `generation` in `p` (zeros for a word of
-/// another generation or layout: the first report of an episode resets it).
-fn probe_counts(p: u64, generation: u64) -> (u64, u64, u64) {
+/// `[1 | tag 15 | opens 12 | taken 14 | reported 14 | failures 4 | slow 4]`.
+fn pack_probe(generation: u64, opens: u64, p: Probes) -> u64 {
+    PROBE_BIT
+        | (generation & TAG_MASK) << TAG_SHIFT
+        | opens.min(P12) << OPENS_SHIFT
+        | p.taken << TAKEN_SHIFT
+        | p.reported << REPORTED_SHIFT
+        | p.failures << FAILURES_SHIFT
+        | p.slow
+}
+
+/// The probes of `generation` in `p` (none for a word of another generation or layout: the
+/// first probe of an episode resets it).
+fn probes_of(p: u64, generation: u64) -> Probes {
     if p & PROBE_BIT == 0 || (p >> TAG_SHIFT) & TAG_MASK != generation & TAG_MASK {
-        return (0, 0, 0);
+        return Probes::default();
     }
-    ((p >> 24) & P12, (p >> 12) & P12, p & P12)
+    Probes {
+        taken: (p >> TAKEN_SHIFT) & P14,
+        reported: (p >> REPORTED_SHIFT) & P14,
+        failures: (p >> FAILURES_SHIFT) & P4,
+        slow: p & P4,
+    }
 }
 
 /// The openings counted in `p` (0 in a window-layout word).
@@ -334,7 +362,7 @@ fn probe_opens(p: u64) -> u64 {
     if p & PROBE_BIT == 0 {
         0
     } else {
-        (p >> 36) & P12
+        (p >> OPENS_SHIFT) & P12
     }
 }
 
@@ -1111,8 +1139,7 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
     ) -> Recorded {
         let w = cell.load();
         if w.generation() != permit.generation {
-            self.shared.counters.add(LATE, 1);
-            return Recorded::Late;
+            return self.record_other(cell, prepared, w, permit, outcome, slow);
         }
         if outcome == Outcome::Success && !slow && w.success_fast_path() {
             let now = match prepared.buckets {
@@ -1130,7 +1157,35 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
             }
             return Recorded::Counted;
         }
-        self.record_slow(cell, prepared, w, permit, outcome, slow)
+        self.record_slow(cell, prepared, w, outcome, slow)
+    }
+
+    /// A permit whose whole `generation` field differs from the cell's: a numbered probe, an
+    /// older generation's permit (late), or a value never issued.
+    #[cold]
+    #[inline(never)]
+    fn record_other(
+        &self,
+        cell: &Cell,
+        prepared: &Prepared,
+        w: Word,
+        permit: RawPermit,
+        outcome: Outcome,
+        slow: bool,
+    ) -> Recorded {
+        let (generation, index) = match permit.identity() {
+            Some((_, None)) => return self.late(),
+            Some((g, Some(i))) if i < u64::from(prepared.config.half_open_calls) => (g, i),
+            _ => return self.invalid(),
+        };
+        if generation != w.generation() {
+            return self.late();
+        }
+        if w.state() != State::HalfOpen {
+            // Probes are only ever numbered under a HALF_OPEN generation.
+            return self.invalid();
+        }
+        self.settle_probe(cell, prepared, generation, index, outcome, slow)
     }
 
     #[cold]
@@ -1140,19 +1195,18 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
         cell: &Cell,
         prepared: &Prepared,
         w: Word,
-        permit: RawPermit,
         outcome: Outcome,
         slow: bool,
     ) -> Recorded {
         let config = &prepared.config;
         match (w.state(), outcome) {
             (State::Disabled, _) => Recorded::Disabled,
-            (State::Open | State::ForcedOpen, _) => {
+            // No permit is issued under an open generation, and every permit of a HALF_OPEN
+            // one is a numbered probe (`record_other`).
+            (State::Open | State::ForcedOpen | State::HalfOpen, _) => {
                 self.shared.counters.add(UNEXPECTED, 1);
                 Recorded::Unexpected
             }
-            (State::HalfOpen, Outcome::Ignored) => self.release_probe(cell, w, permit),
-            (State::HalfOpen, _) => self.record_probe(cell, prepared, permit, outcome, slow),
             _ if is_vacant(w) => self.invalid(),
             (State::Closed | State::MetricsOnly, Outcome::Ignored) => {
                 self.shared.counters.add(IGNORED, 1);
@@ -1223,11 +1277,116 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
         }
     }
 
-    fn release_probe(&self, cell: &Cell, mut w: Word, permit: RawPermit) -> Recorded {
+    /// Takes the lowest free probe number of the HALF_OPEN episode of `generation` for a probe
+    /// just admitted under it (see `breaker/probes.rs`); 0 when the episode is already over
+    /// (the permit is late whatever its number).
+    fn claim_probe(cell: &Cell, config: &BreakerConfig, generation: u64) -> u64 {
+        // Acquire/AcqRel: a release's clearing of its number happened before it gave its
+        // count back in the state word, which this caller's admission CAS read; the opens
+        // carried from the OPEN episode are seen (published before the deadline this episode's
+        // first caller acquired).
+        let mut p = cell.window.load(Ordering::Acquire);
         loop {
-            if w.generation() != permit.generation || w.state() != State::HalfOpen {
-                self.shared.counters.add(LATE, 1);
-                return Recorded::Late;
+            if cell.load().generation() != generation {
+                return 0;
+            }
+            // A word of another generation reads as no probes yet (reset lazily); the opens
+            // field carries over from the OPEN episode before.
+            let mut probes = probes_of(p, generation);
+            let Some(bit) = probes::lowest_free(probes.taken, config.half_open_calls) else {
+                // Unreachable: `taken` never holds more numbers than the state word admitted.
+                debug_assert!(false, "an admitted probe found no free number");
+                return 0;
+            };
+            probes.taken |= bit;
+            match cell.window.compare_exchange_weak(
+                p,
+                pack_probe(generation, probe_opens(p), probes),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return u64::from(bit.trailing_zeros()),
+                Err(cur) => p = cur,
+            }
+        }
+    }
+
+    /// Settles probe `index` of the episode of `generation`: a report counts in the same CAS
+    /// that marks the number reported; a release frees the number, then gives the probe's
+    /// place back in the state word. A number not out (reported or released already, never
+    /// taken) is unexpected.
+    fn settle_probe(
+        &self,
+        cell: &Cell,
+        prepared: &Prepared,
+        generation: u64,
+        index: u64,
+        outcome: Outcome,
+        slow: bool,
+    ) -> Recorded {
+        let how = match outcome {
+            Outcome::Ignored => Settle::Release,
+            _ => Settle::Report,
+        };
+        let failed = outcome == Outcome::Failure;
+        let bit = 1 << index;
+        let mut p = cell.window.load(Ordering::Acquire);
+        let probes = loop {
+            if cell.load().generation() != generation {
+                return self.late();
+            }
+            let mut probes = probes_of(p, generation);
+            let Some((taken, reported)) = probes::settled(probes.taken, probes.reported, bit, how)
+            else {
+                self.shared.counters.add(UNEXPECTED, 1);
+                return Recorded::Unexpected;
+            };
+            (probes.taken, probes.reported) = (taken, reported);
+            if how == Settle::Report {
+                probes.failures += u64::from(failed);
+                probes.slow += u64::from(slow);
+            }
+            match cell.window.compare_exchange_weak(
+                p,
+                pack_probe(generation, probe_opens(p), probes),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break probes,
+                Err(cur) => p = cur,
+            }
+        };
+        if how == Settle::Release {
+            return self.release_probe(cell, generation);
+        }
+        if failed {
+            self.shared.counters.add(FAILURES, 1);
+        }
+        let config = &prepared.config;
+        let reported = u64::from(probes.reported.count_ones());
+        let verdict = probe_verdict(
+            config,
+            config.failure_rate,
+            reported,
+            probes.failures,
+            probes.slow,
+        );
+        let now = self.shared.clock.now_ns();
+        let w = cell.load();
+        if w.generation() == generation {
+            if let Some((to, reason)) = verdict {
+                self.transition(cell, prepared, w, to, reason, now);
+            }
+        }
+        Recorded::Counted
+    }
+
+    /// Gives a released probe's place back (its number is already free).
+    fn release_probe(&self, cell: &Cell, generation: u64) -> Recorded {
+        let mut w = cell.load();
+        loop {
+            if w.generation() != generation || w.state() != State::HalfOpen {
+                return self.late();
             }
             if w.admitted() == 0 {
                 self.shared.counters.add(UNEXPECTED, 1);
@@ -1241,59 +1400,6 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
                 Err(cur) => w = cur,
             }
         }
-    }
-
-    fn record_probe(
-        &self,
-        cell: &Cell,
-        prepared: &Prepared,
-        permit: RawPermit,
-        outcome: Outcome,
-        slow: bool,
-    ) -> Recorded {
-        let generation = permit.generation;
-        let failed = outcome == Outcome::Failure;
-        // Acquire/AcqRel as the named breaker's probe word: reports of one episode see each
-        // other, and the opens carried from the OPEN episode are seen (the transition stored
-        // them before its Release of the deadline this episode's first caller acquired).
-        let mut p = cell.window.load(Ordering::Acquire);
-        let (reported, failures, slows) = loop {
-            let w = cell.load();
-            if w.generation() != generation {
-                self.shared.counters.add(LATE, 1);
-                return Recorded::Late;
-            }
-            // A word of another generation reads as no reports yet (reset lazily); the opens
-            // field carries over from the OPEN episode before.
-            let (r, f, s) = probe_counts(p, generation);
-            if r >= w.admitted() {
-                self.shared.counters.add(UNEXPECTED, 1);
-                return Recorded::Unexpected;
-            }
-            let next = (r + 1, f + u64::from(failed), s + u64::from(slow));
-            match cell.window.compare_exchange_weak(
-                p,
-                pack_probe(generation, probe_opens(p), next.0, next.1, next.2),
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => break next,
-                Err(cur) => p = cur,
-            }
-        };
-        if failed {
-            self.shared.counters.add(FAILURES, 1);
-        }
-        let config = &prepared.config;
-        let verdict = probe_verdict(config, config.failure_rate, reported, failures, slows);
-        let now = self.shared.clock.now_ns();
-        let w = cell.load();
-        if w.generation() == generation {
-            if let Some((to, reason)) = verdict {
-                self.transition(cell, prepared, w, to, reason, now);
-            }
-        }
-        Recorded::Counted
     }
 
     /// Moves from the state and generation of `from` to `to`; exactly one caller wins (I4).
@@ -1365,12 +1471,12 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
                 cell.replace_window(
                     generation,
                     |v| probe_is_current(v, generation),
-                    pack_probe(generation, n + 1, 0, 0, 0),
+                    pack_probe(generation, n + 1, Probes::default()),
                 );
                 cell.publish_deadline(generation, deadline_after(generation, now, wait));
             }
             State::HalfOpen => {
-                // The probe word is reset lazily by the first report (it keeps the opens).
+                // The probe word is reset lazily by the first probe (it keeps the opens).
                 let max = config.half_open_max_duration;
                 cell.publish_deadline(generation, deadline_after(generation, now, max));
             }
@@ -1457,7 +1563,7 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
                     cell.replace_window(
                         g,
                         |v| probe_is_current(v, g),
-                        pack_probe(g, opens, 0, 0, 0),
+                        pack_probe(g, opens, Probes::default()),
                     );
                     let at = match duration {
                         Some(d) => deadline_after(g, now, d),
@@ -1774,6 +1880,12 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> admission::Admit for Key<'_, 
 
     fn permit(&self, w: Word) -> RawPermit {
         self.owner.permit(self.prepared, w)
+    }
+
+    fn probe_permit(&self, w: Word) -> RawPermit {
+        let g = w.generation();
+        let index = KeyedBreaker::<K>::claim_probe(self.cell, &self.prepared.config, g);
+        RawPermit::probe(g, index, self.permit(w).start_ns)
     }
 
     fn reject(&self, reason: RejectReason, retry_after: Duration) -> Rejected {

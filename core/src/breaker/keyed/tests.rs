@@ -174,7 +174,7 @@ fn configurations_that_do_not_fit_name_their_field() {
         .override_key(
             2,
             BreakerConfig::builder()
-                .half_open_calls(4096)
+                .half_open_calls(15)
                 .build()
                 .unwrap(),
         )
@@ -191,7 +191,7 @@ fn configurations_that_do_not_fit_name_their_field() {
             .count_window(510)
             .minimum_calls(128)
             .consecutive_failures(255)
-            .half_open_calls(4095)
+            .half_open_calls(14)
             .build()
             .unwrap(),
     )
@@ -682,9 +682,15 @@ fn the_window_word_switches_layout_with_the_state() {
     b.try_acquire(&1).unwrap().failure();
     assert_eq!(b.get(&1).unwrap().window.failures, 1);
     // Layout helpers.
-    let p = pack_probe(7, 3, 1, 1, 0);
-    assert_eq!((probe_counts(p, 7), probe_opens(p)), ((1, 1, 0), 3));
-    assert_eq!(probe_counts(p, 8), (0, 0, 0));
+    let probes = Probes {
+        taken: P14,
+        reported: 1 << 13,
+        failures: P4,
+        slow: 1,
+    };
+    let p = pack_probe(7, 3, probes);
+    assert_eq!((probes_of(p, 7), probe_opens(p)), (probes, 3));
+    assert_eq!(probes_of(p, 8), Probes::default());
     assert!(probe_is_current(p, 7) && probe_is_current(p, 6) && !probe_is_current(p, 8));
     assert_eq!(WindowWord::unpack(p), WindowWord::default());
     assert!(!probe_is_current(0, 7));
@@ -825,4 +831,91 @@ fn keys_idle_for_months_are_evicted_at_their_ttl() {
     assert_eq!(b.sweep(60 * day), 0, "idle 60 days less half a second");
     assert_eq!(b.sweep(60 * day + SEC), 1);
     assert_eq!(b.len(), 0);
+}
+
+/// Issue 15: a key's probes have numbers too, so a probe reported twice is refused while
+/// another is out (it used to be taken as that one's report and close the key).
+#[test]
+fn a_probe_reported_twice_on_a_key_is_refused_while_another_is_out() {
+    let (clock, time) = mock();
+    let b = keyed(consecutive(1), clock);
+    b.try_acquire(&1).unwrap().failure();
+    time.advance(Duration::from_secs(1));
+    let p1 = b.try_acquire_raw(&1).unwrap();
+    let p2 = b.try_acquire_raw(&1).unwrap();
+    assert_ne!(p1, p2, "probes are told apart");
+    assert_eq!(b.record_raw(p1, Outcome::Success), Recorded::Counted);
+    assert_eq!(b.record_raw(p1, Outcome::Success), Recorded::Unexpected);
+    assert_eq!(b.record_raw(p1, Outcome::Ignored), Recorded::Unexpected);
+    assert_eq!(b.state(&1), Some(State::HalfOpen));
+    assert_eq!(b.metrics().unexpected_results, 2);
+    assert_eq!(b.record_raw(p2, Outcome::Success), Recorded::Counted);
+    assert_eq!(b.state(&1), Some(State::Closed));
+    assert_eq!(b.metrics().late_results, 0);
+}
+
+/// A released number comes back to the next probe; numbers never issued are refused; the
+/// largest episode (14 probes) tells every probe apart and keeps the opens count.
+#[test]
+fn key_probe_numbers_are_reused_once_released_and_never_forged() {
+    let (clock, time) = mock();
+    let config = BreakerConfig::builder()
+        .no_failure_rate()
+        .consecutive_failures(1)
+        .open_for(Duration::from_secs(1))
+        .open_backoff(2.0, Duration::from_secs(60), 0.0)
+        .half_open_calls(MAX_KEYED_HALF_OPEN_CALLS)
+        .build()
+        .unwrap();
+    let b = keyed(config, clock);
+    b.try_acquire(&1).unwrap().failure();
+    time.advance(Duration::from_secs(1));
+    let probes: Vec<_> = (0..14).map(|_| b.try_acquire_raw(&1).unwrap()).collect();
+    assert!(b.try_acquire_raw(&1).is_err(), "half-open full");
+    assert_eq!(b.record_raw(probes[5], Outcome::Ignored), Recorded::Counted);
+    let again = b.try_acquire_raw(&1).unwrap();
+    assert_eq!(again, probes[5], "the lowest free number comes back");
+    let closed_gen = |p: KeyedRawPermit, n: u64| KeyedRawPermit {
+        inner: RawPermit {
+            generation: p.inner.generation & ((1 << 40) - 1) | n << 40,
+            ..p.inner
+        },
+        ..p
+    };
+    assert_eq!(
+        b.record_raw(closed_gen(probes[0], 15), Outcome::Success),
+        Recorded::Invalid,
+        "beyond half_open_calls"
+    );
+    assert_eq!(
+        b.record_raw(closed_gen(probes[0], 0), Outcome::Success),
+        Recorded::Unexpected,
+        "no number under a HALF_OPEN generation"
+    );
+    for p in &probes[..13] {
+        assert_eq!(b.record_raw(*p, Outcome::Success), Recorded::Counted);
+    }
+    assert_eq!(
+        b.record_raw(probes[5], Outcome::Success),
+        Recorded::Unexpected
+    );
+    assert_eq!(b.state(&1), Some(State::HalfOpen));
+    // The last probe fails: the key reopens with the next wait of its backoff.
+    assert_eq!(
+        b.record_raw(probes[13], Outcome::Failure),
+        Recorded::Counted
+    );
+    let s = b.get(&1).unwrap();
+    assert_eq!((s.state, s.consecutive_opens), (State::Open, 2));
+    assert_eq!(s.retry_after, Some(Duration::from_secs(2)));
+    // A probe number under the OPEN generation was never issued.
+    let open = b.get(&1).unwrap().generation;
+    let forged = KeyedRawPermit {
+        inner: RawPermit {
+            generation: open | 1 << 40,
+            start_ns: 0,
+        },
+        ..probes[0]
+    };
+    assert_eq!(b.record_raw(forged, Outcome::Failure), Recorded::Invalid);
 }
