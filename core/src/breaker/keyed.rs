@@ -482,35 +482,110 @@ impl Cell {
         Some(deadline_left(us, now, longest))
     }
 
-    /// Adds one call of `generation` to the window; `None` once the generation is gone (the
-    /// result is then late).
+    /// Adds one call of `generation` at `now_ns` (in `epoch`, see [`Prepared::epoch`]) to the
+    /// window; `None` once the generation is gone (the result is then late).
     #[inline(always)]
     fn count(
         &self,
         generation: u64,
         buckets: Buckets,
+        now_ns: u64,
         epoch: u64,
         failed: bool,
         slow: bool,
     ) -> Option<Added> {
         // Acquire: a word a transition stored (with Release, after its CAS) comes with that
         // transition's generation, so the check below sees it and this stale call stops
-        // instead of writing over the new state's word.
+        // instead of writing over the new state's word. It also sees the idle mark the
+        // call that began the word's bucket set before its CAS (see `expired`).
         let mut v = self.window.load(Ordering::Acquire);
         loop {
             if self.load().generation() != generation {
                 return None;
             }
-            let (next, added) = buckets.add(v, epoch, failed, slow);
-            // Relaxed on success: the window carries only itself; the CAS keeps every count.
+            let (next, added) = buckets.add(
+                self.current(v, generation, buckets, now_ns),
+                epoch,
+                failed,
+                slow,
+            );
+            if added.rolled && matches!(buckets, Buckets::Time { .. }) {
+                // A bucket begins: the idle mark says when, before the word shows it.
+                let mark =
+                    tag(generation) | activity(next) << 32 | (now_ns / 1_000_000) & 0xFFFF_FFFF;
+                super::publish(&self.word, &self.deadline, generation, |_| false, mark);
+            }
+            // Release: the mark above comes with the word. The CAS keeps every count.
             match self
                 .window
-                .compare_exchange_weak(v, next, Ordering::Relaxed, Ordering::Acquire)
+                .compare_exchange_weak(v, next, Ordering::Release, Ordering::Acquire)
             {
                 Ok(_) => return Some(added),
                 Err(cur) => v = cur,
             }
         }
+    }
+
+    /// The window word `v` of `generation` as it stands at `now_ns`: with its buckets emptied
+    /// when the idle mark says they are two buckets old or more (see `expired`).
+    #[inline(always)]
+    fn current(&self, v: u64, generation: u64, buckets: Buckets, now_ns: u64) -> u64 {
+        match buckets {
+            Buckets::Time { width_ns } if self.expired(v, generation, width_ns, now_ns) => {
+                let x = WindowWord::unpack(v);
+                // An epoch half the cycle away: no bucket of it is read, the next call rolls.
+                WindowWord {
+                    epoch: (x.epoch + 64) & EPOCH_MASK,
+                    streak: x.streak,
+                    ..WindowWord::default()
+                }
+                .pack()
+            }
+            _ => v,
+        }
+    }
+
+    /// Whether the time window in `v` (of `generation`) is at least two buckets old at `now_ns`,
+    /// by the idle mark. The window's epoch is its bucket number modulo 128, so after exactly
+    /// 64 windows of silence (or 64 and a half) it reads as current again, and its old counts
+    /// came back (issue 15). The idle mark tells: every call that begins a bucket sets it
+    /// (`since` = now) before its CAS on the window, and a sweep sets it to its own time only
+    /// when calls came after the last mark, so the window's last call was in the bucket of
+    /// `since`, or before `since`: a mark two buckets old means an empty window. (A sweep
+    /// marks the first time it sees a key's calls, so with sweeps less than 63 windows apart a
+    /// mark is never that far behind the last call; without any sweep every mark is a bucket's
+    /// beginning.) A mark reads as ahead of now once 2^31 of its units have passed: a key
+    /// never swept (a sweep turns a mark 12 days old into seconds) and idle for 24.8 days or
+    /// more falls back to the epoch alone, whose old counts come back after a multiple of 64
+    /// windows.
+    #[inline(always)]
+    fn expired(&self, v: u64, generation: u64, width_ns: u64, now_ns: u64) -> bool {
+        if v & ((1 << STREAK_SHIFT) - 1) == 0 {
+            return false; // no calls in either bucket
+        }
+        // Relaxed: the Acquire load of `v` made the mark set before it visible.
+        let d = self.deadline.load(Ordering::Relaxed);
+        if !tag_matches(d, generation) {
+            return false; // no mark of this episode yet: the window began after its start
+        }
+        let since = d & 0xFFFF_FFFF;
+        let (now, unit) = if d & LONG_MARK == 0 {
+            (now_ns / 1_000_000, 1_000_000)
+        } else {
+            (now_ns / 1_000_000_000, 1_000_000_000)
+        };
+        let idle = (now & 0xFFFF_FFFF).wrapping_sub(since) & 0xFFFF_FFFF;
+        // A mark ahead of now (a sweep given another clock's time) says nothing.
+        idle < 1 << 31 && idle.saturating_mul(unit) >= width_ns.saturating_mul(2)
+    }
+
+    /// The window's counts at `now_ns` (reads only).
+    fn window_counts(&self, generation: u64, prepared: &Prepared, now_ns: u64) -> Counts {
+        let v = self.window.load(Ordering::Acquire);
+        prepared.buckets.counts(
+            self.current(v, generation, prepared.buckets, now_ns),
+            prepared.epoch(now_ns),
+        )
     }
 
     /// Replaces the window word after a transition into `generation`, unless a caller of the
@@ -1148,7 +1223,8 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
             };
             let epoch = prepared.epoch(now);
             // One CAS counts the success and clears the streak.
-            let Some(added) = cell.count(w.generation(), prepared.buckets, epoch, false, false)
+            let Some(added) =
+                cell.count(w.generation(), prepared.buckets, now, epoch, false, false)
             else {
                 return self.late();
             };
@@ -1216,7 +1292,8 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
                 let now = self.shared.clock.now_ns();
                 let failed = outcome == Outcome::Failure;
                 let epoch = prepared.epoch(now);
-                let Some(added) = cell.count(w.generation(), prepared.buckets, epoch, failed, slow)
+                let Some(added) =
+                    cell.count(w.generation(), prepared.buckets, now, epoch, failed, slow)
                 else {
                     return self.late();
                 };
@@ -1256,10 +1333,7 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
         if !matches!(w.state(), State::Closed | State::MetricsOnly) {
             return;
         }
-        // Relaxed: the window word is self-contained (see `Cell::count`).
-        let c = prepared
-            .buckets
-            .counts(cell.window.load(Ordering::Relaxed), prepared.epoch(now));
+        let c = cell.window_counts(w.generation(), prepared, now);
         let min = u64::from(config.minimum_calls);
         if c.calls >= min && w.state() == State::Closed {
             if let Some(reason) = rate_verdict(config, config.failure_rate, &c) {
@@ -1634,9 +1708,7 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
         let config = &prepared.config;
         let recording = matches!(w.state(), State::Closed | State::MetricsOnly);
         let window = if recording {
-            prepared
-                .buckets
-                .counts(cell.window.load(Ordering::Relaxed), prepared.epoch(now))
+            cell.window_counts(w.generation(), prepared, now)
         } else {
             Counts::default()
         };

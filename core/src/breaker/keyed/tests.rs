@@ -919,3 +919,83 @@ fn key_probe_numbers_are_reused_once_released_and_never_forged() {
     };
     assert_eq!(b.record_raw(forged, Outcome::Failure), Recorded::Invalid);
 }
+
+/// Issue 15: the window's 7-bit epoch (the bucket number modulo 128) used to bring old counts
+/// back after exactly 64 windows of silence: 3 failures, 128 s idle with windows of 2 s, and
+/// one success tripped the key. The cell's idle mark, set when a bucket begins, now says the
+/// window is older than two buckets.
+#[test]
+fn old_failures_never_come_back_after_a_multiple_of_64_windows() {
+    for (idle_s, sweeps) in [
+        (128, false),
+        (128, true),
+        (256, false),
+        (129, false),
+        (1280, true),
+    ] {
+        let (clock, time) = mock();
+        let config = BreakerConfig::builder()
+            .failure_rate(0.5)
+            .minimum_calls(4)
+            .time_window(Duration::from_secs(2), 2)
+            .build()
+            .unwrap();
+        let b = KeyedBreaker::<u64>::builder(config)
+            .clock(clock)
+            .events(EventRing::new(64))
+            .idle_ttl(Duration::from_secs(100_000))
+            .build()
+            .unwrap();
+        time.advance(Duration::from_millis(300)); // within a bucket, not at its start
+        for _ in 0..3 {
+            b.try_acquire(&1).unwrap().failure();
+        }
+        assert_eq!(b.get(&1).unwrap().window.failures, 3);
+        if sweeps {
+            // Sweeps mark the key idle (and rewrite the mark as they go).
+            for _ in 0..idle_s / 10 {
+                time.advance(Duration::from_secs(10));
+                assert_eq!(b.sweep(time.now_ns()), 0);
+            }
+            time.advance(Duration::from_secs(idle_s % 10));
+        } else {
+            time.advance(Duration::from_secs(idle_s));
+        }
+        assert_eq!(
+            b.get(&1).unwrap().window,
+            Counts::default(),
+            "idle {idle_s} s, sweeps {sweeps}"
+        );
+        b.try_acquire(&1).unwrap().success();
+        let s = b.get(&1).unwrap();
+        assert_eq!(
+            (s.state, s.window.calls, s.window.failures),
+            (State::Closed, 1, 0),
+            "idle {idle_s} s, sweeps {sweeps}"
+        );
+        // The window still works as a window after that.
+        for _ in 0..3 {
+            b.try_acquire(&1).unwrap().failure();
+        }
+        assert_eq!(b.state(&1), Some(State::Open));
+    }
+}
+
+/// The streak of consecutive failures is no window: it outlives any silence.
+#[test]
+fn a_long_silence_keeps_the_consecutive_failure_streak() {
+    let (clock, time) = mock();
+    let config = BreakerConfig::builder()
+        .no_failure_rate()
+        .consecutive_failures(3)
+        .time_window(Duration::from_secs(2), 2)
+        .build()
+        .unwrap();
+    let b = keyed(config, clock);
+    b.try_acquire(&1).unwrap().failure();
+    b.try_acquire(&1).unwrap().failure();
+    time.advance(Duration::from_secs(128));
+    assert_eq!(b.get(&1).unwrap().consecutive_failures, 2);
+    b.try_acquire(&1).unwrap().failure();
+    assert_eq!(b.state(&1), Some(State::Open));
+}
