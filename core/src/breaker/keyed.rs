@@ -49,8 +49,10 @@
 //!
 //! * a **time window** of `duration` is two buckets of `duration / 2`; the window is the
 //!   current bucket plus the previous one, so it reaches back between `duration / 2` and
-//!   `duration` (the `buckets` of the configuration are not used); an epoch of 7 bits means a
-//!   key idle for exactly a multiple of 64 windows (and not evicted) sees its old counts again;
+//!   `duration` (the `buckets` of the configuration are not used); buckets are told apart by
+//!   a 7-bit epoch, and by the idle mark, which empties a window two buckets old (see
+//!   `Cell::expired`: without it, a key idle for a multiple of 64 windows saw its old counts
+//!   again);
 //! * a **count window** of `calls` is two buckets of `ceil(calls / 2)` calls; the window is the
 //!   current bucket plus the previous full one: between `ceil(calls / 2)` and
 //!   `2 * ceil(calls / 2)` calls;
