@@ -1864,11 +1864,11 @@ surgewall_status surgewall_subscription_free(struct surgewall_subscription *sub)
  * at most 128 `minimum_calls`, 510 calls of count window, 255 `consecutive_failures`, 14
  * `half_open_calls` (a key's cell keeps a bit per probe number, so that a probe recorded twice
  * is `SURGEWALL_UNEXPECTED_RESULT`). A key's time window is two buckets told apart by their
- * number modulo 128 (64 windows) and by the key's idle mark (set by the call that begins a
- * bucket, and by sweeps), which empties a window two buckets old, so old counts never come
- * back after a silence; except for a key never swept and idle for 24.8 days or more (the
- * mark in milliseconds then reads as ahead; a sweep switches it to seconds after 12 days),
- * which sees its old counts again after a multiple of 64 windows.
+ * number modulo 128 (64 windows) and by the idle mark sweeps leave (the agent's, or
+ * `surgewall_keyed_breaker_sweep` with times on the breaker's clock), which empties a window
+ * two buckets old: a swept key's old counts never come back after a silence. A key never
+ * swept that records nothing for a multiple of 64 windows, give or take a bucket, sees its
+ * old counts again.
  */
 surgewall_status surgewall_keyed_breaker_config_new(struct surgewall_breaker_config *template_cfg,
                                                     struct surgewall_keyed_breaker_config **out);

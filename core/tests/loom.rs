@@ -193,9 +193,10 @@ fn i5_every_permit_released_once() {
 // ---- probe numbers (issue 15) ----------------------------------------------------------------
 
 /// A probe's permit used twice at once, reported by one thread and released by another, while
-/// a second probe reports: exactly one use of the number settles it (the other is
-/// unexpected), and the episode ends as that one says: two reports close it, a release leaves
-/// it waiting for its second probe. Nothing is late.
+/// a second probe reports: exactly one use of the number settles it, and the episode goes as
+/// that one says: two reports close it (the other use is then unexpected, or late once the
+/// breaker has closed), a release leaves it waiting for its second probe (the report is
+/// unexpected).
 #[test]
 fn a_probe_number_settles_once_under_a_race() {
     loom::model(|| {
@@ -214,7 +215,9 @@ fn a_probe_number_settles_once_under_a_race() {
         let got: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
         let m = b.metrics();
         match got[..] {
-            [Recorded::Counted, Recorded::Unexpected] => assert_eq!(m.state, State::Closed),
+            [Recorded::Counted, Recorded::Unexpected | Recorded::Late] => {
+                assert_eq!(m.state, State::Closed)
+            }
             [Recorded::Unexpected, Recorded::Counted] => {
                 assert_eq!(m.state, State::HalfOpen);
                 assert_eq!((m.half_open_admitted, m.half_open_reported), (1, 1));
@@ -226,7 +229,7 @@ fn a_probe_number_settles_once_under_a_race() {
             }
             ref other => panic!("one use of the number settles it, got {other:?}"),
         }
-        assert_eq!((m.late_results, m.unexpected_results), (0, 1));
+        assert_eq!(m.late_results + m.unexpected_results, 1);
     });
 }
 

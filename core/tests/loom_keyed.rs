@@ -300,7 +300,8 @@ fn a_key_probe_number_settles_once_under_a_race() {
         assert_eq!(b.record_raw(p2, Outcome::Success), Recorded::Counted);
         let got: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
         match got[..] {
-            [Recorded::Counted, Recorded::Unexpected] => {
+            // The report won; the release is unexpected, or late once the key has closed.
+            [Recorded::Counted, Recorded::Unexpected | Recorded::Late] => {
                 assert_eq!(b.state(&1), Some(State::Closed))
             }
             [Recorded::Unexpected, Recorded::Counted] => {
@@ -313,6 +314,6 @@ fn a_key_probe_number_settles_once_under_a_race() {
             ref other => panic!("one use of the number settles it, got {other:?}"),
         }
         let m = b.metrics();
-        assert_eq!((m.late_results, m.unexpected_results), (0, 1));
+        assert_eq!(m.late_results + m.unexpected_results, 1);
     });
 }

@@ -50,9 +50,9 @@
 //! * a **time window** of `duration` is two buckets of `duration / 2`; the window is the
 //!   current bucket plus the previous one, so it reaches back between `duration / 2` and
 //!   `duration` (the `buckets` of the configuration are not used); buckets are told apart by
-//!   a 7-bit epoch, and by the idle mark, which empties a window two buckets old (see
-//!   `Cell::expired`: without it, a key idle for a multiple of 64 windows saw its old counts
-//!   again);
+//!   a 7-bit epoch, and by the idle mark of sweeps, which empties a window two buckets old
+//!   (see `Cell::expired`); a key never swept that is idle for a multiple of 64 windows sees
+//!   its old counts again;
 //! * a **count window** of `calls` is two buckets of `ceil(calls / 2)` calls; the window is the
 //!   current bucket plus the previous full one: between `ceil(calls / 2)` and
 //!   `2 * ceil(calls / 2)` calls;
@@ -139,6 +139,8 @@ const STREAK_SHIFT: u32 = 48;
 const EPOCH_SHIFT: u32 = 56;
 const EPOCH_MASK: u64 = (1 << 7) - 1;
 const PROBE_BIT: u64 = 1 << 63;
+/// The two buckets of a window word.
+const BUCKETS_MASK: u64 = (1 << STREAK_SHIFT) - 1;
 
 /// One bucket of the packed window.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -498,8 +500,7 @@ impl Cell {
     ) -> Option<Added> {
         // Acquire: a word a transition stored (with Release, after its CAS) comes with that
         // transition's generation, so the check below sees it and this stale call stops
-        // instead of writing over the new state's word. It also sees the idle mark the
-        // call that began the word's bucket set before its CAS (see `expired`).
+        // instead of writing over the new state's word.
         let mut v = self.window.load(Ordering::Acquire);
         loop {
             if self.load().generation() != generation {
@@ -511,16 +512,10 @@ impl Cell {
                 failed,
                 slow,
             );
-            if added.rolled && matches!(buckets, Buckets::Time { .. }) {
-                // A bucket begins: the idle mark says when, before the word shows it.
-                let mark =
-                    tag(generation) | activity(next) << 32 | (now_ns / 1_000_000) & 0xFFFF_FFFF;
-                super::publish(&self.word, &self.deadline, generation, |_| false, mark);
-            }
-            // Release: the mark above comes with the word. The CAS keeps every count.
+            // Relaxed on success: the window carries only itself; the CAS keeps every count.
             match self
                 .window
-                .compare_exchange_weak(v, next, Ordering::Release, Ordering::Acquire)
+                .compare_exchange_weak(v, next, Ordering::Relaxed, Ordering::Acquire)
             {
                 Ok(_) => return Some(added),
                 Err(cur) => v = cur,
@@ -550,25 +545,23 @@ impl Cell {
     /// Whether the time window in `v` (of `generation`) is at least two buckets old at `now_ns`,
     /// by the idle mark. The window's epoch is its bucket number modulo 128, so after exactly
     /// 64 windows of silence (or 64 and a half) it reads as current again, and its old counts
-    /// came back (issue 15). The idle mark tells: every call that begins a bucket sets it
-    /// (`since` = now) before its CAS on the window, and a sweep sets it to its own time only
-    /// when calls came after the last mark, so the window's last call was in the bucket of
-    /// `since`, or before `since`: a mark two buckets old means an empty window. (A sweep
-    /// marks the first time it sees a key's calls, so with sweeps less than 63 windows apart a
-    /// mark is never that far behind the last call; without any sweep every mark is a bucket's
-    /// beginning.) A mark reads as ahead of now once 2^31 of its units have passed: a key
-    /// never swept (a sweep turns a mark 12 days old into seconds) and idle for 24.8 days or
-    /// more falls back to the epoch alone, whose old counts come back after a multiple of 64
-    /// windows.
+    /// came back (issue 15). A sweep's idle mark tells: a mark whose activity stamp is the
+    /// window's (no call since the sweep that set it) says the window's last call came before
+    /// `since`, so a mark two buckets old means an empty window. The stamp comparison makes
+    /// the reading safe against a racing call (its new word has another stamp) and needs no
+    /// write on the hot path. Keys of a registry never swept (no agent, no `sweep` calls) have
+    /// no mark and still read an old window after a multiple of 64 windows of silence; so does
+    /// a key whose stamp collides (1 in 32 768). Sweep times must be on the breaker's clock:
+    /// a mark ahead of it says nothing, one from a clock behind it empties windows early.
     #[inline(always)]
     fn expired(&self, v: u64, generation: u64, width_ns: u64, now_ns: u64) -> bool {
-        if v & ((1 << STREAK_SHIFT) - 1) == 0 {
+        if v & BUCKETS_MASK == 0 {
             return false; // no calls in either bucket
         }
-        // Relaxed: the Acquire load of `v` made the mark set before it visible.
+        // Relaxed: a mark is only believed when its stamp is this very word's.
         let d = self.deadline.load(Ordering::Relaxed);
-        if !tag_matches(d, generation) {
-            return false; // no mark of this episode yet: the window began after its start
+        if !tag_matches(d, generation) || (d >> 32) & STAMP_MASK != activity(v) {
+            return false; // no mark of this episode, or calls since the mark
         }
         let since = d & 0xFFFF_FFFF;
         let (now, unit) = if d & LONG_MARK == 0 {
@@ -577,7 +570,7 @@ impl Cell {
             (now_ns / 1_000_000_000, 1_000_000_000)
         };
         let idle = (now & 0xFFFF_FFFF).wrapping_sub(since) & 0xFFFF_FFFF;
-        // A mark ahead of now (a sweep given another clock's time) says nothing.
+        // A mark ahead of now (a sweep given a time beyond the clock) says nothing.
         idle < 1 << 31 && idle.saturating_mul(unit) >= width_ns.saturating_mul(2)
     }
 
@@ -1253,7 +1246,10 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
     ) -> Recorded {
         let (generation, index) = match permit.identity() {
             Some((_, None)) => return self.late(),
-            Some((g, Some(i))) if i < u64::from(prepared.config.half_open_calls) => (g, i),
+            // Generation 0 is no key's (see `issued`).
+            Some((g, Some(i))) if g != 0 && i < u64::from(prepared.config.half_open_calls) => {
+                (g, i)
+            }
             _ => return self.invalid(),
         };
         if generation != w.generation() {

@@ -922,16 +922,19 @@ fn key_probe_numbers_are_reused_once_released_and_never_forged() {
 
 /// Issue 15: the window's 7-bit epoch (the bucket number modulo 128) used to bring old counts
 /// back after exactly 64 windows of silence: 3 failures, 128 s idle with windows of 2 s, and
-/// one success tripped the key. The cell's idle mark, set when a bucket begins, now says the
-/// window is older than two buckets.
+/// one success tripped the key. A swept key's idle mark now says the window is older than two
+/// buckets (sweeps every 10 s, or a single one, on the breaker's clock).
 #[test]
 fn old_failures_never_come_back_after_a_multiple_of_64_windows() {
-    for (idle_s, sweeps) in [
-        (128, false),
-        (128, true),
-        (256, false),
-        (129, false),
-        (1280, true),
+    // (start, idle, sweeps every 10 s): the mock clock starts at 1 s; a start of 127 s puts
+    // the first calls in bucket 128, whose epoch (0) is the one an empty word has.
+    for (start_s, idle_s, sweeps) in [
+        (0, 128, true),
+        (0, 128, false),
+        (0, 256, true),
+        (0, 129, true),
+        (0, 1280, true),
+        (127, 128, true),
     ] {
         let (clock, time) = mock();
         let config = BreakerConfig::builder()
@@ -946,19 +949,20 @@ fn old_failures_never_come_back_after_a_multiple_of_64_windows() {
             .idle_ttl(Duration::from_secs(100_000))
             .build()
             .unwrap();
-        time.advance(Duration::from_millis(300)); // within a bucket, not at its start
+        time.advance(Duration::from_secs(start_s) + Duration::from_millis(300)); // mid-bucket
         for _ in 0..3 {
             b.try_acquire(&1).unwrap().failure();
         }
         assert_eq!(b.get(&1).unwrap().window.failures, 3);
         if sweeps {
-            // Sweeps mark the key idle (and rewrite the mark as they go).
             for _ in 0..idle_s / 10 {
                 time.advance(Duration::from_secs(10));
                 assert_eq!(b.sweep(time.now_ns()), 0);
             }
             time.advance(Duration::from_secs(idle_s % 10));
         } else {
+            // One sweep right after the calls marks the key; none after.
+            assert_eq!(b.sweep(time.now_ns()), 0);
             time.advance(Duration::from_secs(idle_s));
         }
         assert_eq!(
