@@ -2056,7 +2056,8 @@ surgewall_status surgewall_keyed_breaker_reset(const struct surgewall_keyed_brea
  * HALF_OPEN or manually set one); `*evicted_out` (if not NULL) receives how many, and each
  * is published as an `SURGEWALL_EVENT_KIND_EVICTED` event. Run it periodically (the agent
  * does). An idle key goes at the first sweep `idle_ttl` after the sweep that first saw it
- * idle.
+ * idle. Sweeps read the keyed breaker's own clock; the idle marks they leave also tell a key
+ * idle for two buckets that its time window is empty.
  */
 surgewall_status surgewall_keyed_breaker_sweep(const struct surgewall_keyed_breaker *kb,
                                                uint64_t *evicted_out);

@@ -1783,7 +1783,11 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
 
     /// Evicts the CLOSED keys idle for `idle_ttl` at `now_ns` (never an OPEN, HALF_OPEN or
     /// manually set one) and publishes one [`EventKind::Evicted`] each; see
-    /// [`Registry::sweep`](crate::registry::Registry::sweep).
+    /// [`Registry::sweep`](crate::registry::Registry::sweep). Give it the breaker's clock
+    /// (`clock().now_ns()`, as the agent does): the idle marks it leaves also tell a key
+    /// idle for two buckets that its time window is empty (without them a key idle for a
+    /// multiple of 64 windows would read its old counts), and a time behind the clock would
+    /// empty windows early.
     ///
     /// ```
     /// use std::time::Duration;
