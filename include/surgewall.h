@@ -220,10 +220,11 @@ enum surgewall_status
    */
   SURGEWALL_INVALID_PERMIT = 106,
   /**
-   * A result no outstanding permit can explain: a half-open probe reported after every probe
-   * handed out has reported (recorded twice), or a result for an OPEN breaker. Not caught
-   * in CLOSED: a permit recorded twice there is counted twice (the breaker keeps no record
-   * of permits out in CLOSED; that would cost every call a second atomic operation).
+   * A result no outstanding permit can explain: a half-open probe reported or released
+   * twice (each probe carries its number in the episode, so this holds whatever the other
+   * probes do), or a result for an OPEN breaker. Not caught in CLOSED: a permit recorded
+   * twice there is counted twice (the breaker keeps no record of permits out in CLOSED;
+   * that would cost every call a second atomic operation).
    */
   SURGEWALL_UNEXPECTED_RESULT = 107,
   /**
@@ -647,9 +648,13 @@ typedef struct surgewall_threshold_adjuster surgewall_threshold_adjuster;
  * `surgewall_breaker_acquire` would return; in every other case call it.
  *
  * The salt has only its top 24 bits set and is never zero; the generation fits the low 40.
- * A token whose top 24 bits are not the salt is `SURGEWALL_INVALID_PERMIT`: a zeroed permit
- * always, another breaker's unless the two breakers' ids are a multiple of 2^24 - 1 apart,
- * a forged one with a chance of 1 in 2^24 - 1 of passing.
+ * A half-open probe's token also carries the probe's number in its top 24 bits (under the
+ * salt), so probes are told apart; bindings never build those (HALF_OPEN is not an admitting
+ * state). A token whose top 24 bits are neither the salt nor the salt over a checked probe
+ * number is `SURGEWALL_INVALID_PERMIT`: a zeroed permit always, one with a bit of its top 24
+ * flipped always, another breaker's unless the two breakers' ids are a multiple of 2^24 - 1
+ * apart (or, with a chance of `half_open_calls` in 2^24, its salt reads as a probe number),
+ * a forged one with a chance of `1 + half_open_calls` in 2^24 of passing.
  */
 typedef struct surgewall_breaker_fast_path {
   /**
@@ -668,10 +673,10 @@ typedef struct surgewall_breaker_fast_path {
 
 /**
  * A permit: what `surgewall_breaker_acquire` hands out and `surgewall_breaker_record` takes
- * back, exactly once. Recording one twice is the caller's bug: in CLOSED it is counted twice;
- * in HALF_OPEN it is `SURGEWALL_UNEXPECTED_RESULT` once the probes' reports outnumber the
- * probes handed out (with `half_open_calls` >= 2, a probe reported twice while another is
- * still out is taken as that one's report). A plain value: copy it, keep it on the stack, pass it across threads.
+ * back, exactly once. Recording one twice is the caller's bug: in CLOSED it is counted twice
+ * (a CLOSED permit is only its generation); in HALF_OPEN each probe carries its number, so a
+ * probe reported or released twice is `SURGEWALL_UNEXPECTED_RESULT` whatever the other
+ * probes do. A plain value: copy it, keep it on the stack, pass it across threads.
  * Two `uint64_t`, so it travels in two registers (SysV x86-64, AArch64).
  */
 typedef struct surgewall_permit {
@@ -679,7 +684,7 @@ typedef struct surgewall_permit {
    * `generation ^ salt`: the breaker generation it was issued under in the low 40 bits
    * (older ones are dropped as late), and in the top 24 the salt tying it to the breaker
    * that issued it (a zeroed or foreign permit is refused; see
-   * `surgewall_breaker_fast_path`).
+   * `surgewall_breaker_fast_path`), over a half-open probe's number.
    */
   uint64_t token;
   /**
@@ -1096,9 +1101,11 @@ typedef struct surgewall_event {
  */
 typedef struct surgewall_keyed_breaker_permit {
   /**
-   * `generation ^ salt`, as in `surgewall_permit`, with a salt of the key's slot: a zeroed
-   * or forged permit, another keyed breaker's, or one presented with another key's slot is
-   * refused (`SURGEWALL_INVALID_PERMIT`; slots less than 2^24 apart never share a salt).
+   * `generation ^ salt`, as in `surgewall_permit` (a half-open probe's number included),
+   * with a salt of the key's slot: a zeroed or forged permit, another keyed breaker's, or
+   * one presented with another key's slot is refused (`SURGEWALL_INVALID_PERMIT`; slots
+   * less than 2^24 apart never share a salt). In HALF_OPEN a probe recorded twice is
+   * `SURGEWALL_UNEXPECTED_RESULT`, whatever the key's other probes do.
    */
   uint64_t token;
   /**
@@ -2045,11 +2052,14 @@ surgewall_status surgewall_subscription_free(struct surgewall_subscription *sub)
  * Creates a keyed-breaker configuration whose keys are breakers of `template_cfg` (consumed
  * whatever the outcome; its clock and fallback are the keyed breaker's). The template is
  * checked against the keyed layout by `surgewall_keyed_breaker_new`, which names the field:
- * at most 128 `minimum_calls`, 510 calls of count window, 255 `consecutive_failures`, 4095
- * `half_open_calls`. A key's time window is two buckets told apart by their number modulo
- * 128 (64 windows): a key that records nothing for a multiple of 64 windows, give or take a
- * bucket, and is not evicted meanwhile sees its old counts again; an idle TTL shorter than
- * 64 windows, swept at least that often, evicts such a key first.
+ * at most 128 `minimum_calls`, 510 calls of count window, 255 `consecutive_failures`, 14
+ * `half_open_calls` (a key's cell keeps a bit per probe number, so that a probe recorded twice
+ * is `SURGEWALL_UNEXPECTED_RESULT`). A key's time window is two buckets told apart by their
+ * number modulo 128 (64 windows) and by the idle mark sweeps leave (the agent's, or
+ * `surgewall_keyed_breaker_sweep` with times on the breaker's clock), which empties a window
+ * two buckets old: a swept key's old counts never come back after a silence. A key never
+ * swept that records nothing for a multiple of 64 windows, give or take a bucket, sees its
+ * old counts again.
  */
 surgewall_status surgewall_keyed_breaker_config_new(struct surgewall_breaker_config *template_cfg,
                                                     struct surgewall_keyed_breaker_config **out);
@@ -2238,7 +2248,8 @@ surgewall_status surgewall_keyed_breaker_reset(const struct surgewall_keyed_brea
  * HALF_OPEN or manually set one); `*evicted_out` (if not NULL) receives how many, and each
  * is published as an `SURGEWALL_EVENT_KIND_EVICTED` event. Run it periodically (the agent
  * does). An idle key goes at the first sweep `idle_ttl` after the sweep that first saw it
- * idle.
+ * idle. Sweeps read the keyed breaker's own clock; the idle marks they leave also tell a key
+ * idle for two buckets that its time window is empty.
  */
 surgewall_status surgewall_keyed_breaker_sweep(const struct surgewall_keyed_breaker *kb,
                                                uint64_t *evicted_out);

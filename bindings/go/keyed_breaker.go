@@ -149,7 +149,8 @@ type KeyedBreakerConfig struct {
 // between d/2 and d, a count window of n calls between ceil(n/2) and 2*ceil(n/2) calls, and
 // a bucket holds at most 255 calls (a full one halves, keeping the rates). Hence a template
 // or override may have at most 128 minimum calls, a count window of 510 calls, 255
-// consecutive failures and 4095 half-open calls: beyond, NewKeyedBreaker returns a
+// consecutive failures and 14 half-open calls (each probe's number has a bit in the key's
+// cell): beyond, NewKeyedBreaker returns a
 // *ConfigError naming the field. The window's buckets count (WithTimeWindow) is not used.
 //
 // For a handful of keys that each need a full breaker (exact windows, per-breaker metrics

@@ -498,7 +498,7 @@ func TestKeyedBreakerBadConfigNamesTheField(t *testing.T) {
 	}
 	// The limits themselves are accepted.
 	kb, err := NewKeyedBreaker(KeyedBreakerConfig{MaxKeys: 1}, WithMinimumCalls(128), WithCountWindow(510),
-		WithConsecutiveFailures(255), WithHalfOpenCalls(4095))
+		WithConsecutiveFailures(255), WithHalfOpenCalls(14))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,8 +5,8 @@ use std::time::Duration;
 use surgewall::clock::{Clock, MockClock};
 use surgewall::events::{EventKind, EventRing};
 use surgewall::{
-    Breaker, BreakerConfig, BreakerConfigBuilder, Outcome, Recorded, RejectReason, State,
-    TransitionReason,
+    Breaker, BreakerConfig, BreakerConfigBuilder, Outcome, RawPermit, Recorded, RejectReason,
+    State, TransitionReason,
 };
 
 const MS: Duration = Duration::from_millis(1);
@@ -476,6 +476,93 @@ fn a_probe_recorded_twice_is_unexpected() {
         State::HalfOpen,
         "a duplicate does not count as the second probe"
     );
+}
+
+/// Issue 15: each probe has a number, so a probe reported twice is refused even while another
+/// probe is out (it used to be taken as that one's report and close the breaker).
+#[test]
+fn a_probe_reported_twice_is_refused_while_another_is_out() {
+    let (b, time, _) = breaker(count_cfg());
+    half_open(&b, &time);
+    let p1 = b.try_acquire_raw().unwrap();
+    let p2 = b.try_acquire_raw().unwrap();
+    assert_ne!(p1, p2, "probes are told apart");
+    assert_eq!(b.record_raw(p1, Outcome::Success), Recorded::Counted);
+    assert_eq!(b.record_raw(p1, Outcome::Success), Recorded::Unexpected);
+    assert_eq!(b.record_raw(p1, Outcome::Ignored), Recorded::Unexpected);
+    let m = b.metrics();
+    assert_eq!((m.state, m.unexpected_results), (State::HalfOpen, 2));
+    assert_eq!((m.half_open_admitted, m.half_open_reported), (2, 1));
+    // The other probe's report still counts and closes the episode.
+    assert_eq!(b.record_raw(p2, Outcome::Success), Recorded::Counted);
+    assert_eq!(b.state(), State::Closed);
+    assert_eq!(b.metrics().late_results, 0);
+}
+
+/// A released probe's number is free for the next probe; the released permit is spent.
+#[test]
+fn a_released_probe_number_is_reused_and_its_permit_spent() {
+    let (b, time, _) = breaker(count_cfg());
+    half_open(&b, &time);
+    let p1 = b.try_acquire_raw().unwrap();
+    let p2 = b.try_acquire_raw().unwrap();
+    assert_eq!(b.record_raw(p1, Outcome::Ignored), Recorded::Counted);
+    let p3 = b.try_acquire_raw().unwrap();
+    assert_eq!(p3, p1, "the lowest free number comes back");
+    assert_eq!(b.record_raw(p2, Outcome::Success), Recorded::Counted);
+    assert_eq!(b.record_raw(p2, Outcome::Ignored), Recorded::Unexpected);
+    assert_eq!(b.state(), State::HalfOpen);
+    assert_eq!(b.record_raw(p3, Outcome::Success), Recorded::Counted);
+    assert_eq!(b.state(), State::Closed);
+}
+
+/// Probe numbers the breaker never issued are refused and change nothing.
+#[test]
+fn probe_numbers_never_issued_are_refused() {
+    let (b, time, _) = breaker(count_cfg());
+    let closed = b.try_acquire_raw().unwrap();
+    let numbered = |p: RawPermit, n: u64| RawPermit {
+        generation: p.generation | n << 40,
+        ..p
+    };
+    // A number under a CLOSED generation, beyond half_open_calls, or in the unused top bits.
+    assert_eq!(b.record_raw(numbered(closed, 1), F), Recorded::Invalid);
+    assert_eq!(b.record_raw(numbered(closed, 3), F), Recorded::Invalid);
+    assert_eq!(
+        b.record_raw(numbered(closed, 1 << 16), F),
+        Recorded::Invalid
+    );
+    assert_eq!(b.metrics().failures, 0);
+    half_open(&b, &time);
+    let p = b.try_acquire_raw().unwrap();
+    let plain = RawPermit {
+        generation: p.generation & ((1 << 40) - 1),
+        ..p
+    };
+    // A permit without a number under a HALF_OPEN generation, and a number not out.
+    assert_eq!(b.record_raw(plain, K), Recorded::Unexpected);
+    assert_eq!(b.record_raw(numbered(plain, 2), K), Recorded::Unexpected);
+    let m = b.metrics();
+    assert_eq!((m.half_open_reported, m.unexpected_results), (0, 5));
+    assert_eq!(b.record_raw(p, K), Recorded::Counted);
+}
+
+/// With more probes than one word of numbers holds, every probe is still told apart.
+#[test]
+fn many_probes_are_each_reported_once() {
+    let (b, time, _) = breaker(count_cfg().half_open_calls(40));
+    half_open(&b, &time);
+    let probes: Vec<_> = (0..40).map(|_| b.try_acquire_raw().unwrap()).collect();
+    let mut distinct = probes.clone();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 40);
+    for p in &probes[..39] {
+        assert_eq!(b.record_raw(*p, K), Recorded::Counted);
+        assert_eq!(b.record_raw(*p, K), Recorded::Unexpected);
+    }
+    assert_eq!(b.state(), State::HalfOpen);
+    assert_eq!(b.record_raw(probes[39], K), Recorded::Counted);
+    assert_eq!(b.state(), State::Closed);
 }
 
 // ---- generation fence, permits, panics ------------------------------------------------------

@@ -190,6 +190,79 @@ fn i5_every_permit_released_once() {
     });
 }
 
+// ---- probe numbers (issue 15) ----------------------------------------------------------------
+
+/// A probe's permit used twice at once, reported by one thread and released by another, while
+/// a second probe reports: exactly one use of the number settles it, and the episode goes as
+/// that one says: two reports close it (the other use is then unexpected, or late once the
+/// breaker has closed), a release leaves it waiting for its second probe (the report is
+/// unexpected).
+#[test]
+fn a_probe_number_settles_once_under_a_race() {
+    loom::model(|| {
+        let (b, time, _) = breaker(count_cfg().half_open_calls(2));
+        into_half_open(&b, &time);
+        let p1 = b.try_acquire_raw().unwrap();
+        let p2 = b.try_acquire_raw().unwrap();
+        let threads: Vec<_> = [Outcome::Success, Outcome::Ignored]
+            .into_iter()
+            .map(|o| {
+                let b = b.clone();
+                thread::spawn(move || b.record_raw(p1, o))
+            })
+            .collect();
+        assert_eq!(b.record_raw(p2, Outcome::Success), Recorded::Counted);
+        let got: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        let m = b.metrics();
+        match got[..] {
+            [Recorded::Counted, Recorded::Unexpected | Recorded::Late] => {
+                assert_eq!(m.state, State::Closed)
+            }
+            [Recorded::Unexpected, Recorded::Counted] => {
+                assert_eq!(m.state, State::HalfOpen);
+                assert_eq!((m.half_open_admitted, m.half_open_reported), (1, 1));
+                // The released number is free again: the next probe takes it and closes.
+                let p3 = b.try_acquire_raw().unwrap();
+                assert_eq!(p3, p1);
+                assert_eq!(b.record_raw(p3, Outcome::Success), Recorded::Counted);
+                assert_eq!(b.state(), State::Closed);
+            }
+            ref other => panic!("one use of the number settles it, got {other:?}"),
+        }
+        assert_eq!(m.late_results + m.unexpected_results, 1);
+    });
+}
+
+/// A release racing an acquire on a full episode: a probe admitted in the released place
+/// always finds a free number (the release frees its number before it gives the place back),
+/// never the other outstanding probe's.
+#[test]
+fn a_probe_admitted_in_a_released_place_gets_a_free_number() {
+    loom::model(|| {
+        let (b, time, _) = breaker(count_cfg().half_open_calls(2));
+        into_half_open(&b, &time);
+        let p1 = b.try_acquire_raw().unwrap();
+        let p2 = b.try_acquire_raw().unwrap();
+        let releaser = {
+            let b = b.clone();
+            thread::spawn(move || b.record_raw(p1, Outcome::Ignored))
+        };
+        let acquirer = {
+            let b = b.clone();
+            thread::spawn(move || b.try_acquire_raw().ok())
+        };
+        assert_eq!(releaser.join().unwrap(), Recorded::Counted);
+        let p3 = acquirer
+            .join()
+            .unwrap()
+            .unwrap_or_else(|| b.try_acquire_raw().unwrap());
+        assert_ne!(p3, p2, "never the outstanding probe's number");
+        assert_eq!(b.record_raw(p2, Outcome::Success), Recorded::Counted);
+        assert_eq!(b.record_raw(p3, Outcome::Success), Recorded::Counted);
+        assert_eq!(b.state(), State::Closed);
+    });
+}
+
 // ---- I7: a trip racing a manual transition (issue 15) ---------------------------------------
 
 /// A breaker that trips on one failure, with a CLOSED permit taken for the tripping thread.

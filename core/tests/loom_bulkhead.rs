@@ -6,11 +6,18 @@
 //! The waiting path (`acquire_timeout` with a non-zero wait) parks threads on std primitives
 //! and is not modelled here; the multi-thread stress tests in `core/src/bulkhead/tests.rs`
 //! cover it. The release path's look at the `waiting` gauge *is* modelled (it reads zero).
+//!
+//! The keyed bulkhead's generation (issue 15): a permit kept past its key's eviction, released
+//! while another key holds its slot, races that key's calls. Only one thread touches the
+//! registry's map (its shard locks are not modelled); releases find the cell by slot.
 #![cfg(surgewall_loom)]
+
+use std::time::Duration;
 
 use loom::sync::atomic::{AtomicU64, Ordering};
 use loom::sync::Arc;
 use loom::thread;
+use surgewall::bulkhead::keyed::{KeyedBulkhead, KeyedRejected};
 use surgewall::{Bulkhead, BulkheadConfig, NotAcquired};
 
 fn bulkhead(max: u32) -> Bulkhead {
@@ -105,5 +112,52 @@ fn a_stray_release_racing_a_real_one_never_underflows() {
         let m = b.metrics();
         assert_eq!((m.active, m.unexpected_releases), (0, 1));
         assert!(b.try_acquire_raw().is_ok());
+    });
+}
+
+/// A stale release (key 1's permit, after key 1 was evicted and key 2 took its slot) racing
+/// key 2's own release and a new call on key 2: the stale one is always refused, key 2 never
+/// has more than its limit in flight, and both gauges come back to zero.
+#[test]
+fn a_stale_keyed_release_never_frees_the_next_keys_place() {
+    loom::model(|| {
+        let b = Arc::new(
+            KeyedBulkhead::<u64>::builder(1)
+                .global_max(2)
+                .idle_ttl(Duration::ZERO)
+                .build()
+                .unwrap(),
+        );
+        let stale = b.try_acquire_raw(&1).unwrap();
+        b.release_raw(stale).unwrap();
+        assert_eq!(b.sweep(1_000_000_000), 1);
+        let held = b.try_acquire_raw(&2).unwrap();
+        assert_eq!(held.slot, stale.slot, "key 2 reuses key 1's slot");
+        let stray = {
+            let b = b.clone();
+            thread::spawn(move || b.release_raw(stale))
+        };
+        let owner = {
+            let b = b.clone();
+            thread::spawn(move || b.release_raw(held))
+        };
+        let again = b.try_acquire_raw(&2);
+        assert_eq!(stray.join().unwrap(), Err(NotAcquired));
+        assert_eq!(owner.join().unwrap(), Ok(()));
+        match again {
+            Ok(p) => {
+                // Admitted once key 2's first call was out: its limit of 1, never 2.
+                assert_eq!(b.active(&2), Some(1));
+                assert_eq!(
+                    b.try_acquire(&2).unwrap_err(),
+                    KeyedRejected::KeyFull { limit: 1 }
+                );
+                b.release_raw(p).unwrap();
+            }
+            Err(e) => assert_eq!(e, KeyedRejected::KeyFull { limit: 1 }),
+        }
+        let m = b.metrics();
+        assert_eq!(b.active(&2), Some(0));
+        assert_eq!((m.global_active, m.unexpected_releases), (Some(0), 1));
     });
 }

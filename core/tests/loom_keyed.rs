@@ -275,3 +275,54 @@ fn i7_a_trip_racing_reset_on_a_key_always_ends() {
         key_wait_ends(&b, &time);
     });
 }
+
+/// Issue 15 on a key: a probe's permit reported by one thread and released by another at once,
+/// while the key's second probe reports: one use settles the number, the other is unexpected.
+#[test]
+fn a_key_probe_number_settles_once_under_a_race() {
+    loom::model(|| {
+        let (clock, time) = Clock::mock();
+        let config = BreakerConfig::builder()
+            .consecutive_failures(1)
+            .open_for(Duration::from_secs(1))
+            .half_open_calls(2)
+            .build()
+            .unwrap();
+        let b = Arc::new(
+            KeyedBreaker::<u64>::builder(config)
+                .clock(clock)
+                .events(EventRing::new(4))
+                .build()
+                .unwrap(),
+        );
+        b.force_open(&1, Some(Duration::from_secs(1))).unwrap();
+        time.advance(Duration::from_secs(1));
+        let p1 = b.try_acquire_raw(&1).unwrap();
+        let p2 = b.try_acquire_raw(&1).unwrap();
+        let threads: Vec<_> = [Outcome::Success, Outcome::Ignored]
+            .into_iter()
+            .map(|o| {
+                let b = b.clone();
+                thread::spawn(move || b.record_raw(p1, o))
+            })
+            .collect();
+        assert_eq!(b.record_raw(p2, Outcome::Success), Recorded::Counted);
+        let got: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        match got[..] {
+            // The report won; the release is unexpected, or late once the key has closed.
+            [Recorded::Counted, Recorded::Unexpected | Recorded::Late] => {
+                assert_eq!(b.state(&1), Some(State::Closed))
+            }
+            [Recorded::Unexpected, Recorded::Counted] => {
+                assert_eq!(b.state(&1), Some(State::HalfOpen));
+                let p3 = b.try_acquire_raw(&1).unwrap();
+                assert_eq!(p3, p1, "the released number comes back");
+                assert_eq!(b.record_raw(p3, Outcome::Success), Recorded::Counted);
+                assert_eq!(b.state(&1), Some(State::Closed));
+            }
+            ref other => panic!("one use of the number settles it, got {other:?}"),
+        }
+        let m = b.metrics();
+        assert_eq!(m.late_results + m.unexpected_results, 1);
+    });
+}

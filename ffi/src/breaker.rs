@@ -19,6 +19,44 @@ use crate::status::{boundary, copy_out, fast_or, non_null, write, Status};
 /// word is `[generation 40 | half-open admitted 20 | EV 1 | state 3]`).
 const GENERATION_MASK: u64 = (1 << 40) - 1;
 
+/// A half-open probe's number in a token: the engine's permit carries it in bits 40..56 of its
+/// generation (0 for every other permit); a token carries `number << 8 | check(number)` in its
+/// top 24 bits, XORed with the salt like the rest, so a token with one bit flipped anywhere in
+/// them never reads as another probe's (`check` is a CRC-8, which catches every single-bit
+/// error) and garbage passes only with a chance of `half_open_calls` in 2^24.
+const PROBE_SHIFT: u32 = 40;
+
+/// The CRC-8 (polynomial `x^8 + x^2 + x + 1`) of a 16-bit probe number.
+fn probe_check(number: u64) -> u64 {
+    let mut r = number << 8;
+    for bit in (8..24).rev() {
+        if r & 1 << bit != 0 {
+            r ^= 0x107 << (bit - 8);
+        }
+    }
+    r
+}
+
+/// The token bits (before the salt) of the engine's permit generation `g`.
+#[inline]
+pub(crate) fn seal(g: u64) -> u64 {
+    let number = g >> PROBE_SHIFT;
+    if number == 0 {
+        return g;
+    }
+    g & GENERATION_MASK | (number << 8 | probe_check(number)) << PROBE_SHIFT
+}
+
+/// The engine's permit generation from unsalted token bits `t` with a probe number in its top
+/// 24, if they hold one that passes the check and is at most `max_probes`.
+#[cold]
+fn unseal_probe(t: u64, max_probes: u32) -> Option<u64> {
+    let top = t >> PROBE_SHIFT;
+    let number = top >> 8;
+    (number != 0 && number <= u64::from(max_probes) && probe_check(number) == top & 0xFF)
+        .then_some(t & GENERATION_MASK | number << PROBE_SHIFT)
+}
+
 /// How many salts there are: `2^24 - 1`, every non-zero value of the token's top 24 bits.
 const SALTS: u64 = (1 << 24) - 1;
 
@@ -98,10 +136,10 @@ fn salted<'a>(b: *const surgewall_breaker) -> Result<(&'a Breaker, u64), Status>
 }
 
 /// A permit: what `surgewall_breaker_acquire` hands out and `surgewall_breaker_record` takes
-/// back, exactly once. Recording one twice is the caller's bug: in CLOSED it is counted twice;
-/// in HALF_OPEN it is `SURGEWALL_UNEXPECTED_RESULT` once the probes' reports outnumber the
-/// probes handed out (with `half_open_calls` >= 2, a probe reported twice while another is
-/// still out is taken as that one's report). A plain value: copy it, keep it on the stack, pass it across threads.
+/// back, exactly once. Recording one twice is the caller's bug: in CLOSED it is counted twice
+/// (a CLOSED permit is only its generation); in HALF_OPEN each probe carries its number, so a
+/// probe reported or released twice is `SURGEWALL_UNEXPECTED_RESULT` whatever the other
+/// probes do. A plain value: copy it, keep it on the stack, pass it across threads.
 /// Two `uint64_t`, so it travels in two registers (SysV x86-64, AArch64).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,7 +147,7 @@ pub struct surgewall_permit {
     /// `generation ^ salt`: the breaker generation it was issued under in the low 40 bits
     /// (older ones are dropped as late), and in the top 24 the salt tying it to the breaker
     /// that issued it (a zeroed or foreign permit is refused; see
-    /// `surgewall_breaker_fast_path`).
+    /// `surgewall_breaker_fast_path`), over a half-open probe's number.
     pub token: u64,
     /// When the call started (clock ns), or 0 when the breaker does not time calls.
     pub start_ns: u64,
@@ -327,9 +365,13 @@ pub(crate) fn reject_status(reason: RejectReason) -> Status {
 /// `surgewall_breaker_acquire` would return; in every other case call it.
 ///
 /// The salt has only its top 24 bits set and is never zero; the generation fits the low 40.
-/// A token whose top 24 bits are not the salt is `SURGEWALL_INVALID_PERMIT`: a zeroed permit
-/// always, another breaker's unless the two breakers' ids are a multiple of 2^24 - 1 apart,
-/// a forged one with a chance of 1 in 2^24 - 1 of passing.
+/// A half-open probe's token also carries the probe's number in its top 24 bits (under the
+/// salt), so probes are told apart; bindings never build those (HALF_OPEN is not an admitting
+/// state). A token whose top 24 bits are neither the salt nor the salt over a checked probe
+/// number is `SURGEWALL_INVALID_PERMIT`: a zeroed permit always, one with a bit of its top 24
+/// flipped always, another breaker's unless the two breakers' ids are a multiple of 2^24 - 1
+/// apart (or, with a chance of `half_open_calls` in 2^24, its salt reads as a probe number),
+/// a forged one with a chance of `1 + half_open_calls` in 2^24 of passing.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct surgewall_breaker_fast_path {
@@ -455,7 +497,7 @@ extern "C" fn acquire_checked(
             Ok(p) => write(
                 permit_out,
                 surgewall_permit {
-                    token: p.generation ^ salt,
+                    token: seal(p.generation) ^ salt,
                     start_ns: p.start_ns,
                 },
             ),
@@ -469,20 +511,31 @@ extern "C" fn acquire_checked(
     })
 }
 
-/// The permit `p` as the engine takes it, if it carries `salt`.
+/// The permit `p` as `breaker` takes it, if it carries `salt`.
 #[inline(always)]
-fn raw(salt: u64, p: surgewall_permit) -> Result<RawPermit, Status> {
-    unsalt(salt, p.token, p.start_ns)
+fn raw(breaker: &Breaker, salt: u64, p: surgewall_permit) -> Result<RawPermit, Status> {
+    unsalt(salt, p.token, p.start_ns, || {
+        breaker.config().half_open_calls()
+    })
 }
 
-/// The engine's permit from a token `generation ^ salt`, if it carries `salt`.
+/// The engine's permit from a token `seal(generation) ^ salt`, if it carries `salt` (over a
+/// probe number of at most `max_probes()`, when it carries one).
 #[inline(always)]
-pub(crate) fn unsalt(salt: u64, token: u64, start_ns: u64) -> Result<RawPermit, Status> {
-    if token & !GENERATION_MASK != salt {
-        return Err(Status::SURGEWALL_INVALID_PERMIT);
-    }
+pub(crate) fn unsalt(
+    salt: u64,
+    token: u64,
+    start_ns: u64,
+    max_probes: impl FnOnce() -> u32,
+) -> Result<RawPermit, Status> {
+    let t = token ^ salt;
+    let generation = if t & !GENERATION_MASK == 0 {
+        t
+    } else {
+        unseal_probe(t, max_probes()).ok_or(Status::SURGEWALL_INVALID_PERMIT)?
+    };
     Ok(RawPermit {
-        generation: token & GENERATION_MASK,
+        generation,
         start_ns,
     })
 }
@@ -517,7 +570,7 @@ pub extern "C" fn surgewall_breaker_record(
             let Ok((breaker, salt)) = salted(b) else {
                 return false;
             };
-            let Ok(p) = raw(salt, permit) else {
+            let Ok(p) = raw(breaker, salt, permit) else {
                 return false;
             };
             breaker.try_record_success_inline(p)
@@ -536,7 +589,7 @@ extern "C" fn record_checked(
     boundary(|| {
         let (breaker, salt) = salted(b)?;
         let o = self::outcome(outcome)?;
-        recorded(breaker.record_raw(raw(salt, permit)?, o))
+        recorded(breaker.record_raw(raw(breaker, salt, permit)?, o))
     })
 }
 
@@ -552,7 +605,11 @@ pub extern "C" fn surgewall_breaker_record_timed(
         let (breaker, salt) = salted(b)?;
         let o = self::outcome(outcome)?;
         let d = u64::try_from(duration_ns).map_err(|_| Status::SURGEWALL_INVALID_ARG)?;
-        recorded(breaker.record_raw_with_duration(raw(salt, permit)?, o, Duration::from_nanos(d)))
+        recorded(breaker.record_raw_with_duration(
+            raw(breaker, salt, permit)?,
+            o,
+            Duration::from_nanos(d),
+        ))
     })
 }
 
@@ -749,6 +806,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn probe_numbers_travel_checked_and_one_flipped_bit_never_passes() {
+        let salt = salt_of(7, 3);
+        let plain = 0x12_3456_789a;
+        assert_eq!(seal(plain), plain);
+        for number in [1u64, 2, 3, 14, 4095, 65_535] {
+            let g = plain | number << PROBE_SHIFT;
+            let token = seal(g) ^ salt;
+            let back = unsalt(salt, token, 9, || 65_535).unwrap();
+            assert_eq!((back.generation, back.start_ns), (g, 9));
+            // Beyond the breaker's half_open_calls: refused.
+            assert_eq!(
+                unsalt(salt, token, 0, || number as u32 - 1),
+                Err(Status::SURGEWALL_INVALID_PERMIT)
+            );
+            for bit in 40..64 {
+                assert_eq!(
+                    unsalt(salt, token ^ 1 << bit, 0, || 65_535),
+                    Err(Status::SURGEWALL_INVALID_PERMIT),
+                    "number {number}, bit {bit}"
+                );
+            }
+        }
+        // An ordinary token with one salt bit flipped: refused too.
+        for bit in 40..64 {
+            assert!(unsalt(salt, (plain ^ salt) ^ 1 << bit, 0, || 65_535).is_err());
+        }
+    }
+
+    #[test]
     fn salts_live_in_the_top_24_bits_and_are_never_zero() {
         for key in [1, 2, SALTS / 2, SALTS - 1, SALTS] {
             for id in (0..4096).chain([SALTS - 1, SALTS, SALTS + 1, u64::MAX >> 8, u64::MAX]) {
@@ -800,7 +886,7 @@ mod tests {
             salt(breaker),
             "the slot keeps the salt"
         );
-        assert_eq!(raw(salt(breaker), p).unwrap().generation, 1);
+        assert_eq!(raw(breaker, salt(breaker), p).unwrap().generation, 1);
         for bad in [
             0,
             1,

@@ -9,14 +9,16 @@
 use std::panic::Location;
 use std::time::Duration;
 
-use engine::breaker::keyed::{KeySnapshot, KeyedBreaker, KeyedRawPermit, KeyedRejected};
+use engine::breaker::keyed::{
+    KeySnapshot, KeyedBreaker, KeyedRawPermit, KeyedRejected, MAX_KEYED_HALF_OPEN_CALLS,
+};
 use engine::catalog::{KeyPage, KeyedBreakerView};
 use engine::clock::Clock;
 use engine::registry::Overflow;
 use engine::{BreakerConfig, ConfigError, Fallback, Outcome};
 
 use crate::breaker::{
-    ns, outcome, recorded, reject_status, salt_for, surgewall_state, surgewall_window_counts,
+    ns, outcome, recorded, reject_status, salt_for, seal, surgewall_state, surgewall_window_counts,
     unsalt,
 };
 use crate::builder::{consume, set, Builder};
@@ -68,7 +70,8 @@ pub struct KeyedBreakerObj {
 /// into its 24 bits, `salt ^ (slot * odd mod 2^24) << 40`. Multiplying by an odd number is a
 /// bijection modulo 2^24, so two slots less than 2^24 apart never share a salt: a permit
 /// presented with another key's slot fails the token check (`SURGEWALL_INVALID_PERMIT`)
-/// instead of being counted on that key. (For the one slot whose mix equals the salt the
+/// instead of being counted on that key (unless the two salts differ by what reads as a
+/// checked probe number of at most 14: a chance of 14 in 2^24). (For the one slot whose mix equals the salt the
 /// token is the bare generation; a zeroed permit still fails there, since no key's permit
 /// carries generation 0.)
 #[inline]
@@ -114,9 +117,11 @@ impl KeyedBreakerView for KeyedBreakerObj {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct surgewall_keyed_breaker_permit {
-    /// `generation ^ salt`, as in `surgewall_permit`, with a salt of the key's slot: a zeroed
-    /// or forged permit, another keyed breaker's, or one presented with another key's slot is
-    /// refused (`SURGEWALL_INVALID_PERMIT`; slots less than 2^24 apart never share a salt).
+    /// `generation ^ salt`, as in `surgewall_permit` (a half-open probe's number included),
+    /// with a salt of the key's slot: a zeroed or forged permit, another keyed breaker's, or
+    /// one presented with another key's slot is refused (`SURGEWALL_INVALID_PERMIT`; slots
+    /// less than 2^24 apart never share a salt). In HALF_OPEN a probe recorded twice is
+    /// `SURGEWALL_UNEXPECTED_RESULT`, whatever the key's other probes do.
     pub token: u64,
     /// When the call started (clock ns), or 0 when the key's configuration does not time calls.
     pub start_ns: u64,
@@ -217,11 +222,14 @@ fn take_breaker_config(
 /// Creates a keyed-breaker configuration whose keys are breakers of `template_cfg` (consumed
 /// whatever the outcome; its clock and fallback are the keyed breaker's). The template is
 /// checked against the keyed layout by `surgewall_keyed_breaker_new`, which names the field:
-/// at most 128 `minimum_calls`, 510 calls of count window, 255 `consecutive_failures`, 4095
-/// `half_open_calls`. A key's time window is two buckets told apart by their number modulo
-/// 128 (64 windows): a key that records nothing for a multiple of 64 windows, give or take a
-/// bucket, and is not evicted meanwhile sees its old counts again; an idle TTL shorter than
-/// 64 windows, swept at least that often, evicts such a key first.
+/// at most 128 `minimum_calls`, 510 calls of count window, 255 `consecutive_failures`, 14
+/// `half_open_calls` (a key's cell keeps a bit per probe number, so that a probe recorded twice
+/// is `SURGEWALL_UNEXPECTED_RESULT`). A key's time window is two buckets told apart by their
+/// number modulo 128 (64 windows) and by the idle mark sweeps leave (the agent's, or
+/// `surgewall_keyed_breaker_sweep` with times on the breaker's clock), which empties a window
+/// two buckets old: a swept key's old counts never come back after a silence. A key never
+/// swept that records nothing for a multiple of 64 windows, give or take a bucket, sees its
+/// old counts again.
 #[no_mangle]
 pub extern "C" fn surgewall_keyed_breaker_config_new(
     template_cfg: *mut surgewall_breaker_config,
@@ -451,7 +459,7 @@ fn acquire(
             Ok(p) => write(
                 permit_out,
                 surgewall_keyed_breaker_permit {
-                    token: p.inner.generation ^ slot_salt(obj.salt, p.slot),
+                    token: seal(p.inner.generation) ^ slot_salt(obj.salt, p.slot),
                     start_ns: p.inner.start_ns,
                     slot: p.slot,
                 },
@@ -522,7 +530,9 @@ pub extern "C" fn surgewall_keyed_breaker_key_of(
 fn raw(obj: &KeyedBreakerObj, p: surgewall_keyed_breaker_permit) -> Result<KeyedRawPermit, Status> {
     Ok(KeyedRawPermit {
         slot: p.slot,
-        inner: unsalt(slot_salt(obj.salt, p.slot), p.token, p.start_ns)?,
+        inner: unsalt(slot_salt(obj.salt, p.slot), p.token, p.start_ns, || {
+            MAX_KEYED_HALF_OPEN_CALLS
+        })?,
     })
 }
 
@@ -672,7 +682,8 @@ pub extern "C" fn surgewall_keyed_breaker_reset(
 /// HALF_OPEN or manually set one); `*evicted_out` (if not NULL) receives how many, and each
 /// is published as an `SURGEWALL_EVENT_KIND_EVICTED` event. Run it periodically (the agent
 /// does). An idle key goes at the first sweep `idle_ttl` after the sweep that first saw it
-/// idle.
+/// idle. Sweeps read the keyed breaker's own clock; the idle marks they leave also tell a key
+/// idle for two buckets that its time window is empty.
 #[no_mangle]
 pub extern "C" fn surgewall_keyed_breaker_sweep(
     kb: *const surgewall_keyed_breaker,

@@ -31,10 +31,11 @@ pub enum surgewall_status {
     SURGEWALL_INVALID_TRANSITION = 105,
     /// A permit this breaker did not issue (zeroed, forged, or from another breaker).
     SURGEWALL_INVALID_PERMIT = 106,
-    /// A result no outstanding permit can explain: a half-open probe reported after every probe
-    /// handed out has reported (recorded twice), or a result for an OPEN breaker. Not caught
-    /// in CLOSED: a permit recorded twice there is counted twice (the breaker keeps no record
-    /// of permits out in CLOSED; that would cost every call a second atomic operation).
+    /// A result no outstanding permit can explain: a half-open probe reported or released
+    /// twice (each probe carries its number in the episode, so this holds whatever the other
+    /// probes do), or a result for an OPEN breaker. Not caught in CLOSED: a permit recorded
+    /// twice there is counted twice (the breaker keeps no record of permits out in CLOSED;
+    /// that would cost every call a second atomic operation).
     SURGEWALL_UNEXPECTED_RESULT = 107,
     /// The caller's buffer is too small; the needed length was written.
     SURGEWALL_BUFFER_TOO_SMALL = 108,

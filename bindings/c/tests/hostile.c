@@ -679,8 +679,10 @@ static void test_permits(surgewall_mock_clock *clock)
     CHECK_STATUS(surgewall_breaker_record_timed(b, zero, SURGEWALL_OUTCOME_FAILURE, 5), SURGEWALL_INVALID_PERMIT);
     CHECK_STATUS(surgewall_breaker_release(b, zero), SURGEWALL_INVALID_PERMIT);
     /* Forged tokens: the salt is the token's top 24 bits (never zero), so a token without it,
-     * or with any one of its bits flipped, is always refused; garbage is refused unless its
-     * top 24 bits happen to be the salt (a chance of 1 in 2^24 - 1, skipped, not failed). */
+     * or with any one of its bits flipped, is always refused (a half-open probe's number
+     * travels there too, under the salt, with an 8-bit CRC, so one flipped bit never reads as
+     * a number); garbage is refused unless its top 24 bits happen to be the salt, or the salt
+     * over a number up to half_open_calls (2) in their top 16 (skipped, not failed). */
     surgewall_breaker_fast_path fp;
     CHECK_OK(surgewall_breaker_get_fast_path(b, &fp));
     const uint64_t gen = stats_of(b).generation;
@@ -694,8 +696,8 @@ static void test_permits(surgewall_mock_clock *clock)
     forged_tokens[nforged++] = UINT64_MAX;
     for (size_t i = 0; i < nforged; i++) {
         surgewall_permit forged = {forged_tokens[i], 0};
-        if (PERMIT_SALT(forged) == fp.salt) {
-            continue; /* garbage that carries the salt by chance */
+        if (((PERMIT_SALT(forged) ^ fp.salt) >> 48) <= 2) {
+            continue; /* garbage that carries the salt (or the salt over a number) by chance */
         }
         CHECK_STATUS(surgewall_breaker_record(b, forged, SURGEWALL_OUTCOME_FAILURE), SURGEWALL_INVALID_PERMIT);
         CHECK_STATUS(surgewall_breaker_record_timed(b, forged, SURGEWALL_OUTCOME_FAILURE, 5),
@@ -733,17 +735,27 @@ static void test_permits(surgewall_mock_clock *clock)
         CHECK_STATUS(surgewall_breaker_record(b, p, outcomes[i]), SURGEWALL_INVALID_ARG);
     }
     CHECK_U64(stats_of(b).half_open_reported, 0); /* bad outcomes used no probe */
+    /* Each probe carries its number (issue 15): with a second probe out, a probe recorded
+     * twice is still refused (it used to be taken as the other probe's report, close the
+     * breaker, and leave that probe late). */
+    CHECK_OK(surgewall_breaker_acquire(b, &q, NULL));
+    CHECK(q.token != p.token);
     CHECK_OK(surgewall_breaker_record(b, p, SURGEWALL_OUTCOME_SUCCESS));
     CHECK_STATUS(surgewall_breaker_record(b, p, SURGEWALL_OUTCOME_SUCCESS), SURGEWALL_UNEXPECTED_RESULT);
-    CHECK_U64(stats_of(b).unexpected_results, 1);
-    CHECK_U64(stats_of(b).state, SURGEWALL_STATE_HALF_OPEN); /* the double did not close it */
-    /* Limitation (reported): probes carry no identity, only the generation. While another
-     * probe is outstanding, a duplicate of a reported one is taken as that other probe's
-     * result (OK, and it can close the episode); UNEXPECTED_RESULT is only certain when no
-     * probe is outstanding, as here. */
-    CHECK_OK(surgewall_breaker_acquire(b, &q, NULL));
+    CHECK_STATUS(surgewall_breaker_record_timed(b, p, SURGEWALL_OUTCOME_FAILURE, 5),
+                 SURGEWALL_UNEXPECTED_RESULT);
+    CHECK_STATUS(surgewall_breaker_release(b, p), SURGEWALL_UNEXPECTED_RESULT);
+    CHECK_U64(stats_of(b).unexpected_results, 3);
+    CHECK_U64(stats_of(b).state, SURGEWALL_STATE_HALF_OPEN); /* the doubles did not close it */
+    CHECK_U64(stats_of(b).half_open_reported, 1);
+    /* a probe's token with a bit of its number flipped is no probe at all */
+    for (int bit = 40; bit < 64; bit++) {
+        surgewall_permit forged = {q.token ^ (UINT64_C(1) << bit), 0};
+        CHECK_STATUS(surgewall_breaker_record(b, forged, SURGEWALL_OUTCOME_FAILURE), SURGEWALL_INVALID_PERMIT);
+    }
     CHECK_OK(surgewall_breaker_record(b, q, SURGEWALL_OUTCOME_SUCCESS));
     CHECK_U64(stats_of(b).state, SURGEWALL_STATE_CLOSED);
+    CHECK_U64(stats_of(b).late_results, 0);
     /* the probe's permit, once more after the episode: late */
     CHECK_STATUS(surgewall_breaker_record(b, q, SURGEWALL_OUTCOME_SUCCESS), SURGEWALL_LATE_RESULT);
     /* a permit released twice in half-open: the second is unexpected too */
@@ -1210,6 +1222,47 @@ static void check_keyed_config_error(surgewall_keyed_breaker_config *cfg, const 
     CHECK_STATUS(surgewall_keyed_breaker_config_free(cfg), SURGEWALL_INVALID_HANDLE); /* consumed */
 }
 
+/* Issue 15 on keys: a key's probes carry their numbers too. */
+static void test_keyed_probe_identity(surgewall_mock_clock *clock)
+{
+    surgewall_breaker_config *tmpl = new_config(clock);
+    CHECK_OK(surgewall_breaker_config_set_consecutive_failures(tmpl, 1));
+    CHECK_OK(surgewall_breaker_config_set_open_for(tmpl, 1000 * MS));
+    CHECK_OK(surgewall_breaker_config_set_half_open_calls(tmpl, 2));
+    surgewall_keyed_breaker_config *cfg = NULL;
+    CHECK_OK(surgewall_keyed_breaker_config_new(tmpl, &cfg));
+    surgewall_keyed_breaker *kb = NULL;
+    CHECK_OK(surgewall_keyed_breaker_new(cfg, &kb, NULL));
+    surgewall_keyed_breaker_permit p1, p2;
+    surgewall_keyed_breaker_key_stats ks;
+    surgewall_keyed_breaker_stats m;
+    CHECK_OK(surgewall_keyed_breaker_acquire(kb, 9, &p1, NULL));
+    CHECK_OK(surgewall_keyed_breaker_record(kb, p1, SURGEWALL_OUTCOME_FAILURE));
+    CHECK_OK(surgewall_mock_clock_advance(clock, 1000 * MS));
+    CHECK_OK(surgewall_keyed_breaker_acquire(kb, 9, &p1, NULL));
+    CHECK_OK(surgewall_keyed_breaker_acquire(kb, 9, &p2, NULL));
+    CHECK(p1.token != p2.token);
+    CHECK_OK(surgewall_keyed_breaker_record(kb, p1, SURGEWALL_OUTCOME_SUCCESS));
+    CHECK_STATUS(surgewall_keyed_breaker_record(kb, p1, SURGEWALL_OUTCOME_SUCCESS),
+                 SURGEWALL_UNEXPECTED_RESULT);
+    CHECK_STATUS(surgewall_keyed_breaker_release(kb, p1), SURGEWALL_UNEXPECTED_RESULT);
+    CHECK_OK(surgewall_keyed_breaker_get(kb, 9, &ks));
+    CHECK_U64(ks.state, SURGEWALL_STATE_HALF_OPEN); /* the doubles did not close it */
+    for (int bit = 40; bit < 64; bit++) {
+        surgewall_keyed_breaker_permit forged = p2;
+        forged.token ^= UINT64_C(1) << bit;
+        CHECK_STATUS(surgewall_keyed_breaker_record(kb, forged, SURGEWALL_OUTCOME_FAILURE),
+                     SURGEWALL_INVALID_PERMIT);
+    }
+    CHECK_OK(surgewall_keyed_breaker_record(kb, p2, SURGEWALL_OUTCOME_SUCCESS));
+    CHECK_OK(surgewall_keyed_breaker_get(kb, 9, &ks));
+    CHECK_U64(ks.state, SURGEWALL_STATE_CLOSED);
+    CHECK_OK(surgewall_keyed_breaker_metrics(kb, &m));
+    CHECK_U64(m.unexpected_results, 2);
+    CHECK_U64(m.late_results, 0);
+    CHECK_OK(surgewall_keyed_breaker_free(kb));
+}
+
 static void test_keyed_breakers(surgewall_mock_clock *clock)
 {
     struct bad rows[NBAD];
@@ -1369,6 +1422,10 @@ static void test_keyed_breakers(surgewall_mock_clock *clock)
     CHECK_OK(surgewall_breaker_config_set_open_for(t, -1));
     CHECK_OK(surgewall_keyed_breaker_config_new(t, &kcfg));
     check_keyed_config_error(kcfg, "open_for", NULL);
+    t = new_config(NULL);
+    CHECK_OK(surgewall_breaker_config_set_half_open_calls(t, 15)); /* a keyed breaker numbers 14 */
+    CHECK_OK(surgewall_keyed_breaker_config_new(t, &kcfg));
+    check_keyed_config_error(kcfg, "half_open_calls", "14");
     CHECK_OK(surgewall_keyed_breaker_config_new(new_config(NULL), &kcfg));
     t = new_config(NULL);
     CHECK_OK(surgewall_breaker_config_set_half_open_calls(t, 5000));
@@ -1628,6 +1685,7 @@ int main(void)
     test_permits(clock);
     test_policies(clock);
     test_keyed_breakers(clock);
+    test_keyed_probe_identity(clock);
     test_agent(clock);
     test_keyed_bulkhead_stale_permits();
     test_mock_clock_saturates();

@@ -23,6 +23,10 @@ pub(crate) trait Admit {
     fn config(&self) -> &BreakerConfig;
     /// A permit of the generation in `w` (timed if the configuration times calls).
     fn permit(&self, w: Word) -> RawPermit;
+    /// The permit of a probe this caller was just admitted as (its CAS installed `w`): it
+    /// claims a number among the episode's free ones, which the permit carries, so each probe
+    /// is reported once (a second report or release of that number is unexpected).
+    fn probe_permit(&self, w: Word) -> RawPermit;
     /// Counts a rejection.
     fn reject(&self, reason: RejectReason, retry_after: Duration) -> Rejected;
     /// Bookkeeping after this caller's CAS won the transition from `from` to `to`.
@@ -52,7 +56,7 @@ pub(crate) fn acquire_slow(b: &impl Admit, mut w: Word) -> Result<RawPermit, Rej
                         match b.cas(w, next) {
                             Ok(()) => {
                                 b.entered(w, next, TransitionReason::WaitOver, now);
-                                return Ok(b.permit(next));
+                                return Ok(b.probe_permit(next));
                             }
                             Err(cur) => w = cur,
                         }
@@ -82,7 +86,7 @@ pub(crate) fn acquire_slow(b: &impl Admit, mut w: Word) -> Result<RawPermit, Rej
                         if w.admitted() < u64::from(b.config().half_open_calls) {
                             let next = w.with_admitted(w.admitted() + 1);
                             match b.cas(w, next) {
-                                Ok(()) => return Ok(b.permit(next)),
+                                Ok(()) => return Ok(b.probe_permit(next)),
                                 Err(cur) => w = cur,
                             }
                         } else {

@@ -24,7 +24,8 @@
 //!             [0 | epoch 7 | consecutive failures 8 | previous bucket 24 | current bucket 24]
 //!             (a bucket: [slow 8 | failures 8 | calls 8])
 //!           OPEN, HALF_OPEN, FORCED_OPEN (the probe word):
-//!             [1 | generation tag 15 | opens 12 | reported 12 | failures 12 | slow 12]
+//!             [1 | generation tag 15 | opens 12 | taken 14 | reported 14 | failures 4 | slow 4]
+//!             (`taken`, `reported`: the episode's probe numbers, see `breaker/probes.rs`)
 //! ```
 //!
 //! The top bit of the window word says which layout it holds. A transition replaces the word
@@ -48,8 +49,10 @@
 //!
 //! * a **time window** of `duration` is two buckets of `duration / 2`; the window is the
 //!   current bucket plus the previous one, so it reaches back between `duration / 2` and
-//!   `duration` (the `buckets` of the configuration are not used); an epoch of 7 bits means a
-//!   key idle for exactly a multiple of 64 windows (and not evicted) sees its old counts again;
+//!   `duration` (the `buckets` of the configuration are not used); buckets are told apart by
+//!   a 7-bit epoch, and by the idle mark of sweeps, which empties a window two buckets old
+//!   (see `Cell::expired`); a key never swept that is idle for a multiple of 64 windows sees
+//!   its old counts again;
 //! * a **count window** of `calls` is two buckets of `ceil(calls / 2)` calls; the window is the
 //!   current bucket plus the previous full one: between `ceil(calls / 2)` and
 //!   `2 * ceil(calls / 2)` calls;
@@ -57,7 +60,10 @@
 //!   (rounding failures and slow calls up), which keeps the rates and at least 128 calls, so
 //!   `minimum_calls` may be at most 128 and a count window at most 510 calls;
 //! * `consecutive_failures` may be at most 255 (an 8-bit streak) and `half_open_calls` at
-//!   most 4095 (12-bit probe counts).
+//!   most 14: each probe has a number, and the probe word holds a bit per number for "out"
+//!   and one for "reported" beside the counts, so that a probe reported twice is refused
+//!   (one CAS settles a number and counts its report). More would need a wider cell (8 bytes
+//!   per key more, a 40-byte slot with a `u64` key, no longer a divisor of a cache line).
 //!
 //! [`KeyedBreakerBuilder::build`] checks these limits, naming the field.
 //!
@@ -87,6 +93,7 @@ use super::{
     Counts, Outcome, RawPermit, Recorded, RejectReason, Rejected, State, TransitionError,
     TransitionReason, DEADLINE_NEVER,
 };
+use crate::breaker::probes::{self, Settle};
 use crate::breaker::state::Word;
 use crate::breaker::{BreakerConfig, Window};
 use crate::clock::{duration_ns, Clock, ClockMode};
@@ -109,8 +116,9 @@ const UNEXPECTED: usize = 4;
 const FAILURES: usize = 5;
 const LANES: usize = 6;
 
-/// The largest `half_open_calls` of a keyed breaker (12-bit probe counts).
-pub const MAX_KEYED_HALF_OPEN_CALLS: u32 = 4095;
+/// The largest `half_open_calls` of a keyed breaker (a bit per probe number, twice, in the
+/// cell's probe word).
+pub const MAX_KEYED_HALF_OPEN_CALLS: u32 = 14;
 /// The largest `minimum_calls` of a keyed breaker (a saturated bucket keeps 128 calls).
 pub const MAX_KEYED_MINIMUM_CALLS: u32 = 128;
 /// The largest count window of a keyed breaker (two buckets of 255 calls).
@@ -131,6 +139,8 @@ const STREAK_SHIFT: u32 = 48;
 const EPOCH_SHIFT: u32 = 56;
 const EPOCH_MASK: u64 = (1 << 7) - 1;
 const PROBE_BIT: u64 = 1 << 63;
+/// The two buckets of a window word.
+const BUCKETS_MASK: u64 = (1 << STREAK_SHIFT) - 1;
 
 /// One bucket of the packed window.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -300,6 +310,12 @@ impl Buckets {
 const TAG_SHIFT: u32 = 48;
 const TAG_MASK: u64 = 0x7FFF;
 const P12: u64 = (1 << 12) - 1;
+const P14: u64 = (1 << 14) - 1;
+const P4: u64 = (1 << 4) - 1;
+const OPENS_SHIFT: u32 = 36;
+const TAKEN_SHIFT: u32 = 22;
+const REPORTED_SHIFT: u32 = 8;
+const FAILURES_SHIFT: u32 = 4;
 
 /// The 16-bit generation tag of deadline and idle-mark words.
 fn tag(generation: u64) -> u64 {
@@ -310,23 +326,39 @@ fn tag_matches(word: u64, generation: u64) -> bool {
     word >> TAG_SHIFT == generation & 0xFFFF
 }
 
-/// `[1 | tag 15 | opens 12 | reported 12 | failures 12 | slow 12]`.
-fn pack_probe(generation: u64, opens: u64, reported: u64, failures: u64, slow: u64) -> u64 {
-    PROBE_BIT
-        | (generation & TAG_MASK) << TAG_SHIFT
-        | opens.min(P12) << 36
-        | reported << 24
-        | failures << 12
-        | slow
+/// A half-open episode's probes as the probe word holds them: which numbers are out or
+/// reported (bit masks), and how many reports were failures and slow.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Probes {
+    taken: u64,
+    reported: u64,
+    failures: u64,
+    slow: u64,
 }
 
-/// The probe counts `(reported, failures, slow)` of `generation` in `p` (zeros for a word of
-/// another generation or layout: the first report of an episode resets it).
-fn probe_counts(p: u64, generation: u64) -> (u64, u64, u64) {
+/// `[1 | tag 15 | opens 12 | taken 14 | reported 14 | failures 4 | slow 4]`.
+fn pack_probe(generation: u64, opens: u64, p: Probes) -> u64 {
+    PROBE_BIT
+        | (generation & TAG_MASK) << TAG_SHIFT
+        | opens.min(P12) << OPENS_SHIFT
+        | p.taken << TAKEN_SHIFT
+        | p.reported << REPORTED_SHIFT
+        | p.failures << FAILURES_SHIFT
+        | p.slow
+}
+
+/// The probes of `generation` in `p` (none for a word of another generation or layout: the
+/// first probe of an episode resets it).
+fn probes_of(p: u64, generation: u64) -> Probes {
     if p & PROBE_BIT == 0 || (p >> TAG_SHIFT) & TAG_MASK != generation & TAG_MASK {
-        return (0, 0, 0);
+        return Probes::default();
     }
-    ((p >> 24) & P12, (p >> 12) & P12, p & P12)
+    Probes {
+        taken: (p >> TAKEN_SHIFT) & P14,
+        reported: (p >> REPORTED_SHIFT) & P14,
+        failures: (p >> FAILURES_SHIFT) & P4,
+        slow: p & P4,
+    }
 }
 
 /// The openings counted in `p` (0 in a window-layout word).
@@ -334,7 +366,7 @@ fn probe_opens(p: u64) -> u64 {
     if p & PROBE_BIT == 0 {
         0
     } else {
-        (p >> 36) & P12
+        (p >> OPENS_SHIFT) & P12
     }
 }
 
@@ -454,13 +486,14 @@ impl Cell {
         Some(deadline_left(us, now, longest))
     }
 
-    /// Adds one call of `generation` to the window; `None` once the generation is gone (the
-    /// result is then late).
+    /// Adds one call of `generation` at `now_ns` (in `epoch`, see [`Prepared::epoch`]) to the
+    /// window; `None` once the generation is gone (the result is then late).
     #[inline(always)]
     fn count(
         &self,
         generation: u64,
         buckets: Buckets,
+        now_ns: u64,
         epoch: u64,
         failed: bool,
         slow: bool,
@@ -473,7 +506,12 @@ impl Cell {
             if self.load().generation() != generation {
                 return None;
             }
-            let (next, added) = buckets.add(v, epoch, failed, slow);
+            let (next, added) = buckets.add(
+                self.current(v, generation, buckets, now_ns),
+                epoch,
+                failed,
+                slow,
+            );
             // Relaxed on success: the window carries only itself; the CAS keeps every count.
             match self
                 .window
@@ -483,6 +521,66 @@ impl Cell {
                 Err(cur) => v = cur,
             }
         }
+    }
+
+    /// The window word `v` of `generation` as it stands at `now_ns`: with its buckets emptied
+    /// when the idle mark says they are two buckets old or more (see `expired`).
+    #[inline(always)]
+    fn current(&self, v: u64, generation: u64, buckets: Buckets, now_ns: u64) -> u64 {
+        match buckets {
+            Buckets::Time { width_ns } if self.expired(v, generation, width_ns, now_ns) => {
+                let x = WindowWord::unpack(v);
+                // An epoch half the cycle away: no bucket of it is read, the next call rolls.
+                WindowWord {
+                    epoch: (x.epoch + 64) & EPOCH_MASK,
+                    streak: x.streak,
+                    ..WindowWord::default()
+                }
+                .pack()
+            }
+            _ => v,
+        }
+    }
+
+    /// Whether the time window in `v` (of `generation`) is at least two buckets old at `now_ns`,
+    /// by the idle mark. The window's epoch is its bucket number modulo 128, so after exactly
+    /// 64 windows of silence (or 64 and a half) it reads as current again, and its old counts
+    /// came back (issue 15). A sweep's idle mark tells: a mark whose activity stamp is the
+    /// window's (no call since the sweep that set it) says the window's last call came before
+    /// `since`, so a mark two buckets old means an empty window. The stamp comparison makes
+    /// the reading safe against a racing call (its new word has another stamp) and needs no
+    /// write on the hot path. Keys of a registry never swept (no agent, no `sweep` calls) have
+    /// no mark and still read an old window after a multiple of 64 windows of silence; so does
+    /// a key whose stamp collides (1 in 32 768). Sweep times must be on the breaker's clock:
+    /// a mark ahead of it says nothing, one from a clock behind it empties windows early.
+    #[inline(always)]
+    fn expired(&self, v: u64, generation: u64, width_ns: u64, now_ns: u64) -> bool {
+        if v & BUCKETS_MASK == 0 {
+            return false; // no calls in either bucket
+        }
+        // Relaxed: a mark is only believed when its stamp is this very word's.
+        let d = self.deadline.load(Ordering::Relaxed);
+        if !tag_matches(d, generation) || (d >> 32) & STAMP_MASK != activity(v) {
+            return false; // no mark of this episode, or calls since the mark
+        }
+        let since = d & 0xFFFF_FFFF;
+        let (now, unit) = if d & LONG_MARK == 0 {
+            (now_ns / 1_000_000, 1_000_000)
+        } else {
+            (now_ns / 1_000_000_000, 1_000_000_000)
+        };
+        let idle = (now & 0xFFFF_FFFF).wrapping_sub(since) & 0xFFFF_FFFF;
+        // A mark ahead of now (a sweep given a time beyond the clock) says nothing.
+        idle < 1 << 31 && idle.saturating_mul(unit) >= width_ns.saturating_mul(2)
+    }
+
+    /// The window's counts at `now_ns` (reads only).
+    fn window_counts(&self, generation: u64, prepared: &Prepared, now_ns: u64) -> Counts {
+        let v = self.window.load(Ordering::Acquire);
+        prepared.buckets.counts(
+            self.current(v, generation, prepared.buckets, now_ns),
+            prepared.epoch(now_ns),
+        )
     }
 
     /// Replaces the window word after a transition into `generation`, unless a caller of the
@@ -1153,8 +1251,7 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
     ) -> Recorded {
         let w = cell.load();
         if w.generation() != permit.generation {
-            self.shared.counters.add(LATE, 1);
-            return Recorded::Late;
+            return self.record_other(cell, prepared, w, permit, outcome, slow);
         }
         if outcome == Outcome::Success && !slow && w.success_fast_path() {
             let now = match prepared.buckets {
@@ -1163,7 +1260,8 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
             };
             let epoch = prepared.epoch(now);
             // One CAS counts the success and clears the streak.
-            let Some(added) = cell.count(w.generation(), prepared.buckets, epoch, false, false)
+            let Some(added) =
+                cell.count(w.generation(), prepared.buckets, now, epoch, false, false)
             else {
                 return self.late();
             };
@@ -1172,7 +1270,38 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
             }
             return Recorded::Counted;
         }
-        self.record_slow(cell, prepared, w, permit, outcome, slow)
+        self.record_slow(cell, prepared, w, outcome, slow)
+    }
+
+    /// A permit whose whole `generation` field differs from the cell's: a numbered probe, an
+    /// older generation's permit (late), or a value never issued.
+    #[cold]
+    #[inline(never)]
+    fn record_other(
+        &self,
+        cell: &Cell,
+        prepared: &Prepared,
+        w: Word,
+        permit: RawPermit,
+        outcome: Outcome,
+        slow: bool,
+    ) -> Recorded {
+        let (generation, index) = match permit.identity() {
+            Some((_, None)) => return self.late(),
+            // Generation 0 is no key's (see `issued`).
+            Some((g, Some(i))) if g != 0 && i < u64::from(prepared.config.half_open_calls) => {
+                (g, i)
+            }
+            _ => return self.invalid(),
+        };
+        if generation != w.generation() {
+            return self.late();
+        }
+        if w.state() != State::HalfOpen {
+            // Probes are only ever numbered under a HALF_OPEN generation.
+            return self.invalid();
+        }
+        self.settle_probe(cell, prepared, generation, index, outcome, slow)
     }
 
     #[cold]
@@ -1182,19 +1311,18 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
         cell: &Cell,
         prepared: &Prepared,
         w: Word,
-        permit: RawPermit,
         outcome: Outcome,
         slow: bool,
     ) -> Recorded {
         let config = &prepared.config;
         match (w.state(), outcome) {
             (State::Disabled, _) => Recorded::Disabled,
-            (State::Open | State::ForcedOpen, _) => {
+            // No permit is issued under an open generation, and every permit of a HALF_OPEN
+            // one is a numbered probe (`record_other`).
+            (State::Open | State::ForcedOpen | State::HalfOpen, _) => {
                 self.shared.counters.add(UNEXPECTED, 1);
                 Recorded::Unexpected
             }
-            (State::HalfOpen, Outcome::Ignored) => self.release_probe(cell, w, permit),
-            (State::HalfOpen, _) => self.record_probe(cell, prepared, permit, outcome, slow),
             _ if is_vacant(w) => self.invalid(),
             (State::Closed | State::MetricsOnly, Outcome::Ignored) => {
                 self.shared.counters.add(IGNORED, 1);
@@ -1204,7 +1332,8 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
                 let now = self.shared.clock.now_ns();
                 let failed = outcome == Outcome::Failure;
                 let epoch = prepared.epoch(now);
-                let Some(added) = cell.count(w.generation(), prepared.buckets, epoch, failed, slow)
+                let Some(added) =
+                    cell.count(w.generation(), prepared.buckets, now, epoch, failed, slow)
                 else {
                     return self.late();
                 };
@@ -1244,10 +1373,7 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
         if !matches!(w.state(), State::Closed | State::MetricsOnly) {
             return;
         }
-        // Relaxed: the window word is self-contained (see `Cell::count`).
-        let c = prepared
-            .buckets
-            .counts(cell.window.load(Ordering::Relaxed), prepared.epoch(now));
+        let c = cell.window_counts(w.generation(), prepared, now);
         let min = u64::from(config.minimum_calls);
         if c.calls >= min && w.state() == State::Closed {
             if let Some(reason) = rate_verdict(config, config.failure_rate, &c) {
@@ -1265,11 +1391,116 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
         }
     }
 
-    fn release_probe(&self, cell: &Cell, mut w: Word, permit: RawPermit) -> Recorded {
+    /// Takes the lowest free probe number of the HALF_OPEN episode of `generation` for a probe
+    /// just admitted under it (see `breaker/probes.rs`); 0 when the episode is already over
+    /// (the permit is late whatever its number).
+    fn claim_probe(cell: &Cell, config: &BreakerConfig, generation: u64) -> u64 {
+        // Acquire/AcqRel: a release's clearing of its number happened before it gave its
+        // count back in the state word, which this caller's admission CAS read; the opens
+        // carried from the OPEN episode are seen (published before the deadline this episode's
+        // first caller acquired).
+        let mut p = cell.window.load(Ordering::Acquire);
         loop {
-            if w.generation() != permit.generation || w.state() != State::HalfOpen {
-                self.shared.counters.add(LATE, 1);
-                return Recorded::Late;
+            if cell.load().generation() != generation {
+                return 0;
+            }
+            // A word of another generation reads as no probes yet (reset lazily); the opens
+            // field carries over from the OPEN episode before.
+            let mut probes = probes_of(p, generation);
+            let Some(bit) = probes::lowest_free(probes.taken, config.half_open_calls) else {
+                // Unreachable: `taken` never holds more numbers than the state word admitted.
+                debug_assert!(false, "an admitted probe found no free number");
+                return 0;
+            };
+            probes.taken |= bit;
+            match cell.window.compare_exchange_weak(
+                p,
+                pack_probe(generation, probe_opens(p), probes),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return u64::from(bit.trailing_zeros()),
+                Err(cur) => p = cur,
+            }
+        }
+    }
+
+    /// Settles probe `index` of the episode of `generation`: a report counts in the same CAS
+    /// that marks the number reported; a release frees the number, then gives the probe's
+    /// place back in the state word. A number not out (reported or released already, never
+    /// taken) is unexpected.
+    fn settle_probe(
+        &self,
+        cell: &Cell,
+        prepared: &Prepared,
+        generation: u64,
+        index: u64,
+        outcome: Outcome,
+        slow: bool,
+    ) -> Recorded {
+        let how = match outcome {
+            Outcome::Ignored => Settle::Release,
+            _ => Settle::Report,
+        };
+        let failed = outcome == Outcome::Failure;
+        let bit = 1 << index;
+        let mut p = cell.window.load(Ordering::Acquire);
+        let probes = loop {
+            if cell.load().generation() != generation {
+                return self.late();
+            }
+            let mut probes = probes_of(p, generation);
+            let Some((taken, reported)) = probes::settled(probes.taken, probes.reported, bit, how)
+            else {
+                self.shared.counters.add(UNEXPECTED, 1);
+                return Recorded::Unexpected;
+            };
+            (probes.taken, probes.reported) = (taken, reported);
+            if how == Settle::Report {
+                probes.failures += u64::from(failed);
+                probes.slow += u64::from(slow);
+            }
+            match cell.window.compare_exchange_weak(
+                p,
+                pack_probe(generation, probe_opens(p), probes),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break probes,
+                Err(cur) => p = cur,
+            }
+        };
+        if how == Settle::Release {
+            return self.release_probe(cell, generation);
+        }
+        if failed {
+            self.shared.counters.add(FAILURES, 1);
+        }
+        let config = &prepared.config;
+        let reported = u64::from(probes.reported.count_ones());
+        let verdict = probe_verdict(
+            config,
+            config.failure_rate,
+            reported,
+            probes.failures,
+            probes.slow,
+        );
+        let now = self.shared.clock.now_ns();
+        let w = cell.load();
+        if w.generation() == generation {
+            if let Some((to, reason)) = verdict {
+                self.transition(cell, prepared, w, to, reason, now);
+            }
+        }
+        Recorded::Counted
+    }
+
+    /// Gives a released probe's place back (its number is already free).
+    fn release_probe(&self, cell: &Cell, generation: u64) -> Recorded {
+        let mut w = cell.load();
+        loop {
+            if w.generation() != generation || w.state() != State::HalfOpen {
+                return self.late();
             }
             if w.admitted() == 0 {
                 self.shared.counters.add(UNEXPECTED, 1);
@@ -1283,59 +1514,6 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
                 Err(cur) => w = cur,
             }
         }
-    }
-
-    fn record_probe(
-        &self,
-        cell: &Cell,
-        prepared: &Prepared,
-        permit: RawPermit,
-        outcome: Outcome,
-        slow: bool,
-    ) -> Recorded {
-        let generation = permit.generation;
-        let failed = outcome == Outcome::Failure;
-        // Acquire/AcqRel as the named breaker's probe word: reports of one episode see each
-        // other, and the opens carried from the OPEN episode are seen (the transition stored
-        // them before its Release of the deadline this episode's first caller acquired).
-        let mut p = cell.window.load(Ordering::Acquire);
-        let (reported, failures, slows) = loop {
-            let w = cell.load();
-            if w.generation() != generation {
-                self.shared.counters.add(LATE, 1);
-                return Recorded::Late;
-            }
-            // A word of another generation reads as no reports yet (reset lazily); the opens
-            // field carries over from the OPEN episode before.
-            let (r, f, s) = probe_counts(p, generation);
-            if r >= w.admitted() {
-                self.shared.counters.add(UNEXPECTED, 1);
-                return Recorded::Unexpected;
-            }
-            let next = (r + 1, f + u64::from(failed), s + u64::from(slow));
-            match cell.window.compare_exchange_weak(
-                p,
-                pack_probe(generation, probe_opens(p), next.0, next.1, next.2),
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => break next,
-                Err(cur) => p = cur,
-            }
-        };
-        if failed {
-            self.shared.counters.add(FAILURES, 1);
-        }
-        let config = &prepared.config;
-        let verdict = probe_verdict(config, config.failure_rate, reported, failures, slows);
-        let now = self.shared.clock.now_ns();
-        let w = cell.load();
-        if w.generation() == generation {
-            if let Some((to, reason)) = verdict {
-                self.transition(cell, prepared, w, to, reason, now);
-            }
-        }
-        Recorded::Counted
     }
 
     /// Moves from the state and generation of `from` to `to`; exactly one caller wins (I4).
@@ -1407,12 +1585,12 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
                 cell.replace_window(
                     generation,
                     |v| probe_is_current(v, generation),
-                    pack_probe(generation, n + 1, 0, 0, 0),
+                    pack_probe(generation, n + 1, Probes::default()),
                 );
                 cell.publish_deadline(generation, deadline_after(generation, now, wait));
             }
             State::HalfOpen => {
-                // The probe word is reset lazily by the first report (it keeps the opens).
+                // The probe word is reset lazily by the first probe (it keeps the opens).
                 let max = config.half_open_max_duration;
                 cell.publish_deadline(generation, deadline_after(generation, now, max));
             }
@@ -1513,7 +1691,7 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
                     cell.replace_window(
                         g,
                         |v| probe_is_current(v, g),
-                        pack_probe(g, opens, 0, 0, 0),
+                        pack_probe(g, opens, Probes::default()),
                     );
                     // After the probe word, as a transition to OPEN (see `entered`).
                     cell.publish_deadline(g, deadline(g));
@@ -1579,19 +1757,18 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
         let now = self.shared.clock.now_ns();
         let config = &prepared.config;
         let recording = matches!(w.state(), State::Closed | State::MetricsOnly);
-        // Relaxed: the window word is self-contained (see `Cell::count`).
-        let word = cell.window.load(Ordering::Relaxed);
         let window = match w.state() {
             State::Closed | State::MetricsOnly => {
-                prepared.buckets.counts(word, prepared.epoch(now))
+                cell.window_counts(w.generation(), prepared, now)
             }
-            // The probes that reported in this episode.
+            // The probes that reported in this episode (Relaxed: the probe word is
+            // self-contained, see `Cell::count`).
             State::HalfOpen => {
-                let (calls, failures, slow) = probe_counts(word, w.generation());
+                let p = probes_of(cell.window.load(Ordering::Relaxed), w.generation());
                 Counts {
-                    calls,
-                    failures,
-                    slow,
+                    calls: u64::from(p.reported.count_ones()),
+                    failures: p.failures,
+                    slow: p.slow,
                 }
             }
             State::Open | State::ForcedOpen | State::Disabled => Counts::default(),
@@ -1666,7 +1843,11 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
 
     /// Evicts the CLOSED keys idle for `idle_ttl` at `now_ns` (never an OPEN, HALF_OPEN or
     /// manually set one) and publishes one [`EventKind::Evicted`] each; see
-    /// [`Registry::sweep`](crate::registry::Registry::sweep).
+    /// [`Registry::sweep`](crate::registry::Registry::sweep). Give it the breaker's clock
+    /// (`clock().now_ns()`, as the agent does): the idle marks it leaves also tell a key
+    /// idle for two buckets that its time window is empty (without them a key idle for a
+    /// multiple of 64 windows would read its old counts), and a time behind the clock would
+    /// empty windows early.
     ///
     /// ```
     /// use std::time::Duration;
@@ -1833,6 +2014,12 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> admission::Admit for Key<'_, 
 
     fn permit(&self, w: Word) -> RawPermit {
         self.owner.permit(self.prepared, w)
+    }
+
+    fn probe_permit(&self, w: Word) -> RawPermit {
+        let g = w.generation();
+        let index = KeyedBreaker::<K>::claim_probe(self.cell, &self.prepared.config, g);
+        RawPermit::probe(g, index, self.permit(w).start_ns)
     }
 
     fn reject(&self, reason: RejectReason, retry_after: Duration) -> Rejected {

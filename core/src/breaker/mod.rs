@@ -42,6 +42,7 @@ mod config;
 pub mod keyed;
 mod metrics;
 mod permit;
+mod probes;
 pub mod state;
 mod window;
 
@@ -65,6 +66,7 @@ use crate::histogram::DurationHistogram;
 use crate::rng::{entropy_seed, SplitMix};
 use crate::stripe::Striped;
 use crate::sync::{AtomicU64, Ordering};
+use probes::{ProbeSlots, Refused, Settle};
 use state::Word;
 use window::{Totals, WindowMarks};
 
@@ -273,6 +275,8 @@ pub struct Breaker {
     window: WindowMarks,
     deadline: AtomicU64,
     probe: AtomicU64,
+    /// Which probe numbers of the half-open episode are out and which have reported.
+    probe_slots: ProbeSlots,
     entered_ns: AtomicU64,
     consecutive_opens: AtomicU64,
     /// The failure-rate threshold as f64 bits (a dynamic threshold may move it).
@@ -360,6 +364,7 @@ impl BreakerBuilder {
             window: WindowMarks::new(config.window, now),
             deadline: AtomicU64::new(0),
             probe: AtomicU64::new(0),
+            probe_slots: ProbeSlots::new(config.half_open_calls),
             entered_ns: AtomicU64::new(now),
             consecutive_opens: AtomicU64::new(0),
             threshold: AtomicU64::new(config.failure_rate.unwrap_or(1.0).to_bits()),
@@ -686,8 +691,7 @@ impl Breaker {
     fn record_inner(&self, permit: RawPermit, outcome: Outcome, slow: bool) -> Recorded {
         let w = self.load();
         if w.generation() != permit.generation {
-            self.late.fetch_add(1, Ordering::Relaxed);
-            return Recorded::Late;
+            return self.record_other(w, permit, outcome, slow);
         }
         if outcome == Outcome::Success
             && !slow
@@ -697,7 +701,7 @@ impl Breaker {
             self.count_success();
             return Recorded::Counted;
         }
-        self.record_slow(w, permit, outcome, slow)
+        self.record_slow(w, outcome, slow)
     }
 
     #[inline(always)]
@@ -712,7 +716,7 @@ impl Breaker {
     }
 
     #[cold]
-    fn record_slow(&self, w: Word, permit: RawPermit, outcome: Outcome, slow: bool) -> Recorded {
+    fn record_slow(&self, w: Word, outcome: Outcome, slow: bool) -> Recorded {
         match (w.state(), outcome) {
             (State::Disabled, _) => Recorded::Disabled,
             (State::Open | State::ForcedOpen, _) => {
@@ -720,8 +724,11 @@ impl Breaker {
                 self.unexpected.fetch_add(1, Ordering::Relaxed);
                 Recorded::Unexpected
             }
-            (State::HalfOpen, Outcome::Ignored) => self.release_probe(w, permit),
-            (State::HalfOpen, _) => self.record_probe(permit, outcome, slow),
+            (State::HalfOpen, _) => {
+                // Every permit of a HALF_OPEN generation is a numbered probe (`record_other`).
+                self.unexpected.fetch_add(1, Ordering::Relaxed);
+                Recorded::Unexpected
+            }
             (State::Closed | State::MetricsOnly, Outcome::Ignored) => {
                 self.counters.add(IGNORED, 1);
                 Recorded::Counted
@@ -803,10 +810,55 @@ impl Breaker {
         }
     }
 
-    fn release_probe(&self, w: Word, permit: RawPermit) -> Recorded {
+    /// A permit whose whole `generation` field differs from the word's: a numbered probe, an
+    /// older generation's permit (late), or a value never issued.
+    #[cold]
+    fn record_other(&self, w: Word, permit: RawPermit, outcome: Outcome, slow: bool) -> Recorded {
+        let (generation, index) = match permit.identity() {
+            Some((_, None)) => {
+                self.late.fetch_add(1, Ordering::Relaxed);
+                return Recorded::Late;
+            }
+            Some((g, Some(i))) if i < u64::from(self.config.half_open_calls) => (g, i),
+            _ => return self.invalid(),
+        };
+        if generation != w.generation() {
+            self.late.fetch_add(1, Ordering::Relaxed);
+            return Recorded::Late;
+        }
+        if w.state() != State::HalfOpen {
+            // Probes are only ever numbered under a HALF_OPEN generation.
+            return self.invalid();
+        }
+        let how = match outcome {
+            Outcome::Ignored => Settle::Release,
+            _ => Settle::Report,
+        };
+        match self.probe_slots.settle(&self.word, generation, index, how) {
+            Err(Refused::Late) => {
+                self.late.fetch_add(1, Ordering::Relaxed);
+                Recorded::Late
+            }
+            Err(Refused::NotOut) => {
+                self.unexpected.fetch_add(1, Ordering::Relaxed);
+                Recorded::Unexpected
+            }
+            Ok(()) if how == Settle::Release => self.release_probe(w, generation),
+            Ok(()) => self.record_probe(generation, outcome, slow),
+        }
+    }
+
+    #[cold]
+    fn invalid(&self) -> Recorded {
+        self.unexpected.fetch_add(1, Ordering::Relaxed);
+        Recorded::Invalid
+    }
+
+    /// Gives a released probe's place back (its number is already free).
+    fn release_probe(&self, w: Word, generation: u64) -> Recorded {
         let mut w = w;
         loop {
-            if w.generation() != permit.generation || w.state() != State::HalfOpen {
+            if w.generation() != generation || w.state() != State::HalfOpen {
                 self.late.fetch_add(1, Ordering::Relaxed);
                 return Recorded::Late;
             }
@@ -824,8 +876,8 @@ impl Breaker {
         }
     }
 
-    fn record_probe(&self, permit: RawPermit, outcome: Outcome, slow: bool) -> Recorded {
-        let generation = permit.generation;
+    /// Counts a probe's report (its number is already marked reported).
+    fn record_probe(&self, generation: u64, outcome: Outcome, slow: bool) -> Recorded {
         let failed = outcome == Outcome::Failure;
         let mut p = self.probe.load(Ordering::Acquire);
         let (reported, failures, slows) = loop {
@@ -834,12 +886,8 @@ impl Breaker {
                 self.late.fetch_add(1, Ordering::Relaxed);
                 return Recorded::Late;
             }
+            // Each number reports once (`probe_slots`), so reports never outnumber probes.
             let (r, f, s) = unpack_probe(p, generation);
-            if r >= w.admitted() {
-                // More reports than probes handed out: a permit recorded twice.
-                self.unexpected.fetch_add(1, Ordering::Relaxed);
-                return Recorded::Unexpected;
-            }
             let next = (r + 1, f + u64::from(failed), s + u64::from(slow));
             match self.probe.compare_exchange_weak(
                 p,
@@ -1244,6 +1292,11 @@ impl admission::Admit for Breaker {
 
     fn permit(&self, w: Word) -> RawPermit {
         Breaker::permit(self, w)
+    }
+
+    fn probe_permit(&self, w: Word) -> RawPermit {
+        let index = self.probe_slots.claim(&self.word, w.generation());
+        RawPermit::probe(w.generation(), index, Breaker::permit(self, w).start_ns)
     }
 
     fn reject(&self, reason: RejectReason, retry_after: Duration) -> Rejected {

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use super::state::{GEN_MASK, MAX_HALF_OPEN_CALLS};
 use super::Breaker;
 
 /// How a call ended.
@@ -21,14 +22,45 @@ pub enum Outcome {
 /// A permit as a plain value: what C, Go and Python hold between acquire and record.
 ///
 /// It carries the generation it was issued under (results from an older generation are
-/// dropped as late, invariant I3) and, when the breaker times calls, the start time.
+/// dropped as late, invariant I3), a half-open probe's identity, and, when the breaker times
+/// calls, the start time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(C)]
 pub struct RawPermit {
-    /// The breaker generation the permit belongs to.
+    /// The breaker generation the permit belongs to, in the low 40 bits. Above them, in bits
+    /// 40..56, a half-open probe carries its number in the episode (its index + 1; 0 on every
+    /// other permit), so a probe reported twice is told apart from another probe's report;
+    /// bits 56..64 are always 0. A value the breaker never issued is refused
+    /// ([`Recorded::Invalid`] or [`Recorded::Unexpected`]).
     pub generation: u64,
     /// When the call started (clock nanoseconds), or 0 when the breaker does not time calls.
     pub start_ns: u64,
+}
+
+/// Where a half-open probe's number sits in [`RawPermit::generation`].
+const PROBE_SHIFT: u32 = 40;
+
+impl RawPermit {
+    /// The permit of probe `index` (0-based) of the half-open episode of `generation`.
+    pub(crate) fn probe(generation: u64, index: u64, start_ns: u64) -> Self {
+        RawPermit {
+            generation: generation | (index + 1) << PROBE_SHIFT,
+            start_ns,
+        }
+    }
+
+    /// What the permit names: `Some((generation, None))` for an ordinary permit,
+    /// `Some((generation, Some(index)))` for a half-open probe, `None` when the top bits hold
+    /// what no permit carries.
+    #[inline]
+    pub(crate) fn identity(self) -> Option<(u64, Option<u64>)> {
+        let generation = self.generation & GEN_MASK;
+        match self.generation >> PROBE_SHIFT {
+            0 => Some((generation, None)),
+            n if n <= MAX_HALF_OPEN_CALLS => Some((generation, Some(n - 1))),
+            _ => None,
+        }
+    }
 }
 
 /// What became of a recorded result.
@@ -41,11 +73,13 @@ pub enum Recorded {
     Late,
     /// The breaker is DISABLED: nothing is recorded.
     Disabled,
-    /// No permit of this generation can be outstanding (recorded twice, or never acquired):
-    /// dropped and counted in `unexpected_results`.
+    /// No permit of this generation can be outstanding (recorded twice, or never acquired; in
+    /// HALF_OPEN, each probe is known by its number, so a probe reported or released twice is
+    /// this whatever the other probes do): dropped and counted in `unexpected_results`.
     Unexpected,
     /// Not a permit this breaker issued (a keyed raw permit naming a slot no key holds, or
-    /// generation 0, which no key's permit carries): dropped, counted in
+    /// generation 0, which no key's permit carries; a probe number beyond `half_open_calls`,
+    /// or one under a generation that was not HALF_OPEN): dropped, counted in
     /// `unexpected_results`, and nothing else changes.
     Invalid,
 }

@@ -174,7 +174,7 @@ fn configurations_that_do_not_fit_name_their_field() {
         .override_key(
             2,
             BreakerConfig::builder()
-                .half_open_calls(4096)
+                .half_open_calls(15)
                 .build()
                 .unwrap(),
         )
@@ -191,7 +191,7 @@ fn configurations_that_do_not_fit_name_their_field() {
             .count_window(510)
             .minimum_calls(128)
             .consecutive_failures(255)
-            .half_open_calls(4095)
+            .half_open_calls(14)
             .build()
             .unwrap(),
     )
@@ -682,9 +682,15 @@ fn the_window_word_switches_layout_with_the_state() {
     b.try_acquire(&1).unwrap().failure();
     assert_eq!(b.get(&1).unwrap().window.failures, 1);
     // Layout helpers.
-    let p = pack_probe(7, 3, 1, 1, 0);
-    assert_eq!((probe_counts(p, 7), probe_opens(p)), ((1, 1, 0), 3));
-    assert_eq!(probe_counts(p, 8), (0, 0, 0));
+    let probes = Probes {
+        taken: P14,
+        reported: 1 << 13,
+        failures: P4,
+        slow: 1,
+    };
+    let p = pack_probe(7, 3, probes);
+    assert_eq!((probes_of(p, 7), probe_opens(p)), (probes, 3));
+    assert_eq!(probes_of(p, 8), Probes::default());
     assert!(probe_is_current(p, 7) && probe_is_current(p, 6) && !probe_is_current(p, 8));
     assert_eq!(WindowWord::unpack(p), WindowWord::default());
     assert!(!probe_is_current(0, 7));
@@ -896,4 +902,175 @@ fn a_key_reports_its_probes_absent_rates_and_a_short_half_open_hint() {
         Some(Duration::from_secs(2)),
         "still timed"
     );
+}
+
+/// Issue 15: a key's probes have numbers too, so a probe reported twice is refused while
+/// another is out (it used to be taken as that one's report and close the key).
+#[test]
+fn a_probe_reported_twice_on_a_key_is_refused_while_another_is_out() {
+    let (clock, time) = mock();
+    let b = keyed(consecutive(1), clock);
+    b.try_acquire(&1).unwrap().failure();
+    time.advance(Duration::from_secs(1));
+    let p1 = b.try_acquire_raw(&1).unwrap();
+    let p2 = b.try_acquire_raw(&1).unwrap();
+    assert_ne!(p1, p2, "probes are told apart");
+    assert_eq!(b.record_raw(p1, Outcome::Success), Recorded::Counted);
+    assert_eq!(b.record_raw(p1, Outcome::Success), Recorded::Unexpected);
+    assert_eq!(b.record_raw(p1, Outcome::Ignored), Recorded::Unexpected);
+    assert_eq!(b.state(&1), Some(State::HalfOpen));
+    assert_eq!(b.metrics().unexpected_results, 2);
+    assert_eq!(b.record_raw(p2, Outcome::Success), Recorded::Counted);
+    assert_eq!(b.state(&1), Some(State::Closed));
+    assert_eq!(b.metrics().late_results, 0);
+}
+
+/// A released number comes back to the next probe; numbers never issued are refused; the
+/// largest episode (14 probes) tells every probe apart and keeps the opens count.
+#[test]
+fn key_probe_numbers_are_reused_once_released_and_never_forged() {
+    let (clock, time) = mock();
+    let config = BreakerConfig::builder()
+        .no_failure_rate()
+        .consecutive_failures(1)
+        .open_for(Duration::from_secs(1))
+        .open_backoff(2.0, Duration::from_secs(60), 0.0)
+        .half_open_calls(MAX_KEYED_HALF_OPEN_CALLS)
+        .build()
+        .unwrap();
+    let b = keyed(config, clock);
+    b.try_acquire(&1).unwrap().failure();
+    time.advance(Duration::from_secs(1));
+    let probes: Vec<_> = (0..14).map(|_| b.try_acquire_raw(&1).unwrap()).collect();
+    assert!(b.try_acquire_raw(&1).is_err(), "half-open full");
+    assert_eq!(b.record_raw(probes[5], Outcome::Ignored), Recorded::Counted);
+    let again = b.try_acquire_raw(&1).unwrap();
+    assert_eq!(again, probes[5], "the lowest free number comes back");
+    let closed_gen = |p: KeyedRawPermit, n: u64| KeyedRawPermit {
+        inner: RawPermit {
+            generation: p.inner.generation & ((1 << 40) - 1) | n << 40,
+            ..p.inner
+        },
+        ..p
+    };
+    assert_eq!(
+        b.record_raw(closed_gen(probes[0], 15), Outcome::Success),
+        Recorded::Invalid,
+        "beyond half_open_calls"
+    );
+    assert_eq!(
+        b.record_raw(closed_gen(probes[0], 0), Outcome::Success),
+        Recorded::Unexpected,
+        "no number under a HALF_OPEN generation"
+    );
+    for p in &probes[..13] {
+        assert_eq!(b.record_raw(*p, Outcome::Success), Recorded::Counted);
+    }
+    assert_eq!(
+        b.record_raw(probes[5], Outcome::Success),
+        Recorded::Unexpected
+    );
+    assert_eq!(b.state(&1), Some(State::HalfOpen));
+    // The last probe fails: the key reopens with the next wait of its backoff.
+    assert_eq!(
+        b.record_raw(probes[13], Outcome::Failure),
+        Recorded::Counted
+    );
+    let s = b.get(&1).unwrap();
+    assert_eq!((s.state, s.consecutive_opens), (State::Open, 2));
+    assert_eq!(s.retry_after, Some(Duration::from_secs(2)));
+    // A probe number under the OPEN generation was never issued.
+    let open = b.get(&1).unwrap().generation;
+    let forged = KeyedRawPermit {
+        inner: RawPermit {
+            generation: open | 1 << 40,
+            start_ns: 0,
+        },
+        ..probes[0]
+    };
+    assert_eq!(b.record_raw(forged, Outcome::Failure), Recorded::Invalid);
+}
+
+/// Issue 15: the window's 7-bit epoch (the bucket number modulo 128) used to bring old counts
+/// back after exactly 64 windows of silence: 3 failures, 128 s idle with windows of 2 s, and
+/// one success tripped the key. A swept key's idle mark now says the window is older than two
+/// buckets (sweeps every 10 s, or a single one, on the breaker's clock).
+#[test]
+fn old_failures_never_come_back_after_a_multiple_of_64_windows() {
+    // (start, idle, sweeps every 10 s): the mock clock starts at 1 s; a start of 127 s puts
+    // the first calls in bucket 128, whose epoch (0) is the one an empty word has.
+    for (start_s, idle_s, sweeps) in [
+        (0, 128, true),
+        (0, 128, false),
+        (0, 256, true),
+        (0, 129, true),
+        (0, 1280, true),
+        (127, 128, true),
+    ] {
+        let (clock, time) = mock();
+        let config = BreakerConfig::builder()
+            .failure_rate(0.5)
+            .minimum_calls(4)
+            .time_window(Duration::from_secs(2), 2)
+            .build()
+            .unwrap();
+        let b = KeyedBreaker::<u64>::builder(config)
+            .clock(clock)
+            .events(EventRing::new(64))
+            .idle_ttl(Duration::from_secs(100_000))
+            .build()
+            .unwrap();
+        time.advance(Duration::from_secs(start_s) + Duration::from_millis(300)); // mid-bucket
+        for _ in 0..3 {
+            b.try_acquire(&1).unwrap().failure();
+        }
+        assert_eq!(b.get(&1).unwrap().window.failures, 3);
+        if sweeps {
+            for _ in 0..idle_s / 10 {
+                time.advance(Duration::from_secs(10));
+                assert_eq!(b.sweep(time.now_ns()), 0);
+            }
+            time.advance(Duration::from_secs(idle_s % 10));
+        } else {
+            // One sweep right after the calls marks the key; none after.
+            assert_eq!(b.sweep(time.now_ns()), 0);
+            time.advance(Duration::from_secs(idle_s));
+        }
+        assert_eq!(
+            b.get(&1).unwrap().window,
+            Counts::default(),
+            "idle {idle_s} s, sweeps {sweeps}"
+        );
+        b.try_acquire(&1).unwrap().success();
+        let s = b.get(&1).unwrap();
+        assert_eq!(
+            (s.state, s.window.calls, s.window.failures),
+            (State::Closed, 1, 0),
+            "idle {idle_s} s, sweeps {sweeps}"
+        );
+        // The window still works as a window after that.
+        for _ in 0..3 {
+            b.try_acquire(&1).unwrap().failure();
+        }
+        assert_eq!(b.state(&1), Some(State::Open));
+    }
+}
+
+/// The streak of consecutive failures is no window: it outlives any silence.
+#[test]
+fn a_long_silence_keeps_the_consecutive_failure_streak() {
+    let (clock, time) = mock();
+    let config = BreakerConfig::builder()
+        .no_failure_rate()
+        .consecutive_failures(3)
+        .time_window(Duration::from_secs(2), 2)
+        .build()
+        .unwrap();
+    let b = keyed(config, clock);
+    b.try_acquire(&1).unwrap().failure();
+    b.try_acquire(&1).unwrap().failure();
+    time.advance(Duration::from_secs(128));
+    assert_eq!(b.get(&1).unwrap().consecutive_failures, 2);
+    b.try_acquire(&1).unwrap().failure();
+    assert_eq!(b.state(&1), Some(State::Open));
 }
