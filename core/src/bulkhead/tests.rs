@@ -347,7 +347,7 @@ fn a_growth_admits_the_waiters_oldest_first() {
                 order.lock().unwrap().push(i);
                 p
             }));
-            until_waiting(&b, i + 1);
+            until_waiting(b, i + 1);
         }
         b.set_max_concurrent(3).unwrap(); // two new slots: the two oldest waiters
         until_waiting(&b, 1);
