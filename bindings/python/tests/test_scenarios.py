@@ -133,6 +133,8 @@ class Policies:
     retry: Optional[surgewall.Retry] = None
     budget: Optional[surgewall.RetryBudget] = None
     slept: List[float] = dataclasses.field(default_factory=list)
+    bulkhead: Optional[surgewall.Bulkhead] = None
+    permits: List[surgewall.BulkheadPermit] = dataclasses.field(default_factory=list)
 
     def make_slo(self, words: List[str]) -> surgewall.SLO:
         o = kv(words)
@@ -231,6 +233,46 @@ class Policies:
             assert delays == o["delays"], f"{at}: delays {delays}, want {o['delays']}"
             reason = stopped.value.reason
             assert reason is not None and reason.name.lower() == o["stop"], f"{at}: {reason}"
+        elif cmd == "preview_retry":
+            assert self.retry is not None, at
+            delays = ",".join(str(round(d * 1000)) for d in self.retry.preview())
+            assert delays == o["delays"], f"{at}: delays {delays}, want {o['delays']}"
+        elif cmd == "bulkhead":
+            if self.bulkhead is not None:
+                self.bulkhead.close()
+            self.bulkhead = surgewall.Bulkhead(
+                "scenario", max_concurrent=int(o["max"]), max_wait=0.0, clock=self.clock
+            )
+            self.permits.clear()
+        elif cmd == "bulkhead_take":
+            assert self.bulkhead is not None, at
+            if words[1:] == ["->", "full"]:
+                with pytest.raises(surgewall.BulkheadFullError):
+                    self.bulkhead.acquire(timeout=0)
+            else:
+                self.permits.append(self.bulkhead.acquire(timeout=0))
+        elif cmd == "bulkhead_release":
+            assert self.bulkhead is not None, at
+            self.permits.pop().release()
+        elif cmd == "bulkhead_resize":
+            assert self.bulkhead is not None, at
+            if words[2:] == ["->", "refused"]:
+                with pytest.raises(surgewall.ConfigError) as ce:
+                    self.bulkhead.set_max_concurrent(int(words[1]))
+                assert ce.value.field == "max_concurrent", f"{at}: {ce.value}"
+            else:
+                self.bulkhead.set_max_concurrent(int(words[1]))
+        elif cmd == "expect_bulkhead":
+            assert self.bulkhead is not None, at
+            bm = self.bulkhead.metrics()
+            got = {
+                "active": bm.active,
+                "max_concurrent": bm.max_concurrent,
+                "accepted": bm.accepted,
+                "rejected": bm.rejected,
+            }
+            for k, v in o.items():
+                assert str(got[k]) == v, f"{at}: {k}: got {got[k]}, want {v}"
         elif cmd == "budget":
             if self.budget is not None:
                 self.budget.close()
@@ -258,7 +300,7 @@ class Policies:
         return True
 
     def close(self) -> None:
-        for h in (self.slo, self.retry, self.budget):
+        for h in (self.slo, self.retry, self.budget, self.bulkhead):
             if h is not None:
                 h.close()
 
@@ -320,6 +362,8 @@ def run(sc: Scenario) -> None:
             b.metrics_only()
         elif cmd == "close":
             b.close()
+        elif cmd == "open":
+            b.open()
         elif cmd == "half_open":
             refused = len(words) > 2 and words[2] == "refused"
             if refused:

@@ -25,6 +25,7 @@ from .breaker import (
 from .bulkhead import (
     Bulkhead,
     BulkheadMetrics,
+    BulkheadPermit,
     KeyedBulkhead,
     KeyedBulkheadFullError,
     KeyedBulkheadMetrics,
@@ -80,6 +81,7 @@ __all__ = [
     "Bulkhead",
     "BulkheadFullError",
     "BulkheadMetrics",
+    "BulkheadPermit",
     "BurnMetrics",
     "BurnWindows",
     "CircuitOpenError",
