@@ -1477,11 +1477,12 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
     /// consecutive opens, then the next caller starts probing. A no-op when it is OPEN.
     ///
     /// ```
-    /// use surgewall::breaker::keyed::KeyedBreaker;
+    /// use surgewall::breaker::keyed::{KeyedBreaker, KeyedRejected};
     /// use surgewall::{BreakerConfig, RejectReason};
     /// let b = KeyedBreaker::<u64>::builder(BreakerConfig::default()).build()?;
     /// b.open(&7)?;
-    /// assert_eq!(b.try_acquire(&7).unwrap_err().reason, RejectReason::Open);
+    /// let Err(KeyedRejected::Rejected(r)) = b.try_acquire(&7) else { panic!("admitted") };
+    /// assert_eq!(r.reason, RejectReason::Open);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn open(&self, key: &K) -> Result<(), RegistryFull> {
