@@ -164,23 +164,27 @@ fn waiters_are_served_in_fifo_order() {
     assert!(b.is_idle());
 }
 
-/// I9 under real threads: never more than max in flight, no waiter lost (a lost wake-up would
-/// time out after 30 s and fail the `timed_out == 0` check), every gauge back to zero.
-#[test]
-fn waiters_and_tries_stress_keeps_the_limit_and_returns_to_zero() {
-    const MAX: u32 = 2;
-    let b = bulkhead(MAX);
+/// `waiters` threads that wait for a slot and `tries` that only try, `rounds` calls each, while
+/// the calling thread runs `meanwhile`; returns the most calls seen inside at once and the calls
+/// admitted.
+fn hammer(
+    b: &Bulkhead,
+    waiters: usize,
+    tries: usize,
+    rounds: usize,
+    meanwhile: impl FnOnce(),
+) -> (u64, u64) {
     let inside = StdAtomicU64::new(0);
     let peak = StdAtomicU64::new(0);
     let admitted = StdAtomicU64::new(0);
-    let start = Barrier::new(6);
+    let start = Barrier::new(waiters + tries + 1);
     std::thread::scope(|s| {
-        for t in 0..6 {
-            let (b, inside, peak, admitted, start) = (&b, &inside, &peak, &admitted, &start);
+        for t in 0..waiters + tries {
+            let (inside, peak, admitted, start) = (&inside, &peak, &admitted, &start);
             s.spawn(move || {
                 start.wait();
-                for _ in 0..2000 {
-                    let permit = if t < 4 {
+                for _ in 0..rounds {
+                    let permit = if t < waiters {
                         Some(b.acquire_timeout(Duration::from_secs(30)).unwrap())
                     } else {
                         b.try_acquire().ok()
@@ -196,14 +200,26 @@ fn waiters_and_tries_stress_keeps_the_limit_and_returns_to_zero() {
                 }
             });
         }
+        start.wait();
+        meanwhile();
     });
+    (peak.into_inner(), admitted.into_inner())
+}
+
+/// I9 under real threads: never more than max in flight, no waiter lost (a lost wake-up would
+/// time out after 30 s and fail the `timed_out == 0` check), every gauge back to zero.
+#[test]
+fn waiters_and_tries_stress_keeps_the_limit_and_returns_to_zero() {
+    const MAX: u32 = 2;
+    let b = bulkhead(MAX);
+    let (peak, admitted) = hammer(&b, 4, 2, 2000, || {});
     let m = b.metrics();
-    assert!(peak.load(StdOrdering::SeqCst) <= u64::from(MAX));
+    assert!(peak <= u64::from(MAX));
     assert_eq!(m.active, 0);
     assert_eq!(m.waiting, 0);
     assert_eq!(m.timed_out, 0);
     assert_eq!(m.unexpected_releases, 0);
-    assert_eq!(m.accepted, admitted.load(StdOrdering::Relaxed));
+    assert_eq!(m.accepted, admitted);
     // Every waiter got in; every try got in or was counted as rejected.
     assert_eq!(m.accepted + m.rejected, 6 * 2000);
     assert!(m.accepted >= 4 * 2000);
@@ -373,40 +389,15 @@ fn a_growth_admits_the_waiters_oldest_first() {
 #[test]
 fn resizes_racing_waiters_and_tries_keep_the_limit_and_return_to_zero() {
     let b = bulkhead(1);
-    let inside = StdAtomicU64::new(0);
-    let peak = StdAtomicU64::new(0);
-    let admitted = StdAtomicU64::new(0);
-    let start = Barrier::new(5);
-    std::thread::scope(|s| {
-        for t in 0..4 {
-            let (b, inside, peak, admitted, start) = (&b, &inside, &peak, &admitted, &start);
-            s.spawn(move || {
-                start.wait();
-                for _ in 0..2000 {
-                    let permit = if t < 2 {
-                        Some(b.acquire_timeout(Duration::from_secs(30)).unwrap())
-                    } else {
-                        b.try_acquire().ok()
-                    };
-                    if let Some(p) = permit {
-                        let now = inside.fetch_add(1, StdOrdering::SeqCst) + 1;
-                        peak.fetch_max(now, StdOrdering::SeqCst);
-                        admitted.fetch_add(1, StdOrdering::Relaxed);
-                        inside.fetch_sub(1, StdOrdering::SeqCst);
-                        drop(p);
-                    }
-                }
-            });
-        }
-        start.wait();
+    let (peak, admitted) = hammer(&b, 2, 2, 2000, || {
         for i in 0..2000u32 {
             b.set_max_concurrent(1 + i % 3).unwrap();
             std::thread::yield_now();
         }
     });
     let m = b.metrics();
-    assert!(peak.load(StdOrdering::SeqCst) <= 3);
+    assert!(peak <= 3);
     assert_eq!((m.active, m.waiting, m.timed_out), (0, 0, 0));
-    assert_eq!(m.accepted, admitted.load(StdOrdering::Relaxed));
+    assert_eq!(m.accepted, admitted);
     assert_eq!(m.accepted + m.rejected, 4 * 2000);
 }

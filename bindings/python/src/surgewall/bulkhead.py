@@ -38,7 +38,40 @@ class BulkheadMetrics:
     unexpected_releases: int
 
 
-class BulkheadPermit:
+_S = TypeVar("_S", bound="_Slot")
+
+
+class _Slot:
+    """What a bulkhead's permits share: one slot, given back once by ``release()`` (also at the
+    end of a ``with`` block), never copied or pickled."""
+
+    __slots__ = ()
+
+    def release(self) -> None:
+        raise NotImplementedError
+
+    def __copy__(self: _S) -> _S:
+        raise TypeError(f"{type(self).__name__} cannot be copied: it stands for one slot, released once")
+
+    def __deepcopy__(self: _S, memo: Any) -> _S:
+        return self.__copy__()
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        raise TypeError(f"{type(self).__name__} cannot be pickled: it is valid only in this process")
+
+    def __enter__(self: _S) -> _S:
+        return self
+
+    def __exit__(
+        self,
+        t: Optional[Type[BaseException]],
+        v: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.release()
+
+
+class BulkheadPermit(_Slot):
     """A slot taken by :meth:`Bulkhead.acquire`: give it back with :meth:`release` or by
     leaving its ``with`` block (``with bulkhead.acquire(): ...``). A second ``release()``
     does nothing. It is not released when garbage-collected (``acquire()`` followed by
@@ -65,26 +98,6 @@ class BulkheadPermit:
 
     def __repr__(self) -> str:
         return f"<BulkheadPermit {self._bulkhead.name!r}{' released' if self._done else ''}>"
-
-    def __copy__(self) -> "BulkheadPermit":
-        raise TypeError("BulkheadPermit cannot be copied: it stands for one slot, released once")
-
-    def __deepcopy__(self, memo: Any) -> "BulkheadPermit":
-        return self.__copy__()
-
-    def __reduce_ex__(self, protocol: Any) -> Any:
-        raise TypeError("BulkheadPermit cannot be pickled: it is valid only in this process")
-
-    def __enter__(self) -> "BulkheadPermit":
-        return self
-
-    def __exit__(
-        self,
-        t: Optional[Type[BaseException]],
-        v: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        self.release()
 
 
 def _check_clock(clock: Optional[MockClock]) -> Optional[MockClock]:
@@ -336,7 +349,7 @@ class KeyedBulkheadMetrics:
     refused_keys: int
 
 
-class KeyedPermit:
+class KeyedPermit(_Slot):
     """A slot of a keyed bulkhead; give it back once with ``release()`` (or use ``with``).
 
     It cannot be copied or pickled (``TypeError``: it stands for one slot). One
@@ -367,25 +380,6 @@ class KeyedPermit:
         except Exception:  # a closed keyed bulkhead: no slot to give back
             pass
 
-    def __copy__(self) -> "KeyedPermit":
-        raise TypeError("KeyedPermit cannot be copied: it stands for one slot, released once")
-
-    def __deepcopy__(self, memo: Any) -> "KeyedPermit":
-        return self.__copy__()
-
-    def __reduce_ex__(self, protocol: Any) -> Any:
-        raise TypeError("KeyedPermit cannot be pickled: it is valid only in this process")
-
-    def __enter__(self) -> "KeyedPermit":
-        return self
-
-    def __exit__(
-        self,
-        t: Optional[Type[BaseException]],
-        v: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        self.release()
 
 
 class KeyedBulkhead(Owned):
