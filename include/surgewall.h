@@ -1556,6 +1556,14 @@ surgewall_status surgewall_breaker_force_open(const struct surgewall_breaker *b,
                                               int64_t duration_ns);
 
 /**
+ * Opens the breaker by hand as a trip would (resilience4j's `transitionToOpenState`), unlike
+ * `surgewall_breaker_force_open`: rejections say `SURGEWALL_REJECTED_OPEN`, the open wait
+ * applies with its backoff of consecutive opens, then the next caller starts probing. A
+ * no-op when already OPEN.
+ */
+surgewall_status surgewall_breaker_open(const struct surgewall_breaker *b);
+
+/**
  * Every call passes, nothing is recorded.
  */
 surgewall_status surgewall_breaker_disable(const struct surgewall_breaker *b);
@@ -1649,6 +1657,16 @@ surgewall_status surgewall_bulkhead_acquire(const struct surgewall_bulkhead *b, 
  * caller's bug, see the handle rules).
  */
 surgewall_status surgewall_bulkhead_close(const struct surgewall_bulkhead *b);
+
+/**
+ * Changes `max_concurrent` live (1..=16777215; otherwise `SURGEWALL_INVALID_ARG` and nothing
+ * changes); the previous limit goes to `*old_out` if not NULL. Growing admits the threads
+ * waiting in `surgewall_bulkhead_acquire`, oldest first; shrinking leaves the slots held
+ * valid, and new admissions wait until fewer than the new limit are in flight.
+ */
+surgewall_status surgewall_bulkhead_set_max_concurrent(const struct surgewall_bulkhead *b,
+                                                       uint32_t max_concurrent,
+                                                       uint32_t *old_out);
 
 /**
  * Gives a slot back. `SURGEWALL_UNEXPECTED_RESULT` when nothing was acquired (nothing changes).
@@ -2213,6 +2231,14 @@ surgewall_status surgewall_keyed_breaker_force_open(const struct surgewall_keyed
                                                     int64_t duration_ns);
 
 /**
+ * Opens `key` by hand as a trip would (created if new), unlike
+ * `surgewall_keyed_breaker_force_open`: the open wait applies with the key's backoff of
+ * consecutive opens, then the next caller starts probing. A no-op when it is OPEN.
+ */
+surgewall_status surgewall_keyed_breaker_open(const struct surgewall_keyed_breaker *kb,
+                                              uint64_t key);
+
+/**
  * Every call on `key` passes, nothing is recorded (the key is not evicted).
  */
 surgewall_status surgewall_keyed_breaker_disable(const struct surgewall_keyed_breaker *kb,
@@ -2472,6 +2498,18 @@ surgewall_status surgewall_retry_policy_free(struct surgewall_retry_policy *p);
  */
 surgewall_status surgewall_retry_policy_metrics(const struct surgewall_retry_policy *p,
                                                 struct surgewall_retry_stats *out);
+
+/**
+ * The delays the next operation would wait between its attempts if every attempt failed at
+ * once (no Retry-After, no breaker), cut by `max_attempts` and `max_elapsed`: up to `cap` of
+ * them go to `delays_ns_out` (may be NULL when `cap` is 0), and how many were written to
+ * `*len_out` (fewer than `cap`: that is all of them). Under a seed, the very delays of the
+ * next schedule unless another one starts first. Counts nothing, asks no budget.
+ */
+surgewall_status surgewall_retry_policy_preview(const struct surgewall_retry_policy *p,
+                                                uint64_t *delays_ns_out,
+                                                size_t cap,
+                                                size_t *len_out);
 
 /**
  * Starts an operation: its first attempt begins now (and counts as a request for the budget).

@@ -9,6 +9,7 @@
 //! GET  /api/resilience/circuit-breakers                    every breaker
 //! GET  /api/resilience/circuit-breakers/{endpoint}         one breaker
 //! POST /api/resilience/circuit-breakers/{endpoint}/reset   -> CLOSED, fresh counts
+//! POST /api/resilience/circuit-breakers/{endpoint}/open    -> OPEN as a trip would (open wait, backoff)
 //! POST /api/resilience/circuit-breakers/{endpoint}/force-open   body {"duration_seconds": 30} (<= a year) or none
 //! POST /api/resilience/circuit-breakers/{endpoint}/disable
 //! POST /api/resilience/circuit-breakers/{endpoint}/metrics-only
@@ -142,6 +143,7 @@ pub(crate) fn router(app: App, policy: crate::guard::Policy, limits: &Limits) ->
         .route("/api/resilience/circuit-breakers", get(breakers))
         .route(breaker, get(one_breaker))
         .route(&format!("{breaker}/reset"), post(reset))
+        .route(&format!("{breaker}/open"), post(open))
         .route(&format!("{breaker}/force-open"), post(force_open))
         .route(&format!("{breaker}/disable"), post(disable))
         .route(&format!("{breaker}/metrics-only"), post(metrics_only))
@@ -370,6 +372,12 @@ fn reset_key(registry: &str, keyed: &dyn KeyedBreakerView, key: &str) -> Respons
             format!("{registry:?} holds no key {key:?}"),
         ),
     }
+}
+
+/// OPEN as a trip would make it (`Breaker::open`): the open wait and its backoff apply, then
+/// the breaker probes; unlike `force-open`, which holds it until moved or for a duration.
+async fn open(AxState(catalog): Cat, Path(name): Path<String>) -> Response {
+    transition(catalog, &name, Breaker::open)
 }
 
 async fn disable(AxState(catalog): Cat, Path(name): Path<String>) -> Response {

@@ -123,6 +123,7 @@ pub(crate) fn document() -> Value {
                 "parameters": [name("circuit breaker", "endpoint")],
                 "responses": {"200": ok("BreakerOrKey", "The breaker, or the key, after the reset."), "404": problem},
             }},
+            "/api/resilience/circuit-breakers/{endpoint}/open": breaker_move("Opens the breaker as a trip would: the open wait and its backoff of consecutive opens apply, then it probes (unlike force-open)."),
             "/api/resilience/circuit-breakers/{endpoint}/disable": breaker_move("Admits every call and records nothing."),
             "/api/resilience/circuit-breakers/{endpoint}/metrics-only": breaker_move("Records every call and never trips."),
             "/api/resilience/circuit-breakers/{endpoint}/force-open": {"post": {

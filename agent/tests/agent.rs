@@ -146,6 +146,20 @@ fn breakers_are_listed_read_and_moved_by_name_even_with_slashes() {
         200
     );
     assert_eq!(users.state(), State::MetricsOnly);
+    let opened = post(
+        addr,
+        "/api/resilience/circuit-breakers/%2Fapi%2Fusers/open",
+        "",
+    );
+    assert_eq!(opened.status, 200);
+    assert_eq!(users.state(), State::Open);
+    let r = users.acquire().unwrap_err();
+    assert_eq!(
+        r.reason,
+        surgewall::RejectReason::Open,
+        "a trip's OPEN, not forced"
+    );
+    assert!(r.retry_after > Duration::ZERO && r.retry_after < Duration::MAX);
     agent.stop().unwrap();
 }
 

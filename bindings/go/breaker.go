@@ -526,6 +526,15 @@ func (b *Breaker) MetricsOnly() error {
 	})
 }
 
+// TransitionToOpen opens the circuit by hand as a trip would (resilience4j's
+// transitionToOpenState), unlike ForceOpen: rejections match ErrOpen, the open wait applies
+// with its backoff of consecutive opens, then the next call probes. A no-op when OPEN.
+func (b *Breaker) TransitionToOpen() error {
+	return b.manual("breaker_open", func(h *C.surgewall_breaker) C.surgewall_status {
+		return C.surgewall_breaker_open(h)
+	})
+}
+
 // TransitionToClosed closes the circuit (a no-op when CLOSED).
 func (b *Breaker) TransitionToClosed() error {
 	return b.manual("breaker_close", func(h *C.surgewall_breaker) C.surgewall_status {

@@ -214,6 +214,31 @@ func (b *Bulkhead) Release() error {
 	return statusErr("bulkhead_release", st)
 }
 
+// SetMaxConcurrent changes the limit live (1..16777215, otherwise a *ConfigError naming
+// max_concurrent) and returns the previous one. Growing lets the goroutines waiting in
+// Acquire in, oldest first; shrinking leaves the slots held valid, and new calls wait (or are
+// refused) until fewer than the new limit are in flight.
+func (b *Bulkhead) SetMaxConcurrent(n int) (old int, err error) {
+	if n < 1 || n > maxConcurrentLimit {
+		return 0, &ConfigError{Field: "max_concurrent", Message: fmt.Sprintf("must be in [1, %d], got %d", maxConcurrentLimit, n)}
+	}
+	h, err := b.handle()
+	if err != nil {
+		return 0, err
+	}
+	var o C.uint32_t
+	st := C.surgewall_bulkhead_set_max_concurrent(h, C.uint32_t(n), &o)
+	runtime.KeepAlive(b)
+	if err := statusErr("bulkhead_set_max_concurrent", st); err != nil {
+		return 0, err
+	}
+	b.wakeFirst() // new slots: each waiter that gets one wakes the next
+	return int(o), nil
+}
+
+// maxConcurrentLimit is the largest limit a bulkhead takes (its in-flight count has 24 bits).
+const maxConcurrentLimit = 1<<24 - 1
+
 // Execute runs fn in a slot (see Acquire) and gives the slot back, also when fn panics.
 func (b *Bulkhead) Execute(ctx context.Context, fn func(context.Context) error) error {
 	if err := b.Acquire(ctx); err != nil {
@@ -225,7 +250,8 @@ func (b *Bulkhead) Execute(ctx context.Context, fn func(context.Context) error) 
 
 // BulkheadMetrics is a snapshot of a bulkhead.
 type BulkheadMetrics struct {
-	// Active calls now (never above MaxConcurrent); Waiting goroutines now.
+	// Active calls now (never above MaxConcurrent, except after a shrink while the slots held
+	// before it are out); Waiting goroutines now. MaxConcurrent is the limit in force.
 	Active, Waiting, MaxConcurrent uint64
 	// Accepted, ever; Rejected: refused tries, ever (a waiter's failed tries included).
 	Accepted, Rejected uint64

@@ -37,7 +37,7 @@ static inline surgewall_status surgewall_go_kb_record_timed(uintptr_t kb, surgew
 
 enum {
 	SURGEWALL_GO_KB_GET, SURGEWALL_GO_KB_FORCE_OPEN, SURGEWALL_GO_KB_DISABLE, SURGEWALL_GO_KB_METRICS_ONLY,
-	SURGEWALL_GO_KB_CLOSE, SURGEWALL_GO_KB_HALF_OPEN, SURGEWALL_GO_KB_RESET,
+	SURGEWALL_GO_KB_CLOSE, SURGEWALL_GO_KB_HALF_OPEN, SURGEWALL_GO_KB_RESET, SURGEWALL_GO_KB_OPEN,
 };
 
 // A per-key operation in one crossing, by string key (hashed first) or by uint64 key.
@@ -59,6 +59,7 @@ static surgewall_status surgewall_go_kb_op(uintptr_t kb, int op, const uint8_t *
 	case SURGEWALL_GO_KB_CLOSE:        return surgewall_keyed_breaker_close(h, key64);
 	case SURGEWALL_GO_KB_HALF_OPEN:    return surgewall_keyed_breaker_half_open(h, key64);
 	case SURGEWALL_GO_KB_RESET:        return surgewall_keyed_breaker_reset(h, key64);
+	case SURGEWALL_GO_KB_OPEN:         return surgewall_keyed_breaker_open(h, key64);
 	}
 	return SURGEWALL_INVALID_ARG;
 }
@@ -677,10 +678,12 @@ const (
 	kbClose       = C.SURGEWALL_GO_KB_CLOSE
 	kbHalfOpen    = C.SURGEWALL_GO_KB_HALF_OPEN
 	kbReset       = C.SURGEWALL_GO_KB_RESET
+	kbOpen        = C.SURGEWALL_GO_KB_OPEN
 )
 
 var kbOpNames = [...]string{"keyed_breaker_get", "keyed_breaker_force_open", "keyed_breaker_disable",
-	"keyed_breaker_metrics_only", "keyed_breaker_close", "keyed_breaker_half_open", "keyed_breaker_reset"}
+	"keyed_breaker_metrics_only", "keyed_breaker_close", "keyed_breaker_half_open", "keyed_breaker_reset",
+	"keyed_breaker_open"}
 
 // op runs a per-key operation by string key (isStr) or uint64 key, in one crossing, and
 // returns the 64-bit key it ran on.
@@ -799,6 +802,16 @@ func (kb *KeyedBreaker) CloseKey(key string) error { return kb.manual(kbClose, k
 // CloseKeyUint64 is CloseKey for a uint64 key.
 func (kb *KeyedBreaker) CloseKeyUint64(key uint64) error {
 	return kb.manual(kbClose, "", false, key, 0)
+}
+
+// TransitionToOpen opens key by hand as a trip would (created if new), unlike ForceOpen: the
+// open wait applies with the key's backoff of consecutive opens, then the next call on key
+// probes. A no-op when key is OPEN.
+func (kb *KeyedBreaker) TransitionToOpen(key string) error { return kb.manual(kbOpen, key, true, 0, 0) }
+
+// TransitionToOpenUint64 is TransitionToOpen for a uint64 key.
+func (kb *KeyedBreaker) TransitionToOpenUint64(key uint64) error {
+	return kb.manual(kbOpen, "", false, key, 0)
 }
 
 // HalfOpen starts probing key now, from OPEN or FORCED_OPEN; from CLOSED it returns

@@ -457,6 +457,40 @@ func (r *Retry) Metrics() (RetryMetrics, error) {
 	return m, nil
 }
 
+// Preview returns the delays an operation would sleep between its attempts if every attempt
+// failed at once (no Retry-After, no breaker), cut by MaxAttempts and MaxElapsed, at most
+// limit of them (limit <= 0: all). With jitter they are the next operation's own draws (the
+// very delays under a Seed, unless another operation starts first). It runs nothing, counts
+// nothing and asks no budget.
+func (r *Retry) Preview(limit int) ([]time.Duration, error) {
+	h, err := r.handle()
+	if err != nil {
+		return nil, err
+	}
+	all := limit <= 0
+	n := limit
+	if all {
+		n = 64
+	}
+	for {
+		buf := make([]C.uint64_t, n)
+		var got C.size_t
+		st := C.surgewall_retry_policy_preview(h, &buf[0], C.size_t(n), &got)
+		runtime.KeepAlive(r)
+		if err := statusErr("retry_policy_preview", st); err != nil {
+			return nil, err
+		}
+		if int(got) < n || !all {
+			out := make([]time.Duration, int(got))
+			for i := range out {
+				out[i] = time.Duration(buf[i])
+			}
+			return out, nil
+		}
+		n *= 4 // more to come: ask again for all of them (one call, one preview)
+	}
+}
+
 // Close marks the retry policy closed. Idempotent.
 func (r *Retry) Close() error {
 	r.closed.Store(true)

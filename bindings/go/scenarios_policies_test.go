@@ -22,6 +22,7 @@ type scenarioPolicies struct {
 	slept      []time.Duration
 	ra         time.Duration // the next run_retry's Retry-After; negative: none
 	budget     *RetryBudget
+	bulk       *Bulkhead
 }
 
 func scenarioFloat(t *testing.T, v string) float64 {
@@ -216,6 +217,55 @@ func (p *scenarioPolicies) step(t *testing.T, w []string, at string) bool {
 			t.Fatalf("%s: delays %s, stop %v", at, got, re.Reason)
 		}
 		return true
+	case "preview_retry":
+		got, perr := p.retry.Preview(0)
+		if perr != nil {
+			t.Fatalf("%s: %v", at, perr)
+		}
+		delays := make([]string, len(got))
+		for i, d := range got {
+			delays[i] = strconv.FormatInt(d.Milliseconds(), 10)
+		}
+		if s := strings.Join(delays, ","); s != m["delays"] {
+			t.Fatalf("%s: delays %s, want %s", at, s, m["delays"])
+		}
+	case "bulkhead":
+		if p.bulk != nil {
+			p.bulk.Close()
+		}
+		p.bulk, err = NewBulkhead("scenario", atoi(t, m["max"]), 0)
+	case "bulkhead_take":
+		err = p.bulk.TryAcquire()
+		if len(w) >= 3 && w[2] == "full" {
+			if !errors.Is(err, ErrBulkheadFull) {
+				t.Fatalf("%s: got %v, want full", at, err)
+			}
+			err = nil
+		}
+	case "bulkhead_release":
+		err = p.bulk.Release()
+	case "bulkhead_resize":
+		_, err = p.bulk.SetMaxConcurrent(atoi(t, w[1]))
+		if len(w) >= 4 && w[3] == "refused" {
+			var ce *ConfigError
+			if !errors.As(err, &ce) || ce.Field != "max_concurrent" {
+				t.Fatalf("%s: got %v, want a ConfigError naming max_concurrent", at, err)
+			}
+			err = nil
+		}
+	case "expect_bulkhead":
+		s, merr := p.bulk.Metrics()
+		if merr != nil {
+			t.Fatal(merr)
+		}
+		got := map[string]uint64{"active": s.Active, "max_concurrent": s.MaxConcurrent,
+			"accepted": s.Accepted, "rejected": s.Rejected}
+		for k, v := range m {
+			g, ok := got[k]
+			if !ok || strconv.FormatUint(g, 10) != v {
+				t.Fatalf("%s: %s = %d, want %s", at, k, g, v)
+			}
+		}
 	case "budget":
 		if p.budget != nil {
 			p.budget.Close()
@@ -255,5 +305,8 @@ func (p *scenarioPolicies) close() {
 	}
 	if p.budget != nil {
 		p.budget.Close()
+	}
+	if p.bulk != nil {
+		p.bulk.Close()
 	}
 }

@@ -346,6 +346,8 @@ func runScenario(t *testing.T, sc scenario) {
 			err = b.MetricsOnly()
 		case "close":
 			err = b.TransitionToClosed()
+		case "open":
+			err = b.TransitionToOpen()
 		case "half_open":
 			err = b.TransitionToHalfOpen()
 			refused := len(w) >= 3 && w[2] == "refused"

@@ -26,6 +26,11 @@ impl SplitMix {
             .wrapping_add(GAMMA))
     }
 
+    /// What the next [`next_u64`](Self::next_u64) would return, without drawing it.
+    pub(crate) fn peek_u64(&self) -> u64 {
+        mix(self.state.load(Ordering::Relaxed).wrapping_add(GAMMA))
+    }
+
     /// A uniform float in [0, 1).
     pub(crate) fn next_f64(&self) -> f64 {
         (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)

@@ -636,6 +636,56 @@ fn force_open_for_a_duration_then_probes() {
 }
 
 #[test]
+fn a_manual_open_waits_and_backs_off_as_a_trip_would() {
+    let (b, time, ring) = breaker(
+        count_cfg()
+            .open_backoff(2.0, 60 * S, 0.0)
+            .half_open_calls(1),
+    );
+    let mut sub = ring.subscribe();
+    run(&b, &[F, K]);
+    b.open();
+    assert_eq!(b.state(), State::Open);
+    let m = b.metrics();
+    assert_eq!((m.last_window.calls, m.last_window.failures), (2, 1));
+    assert_eq!(m.consecutive_opens, 1);
+    let e = sub.poll().unwrap();
+    assert_eq!(
+        e.kind,
+        EventKind::Transition {
+            from: State::Closed,
+            to: State::Open,
+            generation: 1,
+            reason: TransitionReason::Manual
+        }
+    );
+    // Not a forced open: an OPEN rejection with the open wait, which ends.
+    let r = b.acquire().unwrap_err();
+    assert_eq!((r.reason, r.retry_after), (RejectReason::Open, 5 * S));
+    b.open();
+    assert_eq!(b.metrics().generation, 1, "already OPEN: a no-op");
+    time.advance(5 * S);
+    let probe = b.acquire().unwrap();
+    assert_eq!(b.state(), State::HalfOpen);
+    // Opened by hand from HALF_OPEN: the second consecutive open waits twice as long.
+    b.open();
+    assert_eq!(probe.success(), Recorded::Late);
+    assert_eq!(b.acquire().unwrap_err().retry_after, 10 * S);
+    // From FORCED_OPEN: the wait replaces the forced hold.
+    b.force_open(None);
+    b.open();
+    assert_eq!(b.acquire().unwrap_err().retry_after, 20 * S);
+    // A close resets the backoff; a manual open then waits the base time again.
+    b.close();
+    b.open();
+    assert_eq!(b.acquire().unwrap_err().retry_after, 5 * S);
+    assert_eq!(
+        b.metrics().transitions_between(State::Closed, State::Open),
+        2
+    );
+}
+
+#[test]
 fn closed_to_half_open_by_hand_is_refused() {
     let (b, _, _) = breaker(count_cfg());
     let e = b.half_open().unwrap_err();

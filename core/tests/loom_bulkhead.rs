@@ -10,6 +10,8 @@
 //! The keyed bulkhead's generation (issue 15): a permit kept past its key's eviction, released
 //! while another key holds its slot, races that key's calls. Only one thread touches the
 //! registry's map (its shard locks are not modelled); releases find the cell by slot.
+//! A resize (`set_max_concurrent`) is modelled against racing tries and releases; with one
+//! resizing thread its queue lock is never contended.
 #![cfg(surgewall_loom)]
 
 use std::time::Duration;
@@ -159,5 +161,62 @@ fn a_stale_keyed_release_never_frees_the_next_keys_place() {
         let m = b.metrics();
         assert_eq!(b.active(&2), Some(0));
         assert_eq!((m.global_active, m.unexpected_releases), (Some(0), 1));
+    });
+}
+
+/// A try racing a shrink: once the resize has returned and a reading shows the try had not
+/// landed, the try is decided under the new limit (a try that read the old limit before the
+/// resize must not land its CAS after it).
+#[test]
+fn a_try_racing_a_shrink_is_never_admitted_under_the_old_limit_after_it() {
+    loom::model(|| {
+        let b = Arc::new(bulkhead(2));
+        b.try_acquire_raw().unwrap();
+        let resizer = {
+            let b = b.clone();
+            thread::spawn(move || {
+                assert_eq!(b.set_max_concurrent(1), Ok(2));
+                b.active()
+            })
+        };
+        let admitted = b.try_acquire_raw().is_ok();
+        let seen_after_resize = resizer.join().unwrap();
+        assert!(
+            !(admitted && seen_after_resize == 1),
+            "admitted after the shrink to 1 with 1 in flight"
+        );
+        let m = b.metrics();
+        assert_eq!(m.active, 1 + u64::from(admitted));
+        assert_eq!((m.accepted, m.max_concurrent), (m.active, 1));
+    });
+}
+
+/// A growth racing a release and a try: never more inside than the new limit, `accepted`
+/// counts the admissions only (not the resize), and every slot comes back.
+#[test]
+fn a_growth_racing_a_release_and_a_try_keeps_the_counts() {
+    loom::model(|| {
+        let b = Arc::new(bulkhead(1));
+        b.try_acquire_raw().unwrap();
+        let resizer = {
+            let b = b.clone();
+            thread::spawn(move || b.set_max_concurrent(2).unwrap())
+        };
+        let releaser = {
+            let b = b.clone();
+            thread::spawn(move || b.release_raw())
+        };
+        let admitted = b.try_acquire_raw().is_ok();
+        assert!(b.active() <= 2);
+        assert_eq!(resizer.join().unwrap(), 1);
+        assert_eq!(releaser.join().unwrap(), Ok(()));
+        let m = b.metrics();
+        assert_eq!(m.active, u64::from(admitted));
+        assert_eq!(m.accepted, 1 + u64::from(admitted));
+        assert_eq!(m.rejected, u64::from(!admitted));
+        if admitted {
+            b.release_raw().unwrap();
+        }
+        assert!(b.is_idle());
     });
 }

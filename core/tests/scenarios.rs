@@ -9,9 +9,9 @@ use std::time::Duration;
 use surgewall::clock::{Clock, MockClock};
 use surgewall::retry::ErrorClass;
 use surgewall::{
-    Backoff, Breaker, BreakerConfig, BreakerMetrics, ConfigError, Jitter, Outcome, RawPermit,
-    Recorded, RejectReason, RetryBudget, RetryBudgetConfig, RetryPolicy, SloConfig, SloTracker,
-    ThresholdAdjuster, ThresholdConfig,
+    Backoff, Breaker, BreakerConfig, BreakerMetrics, Bulkhead, BulkheadConfig, ConfigError, Jitter,
+    Outcome, RawPermit, Recorded, RejectReason, RetryBudget, RetryBudgetConfig, RetryPolicy,
+    SloConfig, SloTracker, ThresholdAdjuster, ThresholdConfig,
 };
 
 struct Run {
@@ -22,6 +22,7 @@ struct Run {
     slo: Option<SloTracker>,
     retry: Option<RetryPolicy>,
     budget: Option<RetryBudget>,
+    bulkhead: Option<Bulkhead>,
 }
 
 fn ms(v: &str) -> Duration {
@@ -97,6 +98,7 @@ fn configure(words: &[&str]) -> Run {
         slo: None,
         retry: None,
         budget: None,
+        bulkhead: None,
     }
 }
 
@@ -269,6 +271,7 @@ fn step(run: &mut Run, words: &[&str], at: &str) {
         "disable" => b.disable(),
         "metrics_only" => b.metrics_only(),
         "close" => b.close(),
+        "open" => b.open(),
         "half_open" => {
             let refused = words.get(2) == Some(&"refused");
             assert_eq!(b.half_open().is_err(), refused, "{at}");
@@ -332,6 +335,46 @@ fn step(run: &mut Run, words: &[&str], at: &str) {
             };
             assert_eq!(slept.join(","), o["delays"], "{at}: delays");
             assert_eq!(reason.as_str(), o["stop"], "{at}: stop");
+        }
+        "preview_retry" => {
+            let p = run.retry.as_ref().expect("retry first");
+            let delays: Vec<String> = p.preview().map(|d| d.as_millis().to_string()).collect();
+            assert_eq!(delays.join(","), kv(&words[1..])["delays"], "{at}: delays");
+        }
+        "bulkhead" => {
+            let max = kv(&words[1..])["max"].parse().unwrap();
+            let c = BulkheadConfig::builder().max_concurrent(max).build();
+            run.bulkhead =
+                Some(Bulkhead::builder("scenario", c.expect("scenario bulkhead")).build());
+        }
+        "bulkhead_take" => {
+            let bh = run.bulkhead.as_ref().expect("bulkhead first");
+            let full = words.get(2) == Some(&"full");
+            assert_eq!(bh.try_acquire_raw().is_err(), full, "{at}");
+        }
+        "bulkhead_release" => {
+            let bh = run.bulkhead.as_ref().expect("bulkhead first");
+            assert_eq!(bh.release_raw(), Ok(()), "{at}");
+        }
+        "bulkhead_resize" => {
+            let bh = run.bulkhead.as_ref().expect("bulkhead first");
+            let refused = words.get(3) == Some(&"refused");
+            let r = bh.set_max_concurrent(words[1].parse().unwrap());
+            assert_eq!(r.is_err(), refused, "{at}: {r:?}");
+        }
+        "expect_bulkhead" => {
+            let m = run.bulkhead.as_ref().expect("bulkhead first").metrics();
+            for w in &words[1..] {
+                let (k, v) = w.split_once('=').expect("key=value");
+                let got = match k {
+                    "active" => m.active,
+                    "max_concurrent" => m.max_concurrent,
+                    "accepted" => m.accepted,
+                    "rejected" => m.rejected,
+                    _ => panic!("unknown bulkhead metric {k}"),
+                };
+                assert_eq!(got.to_string(), v, "{at}: {k}");
+            }
         }
         "budget" => {
             let o = kv(&words[1..]);

@@ -710,6 +710,18 @@ pub extern "C" fn surgewall_breaker_force_open(
     })
 }
 
+/// Opens the breaker by hand as a trip would (resilience4j's `transitionToOpenState`), unlike
+/// `surgewall_breaker_force_open`: rejections say `SURGEWALL_REJECTED_OPEN`, the open wait
+/// applies with its backoff of consecutive opens, then the next caller starts probing. A
+/// no-op when already OPEN.
+#[no_mangle]
+pub extern "C" fn surgewall_breaker_open(b: *const surgewall_breaker) -> Status {
+    manual(b, |br| {
+        br.open();
+        Ok(())
+    })
+}
+
 /// Every call passes, nothing is recorded.
 #[no_mangle]
 pub extern "C" fn surgewall_breaker_disable(b: *const surgewall_breaker) -> Status {

@@ -160,6 +160,27 @@ pub extern "C" fn surgewall_bulkhead_close(b: *const surgewall_bulkhead) -> Stat
     })
 }
 
+/// Changes `max_concurrent` live (1..=16777215; otherwise `SURGEWALL_INVALID_ARG` and nothing
+/// changes); the previous limit goes to `*old_out` if not NULL. Growing admits the threads
+/// waiting in `surgewall_bulkhead_acquire`, oldest first; shrinking leaves the slots held
+/// valid, and new admissions wait until fewer than the new limit are in flight.
+#[no_mangle]
+pub extern "C" fn surgewall_bulkhead_set_max_concurrent(
+    b: *const surgewall_bulkhead,
+    max_concurrent: u32,
+    old_out: *mut u32,
+) -> Status {
+    boundary(|| {
+        let old = surgewall_bulkhead::get(b)?
+            .set_max_concurrent(max_concurrent)
+            .map_err(|_| Status::SURGEWALL_INVALID_ARG)?;
+        if old_out.is_null() {
+            return Ok(());
+        }
+        write(old_out, old)
+    })
+}
+
 /// Gives a slot back. `SURGEWALL_UNEXPECTED_RESULT` when nothing was acquired (nothing changes).
 #[no_mangle]
 pub extern "C" fn surgewall_bulkhead_release(b: *const surgewall_bulkhead) -> Status {

@@ -629,6 +629,17 @@ pub extern "C" fn surgewall_keyed_breaker_force_open(
     manual(kb, key, |b, k| b.force_open(k, d).map(Ok))
 }
 
+/// Opens `key` by hand as a trip would (created if new), unlike
+/// `surgewall_keyed_breaker_force_open`: the open wait applies with the key's backoff of
+/// consecutive opens, then the next caller starts probing. A no-op when it is OPEN.
+#[no_mangle]
+pub extern "C" fn surgewall_keyed_breaker_open(
+    kb: *const surgewall_keyed_breaker,
+    key: u64,
+) -> Status {
+    manual(kb, key, |b, k| b.open(k).map(Ok))
+}
+
 /// Every call on `key` passes, nothing is recorded (the key is not evicted).
 #[no_mangle]
 pub extern "C" fn surgewall_keyed_breaker_disable(

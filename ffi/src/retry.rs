@@ -548,6 +548,34 @@ pub extern "C" fn surgewall_retry_policy_metrics(
     })
 }
 
+/// The delays the next operation would wait between its attempts if every attempt failed at
+/// once (no Retry-After, no breaker), cut by `max_attempts` and `max_elapsed`: up to `cap` of
+/// them go to `delays_ns_out` (may be NULL when `cap` is 0), and how many were written to
+/// `*len_out` (fewer than `cap`: that is all of them). Under a seed, the very delays of the
+/// next schedule unless another one starts first. Counts nothing, asks no budget.
+#[no_mangle]
+pub extern "C" fn surgewall_retry_policy_preview(
+    p: *const surgewall_retry_policy,
+    delays_ns_out: *mut u64,
+    cap: usize,
+    len_out: *mut usize,
+) -> Status {
+    boundary(|| {
+        non_null(len_out)?;
+        if cap > 0 {
+            non_null(delays_ns_out)?;
+        }
+        let policy = surgewall_retry_policy::get(p)?;
+        let mut n = 0;
+        for d in policy.preview().take(cap) {
+            // SAFETY: non-null with room for `cap` values (C contract), and `n < cap`.
+            unsafe { delays_ns_out.add(n).write(ns(d)) };
+            n += 1;
+        }
+        write(len_out, n)
+    })
+}
+
 /// Starts an operation: its first attempt begins now (and counts as a request for the budget).
 #[no_mangle]
 pub extern "C" fn surgewall_retry_schedule_new(

@@ -521,6 +521,20 @@ static void test_manual_transitions(void)
     CHECK_OK(surgewall_breaker_reset(b));
     CHECK_U64(state_of(b), SURGEWALL_STATE_CLOSED);
     CHECK_U64(stats_of(b).window.calls, 0);
+
+    /* a manual OPEN: rejected as OPEN with the open wait, which ends in HALF_OPEN */
+    uint64_t g = stats_of(b).generation;
+    CHECK_OK(surgewall_breaker_open(b));
+    CHECK_U64(state_of(b), SURGEWALL_STATE_OPEN);
+    CHECK_OK(surgewall_breaker_open(b)); /* a no-op when OPEN */
+    CHECK_U64(stats_of(b).generation, g + 1);
+    CHECK_STATUS(surgewall_breaker_acquire(b, &p, &ra), SURGEWALL_REJECTED_OPEN);
+    CHECK(ra > 0 && ra != UINT64_MAX);
+    CHECK_OK(surgewall_mock_clock_advance(clock, ra));
+    CHECK_OK(surgewall_breaker_acquire(b, &p, &ra));
+    CHECK_U64(state_of(b), SURGEWALL_STATE_HALF_OPEN);
+    CHECK_OK(surgewall_breaker_record(b, p, SURGEWALL_OUTCOME_SUCCESS));
+    CHECK_U64(state_of(b), SURGEWALL_STATE_CLOSED);
     CHECK_OK(surgewall_breaker_free(b));
     CHECK_OK(surgewall_mock_clock_free(clock));
 }
@@ -879,6 +893,33 @@ static void test_bulkhead(void)
     CHECK(strcmp(surgewall_status_str(SURGEWALL_CLOSED), "closed while waiting") == 0);
     CHECK_OK(surgewall_bulkhead_release(bh));
     CHECK_OK(surgewall_bulkhead_free(bh));
+
+    /* a resize: a shrink keeps the slots held, admits again below the new limit; a growth
+     * admits at once */
+    CHECK_OK(surgewall_bulkhead_new(u8("resized"), 7, 3, 0, clock, &bh, NULL));
+    for (int i = 0; i < 3; i++) {
+        CHECK_OK(surgewall_bulkhead_try_acquire(bh));
+    }
+    uint32_t old = 0;
+    CHECK_OK(surgewall_bulkhead_set_max_concurrent(bh, 1, &old));
+    CHECK_U64(old, 3);
+    CHECK_OK(surgewall_bulkhead_metrics(bh, &m));
+    CHECK_U64(m.active, 3);
+    CHECK_U64(m.max_concurrent, 1);
+    CHECK_OK(surgewall_bulkhead_release(bh));
+    CHECK_OK(surgewall_bulkhead_release(bh));
+    CHECK_STATUS(surgewall_bulkhead_try_acquire(bh), SURGEWALL_BULKHEAD_FULL); /* 1 of 1 */
+    CHECK_OK(surgewall_bulkhead_set_max_concurrent(bh, 2, NULL));
+    CHECK_OK(surgewall_bulkhead_try_acquire(bh));
+    CHECK_STATUS(surgewall_bulkhead_set_max_concurrent(bh, 0, &old), SURGEWALL_INVALID_ARG);
+    CHECK_U64(old, 3); /* untouched by the refused resize */
+    CHECK_OK(surgewall_bulkhead_release(bh));
+    CHECK_OK(surgewall_bulkhead_release(bh));
+    CHECK_OK(surgewall_bulkhead_metrics(bh, &m));
+    CHECK_U64(m.active, 0);
+    CHECK_U64(m.accepted, 4); /* resizes are not calls */
+    CHECK_U64(m.max_concurrent, 2);
+    CHECK_OK(surgewall_bulkhead_free(bh));
     CHECK_OK(surgewall_mock_clock_free(clock));
 }
 
@@ -1175,6 +1216,13 @@ static void test_keyed_breaker(void)
     CHECK_OK(surgewall_keyed_breaker_acquire(kb, 2, &p, NULL));
     CHECK_OK(surgewall_keyed_breaker_record(kb, p, SURGEWALL_OUTCOME_SUCCESS));
     CHECK_U64(key_stats(kb, 2).state, SURGEWALL_STATE_CLOSED);
+    /* a manual OPEN on a key: rejected as OPEN for the template's open wait (1 s) */
+    CHECK_OK(surgewall_keyed_breaker_open(kb, 2));
+    CHECK_U64(key_stats(kb, 2).state, SURGEWALL_STATE_OPEN);
+    CHECK_STATUS(surgewall_keyed_breaker_acquire(kb, 2, &p, &ra), SURGEWALL_REJECTED_OPEN);
+    CHECK_U64(ra, 1000 * MS);
+    CHECK_OK(surgewall_keyed_breaker_reset(kb, 2));
+    CHECK_STATUS(surgewall_keyed_breaker_open(kb, 99), SURGEWALL_REGISTRY_FULL);
 
     /* iteration: every key with its state */
     struct seen_breakers seen;
@@ -1241,11 +1289,11 @@ static void test_keyed_breaker(void)
     surgewall_keyed_breaker_stats m;
     memset(&m, 0xAB, sizeof m);
     CHECK_OK(surgewall_keyed_breaker_metrics(kb, &m));
-    CHECK_U64(m.transitions[SURGEWALL_STATE_CLOSED][SURGEWALL_STATE_OPEN], 3);
+    CHECK_U64(m.transitions[SURGEWALL_STATE_CLOSED][SURGEWALL_STATE_OPEN], 4); /* one by hand */
     CHECK_U64(m.transitions[SURGEWALL_STATE_OPEN][SURGEWALL_STATE_HALF_OPEN], 1);
     CHECK_U64(m.transitions[SURGEWALL_STATE_FORCED_OPEN][SURGEWALL_STATE_HALF_OPEN], 2);
     CHECK_U64(m.transitions[SURGEWALL_STATE_HALF_OPEN][SURGEWALL_STATE_CLOSED], 3);
-    CHECK_U64(m.rejected_open, 4);
+    CHECK_U64(m.rejected_open, 5);
     CHECK_U64(m.rejected_half_open, 1);
     CHECK_U64(m.ignored, 2);
     CHECK_U64(m.late_results, 2);
@@ -1254,7 +1302,7 @@ static void test_keyed_breaker(void)
     CHECK_U64(m.max_keys, 4);
     CHECK_U64(m.created, 5);
     CHECK_U64(m.evicted, 2);
-    CHECK_U64(m.refused_keys, 2);
+    CHECK_U64(m.refused_keys, 3);
     CHECK_U64(m.overflowed, 0);
 
     /* the fallback is the template's and lives as long as a handle */
@@ -1371,6 +1419,20 @@ static void test_retry(void)
     CHECK_OK(surgewall_retry_config_set_mock_clock(cfg, clock));
     surgewall_retry_policy *policy = NULL;
     CHECK_OK(surgewall_retry_policy_new(cfg, &policy, NULL));
+    /* the preview: the delays of an operation whose attempts all fail, counting nothing */
+    uint64_t preview[4] = {0};
+    size_t n_delays = 99;
+    CHECK_OK(surgewall_retry_policy_preview(policy, preview, 4, &n_delays));
+    CHECK_U64(n_delays, 2);
+    CHECK_U64(preview[0], 100 * MS);
+    CHECK_U64(preview[1], 100 * MS);
+    CHECK_OK(surgewall_retry_policy_preview(policy, preview, 1, &n_delays));
+    CHECK_U64(n_delays, 1);
+    CHECK_OK(surgewall_retry_policy_preview(policy, NULL, 0, &n_delays));
+    CHECK_U64(n_delays, 0);
+    surgewall_retry_stats rstats;
+    CHECK_OK(surgewall_retry_policy_metrics(policy, &rstats));
+    CHECK_U64(rstats.operations, 0);
     surgewall_retry_schedule *sched = NULL;
     CHECK_OK(surgewall_retry_schedule_new(policy, &sched));
     surgewall_retry_decision d;

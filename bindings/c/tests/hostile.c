@@ -142,6 +142,7 @@ static void test_bad_breaker_handles(surgewall_mock_clock *clock)
         CHECK_BAD(row, surgewall_breaker_retry_after(h, &u));
         CHECK_BAD(row, surgewall_breaker_metrics(h, &m));
         CHECK_BAD(row, surgewall_breaker_force_open(h, -1));
+        CHECK_BAD(row, surgewall_breaker_open(h));
         CHECK_BAD(row, surgewall_breaker_disable(h));
         CHECK_BAD(row, surgewall_breaker_metrics_only(h));
         CHECK_BAD(row, surgewall_breaker_close(h));
@@ -839,8 +840,20 @@ static void test_policies(surgewall_mock_clock *clock)
         CHECK_BAD(row, surgewall_bulkhead_release(h));
         CHECK_BAD(row, surgewall_bulkhead_close(h));
         CHECK_BAD(row, surgewall_bulkhead_metrics(h, &m));
+        u32 = 77;
+        CHECK_BAD(row, surgewall_bulkhead_set_max_concurrent(h, 2, &u32));
+        CHECK_U64(u32, 77);
         if (row.value != 0) CHECK_BAD(row, surgewall_bulkhead_free(h));
     }
+    /* resizes to bad limits change nothing and leave the out-param alone */
+    u32 = 77;
+    CHECK_STATUS(surgewall_bulkhead_set_max_concurrent(bh, 0, &u32), SURGEWALL_INVALID_ARG);
+    CHECK_STATUS(surgewall_bulkhead_set_max_concurrent(bh, 1u << 24, &u32), SURGEWALL_INVALID_ARG);
+    CHECK_STATUS(surgewall_bulkhead_set_max_concurrent(bh, UINT32_MAX, NULL), SURGEWALL_INVALID_ARG);
+    CHECK_U64(u32, 77);
+    CHECK_OK(surgewall_bulkhead_set_max_concurrent(bh, (1u << 24) - 1, &u32));
+    CHECK_U64(u32, 1);
+    CHECK_OK(surgewall_bulkhead_set_max_concurrent(bh, 1, NULL));
     CHECK_STATUS(surgewall_bulkhead_clone(bh, NULL), SURGEWALL_NULL_ARG);
     CHECK_STATUS(surgewall_bulkhead_metrics(bh, NULL), SURGEWALL_NULL_ARG);
     CHECK_STATUS(surgewall_bulkhead_new(u8("x"), 1, 1, 0, NULL, NULL, NULL), SURGEWALL_NULL_ARG);
@@ -1029,11 +1042,25 @@ static void test_policies(surgewall_mock_clock *clock)
         surgewall_retry_policy *h = (surgewall_retry_policy *)row.value;
         surgewall_retry_stats m;
         surgewall_retry_schedule *out = NULL;
+        uint64_t delays[2] = {77, 77};
+        size_t n = 77;
         CHECK_BAD(row, surgewall_retry_policy_metrics(h, &m));
+        CHECK_BAD(row, surgewall_retry_policy_preview(h, delays, 2, &n));
+        CHECK_U64(n, 77);
+        CHECK_U64(delays[0], 77);
         CHECK_BAD(row, surgewall_retry_schedule_new(h, &out));
         if (row.value != 0) CHECK_BAD(row, surgewall_retry_policy_free(h));
     }
     CHECK_STATUS(surgewall_retry_policy_metrics(rp, NULL), SURGEWALL_NULL_ARG);
+    {
+        uint64_t delays[2];
+        size_t n = 77;
+        CHECK_STATUS(surgewall_retry_policy_preview(rp, delays, 2, NULL), SURGEWALL_NULL_ARG);
+        CHECK_STATUS(surgewall_retry_policy_preview(rp, NULL, 2, &n), SURGEWALL_NULL_ARG);
+        CHECK_U64(n, 77);
+        CHECK_OK(surgewall_retry_policy_preview(rp, NULL, 0, &n));
+        CHECK_U64(n, 0);
+    }
     CHECK_STATUS(surgewall_retry_schedule_new(rp, NULL), SURGEWALL_NULL_ARG);
     bad_handles(rows, (uintptr_t)rs, (uintptr_t)rs_freed, (uintptr_t)rp);
     for (int i = 0; i < NBAD; i++) {
@@ -1291,6 +1318,7 @@ static void test_keyed_breakers(surgewall_mock_clock *clock)
         CHECK_BAD(row, surgewall_keyed_breaker_release(h, p));
         CHECK_BAD(row, surgewall_keyed_breaker_get(h, 1, &ks));
         CHECK_BAD(row, surgewall_keyed_breaker_force_open(h, 1, -1));
+        CHECK_BAD(row, surgewall_keyed_breaker_open(h, 1));
         CHECK_BAD(row, surgewall_keyed_breaker_disable(h, 1));
         CHECK_BAD(row, surgewall_keyed_breaker_metrics_only(h, 1));
         CHECK_BAD(row, surgewall_keyed_breaker_close(h, 1));

@@ -24,6 +24,7 @@ struct run {
     surgewall_slo *slo;            /* the `slo` command's tracker, or NULL */
     surgewall_retry_policy *retry; /* the `retry` command's policy, or NULL */
     surgewall_retry_budget *budget;
+    surgewall_bulkhead *bulkhead; /* the `bulkhead` command's, or NULL */
     const char *name;
     int line;
     int failed; /* steps that failed in this scenario */
@@ -315,6 +316,83 @@ static void run_retry(struct run *r, char **w, int n)
         fail(r, "run_retry: stopped for %s, wanted %s", stop_name(d.stop_reason), want_stop);
 }
 
+/* The policy's preview: the delays an operation whose every attempt fails would wait. */
+static void preview_retry(struct run *r, char **w, int n)
+{
+    const char *want = opt(w, n, "delays");
+    uint64_t d[32];
+    size_t len = 0;
+    char got[256] = "";
+    if (r->retry == NULL || want == NULL) {
+        fail(r, "preview_retry needs a retry policy and delays=%s%s", "", "");
+        return;
+    }
+    expect_status(r, surgewall_retry_policy_preview(r->retry, d, 32, &len), SURGEWALL_OK, "preview");
+    for (size_t i = 0; i < len; i++) {
+        size_t at = strlen(got);
+        snprintf(got + at, sizeof got - at, "%s%" PRIu64, at ? "," : "", d[i] / (uint64_t)MS);
+    }
+    if (strcmp(got, want) != 0) fail(r, "preview_retry: delays %s, wanted %s", got, want);
+}
+
+/* The bulkhead's commands; 0 when `cmd` is not one of them. */
+static int bulkhead_step(struct run *r, char **w, int n)
+{
+    const char *cmd = w[0];
+    int refused = n >= 3 && strcmp(w[1], "->") == 0; /* bulkhead_take -> full */
+    if (strcmp(cmd, "bulkhead") == 0) {
+        const char *max = opt(w + 1, n - 1, "max");
+        surgewall_bulkhead_free(r->bulkhead);
+        r->bulkhead = NULL;
+        expect_status(r,
+                      surgewall_bulkhead_new((const uint8_t *)"scenario", 8, max ? (uint32_t)strtoul(max, NULL, 10) : 0,
+                                             0, r->clock, &r->bulkhead, NULL),
+                      SURGEWALL_OK, "bulkhead_new");
+        return 1;
+    }
+    if (strncmp(cmd, "bulkhead_", 9) != 0 && strcmp(cmd, "expect_bulkhead") != 0) return 0;
+    if (r->bulkhead == NULL) {
+        fail(r, "%s before bulkhead%s", cmd, "");
+    } else if (strcmp(cmd, "bulkhead_take") == 0) {
+        expect_status(r, surgewall_bulkhead_try_acquire(r->bulkhead),
+                      refused ? SURGEWALL_BULKHEAD_FULL : SURGEWALL_OK, "bulkhead_take");
+    } else if (strcmp(cmd, "bulkhead_release") == 0) {
+        expect_status(r, surgewall_bulkhead_release(r->bulkhead), SURGEWALL_OK, "bulkhead_release");
+    } else if (strcmp(cmd, "bulkhead_resize") == 0 && n >= 2) {
+        int no = n >= 4 && strcmp(w[3], "refused") == 0;
+        expect_status(r, surgewall_bulkhead_set_max_concurrent(r->bulkhead, (uint32_t)strtoul(w[1], NULL, 10), NULL),
+                      no ? SURGEWALL_INVALID_ARG : SURGEWALL_OK, "bulkhead_resize");
+    } else if (strcmp(cmd, "expect_bulkhead") == 0) {
+        surgewall_bulkhead_stats m;
+        expect_status(r, surgewall_bulkhead_metrics(r->bulkhead, &m), SURGEWALL_OK, "bulkhead_metrics");
+        for (int i = 1; i < n; i++) {
+            const char *eq = strchr(w[i], '=');
+            uint64_t v;
+            if (eq == NULL) {
+                fail(r, "bad expectation %s%s", w[i], "");
+                continue;
+            }
+            size_t k = (size_t)(eq - w[i]);
+#define KEY(name) (k == strlen(name) && strncmp(w[i], name, k) == 0)
+            if (KEY("active")) v = m.active;
+            else if (KEY("max_concurrent")) v = m.max_concurrent;
+            else if (KEY("accepted")) v = m.accepted;
+            else if (KEY("rejected")) v = m.rejected;
+            else {
+                fail(r, "unknown bulkhead metric %s%s", w[i], "");
+                continue;
+            }
+#undef KEY
+            char got[32];
+            snprintf(got, sizeof got, "%" PRIu64, v);
+            if (strcmp(got, eq + 1) != 0) fail(r, "expect_bulkhead: got %s, wanted %s", got, w[i]);
+        }
+    } else {
+        fail(r, "unknown command %s%s", cmd, "");
+    }
+    return 1;
+}
+
 static void expect_slo(struct run *r, char **w, int n)
 {
     surgewall_slo_stats m;
@@ -359,7 +437,9 @@ static int policy_step(struct run *r, char **w, int n)
 {
     const char *cmd = w[0];
     surgewall_error *err = NULL;
-    if (strcmp(cmd, "slo") == 0) {
+    if (bulkhead_step(r, w, n)) {
+        return 1;
+    } else if (strcmp(cmd, "slo") == 0) {
         surgewall_slo_free(r->slo);
         r->slo = slo_new(r, w + 1, n - 1, &err);
         if (r->slo == NULL) {
@@ -399,6 +479,8 @@ static int policy_step(struct run *r, char **w, int n)
         surgewall_retry_policy_free(p);
     } else if (strcmp(cmd, "run_retry") == 0) {
         run_retry(r, w + 1, n - 1);
+    } else if (strcmp(cmd, "preview_retry") == 0) {
+        preview_retry(r, w + 1, n - 1);
     } else if (strcmp(cmd, "budget") == 0) {
         const char *ratio = opt(w + 1, n - 1, "ratio"), *floor = opt(w + 1, n - 1, "floor");
         const char *win = opt(w + 1, n - 1, "window_s");
@@ -504,6 +586,8 @@ static void step(struct run *r, char **w, int n)
         expect_status(r, surgewall_breaker_metrics_only(b), SURGEWALL_OK, "metrics_only");
     } else if (strcmp(cmd, "close") == 0) {
         expect_status(r, surgewall_breaker_close(b), SURGEWALL_OK, "close");
+    } else if (strcmp(cmd, "open") == 0) {
+        expect_status(r, surgewall_breaker_open(b), SURGEWALL_OK, "open");
     } else if (strcmp(cmd, "half_open") == 0) {
         int refused = n >= 3 && strcmp(w[2], "refused") == 0;
         expect_status(r, surgewall_breaker_half_open(b),
@@ -556,6 +640,7 @@ int main(int argc, char **argv)
             surgewall_slo_free(r.slo);
             surgewall_retry_policy_free(r.retry);
             surgewall_retry_budget_free(r.budget);
+            surgewall_bulkhead_free(r.bulkhead);
             surgewall_breaker_free(r.breaker);
             surgewall_mock_clock_free(r.clock);
             in_scenario = 0;

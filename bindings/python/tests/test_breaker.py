@@ -165,6 +165,41 @@ def test_manual_transitions(breaker: Breaker, clock: MockClock) -> None:
     assert str(State.HALF_OPEN) == "half_open"
 
 
+def test_a_manual_open_waits_the_open_wait_then_probes(breaker: Breaker, clock: MockClock) -> None:
+    breaker.open()
+    m = breaker.metrics()
+    assert (m.state, m.consecutive_opens) == (State.OPEN, 1)
+    with pytest.raises(surgewall.CircuitOpenError) as ei:
+        breaker.acquire()
+    assert ei.value.reason is surgewall.RejectReason.OPEN  # not FORCED_OPEN
+    assert ei.value.retry_after == pytest.approx(5.0)
+    breaker.open()  # already OPEN: a no-op
+    assert breaker.metrics().generation == m.generation
+    clock.advance(5.0)
+    p = breaker.acquire()
+    assert breaker.metrics().state is State.HALF_OPEN
+    p.success()
+    q = breaker.acquire()
+    q.success()
+    assert breaker.metrics().state is State.CLOSED
+
+
+def test_a_manual_open_per_key(clock: MockClock) -> None:
+    kb = surgewall.KeyedBreaker(
+        failure_rate=0.5, minimum_calls=4, open_for=2.0, half_open_calls=1, clock=clock
+    )
+    kb.open("GET /a")
+    with pytest.raises(surgewall.CircuitOpenError) as ei:
+        kb.acquire("GET /a")
+    assert ei.value.reason is surgewall.RejectReason.OPEN
+    assert ei.value.retry_after == pytest.approx(2.0)
+    kb.acquire("GET /b").success()  # other keys untouched
+    clock.advance(2.0)
+    kb.acquire("GET /a").success()
+    assert kb.state("GET /a") is State.CLOSED
+    kb.free()
+
+
 def test_exclude_is_ignored_include_limits_and_predicate(clock: MockClock) -> None:
     b = Breaker(
         "policy",

@@ -79,6 +79,71 @@ def test_bulkhead_blocking_waiter_gets_a_released_slot() -> None:
     bh.free()
 
 
+def test_bulkhead_acquire_returns_a_permit_for_with_and_available_counts_free_slots() -> None:
+    bh = surgewall.Bulkhead("permits", max_concurrent=2, max_wait=0)
+    assert bh.available == 2
+    with bh.acquire() as p:
+        assert isinstance(p, surgewall.BulkheadPermit) and not p.released
+        assert (bh.available, bh.metrics().active) == (1, 1)
+    assert p.released and bh.available == 2
+    p.release()  # a second release does nothing
+    assert bh.metrics().unexpected_releases == 0
+    q = bh.acquire()
+    with pytest.raises(Boom):
+        with q:
+            raise Boom()
+    assert bh.metrics().active == 0
+    bh.acquire()  # the old way still works: acquire(), then bulkhead.release()
+    bh.release()
+    with pytest.raises(TypeError):
+        import copy
+
+        copy.copy(bh.acquire())
+    bh.release()
+    bh.free()
+
+
+def test_bulkhead_resize_keeps_permits_and_admits_below_the_new_limit() -> None:
+    bh = surgewall.Bulkhead("resized", max_concurrent=3, max_wait=0)
+    permits = [bh.acquire() for _ in range(3)]
+    assert bh.set_max_concurrent(1) == 3
+    assert (bh.max_concurrent, bh.available, bh.metrics().active) == (1, 0, 3)
+    permits.pop().release()
+    permits.pop().release()
+    assert not bh.try_acquire()  # one in flight: at the new limit
+    permits.pop().release()
+    with bh.acquire():
+        assert bh.available == 0
+    for bad in (0, -1, 1 << 24, 2.5, True):
+        with pytest.raises(surgewall.ConfigError) as ei:
+            bh.set_max_concurrent(bad)  # type: ignore[arg-type]
+        assert ei.value.field == "max_concurrent"
+    assert bh.max_concurrent == 1
+    bh.free()
+
+
+def test_bulkhead_growth_admits_a_blocked_waiter() -> None:
+    bh = surgewall.Bulkhead("grow", max_concurrent=1, max_wait=30.0)
+    held = bh.acquire()
+    got = threading.Event()
+
+    def waiter() -> None:
+        with bh.acquire():
+            got.set()
+
+    t = threading.Thread(target=waiter)
+    t.start()
+    while bh.metrics().waiting == 0:
+        threading.Event().wait(0.001)
+    bh.set_max_concurrent(2)  # the waiter gets the new slot; nobody released
+    t.join(30)
+    assert got.is_set()
+    held.release()
+    m = bh.metrics()
+    assert (m.active, m.accepted, m.timed_out) == (0, 2, 0)
+    bh.free()
+
+
 def test_keyed_bulkhead_limits_each_key_and_globally() -> None:
     kb = surgewall.KeyedBulkhead(2, global_max=3, limits={7: 1})
     a1 = kb.acquire("alice")
@@ -457,6 +522,45 @@ def test_threshold_adjuster_moves_within_bounds(clock: MockClock) -> None:
     assert adj.tick() is None  # at the bound: no further move
     adj.free()
     b.free()
+
+
+def test_retry_preview_lists_the_delays_and_runs_nothing() -> None:
+    r = surgewall.Retry(max_attempts=4, backoff=surgewall.Exponential(0.1), jitter="none")
+    assert r.preview() == pytest.approx([0.1, 0.2, 0.4])
+    assert r.preview(limit=2) == pytest.approx([0.1, 0.2])
+    assert r.metrics().operations == 0
+    capped = surgewall.Retry(
+        max_attempts=10, backoff=surgewall.Constant(0.1), jitter="none", max_elapsed=0.35
+    )
+    assert capped.preview() == pytest.approx([0.1, 0.1, 0.1])
+    many = surgewall.Retry(max_attempts=500, backoff=surgewall.Constant(0.01), jitter="none")
+    assert len(many.preview()) == 499
+    # With jitter and a seed: the next operation's own delays.
+    seeded = surgewall.Retry(
+        max_attempts=5, backoff=surgewall.Exponential(0.1), jitter="full", seed=11
+    )
+    preview = seeded.preview()
+    assert preview == seeded.preview()
+    slept: List[float] = []
+
+    def fail() -> None:
+        raise Boom()
+
+    seeded_run = surgewall.Retry(
+        max_attempts=5,
+        backoff=surgewall.Exponential(0.1),
+        jitter="full",
+        seed=11,
+        sleep=slept.append,
+    )
+    assert seeded_run.preview() == preview
+    with pytest.raises(surgewall.RetryError):
+        seeded_run.call(fail)
+    assert slept == pytest.approx(preview)
+    with pytest.raises(surgewall.ConfigError):
+        r.preview(limit=-1)
+    for p in (r, capped, many, seeded, seeded_run):
+        p.free()
 
 
 def test_linear_and_decorrelated_backoff_delays() -> None:

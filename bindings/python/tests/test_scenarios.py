@@ -140,6 +140,8 @@ class Policies:
     retry: Optional[surgewall.Retry] = None
     budget: Optional[surgewall.RetryBudget] = None
     slept: List[float] = dataclasses.field(default_factory=list)
+    bulkhead: Optional[surgewall.Bulkhead] = None
+    permits: List[surgewall.BulkheadPermit] = dataclasses.field(default_factory=list)
 
     def make_slo(self, words: List[str]) -> surgewall.SLO:
         o = kv(words)
@@ -261,6 +263,46 @@ class Policies:
             assert self.clock.now_ns - before == sum(round(d * 1e9) for d in self.slept), at
             reason = stopped.value.reason
             assert reason is not None and reason.name.lower() == o["stop"], f"{at}: {reason}"
+        elif cmd == "preview_retry":
+            assert self.retry is not None, at
+            delays = ",".join(str(round(d * 1000)) for d in self.retry.preview())
+            assert delays == o["delays"], f"{at}: delays {delays}, want {o['delays']}"
+        elif cmd == "bulkhead":
+            if self.bulkhead is not None:
+                self.bulkhead.free()
+            self.bulkhead = surgewall.Bulkhead(
+                "scenario", max_concurrent=int(o["max"]), max_wait=0.0, clock=self.clock
+            )
+            self.permits.clear()
+        elif cmd == "bulkhead_take":
+            assert self.bulkhead is not None, at
+            if words[1:] == ["->", "full"]:
+                with pytest.raises(surgewall.BulkheadFullError):
+                    self.bulkhead.acquire(timeout=0)
+            else:
+                self.permits.append(self.bulkhead.acquire(timeout=0))
+        elif cmd == "bulkhead_release":
+            assert self.bulkhead is not None, at
+            self.permits.pop().release()
+        elif cmd == "bulkhead_resize":
+            assert self.bulkhead is not None, at
+            if words[2:] == ["->", "refused"]:
+                with pytest.raises(surgewall.ConfigError) as ce:
+                    self.bulkhead.set_max_concurrent(int(words[1]))
+                assert ce.value.field == "max_concurrent", f"{at}: {ce.value}"
+            else:
+                self.bulkhead.set_max_concurrent(int(words[1]))
+        elif cmd == "expect_bulkhead":
+            assert self.bulkhead is not None, at
+            bm = self.bulkhead.metrics()
+            got = {
+                "active": bm.active,
+                "max_concurrent": bm.max_concurrent,
+                "accepted": bm.accepted,
+                "rejected": bm.rejected,
+            }
+            for k, v in o.items():
+                assert str(got[k]) == v, f"{at}: {k}: got {got[k]}, want {v}"
         elif cmd == "budget":
             if self.budget is not None:
                 self.budget.free()
@@ -288,7 +330,7 @@ class Policies:
         return True
 
     def free(self) -> None:
-        for h in (self.slo, self.retry, self.budget):
+        for h in (self.slo, self.retry, self.budget, self.bulkhead):
             if h is not None:
                 h.free()
 
@@ -350,6 +392,8 @@ def run(sc: Scenario) -> None:
             b.metrics_only()
         elif cmd == "close":
             b.close()
+        elif cmd == "open":
+            b.open()
         elif cmd == "half_open":
             refused = len(words) > 2 and words[2] == "refused"
             if refused:

@@ -1702,6 +1702,23 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
         })
     }
 
+    /// Opens `key` by hand (created if new) as a trip would, unlike
+    /// [`force_open`](Self::force_open): the open wait applies, grown by the key's backoff of
+    /// consecutive opens, then the next caller starts probing. A no-op when it is OPEN.
+    ///
+    /// ```
+    /// use surgewall::breaker::keyed::{KeyedBreaker, KeyedRejected};
+    /// use surgewall::{BreakerConfig, RejectReason};
+    /// let b = KeyedBreaker::<u64>::builder(BreakerConfig::default()).build()?;
+    /// b.open(&7)?;
+    /// let Err(KeyedRejected::Rejected(r)) = b.try_acquire(&7) else { panic!("admitted") };
+    /// assert_eq!(r.reason, RejectReason::Open);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open(&self, key: &K) -> Result<(), RegistryFull> {
+        self.manual(key, State::Open, |_| true).map(|_| ())
+    }
+
     /// Closes `key` (a fresh window); a no-op when it is CLOSED.
     pub fn close(&self, key: &K) -> Result<(), RegistryFull> {
         self.manual(key, State::Closed, |_| true).map(|_| ())

@@ -1128,6 +1128,32 @@ impl Breaker {
         }
     }
 
+    /// Opens the breaker by hand as a trip would (resilience4j's `transitionToOpenState`),
+    /// unlike [`force_open`](Self::force_open): the open wait applies, grown by the backoff of
+    /// consecutive opens (a manual open after a failed probe episode waits longer, as a trip
+    /// would), then the next caller starts probing. The reason is
+    /// [`TransitionReason::Manual`]; a no-op when already OPEN.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use surgewall::{Breaker, BreakerConfig, RejectReason, State, clock::Clock};
+    ///
+    /// let (clock, time) = Clock::mock();
+    /// let config = BreakerConfig::builder().open_for(Duration::from_secs(5)).build()?;
+    /// let b = Breaker::builder("ledger", config).clock(clock).build();
+    /// b.open();
+    /// let r = b.acquire().unwrap_err();
+    /// assert_eq!((r.reason, r.retry_after), (RejectReason::Open, Duration::from_secs(5)));
+    /// time.advance(Duration::from_secs(5));
+    /// let probe = b.acquire()?;
+    /// assert_eq!(b.state(), State::HalfOpen);
+    /// # drop(probe);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open(&self) {
+        let _ = self.manual(State::Open, |_| Ok(()));
+    }
+
     /// Disables the breaker: every call passes, nothing is recorded. A no-op when DISABLED.
     pub fn disable(&self) {
         let _ = self.manual(State::Disabled, |_| Ok(()));

@@ -107,21 +107,23 @@ impl BulkheadConfigBuilder {
 
     /// Validates and builds.
     pub fn build(self) -> Result<BulkheadConfig, ConfigError> {
-        check::at_least("max_concurrent", self.max_concurrent.into(), 1)?;
-        if self.max_concurrent > MAX_CONCURRENT_LIMIT {
-            return Err(ConfigError::new(
-                "max_concurrent",
-                format!(
-                    "must be at most {MAX_CONCURRENT_LIMIT}, got {}",
-                    self.max_concurrent
-                ),
-            ));
-        }
         Ok(BulkheadConfig {
-            max_concurrent: self.max_concurrent,
+            max_concurrent: check_max_concurrent(self.max_concurrent)?,
             max_wait: self.max_wait?,
         })
     }
+}
+
+/// `max_concurrent` within 1..=[`MAX_CONCURRENT_LIMIT`] (at build and at a resize).
+pub(super) fn check_max_concurrent(n: u32) -> Result<u32, ConfigError> {
+    check::at_least("max_concurrent", n.into(), 1)?;
+    if n > MAX_CONCURRENT_LIMIT {
+        return Err(ConfigError::new(
+            "max_concurrent",
+            format!("must be at most {MAX_CONCURRENT_LIMIT}, got {n}"),
+        ));
+    }
+    Ok(n)
 }
 
 #[cfg(test)]

@@ -22,11 +22,12 @@ use crate::clock::ClockMode;
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BulkheadMetrics {
-    /// Calls in flight now (never more than `max_concurrent`, invariant I9).
+    /// Calls in flight now (never more than `max_concurrent`, invariant I9, except after a
+    /// shrink while the permits taken before it are still out).
     pub active: u64,
     /// Callers blocked waiting for a slot now.
     pub waiting: u64,
-    /// The limit.
+    /// The limit in force now.
     pub max_concurrent: u64,
     /// Calls admitted, ever (directly or after waiting).
     pub accepted: u64,

@@ -16,6 +16,20 @@
 //! `accepted = completed + in flight`, so the hot path counts admissions without a second RMW.
 //! The completed field wraps after 2^40 (10^12) calls.
 //!
+//! ## Resizing
+//!
+//! The limit lives beside the word (`max`, an atomic) and [`Bulkhead::set_max_concurrent`]
+//! changes it live. A `try_acquire` reads the limit after the word, so one that read the old
+//! limit could still land its CAS after the resize; to rule that out a resize moves the word
+//! on once it has stored the new limit (it adds one to the completed field, a phantom
+//! completion that `resizes` takes back out of `accepted`). A CAS made with a word from before
+//! the resize then fails, and the retry reads the word with Acquire, which brings the new limit
+//! with it: no admission that lands after a resize is decided under the old limit. A shrink
+//! leaves the permits out valid (`active` may exceed the new limit until they come back); new
+//! admissions, hand-offs to waiters included, wait until `active < max`. A growth grants the
+//! free slots to the waiters, oldest first. The loom model `tests/loom_bulkhead.rs` checks the
+//! resize against racing tries and releases.
+//!
 //! ## Waiting (not loom-modelled)
 //!
 //! Waiters queue in a `std::sync::Mutex<VecDeque>` and park. A release first looks at the
@@ -92,7 +106,10 @@ pub struct Bulkhead {
     waits: DurationHistogram,
     queue: WaitQueue,
     idle: IdleMark,
-    max: u64,
+    /// The limit in force (changed by [`Bulkhead::set_max_concurrent`] under the queue lock).
+    max: AtomicU64,
+    /// Resizes so far: each added a phantom completion to the word (see the module docs).
+    resizes: AtomicU64,
     config: BulkheadConfig,
     clock: Clock,
     name: String,
@@ -136,7 +153,8 @@ impl BulkheadBuilder {
             wait_max_ns: StdAtomicU64::new(0),
             queue: WaitQueue::default(),
             idle: IdleMark::default(),
-            max: self.config.max_concurrent.into(),
+            max: AtomicU64::new(self.config.max_concurrent.into()),
+            resizes: AtomicU64::new(0),
             config: self.config,
             clock: self.clock,
             name: self.name,
@@ -182,14 +200,52 @@ impl Bulkhead {
         self.id
     }
 
-    /// The configuration.
-    pub fn config(&self) -> &BulkheadConfig {
-        &self.config
+    /// The configuration, with the limit in force now (see
+    /// [`set_max_concurrent`](Self::set_max_concurrent)).
+    pub fn config(&self) -> BulkheadConfig {
+        BulkheadConfig {
+            max_concurrent: self.max_concurrent(),
+            ..self.config
+        }
     }
 
-    /// The limit on concurrent calls.
+    /// The limit on concurrent calls in force now.
     pub fn max_concurrent(&self) -> u32 {
-        self.config.max_concurrent
+        // Relaxed: a reading; every decision reads the limit after the word (see `take`).
+        // The limit is at most MAX_CONCURRENT_LIMIT (24 bits), so it fits.
+        self.max.load(Ordering::Relaxed) as u32
+    }
+
+    /// Changes the limit live (1..=[`MAX_CONCURRENT_LIMIT`]) and returns the previous one.
+    ///
+    /// Growing admits the callers waiting in [`acquire`](Self::acquire), oldest first, into
+    /// the new slots. Shrinking leaves the permits already out valid: `active` may stay above
+    /// the new limit until they come back, and new admissions (waiters included) wait until
+    /// `active` is below it. An admission that lands after this returns is decided under the
+    /// new limit (see the module docs). A resize moves the word on, so a registry's idle sweep
+    /// counts it as activity; `accepted` may read one too high while a resize runs.
+    ///
+    /// ```
+    /// use surgewall::{Bulkhead, BulkheadConfig};
+    /// let b = Bulkhead::new("db", BulkheadConfig::builder().max_concurrent(2).build()?);
+    /// let (p1, p2) = (b.try_acquire()?, b.try_acquire()?);
+    /// assert_eq!(b.set_max_concurrent(1)?, 2);
+    /// drop(p1); // still one in flight: at the new limit
+    /// assert!(b.try_acquire().is_err());
+    /// drop(p2);
+    /// assert!(b.try_acquire().is_ok());
+    /// assert_eq!(b.set_max_concurrent(0).unwrap_err().field(), "max_concurrent");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn set_max_concurrent(&self, n: u32) -> Result<u32, crate::ConfigError> {
+        let n = config::check_max_concurrent(n)?;
+        let old = self.swap_limit(n.into());
+        // SeqCst: after the word's SeqCst RMW in `swap_limit`, a waiter's SeqCst try either
+        // saw the moved word (and so the new limit) or is seen here.
+        if self.waiting.load(Ordering::SeqCst) != 0 {
+            self.grant_free_slots();
+        }
+        Ok(old as u32)
     }
 
     /// Takes a slot if one is free, without waiting: one CAS on success, one load on a full
@@ -368,13 +424,18 @@ impl Bulkhead {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn metrics(&self) -> BulkheadMetrics {
+        // Acquire, before the word: every resize counted here has its phantom completion in
+        // the word read next.
+        let resizes = self.resizes.load(Ordering::Acquire);
         let w = self.word.load(Ordering::Acquire);
         let active = w & ACTIVE_MASK;
+        // The completed field counts modulo 2^40, phantom completions included.
+        let completed = (w >> ACTIVE_BITS).wrapping_sub(resizes) & ((1 << (64 - ACTIVE_BITS)) - 1);
         BulkheadMetrics {
             active,
             waiting: self.waiting.load(Ordering::Relaxed),
-            max_concurrent: self.max,
-            accepted: (w >> ACTIVE_BITS) + active,
+            max_concurrent: self.max.load(Ordering::Relaxed),
+            accepted: completed + active,
             rejected: self.rejected.sum(REJECTED),
             timed_out: self.timed_out.load(StdOrdering::Relaxed),
             waited: self.waited.load(StdOrdering::Relaxed),
@@ -412,15 +473,20 @@ impl Bulkhead {
     /// One CAS that adds a call while the count is below the limit.
     #[inline]
     fn take(&self, success: Ordering) -> bool {
-        let mut w = self.word.load(Ordering::Relaxed);
+        // Acquire on every read of the word: a word moved on by a resize brings the new limit
+        // with it (the limit is read after the word, in each round). A waiter's try is SeqCst:
+        // its half of the Dekker pairs with releases and resizes.
+        let read = if success == Ordering::SeqCst {
+            Ordering::SeqCst
+        } else {
+            Ordering::Acquire
+        };
+        let mut w = self.word.load(read);
         loop {
-            if w & ACTIVE_MASK >= self.max {
+            if w & ACTIVE_MASK >= self.max.load(Ordering::Relaxed) {
                 return false;
             }
-            match self
-                .word
-                .compare_exchange_weak(w, w + 1, success, Ordering::Relaxed)
-            {
+            match self.word.compare_exchange_weak(w, w + 1, success, read) {
                 Ok(_) => return true,
                 Err(now) => w = now,
             }
@@ -431,7 +497,7 @@ impl Bulkhead {
     fn reject(&self) -> BulkheadFull {
         self.rejected.add(REJECTED, 1);
         BulkheadFull {
-            max_concurrent: self.config.max_concurrent,
+            max_concurrent: self.max_concurrent(),
             timed_out: false,
             waited: Duration::ZERO,
             closed: false,
@@ -452,7 +518,7 @@ impl fmt::Debug for Bulkhead {
         f.debug_struct("Bulkhead")
             .field("name", &self.name)
             .field("active", &self.active())
-            .field("max_concurrent", &self.max)
+            .field("max_concurrent", &self.max_concurrent())
             .finish()
     }
 }

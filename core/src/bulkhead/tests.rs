@@ -164,23 +164,27 @@ fn waiters_are_served_in_fifo_order() {
     assert!(b.is_idle());
 }
 
-/// I9 under real threads: never more than max in flight, no waiter lost (a lost wake-up would
-/// time out after 30 s and fail the `timed_out == 0` check), every gauge back to zero.
-#[test]
-fn waiters_and_tries_stress_keeps_the_limit_and_returns_to_zero() {
-    const MAX: u32 = 2;
-    let b = bulkhead(MAX);
+/// `waiters` threads that wait for a slot and `tries` that only try, `rounds` calls each, while
+/// the calling thread runs `meanwhile`; returns the most calls seen inside at once and the calls
+/// admitted.
+fn hammer(
+    b: &Bulkhead,
+    waiters: usize,
+    tries: usize,
+    rounds: usize,
+    meanwhile: impl FnOnce(),
+) -> (u64, u64) {
     let inside = StdAtomicU64::new(0);
     let peak = StdAtomicU64::new(0);
     let admitted = StdAtomicU64::new(0);
-    let start = Barrier::new(6);
+    let start = Barrier::new(waiters + tries + 1);
     std::thread::scope(|s| {
-        for t in 0..6 {
-            let (b, inside, peak, admitted, start) = (&b, &inside, &peak, &admitted, &start);
+        for t in 0..waiters + tries {
+            let (inside, peak, admitted, start) = (&inside, &peak, &admitted, &start);
             s.spawn(move || {
                 start.wait();
-                for _ in 0..2000 {
-                    let permit = if t < 4 {
+                for _ in 0..rounds {
+                    let permit = if t < waiters {
                         Some(b.acquire_timeout(Duration::from_secs(30)).unwrap())
                     } else {
                         b.try_acquire().ok()
@@ -196,14 +200,26 @@ fn waiters_and_tries_stress_keeps_the_limit_and_returns_to_zero() {
                 }
             });
         }
+        start.wait();
+        meanwhile();
     });
+    (peak.into_inner(), admitted.into_inner())
+}
+
+/// I9 under real threads: never more than max in flight, no waiter lost (a lost wake-up would
+/// time out after 30 s and fail the `timed_out == 0` check), every gauge back to zero.
+#[test]
+fn waiters_and_tries_stress_keeps_the_limit_and_returns_to_zero() {
+    const MAX: u32 = 2;
+    let b = bulkhead(MAX);
+    let (peak, admitted) = hammer(&b, 4, 2, 2000, || {});
     let m = b.metrics();
-    assert!(peak.load(StdOrdering::SeqCst) <= u64::from(MAX));
+    assert!(peak <= u64::from(MAX));
     assert_eq!(m.active, 0);
     assert_eq!(m.waiting, 0);
     assert_eq!(m.timed_out, 0);
     assert_eq!(m.unexpected_releases, 0);
-    assert_eq!(m.accepted, admitted.load(StdOrdering::Relaxed));
+    assert_eq!(m.accepted, admitted);
     // Every waiter got in; every try got in or was counted as rejected.
     assert_eq!(m.accepted + m.rejected, 6 * 2000);
     assert!(m.accepted >= 4 * 2000);
@@ -272,4 +288,116 @@ fn close_wakes_every_waiter_and_refuses_later_waits() {
     drop(held);
     assert!(b.is_idle());
     assert!(b.try_acquire().is_ok()); // what does not wait is unchanged
+}
+
+#[test]
+fn a_resize_validates_and_returns_the_previous_limit() {
+    let b = bulkhead(2);
+    assert_eq!(b.set_max_concurrent(5), Ok(2));
+    assert_eq!(b.max_concurrent(), 5);
+    assert_eq!(b.config().max_concurrent(), 5);
+    assert_eq!(b.metrics().max_concurrent, 5);
+    for bad in [0, MAX_CONCURRENT_LIMIT + 1] {
+        assert_eq!(
+            b.set_max_concurrent(bad).unwrap_err().field(),
+            "max_concurrent"
+        );
+    }
+    assert_eq!(b.max_concurrent(), 5, "a refused resize changes nothing");
+    // Resizes are not calls: `accepted` leaves them out.
+    let p = b.try_acquire().unwrap();
+    b.set_max_concurrent(3).unwrap();
+    drop(p);
+    let m = b.metrics();
+    assert_eq!((m.accepted, m.active, m.rejected), (1, 0, 0));
+}
+
+#[test]
+fn a_shrink_keeps_the_permits_out_and_admits_again_below_the_new_limit() {
+    let b = bulkhead(4);
+    let mut held: Vec<_> = (0..4).map(|_| b.try_acquire().unwrap()).collect();
+    assert_eq!(b.set_max_concurrent(2), Ok(4));
+    assert_eq!(b.metrics().active, 4, "permits out stay valid");
+    held.pop();
+    held.pop();
+    let full = b.try_acquire().unwrap_err();
+    assert_eq!(full.max_concurrent, 2, "two in flight: at the new limit");
+    held.pop();
+    let p = b.try_acquire().unwrap();
+    assert!(b.try_acquire().is_err());
+    drop((p, held));
+    assert_eq!(b.metrics().active, 0);
+}
+
+#[test]
+fn a_release_after_a_shrink_hands_no_slot_to_a_waiter_above_the_new_limit() {
+    let (b, _time) = mocked(3);
+    let mut held: Vec<_> = (0..3).map(|_| b.try_acquire().unwrap()).collect();
+    std::thread::scope(|s| {
+        let b = &b;
+        let waiter = s.spawn(move || b.acquire_timeout(Duration::from_secs(60)).map(drop));
+        until_waiting(b, 1);
+        b.set_max_concurrent(1).unwrap();
+        held.pop(); // 2 in flight, limit 1: freed, not handed over
+        assert_eq!((b.metrics().active, b.metrics().waiting), (2, 1));
+        held.pop(); // 1 in flight: still at the limit
+        assert_eq!((b.metrics().active, b.metrics().waiting), (1, 1));
+        held.pop(); // the waiter gets the slot
+        assert!(waiter.join().unwrap().is_ok());
+    });
+    let m = b.metrics();
+    assert_eq!((m.active, m.waiting, m.accepted, m.timed_out), (0, 0, 4, 0));
+}
+
+#[test]
+fn a_growth_admits_the_waiters_oldest_first() {
+    let (b, _time) = mocked(1);
+    let held = b.try_acquire().unwrap();
+    let order = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        let mut handles = Vec::new();
+        for i in 0..3u64 {
+            let (b, order) = (&b, &order);
+            handles.push(s.spawn(move || {
+                let p = b.acquire_timeout(Duration::from_secs(60)).unwrap();
+                order.lock().unwrap().push(i);
+                p
+            }));
+            until_waiting(b, i + 1);
+        }
+        b.set_max_concurrent(3).unwrap(); // two new slots: the two oldest waiters
+        until_waiting(&b, 1);
+        assert_eq!(b.metrics().active, 3);
+        while order.lock().unwrap().len() < 2 {
+            std::thread::yield_now();
+        }
+        let mut first = order.lock().unwrap().clone();
+        first.sort_unstable();
+        assert_eq!(first, vec![0, 1]);
+        b.set_max_concurrent(4).unwrap();
+        let permits: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        assert_eq!(b.metrics().active, 4);
+        drop(permits);
+    });
+    assert_eq!(order.lock().unwrap()[2], 2);
+    drop(held);
+    assert!(b.is_idle());
+}
+
+/// Resizes racing waiters and tries: never more inside than the largest limit, no waiter lost
+/// (a lost wake-up would time out after 30 s), every gauge back to zero, `accepted` exact.
+#[test]
+fn resizes_racing_waiters_and_tries_keep_the_limit_and_return_to_zero() {
+    let b = bulkhead(1);
+    let (peak, admitted) = hammer(&b, 2, 2, 2000, || {
+        for i in 0..2000u32 {
+            b.set_max_concurrent(1 + i % 3).unwrap();
+            std::thread::yield_now();
+        }
+    });
+    let m = b.metrics();
+    assert!(peak <= 3);
+    assert_eq!((m.active, m.waiting, m.timed_out), (0, 0, 0));
+    assert_eq!(m.accepted, admitted);
+    assert_eq!(m.accepted + m.rejected, 4 * 2000);
 }

@@ -137,7 +137,7 @@ impl Bulkhead {
                 self.record_wait(waited);
                 self.timed_out.fetch_add(1, StdOrdering::Relaxed);
                 return Err(BulkheadFull {
-                    max_concurrent: self.config.max_concurrent,
+                    max_concurrent: self.max_concurrent(),
                     timed_out: true,
                     waited: Duration::from_nanos(waited),
                     closed: false,
@@ -151,7 +151,7 @@ impl Bulkhead {
     /// The refusal of a waiter sent away by [`Bulkhead::close`] (or arriving after it).
     fn closed_while_waiting(&self, waited_ns: u64) -> BulkheadFull {
         BulkheadFull {
-            max_concurrent: self.config.max_concurrent,
+            max_concurrent: self.max_concurrent(),
             timed_out: false,
             waited: Duration::from_nanos(waited_ns),
             closed: true,
@@ -197,8 +197,12 @@ impl Bulkhead {
     #[cold]
     pub(super) fn hand_off_own_slot(&self) -> bool {
         let mut queue = self.queue.lock();
-        // Never conjure a slot for a waiter out of a release with nothing acquired.
-        if self.word.load(Ordering::Relaxed) & ACTIVE_MASK == 0 {
+        // Never conjure a slot for a waiter out of a release with nothing acquired, and after
+        // a shrink never hand over while the count, this release taken off, is at or above
+        // the limit (read under the lock a resize holds while it changes it): that release
+        // frees its slot instead, and the waiters get slots once `active < max`.
+        let active = self.word.load(Ordering::Relaxed) & ACTIVE_MASK;
+        if active == 0 || active > self.max.load(Ordering::Relaxed) {
             return false;
         }
         let Some(waiter) = queue.pop_front() else {
@@ -210,6 +214,20 @@ impl Bulkhead {
         self.waiting.fetch_sub(1, Ordering::SeqCst);
         waiter.grant();
         true
+    }
+
+    /// A resize's change of the limit, under the queue lock (a hand-off to a waiter reads the
+    /// limit under it); returns the previous limit.
+    pub(super) fn swap_limit(&self, n: u64) -> u64 {
+        let _queue = self.queue.lock();
+        // SeqCst, and the word's SeqCst RMW after it: a `take` that reads the moved word
+        // (Acquire) reads this limit.
+        let old = self.max.swap(n, Ordering::SeqCst);
+        // The phantom completion that moves the word on (see the module docs of `bulkhead`).
+        self.word.fetch_add(COMPLETED_ONE, Ordering::SeqCst);
+        // Release: a metrics reading that sees this count sees the phantom completion.
+        self.resizes.fetch_add(1, Ordering::Release);
+        old
     }
 
     /// After freeing a slot a release saw waiters: take free slots for them, oldest first.

@@ -611,6 +611,34 @@ impl RetryPolicy {
         (Duration::from_nanos(lo), Duration::from_nanos(hi))
     }
 
+    /// The delays the next operation would wait between its attempts if every attempt failed
+    /// (retryably) at once, with no `Retry-After` and no breaker: the backoff and jitter of the
+    /// next schedule's own draws (the very delays under a seed, unless another schedule starts
+    /// first), cut by `max_attempts` and `max_elapsed` as for such an operation (the attempts
+    /// made took no time; the one to come counts as its `attempt_timeout` when set). Counts
+    /// nothing (no operation, no retry) and asks no budget. Lazy: `max_attempts` may be large, so take what you need.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use surgewall::{Backoff, Jitter, RetryPolicy};
+    /// let p = RetryPolicy::builder()
+    ///     .max_attempts(4)
+    ///     .backoff(Backoff::exponential(Duration::from_millis(100), 2.0))
+    ///     .jitter(Jitter::None)
+    ///     .build()?;
+    /// let ms: Vec<u128> = p.preview().map(|d| d.as_millis()).collect();
+    /// assert_eq!(ms, [100, 200, 400]);
+    /// assert_eq!(p.metrics().operations, 0);
+    /// # Ok::<(), surgewall::ConfigError>(())
+    /// ```
+    pub fn preview(&self) -> impl Iterator<Item = Duration> {
+        let mut s = RetrySchedule::dry(self.clone(), self.inner.rng.peek_u64());
+        std::iter::from_fn(move || match s.next(AttemptOutcome::Retryable) {
+            Decision::Retry(d) => Some(d),
+            Decision::Stop(_) => None,
+        })
+    }
+
     /// A schedule for one operation, whose first attempt starts now. Counts one request in
     /// the budget. Allocation-free.
     ///

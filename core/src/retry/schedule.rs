@@ -184,6 +184,9 @@ pub struct RetrySchedule {
     /// The previous decorrelated-jitter delay (its `base` before the first retry).
     prev_ns: u64,
     stopped: Option<StopReason>,
+    /// A preview ([`RetryPolicy::preview`]): attempts take no time, nothing is counted and the
+    /// budget is not asked.
+    dry: bool,
 }
 
 impl fmt::Debug for RetrySchedule {
@@ -213,6 +216,17 @@ impl RetrySchedule {
             longest_attempt_ns: 0,
             prev_ns,
             stopped: None,
+            dry: false,
+        }
+    }
+
+    /// A schedule for [`RetryPolicy::preview`]: its clock is the sum of its delays.
+    pub(super) fn dry(policy: RetryPolicy, seed: u64) -> Self {
+        Self {
+            started_ns: 0,
+            attempt_start_ns: 0,
+            dry: true,
+            ..Self::new(policy, seed)
         }
     }
 
@@ -267,6 +281,12 @@ impl RetrySchedule {
         }
         let d = self.decide(outcome, hint);
         let inner = &self.policy.inner;
+        if self.dry {
+            if let Decision::Stop(r) = d {
+                self.stopped = Some(r);
+            }
+            return d;
+        }
         match d {
             // Relaxed: statistics.
             Decision::Retry(_) => inner.retries.fetch_add(1, crate::sync::Ordering::Relaxed),
@@ -285,7 +305,12 @@ impl RetrySchedule {
             AttemptOutcome::NotRetryable => return Decision::Stop(StopReason::NotRetryable),
             AttemptOutcome::Retryable => {}
         }
-        let now = p.clock.now_ns();
+        // A preview's attempts end as they start.
+        let now = if self.dry {
+            self.attempt_start_ns
+        } else {
+            p.clock.now_ns()
+        };
         self.longest_attempt_ns = self
             .longest_attempt_ns
             .max(now.saturating_sub(self.attempt_start_ns));
@@ -341,7 +366,7 @@ impl RetrySchedule {
                 });
             }
         }
-        if let Some(budget) = &p.budget {
+        if let Some(budget) = p.budget.as_ref().filter(|_| !self.dry) {
             if !budget.try_retry() {
                 return Decision::Stop(StopReason::BudgetExhausted);
             }

@@ -852,3 +852,58 @@ fn the_defaults_are_the_documented_ones() {
     assert_eq!(p.max_elapsed(), None);
     assert!(p.budget().is_none());
 }
+
+#[test]
+fn a_preview_is_the_next_schedules_delays_and_counts_nothing() {
+    let (clock, _time) = mock();
+    let (budget, _, _) = budget(0.0, 0.0, 1); // refuses every retry
+    let p = RetryPolicy::builder()
+        .max_attempts(6)
+        .backoff(Backoff::exponential(MS * 100, 2.0))
+        .jitter(Jitter::Full)
+        .max_elapsed(MS * 1000)
+        .seed(7)
+        .clock(clock)
+        .build()
+        .unwrap();
+    let preview: Vec<Duration> = p.preview().collect();
+    assert!(!preview.is_empty() && preview.len() <= 5);
+    assert!(preview.iter().sum::<Duration>() <= MS * 1000);
+    assert_eq!(
+        p.preview().collect::<Vec<_>>(),
+        preview,
+        "a preview draws nothing"
+    );
+    assert_eq!(p.metrics().operations, 0);
+    assert_eq!(p.metrics().retries, 0);
+    // The next operation, its attempts failing at once (the mock clock stands still), waits
+    // exactly those delays.
+    let (delays, stop) = drain(&mut p.schedule());
+    assert_eq!(delays, preview);
+    assert!(matches!(
+        stop,
+        StopReason::MaxAttempts | StopReason::MaxElapsed
+    ));
+    // A budget is not asked by a preview.
+    let q = RetryPolicy::builder()
+        .max_attempts(3)
+        .backoff(Backoff::constant(MS * 10))
+        .jitter(Jitter::None)
+        .budget(budget.clone())
+        .build()
+        .unwrap();
+    assert_eq!(q.preview().collect::<Vec<_>>(), [MS * 10, MS * 10]);
+    assert_eq!(budget.metrics().refused_total, 0);
+    // Past attempts took no time; the attempt to come counts as its attempt_timeout:
+    // 5 delays of 10 + 40 fit 90, a sixth does not.
+    let r = constant(10)
+        .max_attempts(10)
+        .max_elapsed(MS * 90)
+        .attempt_timeout(MS * 40)
+        .build()
+        .unwrap();
+    assert_eq!(r.preview().collect::<Vec<_>>(), [MS * 10; 5]);
+    // Lazy: a huge max_attempts is fine when the caller takes a few.
+    let huge = constant(1).max_attempts(u32::MAX).build().unwrap();
+    assert_eq!(huge.preview().take(3).count(), 3);
+}

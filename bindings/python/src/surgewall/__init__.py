@@ -25,6 +25,7 @@ from .breaker import (
 from .bulkhead import (
     Bulkhead,
     BulkheadMetrics,
+    BulkheadPermit,
     KeyedBulkhead,
     KeyedBulkheadFullError,
     KeyedBulkheadMetrics,
@@ -81,6 +82,7 @@ __all__ = [
     "Bulkhead",
     "BulkheadFullError",
     "BulkheadMetrics",
+    "BulkheadPermit",
     "BurnMetrics",
     "BurnWindows",
     "CircuitOpenError",

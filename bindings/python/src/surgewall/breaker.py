@@ -754,6 +754,13 @@ class Breaker(Handle, _speedups.WithBase):
         d = -1 if seconds is None else seconds_to_ns("seconds", seconds)
         check(self._call(lib.surgewall_breaker_force_open, d), self._name)
 
+    def open(self) -> None:
+        """The manual transition to OPEN, as a trip would make it (resilience4j's
+        ``transitionToOpenState``), unlike :meth:`force_open`: rejections say
+        ``RejectReason.OPEN``, the open wait applies with its backoff of consecutive opens,
+        then the next call starts probing (HALF_OPEN). A no-op when OPEN."""
+        check(self._call(lib.surgewall_breaker_open), self._name)
+
     def disable(self) -> None:
         """Every call passes; nothing is recorded."""
         check(self._call(lib.surgewall_breaker_disable), self._name)

@@ -19,6 +19,7 @@ T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 
 _OK, _FULL, _TIMEOUT, _UNEXPECTED, _REGISTRY_FULL, _CLOSED = 0, 203, 204, 107, 209, 211
+_MAX_CONCURRENT_LIMIT = (1 << 24) - 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +37,68 @@ class BulkheadMetrics:
     total_wait: float
     max_wait: float
     unexpected_releases: int
+
+
+_S = TypeVar("_S", bound="_Slot")
+
+
+class _Slot:
+    """What a bulkhead's permits share: one slot, given back once by ``release()`` (also at the
+    end of a ``with`` block), never copied or pickled."""
+
+    __slots__ = ()
+
+    def release(self) -> None:
+        raise NotImplementedError
+
+    def __copy__(self: _S) -> _S:
+        raise TypeError(f"{type(self).__name__} cannot be copied: it stands for one slot, released once")
+
+    def __deepcopy__(self: _S, memo: Any) -> _S:
+        return self.__copy__()
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        raise TypeError(f"{type(self).__name__} cannot be pickled: it is valid only in this process")
+
+    def __enter__(self: _S) -> _S:
+        return self
+
+    def __exit__(
+        self,
+        t: Optional[Type[BaseException]],
+        v: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.release()
+
+
+class BulkheadPermit(_Slot):
+    """A slot taken by :meth:`Bulkhead.acquire`: give it back with :meth:`release` or by
+    leaving its ``with`` block (``with bulkhead.acquire(): ...``). A second ``release()``
+    does nothing. It is not released when garbage-collected (``acquire()`` followed by
+    ``bulkhead.release()`` keeps working), so hold it in a ``with`` block. It cannot be
+    copied or pickled (``TypeError``: it stands for one slot)."""
+
+    __slots__ = ("_bulkhead", "_done")
+
+    def __init__(self, bulkhead: "Bulkhead") -> None:
+        self._bulkhead = bulkhead
+        self._done = False
+
+    @property
+    def released(self) -> bool:
+        """Whether :meth:`release` was called."""
+        return self._done
+
+    def release(self) -> None:
+        """Gives the slot back (once; later calls do nothing)."""
+        if self._done:
+            return
+        self._done = True
+        self._bulkhead.release()
+
+    def __repr__(self) -> str:
+        return f"<BulkheadPermit {self._bulkhead.name!r}{' released' if self._done else ''}>"
 
 
 def _check_clock(clock: Optional[MockClock]) -> Optional[MockClock]:
@@ -100,12 +163,14 @@ class Bulkhead(Handle):
             return False
         raise_status(st, self._name)
 
-    def acquire(self, timeout: Optional[float] = None) -> None:
-        """Takes a slot, waiting up to ``timeout`` seconds (default: ``max_wait``)."""
+    def acquire(self, timeout: Optional[float] = None) -> BulkheadPermit:
+        """Takes a slot, waiting up to ``timeout`` seconds (default: ``max_wait``), and
+        returns it as a :class:`BulkheadPermit`: ``with bulkhead.acquire(): ...`` gives it
+        back at the end of the block (so does ``permit.release()`` or ``bulkhead.release()``)."""
         t = -1 if timeout is None else seconds_to_ns("timeout", timeout)
         st = self._call(lib.surgewall_bulkhead_acquire, t)
         if st == _OK:
-            return
+            return BulkheadPermit(self)
         if st in (_FULL, _TIMEOUT):
             raise BulkheadFullError(
                 f"bulkhead {self._name!r} is full"
@@ -116,16 +181,17 @@ class Bulkhead(Handle):
             raise ClosedError(f"bulkhead {self._name!r} was freed while this call waited", st)
         raise_status(st, self._name)
 
-    async def acquire_async(self, timeout: Optional[float] = None) -> None:
+    async def acquire_async(self, timeout: Optional[float] = None) -> BulkheadPermit:
         """Awaits a slot up to ``timeout`` seconds (default: ``max_wait``) without blocking the
-        loop (polls with ``asyncio.sleep``). A cancelled waiter holds no slot.
+        loop (polls with ``asyncio.sleep``) and returns it as a :class:`BulkheadPermit`
+        (``with await bulkhead.acquire_async(): ...``). A cancelled waiter holds no slot.
 
         The wait is measured on the bulkhead's clock, as a blocking :meth:`acquire` measures
         it: the event loop's time, or the ``MockClock`` given at construction (then it ends
         only when the mock clock is advanced past it). Unlike blocking waiters, async waiters
         are not served in FIFO order: they take a slot when their poll finds one free."""
         if self.try_acquire():
-            return
+            return BulkheadPermit(self)
         limit = self._max_wait if timeout is None else timeout
         seconds_to_ns("timeout", limit)
         loop = asyncio.get_running_loop()
@@ -141,7 +207,7 @@ class Bulkhead(Handle):
                 )
             await asyncio.sleep(pause if clock is not None else min(pause, left))
             if self.try_acquire():
-                return
+                return BulkheadPermit(self)
             pause = min(pause * 2, 0.01)
 
     def release(self) -> None:
@@ -154,6 +220,28 @@ class Bulkhead(Handle):
             return
         if st != _OK:
             raise_status(st, f"bulkhead {self._name!r} release")
+
+    @property
+    def max_concurrent(self) -> int:
+        """The limit in force now (see :meth:`set_max_concurrent`)."""
+        return self.metrics().max_concurrent
+
+    @property
+    def available(self) -> int:
+        """Slots free now: ``max_concurrent - active``, never below 0 (after a shrink the
+        calls in flight may outnumber the new limit for a while)."""
+        m = self.metrics()
+        return max(0, m.max_concurrent - m.active)
+
+    def set_max_concurrent(self, max_concurrent: int) -> int:
+        """Changes the limit live (1..16777215; :class:`ConfigError` otherwise) and returns
+        the previous one. Growing admits the threads waiting in :meth:`acquire`, oldest
+        first; shrinking leaves the slots held valid, and new calls wait (or are refused)
+        until fewer than the new limit are in flight."""
+        n = count("max_concurrent", max_concurrent, minimum=1, maximum=_MAX_CONCURRENT_LIMIT)
+        old = ffi.new("uint32_t *")
+        check(self._call(lib.surgewall_bulkhead_set_max_concurrent, n, old), self._name)
+        return int(old[0])
 
     def metrics(self) -> BulkheadMetrics:
         m = ffi.new("surgewall_bulkhead_stats *")
@@ -263,7 +351,7 @@ class KeyedBulkheadMetrics:
     refused_keys: int
 
 
-class KeyedPermit:
+class KeyedPermit(_Slot):
     """A slot of a keyed bulkhead; give it back once with ``release()`` (or use ``with``).
 
     It cannot be copied or pickled (``TypeError``: it stands for one slot). One
@@ -294,25 +382,6 @@ class KeyedPermit:
         except Exception:  # a closed keyed bulkhead: no slot to give back
             pass
 
-    def __copy__(self) -> "KeyedPermit":
-        raise TypeError("KeyedPermit cannot be copied: it stands for one slot, released once")
-
-    def __deepcopy__(self, memo: Any) -> "KeyedPermit":
-        return self.__copy__()
-
-    def __reduce_ex__(self, protocol: Any) -> Any:
-        raise TypeError("KeyedPermit cannot be pickled: it is valid only in this process")
-
-    def __enter__(self) -> "KeyedPermit":
-        return self
-
-    def __exit__(
-        self,
-        t: Optional[Type[BaseException]],
-        v: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        self.release()
 
 
 class KeyedBulkhead(Owned):
@@ -491,6 +560,7 @@ class KeyedBulkhead(Owned):
 __all__ = [
     "Bulkhead",
     "BulkheadMetrics",
+    "BulkheadPermit",
     "KeyedBulkhead",
     "KeyedBulkheadFullError",
     "KeyedBulkheadMetrics",

@@ -466,6 +466,12 @@ class KeyedBreaker(Handle):
         d = -1 if seconds is None else seconds_to_ns("seconds", seconds)
         self._op("force_open", lib.surgewall_keyed_breaker_force_open, key, d)
 
+    def open(self, key: Key) -> None:
+        """The manual transition of ``key`` to OPEN, as a trip would make it, unlike
+        :meth:`force_open`: the open wait applies with the key's backoff of consecutive opens,
+        then the next call on ``key`` starts probing. A no-op when it is OPEN."""
+        self._op("open", lib.surgewall_keyed_breaker_open, key)
+
     def disable(self, key: Key) -> None:
         """Every call on ``key`` passes; nothing is recorded (the key is not evicted)."""
         self._op("disable", lib.surgewall_keyed_breaker_disable, key)

@@ -8,7 +8,7 @@ import asyncio
 import dataclasses
 import enum
 import time
-from typing import Any, Awaitable, Callable, Optional, Tuple, TypeVar, Union, cast
+from typing import Any, Awaitable, Callable, List, Optional, Tuple, TypeVar, Union, cast
 
 from . import _defaults
 from ._native import check, construct, ffi, lib, new_config, raise_status, set_config
@@ -529,6 +529,26 @@ class Retry(Owned):
             refuse_iteration="a retry would start the iteration over after items were "
             "consumed; decorate the function that consumes the generator",
         )
+
+    def preview(self, limit: Optional[int] = None) -> List[float]:
+        """The delays (seconds) an operation would sleep between its attempts if every attempt
+        failed at once (no ``retry_after``, no breaker), cut by ``max_attempts`` and
+        ``max_elapsed``: at most ``limit`` of them when given. With jitter they are the next
+        operation's own draws (the very delays under a ``seed``, unless another operation
+        starts first). Runs nothing, counts nothing, asks no budget.
+
+        >>> Retry(max_attempts=4, backoff=Exponential(0.1), jitter="none").preview()
+        [0.1, 0.2, 0.4]"""
+        want = None if limit is None else count("limit", limit)
+        cap = 64 if want is None else want
+        while True:
+            buf = ffi.new("uint64_t[]", max(cap, 1))
+            n = ffi.new("size_t *")
+            check(self._call(lib.surgewall_retry_policy_preview, buf, cap, n), "preview")
+            got = int(n[0])
+            if got < cap or want is not None:
+                return [int(buf[i]) / 1e9 for i in range(got)]
+            cap *= 4  # more to come: ask again for all of them (one call, one preview)
 
     def metrics(self) -> RetryMetrics:
         m = ffi.new("surgewall_retry_stats *")

@@ -358,6 +358,42 @@ fn manual_transitions_per_key() {
 }
 
 #[test]
+fn a_manual_open_per_key_waits_and_backs_off_as_a_trip_would() {
+    let (clock, time) = mock();
+    let config = BreakerConfig::builder()
+        .consecutive_failures(5)
+        .open_for(Duration::from_secs(1))
+        .open_backoff(2.0, Duration::from_secs(60), 0.0)
+        .half_open_calls(1)
+        .build()
+        .unwrap();
+    let b = keyed(config, clock);
+    b.open(&1).unwrap();
+    let r = rejected(b.try_acquire(&1));
+    assert_eq!(
+        (r.reason, r.retry_after),
+        (RejectReason::Open, Duration::from_secs(1))
+    );
+    assert!(b.try_acquire(&2).is_ok(), "other keys are untouched");
+    time.advance(Duration::from_secs(1));
+    let probe = b.try_acquire(&1).unwrap();
+    assert_eq!(b.state(&1), Some(State::HalfOpen));
+    b.open(&1).unwrap();
+    assert_eq!(probe.success(), Recorded::Late);
+    assert_eq!(
+        rejected(b.try_acquire(&1)).retry_after,
+        Duration::from_secs(2),
+        "the second consecutive open backs off"
+    );
+    let g = b.get(&1).unwrap().generation;
+    b.open(&1).unwrap();
+    assert_eq!(b.get(&1).unwrap().generation, g, "already OPEN: a no-op");
+    let t = b.metrics().transitions;
+    assert_eq!(t[State::Closed as usize][State::Open as usize], 1);
+    assert_eq!(t[State::HalfOpen as usize][State::Open as usize], 1);
+}
+
+#[test]
 fn sweeps_evict_idle_closed_keys_only_and_publish_events() {
     let (clock, time) = mock();
     let ring = EventRing::new(64);
