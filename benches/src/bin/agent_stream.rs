@@ -293,9 +293,10 @@ fn main() {
     let agent = agent();
     let addr = agent.local_addr();
     let sent = Sent::default();
-    let until = Instant::now() + Duration::from_secs(load_secs + 1);
+    let until = Instant::now() + Duration::from_secs(load_secs + 3);
     let attached = clients(addr, (ws, sse), "flap", sent.clone(), until);
-    std::thread::sleep(Duration::from_millis(500));
+    // Every client connected (and past its snapshot) before the first transition.
+    std::thread::sleep(Duration::from_secs(2));
     let on = Arc::new(AtomicBool::new(true));
     let f = flapper(flap.clone(), Duration::from_millis(20), on.clone(), sent);
     std::thread::sleep(Duration::from_secs(load_secs));
