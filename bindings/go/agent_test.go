@@ -97,7 +97,7 @@ func TestAgentServesGoPoliciesOverHTTPAndMetrics(t *testing.T) {
 		t.Fatalf("reset: %v %v", err, resp)
 	}
 	resp.Body.Close()
-	if st, _ := b.State(); st != StateClosed {
+	if st := b.State(); st != StateClosed {
 		t.Fatalf("after reset: %v", st)
 	}
 

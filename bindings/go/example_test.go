@@ -81,11 +81,11 @@ func ExampleNewMockClock() {
 	defer b.Close()
 
 	_ = b.Execute(context.Background(), func(context.Context) error { return errors.New("down") })
-	s, _ := b.State()
+	s := b.State()
 	fmt.Println(s)
 	clock.Advance(5 * time.Second)
 	_ = b.Execute(context.Background(), func(context.Context) error { return nil }) // a probe
-	s, _ = b.State()
+	s = b.State()
 	fmt.Println(s)
 	// Output:
 	// open

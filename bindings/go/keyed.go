@@ -58,55 +58,14 @@ type KeyedBulkheadConfig struct {
 type KeyedBulkhead struct {
 	h      *C.surgewall_keyed_bulkhead
 	closed atomic.Bool
+	name   string
+	id     uint64
 }
 
-// KeyedPermit is a slot taken for one key; give it back with Release, exactly once.
-type KeyedPermit struct {
+// KeyedBulkheadPermit is a slot taken for one key; give it back with Release, exactly once.
+type KeyedBulkheadPermit struct {
 	kb *KeyedBulkhead
 	p  C.struct_surgewall_keyed_permit
-}
-
-// KeyedRejection says why a keyed acquire was refused.
-type KeyedRejection int32
-
-const (
-	// KeyFull: the key is at its own limit.
-	KeyFull KeyedRejection = C.SURGEWALL_KEYED_REJECTION_KEY_FULL
-	// GlobalFull: all keys together are at the global limit.
-	GlobalFull KeyedRejection = C.SURGEWALL_KEYED_REJECTION_GLOBAL_FULL
-	// TooManyKeys: the key is new and the key cap is reached.
-	TooManyKeys KeyedRejection = C.SURGEWALL_KEYED_REJECTION_TOO_MANY_KEYS
-)
-
-func (r KeyedRejection) String() string {
-	switch r {
-	case KeyFull:
-		return "key full"
-	case GlobalFull:
-		return "global limit reached"
-	case TooManyKeys:
-		return "too many keys"
-	}
-	return fmt.Sprintf("KeyedRejection(%d)", int32(r))
-}
-
-// KeyedRejectedError is a refusal by a KeyedBulkhead. It matches ErrBulkheadFull (KeyFull,
-// GlobalFull) or ErrRegistryFull (TooManyKeys).
-type KeyedRejectedError struct {
-	Key    uint64
-	Reason KeyedRejection
-}
-
-func (e *KeyedRejectedError) Error() string {
-	return fmt.Sprintf("surgewall: keyed bulkhead refused key %#x: %v", e.Key, e.Reason)
-}
-
-// Is matches ErrBulkheadFull or ErrRegistryFull by reason.
-func (e *KeyedRejectedError) Is(target error) bool {
-	if e.Reason == TooManyKeys {
-		return target == ErrRegistryFull
-	}
-	return target == ErrBulkheadFull
 }
 
 func freeKeyedBulkhead(h *C.surgewall_keyed_bulkhead) {
@@ -206,7 +165,12 @@ func NewKeyedBulkhead(cfg KeyedBulkheadConfig) (*KeyedBulkhead, error) {
 	if st := C.surgewall_keyed_bulkhead_new(c, &h, &cerr); st != C.SURGEWALL_OK {
 		return nil, constructorErr("keyed_bulkhead_new", st, cerr)
 	}
-	kb := &KeyedBulkhead{h: h}
+	var id C.uint64_t
+	if err := statusErr("keyed_bulkhead_id", C.surgewall_keyed_bulkhead_id(h, &id)); err != nil {
+		C.surgewall_keyed_bulkhead_free(h)
+		return nil, err
+	}
+	kb := &KeyedBulkhead{h: h, name: cfg.Name, id: uint64(id)}
 	runtime.AddCleanup(kb, freeKeyedBulkhead, h)
 	return kb, nil
 }
@@ -219,61 +183,72 @@ func (kb *KeyedBulkhead) handle() (*C.surgewall_keyed_bulkhead, error) {
 	return kb.h, nil
 }
 
-func (kb *KeyedBulkhead) acquired(st C.surgewall_status, key uint64, p C.struct_surgewall_keyed_permit, r C.surgewall_keyed_rejection) (KeyedPermit, error) {
-	switch st {
-	case C.SURGEWALL_OK:
-		return KeyedPermit{kb: kb, p: p}, nil
-	case C.SURGEWALL_BULKHEAD_FULL, C.SURGEWALL_REGISTRY_FULL:
-		return KeyedPermit{}, &KeyedRejectedError{Key: key, Reason: KeyedRejection(r)}
-	}
-	return KeyedPermit{}, statusErr("keyed_bulkhead_try_acquire", st)
+// live returns the handle for an observer, closed or not (it lives while kb does).
+func (kb *KeyedBulkhead) live() *C.surgewall_keyed_bulkhead {
+	maybeGC()
+	return kb.h
 }
 
-// TryAcquire takes a slot for key without waiting.
-func (kb *KeyedBulkhead) TryAcquire(key uint64) (KeyedPermit, error) {
+// acquired turns an acquire's status into a permit or the refusal naming the key.
+func (kb *KeyedBulkhead) acquired(st C.surgewall_status, key string, id uint64, p C.struct_surgewall_keyed_permit,
+	r C.surgewall_keyed_rejection) (KeyedBulkheadPermit, error) {
+	switch {
+	case st == C.SURGEWALL_OK:
+		return KeyedBulkheadPermit{kb: kb, p: p}, nil
+	case st == C.SURGEWALL_REGISTRY_FULL || r == C.SURGEWALL_KEYED_REJECTION_TOO_MANY_KEYS:
+		return KeyedBulkheadPermit{}, &RegistryFullError{Key: key, KeyID: id}
+	case st == C.SURGEWALL_BULKHEAD_FULL:
+		return KeyedBulkheadPermit{}, &BulkheadFullError{Bulkhead: kb.name, Keyed: true, Key: key, KeyID: id,
+			Global: r == C.SURGEWALL_KEYED_REJECTION_GLOBAL_FULL}
+	}
+	return KeyedBulkheadPermit{}, statusErr("keyed_bulkhead_try_acquire", st)
+}
+
+// TryAcquire takes a slot for a string key without waiting (the key is hashed by the
+// library with a per-bulkhead seed; KeyOf gives its 64-bit key). A refusal is a
+// *BulkheadFullError (ErrBulkheadFull) naming the key, or a *RegistryFullError
+// (ErrRegistryFull) for a new key beyond the key cap.
+func (kb *KeyedBulkhead) TryAcquire(key string) (KeyedBulkheadPermit, error) {
 	h, err := kb.handle()
 	if err != nil {
-		return KeyedPermit{}, err
+		return KeyedBulkheadPermit{}, err
+	}
+	var p C.struct_surgewall_keyed_permit
+	var r C.surgewall_keyed_rejection
+	st := C.surgewall_keyed_bulkhead_try_acquire_str(h, cBytes(key), C.size_t(len(key)), &p, &r)
+	runtime.KeepAlive(kb)
+	var id uint64
+	if st != C.SURGEWALL_OK {
+		id = kb.KeyOf(key)
+	}
+	return kb.acquired(st, key, id, p, r)
+}
+
+// TryAcquireUint64 is TryAcquire for a uint64 key.
+func (kb *KeyedBulkhead) TryAcquireUint64(key uint64) (KeyedBulkheadPermit, error) {
+	h, err := kb.handle()
+	if err != nil {
+		return KeyedBulkheadPermit{}, err
 	}
 	var p C.struct_surgewall_keyed_permit
 	var r C.surgewall_keyed_rejection
 	st := C.surgewall_keyed_bulkhead_try_acquire(h, C.uint64_t(key), &p, &r)
 	runtime.KeepAlive(kb)
-	return kb.acquired(st, key, p, r)
+	return kb.acquired(st, "", key, p, r)
 }
 
-// TryAcquireString takes a slot for a string key (hashed by the library with a
-// per-bulkhead seed; KeyOf gives the 64-bit key).
-func (kb *KeyedBulkhead) TryAcquireString(key string) (KeyedPermit, error) {
-	h, err := kb.handle()
-	if err != nil {
-		return KeyedPermit{}, err
-	}
-	var p C.struct_surgewall_keyed_permit
-	var r C.surgewall_keyed_rejection
-	st := C.surgewall_keyed_bulkhead_try_acquire_str(h, (*C.uint8_t)(unsafe.Pointer(unsafe.StringData(key))), C.size_t(len(key)), &p, &r)
-	runtime.KeepAlive(kb)
-	if st == C.SURGEWALL_BULKHEAD_FULL || st == C.SURGEWALL_REGISTRY_FULL {
-		k, _ := kb.KeyOf(key)
-		return kb.acquired(st, k, p, r)
-	}
-	return kb.acquired(st, 0, p, r)
-}
-
-// KeyOf is the 64-bit key a string key maps to in this bulkhead (for Active and events).
-func (kb *KeyedBulkhead) KeyOf(key string) (uint64, error) {
-	h, err := kb.handle()
-	if err != nil {
-		return 0, err
-	}
+// KeyOf is the 64-bit key a string key maps to in this bulkhead (the KeyID of its
+// refusals, the Key of Keys and of its events).
+func (kb *KeyedBulkhead) KeyOf(key string) uint64 {
 	var out C.uint64_t
-	st := C.surgewall_keyed_bulkhead_key_of(h, (*C.uint8_t)(unsafe.Pointer(unsafe.StringData(key))), C.size_t(len(key)), &out)
+	st := C.surgewall_keyed_bulkhead_key_of(kb.live(), cBytes(key), C.size_t(len(key)), &out)
 	runtime.KeepAlive(kb)
-	return uint64(out), statusErr("keyed_bulkhead_key_of", st)
+	mustRead("keyed_bulkhead_key_of", st)
+	return uint64(out)
 }
 
 // Release gives the slot back (ErrUnexpectedResult when it was not taken).
-func (p KeyedPermit) Release() error {
+func (p KeyedBulkheadPermit) Release() error {
 	if p.kb == nil {
 		return ErrInvalidPermit
 	}
@@ -291,7 +266,20 @@ func (kb *KeyedBulkhead) Execute(ctx context.Context, key string, fn func(contex
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	p, err := kb.TryAcquireString(key)
+	p, err := kb.TryAcquire(key)
+	if err != nil {
+		return err
+	}
+	defer p.Release()
+	return fn(ctx)
+}
+
+// ExecuteUint64 is Execute for a uint64 key.
+func (kb *KeyedBulkhead) ExecuteUint64(ctx context.Context, key uint64, fn func(context.Context) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	p, err := kb.TryAcquireUint64(key)
 	if err != nil {
 		return err
 	}
@@ -300,22 +288,22 @@ func (kb *KeyedBulkhead) Execute(ctx context.Context, key string, fn func(contex
 }
 
 // Active is the number of calls in flight for key (0 for a key not held).
-func (kb *KeyedBulkhead) Active(key uint64) (uint64, error) {
-	h, err := kb.handle()
-	if err != nil {
-		return 0, err
-	}
+func (kb *KeyedBulkhead) Active(key string) uint64 { return kb.ActiveUint64(kb.KeyOf(key)) }
+
+// ActiveUint64 is Active for a uint64 key.
+func (kb *KeyedBulkhead) ActiveUint64(key uint64) uint64 {
 	var out C.uint64_t
-	st := C.surgewall_keyed_bulkhead_active(h, C.uint64_t(key), &out)
+	st := C.surgewall_keyed_bulkhead_active(kb.live(), C.uint64_t(key), &out)
 	runtime.KeepAlive(kb)
-	return uint64(out), statusErr("keyed_bulkhead_active", st)
+	mustRead("keyed_bulkhead_active", st)
+	return uint64(out)
 }
 
 // Sweep evicts keys idle longer than IdleTTL and returns how many. Run it periodically:
 // idleness is measured between sweeps (a key unused since the previous sweep counts as idle
 // from then), so a key goes between IdleTTL and IdleTTL + one sweep interval after its last
 // use, and calls pay nothing for the tracking.
-func (kb *KeyedBulkhead) Sweep() (uint64, error) {
+func (kb *KeyedBulkhead) Sweep() (int, error) {
 	h, err := kb.handle()
 	if err != nil {
 		return 0, err
@@ -323,7 +311,7 @@ func (kb *KeyedBulkhead) Sweep() (uint64, error) {
 	var out C.uint64_t
 	st := C.surgewall_keyed_bulkhead_sweep(h, &out)
 	runtime.KeepAlive(kb)
-	return uint64(out), statusErr("keyed_bulkhead_sweep", st)
+	return int(out), statusErr("keyed_bulkhead_sweep", st)
 }
 
 // KeyState is one key held by a KeyedBulkhead.
@@ -334,20 +322,14 @@ type KeyState struct {
 }
 
 // Keys returns a snapshot of every key held, with its calls in flight and limit.
-func (kb *KeyedBulkhead) Keys() ([]KeyState, error) {
-	h, err := kb.handle()
-	if err != nil {
-		return nil, err
-	}
+func (kb *KeyedBulkhead) Keys() []KeyState {
 	var out []KeyState
 	user := cgo.NewHandle(&out)
 	defer user.Delete()
-	st := C.surgewall_go_keyed_for_each(h, C.uintptr_t(user))
+	st := C.surgewall_go_keyed_for_each(kb.live(), C.uintptr_t(user))
 	runtime.KeepAlive(kb)
-	if err := statusErr("keyed_bulkhead_for_each", st); err != nil {
-		return nil, err
-	}
-	return out, nil
+	mustRead("keyed_bulkhead_for_each", st)
+	return out
 }
 
 // KeyedBulkheadMetrics is a snapshot of a keyed bulkhead.
@@ -361,43 +343,29 @@ type KeyedBulkheadMetrics struct {
 }
 
 // Metrics returns a snapshot.
-func (kb *KeyedBulkhead) Metrics() (KeyedBulkheadMetrics, error) {
-	h, err := kb.handle()
-	if err != nil {
-		return KeyedBulkheadMetrics{}, err
-	}
+func (kb *KeyedBulkhead) Metrics() KeyedBulkheadMetrics {
 	var s C.struct_surgewall_keyed_bulkhead_stats
-	st := C.surgewall_keyed_bulkhead_metrics(h, &s)
+	st := C.surgewall_keyed_bulkhead_metrics(kb.live(), &s)
 	runtime.KeepAlive(kb)
-	if err := statusErr("keyed_bulkhead_metrics", st); err != nil {
-		return KeyedBulkheadMetrics{}, err
-	}
+	mustRead("keyed_bulkhead_metrics", st)
 	return KeyedBulkheadMetrics{
 		GlobalActive: uint64(s.global_active), GlobalMax: uint32(s.global_max), PerKeyMax: uint32(s.per_key_max),
 		RejectedKey: uint64(s.rejected_key), RejectedGlobal: uint64(s.rejected_global),
 		UnexpectedReleases: uint64(s.unexpected_releases), Keys: uint64(s.keys), MaxKeys: uint64(s.max_keys),
 		Created: uint64(s.created), Evicted: uint64(s.evicted), Overflowed: uint64(s.overflowed),
 		RefusedKeys: uint64(s.refused_keys),
-	}, nil
+	}
 }
 
-// Close marks the keyed bulkhead closed. Idempotent.
+// Close marks the keyed bulkhead closed: later acquires, releases and sweeps return
+// ErrClosed; its observers (Metrics, Keys, Active, KeyOf) keep reading. Idempotent.
 func (kb *KeyedBulkhead) Close() error {
 	kb.closed.Store(true)
 	return nil
 }
 
 // ID is the keyed bulkhead's process-unique id: the Source of its eviction events.
-func (kb *KeyedBulkhead) ID() (uint64, error) {
-	h, err := kb.handle()
-	if err != nil {
-		return 0, err
-	}
-	var id C.uint64_t
-	st := C.surgewall_keyed_bulkhead_id(h, &id)
-	runtime.KeepAlive(kb)
-	if err := statusErr("keyed_bulkhead_id", st); err != nil {
-		return 0, err
-	}
-	return uint64(id), nil
-}
+func (kb *KeyedBulkhead) ID() uint64 { return kb.id }
+
+// Name is the keyed bulkhead's name ("" when it is not listed for the agent).
+func (kb *KeyedBulkhead) Name() string { return kb.name }

@@ -158,7 +158,8 @@ type KeyedBreakerConfig struct {
 // Transitions are published to the event ring as EventKeyedTransition events whose Key is
 // the key (KeyOf for a string key), evictions as EventEvicted, both with Source == ID().
 //
-// The manual transitions (ForceOpen, Disable, MetricsOnly, CloseKey, HalfOpen, Reset) make a
+// The manual transitions (ForceOpen, Disable, MetricsOnly, TransitionToClosed,
+// TransitionToHalfOpen, Reset) make a
 // key the keyed breaker does not hold yet, as a call would. Beyond the key cap they return
 // an error matching ErrRegistryFull, but with SharedOverflow they act on the shared overflow
 // breaker, that is on every key beyond the cap (the library's behaviour): check with Get
@@ -340,8 +341,10 @@ func NewKeyedBreaker(cfg KeyedBreakerConfig, template ...Option) (*KeyedBreaker,
 // ID is the keyed breaker's process-unique id: the Source of its events.
 func (kb *KeyedBreaker) ID() uint64 { return kb.id }
 
-// Close marks the keyed breaker closed: later calls return ErrClosed, and it leaves the clock
-// ticker. Idempotent, and safe while calls are in flight. The library's memory is released
+// Close marks the keyed breaker closed: later calls, permits, manual transitions and sweeps
+// return ErrClosed, and it leaves the clock ticker; the observers (Get, State, Keys, Range,
+// Metrics, KeyOf, FallbackPayload, ID) keep reading. Idempotent, and safe while calls are in
+// flight. The library's memory is released
 // when the KeyedBreaker is garbage collected.
 func (kb *KeyedBreaker) Close() error {
 	if kb.closed.Swap(true) {
@@ -357,6 +360,12 @@ func (kb *KeyedBreaker) handle() (*C.surgewall_keyed_breaker, error) {
 		return nil, ErrClosed
 	}
 	return kb.h, nil
+}
+
+// live returns the handle for an observer, closed or not: it lives while kb does.
+func (kb *KeyedBreaker) live() *C.surgewall_keyed_breaker {
+	maybeGC()
+	return kb.h
 }
 
 func (kb *KeyedBreaker) acquireString(key string) (C.struct_surgewall_keyed_breaker_permit, error) {
@@ -625,18 +634,12 @@ func (kb *KeyedBreaker) AllowUint64(key uint64) (done func(error), err error) {
 // KeyOf is the 64-bit key a string key maps to in this keyed breaker: the Key of its events,
 // of Keys and Range, and of a *RejectedError's KeyID. It differs between keyed breakers (and
 // processes): the hash is seeded.
-func (kb *KeyedBreaker) KeyOf(key string) (uint64, error) {
-	h, err := kb.handle()
-	if err != nil {
-		return 0, err
-	}
+func (kb *KeyedBreaker) KeyOf(key string) uint64 {
 	var out C.uint64_t
-	st := C.surgewall_keyed_breaker_key_of(h, (*C.uint8_t)(unsafe.Pointer(unsafe.StringData(key))), C.size_t(len(key)), &out)
+	st := C.surgewall_keyed_breaker_key_of(kb.live(), cBytes(key), C.size_t(len(key)), &out)
 	runtime.KeepAlive(kb)
-	if err := statusErr("keyed_breaker_key_of", st); err != nil {
-		return 0, err
-	}
-	return uint64(out), nil
+	mustRead("keyed_breaker_key_of", st)
+	return uint64(out)
 }
 
 // KeySnapshot is one key's breaker as Get, Keys and Range see it.
@@ -677,10 +680,10 @@ var kbOpNames = [...]string{"keyed_breaker_get", "keyed_breaker_force_open", "ke
 	"keyed_breaker_metrics_only", "keyed_breaker_close", "keyed_breaker_half_open", "keyed_breaker_reset"}
 
 // op runs a per-key operation by string key (isStr) or uint64 key, in one crossing, and
-// returns the 64-bit key it ran on.
+// returns the 64-bit key it ran on. Only kbGet runs on a closed keyed breaker.
 func (kb *KeyedBreaker) op(op int, key string, isStr bool, key64 uint64, ns int64,
 	out *C.struct_surgewall_keyed_breaker_key_stats) (uint64, error) {
-	if _, err := kb.handle(); err != nil {
+	if _, err := kb.handle(); err != nil && op != kbGet {
 		return 0, err
 	}
 	var k C.uint64_t
@@ -697,40 +700,40 @@ func boolInt(b bool) int {
 	return 0
 }
 
-func (kb *KeyedBreaker) get(key string, isStr bool, key64 uint64) (KeySnapshot, bool, error) {
+func (kb *KeyedBreaker) get(key string, isStr bool, key64 uint64) (KeySnapshot, bool) {
 	var s C.struct_surgewall_keyed_breaker_key_stats
 	k, err := kb.op(kbGet, key, isStr, key64, 0, &s)
-	if err != nil {
-		if errors.Is(err, ErrNotFound) {
-			return KeySnapshot{}, false, nil
-		}
-		return KeySnapshot{}, false, err
+	if errors.Is(err, ErrNotFound) {
+		return KeySnapshot{}, false
 	}
-	return keySnapshot(k, &s), true, nil
+	if err != nil {
+		panic(err) // see mustRead
+	}
+	return keySnapshot(k, &s), true
 }
 
 // Get returns key's breaker; ok is false when the keyed breaker does not hold the key (never
 // used, or evicted). It never creates the key and has no side effects (an elapsed open wait
-// shows as OPEN until the next call).
-func (kb *KeyedBreaker) Get(key string) (s KeySnapshot, ok bool, err error) {
+// shows as OPEN until the next call). It keeps reading after Close.
+func (kb *KeyedBreaker) Get(key string) (s KeySnapshot, ok bool) {
 	return kb.get(key, true, 0)
 }
 
 // GetUint64 is Get for a uint64 key.
-func (kb *KeyedBreaker) GetUint64(key uint64) (s KeySnapshot, ok bool, err error) {
+func (kb *KeyedBreaker) GetUint64(key uint64) (s KeySnapshot, ok bool) {
 	return kb.get("", false, key)
 }
 
 // State is key's state; ok is false when the key is not held.
-func (kb *KeyedBreaker) State(key string) (s State, ok bool, err error) {
-	snap, ok, err := kb.Get(key)
-	return snap.State, ok, err
+func (kb *KeyedBreaker) State(key string) (s State, ok bool) {
+	snap, ok := kb.Get(key)
+	return snap.State, ok
 }
 
 // StateUint64 is State for a uint64 key.
-func (kb *KeyedBreaker) StateUint64(key uint64) (s State, ok bool, err error) {
-	snap, ok, err := kb.GetUint64(key)
-	return snap.State, ok, err
+func (kb *KeyedBreaker) StateUint64(key uint64) (s State, ok bool) {
+	snap, ok := kb.GetUint64(key)
+	return snap.State, ok
 }
 
 func (kb *KeyedBreaker) manual(op int, key string, isStr bool, key64 uint64, ns int64) error {
@@ -738,20 +741,10 @@ func (kb *KeyedBreaker) manual(op int, key string, isStr bool, key64 uint64, ns 
 	return err
 }
 
-func forceOpenNs(d time.Duration) (int64, error) {
-	switch {
-	case d == Forever:
-		return -1, nil
-	case d < 0:
-		return 0, &StatusError{Op: "keyed_breaker_force_open", Code: C.SURGEWALL_INVALID_ARG}
-	}
-	return int64(d), nil
-}
-
 // ForceOpen opens key by hand for d (then it probes), or until another manual transition
-// when d is Forever. A forced-open key is never evicted.
+// when d is Forever (as Breaker.ForceOpen). A forced-open key is never evicted.
 func (kb *KeyedBreaker) ForceOpen(key string, d time.Duration) error {
-	ns, err := forceOpenNs(d)
+	ns, err := forceOpenNs("keyed_breaker_force_open", d)
 	if err != nil {
 		return err
 	}
@@ -760,7 +753,7 @@ func (kb *KeyedBreaker) ForceOpen(key string, d time.Duration) error {
 
 // ForceOpenUint64 is ForceOpen for a uint64 key.
 func (kb *KeyedBreaker) ForceOpenUint64(key uint64, d time.Duration) error {
-	ns, err := forceOpenNs(d)
+	ns, err := forceOpenNs("keyed_breaker_force_open", d)
 	if err != nil {
 		return err
 	}
@@ -786,21 +779,25 @@ func (kb *KeyedBreaker) MetricsOnlyUint64(key uint64) error {
 	return kb.manual(kbMetricsOnly, "", false, key, 0)
 }
 
-// CloseKey closes key's circuit with a fresh window (a no-op when it is CLOSED). Close is
-// the keyed breaker's own.
-func (kb *KeyedBreaker) CloseKey(key string) error { return kb.manual(kbClose, key, true, 0, 0) }
+// TransitionToClosed closes key's circuit with a fresh window (a no-op when it is CLOSED),
+// as Breaker.TransitionToClosed.
+func (kb *KeyedBreaker) TransitionToClosed(key string) error {
+	return kb.manual(kbClose, key, true, 0, 0)
+}
 
-// CloseKeyUint64 is CloseKey for a uint64 key.
-func (kb *KeyedBreaker) CloseKeyUint64(key uint64) error {
+// TransitionToClosedUint64 is TransitionToClosed for a uint64 key.
+func (kb *KeyedBreaker) TransitionToClosedUint64(key uint64) error {
 	return kb.manual(kbClose, "", false, key, 0)
 }
 
-// HalfOpen starts probing key now, from OPEN or FORCED_OPEN; from CLOSED it returns
-// ErrInvalidTransition.
-func (kb *KeyedBreaker) HalfOpen(key string) error { return kb.manual(kbHalfOpen, key, true, 0, 0) }
+// TransitionToHalfOpen starts probing key now, from OPEN or FORCED_OPEN; from CLOSED it
+// returns ErrInvalidTransition.
+func (kb *KeyedBreaker) TransitionToHalfOpen(key string) error {
+	return kb.manual(kbHalfOpen, key, true, 0, 0)
+}
 
-// HalfOpenUint64 is HalfOpen for a uint64 key.
-func (kb *KeyedBreaker) HalfOpenUint64(key uint64) error {
+// TransitionToHalfOpenUint64 is TransitionToHalfOpen for a uint64 key.
+func (kb *KeyedBreaker) TransitionToHalfOpenUint64(key uint64) error {
 	return kb.manual(kbHalfOpen, "", false, key, 0)
 }
 
@@ -832,34 +829,25 @@ func (kb *KeyedBreaker) Sweep() (int, error) {
 
 // Keys returns a snapshot of every key held (the shared overflow breaker excluded), taken
 // through a C callback that gets a cgo.Handle, never a Go pointer.
-func (kb *KeyedBreaker) Keys() ([]KeySnapshot, error) {
-	if _, err := kb.handle(); err != nil {
-		return nil, err
-	}
+func (kb *KeyedBreaker) Keys() []KeySnapshot {
 	var out []KeySnapshot
 	user := cgo.NewHandle(&out)
 	defer user.Delete()
+	kb.live()
 	st := C.surgewall_go_kb_for_each(kb.hv, C.uintptr_t(user))
 	runtime.KeepAlive(kb)
-	if err := statusErr("keyed_breaker_for_each", st); err != nil {
-		return nil, err
-	}
-	return out, nil
+	mustRead("keyed_breaker_for_each", st)
+	return out
 }
 
 // Range calls f for each key held, from a snapshot (Keys), until f returns false. f may call
 // back into the keyed breaker.
-func (kb *KeyedBreaker) Range(f func(key uint64, s KeySnapshot) bool) error {
-	keys, err := kb.Keys()
-	if err != nil {
-		return err
-	}
-	for _, s := range keys {
+func (kb *KeyedBreaker) Range(f func(key uint64, s KeySnapshot) bool) {
+	for _, s := range kb.Keys() {
 		if !f(s.Key, s) {
 			break
 		}
 	}
-	return nil
 }
 
 // KeyedBreakerMetrics is a snapshot of a keyed breaker's counters over all its keys.
@@ -879,17 +867,11 @@ type KeyedBreakerMetrics struct {
 }
 
 // Metrics returns a snapshot of the counters (lock-free).
-func (kb *KeyedBreaker) Metrics() (KeyedBreakerMetrics, error) {
-	h, err := kb.handle()
-	if err != nil {
-		return KeyedBreakerMetrics{}, err
-	}
+func (kb *KeyedBreaker) Metrics() KeyedBreakerMetrics {
 	var s C.struct_surgewall_keyed_breaker_stats
-	st := C.surgewall_keyed_breaker_metrics(h, &s)
+	st := C.surgewall_keyed_breaker_metrics(kb.live(), &s)
 	runtime.KeepAlive(kb)
-	if err := statusErr("keyed_breaker_metrics", st); err != nil {
-		return KeyedBreakerMetrics{}, err
-	}
+	mustRead("keyed_breaker_metrics", st)
 	m := KeyedBreakerMetrics{
 		Keys: uint64(s.keys), MaxKeys: uint64(s.max_keys), Created: uint64(s.created), Evicted: uint64(s.evicted),
 		Overflowed: uint64(s.overflowed), RefusedKeys: uint64(s.refused_keys),
@@ -902,25 +884,19 @@ func (kb *KeyedBreaker) Metrics() (KeyedBreakerMetrics, error) {
 			m.Transitions[i][j] = uint64(s.transitions[i][j])
 		}
 	}
-	return m, nil
+	return m
 }
 
 // FallbackPayload returns a copy of the template's static payload (WithFallbackPayload); ok
 // is false when there is none.
-func (kb *KeyedBreaker) FallbackPayload() (contentType string, body []byte, ok bool, err error) {
-	h, err := kb.handle()
-	if err != nil {
-		return "", nil, false, err
-	}
+func (kb *KeyedBreaker) FallbackPayload() (contentType string, body []byte, ok bool) {
 	var bp, cp *C.uint8_t
 	var bl, cl C.size_t
-	st := C.surgewall_keyed_breaker_fallback(h, &bp, &bl, &cp, &cl)
+	st := C.surgewall_keyed_breaker_fallback(kb.live(), &bp, &bl, &cp, &cl)
 	defer runtime.KeepAlive(kb) // the pointers are into the keyed breaker
-	if err := statusErr("keyed_breaker_fallback", st); err != nil {
-		return "", nil, false, err
-	}
+	mustRead("keyed_breaker_fallback", st)
 	if bp == nil && cp == nil {
-		return "", nil, false, nil
+		return "", nil, false
 	}
-	return C.GoStringN((*C.char)(unsafe.Pointer(cp)), C.int(cl)), C.GoBytes(unsafe.Pointer(bp), C.int(bl)), true, nil
+	return C.GoStringN((*C.char)(unsafe.Pointer(cp)), C.int(cl)), C.GoBytes(unsafe.Pointer(bp), C.int(bl)), true
 }

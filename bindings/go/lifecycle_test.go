@@ -70,6 +70,9 @@ func TestUseAfterCloseGivesErrClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	p, _ := b.Acquire()
+	if err := b.ForceOpen(time.Hour); err != nil {
+		t.Fatal(err)
+	}
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -96,17 +99,27 @@ func TestUseAfterCloseGivesErrClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, f := range map[string]func() error{
-		"ForceOpen": b.ForceOpen, "Disable": b.Disable, "MetricsOnly": b.MetricsOnly, "Reset": b.Reset,
-		"TransitionToClosed": b.TransitionToClosed, "TransitionToHalfOpen": b.TransitionToHalfOpen,
-		"State":      func() error { _, err := b.State(); return err },
-		"Metrics":    func() error { _, err := b.Metrics(); return err },
-		"RetryAfter": func() error { _, err := b.RetryAfter(); return err },
-		"Fallback":   func() error { _, _, _, err := b.FallbackPayload(); return err },
-		"Threshold":  func() error { _, err := b.SetFailureRateThreshold(0.3); return err },
+		"ForceOpen": func() error { return b.ForceOpen(Forever) }, "Disable": b.Disable, "MetricsOnly": b.MetricsOnly,
+		"Reset": b.Reset, "TransitionToClosed": b.TransitionToClosed, "TransitionToHalfOpen": b.TransitionToHalfOpen,
+		"Threshold": func() error { _, err := b.SetFailureRateThreshold(0.3); return err },
 	} {
 		if err := f(); !errors.Is(err, ErrClosed) {
 			t.Errorf("%s after Close: %v", name, err)
 		}
+	}
+	// The observers keep reading the breaker as Close left it (never a made-up CLOSED).
+	if s := b.State(); s != StateForcedOpen {
+		t.Fatal("State after Close:", s)
+	}
+	if d := b.RetryAfter(); d <= 0 || d > time.Hour {
+		t.Fatal("RetryAfter after Close:", d)
+	}
+	m := b.Metrics()
+	if m.State != StateForcedOpen || m.Transitions[StateClosed][StateForcedOpen] != 1 || m.RetryAfter <= 0 {
+		t.Fatalf("Metrics after Close: %+v", m)
+	}
+	if _, _, ok := b.FallbackPayload(); ok || b.Name() != "closing" || b.ID() == 0 {
+		t.Fatal("FallbackPayload, Name, ID after Close")
 	}
 }
 
@@ -240,8 +253,8 @@ func TestMockClock(t *testing.T) {
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if c.Now() != 0 {
-		t.Fatal("a closed clock reads 0")
+	if c.Now()-start != 1500*time.Millisecond {
+		t.Fatal("a closed clock reads what Close left:", c.Now())
 	}
 }
 

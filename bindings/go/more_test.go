@@ -89,7 +89,7 @@ func TestStringsAndErrorMessages(t *testing.T) {
 		{Failure.String(), "failure"}, {Outcome(9).String(), "Outcome(9)"},
 		{EventSLOBurn.String(), "slo_burn"}, {StopBreakerOpen.String(), "breaker_open"},
 		{StopRetryAfterTooLong.String(), "retry_after_too_long"},
-		{TooManyKeys.String(), "too many keys"}, {EventKeyedTransition.String(), "keyed_transition"},
+		{EventKeyedTransition.String(), "keyed_transition"},
 		{EventKind(99).String(), "unknown"},
 		{(&RejectedError{Keyed: true, KeyID: 255, State: StateOpen, RetryAfter: time.Second, reason: ErrOpen}).Error(),
 			"surgewall: circuit breaker is open (key 0xff, retry after 1s)"},
@@ -102,7 +102,7 @@ func TestStringsAndErrorMessages(t *testing.T) {
 	for _, err := range []error{
 		&RejectedError{Breaker: "b", State: StateForcedOpen, RetryAfter: Forever, reason: ErrForcedOpen},
 		&ConfigError{Message: "x"}, &StatusError{Op: "op", Code: 110}, &BulkheadFullError{Bulkhead: "b", TimedOut: true},
-		&KeyedRejectedError{Key: 1, Reason: KeyFull}, &RetryError{Attempts: 2, Reason: StopMaxElapsed, Last: errBoom},
+		&BulkheadFullError{Bulkhead: "k", Keyed: true, KeyID: 1}, &RetryError{Attempts: 2, Reason: StopMaxElapsed, Last: errBoom},
 	} {
 		if err.Error() == "" {
 			t.Errorf("%T: empty message", err)

@@ -361,7 +361,7 @@ func (r *Retry) do(ctx context.Context, b *Breaker, fn func(context.Context) err
 		outcome, retryAfter := C.int32_t(cAttemptSuccess), C.int64_t(-1)
 		switch {
 		case last == nil:
-		case errors.Is(last, ErrRejected):
+		case errors.Is(last, ErrOpen):
 			outcome = cAttemptRetryable
 		case errors.Is(last, context.Canceled) || errors.Is(last, context.DeadlineExceeded):
 			return last
@@ -403,27 +403,23 @@ type RetryMetrics struct {
 }
 
 // Metrics returns the totals.
-func (r *Retry) Metrics() (RetryMetrics, error) {
-	h, err := r.handle()
-	if err != nil {
-		return RetryMetrics{}, err
-	}
+func (r *Retry) Metrics() RetryMetrics {
+	maybeGC()
 	var s C.struct_surgewall_retry_stats
-	st := C.surgewall_retry_policy_metrics(h, &s)
+	st := C.surgewall_retry_policy_metrics(r.h, &s)
 	runtime.KeepAlive(r)
-	if err := statusErr("retry_policy_metrics", st); err != nil {
-		return RetryMetrics{}, err
-	}
+	mustRead("retry_policy_metrics", st)
 	m := RetryMetrics{Operations: uint64(s.operations), Retries: uint64(s.retries), Stops: map[StopReason]uint64{}}
 	for i, n := range s.stops {
 		if n != 0 {
 			m.Stops[StopReason(i)] = uint64(n)
 		}
 	}
-	return m, nil
+	return m
 }
 
-// Close marks the retry policy closed. Idempotent.
+// Close marks the retry policy closed: later Do, DoWith and RetryCall return ErrClosed;
+// Metrics keeps reading. Idempotent.
 func (r *Retry) Close() error {
 	r.closed.Store(true)
 	return nil
@@ -434,6 +430,7 @@ func (r *Retry) Close() error {
 type RetryBudget struct {
 	h      *C.surgewall_retry_budget
 	closed atomic.Bool
+	id     uint64
 }
 
 func freeRetryBudget(h *C.surgewall_retry_budget) {
@@ -471,9 +468,7 @@ func NewRetryBudget(ratio, minPerSecond float64, window time.Duration, clock *Mo
 	if st != C.SURGEWALL_OK {
 		return nil, constructorErr("retry_budget_new", st, cerr)
 	}
-	b := &RetryBudget{h: h}
-	runtime.AddCleanup(b, freeRetryBudget, h)
-	return b, nil
+	return newRetryBudget(h)
 }
 
 // SharedRetryBudget is the process-wide budget named name, created with this configuration
@@ -494,9 +489,7 @@ func SharedRetryBudget(name string, ratio, minPerSecond float64, window time.Dur
 	if st != C.SURGEWALL_OK {
 		return nil, constructorErr("retry_budget_shared", st, cerr)
 	}
-	b := &RetryBudget{h: h}
-	runtime.AddCleanup(b, freeRetryBudget, h)
-	return b, nil
+	return newRetryBudget(h)
 }
 
 func (b *RetryBudget) handle() (*C.surgewall_retry_budget, error) {
@@ -539,38 +532,35 @@ type RetryBudgetMetrics struct {
 }
 
 // Metrics returns a snapshot.
-func (b *RetryBudget) Metrics() (RetryBudgetMetrics, error) {
-	h, err := b.handle()
-	if err != nil {
-		return RetryBudgetMetrics{}, err
-	}
+func (b *RetryBudget) Metrics() RetryBudgetMetrics {
+	maybeGC()
 	var s C.struct_surgewall_retry_budget_stats
-	st := C.surgewall_retry_budget_metrics(h, &s)
+	st := C.surgewall_retry_budget_metrics(b.h, &s)
 	runtime.KeepAlive(b)
-	if err := statusErr("retry_budget_metrics", st); err != nil {
-		return RetryBudgetMetrics{}, err
-	}
+	mustRead("retry_budget_metrics", st)
 	return RetryBudgetMetrics{Requests: uint64(s.requests), Retries: uint64(s.retries), Allowed: float64(s.allowed),
-		Remaining: uint64(s.remaining), GrantedTotal: uint64(s.granted_total), RefusedTotal: uint64(s.refused_total)}, nil
+		Remaining: uint64(s.remaining), GrantedTotal: uint64(s.granted_total), RefusedTotal: uint64(s.refused_total)}
 }
 
-// Close marks the budget closed (retry policies using it keep their own reference).
+// Close marks the budget closed: later RecordRequest and TryRetry return ErrClosed, and
+// no new Retry may use it; Metrics keeps reading, and retry policies using it keep their
+// own reference. Idempotent.
 func (b *RetryBudget) Close() error {
 	b.closed.Store(true)
 	return nil
 }
 
 // ID is the budget's process-unique id: the Source of its budget-exhausted events.
-func (b *RetryBudget) ID() (uint64, error) {
-	h, err := b.handle()
-	if err != nil {
-		return 0, err
-	}
+func (b *RetryBudget) ID() uint64 { return b.id }
+
+// newRetryBudget wraps a budget the library made (NewRetryBudget, SharedRetryBudget).
+func newRetryBudget(h *C.surgewall_retry_budget) (*RetryBudget, error) {
 	var id C.uint64_t
-	st := C.surgewall_retry_budget_id(h, &id)
-	runtime.KeepAlive(b)
-	if err := statusErr("retry_budget_id", st); err != nil {
-		return 0, err
+	if err := statusErr("retry_budget_id", C.surgewall_retry_budget_id(h, &id)); err != nil {
+		C.surgewall_retry_budget_free(h)
+		return nil, err
 	}
-	return uint64(id), nil
+	b := &RetryBudget{h: h, id: uint64(id)}
+	runtime.AddCleanup(b, freeRetryBudget, h)
+	return b, nil
 }

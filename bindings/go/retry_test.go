@@ -45,7 +45,7 @@ func TestRetryGivesUpAfterMaxAttempts(t *testing.T) {
 	if len(*delays) != 2 || (*delays)[0] != 200*time.Millisecond || (*delays)[1] != 200*time.Millisecond {
 		t.Fatal(*delays)
 	}
-	m, _ := r.Metrics()
+	m := r.Metrics()
 	if m.Operations != 1 || m.Retries != 2 || m.Stops[StopMaxAttempts] != 1 {
 		t.Fatalf("%+v", m)
 	}
@@ -118,12 +118,12 @@ func TestRetryWaitsForTheBreakerOrStops(t *testing.T) {
 	if len(delays) != 1 || delays[0] != 5*time.Second {
 		t.Fatal("the retry waits for the breaker, not 100ms into it:", delays)
 	}
-	if s, _ := b.State(); s != StateClosed {
+	if s := b.State(); s != StateClosed {
 		t.Fatal(s)
 	}
 
 	stop, _ := NewRetry(RetryConfig{MaxAttempts: 3, StopOnOpenBreaker: true, Clock: clock, Sleep: mockSleep(clock, &delays)})
-	_ = b.ForceOpen()
+	_ = b.ForceOpen(Forever)
 	err = stop.DoWith(context.Background(), b, func(context.Context) error { return nil })
 	var re *RetryError
 	if !errors.As(err, &re) || re.Reason != StopBreakerOpen || !errors.Is(err, ErrOpen) {
@@ -144,7 +144,7 @@ func TestRetryBudget(t *testing.T) {
 	if !errors.As(err, &re) || re.Reason != StopBudgetExhausted || !errors.Is(err, ErrRetryBudgetExhausted) || re.Attempts != 1 {
 		t.Fatal(err)
 	}
-	m, _ := budget.Metrics()
+	m := budget.Metrics()
 	if m.Requests != 1 || m.RefusedTotal != 1 {
 		t.Fatalf("%+v", m)
 	}
@@ -158,7 +158,7 @@ func TestRetryBudget(t *testing.T) {
 	}
 	s2, _ := SharedRetryBudget(name, 0.1, 0, time.Second)
 	_ = s1.RecordRequest()
-	if m1, _ := s2.Metrics(); m1.Requests != 1 {
+	if m1 := s2.Metrics(); m1.Requests != 1 {
 		t.Fatal("one budget per name:", m1)
 	}
 }

@@ -47,6 +47,7 @@ type SLOConfig struct {
 type SLO struct {
 	h      *C.surgewall_slo
 	closed atomic.Bool
+	id     uint64
 }
 
 // BurnMetrics is one burn-rate pair's view.
@@ -154,7 +155,12 @@ func NewSLO(cfg SLOConfig) (*SLO, error) {
 	if st := C.surgewall_slo_new(c, &h, &cerr); st != C.SURGEWALL_OK {
 		return nil, constructorErr("slo_new", st, cerr)
 	}
-	s := &SLO{h: h}
+	var id C.uint64_t
+	if err := statusErr("slo_id", C.surgewall_slo_id(h, &id)); err != nil {
+		C.surgewall_slo_free(h)
+		return nil, err
+	}
+	s := &SLO{h: h, id: uint64(id)}
 	runtime.AddCleanup(s, freeSLO, h)
 	return s, nil
 }
@@ -217,21 +223,17 @@ func (s *SLO) Tick() (SLOMetrics, error) {
 }
 
 // Metrics returns a snapshot (no side effects).
-func (s *SLO) Metrics() (SLOMetrics, error) {
-	h, err := s.handle()
-	if err != nil {
-		return SLOMetrics{}, err
-	}
+func (s *SLO) Metrics() SLOMetrics {
+	maybeGC()
 	var out C.struct_surgewall_slo_stats
-	st := C.surgewall_slo_metrics(h, &out)
+	st := C.surgewall_slo_metrics(s.h, &out)
 	runtime.KeepAlive(s)
-	if err := statusErr("slo_metrics", st); err != nil {
-		return SLOMetrics{}, err
-	}
-	return sloMetrics(out), nil
+	mustRead("slo_metrics", st)
+	return sloMetrics(out)
 }
 
-// Close marks the tracker closed. Idempotent.
+// Close marks the tracker closed: later Record, RecordOutcome and Tick return ErrClosed;
+// Metrics keeps reading. Idempotent.
 func (s *SLO) Close() error {
 	s.closed.Store(true)
 	return nil
@@ -319,40 +321,24 @@ func (a *ThresholdAdjuster) Tick() (changed bool, old, new float64, err error) {
 }
 
 // Metrics returns a snapshot.
-func (a *ThresholdAdjuster) Metrics() (ThresholdMetrics, error) {
-	h, err := a.handle()
-	if err != nil {
-		return ThresholdMetrics{}, err
-	}
+func (a *ThresholdAdjuster) Metrics() ThresholdMetrics {
+	maybeGC()
 	var s C.struct_surgewall_threshold_stats
-	st := C.surgewall_threshold_adjuster_metrics(h, &s)
+	st := C.surgewall_threshold_adjuster_metrics(a.h, &s)
 	runtime.KeepAlive(a)
-	if err := statusErr("threshold_adjuster_metrics", st); err != nil {
-		return ThresholdMetrics{}, err
-	}
+	mustRead("threshold_adjuster_metrics", st)
 	return ThresholdMetrics{Threshold: float64(s.threshold), MinThreshold: float64(s.min_threshold),
 		MaxThreshold: float64(s.max_threshold), TargetErrorRate: float64(s.target_error_rate),
 		LastErrorRate: float64(s.last_error_rate), Measured: !math.IsNaN(float64(s.last_error_rate)),
-		Ticks: uint64(s.ticks), Changes: uint64(s.changes)}, nil
+		Ticks: uint64(s.ticks), Changes: uint64(s.changes)}
 }
 
-// Close marks the adjuster closed. Idempotent.
+// Close marks the adjuster closed: later Ticks return ErrClosed; Metrics keeps reading.
+// Idempotent.
 func (a *ThresholdAdjuster) Close() error {
 	a.closed.Store(true)
 	return nil
 }
 
 // ID is the tracker's process-unique id: the Source of its burn events.
-func (s *SLO) ID() (uint64, error) {
-	h, err := s.handle()
-	if err != nil {
-		return 0, err
-	}
-	var id C.uint64_t
-	st := C.surgewall_slo_id(h, &id)
-	runtime.KeepAlive(s)
-	if err := statusErr("slo_id", st); err != nil {
-		return 0, err
-	}
-	return uint64(id), nil
-}
+func (s *SLO) ID() uint64 { return s.id }

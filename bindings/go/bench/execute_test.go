@@ -59,7 +59,7 @@ func runSurgewall(b *testing.B, br *surgewall.Breaker) {
 		}
 	})
 	b.StopTimer()
-	if m, _ := br.Metrics(); m.Successes != uint64(b.N) {
+	if m := br.Metrics(); m.Successes != uint64(b.N) {
 		b.Fatalf("recorded %d of %d calls", m.Successes, b.N)
 	}
 }
@@ -180,7 +180,7 @@ func BenchmarkKeyedExecute(b *testing.B) {
 		ctx := context.Background()
 		runKeyed(b, func(i int) error { return kb.Execute(ctx, keys[i%keyCount], work) })
 		b.StopTimer()
-		if m, _ := kb.Metrics(); m.Keys != keyCount || m.Failures != 0 || m.RejectedOpen != 0 {
+		if m := kb.Metrics(); m.Keys != keyCount || m.Failures != 0 || m.RejectedOpen != 0 {
 			b.Fatalf("%+v", m)
 		}
 	})
@@ -237,7 +237,7 @@ func BenchmarkKeyedExecute(b *testing.B) {
 // BenchmarkRejected is the OPEN path: a typed error with RetryAfter per rejection.
 func BenchmarkRejected(b *testing.B) {
 	br := newSurgewall(b)
-	_ = br.ForceOpen()
+	_ = br.ForceOpen(surgewall.Forever)
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
