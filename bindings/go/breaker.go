@@ -99,6 +99,15 @@ func NewBreaker(name string, opts ...Option) (*Breaker, error) {
 		return nil, versionErr
 	}
 	s := collect(opts)
+	if err := s.only(kindBreaker, "a breaker"); err != nil {
+		return nil, err
+	}
+	return newBreaker(name, s)
+}
+
+// newBreaker makes a breaker of settings whose kinds the caller checked (NewBreaker,
+// BreakerRegistry.Get).
+func newBreaker(name string, s settings) (*Breaker, error) {
 	cfg, err := s.config(true)
 	if err != nil {
 		return nil, err

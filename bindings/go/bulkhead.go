@@ -14,7 +14,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 )
 
 // Bulkhead limits how many calls run at once. Slots are taken with one atomic operation in
@@ -36,11 +35,42 @@ type Bulkhead struct {
 
 func freeBulkhead(h *C.surgewall_bulkhead) { cleanupsRun.Add(1); C.surgewall_bulkhead_free(h) }
 
-// NewBulkhead creates a bulkhead with maxConcurrent slots. maxWait is how long Acquire may
-// wait for a slot (0: never wait; the caller's ctx can shorten any wait).
-func NewBulkhead(name string, maxConcurrent int, maxWait time.Duration) (*Bulkhead, error) {
+// bulkheadSettings are the options of the bulkheads.
+type bulkheadSettings struct {
+	maxWait      time.Duration
+	globalMax    int
+	globalMaxSet bool
+	limits       []keyLimit
+}
+
+// keyLimit is one key's own limit in a KeyedBulkhead.
+type keyLimit struct {
+	key   string
+	key64 uint64
+	isStr bool
+	n     int
+}
+
+// WithMaxWait lets a Bulkhead's Acquire wait up to d for a slot (the caller's ctx can
+// shorten any wait). Default 0: never wait.
+func WithMaxWait(d time.Duration) Option {
+	return opt("max_wait", kindBulkhead, func(s *settings) {
+		if d < 0 {
+			s.fail(&ConfigError{Field: "max_wait", Message: fmt.Sprintf("must not be negative, got %v", d)})
+			return
+		}
+		s.bulkhead.maxWait = d
+	})
+}
+
+// NewBulkhead creates a bulkhead with maxConcurrent slots. Its one option is WithMaxWait.
+func NewBulkhead(name string, maxConcurrent int, opts ...Option) (*Bulkhead, error) {
 	if versionErr != nil {
 		return nil, versionErr
+	}
+	s := collect(opts)
+	if err := s.only(kindBulkhead, "a bulkhead"); err != nil {
+		return nil, err
 	}
 	if maxConcurrent < 0 || maxConcurrent > math.MaxUint32 {
 		return nil, &ConfigError{Field: "max_concurrent", Message: fmt.Sprintf("must be in [1, %d], got %d", uint32(math.MaxUint32), maxConcurrent)}
@@ -48,15 +78,11 @@ func NewBulkhead(name string, maxConcurrent int, maxWait time.Duration) (*Bulkhe
 	var h *C.surgewall_bulkhead
 	var cerr *C.surgewall_error
 	// The library gets no wait of its own: waiting happens in Go (see Acquire).
-	if maxWait < 0 {
-		return nil, &ConfigError{Field: "max_wait", Message: fmt.Sprintf("must not be negative, got %v", maxWait)}
-	}
-	st := C.surgewall_bulkhead_new((*C.uint8_t)(unsafe.Pointer(unsafe.StringData(name))), C.size_t(len(name)),
-		C.uint32_t(maxConcurrent), 0, nil, &h, &cerr)
+	st := C.surgewall_bulkhead_new(cBytes(name), C.size_t(len(name)), C.uint32_t(maxConcurrent), 0, nil, &h, &cerr)
 	if st != C.SURGEWALL_OK {
 		return nil, constructorErr("bulkhead_new", st, cerr)
 	}
-	b := &Bulkhead{h: h, name: name, maxWait: maxWait}
+	b := &Bulkhead{h: h, name: name, maxWait: s.bulkhead.maxWait}
 	runtime.AddCleanup(b, freeBulkhead, h)
 	return b, nil
 }

@@ -10,7 +10,7 @@ import (
 )
 
 func TestBulkheadLimitsConcurrency(t *testing.T) {
-	b, err := NewBulkhead("db", 3, 0)
+	b, err := NewBulkhead("db", 3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +40,7 @@ func TestBulkheadLimitsConcurrency(t *testing.T) {
 }
 
 func TestBulkheadNeverExceedsItsLimitUnderLoad(t *testing.T) {
-	b, _ := NewBulkhead("load", 4, time.Minute)
+	b, _ := NewBulkhead("load", 4, WithMaxWait(time.Minute))
 	defer b.Close()
 	var inFlight, peak atomic.Int64
 	var wg sync.WaitGroup
@@ -73,7 +73,7 @@ func TestBulkheadNeverExceedsItsLimitUnderLoad(t *testing.T) {
 }
 
 func TestBulkheadWaitHonoursCancellationAndDeadlines(t *testing.T) {
-	b, _ := NewBulkhead("wait", 1, time.Hour)
+	b, _ := NewBulkhead("wait", 1, WithMaxWait(time.Hour))
 	defer b.Close()
 	if err := b.Acquire(context.Background()); err != nil {
 		t.Fatal(err)
@@ -133,7 +133,7 @@ func TestBulkheadWaitHonoursCancellationAndDeadlines(t *testing.T) {
 }
 
 func TestBulkheadMaxWaitTimesOut(t *testing.T) {
-	b, _ := NewBulkhead("short", 1, 2*time.Millisecond)
+	b, _ := NewBulkhead("short", 1, WithMaxWait(2*time.Millisecond))
 	defer b.Close()
 	_ = b.TryAcquire()
 	err := b.Acquire(context.Background())
@@ -146,7 +146,7 @@ func TestBulkheadMaxWaitTimesOut(t *testing.T) {
 }
 
 func TestBulkheadReleasesOnPanicAndBadInput(t *testing.T) {
-	b, _ := NewBulkhead("p", 1, 0)
+	b, _ := NewBulkhead("p", 1)
 	func() {
 		defer func() { _ = recover() }()
 		_ = b.Execute(context.Background(), func(context.Context) error { panic("x") })
@@ -163,7 +163,7 @@ func TestBulkheadReleasesOnPanicAndBadInput(t *testing.T) {
 		n int
 		w time.Duration
 	}{{0, 0}, {-1, 0}, {1, -time.Second}} {
-		if _, err := NewBulkhead("bad", c.n, c.w); !errors.Is(err, ErrInvalidConfig) {
+		if _, err := NewBulkhead("bad", c.n, WithMaxWait(c.w)); !errors.Is(err, ErrInvalidConfig) {
 			t.Fatalf("%v: %v", c, err)
 		}
 	}
@@ -171,8 +171,7 @@ func TestBulkheadReleasesOnPanicAndBadInput(t *testing.T) {
 
 func TestKeyedBulkhead(t *testing.T) {
 	clock := NewMockClock()
-	kb, err := NewKeyedBulkhead(KeyedBulkheadConfig{PerKeyMax: 2, GlobalMax: 3, Limits: map[uint64]int{7: 1},
-		MaxKeys: 3, IdleTTL: time.Minute, Clock: clock})
+	kb, err := NewKeyedBulkhead("", 2, WithGlobalMax(3), WithKeyLimitUint64(7, 1), WithMaxKeys(3), WithIdleTTL(time.Minute), WithClock(clock))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,10 +254,10 @@ func TestKeyedBulkhead(t *testing.T) {
 	if err != errBoom {
 		t.Fatal(err)
 	}
-	if _, err := NewKeyedBulkhead(KeyedBulkheadConfig{PerKeyMax: -1}); !errors.Is(err, ErrInvalidConfig) {
+	if _, err := NewKeyedBulkhead("", -1); !errors.Is(err, ErrInvalidConfig) {
 		t.Fatal(err)
 	}
-	if _, err := NewKeyedBulkhead(KeyedBulkheadConfig{PerKeyMax: 0}); !errors.Is(err, ErrInvalidConfig) {
+	if _, err := NewKeyedBulkhead("", 0); !errors.Is(err, ErrInvalidConfig) {
 		t.Fatal(err)
 	}
 	kb.Close()

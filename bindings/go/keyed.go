@@ -19,38 +19,33 @@ import "C"
 import (
 	"context"
 	"fmt"
-	"maps"
 	"math"
 	"runtime"
 	"runtime/cgo"
-	"slices"
 	"sync/atomic"
-	"time"
-	"unsafe"
 )
 
-// KeyedBulkheadConfig configures a KeyedBulkhead: per-key concurrency limits (a tenant, a
-// user) with an optional limit across all keys. Zero fields keep the library defaults.
-type KeyedBulkheadConfig struct {
-	// Name lists the keyed bulkhead for the agent (StartAgent) under this name ("": not listed).
-	Name string
-	// PerKeyMax calls in flight per key (required, >= 1).
-	PerKeyMax int
-	// GlobalMax calls in flight across all keys (0: no global limit).
-	GlobalMax int
-	// Limits overrides PerKeyMax for some keys.
-	Limits map[uint64]int
-	// StringLimits overrides PerKeyMax for some string keys (those of TryAcquireString and
-	// Execute), hashed as the keyed bulkhead will hash them.
-	StringLimits map[string]int
-	// MaxKeys caps the keys held (0: no cap). Beyond it new keys are refused, or share one
-	// overflow entry when SharedOverflow is set.
-	MaxKeys        int
-	SharedOverflow bool
-	// IdleTTL: Sweep evicts keys idle that long (never a key with calls in flight).
-	IdleTTL time.Duration
-	// Clock drives idle eviction in tests.
-	Clock *MockClock
+// WithGlobalMax limits a KeyedBulkhead's calls in flight across all keys. Default: no
+// global limit.
+func WithGlobalMax(n int) Option {
+	return opt("global_max", kindKeyedBulkhead, func(s *settings) {
+		s.bulkhead.globalMax, s.bulkhead.globalMaxSet = n, true
+	})
+}
+
+// WithKeyLimit gives one string key of a KeyedBulkhead its own limit instead of perKeyMax
+// (hashed as the keyed bulkhead hashes the keys of TryAcquire and Execute).
+func WithKeyLimit(key string, n int) Option {
+	return opt("limits", kindKeyedBulkhead, func(s *settings) {
+		s.bulkhead.limits = append(s.bulkhead.limits, keyLimit{key: key, isStr: true, n: n})
+	})
+}
+
+// WithKeyLimitUint64 is WithKeyLimit for a uint64 key.
+func WithKeyLimitUint64(key uint64, n int) Option {
+	return opt("limits", kindKeyedBulkhead, func(s *settings) {
+		s.bulkhead.limits = append(s.bulkhead.limits, keyLimit{key64: key, n: n})
+	})
 }
 
 // KeyedBulkhead holds one small bulkhead per key (16 B per idle key in the library). Safe
@@ -80,86 +75,82 @@ func u32(field string, n int) (C.uint32_t, error) {
 	return C.uint32_t(n), nil
 }
 
-// NewKeyedBulkhead creates a keyed bulkhead.
-func NewKeyedBulkhead(cfg KeyedBulkheadConfig) (*KeyedBulkhead, error) {
+// NewKeyedBulkhead creates a keyed bulkhead: perKeyMax calls in flight per key (>= 1), with
+// the options WithGlobalMax, WithKeyLimit, WithKeyLimitUint64, WithMaxKeys,
+// WithSharedOverflow, WithIdleTTL and WithClock. name lists it for the agent (StartAgent)
+// and names it in its refusals ("": not listed).
+func NewKeyedBulkhead(name string, perKeyMax int, opts ...Option) (*KeyedBulkhead, error) {
 	if versionErr != nil {
 		return nil, versionErr
 	}
-	perKey, err := u32("per_key_max", cfg.PerKeyMax)
+	o := collect(opts)
+	if err := o.only(kindKeyedBulkhead, "a keyed bulkhead"); err != nil {
+		return nil, err
+	}
+	if err := o.keyed.overflow(); err != nil {
+		return nil, err
+	}
+	perKey, err := u32("per_key_max", perKeyMax)
 	if err != nil {
 		return nil, err
 	}
-	global, err := u32("global_max", cfg.GlobalMax)
+	global, err := u32("global_max", o.bulkhead.globalMax)
 	if err != nil {
 		return nil, err
 	}
-	if cfg.MaxKeys < 0 {
-		return nil, &ConfigError{Field: "max_keys", Message: fmt.Sprintf("must not be negative, got %d", cfg.MaxKeys)}
+	limits := make([]C.uint32_t, len(o.bulkhead.limits))
+	for i, l := range o.bulkhead.limits {
+		if limits[i], err = u32("limits", l.n); err != nil {
+			return nil, err
+		}
 	}
 	var c *C.surgewall_keyed_bulkhead_config
 	if err := statusErr("keyed_bulkhead_config_new", C.surgewall_keyed_bulkhead_config_new(perKey, &c)); err != nil {
 		return nil, err
 	}
-	set := func(op string, st C.surgewall_status) error {
-		if err := statusErr(op, st); err != nil {
-			C.surgewall_keyed_bulkhead_config_free(c)
-			return err
-		}
-		return nil
+	var steps []func() C.surgewall_status
+	if name != "" {
+		steps = append(steps, func() C.surgewall_status {
+			return C.surgewall_keyed_bulkhead_config_set_name(c, cBytes(name), C.size_t(len(name)))
+		})
 	}
-	if cfg.Name != "" {
-		st := C.surgewall_keyed_bulkhead_config_set_name(c, cBytes(cfg.Name), C.size_t(len(cfg.Name)))
-		if err := set("keyed_bulkhead_config_set_name", st); err != nil {
-			return nil, err
-		}
+	if o.bulkhead.globalMaxSet {
+		steps = append(steps, func() C.surgewall_status { return C.surgewall_keyed_bulkhead_config_set_global_max(c, global) })
 	}
-	if cfg.GlobalMax > 0 {
-		if err := set("keyed_bulkhead_config_set_global_max", C.surgewall_keyed_bulkhead_config_set_global_max(c, global)); err != nil {
-			return nil, err
-		}
+	for i, l := range o.bulkhead.limits {
+		steps = append(steps, func() C.surgewall_status {
+			if l.isStr {
+				return C.surgewall_keyed_bulkhead_config_set_limit_for_str(c, cBytes(l.key), C.size_t(len(l.key)), limits[i])
+			}
+			return C.surgewall_keyed_bulkhead_config_set_limit_for(c, C.uint64_t(l.key64), limits[i])
+		})
 	}
-	for k, n := range cfg.Limits {
-		v, err := u32("limits", n)
-		if err != nil {
-			C.surgewall_keyed_bulkhead_config_free(c)
-			return nil, err
-		}
-		if err := set("keyed_bulkhead_config_set_limit_for", C.surgewall_keyed_bulkhead_config_set_limit_for(c, C.uint64_t(k), v)); err != nil {
-			return nil, err
-		}
+	if o.keyed.maxKeysSet {
+		steps = append(steps, func() C.surgewall_status {
+			return C.surgewall_keyed_bulkhead_config_set_max_keys(c, C.size_t(o.keyed.maxKeys), C.bool(o.keyed.sharedOverflow))
+		})
 	}
-	for _, k := range slices.Sorted(maps.Keys(cfg.StringLimits)) {
-		v, err := u32("limits", cfg.StringLimits[k])
-		if err != nil {
-			C.surgewall_keyed_bulkhead_config_free(c)
-			return nil, err
-		}
-		st := C.surgewall_keyed_bulkhead_config_set_limit_for_str(c, (*C.uint8_t)(unsafe.Pointer(unsafe.StringData(k))), C.size_t(len(k)), v)
-		if err := set("keyed_bulkhead_config_set_limit_for_str", st); err != nil {
-			return nil, err
-		}
+	if o.keyed.idleTTLSet {
+		steps = append(steps, func() C.surgewall_status {
+			return C.surgewall_keyed_bulkhead_config_set_idle_ttl(c, durationNs(o.keyed.idleTTL))
+		})
 	}
-	if cfg.MaxKeys > 0 {
-		if err := set("keyed_bulkhead_config_set_max_keys", C.surgewall_keyed_bulkhead_config_set_max_keys(c, C.size_t(cfg.MaxKeys), C.bool(cfg.SharedOverflow))); err != nil {
-			return nil, err
-		}
+	if o.clock != nil {
+		steps = append(steps, func() C.surgewall_status {
+			ch, err := o.clock.handle()
+			if err != nil {
+				return C.SURGEWALL_INVALID_HANDLE
+			}
+			return C.surgewall_keyed_bulkhead_config_set_mock_clock(c, ch)
+		})
 	}
-	if cfg.IdleTTL != 0 {
-		if err := set("keyed_bulkhead_config_set_idle_ttl", C.surgewall_keyed_bulkhead_config_set_idle_ttl(c, durationNs(cfg.IdleTTL))); err != nil {
-			return nil, err
-		}
-	}
-	if cfg.Clock != nil {
-		ch, err := cfg.Clock.handle()
-		if err != nil {
+	for _, f := range steps {
+		if err := statusErr("keyed_bulkhead_config", f()); err != nil {
 			C.surgewall_keyed_bulkhead_config_free(c)
 			return nil, err
 		}
-		if err := set("keyed_bulkhead_config_set_mock_clock", C.surgewall_keyed_bulkhead_config_set_mock_clock(c, ch)); err != nil {
-			return nil, err
-		}
-		runtime.KeepAlive(cfg.Clock)
 	}
+	runtime.KeepAlive(o.clock)
 	var h *C.surgewall_keyed_bulkhead
 	var cerr *C.surgewall_error
 	if st := C.surgewall_keyed_bulkhead_new(c, &h, &cerr); st != C.SURGEWALL_OK {
@@ -170,7 +161,7 @@ func NewKeyedBulkhead(cfg KeyedBulkheadConfig) (*KeyedBulkhead, error) {
 		C.surgewall_keyed_bulkhead_free(h)
 		return nil, err
 	}
-	kb := &KeyedBulkhead{h: h, name: cfg.Name, id: uint64(id)}
+	kb := &KeyedBulkhead{h: h, name: name, id: uint64(id)}
 	runtime.AddCleanup(kb, freeKeyedBulkhead, h)
 	return kb, nil
 }

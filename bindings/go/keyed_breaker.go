@@ -95,11 +95,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"math"
 	"runtime"
 	"runtime/cgo"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -107,36 +105,10 @@ import (
 	"unsafe"
 )
 
-// OverflowKey names a KeyedBreaker's shared overflow breaker (see
-// KeyedBreakerConfig.SharedOverflow): the Key of its events, and the uint64 key that
+// OverflowKey names a KeyedBreaker's shared overflow breaker (see WithSharedOverflow): the Key of its events, and the uint64 key that
 // GetUint64 and the manual transitions (ResetUint64, ...) reach it by. String keys never
 // hash to it, and it is never a key of its own (Keys does not list it).
 const OverflowKey uint64 = math.MaxUint64
-
-// KeyedBreakerConfig is what a KeyedBreaker has on top of its template (the Options of
-// NewKeyedBreaker). Zero fields keep the library defaults.
-type KeyedBreakerConfig struct {
-	// Name lists the keyed breaker for the agent (StartAgent) under this name ("": not
-	// listed). Its keys show as the library's 64-bit keys (string keys as their hash).
-	Name string
-	// Overrides configure some string keys differently: a key's options are applied on top
-	// of the template's (as BreakerRegistry.Override does), so only what they set differs.
-	// An override may not set what the keyed breaker has once for all keys: the clock
-	// (WithClock, WithPreciseClock), the fallbacks (WithFallback, WithFallbackPayload), the
-	// classifier (WithClassifier, WithIsFailure), WithoutFastPath and WithoutClockTicker.
-	Overrides map[string][]Option
-	// Uint64Overrides are Overrides for uint64 keys (ExecuteUint64 and the like).
-	Uint64Overrides map[uint64][]Option
-	// MaxKeys caps the keys held (0: the library's default, 10 000). A new key beyond it is
-	// refused with a *RegistryFullError (ErrRegistryFull), or, with SharedOverflow, shares
-	// one overflow breaker (under OverflowKey) with every other key beyond the cap.
-	MaxKeys        int
-	SharedOverflow bool
-	// IdleTTL: Sweep evicts CLOSED keys idle that long (0: the library's default, 10
-	// minutes). OPEN, HALF_OPEN and manually set keys (forced open, disabled, metrics-only)
-	// are never evicted.
-	IdleTTL time.Duration
-}
 
 // KeyedBreaker holds one compact circuit breaker per key (per endpoint, per host, per user),
 // each made on first use from a template of Options (those NewBreaker takes) or its key's
@@ -216,44 +188,33 @@ func (s *settings) perKeyOnly(key string) error {
 		"the override for %s sets a %s; a keyed breaker has one for all keys, the template's", key, strings.ReplaceAll(what, "_", " "))}
 }
 
-type keyedOverride struct {
-	s     settings
-	key   string
-	key64 uint64
-	isStr bool
-}
-
-// NewKeyedBreaker creates a keyed breaker whose keys are breakers of the template options
-// (the Options NewBreaker takes, with its defaults), with cfg's overrides, cap and idle TTL.
-// WithClock, WithClassifier, WithFallback and WithFallbackPayload in the template apply to
-// the whole keyed breaker; WithoutFastPath changes nothing (a keyed call always asks the
-// library). Invalid settings give a *ConfigError naming the field.
-func NewKeyedBreaker(cfg KeyedBreakerConfig, template ...Option) (*KeyedBreaker, error) {
+// NewKeyedBreaker creates a keyed breaker whose keys are breakers of the template: the
+// Options NewBreaker takes (with its defaults), plus the keyed ones: WithOverride and
+// WithOverrideUint64 (some keys configured differently), WithMaxKeys, WithSharedOverflow and
+// WithIdleTTL. WithClock, WithClassifier, WithFallback and WithFallbackPayload apply to the
+// whole keyed breaker; WithoutFastPath changes nothing (a keyed call always asks the
+// library). name lists it for the agent (StartAgent) ("": not listed); its keys show there
+// as the library's 64-bit keys (string keys as their hash). Invalid settings give a
+// *ConfigError naming the field.
+func NewKeyedBreaker(name string, opts ...Option) (*KeyedBreaker, error) {
 	if versionErr != nil {
 		return nil, versionErr
 	}
-	if cfg.MaxKeys < 0 {
-		return nil, &ConfigError{Field: "max_keys", Message: fmt.Sprintf("must not be negative, got %d", cfg.MaxKeys)}
+	t := collect(opts)
+	if err := t.only(kindKeyedBreaker, "a keyed breaker"); err != nil {
+		return nil, err
 	}
-	if cfg.SharedOverflow && cfg.MaxKeys == 0 {
-		return nil, &ConfigError{Field: "max_keys", Message: "SharedOverflow needs a MaxKeys to overflow"}
+	if err := t.keyed.overflow(); err != nil {
+		return nil, err
 	}
-	t := collect(template)
-	if t.err != nil {
-		return nil, t.err
-	}
-	overrides := make([]keyedOverride, 0, len(cfg.Overrides)+len(cfg.Uint64Overrides))
-	for _, k := range slices.Sorted(maps.Keys(cfg.Overrides)) { // sorted: the same error each time
-		overrides = append(overrides, keyedOverride{s: collect(cfg.Overrides[k]), key: k, isStr: true})
-	}
-	for _, k := range slices.Sorted(maps.Keys(cfg.Uint64Overrides)) {
-		overrides = append(overrides, keyedOverride{s: collect(cfg.Uint64Overrides[k]), key64: k})
-	}
-	for _, o := range overrides {
-		if o.s.err != nil {
-			return nil, o.s.err
+	overrides := make([]settings, len(t.keyed.overrides))
+	for i, o := range t.keyed.overrides {
+		overrides[i] = collect(o.opts)
+		what := "the override for " + keyName(o.key, o.key64)
+		if err := overrides[i].only(kindBreaker, what); err != nil {
+			return nil, err
 		}
-		if err := o.s.perKeyOnly(keyName(o.key, o.key64)); err != nil {
+		if err := overrides[i].perKeyOnly(keyName(o.key, o.key64)); err != nil {
 			return nil, err
 		}
 	}
@@ -271,39 +232,39 @@ func NewKeyedBreaker(cfg KeyedBreakerConfig, template ...Option) (*KeyedBreaker,
 		C.surgewall_keyed_breaker_config_free(kc)
 		return nil, err
 	}
-	if cfg.Name != "" {
-		st := C.surgewall_keyed_breaker_config_set_name(kc, cBytes(cfg.Name), C.size_t(len(cfg.Name)))
+	if name != "" {
+		st := C.surgewall_keyed_breaker_config_set_name(kc, cBytes(name), C.size_t(len(name)))
 		if err := statusErr("keyed_breaker_config_set_name", st); err != nil {
 			return fail(err)
 		}
 	}
-	for _, o := range overrides {
+	for i, o := range t.keyed.overrides {
 		// The template's per-breaker settings, then the key's own (with any clock or fallback
 		// payload it sets, for the library to refuse by name).
-		oc, err := o.s.config(true, t.apply)
+		ov := overrides[i]
+		oc, err := ov.config(true, t.apply)
 		if err != nil {
 			return fail(err)
 		}
 		var st C.surgewall_status
 		if o.isStr {
-			st = C.surgewall_keyed_breaker_config_set_override_str(kc,
-				(*C.uint8_t)(unsafe.Pointer(unsafe.StringData(o.key))), C.size_t(len(o.key)), oc)
+			st = C.surgewall_keyed_breaker_config_set_override_str(kc, cBytes(o.key), C.size_t(len(o.key)), oc)
 		} else {
 			st = C.surgewall_keyed_breaker_config_set_override(kc, C.uint64_t(o.key64), oc)
 		}
-		runtime.KeepAlive(o.s.clock)
+		runtime.KeepAlive(ov.clock)
 		if err := statusErr("keyed_breaker_config_set_override", st); err != nil {
 			return fail(err)
 		}
 	}
-	if cfg.MaxKeys > 0 {
-		st := C.surgewall_keyed_breaker_config_set_max_keys(kc, C.size_t(cfg.MaxKeys), C.bool(cfg.SharedOverflow))
+	if t.keyed.maxKeysSet {
+		st := C.surgewall_keyed_breaker_config_set_max_keys(kc, C.size_t(t.keyed.maxKeys), C.bool(t.keyed.sharedOverflow))
 		if err := statusErr("keyed_breaker_config_set_max_keys", st); err != nil {
 			return fail(err)
 		}
 	}
-	if cfg.IdleTTL != 0 {
-		st := C.surgewall_keyed_breaker_config_set_idle_ttl(kc, durationNs(cfg.IdleTTL))
+	if t.keyed.idleTTLSet {
+		st := C.surgewall_keyed_breaker_config_set_idle_ttl(kc, durationNs(t.keyed.idleTTL))
 		if err := statusErr("keyed_breaker_config_set_idle_ttl", st); err != nil {
 			return fail(err)
 		}

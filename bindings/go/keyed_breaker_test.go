@@ -16,11 +16,13 @@ import (
 // test here records 128 calls with half of them failing.
 var keyedNeverTrips = WithMinimumCalls(128)
 
-func newTestKeyed(t *testing.T, cfg KeyedBreakerConfig, opts ...Option) (*KeyedBreaker, *MockClock) {
+// newTestKeyed makes a keyed breaker on a mock clock with the keyed options cfg and the
+// template opts.
+func newTestKeyed(t *testing.T, cfg []Option, opts ...Option) (*KeyedBreaker, *MockClock) {
 	t.Helper()
 	clock := NewMockClock()
 	t.Cleanup(func() { clock.Close() })
-	kb, err := NewKeyedBreaker(cfg, append([]Option{WithClock(clock)}, opts...)...)
+	kb, err := NewKeyedBreaker("", append(append([]Option{WithClock(clock)}, cfg...), opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +76,7 @@ func tripKey(t *testing.T, kb *KeyedBreaker, key string, n int) {
 }
 
 func TestKeyedBreakerOneKeyTripsOthersPass(t *testing.T) {
-	kb, clock := newTestKeyed(t, KeyedBreakerConfig{}, WithoutFailureRate(), WithConsecutiveFailures(2),
+	kb, clock := newTestKeyed(t, []Option{}, WithoutFailureRate(), WithConsecutiveFailures(2),
 		WithOpenFor(5*time.Second), WithHalfOpenCalls(1))
 	ctx := context.Background()
 	tripKey(t, kb, "GET /search", 2)
@@ -136,7 +138,7 @@ func TestKeyedBreakerHalfOpenProbesThenClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sub.Close()
-	kb, clock := newTestKeyed(t, KeyedBreakerConfig{}, WithoutFailureRate(), WithConsecutiveFailures(1),
+	kb, clock := newTestKeyed(t, []Option{}, WithoutFailureRate(), WithConsecutiveFailures(1),
 		WithOpenFor(time.Second), WithHalfOpenCalls(2))
 	tripKey(t, kb, "db-1", 1)
 	clock.Advance(time.Second)
@@ -202,7 +204,7 @@ func TestKeyedBreakerHalfOpenProbesThenClose(t *testing.T) {
 
 // Many goroutines on a HALF_OPEN key: exactly half_open_calls are admitted (I1).
 func TestKeyedBreakerHalfOpenAdmitsExactlyNUnderConcurrency(t *testing.T) {
-	kb, clock := newTestKeyed(t, KeyedBreakerConfig{}, WithoutFailureRate(), WithConsecutiveFailures(1),
+	kb, clock := newTestKeyed(t, []Option{}, WithoutFailureRate(), WithConsecutiveFailures(1),
 		WithOpenFor(time.Second), WithHalfOpenCalls(3))
 	tripKey(t, kb, "k", 1)
 	clock.Advance(time.Second)
@@ -242,10 +244,7 @@ func TestKeyedBreakerHalfOpenAdmitsExactlyNUnderConcurrency(t *testing.T) {
 }
 
 func TestKeyedBreakerOverrides(t *testing.T) {
-	kb, _ := newTestKeyed(t, KeyedBreakerConfig{
-		Overrides:       map[string][]Option{"GET /flaky": {WithConsecutiveFailures(1)}},
-		Uint64Overrides: map[uint64][]Option{42: {WithConsecutiveFailures(2)}},
-	}, WithoutFailureRate(), WithConsecutiveFailures(5), WithOpenFor(7*time.Second))
+	kb, _ := newTestKeyed(t, []Option{WithOverride("GET /flaky", WithConsecutiveFailures(1)), WithOverrideUint64(42, WithConsecutiveFailures(2))}, WithoutFailureRate(), WithConsecutiveFailures(5), WithOpenFor(7*time.Second))
 	ctx := context.Background()
 	tripKey(t, kb, "GET /flaky", 1)
 	// The override is layered on the template: the open wait is the template's.
@@ -280,7 +279,7 @@ func TestKeyedBreakerOverrides(t *testing.T) {
 
 func TestKeyedBreakerKeyCap(t *testing.T) {
 	t.Run("reject", func(t *testing.T) {
-		kb, _ := newTestKeyed(t, KeyedBreakerConfig{MaxKeys: 2}, keyedNeverTrips)
+		kb, _ := newTestKeyed(t, []Option{WithMaxKeys(2)}, keyedNeverTrips)
 		ctx := context.Background()
 		for _, k := range []string{"a", "b"} {
 			if err := kb.Execute(ctx, k, ok); err != nil {
@@ -320,7 +319,7 @@ func TestKeyedBreakerKeyCap(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer sub.Close()
-		kb, _ := newTestKeyed(t, KeyedBreakerConfig{MaxKeys: 2, SharedOverflow: true},
+		kb, _ := newTestKeyed(t, []Option{WithMaxKeys(2), WithSharedOverflow()},
 			WithoutFailureRate(), WithConsecutiveFailures(2), WithOpenFor(time.Minute))
 		ctx := context.Background()
 		for _, k := range []string{"a", "b"} {
@@ -372,7 +371,7 @@ func TestKeyedBreakerKeyCap(t *testing.T) {
 }
 
 func TestKeyedBreakerSweepEvictsIdleClosedKeysOnly(t *testing.T) {
-	kb, clock := newTestKeyed(t, KeyedBreakerConfig{IdleTTL: time.Minute},
+	kb, clock := newTestKeyed(t, []Option{WithIdleTTL(time.Minute)},
 		WithoutFailureRate(), WithConsecutiveFailures(1), WithOpenFor(time.Hour))
 	ctx := context.Background()
 	for _, k := range []string{"idle", "busy", "tripped", "forced", "off", "counting"} {
@@ -450,33 +449,36 @@ func TestKeyedBreakerSweepEvictsIdleClosedKeysOnly(t *testing.T) {
 func TestKeyedBreakerBadConfigNamesTheField(t *testing.T) {
 	cases := []struct {
 		name     string
-		cfg      KeyedBreakerConfig
+		cfg      []Option
 		template []Option
 		field    string
 	}{
-		{"minimum calls above the keyed limit", KeyedBreakerConfig{}, []Option{WithMinimumCalls(1000)}, "minimum_calls"},
-		{"override with minimum calls above the limit", KeyedBreakerConfig{Overrides: map[string][]Option{"x": {WithMinimumCalls(1000)}}}, nil, "minimum_calls"},
-		{"uint64 override with a NaN rate", KeyedBreakerConfig{Uint64Overrides: map[uint64][]Option{1: {WithFailureRate(math.NaN())}}}, nil, "failure_rate"},
-		{"NaN failure rate", KeyedBreakerConfig{}, []Option{WithFailureRate(math.NaN())}, "failure_rate"},
-		{"count window above the keyed limit", KeyedBreakerConfig{}, []Option{WithCountWindow(511), WithMinimumCalls(10)}, "window.calls"},
-		{"consecutive failures above the keyed limit", KeyedBreakerConfig{}, []Option{WithConsecutiveFailures(256)}, "consecutive_failures"},
-		{"half-open calls above the keyed limit", KeyedBreakerConfig{}, []Option{WithHalfOpenCalls(4096)}, "half_open_calls"},
-		{"negative idle TTL", KeyedBreakerConfig{IdleTTL: -time.Second}, nil, "idle_ttl"},
-		{"negative max keys", KeyedBreakerConfig{MaxKeys: -1}, nil, "max_keys"},
-		{"shared overflow without a cap", KeyedBreakerConfig{SharedOverflow: true}, nil, "max_keys"},
-		{"negative open for", KeyedBreakerConfig{}, []Option{WithOpenFor(-time.Second)}, "open_for"},
-		{"negative count in the template", KeyedBreakerConfig{}, []Option{WithMinimumCalls(-1)}, "minimum_calls"},
-		{"override sets a clock", KeyedBreakerConfig{Overrides: map[string][]Option{"x": {WithClock(NewMockClock())}}}, nil, "clock"},
-		{"override sets a precise clock", KeyedBreakerConfig{Overrides: map[string][]Option{"x": {WithPreciseClock()}}}, nil, "clock"},
-		{"override sets a fallback payload", KeyedBreakerConfig{Uint64Overrides: map[uint64][]Option{3: {WithFallbackPayload("text/plain", []byte("x"))}}}, nil, "fallback"},
-		{"override sets a classifier", KeyedBreakerConfig{Overrides: map[string][]Option{"x": {WithIsFailure(func(error) bool { return true })}}}, nil, "classifier"},
-		{"override sets a fallback", KeyedBreakerConfig{Overrides: map[string][]Option{"x": {WithFallback(func(context.Context, error) error { return nil })}}}, nil, "fallback"},
-		{"override turns the ticker off", KeyedBreakerConfig{Overrides: map[string][]Option{"x": {WithoutClockTicker()}}}, nil, "clock_ticker"},
-		{"nil clock", KeyedBreakerConfig{}, []Option{WithClock(nil)}, "clock"},
+		{"minimum calls above the keyed limit", []Option{}, []Option{WithMinimumCalls(1000)}, "minimum_calls"},
+		{"override with minimum calls above the limit", []Option{WithOverride("x", WithMinimumCalls(1000))}, nil, "minimum_calls"},
+		{"uint64 override with a NaN rate", []Option{WithOverrideUint64(1, WithFailureRate(math.NaN()))}, nil, "failure_rate"},
+		{"NaN failure rate", []Option{}, []Option{WithFailureRate(math.NaN())}, "failure_rate"},
+		{"count window above the keyed limit", []Option{}, []Option{WithCountWindow(511), WithMinimumCalls(10)}, "window.calls"},
+		{"consecutive failures above the keyed limit", []Option{}, []Option{WithConsecutiveFailures(256)}, "consecutive_failures"},
+		{"half-open calls above the keyed limit", []Option{}, []Option{WithHalfOpenCalls(4096)}, "half_open_calls"},
+		{"negative idle TTL", []Option{WithIdleTTL(-time.Second)}, nil, "idle_ttl"},
+		{"negative max keys", []Option{WithMaxKeys(-1)}, nil, "max_keys"},
+		{"zero max keys", []Option{WithMaxKeys(0)}, nil, "max_keys"},
+		{"an override sets a keyed option", []Option{WithOverride("x", WithMaxKeys(3))}, nil, "max_keys"},
+		{"a bulkhead's option", []Option{WithMaxWait(time.Second)}, nil, "max_wait"},
+		{"shared overflow without a cap", []Option{WithSharedOverflow()}, nil, "max_keys"},
+		{"negative open for", []Option{}, []Option{WithOpenFor(-time.Second)}, "open_for"},
+		{"negative count in the template", []Option{}, []Option{WithMinimumCalls(-1)}, "minimum_calls"},
+		{"override sets a clock", []Option{WithOverride("x", WithClock(NewMockClock()))}, nil, "clock"},
+		{"override sets a precise clock", []Option{WithOverride("x", WithPreciseClock())}, nil, "clock"},
+		{"override sets a fallback payload", []Option{WithOverrideUint64(3, WithFallbackPayload("text/plain", []byte("x")))}, nil, "fallback"},
+		{"override sets a classifier", []Option{WithOverride("x", WithIsFailure(func(error) bool { return true }))}, nil, "classifier"},
+		{"override sets a fallback", []Option{WithOverride("x", WithFallback(func(context.Context, error) error { return nil }))}, nil, "fallback"},
+		{"override turns the ticker off", []Option{WithOverride("x", WithoutClockTicker())}, nil, "clock_ticker"},
+		{"nil clock", []Option{}, []Option{WithClock(nil)}, "clock"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			kb, err := NewKeyedBreaker(c.cfg, c.template...)
+			kb, err := NewKeyedBreaker("", append(c.cfg, c.template...)...)
 			if err == nil {
 				kb.Close()
 				t.Fatal("accepted")
@@ -491,7 +493,7 @@ func TestKeyedBreakerBadConfigNamesTheField(t *testing.T) {
 		})
 	}
 	// The limits themselves are accepted.
-	kb, err := NewKeyedBreaker(KeyedBreakerConfig{MaxKeys: 1}, WithMinimumCalls(128), WithCountWindow(510),
+	kb, err := NewKeyedBreaker("", WithMaxKeys(1), WithMinimumCalls(128), WithCountWindow(510),
 		WithConsecutiveFailures(255), WithHalfOpenCalls(4095))
 	if err != nil {
 		t.Fatal(err)
@@ -500,13 +502,13 @@ func TestKeyedBreakerBadConfigNamesTheField(t *testing.T) {
 	// A closed clock.
 	c := NewMockClock()
 	c.Close()
-	if _, err := NewKeyedBreaker(KeyedBreakerConfig{}, WithClock(c)); !errors.Is(err, ErrClosed) {
+	if _, err := NewKeyedBreaker("", WithClock(c)); !errors.Is(err, ErrClosed) {
 		t.Fatal(err)
 	}
 }
 
 func TestKeyedBreakerUseAfterCloseGivesErrClosed(t *testing.T) {
-	kb, err := NewKeyedBreaker(KeyedBreakerConfig{}, keyedNeverTrips)
+	kb, err := NewKeyedBreaker("", keyedNeverTrips)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -585,7 +587,7 @@ func TestKeyedBreakerUseAfterCloseGivesErrClosed(t *testing.T) {
 func TestKeyedBreakerRaceOnANewKeyMakesOneKey(t *testing.T) {
 	// A streak of 255 failures cannot happen: each goroutine records a success between two
 	// of its failures, so at most one failure per goroutine runs in a row.
-	kb, _ := newTestKeyed(t, KeyedBreakerConfig{}, WithoutFailureRate(), WithConsecutiveFailures(255))
+	kb, _ := newTestKeyed(t, []Option{}, WithoutFailureRate(), WithConsecutiveFailures(255))
 	const workers = 8
 	perWorker := iterations(3000) / 3 * 3
 	start := make(chan struct{})
@@ -625,7 +627,7 @@ func TestKeyedBreakerRaceOnANewKeyMakesOneKey(t *testing.T) {
 }
 
 func TestKeyedBreakerPanicIsAFailure(t *testing.T) {
-	kb, clock := newTestKeyed(t, KeyedBreakerConfig{}, WithoutFailureRate(), WithConsecutiveFailures(1),
+	kb, clock := newTestKeyed(t, []Option{}, WithoutFailureRate(), WithConsecutiveFailures(1),
 		WithOpenFor(time.Second), WithHalfOpenCalls(1))
 	func() {
 		defer func() {
@@ -665,7 +667,7 @@ func TestKeyedBreakerPanicIsAFailure(t *testing.T) {
 
 func TestKeyedBreakerContextAndClassifiers(t *testing.T) {
 	errNotFound := errors.New("not found")
-	kb, _ := newTestKeyed(t, KeyedBreakerConfig{}, keyedNeverTrips,
+	kb, _ := newTestKeyed(t, []Option{}, keyedNeverTrips,
 		WithIsFailure(func(err error) bool { return !errors.Is(err, errNotFound) }))
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -694,7 +696,7 @@ func TestKeyedBreakerContextAndClassifiers(t *testing.T) {
 }
 
 func TestKeyedBreakerTwoStep(t *testing.T) {
-	kb, _ := newTestKeyed(t, KeyedBreakerConfig{}, WithoutFailureRate(), WithConsecutiveFailures(2),
+	kb, _ := newTestKeyed(t, []Option{}, WithoutFailureRate(), WithConsecutiveFailures(2),
 		WithSlowCalls(0.5, time.Second), WithTimeCalls(false), WithMinimumCalls(1))
 	done, err := kb.Allow("k")
 	if err != nil {
@@ -739,7 +741,7 @@ func TestKeyedBreakerTwoStep(t *testing.T) {
 		t.Fatal("one slow call of one trips at a 50 % slow rate:", s)
 	}
 	// A permit of another keyed breaker is refused.
-	other, _ := newTestKeyed(t, KeyedBreakerConfig{}, keyedNeverTrips)
+	other, _ := newTestKeyed(t, []Option{}, keyedNeverTrips)
 	r, _ := other.Acquire("k")
 	r.kb = kb
 	if err := r.Record(Success); !errors.Is(err, ErrInvalidPermit) {
@@ -754,7 +756,7 @@ func TestKeyedBreakerTwoStep(t *testing.T) {
 }
 
 func TestKeyedBreakerManualTransitions(t *testing.T) {
-	kb, clock := newTestKeyed(t, KeyedBreakerConfig{}, WithoutFailureRate(), WithConsecutiveFailures(1),
+	kb, clock := newTestKeyed(t, []Option{}, WithoutFailureRate(), WithConsecutiveFailures(1),
 		WithOpenFor(time.Second), WithHalfOpenCalls(1))
 	ctx := context.Background()
 	// A manual transition makes a key not held yet.
@@ -846,7 +848,7 @@ func TestKeyedBreakerManualTransitions(t *testing.T) {
 }
 
 func TestKeyedBreakerKeysAndRange(t *testing.T) {
-	kb, _ := newTestKeyed(t, KeyedBreakerConfig{}, WithoutFailureRate(), WithConsecutiveFailures(1))
+	kb, _ := newTestKeyed(t, []Option{}, WithoutFailureRate(), WithConsecutiveFailures(1))
 	ctx := context.Background()
 	_ = kb.Execute(ctx, "a", ok)
 	_ = kb.Execute(ctx, "b", fail)
@@ -875,7 +877,7 @@ func TestKeyedBreakerKeysAndRange(t *testing.T) {
 }
 
 func TestKeyedBreakerFallbacks(t *testing.T) {
-	kb, _ := newTestKeyed(t, KeyedBreakerConfig{MaxKeys: 1}, WithoutFailureRate(), WithConsecutiveFailures(1),
+	kb, _ := newTestKeyed(t, []Option{WithMaxKeys(1)}, WithoutFailureRate(), WithConsecutiveFailures(1),
 		WithFallbackPayload("application/json", []byte(`{"cached":true}`)),
 		WithFallback(func(_ context.Context, err error) error {
 			var re *RejectedError
@@ -897,7 +899,7 @@ func TestKeyedBreakerFallbacks(t *testing.T) {
 	if !has || ct != "application/json" || string(body) != `{"cached":true}` {
 		t.Fatal(ct, string(body), has)
 	}
-	plain, _ := newTestKeyed(t, KeyedBreakerConfig{})
+	plain, _ := newTestKeyed(t, []Option{})
 	if _, _, ok := plain.FallbackPayload(); ok {
 		t.Fatal(ok)
 	}
@@ -907,7 +909,7 @@ func TestKeyedExecuteDoesNotAllocate(t *testing.T) {
 	if debugBuild || raceEnabled {
 		t.Skip("allocation counts are only meaningful in a normal build")
 	}
-	kb, _ := newTestKeyed(t, KeyedBreakerConfig{}, keyedNeverTrips)
+	kb, _ := newTestKeyed(t, []Option{}, keyedNeverTrips)
 	ctx := context.Background()
 	keys := []string{"GET /api/v1/users/{id}/orders?page=1", "GET /api/v1/users/{id}/orders?page=2"}
 	i := 0
@@ -936,7 +938,7 @@ func TestForgottenKeyedBreakersAreCollected(t *testing.T) {
 	n := iterations(200)
 	func() {
 		for i := 0; i < n; i++ {
-			kb, err := NewKeyedBreaker(KeyedBreakerConfig{MaxKeys: 10}, keyedNeverTrips, WithoutClockTicker())
+			kb, err := NewKeyedBreaker("", WithMaxKeys(10), keyedNeverTrips, WithoutClockTicker())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -958,7 +960,7 @@ func TestForgottenKeyedBreakersAreCollected(t *testing.T) {
 // Close racing with calls in flight: no crash, every call ends with nil or ErrClosed.
 func TestKeyedBreakerCloseDuringCalls(t *testing.T) {
 	for round := 0; round < iterations(40); round++ {
-		kb, err := NewKeyedBreaker(KeyedBreakerConfig{}, keyedNeverTrips)
+		kb, err := NewKeyedBreaker("", keyedNeverTrips)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -981,7 +983,7 @@ func TestKeyedBreakerCloseDuringCalls(t *testing.T) {
 }
 
 func TestKeyedBulkheadStringLimits(t *testing.T) {
-	kb, err := NewKeyedBulkhead(KeyedBulkheadConfig{PerKeyMax: 3, StringLimits: map[string]int{"tenant-a": 1}})
+	kb, err := NewKeyedBulkhead("", 3, WithKeyLimit("tenant-a", 1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1013,7 +1015,7 @@ func TestKeyedBulkheadStringLimits(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := NewKeyedBulkhead(KeyedBulkheadConfig{PerKeyMax: 1, StringLimits: map[string]int{"x": -1}}); !errors.Is(err, ErrInvalidConfig) {
+	if _, err := NewKeyedBulkhead("", 1, WithKeyLimit("x", -1)); !errors.Is(err, ErrInvalidConfig) {
 		t.Fatal(err)
 	}
 }

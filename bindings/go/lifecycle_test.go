@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -47,6 +48,40 @@ func TestBadOptionsGiveConfigErrors(t *testing.T) {
 				t.Fatalf("field %q, want %q (%v)", ce.Field, c.field, err)
 			}
 		})
+	}
+	// Every constructor takes the one Option type and refuses another kind's option by name.
+	clock := NewMockClock()
+	defer clock.Close()
+	b, _ := NewBreaker("held", WithClock(clock))
+	defer b.Close()
+	for name, build := range map[string]func() error{
+		"a retry's option on a breaker": func() error { _, err := NewBreaker("x", WithMaxAttempts(3)); return err },
+		"a keyed option on a breaker":   func() error { _, err := NewBreaker("x", WithMaxKeys(3)); return err },
+		"a breaker's option on a bulkhead": func() error {
+			_, err := NewBulkhead("x", 1, WithFailureRate(0.5))
+			return err
+		},
+		"a bulkhead's option on a keyed bulkhead": func() error {
+			_, err := NewKeyedBulkhead("x", 1, WithMaxWait(time.Second))
+			return err
+		},
+		"an SLO's option on a retry": func() error { _, err := NewRetry("x", WithObjective(0.9)); return err },
+		"a retry's option on an SLO": func() error { _, err := NewSLO("x", WithSeed(1)); return err },
+		"a clock on an adjuster": func() error {
+			_, err := NewThresholdAdjuster(b, 0.1, 0.2, 0.8, 0.1, WithClock(clock))
+			return err
+		},
+		"a clock on the agent":    func() error { _, err := StartAgent(WithClock(clock)); return err },
+		"the agent's on a budget": func() error { _, err := NewRetryBudget(0.1, 1, time.Second, WithBind("x")); return err },
+		"a uint64 override on a registry": func() error {
+			_, err := NewBreakerRegistry(WithOverrideUint64(1, WithOpenFor(time.Second)))
+			return err
+		},
+	} {
+		var ce *ConfigError
+		if err := build(); !errors.As(err, &ce) || !strings.Contains(ce.Message, "is not an option of") {
+			t.Errorf("%s: %v", name, err)
+		}
 	}
 	// minimum_calls larger than a count window is an error, not silently clipped.
 	if _, err := NewBreaker("bad", WithCountWindow(5), WithMinimumCalls(6)); !errors.Is(err, ErrInvalidConfig) {

@@ -15,10 +15,7 @@ func TestSLOBurnsTheBudgetAndHoldsTheBreakerOpen(t *testing.T) {
 	defer b.Close()
 	sub, _ := Subscribe()
 	defer sub.Close()
-	slo, err := NewSLO(SLOConfig{Objective: 0.99, Window: time.Hour,
-		FastBurn:   &BurnPair{Long: 10 * time.Minute, Short: time.Minute, Threshold: 10},
-		SlowBurn:   &BurnPair{Long: 30 * time.Minute, Short: 5 * time.Minute, Threshold: 5},
-		BurnBucket: 6 * time.Second, MinCalls: 10, Breaker: b, MinOpen: time.Minute, Clock: clock})
+	slo, err := NewSLO("", WithObjective(0.99), WithObjectiveWindow(time.Hour), WithFastBurn(BurnPair{Long: 10 * time.Minute, Short: time.Minute, Threshold: 10}), WithSlowBurn(BurnPair{Long: 30 * time.Minute, Short: 5 * time.Minute, Threshold: 5}), WithBurnBucket(6*time.Second), WithMinimumCalls(10), WithHeldBreaker(b), WithMinOpen(time.Minute), WithClock(clock))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,10 +44,10 @@ func TestSLOBurnsTheBudgetAndHoldsTheBreakerOpen(t *testing.T) {
 	if !found {
 		t.Fatal("no fast burn event")
 	}
-	if _, err := NewSLO(SLOConfig{Objective: 1.5}); !errors.Is(err, ErrInvalidConfig) {
+	if _, err := NewSLO("", WithObjective(1.5)); !errors.Is(err, ErrInvalidConfig) {
 		t.Fatal(err)
 	}
-	if _, err := NewSLO(SLOConfig{Objective: math.NaN()}); !errors.Is(err, ErrInvalidConfig) {
+	if _, err := NewSLO("", WithObjective(math.NaN())); !errors.Is(err, ErrInvalidConfig) {
 		t.Fatal(err)
 	}
 	slo.Close()
@@ -63,7 +60,7 @@ func TestThresholdAdjusterMovesTowardTheBounds(t *testing.T) {
 	clock := NewMockClock()
 	b, _ := NewBreaker("adjusted", WithClock(clock), WithFailureRate(0.5), WithMinimumCalls(1000), WithCountWindow(1000))
 	defer b.Close()
-	a, err := NewThresholdAdjuster(b, ThresholdConfig{TargetErrorRate: 0.1, MinThreshold: 0.2, MaxThreshold: 0.8, Step: 0.1, MinCalls: 10})
+	a, err := NewThresholdAdjuster(b, 0.1, 0.2, 0.8, 0.1, WithMinimumCalls(10))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,10 +86,10 @@ func TestThresholdAdjusterMovesTowardTheBounds(t *testing.T) {
 	if m := a.Metrics(); m.Ticks != 1 || m.Changes != 1 || !m.Measured || m.LastErrorRate != 0.25 {
 		t.Fatalf("%+v", m)
 	}
-	if _, err := NewThresholdAdjuster(b, ThresholdConfig{TargetErrorRate: 0.1, MinThreshold: 0.9, MaxThreshold: 0.2, Step: 0.1}); !errors.Is(err, ErrInvalidConfig) {
+	if _, err := NewThresholdAdjuster(b, 0.1, 0.9, 0.2, 0.1); !errors.Is(err, ErrInvalidConfig) {
 		t.Fatal("min above max:", err)
 	}
-	if _, err := NewThresholdAdjuster(nil, ThresholdConfig{}); !errors.Is(err, ErrInvalidConfig) {
+	if _, err := NewThresholdAdjuster(nil, 0, 0, 0, 0); !errors.Is(err, ErrInvalidConfig) {
 		t.Fatal(err)
 	}
 }
@@ -200,9 +197,12 @@ func TestEventsMissedAfterOverrun(t *testing.T) {
 
 func TestBreakerRegistry(t *testing.T) {
 	clock := NewMockClock()
-	r := NewBreakerRegistry(3, WithClock(clock), WithoutFailureRate(), WithConsecutiveFailures(5))
+	r, err := NewBreakerRegistry(WithMaxKeys(3), WithClock(clock), WithoutFailureRate(), WithConsecutiveFailures(5),
+		WithOverride("GET /flaky", WithConsecutiveFailures(1)))
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer r.Close()
-	r.Override("GET /flaky", WithConsecutiveFailures(1))
 	var wg sync.WaitGroup
 	got := make([]*Breaker, 16)
 	for i := range got {

@@ -37,53 +37,50 @@ func (p *scenarioPolicies) newSLO(t *testing.T, words []string) (*SLO, error) {
 		f := strings.Split(v, "/")
 		return &BurnPair{Long: msDur(t, f[0]), Short: msDur(t, f[1]), Threshold: scenarioFloat(t, f[2])}
 	}
-	cfg := SLOConfig{Objective: scenarioFloat(t, m["objective"]), Window: msDur(t, m["window_ms"]),
-		FastBurn: pair(m["fast"]), SlowBurn: pair(m["slow"]), Clock: p.clock}
+	cfg := []Option{WithObjective(scenarioFloat(t, m["objective"])), WithObjectiveWindow(msDur(t, m["window_ms"])), WithFastBurn(*pair(m["fast"])), WithSlowBurn(*pair(m["slow"])), WithClock(p.clock)}
 	if v, ok := m["burn_bucket_ms"]; ok {
-		cfg.BurnBucket = msDur(t, v)
+		cfg = append(cfg, WithBurnBucket(msDur(t, v)))
 	}
 	if v, ok := m["recovery"]; ok {
-		cfg.RecoveryFactor = scenarioFloat(t, v)
+		cfg = append(cfg, WithRecoveryFactor(scenarioFloat(t, v)))
 	}
 	if v, ok := m["min_open_ms"]; ok {
-		cfg.MinOpen = msDur(t, v)
+		cfg = append(cfg, WithMinOpen(msDur(t, v)))
 	}
 	if _, ok := m["link"]; ok {
-		cfg.Breaker = p.breaker
+		cfg = append(cfg, WithHeldBreaker(p.breaker))
 	}
-	return NewSLO(cfg)
+	return NewSLO("", cfg...)
 }
 
 func (p *scenarioPolicies) newRetry(t *testing.T, words []string) *Retry {
 	m := kvs(words)
-	cfg := RetryConfig{MaxAttempts: atoi(t, m["max_attempts"]), Jitter: JitterNone, Clock: p.clock,
-		Sleep: func(_ context.Context, d time.Duration) error {
-			p.slept = append(p.slept, d)
-			p.clock.Advance(d)
-			return nil
-		},
-		RetryAfter: func(error) (time.Duration, bool) { return p.ra, p.ra >= 0 }}
+	cfg := []Option{WithMaxAttempts(atoi(t, m["max_attempts"])), WithJitter(JitterNone), WithClock(p.clock), WithSleep(func(_ context.Context, d time.Duration) error {
+		p.slept = append(p.slept, d)
+		p.clock.Advance(d)
+		return nil
+	}), WithRetryAfter(func(error) (time.Duration, bool) { return p.ra, p.ra >= 0 })}
 	f := strings.Split(m["backoff"], ":")
 	switch f[0] {
 	case "constant":
-		cfg.Backoff = Constant(msDur(t, f[1]))
+		cfg = append(cfg, WithBackoff(Constant(msDur(t, f[1]))))
 	case "linear":
-		cfg.Backoff = Linear(msDur(t, f[1]), msDur(t, f[2]))
+		cfg = append(cfg, WithBackoff(Linear(msDur(t, f[1]), msDur(t, f[2]))))
 	case "exponential":
-		cfg.Backoff = Exponential(msDur(t, f[1]), scenarioFloat(t, f[2]))
+		cfg = append(cfg, WithBackoff(Exponential(msDur(t, f[1]), scenarioFloat(t, f[2]))))
 	default:
 		t.Fatalf("unknown backoff %q", m["backoff"])
 	}
 	if v, ok := m["max_delay_ms"]; ok {
-		cfg.MaxDelay = msDur(t, v)
+		cfg = append(cfg, WithMaxDelay(msDur(t, v)))
 	}
 	if v, ok := m["max_elapsed_ms"]; ok {
-		cfg.MaxElapsed = msDur(t, v)
+		cfg = append(cfg, WithMaxElapsed(msDur(t, v)))
 	}
 	if v, ok := m["max_retry_after_ms"]; ok {
-		cfg.MaxRetryAfter = msDur(t, v)
+		cfg = append(cfg, WithMaxRetryAfter(msDur(t, v)))
 	}
-	r, err := NewRetry(cfg)
+	r, err := NewRetry("", cfg...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +176,7 @@ func (p *scenarioPolicies) step(t *testing.T, w []string, at string) bool {
 			p.budget.Close()
 		}
 		window := time.Duration(atoi(t, m["window_s"])) * time.Second
-		p.budget, err = NewRetryBudget(scenarioFloat(t, m["ratio"]), scenarioFloat(t, m["floor"]), window, p.clock)
+		p.budget, err = NewRetryBudget(scenarioFloat(t, m["ratio"]), scenarioFloat(t, m["floor"]), window, WithClock(p.clock))
 	case "try_retry":
 		granted := 0
 		for i := 0; i < atoi(t, w[1][1:]); i++ {
@@ -192,8 +189,7 @@ func (p *scenarioPolicies) step(t *testing.T, w []string, at string) bool {
 		}
 	case "threshold_refused":
 		o := kvs(w[2:])
-		_, err := NewThresholdAdjuster(p.breaker, ThresholdConfig{TargetErrorRate: scenarioFloat(t, o["target"]),
-			MinThreshold: scenarioFloat(t, o["min"]), MaxThreshold: scenarioFloat(t, o["max"]), Step: scenarioFloat(t, o["step"])})
+		_, err := NewThresholdAdjuster(p.breaker, scenarioFloat(t, o["target"]), scenarioFloat(t, o["min"]), scenarioFloat(t, o["max"]), scenarioFloat(t, o["step"]))
 		var ce *ConfigError
 		if !errors.As(err, &ce) || ce.Field != w[1] {
 			t.Fatalf("%s: got %v, want a ConfigError naming %s", at, err, w[1])

@@ -172,7 +172,7 @@ func BenchmarkKeyedExecute(b *testing.B) {
 	keys := benchKeys()
 
 	b.Run("surgewall-keyed", func(b *testing.B) {
-		kb, err := surgewall.NewKeyedBreaker(surgewall.KeyedBreakerConfig{}, templateOptions()...)
+		kb, err := surgewall.NewKeyedBreaker("", templateOptions()...)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -186,7 +186,7 @@ func BenchmarkKeyedExecute(b *testing.B) {
 	})
 
 	b.Run("surgewall-keyed-uint64", func(b *testing.B) {
-		kb, err := surgewall.NewKeyedBreaker(surgewall.KeyedBreakerConfig{}, templateOptions()...)
+		kb, err := surgewall.NewKeyedBreaker("", templateOptions()...)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -196,7 +196,10 @@ func BenchmarkKeyedExecute(b *testing.B) {
 	})
 
 	b.Run("surgewall-registry", func(b *testing.B) {
-		r := surgewall.NewBreakerRegistry(0, templateOptions()...)
+		r, err := surgewall.NewBreakerRegistry(templateOptions()...)
+		if err != nil {
+			b.Fatal(err)
+		}
 		defer r.Close()
 		ctx := context.Background()
 		runKeyed(b, func(i int) error {
@@ -254,7 +257,7 @@ func BenchmarkRejected(b *testing.B) {
 // BenchmarkKeyedRejected is the OPEN path of a keyed breaker: a *RejectedError naming the
 // key, its 64-bit form and RetryAfter, from one cgo crossing.
 func BenchmarkKeyedRejected(b *testing.B) {
-	kb, err := surgewall.NewKeyedBreaker(surgewall.KeyedBreakerConfig{}, templateOptions()...)
+	kb, err := surgewall.NewKeyedBreaker("", templateOptions()...)
 	if err != nil {
 		b.Fatal(err)
 	}
