@@ -17,7 +17,7 @@ import (
 )
 
 // Bulkhead limits how many calls run at once. Slots are taken with one atomic operation in
-// the library; callers that may wait (MaxWait > 0) wait in Go, in FIFO order, so that a
+// the library; callers that may wait (WithMaxWait) wait in Go, in FIFO order, so that a
 // wait honours ctx's deadline and cancellation and blocks no OS thread. Safe for
 // concurrent use.
 type Bulkhead struct {
@@ -115,8 +115,8 @@ func (b *Bulkhead) TryAcquire() error {
 
 // BulkheadFullError is a refusal by a Bulkhead or a KeyedBulkhead: "was I shed?" is
 // errors.Is(err, ErrBulkheadFull). It matches ErrTimeout as well when the caller waited its
-// whole MaxWait, and unwraps to the caller's context error (Cause) when the context ended
-// the wait first, so errors.Is(err, context.DeadlineExceeded) still says why.
+// whole max wait (WithMaxWait), and unwraps to the caller's context error (Cause) when the
+// context ended the wait first, so errors.Is(err, context.DeadlineExceeded) still says why.
 type BulkheadFullError struct {
 	// Bulkhead is the bulkhead's name.
 	Bulkhead string
@@ -129,7 +129,7 @@ type BulkheadFullError struct {
 	Global bool
 	// Waited is how long the caller waited before the refusal (0: it did not wait).
 	Waited time.Duration
-	// TimedOut: the caller waited its whole MaxWait.
+	// TimedOut: the caller waited its whole max wait (WithMaxWait).
 	TimedOut bool
 	// Cause is the caller's context error when the context ended the wait, else nil.
 	Cause error
@@ -153,7 +153,7 @@ func (e *BulkheadFullError) Error() string {
 	return msg
 }
 
-// Is matches ErrBulkheadFull, and ErrTimeout after a whole MaxWait.
+// Is matches ErrBulkheadFull, and ErrTimeout after a whole max wait (WithMaxWait).
 func (e *BulkheadFullError) Is(target error) bool {
 	return target == ErrBulkheadFull || (e.TimedOut && target == ErrTimeout)
 }
@@ -161,8 +161,8 @@ func (e *BulkheadFullError) Is(target error) bool {
 // Unwrap returns the caller's context error when the context ended the wait, else nil.
 func (e *BulkheadFullError) Unwrap() error { return e.Cause }
 
-// Acquire takes a slot, waiting up to the bulkhead's MaxWait (and no longer than ctx allows)
-// behind earlier waiters. It returns nil or a *BulkheadFullError (ErrBulkheadFull), also
+// Acquire takes a slot, waiting up to the bulkhead's max wait (WithMaxWait; no longer than
+// ctx allows) behind earlier waiters. It returns nil or a *BulkheadFullError (ErrBulkheadFull), also
 // when ctx ends the wait (the error then unwraps to ctx.Err()); a ctx already done returns
 // ctx.Err() as is, without trying. Every nil must be followed by exactly one Release.
 func (b *Bulkhead) Acquire(ctx context.Context) error {

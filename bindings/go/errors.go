@@ -25,11 +25,12 @@ var (
 	// ErrForcedOpen: the breaker was opened by hand (the rejection matches ErrOpen too).
 	ErrForcedOpen = errors.New("surgewall: circuit breaker was forced open")
 	// ErrBulkheadFull matches every bulkhead refusal (a *BulkheadFullError): no free slot at
-	// once, none within MaxWait (ErrTimeout as well), or none before the caller's context
+	// once, none within its max wait (ErrTimeout as well), or none before the caller's context
 	// ended (its error, context.DeadlineExceeded or context.Canceled, as well). It is the
 	// check for "was the call shed by a bulkhead?".
 	ErrBulkheadFull = errors.New("surgewall: bulkhead is full")
-	// ErrTimeout: a bulkhead's MaxWait ran out (the refusal matches ErrBulkheadFull too).
+	// ErrTimeout: a bulkhead's max wait (WithMaxWait) ran out (the refusal matches
+	// ErrBulkheadFull too).
 	ErrTimeout = errors.New("surgewall: wait timed out")
 	// ErrRetriesExhausted: a retry gave up; the *RetryError carries the last attempt's error.
 	ErrRetriesExhausted = errors.New("surgewall: retries exhausted")

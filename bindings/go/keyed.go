@@ -290,10 +290,10 @@ func (kb *KeyedBulkhead) ActiveUint64(key uint64) uint64 {
 	return uint64(out)
 }
 
-// Sweep evicts keys idle longer than IdleTTL and returns how many. Run it periodically:
-// idleness is measured between sweeps (a key unused since the previous sweep counts as idle
-// from then), so a key goes between IdleTTL and IdleTTL + one sweep interval after its last
-// use, and calls pay nothing for the tracking.
+// Sweep evicts keys idle longer than the idle TTL (WithIdleTTL) and returns how many. Run it
+// periodically: idleness is measured between sweeps (a key unused since the previous sweep
+// counts as idle from then), so a key goes between the idle TTL and the idle TTL + one sweep
+// interval after its last use, and calls pay nothing for the tracking.
 func (kb *KeyedBulkhead) Sweep() (int, error) {
 	h, err := kb.handle()
 	if err != nil {

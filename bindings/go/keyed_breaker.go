@@ -131,11 +131,11 @@ const OverflowKey uint64 = math.MaxUint64
 // the key (KeyOf for a string key), evictions as EventEvicted, both with Source == ID().
 //
 // The manual transitions (ForceOpen, Disable, MetricsOnly, TransitionToClosed,
-// TransitionToHalfOpen, Reset) make a
-// key the keyed breaker does not hold yet, as a call would. Beyond the key cap they return
-// an error matching ErrRegistryFull, but with SharedOverflow they act on the shared overflow
-// breaker, that is on every key beyond the cap (the library's behaviour): check with Get
-// that a key is held before forcing it open by hand.
+// TransitionToHalfOpen, Reset) make a key the keyed breaker does not hold yet, as a call
+// would. Beyond the key cap they return an error matching ErrRegistryFull, but with
+// WithSharedOverflow they act on the shared overflow breaker, that is on every key beyond
+// the cap (the library's behaviour): check with Get that a key is held before forcing it
+// open by hand.
 type KeyedBreaker struct {
 	hv       C.uintptr_t // the handle as an integer, for the hot path
 	closed   atomic.Bool
@@ -768,11 +768,11 @@ func (kb *KeyedBreaker) Reset(key string) error { return kb.manual(kbReset, key,
 // ResetUint64 is Reset for a uint64 key.
 func (kb *KeyedBreaker) ResetUint64(key uint64) error { return kb.manual(kbReset, "", false, key, 0) }
 
-// Sweep evicts the CLOSED keys idle longer than IdleTTL and returns how many (each is
-// published as an EventEvicted with its key). Run it periodically: idleness is measured
-// between sweeps (a key unused since a sweep counts as idle from that sweep), so a key goes
-// at the first sweep IdleTTL after the sweep that first saw it idle, and calls pay nothing
-// for the tracking. OPEN, HALF_OPEN, forced-open, disabled and metrics-only keys stay. A
+// Sweep evicts the CLOSED keys idle longer than the idle TTL (WithIdleTTL) and returns how
+// many (each is published as an EventEvicted with its key). Run it periodically: idleness is
+// measured between sweeps (a key unused since a sweep counts as idle from that sweep), so a
+// key goes at the first sweep one idle TTL after the sweep that first saw it idle, and calls
+// pay nothing for the tracking. OPEN, HALF_OPEN, forced-open, disabled and metrics-only keys stay. A
 // permit of an evicted key reports ErrLateResult.
 func (kb *KeyedBreaker) Sweep() (int, error) {
 	h, err := kb.handle()

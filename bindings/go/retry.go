@@ -35,8 +35,8 @@ const (
 	StopMaxElapsed      StopReason = C.SURGEWALL_STOP_REASON_MAX_ELAPSED      // the next attempt would overrun MaxElapsed
 	StopBudgetExhausted StopReason = C.SURGEWALL_STOP_REASON_BUDGET_EXHAUSTED // the retry budget refused
 	StopBreakerOpen     StopReason = C.SURGEWALL_STOP_REASON_BREAKER_OPEN     // the breaker rejects for longer than the retry may wait
-	// StopRetryAfterTooLong: the server's Retry-After is longer than MaxRetryAfter or would
-	// overrun MaxElapsed; a Retry-After is never shortened, so the retry stops.
+	// StopRetryAfterTooLong: the server's Retry-After is longer than WithMaxRetryAfter or would
+	// overrun WithMaxElapsed; a Retry-After is never shortened, so the retry stops.
 	StopRetryAfterTooLong StopReason = C.SURGEWALL_STOP_REASON_RETRY_AFTER_TOO_LONG
 )
 
@@ -81,7 +81,7 @@ func Exponential(initial time.Duration, multiplier float64) Backoff {
 	return Backoff{kind: 3, initial: initial, multiplier: multiplier}
 }
 
-// Decorrelated waits a uniform delay in [base, 3 x the previous one] (capped by MaxDelay).
+// Decorrelated waits a uniform delay in [base, 3 x the previous one] (capped by WithMaxDelay).
 func Decorrelated(base time.Duration) Backoff { return Backoff{kind: 4, initial: base} }
 
 // retrySettings are a Retry's options: the library's settings in order, and Go's own.
@@ -359,7 +359,7 @@ func (r *Retry) Do(ctx context.Context, fn func(context.Context) error) error {
 }
 
 // DoWith runs each attempt through breaker b (b.Execute): the schedule never retries into
-// it while it rejects, but waits for its RetryAfter (or stops, with StopOnOpenBreaker).
+// it while it rejects, but waits for its RetryAfter (or stops, with WithStopOnOpenBreaker).
 func (r *Retry) DoWith(ctx context.Context, b *Breaker, fn func(context.Context) error) error {
 	return r.do(ctx, b, func(ctx context.Context) error { return b.Execute(ctx, fn) })
 }
