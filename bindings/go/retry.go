@@ -93,6 +93,10 @@ type retrySettings struct {
 	sleep      func(ctx context.Context, d time.Duration) error
 }
 
+func retryOption(field string, f func(*C.surgewall_retry_config) C.surgewall_status) Option {
+	return opt(field, kindRetry, func(s *settings) { s.retry.steps = append(s.retry.steps, f) })
+}
+
 // A Retry's options. Without them: 3 attempts, Exponential(100ms, 2) with full jitter, no
 // cap on delays, a server's Retry-After waited in full, no elapsed limit, wait for an open
 // breaker, no budget.
@@ -150,49 +154,39 @@ func WithJitter(j Jitter) Option {
 // WithMaxDelay caps the backoff's delays. It never shortens a server's Retry-After nor a
 // breaker wait. Default: no cap.
 func WithMaxDelay(d time.Duration) Option {
-	return opt("max_delay", kindRetry, func(s *settings) {
-		s.retry.steps = append(s.retry.steps, func(c *C.surgewall_retry_config) C.surgewall_status {
-			return C.surgewall_retry_config_set_max_delay(c, durationNs(d))
-		})
+	return retryOption("max_delay", func(c *C.surgewall_retry_config) C.surgewall_status {
+		return C.surgewall_retry_config_set_max_delay(c, durationNs(d))
 	})
 }
 
 // WithMaxRetryAfter: the longest server Retry-After waited; a longer one stops the retry with
 // StopRetryAfterTooLong rather than being shortened. Default: no limit but WithMaxElapsed.
 func WithMaxRetryAfter(d time.Duration) Option {
-	return opt("max_retry_after", kindRetry, func(s *settings) {
-		s.retry.steps = append(s.retry.steps, func(c *C.surgewall_retry_config) C.surgewall_status {
-			return C.surgewall_retry_config_set_max_retry_after(c, durationNs(d))
-		})
+	return retryOption("max_retry_after", func(c *C.surgewall_retry_config) C.surgewall_status {
+		return C.surgewall_retry_config_set_max_retry_after(c, durationNs(d))
 	})
 }
 
 // WithMaxElapsed: never start an attempt that would end later than d after the start.
 // Default: no limit.
 func WithMaxElapsed(d time.Duration) Option {
-	return opt("max_elapsed", kindRetry, func(s *settings) {
-		s.retry.steps = append(s.retry.steps, func(c *C.surgewall_retry_config) C.surgewall_status {
-			return C.surgewall_retry_config_set_max_elapsed(c, durationNs(d))
-		})
+	return retryOption("max_elapsed", func(c *C.surgewall_retry_config) C.surgewall_status {
+		return C.surgewall_retry_config_set_max_elapsed(c, durationNs(d))
 	})
 }
 
 // WithAttemptTimeout: how long one attempt may take, to decide whether the next one fits
 // WithMaxElapsed. Do does not cancel attempts; give fn a ctx deadline for that.
 func WithAttemptTimeout(d time.Duration) Option {
-	return opt("attempt_timeout", kindRetry, func(s *settings) {
-		s.retry.steps = append(s.retry.steps, func(c *C.surgewall_retry_config) C.surgewall_status {
-			return C.surgewall_retry_config_set_attempt_timeout(c, durationNs(d))
-		})
+	return retryOption("attempt_timeout", func(c *C.surgewall_retry_config) C.surgewall_status {
+		return C.surgewall_retry_config_set_attempt_timeout(c, durationNs(d))
 	})
 }
 
 // WithStopOnOpenBreaker: when the breaker rejects, stop instead of waiting for it.
 func WithStopOnOpenBreaker() Option {
-	return opt("stop_on_open_breaker", kindRetry, func(s *settings) {
-		s.retry.steps = append(s.retry.steps, func(c *C.surgewall_retry_config) C.surgewall_status {
-			return C.surgewall_retry_config_set_stop_on_open_breaker(c, true)
-		})
+	return retryOption("stop_on_open_breaker", func(c *C.surgewall_retry_config) C.surgewall_status {
+		return C.surgewall_retry_config_set_stop_on_open_breaker(c, true)
 	})
 }
 
