@@ -794,7 +794,7 @@ func (kb *KeyedBreaker) Keys() []KeySnapshot {
 	var out []KeySnapshot
 	user := cgo.NewHandle(&out)
 	defer user.Delete()
-	kb.live()
+	maybeGC() // an observer: it reads a closed keyed breaker too
 	st := C.surgewall_go_kb_for_each(kb.hv, C.uintptr_t(user))
 	runtime.KeepAlive(kb)
 	mustRead("keyed_breaker_for_each", st)
