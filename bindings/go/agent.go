@@ -24,25 +24,22 @@ type Agent struct {
 	port int
 }
 
-// AgentOption configures StartAgent.
-type AgentOption func(*agentSettings)
-
-type agentSettings struct{ bind string }
-
-// WithBind sets the admin address (default "127.0.0.1:9464", loopback only; port 0 picks a
-// free port, see Agent.Port).
-func WithBind(addr string) AgentOption { return func(s *agentSettings) { s.bind = addr } }
+// WithBind sets the agent's admin address (default "127.0.0.1:9464", loopback only; port 0
+// picks a free port, see Agent.Port).
+func WithBind(addr string) Option {
+	return opt("bind", kindAgent, func(s *settings) { s.bind = addr })
+}
 
 // StartAgent starts the agent. A second start while one runs returns an error matching
 // ErrAlreadyRunning; an address that cannot be bound, one matching ErrIO; an unparsable one,
 // ErrInvalidArgument.
-func StartAgent(opts ...AgentOption) (*Agent, error) {
+func StartAgent(opts ...Option) (*Agent, error) {
 	if versionErr != nil {
 		return nil, versionErr
 	}
-	s := agentSettings{bind: "127.0.0.1:9464"}
-	for _, o := range opts {
-		o(&s)
+	s := collect(append([]Option{WithBind("127.0.0.1:9464")}, opts...))
+	if err := s.only(kindAgent, "the agent"); err != nil {
+		return nil, err
 	}
 	bind := []byte(s.bind)
 	var ptr *C.uint8_t

@@ -51,7 +51,7 @@ func TestAgentServesGoPoliciesOverHTTPAndMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	db, err := NewBulkhead("go-agent-db", 4, 0)
+	db, err := NewBulkhead("go-agent-db", 4)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +97,7 @@ func TestAgentServesGoPoliciesOverHTTPAndMetrics(t *testing.T) {
 		t.Fatalf("reset: %v %v", err, resp)
 	}
 	resp.Body.Close()
-	if st, _ := b.State(); st != StateClosed {
+	if st := b.State(); st != StateClosed {
 		t.Fatalf("after reset: %v", st)
 	}
 
@@ -151,7 +151,7 @@ func TestAgentListsNamedKeyedPoliciesAndSLOs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer agent.Stop(context.Background())
-	kb, err := NewKeyedBreaker(KeyedBreakerConfig{Name: "go-agent-hosts"})
+	kb, err := NewKeyedBreaker("go-agent-hosts")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,17 +159,17 @@ func TestAgentListsNamedKeyedPoliciesAndSLOs(t *testing.T) {
 	if err := kb.ExecuteUint64(context.Background(), 7, func(context.Context) error { return nil }); err != nil {
 		t.Fatal(err)
 	}
-	kbh, err := NewKeyedBulkhead(KeyedBulkheadConfig{PerKeyMax: 2, Name: "go-agent-tenants"})
+	kbh, err := NewKeyedBulkhead("go-agent-tenants", 2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer kbh.Close()
-	slo, err := NewSLO(SLOConfig{Objective: 0.99, Name: "go-agent-slo"})
+	slo, err := NewSLO("go-agent-slo", WithObjective(0.99))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer slo.Close()
-	retry, err := NewRetry(RetryConfig{Name: "go-agent-retry", MaxAttempts: 2})
+	retry, err := NewRetry("go-agent-retry", WithMaxAttempts(2))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +185,7 @@ func TestAgentListsNamedKeyedPoliciesAndSLOs(t *testing.T) {
 			t.Errorf("%s: %d %s (want %s)", path, code, body, want)
 		}
 	}
-	if _, err := NewSLO(SLOConfig{Objective: 0.99, Name: "a\x00b"}); !errors.Is(err, ErrInvalidConfig) {
+	if _, err := NewSLO("a\x00b", WithObjective(0.99)); !errors.Is(err, ErrInvalidConfig) {
 		t.Fatalf("a name with NUL: %v", err)
 	}
 }

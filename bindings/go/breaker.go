@@ -100,6 +100,15 @@ func NewBreaker(name string, opts ...Option) (*Breaker, error) {
 		return nil, versionErr
 	}
 	s := collect(opts)
+	if err := s.only(kindBreaker, "a breaker"); err != nil {
+		return nil, err
+	}
+	return newBreaker(name, s)
+}
+
+// newBreaker makes a breaker of settings whose kinds the caller checked (NewBreaker,
+// BreakerRegistry.Get).
+func newBreaker(name string, s settings) (*Breaker, error) {
 	cfg, err := s.config(true)
 	if err != nil {
 		return nil, err
@@ -151,9 +160,11 @@ func (b *Breaker) Name() string { return b.name }
 // ID is the breaker's process-unique id: the Source of its events.
 func (b *Breaker) ID() uint64 { return b.id }
 
-// Close marks the breaker closed: later calls return ErrClosed, and it leaves the clock
-// ticker. Idempotent, and safe while calls are in flight (they finish normally). The
-// library's memory for the breaker is released when the Breaker is garbage collected.
+// Close marks the breaker closed: later calls, permits and manual transitions return
+// ErrClosed, and it leaves the clock ticker. The observers (State, RetryAfter, Metrics,
+// FallbackPayload, Name, ID) keep reading the breaker as Close left it. Idempotent, and
+// safe while calls are in flight (they finish normally). The library's memory for the
+// breaker is released when the Breaker is garbage collected.
 func (b *Breaker) Close() error {
 	if b.closed.Swap(true) {
 		return nil
@@ -169,6 +180,12 @@ func (b *Breaker) handle() (*C.surgewall_breaker, error) {
 		return nil, ErrClosed
 	}
 	return b.h, nil
+}
+
+// live returns the handle for an observer, closed or not: it lives while b does.
+func (b *Breaker) live() *C.surgewall_breaker {
+	maybeGC()
+	return b.h
 }
 
 // Permit is the right to make one call, from Breaker.Acquire. Report the call's outcome
@@ -371,35 +388,23 @@ func (b *Breaker) Allow() (done func(error), err error) {
 }
 
 // State is the current state (no side effects: an elapsed open wait shows as OPEN until the
-// next call moves it to HALF_OPEN).
-func (b *Breaker) State() (State, error) {
-	h, err := b.handle()
-	if err != nil {
-		return 0, err
-	}
+// next call moves it to HALF_OPEN). After Close it is the state Close left.
+func (b *Breaker) State() State {
 	var s C.surgewall_state
-	st := C.surgewall_breaker_state(h, &s)
+	st := C.surgewall_breaker_state(b.live(), &s)
 	runtime.KeepAlive(b)
-	if err := statusErr("breaker_state", st); err != nil {
-		return 0, err
-	}
-	return State(s), nil
+	mustRead("breaker_state", st)
+	return State(s)
 }
 
 // RetryAfter is how long until the breaker admits again: 0 when it admits now, Forever for
 // an indefinite forced open.
-func (b *Breaker) RetryAfter() (time.Duration, error) {
-	h, err := b.handle()
-	if err != nil {
-		return 0, err
-	}
+func (b *Breaker) RetryAfter() time.Duration {
 	var ns C.uint64_t
-	st := C.surgewall_breaker_retry_after(h, &ns)
+	st := C.surgewall_breaker_retry_after(b.live(), &ns)
 	runtime.KeepAlive(b)
-	if err := statusErr("breaker_retry_after", st); err != nil {
-		return 0, err
-	}
-	return nsDuration(ns), nil
+	mustRead("breaker_retry_after", st)
+	return nsDuration(ns)
 }
 
 // WindowCounts are the counts of a window and its rates.
@@ -454,17 +459,11 @@ func windowCounts(c C.struct_surgewall_window_counts) WindowCounts {
 }
 
 // Metrics returns a snapshot of the breaker's counters (lock-free; it stops nobody).
-func (b *Breaker) Metrics() (Metrics, error) {
-	h, err := b.handle()
-	if err != nil {
-		return Metrics{}, err
-	}
+func (b *Breaker) Metrics() Metrics {
 	var s C.struct_surgewall_breaker_stats
-	st := C.surgewall_breaker_metrics(h, &s)
+	st := C.surgewall_breaker_metrics(b.live(), &s)
 	runtime.KeepAlive(b)
-	if err := statusErr("breaker_metrics", st); err != nil {
-		return Metrics{}, err
-	}
+	mustRead("breaker_metrics", st)
 	m := Metrics{
 		State: State(s.state), Generation: uint64(s.generation), TimeInState: nsDuration(s.time_in_state_ns),
 		Window: windowCounts(s.window), LastWindow: windowCounts(s.last_window),
@@ -482,7 +481,7 @@ func (b *Breaker) Metrics() (Metrics, error) {
 			m.Transitions[i][j] = uint64(s.transitions[i][j])
 		}
 	}
-	return m, nil
+	return m
 }
 
 func (b *Breaker) manual(op string, f func(*C.surgewall_breaker) C.surgewall_status) error {
@@ -495,21 +494,27 @@ func (b *Breaker) manual(op string, f func(*C.surgewall_breaker) C.surgewall_sta
 	return statusErr(op, st)
 }
 
-// ForceOpen opens the breaker by hand until another manual transition.
-func (b *Breaker) ForceOpen() error {
+// ForceOpen opens the breaker by hand for d (then it probes), or until another manual
+// transition when d is Forever. A negative d returns ErrInvalidArgument.
+func (b *Breaker) ForceOpen(d time.Duration) error {
+	ns, err := forceOpenNs("breaker_force_open", d)
+	if err != nil {
+		return err
+	}
 	return b.manual("breaker_force_open", func(h *C.surgewall_breaker) C.surgewall_status {
-		return C.surgewall_breaker_force_open(h, -1)
+		return C.surgewall_breaker_force_open(h, C.int64_t(ns))
 	})
 }
 
-// ForceOpenFor opens the breaker by hand for d (>= 0), then it probes.
-func (b *Breaker) ForceOpenFor(d time.Duration) error {
-	if d < 0 {
-		return &StatusError{Op: "breaker_force_open", Code: C.SURGEWALL_INVALID_ARG}
+// forceOpenNs is the library's duration of a forced open: -1 for Forever.
+func forceOpenNs(op string, d time.Duration) (int64, error) {
+	switch {
+	case d == Forever:
+		return -1, nil
+	case d < 0:
+		return 0, &StatusError{Op: op, Code: C.SURGEWALL_INVALID_ARG}
 	}
-	return b.manual("breaker_force_open", func(h *C.surgewall_breaker) C.surgewall_status {
-		return C.surgewall_breaker_force_open(h, durationNs(d))
-	})
+	return int64(d), nil
 }
 
 // Disable lets every call pass and records nothing.
@@ -568,25 +573,14 @@ func (b *Breaker) SetFailureRateThreshold(threshold float64) (old float64, err e
 
 // FallbackPayload returns a copy of the static payload set with WithFallbackPayload; ok is
 // false when there is none.
-func (b *Breaker) FallbackPayload() (contentType string, body []byte, ok bool, err error) {
-	h, err := b.handle()
-	if err != nil {
-		return "", nil, false, err
-	}
+func (b *Breaker) FallbackPayload() (contentType string, body []byte, ok bool) {
 	var bp, cp *C.uint8_t
 	var bl, cl C.size_t
-	st := C.surgewall_breaker_fallback(h, &bp, &bl, &cp, &cl)
-	if err := statusErr("breaker_fallback", st); err != nil {
-		runtime.KeepAlive(b)
-		return "", nil, false, err
-	}
+	st := C.surgewall_breaker_fallback(b.live(), &bp, &bl, &cp, &cl)
+	defer runtime.KeepAlive(b) // the pointers are into the breaker, which lives while b does
+	mustRead("breaker_fallback", st)
 	if bp == nil && cp == nil {
-		runtime.KeepAlive(b)
-		return "", nil, false, nil
+		return "", nil, false
 	}
-	// The pointers are into the breaker, which lives while b does (KeepAlive below).
-	body = C.GoBytes(unsafe.Pointer(bp), C.int(bl))
-	contentType = C.GoStringN((*C.char)(unsafe.Pointer(cp)), C.int(cl))
-	runtime.KeepAlive(b)
-	return contentType, body, true, nil
+	return C.GoStringN((*C.char)(unsafe.Pointer(cp)), C.int(cl)), C.GoBytes(unsafe.Pointer(bp), C.int(bl)), true
 }

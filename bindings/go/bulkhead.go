@@ -14,11 +14,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 )
 
 // Bulkhead limits how many calls run at once. Slots are taken with one atomic operation in
-// the library; callers that may wait (MaxWait > 0) wait in Go, in FIFO order, so that a
+// the library; callers that may wait (WithMaxWait) wait in Go, in FIFO order, so that a
 // wait honours ctx's deadline and cancellation and blocks no OS thread. Safe for
 // concurrent use.
 type Bulkhead struct {
@@ -36,11 +35,42 @@ type Bulkhead struct {
 
 func freeBulkhead(h *C.surgewall_bulkhead) { cleanupsRun.Add(1); C.surgewall_bulkhead_free(h) }
 
-// NewBulkhead creates a bulkhead with maxConcurrent slots. maxWait is how long Acquire may
-// wait for a slot (0: never wait; the caller's ctx can shorten any wait).
-func NewBulkhead(name string, maxConcurrent int, maxWait time.Duration) (*Bulkhead, error) {
+// bulkheadSettings are the options of the bulkheads.
+type bulkheadSettings struct {
+	maxWait      time.Duration
+	globalMax    int
+	globalMaxSet bool
+	limits       []keyLimit
+}
+
+// keyLimit is one key's own limit in a KeyedBulkhead.
+type keyLimit struct {
+	key   string
+	key64 uint64
+	isStr bool
+	n     int
+}
+
+// WithMaxWait lets a Bulkhead's Acquire wait up to d for a slot (the caller's ctx can
+// shorten any wait). Default 0: never wait.
+func WithMaxWait(d time.Duration) Option {
+	return opt("max_wait", kindBulkhead, func(s *settings) {
+		if d < 0 {
+			s.fail(&ConfigError{Field: "max_wait", Message: fmt.Sprintf("must not be negative, got %v", d)})
+			return
+		}
+		s.bulkhead.maxWait = d
+	})
+}
+
+// NewBulkhead creates a bulkhead with maxConcurrent slots. Its one option is WithMaxWait.
+func NewBulkhead(name string, maxConcurrent int, opts ...Option) (*Bulkhead, error) {
 	if versionErr != nil {
 		return nil, versionErr
+	}
+	s := collect(opts)
+	if err := s.only(kindBulkhead, "a bulkhead"); err != nil {
+		return nil, err
 	}
 	if maxConcurrent < 0 || maxConcurrent > math.MaxUint32 {
 		return nil, &ConfigError{Field: "max_concurrent", Message: fmt.Sprintf("must be in [1, %d], got %d", uint32(math.MaxUint32), maxConcurrent)}
@@ -48,15 +78,11 @@ func NewBulkhead(name string, maxConcurrent int, maxWait time.Duration) (*Bulkhe
 	var h *C.surgewall_bulkhead
 	var cerr *C.surgewall_error
 	// The library gets no wait of its own: waiting happens in Go (see Acquire).
-	if maxWait < 0 {
-		return nil, &ConfigError{Field: "max_wait", Message: fmt.Sprintf("must not be negative, got %v", maxWait)}
-	}
-	st := C.surgewall_bulkhead_new((*C.uint8_t)(unsafe.Pointer(unsafe.StringData(name))), C.size_t(len(name)),
-		C.uint32_t(maxConcurrent), 0, nil, &h, &cerr)
+	st := C.surgewall_bulkhead_new(cBytes(name), C.size_t(len(name)), C.uint32_t(maxConcurrent), 0, nil, &h, &cerr)
 	if st != C.SURGEWALL_OK {
 		return nil, constructorErr("bulkhead_new", st, cerr)
 	}
-	b := &Bulkhead{h: h, name: name, maxWait: maxWait}
+	b := &Bulkhead{h: h, name: name, maxWait: s.bulkhead.maxWait}
 	runtime.AddCleanup(b, freeBulkhead, h)
 	return b, nil
 }
@@ -87,30 +113,58 @@ func (b *Bulkhead) TryAcquire() error {
 	return statusErr("bulkhead_try_acquire", st)
 }
 
-// BulkheadFullError is a refusal by a bulkhead. It matches ErrBulkheadFull, and ErrTimeout
-// when the caller waited its whole MaxWait.
+// BulkheadFullError is a refusal by a Bulkhead or a KeyedBulkhead: "was I shed?" is
+// errors.Is(err, ErrBulkheadFull). It matches ErrTimeout as well when the caller waited its
+// whole max wait (WithMaxWait), and unwraps to the caller's context error (Cause) when the
+// context ended the wait first, so errors.Is(err, context.DeadlineExceeded) still says why.
 type BulkheadFullError struct {
+	// Bulkhead is the bulkhead's name.
 	Bulkhead string
+	// Keyed is true for a KeyedBulkhead's refusal. Key is then the string key of the call
+	// ("" when it was made with a uint64 key) and KeyID its 64-bit key (KeyedBulkhead.KeyOf);
+	// Global says that the limit across all keys refused, not the key's own.
+	Keyed  bool
+	Key    string
+	KeyID  uint64
+	Global bool
 	// Waited is how long the caller waited before the refusal (0: it did not wait).
-	Waited   time.Duration
+	Waited time.Duration
+	// TimedOut: the caller waited its whole max wait (WithMaxWait).
 	TimedOut bool
+	// Cause is the caller's context error when the context ended the wait, else nil.
+	Cause error
 }
 
 func (e *BulkheadFullError) Error() string {
-	if e.TimedOut {
-		return fmt.Sprintf("surgewall: bulkhead %q is full (waited %v)", e.Bulkhead, e.Waited)
+	msg := fmt.Sprintf("surgewall: bulkhead %q is full", e.Bulkhead)
+	if e.Keyed {
+		limit := "its limit"
+		if e.Global {
+			limit = "the global limit"
+		}
+		msg = fmt.Sprintf("surgewall: bulkhead %q refused %s: %s reached", e.Bulkhead, keyName(e.Key, e.KeyID), limit)
 	}
-	return fmt.Sprintf("surgewall: bulkhead %q is full", e.Bulkhead)
+	switch {
+	case e.Cause != nil:
+		return fmt.Sprintf("%s (waited %v: %v)", msg, e.Waited, e.Cause)
+	case e.TimedOut:
+		return fmt.Sprintf("%s (waited %v)", msg, e.Waited)
+	}
+	return msg
 }
 
-// Is matches ErrBulkheadFull, and ErrTimeout after a whole wait.
+// Is matches ErrBulkheadFull, and ErrTimeout after a whole max wait (WithMaxWait).
 func (e *BulkheadFullError) Is(target error) bool {
 	return target == ErrBulkheadFull || (e.TimedOut && target == ErrTimeout)
 }
 
-// Acquire takes a slot, waiting up to the bulkhead's MaxWait (and no longer than ctx allows)
-// behind earlier waiters. It returns nil, a *BulkheadFullError, or ctx's error when ctx ends
-// first. Every nil must be followed by exactly one Release.
+// Unwrap returns the caller's context error when the context ended the wait, else nil.
+func (e *BulkheadFullError) Unwrap() error { return e.Cause }
+
+// Acquire takes a slot, waiting up to the bulkhead's max wait (WithMaxWait; no longer than
+// ctx allows) behind earlier waiters. It returns nil or a *BulkheadFullError (ErrBulkheadFull), also
+// when ctx ends the wait (the error then unwraps to ctx.Err()); a ctx already done returns
+// ctx.Err() as is, without trying. Every nil must be followed by exactly one Release.
 func (b *Bulkhead) Acquire(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -168,7 +222,7 @@ func (b *Bulkhead) wait(ctx context.Context) error {
 		case <-ctx.Done():
 			leave()
 			b.passOn(ch)
-			return ctx.Err()
+			return &BulkheadFullError{Bulkhead: b.name, Waited: time.Since(start), Cause: ctx.Err()}
 		case <-timer.C:
 			leave()
 			b.passOn(ch)
@@ -262,28 +316,23 @@ type BulkheadMetrics struct {
 }
 
 // Metrics returns a snapshot. Waits happen in Go, so their counts come from Go.
-func (b *Bulkhead) Metrics() (BulkheadMetrics, error) {
-	h, err := b.handle()
-	if err != nil {
-		return BulkheadMetrics{}, err
-	}
+func (b *Bulkhead) Metrics() BulkheadMetrics {
+	maybeGC()
 	var s C.struct_surgewall_bulkhead_stats
-	st := C.surgewall_bulkhead_metrics(h, &s)
+	st := C.surgewall_bulkhead_metrics(b.h, &s)
 	runtime.KeepAlive(b)
-	if err := statusErr("bulkhead_metrics", st); err != nil {
-		return BulkheadMetrics{}, err
-	}
+	mustRead("bulkhead_metrics", st)
 	return BulkheadMetrics{
 		Active: uint64(s.active), Waiting: uint64(b.waiting.Load()), MaxConcurrent: uint64(s.max_concurrent),
 		Accepted: uint64(s.accepted), Rejected: uint64(s.rejected),
 		TimedOut: b.timedOut.Load(), Waited: b.waited.Load(),
 		TotalWait: time.Duration(b.totalWaitNs.Load()), MaxWait: time.Duration(b.maxWaitNs.Load()),
 		UnexpectedReleases: uint64(s.unexpected_releases),
-	}, nil
+	}
 }
 
-// Close marks the bulkhead closed (later calls return ErrClosed). Idempotent; the library
-// memory goes when the Bulkhead is collected.
+// Close marks the bulkhead closed: later acquires and releases return ErrClosed; Metrics
+// keeps reading. Idempotent; the library memory goes when the Bulkhead is collected.
 func (b *Bulkhead) Close() error {
 	b.closed.Store(true)
 	return nil

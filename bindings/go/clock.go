@@ -64,20 +64,19 @@ func (c *MockClock) Advance(d time.Duration) {
 	}
 }
 
-// Now is the clock's current reading (it starts at 1 s).
+// Now is the clock's current reading (it starts at 1 s); after Close, the reading Close left.
 func (c *MockClock) Now() time.Duration {
-	h, err := c.handle()
-	if err != nil {
-		return 0
-	}
+	maybeGC()
 	var ns C.uint64_t
-	C.surgewall_mock_clock_now(h, &ns)
+	st := C.surgewall_mock_clock_now(c.h, &ns)
 	runtime.KeepAlive(c)
+	mustRead("mock_clock_now", st)
 	return nsDuration(ns)
 }
 
-// Close marks the clock closed (breakers made with it keep their own reference and go on
-// reading it). Idempotent; the library memory goes when the MockClock is collected.
+// Close marks the clock closed: Advance panics and no new object may use it; Now keeps
+// reading, and objects made with it keep their own reference and go on reading it.
+// Idempotent; the library memory goes when the MockClock is collected.
 func (c *MockClock) Close() error {
 	if c != nil {
 		c.closed.Store(true)

@@ -29,7 +29,7 @@ func attemptGaps(t *testing.T, r *Retry, clock *MockClock) ([]time.Duration, err
 
 func TestRetryZeroFieldsAreTheLibraryDefaults(t *testing.T) {
 	clock := NewMockClock()
-	r, err := NewRetry(RetryConfig{Jitter: JitterNone, Clock: clock})
+	r, err := NewRetry("", WithJitter(JitterNone), WithClock(clock))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +43,7 @@ func TestRetryZeroFieldsAreTheLibraryDefaults(t *testing.T) {
 		t.Fatalf("Exponential(100ms, 2) by default: %v", gaps)
 	}
 	// No hidden cap: the default backoff keeps doubling past 5 s and 30 s.
-	r2, err := NewRetry(RetryConfig{MaxAttempts: 10, Jitter: JitterNone, Clock: clock})
+	r2, err := NewRetry("", WithMaxAttempts(10), WithJitter(JitterNone), WithClock(clock))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +55,7 @@ func TestRetryZeroFieldsAreTheLibraryDefaults(t *testing.T) {
 
 func TestRetryWithAMockClockWaitsOnItNotInRealTime(t *testing.T) {
 	clock := NewMockClock()
-	r, err := NewRetry(RetryConfig{MaxAttempts: 3, Backoff: Constant(30 * time.Second), Jitter: JitterNone, Clock: clock})
+	r, err := NewRetry("", WithMaxAttempts(3), WithBackoff(Constant(30*time.Second)), WithJitter(JitterNone), WithClock(clock))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,14 +89,14 @@ func TestBackoffDelaysArePositiveAndNoBackoffDoesNotWait(t *testing.T) {
 		{Linear(0, time.Second), "backoff.initial"},
 		{Decorrelated(0), "backoff.base"},
 	} {
-		_, err := NewRetry(RetryConfig{Backoff: c.b})
+		_, err := NewRetry("", WithBackoff(c.b))
 		var ce *ConfigError
 		if !errors.As(err, &ce) || ce.Field != c.field {
 			t.Fatalf("%+v: got %v, want a ConfigError naming %s", c.b, err, c.field)
 		}
 	}
 	clock := NewMockClock()
-	r, err := NewRetry(RetryConfig{MaxAttempts: 4, Backoff: NoBackoff(), Clock: clock})
+	r, err := NewRetry("", WithMaxAttempts(4), WithBackoff(NoBackoff()), WithClock(clock))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +113,7 @@ func TestConfigErrorsSayTheirFieldOnceAndTheRuleTheDocsState(t *testing.T) {
 	if err == nil || err.Error() != want {
 		t.Fatalf("got %v, want %q", err, want)
 	}
-	_, err = NewRetry(RetryConfig{Backoff: Exponential(0, 2)})
+	_, err = NewRetry("", WithBackoff(Exponential(0, 2)))
 	want = "surgewall: invalid configuration: backoff.initial: must be longer than zero (to retry without waiting, use the none backoff)"
 	if err == nil || err.Error() != want {
 		t.Fatalf("got %v, want %q", err, want)

@@ -13,29 +13,37 @@ import (
 
 // Sentinel errors, for errors.Is. Errors returned by this package wrap or match one of them.
 var (
-	// ErrRejected matches every breaker rejection: ErrOpen, ErrHalfOpenFull, ErrForcedOpen.
-	ErrRejected = errors.New("surgewall: call rejected by the circuit breaker")
-	// ErrOpen: the breaker is OPEN (also matched by a forced open, see ErrForcedOpen).
+	// ErrOpen matches every breaker rejection, whatever the state that refused: OPEN,
+	// HALF_OPEN with every probe slot taken (ErrHalfOpenFull as well) and FORCED_OPEN
+	// (ErrForcedOpen as well), of a Breaker or of a KeyedBreaker's key. It is the check for
+	// "was the call refused by a breaker?" (as failsafe-go's circuitbreaker.ErrOpen);
+	// RejectedError.State says which state it was.
 	ErrOpen = errors.New("surgewall: circuit breaker is open")
-	// ErrHalfOpenFull: the breaker is HALF_OPEN and all its probe slots are taken. It does
-	// not match ErrOpen (the breaker is probing, not refusing), but it matches ErrRejected.
+	// ErrHalfOpenFull: the breaker is HALF_OPEN and all its probe slots are taken (the
+	// rejection matches ErrOpen too).
 	ErrHalfOpenFull = errors.New("surgewall: circuit breaker is half-open and all probe slots are taken")
-	// ErrForcedOpen: the breaker was opened by hand. errors.Is(err, ErrOpen) is true as well.
+	// ErrForcedOpen: the breaker was opened by hand (the rejection matches ErrOpen too).
 	ErrForcedOpen = errors.New("surgewall: circuit breaker was forced open")
-	// ErrBulkheadFull: the bulkhead has no free slot (and no wait was allowed or it ran out).
+	// ErrBulkheadFull matches every bulkhead refusal (a *BulkheadFullError): no free slot at
+	// once, none within its max wait (ErrTimeout as well), or none before the caller's context
+	// ended (its error, context.DeadlineExceeded or context.Canceled, as well). It is the
+	// check for "was the call shed by a bulkhead?".
 	ErrBulkheadFull = errors.New("surgewall: bulkhead is full")
-	// ErrTimeout: a bounded wait ran out of time.
+	// ErrTimeout: a bulkhead's max wait (WithMaxWait) ran out (the refusal matches
+	// ErrBulkheadFull too).
 	ErrTimeout = errors.New("surgewall: wait timed out")
 	// ErrRetriesExhausted: a retry gave up; the *RetryError carries the last attempt's error.
 	ErrRetriesExhausted = errors.New("surgewall: retries exhausted")
 	// ErrRetryBudgetExhausted: a retry budget refused a retry.
 	ErrRetryBudgetExhausted = errors.New("surgewall: retry budget exhausted")
-	// ErrRegistryFull: a keyed registry is at its key cap and rejects new keys.
+	// ErrRegistryFull: a keyed registry (KeyedBreaker, KeyedBulkhead, BreakerRegistry) is at
+	// its key cap and refuses a new key (a *RegistryFullError for the keyed ones).
 	ErrRegistryFull = errors.New("surgewall: registry is full")
 	// ErrNotFound: a keyed registry does not hold the key (never used, or evicted). The
 	// KeyedBreaker's Get and State report it as ok == false instead.
 	ErrNotFound = errors.New("surgewall: key not found")
-	// ErrClosed: the object was closed (or its handle is no longer valid).
+	// ErrClosed: the object was closed: its calls, permits and changes return it (its
+	// observers keep reading, see the package documentation).
 	ErrClosed = errors.New("surgewall: object is closed")
 	// ErrInvalidConfig: a configuration was rejected; a *ConfigError names the field.
 	ErrInvalidConfig = errors.New("surgewall: invalid configuration")
@@ -68,9 +76,9 @@ var (
 	ErrVersionMismatch = errors.New("surgewall: header and library versions differ")
 )
 
-// RejectedError is returned when a breaker refuses a call. It matches ErrRejected and the
-// reason (ErrOpen, ErrHalfOpenFull or ErrForcedOpen; a forced open matches ErrOpen too).
-// A KeyedBreaker's rejections are RejectedErrors too, naming the key.
+// RejectedError is returned when a breaker refuses a call. It matches ErrOpen, whatever the
+// state, and the reason: ErrHalfOpenFull or ErrForcedOpen. A KeyedBreaker's rejections are
+// RejectedErrors too, naming the key.
 type RejectedError struct {
 	// Breaker is the breaker's name ("" for a KeyedBreaker).
 	Breaker string
@@ -110,15 +118,15 @@ func keyName(key string, id uint64) string {
 // Unwrap returns the reason sentinel.
 func (e *RejectedError) Unwrap() error { return e.reason }
 
-// Is reports whether target is ErrRejected, the reason, or ErrOpen for a forced open.
+// Is reports whether target is ErrOpen (every rejection) or the reason.
 func (e *RejectedError) Is(target error) bool {
-	return target == ErrRejected || target == e.reason || (target == ErrOpen && e.reason == ErrForcedOpen)
+	return target == ErrOpen || target == e.reason
 }
 
-// RegistryFullError is returned when a KeyedBreaker at its key cap (MaxKeys, without
-// SharedOverflow) refuses a key it does not hold. It matches ErrRegistryFull, not
-// ErrRejected: no breaker state refused the call, the cap did (and a WithFallback fallback
-// does not run).
+// RegistryFullError is returned when a KeyedBreaker or a KeyedBulkhead at its key cap
+// (WithMaxKeys, without WithSharedOverflow) refuses a key it does not hold. It matches
+// ErrRegistryFull, neither ErrOpen nor ErrBulkheadFull: no breaker state and no slot limit
+// refused the call, the cap did (and a WithFallback fallback does not run).
 type RegistryFullError struct {
 	// Key is the string key of the call ("" for a uint64 key); KeyID its 64-bit key.
 	Key   string
@@ -217,6 +225,17 @@ func statusErr(op string, st C.surgewall_status) error {
 		return nil
 	}
 	return &StatusError{Op: op, Code: int32(st)}
+}
+
+// mustRead checks the status of an observer's library call (State, Metrics, KeyOf, ...).
+// Observers read a handle that lives as long as its object, closed or not, so the call
+// cannot fail but through a bug in the library (a caught panic) or an object not made by
+// its constructor (a zero value): then it panics with the *StatusError, since an observer
+// has no error to return and must not make a value up.
+func mustRead(op string, st C.surgewall_status) {
+	if err := statusErr(op, st); err != nil {
+		panic(err)
+	}
 }
 
 // constructorErr turns a constructor's status and optional error object into a Go error

@@ -94,6 +94,7 @@ type Subscription struct {
 	mu      sync.Mutex
 	h       *C.surgewall_subscription
 	closed  bool
+	missed  uint64 // the count Close left
 	cleanup runtime.Cleanup
 }
 
@@ -192,26 +193,34 @@ func (s *Subscription) Watch(ctx context.Context, interval time.Duration) <-chan
 	return ch
 }
 
-// Missed is how many events this subscription lost because it fell behind the ring.
-func (s *Subscription) Missed() (uint64, error) {
+// Missed is how many events this subscription lost because it fell behind the ring; after
+// Close, the count Close left.
+func (s *Subscription) Missed() uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.missedLocked()
+}
+
+func (s *Subscription) missedLocked() uint64 {
 	if s.closed {
-		return 0, ErrClosed
+		return s.missed
 	}
 	var n C.uint64_t
 	st := C.surgewall_subscription_missed(s.h, &n)
 	runtime.KeepAlive(s)
-	return uint64(n), statusErr("subscription_missed", st)
+	mustRead("subscription_missed", st)
+	return uint64(n)
 }
 
-// Close ends the subscription. Idempotent.
+// Close ends the subscription (Poll then returns ErrClosed; Missed keeps its count).
+// Idempotent.
 func (s *Subscription) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return nil
 	}
+	s.missed = s.missedLocked()
 	s.closed = true
 	s.cleanup.Stop()
 	C.surgewall_subscription_free(s.h)

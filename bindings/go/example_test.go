@@ -81,11 +81,11 @@ func ExampleNewMockClock() {
 	defer b.Close()
 
 	_ = b.Execute(context.Background(), func(context.Context) error { return errors.New("down") })
-	s, _ := b.State()
+	s := b.State()
 	fmt.Println(s)
 	clock.Advance(5 * time.Second)
 	_ = b.Execute(context.Background(), func(context.Context) error { return nil }) // a probe
-	s, _ = b.State()
+	s = b.State()
 	fmt.Println(s)
 	// Output:
 	// open
@@ -96,13 +96,11 @@ func ExampleNewMockClock() {
 // and each rejection names its key.
 func ExampleKeyedBreaker() {
 	clock := surgewall.NewMockClock() // only to make the output reproducible
-	endpoints, err := surgewall.NewKeyedBreaker(surgewall.KeyedBreakerConfig{
-		MaxKeys: 10_000,           // beyond: ErrRegistryFull (or SharedOverflow)
-		IdleTTL: 10 * time.Minute, // Sweep evicts keys idle that long (never an open one)
-		Overrides: map[string][]surgewall.Option{
-			"POST /payments": {surgewall.WithConsecutiveFailures(1)}, // stricter for this key
-		},
-	},
+	endpoints, err := surgewall.NewKeyedBreaker("endpoints",
+		surgewall.WithMaxKeys(10_000),         // beyond: ErrRegistryFull (or WithSharedOverflow)
+		surgewall.WithIdleTTL(10*time.Minute), // Sweep evicts keys idle that long (never an open one)
+		surgewall.WithOverride("POST /payments", // stricter for this key
+			surgewall.WithConsecutiveFailures(1)),
 		surgewall.WithClock(clock), // the template: NewBreaker's options
 		surgewall.WithConsecutiveFailures(3),
 		surgewall.WithOpenFor(5*time.Second))
@@ -131,4 +129,31 @@ func ExampleKeyedBreaker() {
 	// GET /search: rejected, retry in 5s
 	// POST /payments: rejected, retry in 5s
 	// GET /cart: <nil>
+}
+
+// "Was the call refused?" is one errors.Is per policy: ErrOpen for every breaker rejection
+// (open, half-open with its probes out, forced open), ErrBulkheadFull for every bulkhead
+// refusal, whether MaxWait or the caller's context ended the wait.
+func ExampleBulkhead_Acquire() {
+	clock := surgewall.NewMockClock() // only to make the output reproducible
+	b, _ := surgewall.NewBreaker("db", surgewall.WithClock(clock),
+		surgewall.WithConsecutiveFailures(1), surgewall.WithHalfOpenCalls(1))
+	defer b.Close()
+	_ = b.Execute(context.Background(), func(context.Context) error { return errors.New("down") })
+	clock.Advance(5 * time.Second)
+	probe, _ := b.Acquire() // the one probe is out: the next call is refused by HALF_OPEN
+	_, err := b.Acquire()
+	fmt.Println(errors.Is(err, surgewall.ErrOpen), errors.Is(err, surgewall.ErrHalfOpenFull))
+	_ = probe.Release()
+
+	pool, _ := surgewall.NewBulkhead("db-pool", 1, surgewall.WithMaxWait(time.Minute))
+	defer pool.Close()
+	_ = pool.TryAcquire() // the one slot is taken
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	err = pool.Acquire(ctx) // the caller's deadline ends the wait before MaxWait
+	fmt.Println(errors.Is(err, surgewall.ErrBulkheadFull), errors.Is(err, context.DeadlineExceeded))
+	// Output:
+	// true true
+	// true true
 }

@@ -19,38 +19,33 @@ import "C"
 import (
 	"context"
 	"fmt"
-	"maps"
 	"math"
 	"runtime"
 	"runtime/cgo"
-	"slices"
 	"sync/atomic"
-	"time"
-	"unsafe"
 )
 
-// KeyedBulkheadConfig configures a KeyedBulkhead: per-key concurrency limits (a tenant, a
-// user) with an optional limit across all keys. Zero fields keep the library defaults.
-type KeyedBulkheadConfig struct {
-	// Name lists the keyed bulkhead for the agent (StartAgent) under this name ("": not listed).
-	Name string
-	// PerKeyMax calls in flight per key (required, >= 1).
-	PerKeyMax int
-	// GlobalMax calls in flight across all keys (0: no global limit).
-	GlobalMax int
-	// Limits overrides PerKeyMax for some keys.
-	Limits map[uint64]int
-	// StringLimits overrides PerKeyMax for some string keys (those of TryAcquireString and
-	// Execute), hashed as the keyed bulkhead will hash them.
-	StringLimits map[string]int
-	// MaxKeys caps the keys held (0: no cap). Beyond it new keys are refused, or share one
-	// overflow entry when SharedOverflow is set.
-	MaxKeys        int
-	SharedOverflow bool
-	// IdleTTL: Sweep evicts keys idle that long (never a key with calls in flight).
-	IdleTTL time.Duration
-	// Clock drives idle eviction in tests.
-	Clock *MockClock
+// WithGlobalMax limits a KeyedBulkhead's calls in flight across all keys. Default: no
+// global limit.
+func WithGlobalMax(n int) Option {
+	return opt("global_max", kindKeyedBulkhead, func(s *settings) {
+		s.bulkhead.globalMax, s.bulkhead.globalMaxSet = n, true
+	})
+}
+
+// WithKeyLimit gives one string key of a KeyedBulkhead its own limit instead of perKeyMax
+// (hashed as the keyed bulkhead hashes the keys of TryAcquire and Execute).
+func WithKeyLimit(key string, n int) Option {
+	return opt("limits", kindKeyedBulkhead, func(s *settings) {
+		s.bulkhead.limits = append(s.bulkhead.limits, keyLimit{key: key, isStr: true, n: n})
+	})
+}
+
+// WithKeyLimitUint64 is WithKeyLimit for a uint64 key.
+func WithKeyLimitUint64(key uint64, n int) Option {
+	return opt("limits", kindKeyedBulkhead, func(s *settings) {
+		s.bulkhead.limits = append(s.bulkhead.limits, keyLimit{key64: key, n: n})
+	})
 }
 
 // KeyedBulkhead holds one small bulkhead per key (16 B per idle key in the library). Safe
@@ -58,55 +53,14 @@ type KeyedBulkheadConfig struct {
 type KeyedBulkhead struct {
 	h      *C.surgewall_keyed_bulkhead
 	closed atomic.Bool
+	name   string
+	id     uint64
 }
 
-// KeyedPermit is a slot taken for one key; give it back with Release, exactly once.
-type KeyedPermit struct {
+// KeyedBulkheadPermit is a slot taken for one key; give it back with Release, exactly once.
+type KeyedBulkheadPermit struct {
 	kb *KeyedBulkhead
 	p  C.struct_surgewall_keyed_permit
-}
-
-// KeyedRejection says why a keyed acquire was refused.
-type KeyedRejection int32
-
-const (
-	// KeyFull: the key is at its own limit.
-	KeyFull KeyedRejection = C.SURGEWALL_KEYED_REJECTION_KEY_FULL
-	// GlobalFull: all keys together are at the global limit.
-	GlobalFull KeyedRejection = C.SURGEWALL_KEYED_REJECTION_GLOBAL_FULL
-	// TooManyKeys: the key is new and the key cap is reached.
-	TooManyKeys KeyedRejection = C.SURGEWALL_KEYED_REJECTION_TOO_MANY_KEYS
-)
-
-func (r KeyedRejection) String() string {
-	switch r {
-	case KeyFull:
-		return "key full"
-	case GlobalFull:
-		return "global limit reached"
-	case TooManyKeys:
-		return "too many keys"
-	}
-	return fmt.Sprintf("KeyedRejection(%d)", int32(r))
-}
-
-// KeyedRejectedError is a refusal by a KeyedBulkhead. It matches ErrBulkheadFull (KeyFull,
-// GlobalFull) or ErrRegistryFull (TooManyKeys).
-type KeyedRejectedError struct {
-	Key    uint64
-	Reason KeyedRejection
-}
-
-func (e *KeyedRejectedError) Error() string {
-	return fmt.Sprintf("surgewall: keyed bulkhead refused key %#x: %v", e.Key, e.Reason)
-}
-
-// Is matches ErrBulkheadFull or ErrRegistryFull by reason.
-func (e *KeyedRejectedError) Is(target error) bool {
-	if e.Reason == TooManyKeys {
-		return target == ErrRegistryFull
-	}
-	return target == ErrBulkheadFull
 }
 
 func freeKeyedBulkhead(h *C.surgewall_keyed_bulkhead) {
@@ -121,92 +75,93 @@ func u32(field string, n int) (C.uint32_t, error) {
 	return C.uint32_t(n), nil
 }
 
-// NewKeyedBulkhead creates a keyed bulkhead.
-func NewKeyedBulkhead(cfg KeyedBulkheadConfig) (*KeyedBulkhead, error) {
+// NewKeyedBulkhead creates a keyed bulkhead: perKeyMax calls in flight per key (>= 1), with
+// the options WithGlobalMax, WithKeyLimit, WithKeyLimitUint64, WithMaxKeys,
+// WithSharedOverflow, WithIdleTTL and WithClock. name lists it for the agent (StartAgent)
+// and names it in its refusals ("": not listed).
+func NewKeyedBulkhead(name string, perKeyMax int, opts ...Option) (*KeyedBulkhead, error) {
 	if versionErr != nil {
 		return nil, versionErr
 	}
-	perKey, err := u32("per_key_max", cfg.PerKeyMax)
+	o := collect(opts)
+	if err := o.only(kindKeyedBulkhead, "a keyed bulkhead"); err != nil {
+		return nil, err
+	}
+	if err := o.keyed.overflow(); err != nil {
+		return nil, err
+	}
+	perKey, err := u32("per_key_max", perKeyMax)
 	if err != nil {
 		return nil, err
 	}
-	global, err := u32("global_max", cfg.GlobalMax)
+	global, err := u32("global_max", o.bulkhead.globalMax)
 	if err != nil {
 		return nil, err
 	}
-	if cfg.MaxKeys < 0 {
-		return nil, &ConfigError{Field: "max_keys", Message: fmt.Sprintf("must not be negative, got %d", cfg.MaxKeys)}
+	limits := make([]C.uint32_t, len(o.bulkhead.limits))
+	for i, l := range o.bulkhead.limits {
+		if limits[i], err = u32("limits", l.n); err != nil {
+			return nil, err
+		}
 	}
 	var c *C.surgewall_keyed_bulkhead_config
 	if err := statusErr("keyed_bulkhead_config_new", C.surgewall_keyed_bulkhead_config_new(perKey, &c)); err != nil {
 		return nil, err
 	}
-	set := func(op string, st C.surgewall_status) error {
-		if err := statusErr(op, st); err != nil {
-			C.surgewall_keyed_bulkhead_config_free(c)
-			return err
-		}
-		return nil
+	var steps []func() C.surgewall_status
+	if name != "" {
+		steps = append(steps, func() C.surgewall_status {
+			return C.surgewall_keyed_bulkhead_config_set_name(c, cBytes(name), C.size_t(len(name)))
+		})
 	}
-	if cfg.Name != "" {
-		st := C.surgewall_keyed_bulkhead_config_set_name(c, cBytes(cfg.Name), C.size_t(len(cfg.Name)))
-		if err := set("keyed_bulkhead_config_set_name", st); err != nil {
-			return nil, err
-		}
+	if o.bulkhead.globalMaxSet {
+		steps = append(steps, func() C.surgewall_status { return C.surgewall_keyed_bulkhead_config_set_global_max(c, global) })
 	}
-	if cfg.GlobalMax > 0 {
-		if err := set("keyed_bulkhead_config_set_global_max", C.surgewall_keyed_bulkhead_config_set_global_max(c, global)); err != nil {
-			return nil, err
-		}
+	for i, l := range o.bulkhead.limits {
+		steps = append(steps, func() C.surgewall_status {
+			if l.isStr {
+				return C.surgewall_keyed_bulkhead_config_set_limit_for_str(c, cBytes(l.key), C.size_t(len(l.key)), limits[i])
+			}
+			return C.surgewall_keyed_bulkhead_config_set_limit_for(c, C.uint64_t(l.key64), limits[i])
+		})
 	}
-	for k, n := range cfg.Limits {
-		v, err := u32("limits", n)
-		if err != nil {
-			C.surgewall_keyed_bulkhead_config_free(c)
-			return nil, err
-		}
-		if err := set("keyed_bulkhead_config_set_limit_for", C.surgewall_keyed_bulkhead_config_set_limit_for(c, C.uint64_t(k), v)); err != nil {
-			return nil, err
-		}
+	if o.keyed.maxKeysSet {
+		steps = append(steps, func() C.surgewall_status {
+			return C.surgewall_keyed_bulkhead_config_set_max_keys(c, C.size_t(o.keyed.maxKeys), C.bool(o.keyed.sharedOverflow))
+		})
 	}
-	for _, k := range slices.Sorted(maps.Keys(cfg.StringLimits)) {
-		v, err := u32("limits", cfg.StringLimits[k])
-		if err != nil {
-			C.surgewall_keyed_bulkhead_config_free(c)
-			return nil, err
-		}
-		st := C.surgewall_keyed_bulkhead_config_set_limit_for_str(c, (*C.uint8_t)(unsafe.Pointer(unsafe.StringData(k))), C.size_t(len(k)), v)
-		if err := set("keyed_bulkhead_config_set_limit_for_str", st); err != nil {
-			return nil, err
-		}
+	if o.keyed.idleTTLSet {
+		steps = append(steps, func() C.surgewall_status {
+			return C.surgewall_keyed_bulkhead_config_set_idle_ttl(c, durationNs(o.keyed.idleTTL))
+		})
 	}
-	if cfg.MaxKeys > 0 {
-		if err := set("keyed_bulkhead_config_set_max_keys", C.surgewall_keyed_bulkhead_config_set_max_keys(c, C.size_t(cfg.MaxKeys), C.bool(cfg.SharedOverflow))); err != nil {
-			return nil, err
-		}
+	if o.clock != nil {
+		steps = append(steps, func() C.surgewall_status {
+			ch, err := o.clock.handle()
+			if err != nil {
+				return C.SURGEWALL_INVALID_HANDLE
+			}
+			return C.surgewall_keyed_bulkhead_config_set_mock_clock(c, ch)
+		})
 	}
-	if cfg.IdleTTL != 0 {
-		if err := set("keyed_bulkhead_config_set_idle_ttl", C.surgewall_keyed_bulkhead_config_set_idle_ttl(c, durationNs(cfg.IdleTTL))); err != nil {
-			return nil, err
-		}
-	}
-	if cfg.Clock != nil {
-		ch, err := cfg.Clock.handle()
-		if err != nil {
+	for _, f := range steps {
+		if err := statusErr("keyed_bulkhead_config", f()); err != nil {
 			C.surgewall_keyed_bulkhead_config_free(c)
 			return nil, err
 		}
-		if err := set("keyed_bulkhead_config_set_mock_clock", C.surgewall_keyed_bulkhead_config_set_mock_clock(c, ch)); err != nil {
-			return nil, err
-		}
-		runtime.KeepAlive(cfg.Clock)
 	}
+	runtime.KeepAlive(o.clock)
 	var h *C.surgewall_keyed_bulkhead
 	var cerr *C.surgewall_error
 	if st := C.surgewall_keyed_bulkhead_new(c, &h, &cerr); st != C.SURGEWALL_OK {
 		return nil, constructorErr("keyed_bulkhead_new", st, cerr)
 	}
-	kb := &KeyedBulkhead{h: h}
+	var id C.uint64_t
+	if err := statusErr("keyed_bulkhead_id", C.surgewall_keyed_bulkhead_id(h, &id)); err != nil {
+		C.surgewall_keyed_bulkhead_free(h)
+		return nil, err
+	}
+	kb := &KeyedBulkhead{h: h, name: name, id: uint64(id)}
 	runtime.AddCleanup(kb, freeKeyedBulkhead, h)
 	return kb, nil
 }
@@ -219,61 +174,72 @@ func (kb *KeyedBulkhead) handle() (*C.surgewall_keyed_bulkhead, error) {
 	return kb.h, nil
 }
 
-func (kb *KeyedBulkhead) acquired(st C.surgewall_status, key uint64, p C.struct_surgewall_keyed_permit, r C.surgewall_keyed_rejection) (KeyedPermit, error) {
-	switch st {
-	case C.SURGEWALL_OK:
-		return KeyedPermit{kb: kb, p: p}, nil
-	case C.SURGEWALL_BULKHEAD_FULL, C.SURGEWALL_REGISTRY_FULL:
-		return KeyedPermit{}, &KeyedRejectedError{Key: key, Reason: KeyedRejection(r)}
-	}
-	return KeyedPermit{}, statusErr("keyed_bulkhead_try_acquire", st)
+// live returns the handle for an observer, closed or not (it lives while kb does).
+func (kb *KeyedBulkhead) live() *C.surgewall_keyed_bulkhead {
+	maybeGC()
+	return kb.h
 }
 
-// TryAcquire takes a slot for key without waiting.
-func (kb *KeyedBulkhead) TryAcquire(key uint64) (KeyedPermit, error) {
+// acquired turns an acquire's status into a permit or the refusal naming the key.
+func (kb *KeyedBulkhead) acquired(st C.surgewall_status, key string, id uint64, p C.struct_surgewall_keyed_permit,
+	r C.surgewall_keyed_rejection) (KeyedBulkheadPermit, error) {
+	switch {
+	case st == C.SURGEWALL_OK:
+		return KeyedBulkheadPermit{kb: kb, p: p}, nil
+	case st == C.SURGEWALL_REGISTRY_FULL || r == C.SURGEWALL_KEYED_REJECTION_TOO_MANY_KEYS:
+		return KeyedBulkheadPermit{}, &RegistryFullError{Key: key, KeyID: id}
+	case st == C.SURGEWALL_BULKHEAD_FULL:
+		return KeyedBulkheadPermit{}, &BulkheadFullError{Bulkhead: kb.name, Keyed: true, Key: key, KeyID: id,
+			Global: r == C.SURGEWALL_KEYED_REJECTION_GLOBAL_FULL}
+	}
+	return KeyedBulkheadPermit{}, statusErr("keyed_bulkhead_try_acquire", st)
+}
+
+// TryAcquire takes a slot for a string key without waiting (the key is hashed by the
+// library with a per-bulkhead seed; KeyOf gives its 64-bit key). A refusal is a
+// *BulkheadFullError (ErrBulkheadFull) naming the key, or a *RegistryFullError
+// (ErrRegistryFull) for a new key beyond the key cap.
+func (kb *KeyedBulkhead) TryAcquire(key string) (KeyedBulkheadPermit, error) {
 	h, err := kb.handle()
 	if err != nil {
-		return KeyedPermit{}, err
+		return KeyedBulkheadPermit{}, err
+	}
+	var p C.struct_surgewall_keyed_permit
+	var r C.surgewall_keyed_rejection
+	st := C.surgewall_keyed_bulkhead_try_acquire_str(h, cBytes(key), C.size_t(len(key)), &p, &r)
+	runtime.KeepAlive(kb)
+	var id uint64
+	if st != C.SURGEWALL_OK {
+		id = kb.KeyOf(key)
+	}
+	return kb.acquired(st, key, id, p, r)
+}
+
+// TryAcquireUint64 is TryAcquire for a uint64 key.
+func (kb *KeyedBulkhead) TryAcquireUint64(key uint64) (KeyedBulkheadPermit, error) {
+	h, err := kb.handle()
+	if err != nil {
+		return KeyedBulkheadPermit{}, err
 	}
 	var p C.struct_surgewall_keyed_permit
 	var r C.surgewall_keyed_rejection
 	st := C.surgewall_keyed_bulkhead_try_acquire(h, C.uint64_t(key), &p, &r)
 	runtime.KeepAlive(kb)
-	return kb.acquired(st, key, p, r)
+	return kb.acquired(st, "", key, p, r)
 }
 
-// TryAcquireString takes a slot for a string key (hashed by the library with a
-// per-bulkhead seed; KeyOf gives the 64-bit key).
-func (kb *KeyedBulkhead) TryAcquireString(key string) (KeyedPermit, error) {
-	h, err := kb.handle()
-	if err != nil {
-		return KeyedPermit{}, err
-	}
-	var p C.struct_surgewall_keyed_permit
-	var r C.surgewall_keyed_rejection
-	st := C.surgewall_keyed_bulkhead_try_acquire_str(h, (*C.uint8_t)(unsafe.Pointer(unsafe.StringData(key))), C.size_t(len(key)), &p, &r)
-	runtime.KeepAlive(kb)
-	if st == C.SURGEWALL_BULKHEAD_FULL || st == C.SURGEWALL_REGISTRY_FULL {
-		k, _ := kb.KeyOf(key)
-		return kb.acquired(st, k, p, r)
-	}
-	return kb.acquired(st, 0, p, r)
-}
-
-// KeyOf is the 64-bit key a string key maps to in this bulkhead (for Active and events).
-func (kb *KeyedBulkhead) KeyOf(key string) (uint64, error) {
-	h, err := kb.handle()
-	if err != nil {
-		return 0, err
-	}
+// KeyOf is the 64-bit key a string key maps to in this bulkhead (the KeyID of its
+// refusals, the Key of Keys and of its events).
+func (kb *KeyedBulkhead) KeyOf(key string) uint64 {
 	var out C.uint64_t
-	st := C.surgewall_keyed_bulkhead_key_of(h, (*C.uint8_t)(unsafe.Pointer(unsafe.StringData(key))), C.size_t(len(key)), &out)
+	st := C.surgewall_keyed_bulkhead_key_of(kb.live(), cBytes(key), C.size_t(len(key)), &out)
 	runtime.KeepAlive(kb)
-	return uint64(out), statusErr("keyed_bulkhead_key_of", st)
+	mustRead("keyed_bulkhead_key_of", st)
+	return uint64(out)
 }
 
 // Release gives the slot back (ErrUnexpectedResult when it was not taken).
-func (p KeyedPermit) Release() error {
+func (p KeyedBulkheadPermit) Release() error {
 	if p.kb == nil {
 		return ErrInvalidPermit
 	}
@@ -291,7 +257,20 @@ func (kb *KeyedBulkhead) Execute(ctx context.Context, key string, fn func(contex
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	p, err := kb.TryAcquireString(key)
+	p, err := kb.TryAcquire(key)
+	if err != nil {
+		return err
+	}
+	defer p.Release()
+	return fn(ctx)
+}
+
+// ExecuteUint64 is Execute for a uint64 key.
+func (kb *KeyedBulkhead) ExecuteUint64(ctx context.Context, key uint64, fn func(context.Context) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	p, err := kb.TryAcquireUint64(key)
 	if err != nil {
 		return err
 	}
@@ -300,22 +279,22 @@ func (kb *KeyedBulkhead) Execute(ctx context.Context, key string, fn func(contex
 }
 
 // Active is the number of calls in flight for key (0 for a key not held).
-func (kb *KeyedBulkhead) Active(key uint64) (uint64, error) {
-	h, err := kb.handle()
-	if err != nil {
-		return 0, err
-	}
+func (kb *KeyedBulkhead) Active(key string) uint64 { return kb.ActiveUint64(kb.KeyOf(key)) }
+
+// ActiveUint64 is Active for a uint64 key.
+func (kb *KeyedBulkhead) ActiveUint64(key uint64) uint64 {
 	var out C.uint64_t
-	st := C.surgewall_keyed_bulkhead_active(h, C.uint64_t(key), &out)
+	st := C.surgewall_keyed_bulkhead_active(kb.live(), C.uint64_t(key), &out)
 	runtime.KeepAlive(kb)
-	return uint64(out), statusErr("keyed_bulkhead_active", st)
+	mustRead("keyed_bulkhead_active", st)
+	return uint64(out)
 }
 
-// Sweep evicts keys idle longer than IdleTTL and returns how many. Run it periodically:
-// idleness is measured between sweeps (a key unused since the previous sweep counts as idle
-// from then), so a key goes between IdleTTL and IdleTTL + one sweep interval after its last
-// use, and calls pay nothing for the tracking.
-func (kb *KeyedBulkhead) Sweep() (uint64, error) {
+// Sweep evicts keys idle longer than the idle TTL (WithIdleTTL) and returns how many. Run it
+// periodically: idleness is measured between sweeps (a key unused since the previous sweep
+// counts as idle from then), so a key goes between the idle TTL and the idle TTL + one sweep
+// interval after its last use, and calls pay nothing for the tracking.
+func (kb *KeyedBulkhead) Sweep() (int, error) {
 	h, err := kb.handle()
 	if err != nil {
 		return 0, err
@@ -323,7 +302,7 @@ func (kb *KeyedBulkhead) Sweep() (uint64, error) {
 	var out C.uint64_t
 	st := C.surgewall_keyed_bulkhead_sweep(h, &out)
 	runtime.KeepAlive(kb)
-	return uint64(out), statusErr("keyed_bulkhead_sweep", st)
+	return int(out), statusErr("keyed_bulkhead_sweep", st)
 }
 
 // KeyState is one key held by a KeyedBulkhead.
@@ -334,20 +313,14 @@ type KeyState struct {
 }
 
 // Keys returns a snapshot of every key held, with its calls in flight and limit.
-func (kb *KeyedBulkhead) Keys() ([]KeyState, error) {
-	h, err := kb.handle()
-	if err != nil {
-		return nil, err
-	}
+func (kb *KeyedBulkhead) Keys() []KeyState {
 	var out []KeyState
 	user := cgo.NewHandle(&out)
 	defer user.Delete()
-	st := C.surgewall_go_keyed_for_each(h, C.uintptr_t(user))
+	st := C.surgewall_go_keyed_for_each(kb.live(), C.uintptr_t(user))
 	runtime.KeepAlive(kb)
-	if err := statusErr("keyed_bulkhead_for_each", st); err != nil {
-		return nil, err
-	}
-	return out, nil
+	mustRead("keyed_bulkhead_for_each", st)
+	return out
 }
 
 // KeyedBulkheadMetrics is a snapshot of a keyed bulkhead.
@@ -361,43 +334,29 @@ type KeyedBulkheadMetrics struct {
 }
 
 // Metrics returns a snapshot.
-func (kb *KeyedBulkhead) Metrics() (KeyedBulkheadMetrics, error) {
-	h, err := kb.handle()
-	if err != nil {
-		return KeyedBulkheadMetrics{}, err
-	}
+func (kb *KeyedBulkhead) Metrics() KeyedBulkheadMetrics {
 	var s C.struct_surgewall_keyed_bulkhead_stats
-	st := C.surgewall_keyed_bulkhead_metrics(h, &s)
+	st := C.surgewall_keyed_bulkhead_metrics(kb.live(), &s)
 	runtime.KeepAlive(kb)
-	if err := statusErr("keyed_bulkhead_metrics", st); err != nil {
-		return KeyedBulkheadMetrics{}, err
-	}
+	mustRead("keyed_bulkhead_metrics", st)
 	return KeyedBulkheadMetrics{
 		GlobalActive: uint64(s.global_active), GlobalMax: uint32(s.global_max), PerKeyMax: uint32(s.per_key_max),
 		RejectedKey: uint64(s.rejected_key), RejectedGlobal: uint64(s.rejected_global),
 		UnexpectedReleases: uint64(s.unexpected_releases), Keys: uint64(s.keys), MaxKeys: uint64(s.max_keys),
 		Created: uint64(s.created), Evicted: uint64(s.evicted), Overflowed: uint64(s.overflowed),
 		RefusedKeys: uint64(s.refused_keys),
-	}, nil
+	}
 }
 
-// Close marks the keyed bulkhead closed. Idempotent.
+// Close marks the keyed bulkhead closed: later acquires, releases and sweeps return
+// ErrClosed; its observers (Metrics, Keys, Active, KeyOf) keep reading. Idempotent.
 func (kb *KeyedBulkhead) Close() error {
 	kb.closed.Store(true)
 	return nil
 }
 
 // ID is the keyed bulkhead's process-unique id: the Source of its eviction events.
-func (kb *KeyedBulkhead) ID() (uint64, error) {
-	h, err := kb.handle()
-	if err != nil {
-		return 0, err
-	}
-	var id C.uint64_t
-	st := C.surgewall_keyed_bulkhead_id(h, &id)
-	runtime.KeepAlive(kb)
-	if err := statusErr("keyed_bulkhead_id", st); err != nil {
-		return 0, err
-	}
-	return uint64(id), nil
-}
+func (kb *KeyedBulkhead) ID() uint64 { return kb.id }
+
+// Name is the keyed bulkhead's name ("" when it is not listed for the agent).
+func (kb *KeyedBulkhead) Name() string { return kb.name }

@@ -96,11 +96,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"math"
 	"runtime"
 	"runtime/cgo"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -108,36 +106,10 @@ import (
 	"unsafe"
 )
 
-// OverflowKey names a KeyedBreaker's shared overflow breaker (see
-// KeyedBreakerConfig.SharedOverflow): the Key of its events, and the uint64 key that
+// OverflowKey names a KeyedBreaker's shared overflow breaker (see WithSharedOverflow): the Key of its events, and the uint64 key that
 // GetUint64 and the manual transitions (ResetUint64, ...) reach it by. String keys never
 // hash to it, and it is never a key of its own (Keys does not list it).
 const OverflowKey uint64 = math.MaxUint64
-
-// KeyedBreakerConfig is what a KeyedBreaker has on top of its template (the Options of
-// NewKeyedBreaker). Zero fields keep the library defaults.
-type KeyedBreakerConfig struct {
-	// Name lists the keyed breaker for the agent (StartAgent) under this name ("": not
-	// listed). Its keys show as the library's 64-bit keys (string keys as their hash).
-	Name string
-	// Overrides configure some string keys differently: a key's options are applied on top
-	// of the template's (as BreakerRegistry.Override does), so only what they set differs.
-	// An override may not set what the keyed breaker has once for all keys: the clock
-	// (WithClock, WithPreciseClock), the fallbacks (WithFallback, WithFallbackPayload), the
-	// classifier (WithClassifier, WithIsFailure), WithoutFastPath and WithoutClockTicker.
-	Overrides map[string][]Option
-	// Uint64Overrides are Overrides for uint64 keys (ExecuteUint64 and the like).
-	Uint64Overrides map[uint64][]Option
-	// MaxKeys caps the keys held (0: the library's default, 10 000). A new key beyond it is
-	// refused with a *RegistryFullError (ErrRegistryFull), or, with SharedOverflow, shares
-	// one overflow breaker (under OverflowKey) with every other key beyond the cap.
-	MaxKeys        int
-	SharedOverflow bool
-	// IdleTTL: Sweep evicts CLOSED keys idle that long (0: the library's default, 10
-	// minutes). OPEN, HALF_OPEN and manually set keys (forced open, disabled, metrics-only)
-	// are never evicted.
-	IdleTTL time.Duration
-}
 
 // KeyedBreaker holds one compact circuit breaker per key (per endpoint, per host, per user),
 // each made on first use from a template of Options (those NewBreaker takes) or its key's
@@ -160,11 +132,12 @@ type KeyedBreakerConfig struct {
 // Transitions are published to the event ring as EventKeyedTransition events whose Key is
 // the key (KeyOf for a string key), evictions as EventEvicted, both with Source == ID().
 //
-// The manual transitions (ForceOpen, Disable, MetricsOnly, CloseKey, HalfOpen, Reset) make a
-// key the keyed breaker does not hold yet, as a call would. Beyond the key cap they return
-// an error matching ErrRegistryFull, but with SharedOverflow they act on the shared overflow
-// breaker, that is on every key beyond the cap (the library's behaviour): check with Get
-// that a key is held before forcing it open by hand.
+// The manual transitions (ForceOpen, Disable, MetricsOnly, TransitionToClosed,
+// TransitionToHalfOpen, Reset) make a key the keyed breaker does not hold yet, as a call
+// would. Beyond the key cap they return an error matching ErrRegistryFull, but with
+// WithSharedOverflow they act on the shared overflow breaker, that is on every key beyond
+// the cap (the library's behaviour): check with Get that a key is held before forcing it
+// open by hand.
 type KeyedBreaker struct {
 	hv       C.uintptr_t // the handle as an integer, for the hot path
 	closed   atomic.Bool
@@ -217,44 +190,33 @@ func (s *settings) perKeyOnly(key string) error {
 		"the override for %s sets a %s; a keyed breaker has one for all keys, the template's", key, strings.ReplaceAll(what, "_", " "))}
 }
 
-type keyedOverride struct {
-	s     settings
-	key   string
-	key64 uint64
-	isStr bool
-}
-
-// NewKeyedBreaker creates a keyed breaker whose keys are breakers of the template options
-// (the Options NewBreaker takes, with its defaults), with cfg's overrides, cap and idle TTL.
-// WithClock, WithClassifier, WithFallback and WithFallbackPayload in the template apply to
-// the whole keyed breaker; WithoutFastPath changes nothing (a keyed call always asks the
-// library). Invalid settings give a *ConfigError naming the field.
-func NewKeyedBreaker(cfg KeyedBreakerConfig, template ...Option) (*KeyedBreaker, error) {
+// NewKeyedBreaker creates a keyed breaker whose keys are breakers of the template: the
+// Options NewBreaker takes (with its defaults), plus the keyed ones: WithOverride and
+// WithOverrideUint64 (some keys configured differently), WithMaxKeys, WithSharedOverflow and
+// WithIdleTTL. WithClock, WithClassifier, WithFallback and WithFallbackPayload apply to the
+// whole keyed breaker; WithoutFastPath changes nothing (a keyed call always asks the
+// library). name lists it for the agent (StartAgent) ("": not listed); its keys show there
+// as the library's 64-bit keys (string keys as their hash). Invalid settings give a
+// *ConfigError naming the field.
+func NewKeyedBreaker(name string, opts ...Option) (*KeyedBreaker, error) {
 	if versionErr != nil {
 		return nil, versionErr
 	}
-	if cfg.MaxKeys < 0 {
-		return nil, &ConfigError{Field: "max_keys", Message: fmt.Sprintf("must not be negative, got %d", cfg.MaxKeys)}
+	t := collect(opts)
+	if err := t.only(kindKeyedBreaker, "a keyed breaker"); err != nil {
+		return nil, err
 	}
-	if cfg.SharedOverflow && cfg.MaxKeys == 0 {
-		return nil, &ConfigError{Field: "max_keys", Message: "SharedOverflow needs a MaxKeys to overflow"}
+	if err := t.keyed.overflow(); err != nil {
+		return nil, err
 	}
-	t := collect(template)
-	if t.err != nil {
-		return nil, t.err
-	}
-	overrides := make([]keyedOverride, 0, len(cfg.Overrides)+len(cfg.Uint64Overrides))
-	for _, k := range slices.Sorted(maps.Keys(cfg.Overrides)) { // sorted: the same error each time
-		overrides = append(overrides, keyedOverride{s: collect(cfg.Overrides[k]), key: k, isStr: true})
-	}
-	for _, k := range slices.Sorted(maps.Keys(cfg.Uint64Overrides)) {
-		overrides = append(overrides, keyedOverride{s: collect(cfg.Uint64Overrides[k]), key64: k})
-	}
-	for _, o := range overrides {
-		if o.s.err != nil {
-			return nil, o.s.err
+	overrides := make([]settings, len(t.keyed.overrides))
+	for i, o := range t.keyed.overrides {
+		overrides[i] = collect(o.opts)
+		what := "the override for " + keyName(o.key, o.key64)
+		if err := overrides[i].only(kindBreaker, what); err != nil {
+			return nil, err
 		}
-		if err := o.s.perKeyOnly(keyName(o.key, o.key64)); err != nil {
+		if err := overrides[i].perKeyOnly(keyName(o.key, o.key64)); err != nil {
 			return nil, err
 		}
 	}
@@ -272,39 +234,39 @@ func NewKeyedBreaker(cfg KeyedBreakerConfig, template ...Option) (*KeyedBreaker,
 		C.surgewall_keyed_breaker_config_free(kc)
 		return nil, err
 	}
-	if cfg.Name != "" {
-		st := C.surgewall_keyed_breaker_config_set_name(kc, cBytes(cfg.Name), C.size_t(len(cfg.Name)))
+	if name != "" {
+		st := C.surgewall_keyed_breaker_config_set_name(kc, cBytes(name), C.size_t(len(name)))
 		if err := statusErr("keyed_breaker_config_set_name", st); err != nil {
 			return fail(err)
 		}
 	}
-	for _, o := range overrides {
+	for i, o := range t.keyed.overrides {
 		// The template's per-breaker settings, then the key's own (with any clock or fallback
 		// payload it sets, for the library to refuse by name).
-		oc, err := o.s.config(true, t.apply)
+		ov := overrides[i]
+		oc, err := ov.config(true, t.apply)
 		if err != nil {
 			return fail(err)
 		}
 		var st C.surgewall_status
 		if o.isStr {
-			st = C.surgewall_keyed_breaker_config_set_override_str(kc,
-				(*C.uint8_t)(unsafe.Pointer(unsafe.StringData(o.key))), C.size_t(len(o.key)), oc)
+			st = C.surgewall_keyed_breaker_config_set_override_str(kc, cBytes(o.key), C.size_t(len(o.key)), oc)
 		} else {
 			st = C.surgewall_keyed_breaker_config_set_override(kc, C.uint64_t(o.key64), oc)
 		}
-		runtime.KeepAlive(o.s.clock)
+		runtime.KeepAlive(ov.clock)
 		if err := statusErr("keyed_breaker_config_set_override", st); err != nil {
 			return fail(err)
 		}
 	}
-	if cfg.MaxKeys > 0 {
-		st := C.surgewall_keyed_breaker_config_set_max_keys(kc, C.size_t(cfg.MaxKeys), C.bool(cfg.SharedOverflow))
+	if t.keyed.maxKeysSet {
+		st := C.surgewall_keyed_breaker_config_set_max_keys(kc, C.size_t(t.keyed.maxKeys), C.bool(t.keyed.sharedOverflow))
 		if err := statusErr("keyed_breaker_config_set_max_keys", st); err != nil {
 			return fail(err)
 		}
 	}
-	if cfg.IdleTTL != 0 {
-		st := C.surgewall_keyed_breaker_config_set_idle_ttl(kc, durationNs(cfg.IdleTTL))
+	if t.keyed.idleTTLSet {
+		st := C.surgewall_keyed_breaker_config_set_idle_ttl(kc, durationNs(t.keyed.idleTTL))
 		if err := statusErr("keyed_breaker_config_set_idle_ttl", st); err != nil {
 			return fail(err)
 		}
@@ -342,8 +304,10 @@ func NewKeyedBreaker(cfg KeyedBreakerConfig, template ...Option) (*KeyedBreaker,
 // ID is the keyed breaker's process-unique id: the Source of its events.
 func (kb *KeyedBreaker) ID() uint64 { return kb.id }
 
-// Close marks the keyed breaker closed: later calls return ErrClosed, and it leaves the clock
-// ticker. Idempotent, and safe while calls are in flight. The library's memory is released
+// Close marks the keyed breaker closed: later calls, permits, manual transitions and sweeps
+// return ErrClosed, and it leaves the clock ticker; the observers (Get, State, Keys, Range,
+// Metrics, KeyOf, FallbackPayload, ID) keep reading. Idempotent, and safe while calls are in
+// flight. The library's memory is released
 // when the KeyedBreaker is garbage collected.
 func (kb *KeyedBreaker) Close() error {
 	if kb.closed.Swap(true) {
@@ -359,6 +323,12 @@ func (kb *KeyedBreaker) handle() (*C.surgewall_keyed_breaker, error) {
 		return nil, ErrClosed
 	}
 	return kb.h, nil
+}
+
+// live returns the handle for an observer, closed or not: it lives while kb does.
+func (kb *KeyedBreaker) live() *C.surgewall_keyed_breaker {
+	maybeGC()
+	return kb.h
 }
 
 func (kb *KeyedBreaker) acquireString(key string) (C.struct_surgewall_keyed_breaker_permit, error) {
@@ -627,18 +597,12 @@ func (kb *KeyedBreaker) AllowUint64(key uint64) (done func(error), err error) {
 // KeyOf is the 64-bit key a string key maps to in this keyed breaker: the Key of its events,
 // of Keys and Range, and of a *RejectedError's KeyID. It differs between keyed breakers (and
 // processes): the hash is seeded.
-func (kb *KeyedBreaker) KeyOf(key string) (uint64, error) {
-	h, err := kb.handle()
-	if err != nil {
-		return 0, err
-	}
+func (kb *KeyedBreaker) KeyOf(key string) uint64 {
 	var out C.uint64_t
-	st := C.surgewall_keyed_breaker_key_of(h, (*C.uint8_t)(unsafe.Pointer(unsafe.StringData(key))), C.size_t(len(key)), &out)
+	st := C.surgewall_keyed_breaker_key_of(kb.live(), cBytes(key), C.size_t(len(key)), &out)
 	runtime.KeepAlive(kb)
-	if err := statusErr("keyed_breaker_key_of", st); err != nil {
-		return 0, err
-	}
-	return uint64(out), nil
+	mustRead("keyed_breaker_key_of", st)
+	return uint64(out)
 }
 
 // KeySnapshot is one key's breaker as Get, Keys and Range see it.
@@ -686,10 +650,10 @@ var kbOpNames = [...]string{"keyed_breaker_get", "keyed_breaker_force_open", "ke
 	"keyed_breaker_open"}
 
 // op runs a per-key operation by string key (isStr) or uint64 key, in one crossing, and
-// returns the 64-bit key it ran on.
+// returns the 64-bit key it ran on. Only kbGet runs on a closed keyed breaker.
 func (kb *KeyedBreaker) op(op int, key string, isStr bool, key64 uint64, ns int64,
 	out *C.struct_surgewall_keyed_breaker_key_stats) (uint64, error) {
-	if _, err := kb.handle(); err != nil {
+	if _, err := kb.handle(); err != nil && op != kbGet {
 		return 0, err
 	}
 	var k C.uint64_t
@@ -706,40 +670,40 @@ func boolInt(b bool) int {
 	return 0
 }
 
-func (kb *KeyedBreaker) get(key string, isStr bool, key64 uint64) (KeySnapshot, bool, error) {
+func (kb *KeyedBreaker) get(key string, isStr bool, key64 uint64) (KeySnapshot, bool) {
 	var s C.struct_surgewall_keyed_breaker_key_stats
 	k, err := kb.op(kbGet, key, isStr, key64, 0, &s)
-	if err != nil {
-		if errors.Is(err, ErrNotFound) {
-			return KeySnapshot{}, false, nil
-		}
-		return KeySnapshot{}, false, err
+	if errors.Is(err, ErrNotFound) {
+		return KeySnapshot{}, false
 	}
-	return keySnapshot(k, &s), true, nil
+	if err != nil {
+		panic(err) // see mustRead
+	}
+	return keySnapshot(k, &s), true
 }
 
 // Get returns key's breaker; ok is false when the keyed breaker does not hold the key (never
 // used, or evicted). It never creates the key and has no side effects (an elapsed open wait
-// shows as OPEN until the next call).
-func (kb *KeyedBreaker) Get(key string) (s KeySnapshot, ok bool, err error) {
+// shows as OPEN until the next call). It keeps reading after Close.
+func (kb *KeyedBreaker) Get(key string) (s KeySnapshot, ok bool) {
 	return kb.get(key, true, 0)
 }
 
 // GetUint64 is Get for a uint64 key.
-func (kb *KeyedBreaker) GetUint64(key uint64) (s KeySnapshot, ok bool, err error) {
+func (kb *KeyedBreaker) GetUint64(key uint64) (s KeySnapshot, ok bool) {
 	return kb.get("", false, key)
 }
 
 // State is key's state; ok is false when the key is not held.
-func (kb *KeyedBreaker) State(key string) (s State, ok bool, err error) {
-	snap, ok, err := kb.Get(key)
-	return snap.State, ok, err
+func (kb *KeyedBreaker) State(key string) (s State, ok bool) {
+	snap, ok := kb.Get(key)
+	return snap.State, ok
 }
 
 // StateUint64 is State for a uint64 key.
-func (kb *KeyedBreaker) StateUint64(key uint64) (s State, ok bool, err error) {
-	snap, ok, err := kb.GetUint64(key)
-	return snap.State, ok, err
+func (kb *KeyedBreaker) StateUint64(key uint64) (s State, ok bool) {
+	snap, ok := kb.GetUint64(key)
+	return snap.State, ok
 }
 
 func (kb *KeyedBreaker) manual(op int, key string, isStr bool, key64 uint64, ns int64) error {
@@ -747,20 +711,10 @@ func (kb *KeyedBreaker) manual(op int, key string, isStr bool, key64 uint64, ns 
 	return err
 }
 
-func forceOpenNs(d time.Duration) (int64, error) {
-	switch {
-	case d == Forever:
-		return -1, nil
-	case d < 0:
-		return 0, &StatusError{Op: "keyed_breaker_force_open", Code: C.SURGEWALL_INVALID_ARG}
-	}
-	return int64(d), nil
-}
-
 // ForceOpen opens key by hand for d (then it probes), or until another manual transition
-// when d is Forever. A forced-open key is never evicted.
+// when d is Forever (as Breaker.ForceOpen). A forced-open key is never evicted.
 func (kb *KeyedBreaker) ForceOpen(key string, d time.Duration) error {
-	ns, err := forceOpenNs(d)
+	ns, err := forceOpenNs("keyed_breaker_force_open", d)
 	if err != nil {
 		return err
 	}
@@ -769,7 +723,7 @@ func (kb *KeyedBreaker) ForceOpen(key string, d time.Duration) error {
 
 // ForceOpenUint64 is ForceOpen for a uint64 key.
 func (kb *KeyedBreaker) ForceOpenUint64(key uint64, d time.Duration) error {
-	ns, err := forceOpenNs(d)
+	ns, err := forceOpenNs("keyed_breaker_force_open", d)
 	if err != nil {
 		return err
 	}
@@ -795,12 +749,14 @@ func (kb *KeyedBreaker) MetricsOnlyUint64(key uint64) error {
 	return kb.manual(kbMetricsOnly, "", false, key, 0)
 }
 
-// CloseKey closes key's circuit with a fresh window (a no-op when it is CLOSED). Close is
-// the keyed breaker's own.
-func (kb *KeyedBreaker) CloseKey(key string) error { return kb.manual(kbClose, key, true, 0, 0) }
+// TransitionToClosed closes key's circuit with a fresh window (a no-op when it is CLOSED),
+// as Breaker.TransitionToClosed.
+func (kb *KeyedBreaker) TransitionToClosed(key string) error {
+	return kb.manual(kbClose, key, true, 0, 0)
+}
 
-// CloseKeyUint64 is CloseKey for a uint64 key.
-func (kb *KeyedBreaker) CloseKeyUint64(key uint64) error {
+// TransitionToClosedUint64 is TransitionToClosed for a uint64 key.
+func (kb *KeyedBreaker) TransitionToClosedUint64(key uint64) error {
 	return kb.manual(kbClose, "", false, key, 0)
 }
 
@@ -814,12 +770,14 @@ func (kb *KeyedBreaker) TransitionToOpenUint64(key uint64) error {
 	return kb.manual(kbOpen, "", false, key, 0)
 }
 
-// HalfOpen starts probing key now, from OPEN or FORCED_OPEN; from CLOSED it returns
-// ErrInvalidTransition.
-func (kb *KeyedBreaker) HalfOpen(key string) error { return kb.manual(kbHalfOpen, key, true, 0, 0) }
+// TransitionToHalfOpen starts probing key now, from OPEN or FORCED_OPEN; from CLOSED it
+// returns ErrInvalidTransition.
+func (kb *KeyedBreaker) TransitionToHalfOpen(key string) error {
+	return kb.manual(kbHalfOpen, key, true, 0, 0)
+}
 
-// HalfOpenUint64 is HalfOpen for a uint64 key.
-func (kb *KeyedBreaker) HalfOpenUint64(key uint64) error {
+// TransitionToHalfOpenUint64 is TransitionToHalfOpen for a uint64 key.
+func (kb *KeyedBreaker) TransitionToHalfOpenUint64(key uint64) error {
 	return kb.manual(kbHalfOpen, "", false, key, 0)
 }
 
@@ -829,11 +787,11 @@ func (kb *KeyedBreaker) Reset(key string) error { return kb.manual(kbReset, key,
 // ResetUint64 is Reset for a uint64 key.
 func (kb *KeyedBreaker) ResetUint64(key uint64) error { return kb.manual(kbReset, "", false, key, 0) }
 
-// Sweep evicts the CLOSED keys idle longer than IdleTTL and returns how many (each is
-// published as an EventEvicted with its key). Run it periodically: idleness is measured
-// between sweeps (a key unused since a sweep counts as idle from that sweep), so a key goes
-// at the first sweep IdleTTL after the sweep that first saw it idle, and calls pay nothing
-// for the tracking. OPEN, HALF_OPEN, forced-open, disabled and metrics-only keys stay. A
+// Sweep evicts the CLOSED keys idle longer than the idle TTL (WithIdleTTL) and returns how
+// many (each is published as an EventEvicted with its key). Run it periodically: idleness is
+// measured between sweeps (a key unused since a sweep counts as idle from that sweep), so a
+// key goes at the first sweep one idle TTL after the sweep that first saw it idle, and calls
+// pay nothing for the tracking. OPEN, HALF_OPEN, forced-open, disabled and metrics-only keys stay. A
 // permit of an evicted key reports ErrLateResult.
 func (kb *KeyedBreaker) Sweep() (int, error) {
 	h, err := kb.handle()
@@ -851,34 +809,25 @@ func (kb *KeyedBreaker) Sweep() (int, error) {
 
 // Keys returns a snapshot of every key held (the shared overflow breaker excluded), taken
 // through a C callback that gets a cgo.Handle, never a Go pointer.
-func (kb *KeyedBreaker) Keys() ([]KeySnapshot, error) {
-	if _, err := kb.handle(); err != nil {
-		return nil, err
-	}
+func (kb *KeyedBreaker) Keys() []KeySnapshot {
 	var out []KeySnapshot
 	user := cgo.NewHandle(&out)
 	defer user.Delete()
+	maybeGC() // an observer: it reads a closed keyed breaker too
 	st := C.surgewall_go_kb_for_each(kb.hv, C.uintptr_t(user))
 	runtime.KeepAlive(kb)
-	if err := statusErr("keyed_breaker_for_each", st); err != nil {
-		return nil, err
-	}
-	return out, nil
+	mustRead("keyed_breaker_for_each", st)
+	return out
 }
 
 // Range calls f for each key held, from a snapshot (Keys), until f returns false. f may call
 // back into the keyed breaker.
-func (kb *KeyedBreaker) Range(f func(key uint64, s KeySnapshot) bool) error {
-	keys, err := kb.Keys()
-	if err != nil {
-		return err
-	}
-	for _, s := range keys {
+func (kb *KeyedBreaker) Range(f func(key uint64, s KeySnapshot) bool) {
+	for _, s := range kb.Keys() {
 		if !f(s.Key, s) {
 			break
 		}
 	}
-	return nil
 }
 
 // KeyedBreakerMetrics is a snapshot of a keyed breaker's counters over all its keys.
@@ -898,17 +847,11 @@ type KeyedBreakerMetrics struct {
 }
 
 // Metrics returns a snapshot of the counters (lock-free).
-func (kb *KeyedBreaker) Metrics() (KeyedBreakerMetrics, error) {
-	h, err := kb.handle()
-	if err != nil {
-		return KeyedBreakerMetrics{}, err
-	}
+func (kb *KeyedBreaker) Metrics() KeyedBreakerMetrics {
 	var s C.struct_surgewall_keyed_breaker_stats
-	st := C.surgewall_keyed_breaker_metrics(h, &s)
+	st := C.surgewall_keyed_breaker_metrics(kb.live(), &s)
 	runtime.KeepAlive(kb)
-	if err := statusErr("keyed_breaker_metrics", st); err != nil {
-		return KeyedBreakerMetrics{}, err
-	}
+	mustRead("keyed_breaker_metrics", st)
 	m := KeyedBreakerMetrics{
 		Keys: uint64(s.keys), MaxKeys: uint64(s.max_keys), Created: uint64(s.created), Evicted: uint64(s.evicted),
 		Overflowed: uint64(s.overflowed), RefusedKeys: uint64(s.refused_keys),
@@ -921,25 +864,19 @@ func (kb *KeyedBreaker) Metrics() (KeyedBreakerMetrics, error) {
 			m.Transitions[i][j] = uint64(s.transitions[i][j])
 		}
 	}
-	return m, nil
+	return m
 }
 
 // FallbackPayload returns a copy of the template's static payload (WithFallbackPayload); ok
 // is false when there is none.
-func (kb *KeyedBreaker) FallbackPayload() (contentType string, body []byte, ok bool, err error) {
-	h, err := kb.handle()
-	if err != nil {
-		return "", nil, false, err
-	}
+func (kb *KeyedBreaker) FallbackPayload() (contentType string, body []byte, ok bool) {
 	var bp, cp *C.uint8_t
 	var bl, cl C.size_t
-	st := C.surgewall_keyed_breaker_fallback(h, &bp, &bl, &cp, &cl)
+	st := C.surgewall_keyed_breaker_fallback(kb.live(), &bp, &bl, &cp, &cl)
 	defer runtime.KeepAlive(kb) // the pointers are into the keyed breaker
-	if err := statusErr("keyed_breaker_fallback", st); err != nil {
-		return "", nil, false, err
-	}
+	mustRead("keyed_breaker_fallback", st)
 	if bp == nil && cp == nil {
-		return "", nil, false, nil
+		return "", nil, false
 	}
-	return C.GoStringN((*C.char)(unsafe.Pointer(cp)), C.int(cl)), C.GoBytes(unsafe.Pointer(bp), C.int(bl)), true, nil
+	return C.GoStringN((*C.char)(unsafe.Pointer(cp)), C.int(cl)), C.GoBytes(unsafe.Pointer(bp), C.int(bl)), true
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -48,6 +49,40 @@ func TestBadOptionsGiveConfigErrors(t *testing.T) {
 			}
 		})
 	}
+	// Every constructor takes the one Option type and refuses another kind's option by name.
+	clock := NewMockClock()
+	defer clock.Close()
+	b, _ := NewBreaker("held", WithClock(clock))
+	defer b.Close()
+	for name, build := range map[string]func() error{
+		"a retry's option on a breaker": func() error { _, err := NewBreaker("x", WithMaxAttempts(3)); return err },
+		"a keyed option on a breaker":   func() error { _, err := NewBreaker("x", WithMaxKeys(3)); return err },
+		"a breaker's option on a bulkhead": func() error {
+			_, err := NewBulkhead("x", 1, WithFailureRate(0.5))
+			return err
+		},
+		"a bulkhead's option on a keyed bulkhead": func() error {
+			_, err := NewKeyedBulkhead("x", 1, WithMaxWait(time.Second))
+			return err
+		},
+		"an SLO's option on a retry": func() error { _, err := NewRetry("x", WithObjective(0.9)); return err },
+		"a retry's option on an SLO": func() error { _, err := NewSLO("x", WithSeed(1)); return err },
+		"a clock on an adjuster": func() error {
+			_, err := NewThresholdAdjuster(b, 0.1, 0.2, 0.8, 0.1, WithClock(clock))
+			return err
+		},
+		"a clock on the agent":    func() error { _, err := StartAgent(WithClock(clock)); return err },
+		"the agent's on a budget": func() error { _, err := NewRetryBudget(0.1, 1, time.Second, WithBind("x")); return err },
+		"a uint64 override on a registry": func() error {
+			_, err := NewBreakerRegistry(WithOverrideUint64(1, WithOpenFor(time.Second)))
+			return err
+		},
+	} {
+		var ce *ConfigError
+		if err := build(); !errors.As(err, &ce) || !strings.Contains(ce.Message, "is not an option of") {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
 	// minimum_calls larger than a count window is an error, not silently clipped.
 	if _, err := NewBreaker("bad", WithCountWindow(5), WithMinimumCalls(6)); !errors.Is(err, ErrInvalidConfig) {
 		t.Fatal(err)
@@ -70,6 +105,9 @@ func TestUseAfterCloseGivesErrClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	p, _ := b.Acquire()
+	if err := b.ForceOpen(time.Hour); err != nil {
+		t.Fatal(err)
+	}
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -96,17 +134,27 @@ func TestUseAfterCloseGivesErrClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, f := range map[string]func() error{
-		"ForceOpen": b.ForceOpen, "Disable": b.Disable, "MetricsOnly": b.MetricsOnly, "Reset": b.Reset,
-		"TransitionToClosed": b.TransitionToClosed, "TransitionToHalfOpen": b.TransitionToHalfOpen,
-		"State":      func() error { _, err := b.State(); return err },
-		"Metrics":    func() error { _, err := b.Metrics(); return err },
-		"RetryAfter": func() error { _, err := b.RetryAfter(); return err },
-		"Fallback":   func() error { _, _, _, err := b.FallbackPayload(); return err },
-		"Threshold":  func() error { _, err := b.SetFailureRateThreshold(0.3); return err },
+		"ForceOpen": func() error { return b.ForceOpen(Forever) }, "Disable": b.Disable, "MetricsOnly": b.MetricsOnly,
+		"Reset": b.Reset, "TransitionToClosed": b.TransitionToClosed, "TransitionToHalfOpen": b.TransitionToHalfOpen,
+		"Threshold": func() error { _, err := b.SetFailureRateThreshold(0.3); return err },
 	} {
 		if err := f(); !errors.Is(err, ErrClosed) {
 			t.Errorf("%s after Close: %v", name, err)
 		}
+	}
+	// The observers keep reading the breaker as Close left it (never a made-up CLOSED).
+	if s := b.State(); s != StateForcedOpen {
+		t.Fatal("State after Close:", s)
+	}
+	if d := b.RetryAfter(); d <= 0 || d > time.Hour {
+		t.Fatal("RetryAfter after Close:", d)
+	}
+	m := b.Metrics()
+	if m.State != StateForcedOpen || m.Transitions[StateClosed][StateForcedOpen] != 1 || m.RetryAfter <= 0 {
+		t.Fatalf("Metrics after Close: %+v", m)
+	}
+	if _, _, ok := b.FallbackPayload(); ok || b.Name() != "closing" || b.ID() == 0 {
+		t.Fatal("FallbackPayload, Name, ID after Close")
 	}
 }
 
@@ -240,8 +288,8 @@ func TestMockClock(t *testing.T) {
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if c.Now() != 0 {
-		t.Fatal("a closed clock reads 0")
+	if c.Now()-start != 1500*time.Millisecond {
+		t.Fatal("a closed clock reads what Close left:", c.Now())
 	}
 }
 

@@ -21,13 +21,13 @@ func TestUnreachableObjectsAreFreed(t *testing.T) {
 				t.Fatal(err)
 			}
 			_ = b.Execute(context.Background(), ok)
-			bh, _ := NewBulkhead("leak", 1, 0)
-			kb, _ := NewKeyedBulkhead(KeyedBulkheadConfig{PerKeyMax: 1})
-			r, _ := NewRetry(RetryConfig{})
-			rb, _ := NewRetryBudget(0.1, 1, time.Second, nil)
-			s, _ := NewSLO(SLOConfig{})
-			a, _ := NewThresholdAdjuster(b, ThresholdConfig{TargetErrorRate: 0.1, MinThreshold: 0.2, MaxThreshold: 0.8, Step: 0.1})
-			kbr, _ := NewKeyedBreaker(KeyedBreakerConfig{}, WithClock(c))
+			bh, _ := NewBulkhead("leak", 1)
+			kb, _ := NewKeyedBulkhead("", 1)
+			r, _ := NewRetry("")
+			rb, _ := NewRetryBudget(0.1, 1, time.Second)
+			s, _ := NewSLO("")
+			a, _ := NewThresholdAdjuster(b, 0.1, 0.2, 0.8, 0.1)
+			kbr, _ := NewKeyedBreaker("", WithClock(c))
 			if bh == nil || kb == nil || r == nil || rb == nil || s == nil || a == nil || kbr == nil {
 				t.Fatal("constructor failed")
 			}
@@ -68,7 +68,7 @@ func TestMoreOptions(t *testing.T) {
 	}
 	for _, bo := range []Backoff{Linear(time.Millisecond, time.Millisecond), Decorrelated(time.Millisecond)} {
 		r, delays := func() (*Retry, *[]time.Duration) {
-			r, _, d := newTestRetry(t, RetryConfig{MaxAttempts: 3, Backoff: bo, Jitter: JitterEqual, Seed: 1, MaxDelay: time.Second})
+			r, _, d := newTestRetry(t, []Option{WithMaxAttempts(3), WithBackoff(bo), WithJitter(JitterEqual), WithSeed(1), WithMaxDelay(time.Second)})
 			return r, d
 		}()
 		_ = r.Do(context.Background(), fail)
@@ -89,7 +89,7 @@ func TestStringsAndErrorMessages(t *testing.T) {
 		{Failure.String(), "failure"}, {Outcome(9).String(), "Outcome(9)"},
 		{EventSLOBurn.String(), "slo_burn"}, {StopBreakerOpen.String(), "breaker_open"},
 		{StopRetryAfterTooLong.String(), "retry_after_too_long"},
-		{TooManyKeys.String(), "too many keys"}, {EventKeyedTransition.String(), "keyed_transition"},
+		{EventKeyedTransition.String(), "keyed_transition"},
 		{EventKind(99).String(), "unknown"},
 		{(&RejectedError{Keyed: true, KeyID: 255, State: StateOpen, RetryAfter: time.Second, reason: ErrOpen}).Error(),
 			"surgewall: circuit breaker is open (key 0xff, retry after 1s)"},
@@ -102,7 +102,7 @@ func TestStringsAndErrorMessages(t *testing.T) {
 	for _, err := range []error{
 		&RejectedError{Breaker: "b", State: StateForcedOpen, RetryAfter: Forever, reason: ErrForcedOpen},
 		&ConfigError{Message: "x"}, &StatusError{Op: "op", Code: 110}, &BulkheadFullError{Bulkhead: "b", TimedOut: true},
-		&KeyedRejectedError{Key: 1, Reason: KeyFull}, &RetryError{Attempts: 2, Reason: StopMaxElapsed, Last: errBoom},
+		&BulkheadFullError{Bulkhead: "k", Keyed: true, KeyID: 1}, &RetryError{Attempts: 2, Reason: StopMaxElapsed, Last: errBoom},
 	} {
 		if err.Error() == "" {
 			t.Errorf("%T: empty message", err)

@@ -18,25 +18,34 @@ import (
 type BreakerRegistry struct {
 	template  []Option
 	maxKeys   int
-	mu        sync.RWMutex
 	overrides map[string][]Option
+	mu        sync.RWMutex
 	breakers  map[string]*Breaker
 	closed    bool
 }
 
-// NewBreakerRegistry creates a registry whose breakers are made with template (then the
-// key's overrides). maxKeys caps the keys (0: no cap); Get beyond it returns ErrRegistryFull.
-func NewBreakerRegistry(maxKeys int, template ...Option) *BreakerRegistry {
-	return &BreakerRegistry{template: template, maxKeys: maxKeys,
-		overrides: map[string][]Option{}, breakers: map[string]*Breaker{}}
-}
-
-// Override sets extra options for key, applied after the template when its breaker is
-// made (a breaker already made keeps its configuration).
-func (r *BreakerRegistry) Override(key string, opts ...Option) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.overrides[key] = opts
+// NewBreakerRegistry creates a registry whose breakers are made with the template options
+// (those NewBreaker takes), then a key's WithOverride options. WithMaxKeys caps the keys
+// (default: no cap); Get beyond it returns ErrRegistryFull. The options are checked here;
+// the library checks the values when Get makes a breaker.
+func NewBreakerRegistry(opts ...Option) (*BreakerRegistry, error) {
+	if versionErr != nil {
+		return nil, versionErr
+	}
+	s := collect(opts)
+	if err := s.only(kindRegistry, "a breaker registry"); err != nil {
+		return nil, err
+	}
+	overrides := map[string][]Option{}
+	for _, o := range s.keyed.overrides {
+		ov := collect(o.opts)
+		if err := ov.only(kindBreaker, "the override for "+keyName(o.key, 0)); err != nil {
+			return nil, err
+		}
+		overrides[o.key] = o.opts
+	}
+	return &BreakerRegistry{template: opts, maxKeys: s.keyed.maxKeys, overrides: overrides,
+		breakers: map[string]*Breaker{}}, nil
 }
 
 // Get returns key's breaker, making it (named key) on first use.
@@ -62,8 +71,7 @@ func (r *BreakerRegistry) Get(key string) (*Breaker, error) {
 	if r.maxKeys > 0 && len(r.breakers) >= r.maxKeys {
 		return nil, ErrRegistryFull
 	}
-	opts := append(append([]Option(nil), r.template...), r.overrides[key]...)
-	b, err := NewBreaker(key, opts...)
+	b, err := newBreaker(key, collect(append(append([]Option(nil), r.template...), r.overrides[key]...)))
 	if err != nil {
 		return nil, err
 	}

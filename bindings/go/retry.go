@@ -35,8 +35,8 @@ const (
 	StopMaxElapsed      StopReason = C.SURGEWALL_STOP_REASON_MAX_ELAPSED      // the next attempt would overrun MaxElapsed
 	StopBudgetExhausted StopReason = C.SURGEWALL_STOP_REASON_BUDGET_EXHAUSTED // the retry budget refused
 	StopBreakerOpen     StopReason = C.SURGEWALL_STOP_REASON_BREAKER_OPEN     // the breaker rejects for longer than the retry may wait
-	// StopRetryAfterTooLong: the server's Retry-After is longer than MaxRetryAfter or would
-	// overrun MaxElapsed; a Retry-After is never shortened, so the retry stops.
+	// StopRetryAfterTooLong: the server's Retry-After is longer than WithMaxRetryAfter or would
+	// overrun WithMaxElapsed; a Retry-After is never shortened, so the retry stops.
 	StopRetryAfterTooLong StopReason = C.SURGEWALL_STOP_REASON_RETRY_AFTER_TOO_LONG
 )
 
@@ -62,8 +62,7 @@ const (
 
 // Backoff is a delay strategy for retries: NoBackoff, Constant, Linear, Exponential or
 // Decorrelated. Every kind's delays are longer than zero (a zero first delay is a
-// *ConfigError naming it); retrying without waiting is NoBackoff. The zero Backoff keeps the
-// library default, Exponential(100ms, 2) with no cap.
+// *ConfigError naming it); retrying without waiting is NoBackoff.
 type Backoff struct {
 	kind          int
 	initial, step time.Duration
@@ -89,49 +88,151 @@ func Exponential(initial time.Duration, multiplier float64) Backoff {
 }
 
 // Decorrelated waits a uniform delay in [base, 3 x the previous one] (base > 0; capped by
-// MaxDelay).
+// WithMaxDelay).
 func Decorrelated(base time.Duration) Backoff { return Backoff{kind: 4, initial: base} }
 
-// RetryConfig configures a Retry. Zero fields keep the library defaults, the same in every
-// language: 3 attempts, Exponential(100ms, 2) with full jitter, no cap on delays (MaxDelay 0
-// is no cap), a server's Retry-After waited in full, no elapsed limit, wait for an open
-// breaker, no budget.
-type RetryConfig struct {
-	// Name lists the policy for the agent (StartAgent) under this name: its operations,
-	// retries and stops by reason ("": not listed).
-	Name string
-	// MaxAttempts in all, the first included (>= 1).
-	MaxAttempts int
-	Backoff     Backoff
-	Jitter      Jitter
-	// MaxDelay caps the backoff's delays (0: no cap). It never shortens a server's
-	// Retry-After nor a breaker wait.
-	MaxDelay time.Duration
-	// MaxRetryAfter: the longest server Retry-After waited (0: no limit but MaxElapsed); a
-	// longer one stops the retry with StopRetryAfterTooLong rather than being shortened.
-	MaxRetryAfter time.Duration
-	// MaxElapsed: never start an attempt that would end later than this after the start.
-	MaxElapsed time.Duration
-	// AttemptTimeout: how long one attempt may take (to decide whether the next one fits
-	// MaxElapsed). Do does not cancel attempts; give fn a ctx deadline for that.
-	AttemptTimeout time.Duration
-	// StopOnOpenBreaker: when the breaker rejects, stop instead of waiting for it.
-	StopOnOpenBreaker bool
-	// Budget shared with other retries (nil: none).
-	Budget *RetryBudget
-	// Seed makes the jitter deterministic (0: random).
-	Seed uint64
-	// Clock drives the schedule in tests; without Sleep, Do waits by advancing it (no real
-	// time passes).
-	Clock *MockClock
+// retrySettings are a Retry's options: the library's settings in order, and Go's own.
+type retrySettings struct {
+	steps      []func(*C.surgewall_retry_config) C.surgewall_status
+	budget     *RetryBudget
+	retryable  func(error) bool
+	retryAfter func(error) (time.Duration, bool)
+	sleep      func(ctx context.Context, d time.Duration) error
+}
 
-	// Retryable says which errors are worth another attempt (default: all but ctx errors).
-	// A breaker rejection is always retryable: the schedule waits for the breaker.
-	Retryable func(error) bool
-	// RetryAfter extracts a server's Retry-After from an error (optional).
-	RetryAfter func(error) (time.Duration, bool)
-	// Sleep waits d or until ctx ends (default: a timer, or with Clock, advancing Clock).
-	Sleep func(ctx context.Context, d time.Duration) error
+func retryOption(field string, f func(*C.surgewall_retry_config) C.surgewall_status) Option {
+	return opt(field, kindRetry, func(s *settings) { s.retry.steps = append(s.retry.steps, f) })
+}
+
+// A Retry's options. Without them, the library defaults, the same in every language: 3
+// attempts, Exponential(100ms, 2) with full jitter, no cap on delays, a server's Retry-After
+// waited in full, no elapsed limit, wait for an open breaker, no budget.
+
+// WithMaxAttempts: attempts in all, the first included (>= 1). Default 3.
+func WithMaxAttempts(n int) Option {
+	return opt("max_attempts", kindRetry, func(s *settings) {
+		if n < 1 || n > math.MaxUint32 {
+			s.fail(&ConfigError{Field: "max_attempts", Message: fmt.Sprintf("must be >= 1, got %d", n)})
+			return
+		}
+		s.retry.steps = append(s.retry.steps, func(c *C.surgewall_retry_config) C.surgewall_status {
+			return C.surgewall_retry_config_set_max_attempts(c, C.uint32_t(n))
+		})
+	})
+}
+
+// WithBackoff sets the delay strategy (NoBackoff, Constant, Linear, Exponential, Decorrelated).
+// Default Exponential(100ms, 2).
+func WithBackoff(bo Backoff) Option {
+	return opt("backoff", kindRetry, func(s *settings) {
+		if bo.kind == 0 {
+			s.fail(&ConfigError{Field: "backoff", Message: "the zero Backoff: use NoBackoff, Constant, Linear, Exponential or Decorrelated"})
+			return
+		}
+		s.retry.steps = append(s.retry.steps, func(c *C.surgewall_retry_config) C.surgewall_status {
+			switch bo.kind {
+			case 1:
+				return C.surgewall_retry_config_set_backoff_constant(c, durationNs(bo.initial))
+			case 2:
+				return C.surgewall_retry_config_set_backoff_linear(c, durationNs(bo.initial), durationNs(bo.step))
+			case 3:
+				return C.surgewall_retry_config_set_backoff_exponential(c, durationNs(bo.initial), C.double(bo.multiplier))
+			case 5:
+				return C.surgewall_retry_config_set_backoff_none(c)
+			}
+			return C.surgewall_retry_config_set_backoff_decorrelated(c, durationNs(bo.initial))
+		})
+	})
+}
+
+// WithJitter randomises the delays. Default JitterFull.
+func WithJitter(j Jitter) Option {
+	return opt("jitter", kindRetry, func(s *settings) {
+		cj, ok := map[Jitter]C.int32_t{JitterDefault: C.SURGEWALL_JITTER_FULL, JitterNone: C.SURGEWALL_JITTER_NONE,
+			JitterFull: C.SURGEWALL_JITTER_FULL, JitterEqual: C.SURGEWALL_JITTER_EQUAL}[j]
+		if !ok {
+			s.fail(&ConfigError{Field: "jitter", Message: fmt.Sprintf("unknown jitter %d", j)})
+			return
+		}
+		s.retry.steps = append(s.retry.steps, func(c *C.surgewall_retry_config) C.surgewall_status {
+			return C.surgewall_retry_config_set_jitter(c, cj)
+		})
+	})
+}
+
+// WithMaxDelay caps the backoff's delays. It never shortens a server's Retry-After nor a
+// breaker wait. Default: no cap.
+func WithMaxDelay(d time.Duration) Option {
+	return retryOption("max_delay", func(c *C.surgewall_retry_config) C.surgewall_status {
+		return C.surgewall_retry_config_set_max_delay(c, durationNs(d))
+	})
+}
+
+// WithMaxRetryAfter: the longest server Retry-After waited; a longer one stops the retry with
+// StopRetryAfterTooLong rather than being shortened. Default: no limit but WithMaxElapsed.
+func WithMaxRetryAfter(d time.Duration) Option {
+	return retryOption("max_retry_after", func(c *C.surgewall_retry_config) C.surgewall_status {
+		return C.surgewall_retry_config_set_max_retry_after(c, durationNs(d))
+	})
+}
+
+// WithMaxElapsed: never start an attempt that would end later than d after the start.
+// Default: no limit.
+func WithMaxElapsed(d time.Duration) Option {
+	return retryOption("max_elapsed", func(c *C.surgewall_retry_config) C.surgewall_status {
+		return C.surgewall_retry_config_set_max_elapsed(c, durationNs(d))
+	})
+}
+
+// WithAttemptTimeout: how long one attempt may take, to decide whether the next one fits
+// WithMaxElapsed. Do does not cancel attempts; give fn a ctx deadline for that.
+func WithAttemptTimeout(d time.Duration) Option {
+	return retryOption("attempt_timeout", func(c *C.surgewall_retry_config) C.surgewall_status {
+		return C.surgewall_retry_config_set_attempt_timeout(c, durationNs(d))
+	})
+}
+
+// WithStopOnOpenBreaker: when the breaker rejects, stop instead of waiting for it.
+func WithStopOnOpenBreaker() Option {
+	return retryOption("stop_on_open_breaker", func(c *C.surgewall_retry_config) C.surgewall_status {
+		return C.surgewall_retry_config_set_stop_on_open_breaker(c, true)
+	})
+}
+
+// WithBudget shares a retry budget with other retries. Default: none.
+func WithBudget(b *RetryBudget) Option {
+	return opt("budget", kindRetry, func(s *settings) {
+		if b == nil {
+			s.fail(&ConfigError{Field: "budget", Message: "nil RetryBudget"})
+			return
+		}
+		s.retry.budget = b
+		s.retry.steps = append(s.retry.steps, func(c *C.surgewall_retry_config) C.surgewall_status {
+			h, err := b.handle()
+			if err != nil {
+				return C.SURGEWALL_INVALID_HANDLE
+			}
+			return C.surgewall_retry_config_set_budget(c, h)
+		})
+	})
+}
+
+// WithRetryable says which errors are worth another attempt. Default: all but the
+// context's errors. A breaker rejection is always retryable: the schedule waits for the
+// breaker.
+func WithRetryable(retryable func(error) bool) Option {
+	return opt("retryable", kindRetry, func(s *settings) { s.retry.retryable = retryable })
+}
+
+// WithRetryAfter extracts a server's Retry-After from an attempt's error.
+func WithRetryAfter(retryAfter func(error) (time.Duration, bool)) Option {
+	return opt("retry_after", kindRetry, func(s *settings) { s.retry.retryAfter = retryAfter })
+}
+
+// WithSleep replaces how a retry waits d or until ctx ends (default: a timer, or with
+// WithClock, advancing that clock: no real time passes).
+func WithSleep(sleep func(ctx context.Context, d time.Duration) error) Option {
+	return opt("sleep", kindRetry, func(s *settings) { s.retry.sleep = sleep })
 }
 
 // Retry runs operations again after failures, on the library's schedule (backoff, jitter,
@@ -175,94 +276,35 @@ func freeRetryPolicy(h *C.surgewall_retry_policy) {
 	C.surgewall_retry_policy_free(h)
 }
 
-// NewRetry creates a retry policy.
-func NewRetry(cfg RetryConfig) (*Retry, error) {
+// NewRetry creates a retry policy with the Retry options (WithMaxAttempts, WithBackoff, ...,
+// WithSeed, WithClock). name lists it for the agent (StartAgent): its operations, retries
+// and stops by reason ("": not listed).
+func NewRetry(name string, opts ...Option) (*Retry, error) {
 	if versionErr != nil {
 		return nil, versionErr
 	}
-	if cfg.MaxAttempts < 0 || cfg.MaxAttempts > math.MaxUint32 {
-		return nil, &ConfigError{Field: "max_attempts", Message: fmt.Sprintf("must be >= 1, got %d", cfg.MaxAttempts)}
-	}
-	if cfg.Jitter < JitterDefault || cfg.Jitter > JitterEqual {
-		return nil, &ConfigError{Field: "jitter", Message: fmt.Sprintf("unknown jitter %d", cfg.Jitter)}
+	s := collect(opts)
+	if err := s.only(kindRetry, "a retry policy"); err != nil {
+		return nil, err
 	}
 	var c *C.surgewall_retry_config
 	if err := statusErr("retry_config_new", C.surgewall_retry_config_new(&c)); err != nil {
 		return nil, err
 	}
-	var steps []func() C.surgewall_status
-	add := func(f func() C.surgewall_status) { steps = append(steps, f) }
-	if cfg.Name != "" {
-		add(func() C.surgewall_status {
-			return C.surgewall_retry_config_set_name(c, cBytes(cfg.Name), C.size_t(len(cfg.Name)))
+	steps := s.retry.steps
+	if name != "" {
+		steps = append([]func(*C.surgewall_retry_config) C.surgewall_status{func(c *C.surgewall_retry_config) C.surgewall_status {
+			return C.surgewall_retry_config_set_name(c, cBytes(name), C.size_t(len(name)))
+		}}, steps...)
+	}
+	if s.seedSet {
+		steps = append(steps, func(c *C.surgewall_retry_config) C.surgewall_status {
+			return C.surgewall_retry_config_set_seed(c, C.uint64_t(s.seed))
 		})
 	}
-	if cfg.MaxAttempts > 0 {
-		add(func() C.surgewall_status {
-			return C.surgewall_retry_config_set_max_attempts(c, C.uint32_t(cfg.MaxAttempts))
-		})
-	}
-	switch bo := cfg.Backoff; bo.kind {
-	case 1:
-		add(func() C.surgewall_status {
-			return C.surgewall_retry_config_set_backoff_constant(c, durationNs(bo.initial))
-		})
-	case 2:
-		add(func() C.surgewall_status {
-			return C.surgewall_retry_config_set_backoff_linear(c, durationNs(bo.initial), durationNs(bo.step))
-		})
-	case 3:
-		add(func() C.surgewall_status {
-			return C.surgewall_retry_config_set_backoff_exponential(c, durationNs(bo.initial), C.double(bo.multiplier))
-		})
-	case 4:
-		add(func() C.surgewall_status {
-			return C.surgewall_retry_config_set_backoff_decorrelated(c, durationNs(bo.initial))
-		})
-	case 5:
-		add(func() C.surgewall_status { return C.surgewall_retry_config_set_backoff_none(c) })
-	}
-	if cfg.Jitter != JitterDefault {
-		j := map[Jitter]C.int32_t{JitterNone: C.SURGEWALL_JITTER_NONE, JitterFull: C.SURGEWALL_JITTER_FULL,
-			JitterEqual: C.SURGEWALL_JITTER_EQUAL}[cfg.Jitter]
-		add(func() C.surgewall_status { return C.surgewall_retry_config_set_jitter(c, j) })
-	}
-	if cfg.MaxDelay != 0 {
-		add(func() C.surgewall_status { return C.surgewall_retry_config_set_max_delay(c, durationNs(cfg.MaxDelay)) })
-	}
-	if cfg.MaxRetryAfter != 0 {
-		add(func() C.surgewall_status {
-			return C.surgewall_retry_config_set_max_retry_after(c, durationNs(cfg.MaxRetryAfter))
-		})
-	}
-	if cfg.MaxElapsed != 0 {
-		add(func() C.surgewall_status {
-			return C.surgewall_retry_config_set_max_elapsed(c, durationNs(cfg.MaxElapsed))
-		})
-	}
-	if cfg.AttemptTimeout != 0 {
-		add(func() C.surgewall_status {
-			return C.surgewall_retry_config_set_attempt_timeout(c, durationNs(cfg.AttemptTimeout))
-		})
-	}
-	if cfg.StopOnOpenBreaker {
-		add(func() C.surgewall_status { return C.surgewall_retry_config_set_stop_on_open_breaker(c, true) })
-	}
-	if cfg.Seed != 0 {
-		add(func() C.surgewall_status { return C.surgewall_retry_config_set_seed(c, C.uint64_t(cfg.Seed)) })
-	}
-	if cfg.Budget != nil {
-		add(func() C.surgewall_status {
-			h, err := cfg.Budget.handle()
-			if err != nil {
-				return C.SURGEWALL_INVALID_HANDLE
-			}
-			return C.surgewall_retry_config_set_budget(c, h)
-		})
-	}
-	if cfg.Clock != nil {
-		add(func() C.surgewall_status {
-			h, err := cfg.Clock.handle()
+	if s.clock != nil {
+		steps = append(steps, func(c *C.surgewall_retry_config) C.surgewall_status {
+			h, err := s.clock.handle()
 			if err != nil {
 				return C.SURGEWALL_INVALID_HANDLE
 			}
@@ -270,23 +312,23 @@ func NewRetry(cfg RetryConfig) (*Retry, error) {
 		})
 	}
 	for _, f := range steps {
-		if err := statusErr("retry_config", f()); err != nil {
+		if err := statusErr("retry_config", f(c)); err != nil {
 			C.surgewall_retry_config_free(c)
 			return nil, err
 		}
 	}
-	runtime.KeepAlive(cfg.Budget)
-	runtime.KeepAlive(cfg.Clock)
+	runtime.KeepAlive(s.retry.budget)
+	runtime.KeepAlive(s.clock)
 	var h *C.surgewall_retry_policy
 	var cerr *C.surgewall_error
 	if st := C.surgewall_retry_policy_new(c, &h, &cerr); st != C.SURGEWALL_OK {
 		return nil, constructorErr("retry_policy_new", st, cerr)
 	}
-	r := &Retry{h: h, retryable: cfg.Retryable, retryAfter: cfg.RetryAfter, sleep: cfg.Sleep}
+	r := &Retry{h: h, retryable: s.retry.retryable, retryAfter: s.retry.retryAfter, sleep: s.retry.sleep}
 	switch {
 	case r.sleep != nil:
-	case cfg.Clock != nil:
-		r.sleep = advanceCtx(cfg.Clock)
+	case s.clock != nil:
+		r.sleep = advanceCtx(s.clock)
 	default:
 		r.sleep = sleepCtx
 	}
@@ -341,8 +383,8 @@ func (r *Retry) Do(ctx context.Context, fn func(context.Context) error) error {
 }
 
 // DoWith runs each attempt through breaker b (b.Execute): the schedule never retries into
-// it while it rejects, but waits for it (or stops, with StopOnOpenBreaker): the time left of
-// an OPEN wait, or while every half-open probe is out the short half-open hint (a tenth of
+// it while it rejects, but waits for it (or stops, with WithStopOnOpenBreaker): the time left
+// of an OPEN wait, or while every half-open probe is out the short half-open hint (a tenth of
 // the open wait, within [1 ms, 1 s]) it polls on.
 func (r *Retry) DoWith(ctx context.Context, b *Breaker, fn func(context.Context) error) error {
 	return r.do(ctx, b, func(ctx context.Context) error { return b.Execute(ctx, fn) })
@@ -395,7 +437,7 @@ func (r *Retry) do(ctx context.Context, b *Breaker, fn func(context.Context) err
 		outcome, retryAfter := C.int32_t(cAttemptSuccess), C.int64_t(-1)
 		switch {
 		case last == nil:
-		case errors.Is(last, ErrRejected):
+		case errors.Is(last, ErrOpen):
 			outcome = cAttemptRetryable
 		case errors.Is(last, context.Canceled) || errors.Is(last, context.DeadlineExceeded):
 			return last
@@ -437,36 +479,28 @@ type RetryMetrics struct {
 }
 
 // Metrics returns the totals.
-func (r *Retry) Metrics() (RetryMetrics, error) {
-	h, err := r.handle()
-	if err != nil {
-		return RetryMetrics{}, err
-	}
+func (r *Retry) Metrics() RetryMetrics {
+	maybeGC()
 	var s C.struct_surgewall_retry_stats
-	st := C.surgewall_retry_policy_metrics(h, &s)
+	st := C.surgewall_retry_policy_metrics(r.h, &s)
 	runtime.KeepAlive(r)
-	if err := statusErr("retry_policy_metrics", st); err != nil {
-		return RetryMetrics{}, err
-	}
+	mustRead("retry_policy_metrics", st)
 	m := RetryMetrics{Operations: uint64(s.operations), Retries: uint64(s.retries), Stops: map[StopReason]uint64{}}
 	for i, n := range s.stops {
 		if n != 0 {
 			m.Stops[StopReason(i)] = uint64(n)
 		}
 	}
-	return m, nil
+	return m
 }
 
 // Preview returns the delays an operation would sleep between its attempts if every attempt
-// failed at once (no Retry-After, no breaker), cut by MaxAttempts and MaxElapsed, at most
-// limit of them (limit <= 0: all). With jitter they are the next operation's own draws (the
-// very delays under a Seed, unless another operation starts first). It runs nothing, counts
-// nothing and asks no budget.
-func (r *Retry) Preview(limit int) ([]time.Duration, error) {
-	h, err := r.handle()
-	if err != nil {
-		return nil, err
-	}
+// failed at once (no Retry-After, no breaker), cut by WithMaxAttempts and WithMaxElapsed, at
+// most limit of them (limit <= 0: all). With jitter they are the next operation's own draws
+// (the very delays under WithSeed, unless another operation starts first). It runs nothing,
+// counts nothing and asks no budget; like Metrics, it keeps reading after Close.
+func (r *Retry) Preview(limit int) []time.Duration {
+	maybeGC()
 	all := limit <= 0
 	n := limit
 	if all {
@@ -475,23 +509,22 @@ func (r *Retry) Preview(limit int) ([]time.Duration, error) {
 	for {
 		buf := make([]C.uint64_t, n)
 		var got C.size_t
-		st := C.surgewall_retry_policy_preview(h, &buf[0], C.size_t(n), &got)
+		st := C.surgewall_retry_policy_preview(r.h, &buf[0], C.size_t(n), &got)
 		runtime.KeepAlive(r)
-		if err := statusErr("retry_policy_preview", st); err != nil {
-			return nil, err
-		}
+		mustRead("retry_policy_preview", st)
 		if int(got) < n || !all {
 			out := make([]time.Duration, int(got))
 			for i := range out {
 				out[i] = time.Duration(buf[i])
 			}
-			return out, nil
+			return out
 		}
 		n *= 4 // more to come: ask again for all of them (one call, one preview)
 	}
 }
 
-// Close marks the retry policy closed. Idempotent.
+// Close marks the retry policy closed: later Do, DoWith and RetryCall return ErrClosed;
+// Metrics keeps reading. Idempotent.
 func (r *Retry) Close() error {
 	r.closed.Store(true)
 	return nil
@@ -502,6 +535,7 @@ func (r *Retry) Close() error {
 type RetryBudget struct {
 	h      *C.surgewall_retry_budget
 	closed atomic.Bool
+	id     uint64
 }
 
 func freeRetryBudget(h *C.surgewall_retry_budget) {
@@ -517,31 +551,34 @@ func budgetWindow(window time.Duration) (C.uint32_t, error) {
 }
 
 // NewRetryBudget creates a budget of its own: ratio of requests (in [0, 1]) plus
-// minPerSecond retries a second, over window (whole seconds, 1 s to 60 s). clock may be nil.
-func NewRetryBudget(ratio, minPerSecond float64, window time.Duration, clock *MockClock) (*RetryBudget, error) {
+// minPerSecond retries a second, over window (whole seconds, 1 s to 60 s). Its one option
+// is WithClock.
+func NewRetryBudget(ratio, minPerSecond float64, window time.Duration, opts ...Option) (*RetryBudget, error) {
 	if versionErr != nil {
 		return nil, versionErr
+	}
+	s := collect(opts)
+	if err := s.only(kindBudget, "a retry budget"); err != nil {
+		return nil, err
 	}
 	w, err := budgetWindow(window)
 	if err != nil {
 		return nil, err
 	}
 	var ch *C.surgewall_mock_clock
-	if clock != nil {
-		if ch, err = clock.handle(); err != nil {
+	if s.clock != nil {
+		if ch, err = s.clock.handle(); err != nil {
 			return nil, err
 		}
 	}
 	var h *C.surgewall_retry_budget
 	var cerr *C.surgewall_error
 	st := C.surgewall_retry_budget_new(C.double(ratio), C.double(minPerSecond), w, ch, &h, &cerr)
-	runtime.KeepAlive(clock)
+	runtime.KeepAlive(s.clock)
 	if st != C.SURGEWALL_OK {
 		return nil, constructorErr("retry_budget_new", st, cerr)
 	}
-	b := &RetryBudget{h: h}
-	runtime.AddCleanup(b, freeRetryBudget, h)
-	return b, nil
+	return newRetryBudget(h)
 }
 
 // SharedRetryBudget is the process-wide budget named name, created with this configuration
@@ -562,9 +599,7 @@ func SharedRetryBudget(name string, ratio, minPerSecond float64, window time.Dur
 	if st != C.SURGEWALL_OK {
 		return nil, constructorErr("retry_budget_shared", st, cerr)
 	}
-	b := &RetryBudget{h: h}
-	runtime.AddCleanup(b, freeRetryBudget, h)
-	return b, nil
+	return newRetryBudget(h)
 }
 
 func (b *RetryBudget) handle() (*C.surgewall_retry_budget, error) {
@@ -607,38 +642,35 @@ type RetryBudgetMetrics struct {
 }
 
 // Metrics returns a snapshot.
-func (b *RetryBudget) Metrics() (RetryBudgetMetrics, error) {
-	h, err := b.handle()
-	if err != nil {
-		return RetryBudgetMetrics{}, err
-	}
+func (b *RetryBudget) Metrics() RetryBudgetMetrics {
+	maybeGC()
 	var s C.struct_surgewall_retry_budget_stats
-	st := C.surgewall_retry_budget_metrics(h, &s)
+	st := C.surgewall_retry_budget_metrics(b.h, &s)
 	runtime.KeepAlive(b)
-	if err := statusErr("retry_budget_metrics", st); err != nil {
-		return RetryBudgetMetrics{}, err
-	}
+	mustRead("retry_budget_metrics", st)
 	return RetryBudgetMetrics{Requests: uint64(s.requests), Retries: uint64(s.retries), Allowed: float64(s.allowed),
-		Remaining: uint64(s.remaining), GrantedTotal: uint64(s.granted_total), RefusedTotal: uint64(s.refused_total)}, nil
+		Remaining: uint64(s.remaining), GrantedTotal: uint64(s.granted_total), RefusedTotal: uint64(s.refused_total)}
 }
 
-// Close marks the budget closed (retry policies using it keep their own reference).
+// Close marks the budget closed: later RecordRequest and TryRetry return ErrClosed, and
+// no new Retry may use it; Metrics keeps reading, and retry policies using it keep their
+// own reference. Idempotent.
 func (b *RetryBudget) Close() error {
 	b.closed.Store(true)
 	return nil
 }
 
 // ID is the budget's process-unique id: the Source of its budget-exhausted events.
-func (b *RetryBudget) ID() (uint64, error) {
-	h, err := b.handle()
-	if err != nil {
-		return 0, err
-	}
+func (b *RetryBudget) ID() uint64 { return b.id }
+
+// newRetryBudget wraps a budget the library made (NewRetryBudget, SharedRetryBudget).
+func newRetryBudget(h *C.surgewall_retry_budget) (*RetryBudget, error) {
 	var id C.uint64_t
-	st := C.surgewall_retry_budget_id(h, &id)
-	runtime.KeepAlive(b)
-	if err := statusErr("retry_budget_id", st); err != nil {
-		return 0, err
+	if err := statusErr("retry_budget_id", C.surgewall_retry_budget_id(h, &id)); err != nil {
+		C.surgewall_retry_budget_free(h)
+		return nil, err
 	}
-	return uint64(id), nil
+	b := &RetryBudget{h: h, id: uint64(id)}
+	runtime.AddCleanup(b, freeRetryBudget, h)
+	return b, nil
 }

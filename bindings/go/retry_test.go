@@ -18,12 +18,11 @@ func mockSleep(clock *MockClock, delays *[]time.Duration) func(context.Context, 
 	}
 }
 
-func newTestRetry(t *testing.T, cfg RetryConfig) (*Retry, *MockClock, *[]time.Duration) {
+func newTestRetry(t *testing.T, opts []Option) (*Retry, *MockClock, *[]time.Duration) {
 	t.Helper()
 	clock := NewMockClock()
 	var delays []time.Duration
-	cfg.Clock, cfg.Sleep = clock, mockSleep(clock, &delays)
-	r, err := NewRetry(cfg)
+	r, err := NewRetry("", append(opts, WithClock(clock), WithSleep(mockSleep(clock, &delays)))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +31,7 @@ func newTestRetry(t *testing.T, cfg RetryConfig) (*Retry, *MockClock, *[]time.Du
 }
 
 func TestRetryGivesUpAfterMaxAttempts(t *testing.T) {
-	r, _, delays := newTestRetry(t, RetryConfig{MaxAttempts: 3, Backoff: Constant(200 * time.Millisecond), Jitter: JitterNone})
+	r, _, delays := newTestRetry(t, []Option{WithMaxAttempts(3), WithBackoff(Constant(200 * time.Millisecond)), WithJitter(JitterNone)})
 	calls := 0
 	err := r.Do(context.Background(), func(context.Context) error { calls++; return errBoom })
 	var re *RetryError
@@ -45,7 +44,7 @@ func TestRetryGivesUpAfterMaxAttempts(t *testing.T) {
 	if len(*delays) != 2 || (*delays)[0] != 200*time.Millisecond || (*delays)[1] != 200*time.Millisecond {
 		t.Fatal(*delays)
 	}
-	m, _ := r.Metrics()
+	m := r.Metrics()
 	if m.Operations != 1 || m.Retries != 2 || m.Stops[StopMaxAttempts] != 1 {
 		t.Fatalf("%+v", m)
 	}
@@ -53,8 +52,7 @@ func TestRetryGivesUpAfterMaxAttempts(t *testing.T) {
 
 func TestRetrySucceedsAndStopsOnNotRetryable(t *testing.T) {
 	errFatal := errors.New("fatal")
-	r, _, delays := newTestRetry(t, RetryConfig{MaxAttempts: 5, Backoff: Exponential(100*time.Millisecond, 2), Jitter: JitterNone,
-		Retryable: func(err error) bool { return !errors.Is(err, errFatal) }})
+	r, _, delays := newTestRetry(t, []Option{WithMaxAttempts(5), WithBackoff(Exponential(100*time.Millisecond, 2)), WithJitter(JitterNone), WithRetryable(func(err error) bool { return !errors.Is(err, errFatal) })})
 	calls := 0
 	v, err := RetryCall(context.Background(), r, nil, func(context.Context) (int, error) {
 		calls++
@@ -77,8 +75,7 @@ func TestRetrySucceedsAndStopsOnNotRetryable(t *testing.T) {
 }
 
 func TestRetryHonoursRetryAfterAndContext(t *testing.T) {
-	r, _, delays := newTestRetry(t, RetryConfig{MaxAttempts: 2, Backoff: Constant(10 * time.Millisecond), Jitter: JitterNone,
-		RetryAfter: func(error) (time.Duration, bool) { return 2 * time.Second, true }})
+	r, _, delays := newTestRetry(t, []Option{WithMaxAttempts(2), WithBackoff(Constant(10 * time.Millisecond)), WithJitter(JitterNone), WithRetryAfter(func(error) (time.Duration, bool) { return 2 * time.Second, true })})
 	_ = r.Do(context.Background(), func(context.Context) error { return errBoom })
 	if len(*delays) != 1 || (*delays)[0] != 2*time.Second {
 		t.Fatal(*delays)
@@ -89,7 +86,7 @@ func TestRetryHonoursRetryAfterAndContext(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Real sleeping honours ctx too.
-	r2, _ := NewRetry(RetryConfig{MaxAttempts: 3, Backoff: Constant(time.Hour)})
+	r2, _ := NewRetry("", WithMaxAttempts(3), WithBackoff(Constant(time.Hour)))
 	ctx2, cancel2 := context.WithTimeout(context.Background(), time.Millisecond)
 	defer cancel2()
 	if err := r2.Do(ctx2, func(context.Context) error { return errBoom }); !errors.Is(err, context.DeadlineExceeded) {
@@ -102,8 +99,7 @@ func TestRetryWaitsForTheBreakerOrStops(t *testing.T) {
 	b, _ := NewBreaker("dep", WithClock(clock), WithoutFailureRate(), WithConsecutiveFailures(1), WithOpenFor(5*time.Second), WithHalfOpenCalls(1))
 	defer b.Close()
 	var delays []time.Duration
-	r, _ := NewRetry(RetryConfig{MaxAttempts: 3, Backoff: Constant(100 * time.Millisecond), Jitter: JitterNone,
-		Clock: clock, Sleep: mockSleep(clock, &delays)})
+	r, _ := NewRetry("", WithMaxAttempts(3), WithBackoff(Constant(100*time.Millisecond)), WithJitter(JitterNone), WithClock(clock), WithSleep(mockSleep(clock, &delays)))
 	calls := 0
 	err := r.DoWith(context.Background(), b, func(context.Context) error {
 		calls++
@@ -118,12 +114,12 @@ func TestRetryWaitsForTheBreakerOrStops(t *testing.T) {
 	if len(delays) != 1 || delays[0] != 5*time.Second {
 		t.Fatal("the retry waits for the breaker, not 100ms into it:", delays)
 	}
-	if s, _ := b.State(); s != StateClosed {
+	if s := b.State(); s != StateClosed {
 		t.Fatal(s)
 	}
 
-	stop, _ := NewRetry(RetryConfig{MaxAttempts: 3, StopOnOpenBreaker: true, Clock: clock, Sleep: mockSleep(clock, &delays)})
-	_ = b.ForceOpen()
+	stop, _ := NewRetry("", WithMaxAttempts(3), WithStopOnOpenBreaker(), WithClock(clock), WithSleep(mockSleep(clock, &delays)))
+	_ = b.ForceOpen(Forever)
 	err = stop.DoWith(context.Background(), b, func(context.Context) error { return nil })
 	var re *RetryError
 	if !errors.As(err, &re) || re.Reason != StopBreakerOpen || !errors.Is(err, ErrOpen) {
@@ -133,18 +129,18 @@ func TestRetryWaitsForTheBreakerOrStops(t *testing.T) {
 
 func TestRetryBudget(t *testing.T) {
 	clock := NewMockClock()
-	budget, err := NewRetryBudget(0, 0, 10*time.Second, clock)
+	budget, err := NewRetryBudget(0, 0, 10*time.Second, WithClock(clock))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var delays []time.Duration
-	r, _ := NewRetry(RetryConfig{MaxAttempts: 5, Budget: budget, Clock: clock, Sleep: mockSleep(clock, &delays)})
+	r, _ := NewRetry("", WithMaxAttempts(5), WithBudget(budget), WithClock(clock), WithSleep(mockSleep(clock, &delays)))
 	err = r.Do(context.Background(), func(context.Context) error { return errBoom })
 	var re *RetryError
 	if !errors.As(err, &re) || re.Reason != StopBudgetExhausted || !errors.Is(err, ErrRetryBudgetExhausted) || re.Attempts != 1 {
 		t.Fatal(err)
 	}
-	m, _ := budget.Metrics()
+	m := budget.Metrics()
 	if m.Requests != 1 || m.RefusedTotal != 1 {
 		t.Fatalf("%+v", m)
 	}
@@ -158,31 +154,41 @@ func TestRetryBudget(t *testing.T) {
 	}
 	s2, _ := SharedRetryBudget(name, 0.1, 0, time.Second)
 	_ = s1.RecordRequest()
-	if m1, _ := s2.Metrics(); m1.Requests != 1 {
+	if m1 := s2.Metrics(); m1.Requests != 1 {
 		t.Fatal("one budget per name:", m1)
 	}
 }
 
 func TestRetryBadConfig(t *testing.T) {
-	for name, cfg := range map[string]RetryConfig{
-		"negative attempts": {MaxAttempts: -1},
-		"NaN multiplier":    {Backoff: Exponential(time.Second, math.NaN())},
-		"negative delay":    {Backoff: Constant(-time.Second)},
-		"bad jitter":        {Jitter: 9},
+	for name, o := range map[string]Option{
+		"negative attempts": WithMaxAttempts(-1),
+		"zero attempts":     WithMaxAttempts(0),
+		"NaN multiplier":    WithBackoff(Exponential(time.Second, math.NaN())),
+		"negative delay":    WithBackoff(Constant(-time.Second)),
+		"bad jitter":        WithJitter(9),
+		"nil budget":        WithBudget(nil),
+		"a breaker option":  WithFailureRate(0.5),
 	} {
-		if _, err := NewRetry(cfg); !errors.Is(err, ErrInvalidConfig) {
+		if _, err := NewRetry("", o); !errors.Is(err, ErrInvalidConfig) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
+	// The zero Backoff is no backoff: refused, not a silent default.
+	if _, err := NewRetry("", WithBackoff(Backoff{})); !errors.Is(err, ErrInvalidConfig) {
+		t.Error("zero Backoff:", err)
+	}
+	if _, err := NewRetryBudget(0.1, 1, time.Second, WithSeed(1)); !errors.Is(err, ErrInvalidConfig) {
+		t.Error("a retry's option on a budget:", err)
+	}
 	for _, w := range []time.Duration{0, 1500 * time.Millisecond, time.Hour} {
-		if _, err := NewRetryBudget(0.1, 1, w, nil); !errors.Is(err, ErrInvalidConfig) {
+		if _, err := NewRetryBudget(0.1, 1, w); !errors.Is(err, ErrInvalidConfig) {
 			t.Errorf("window %v: %v", w, err)
 		}
 	}
-	if _, err := NewRetryBudget(math.NaN(), 1, time.Second, nil); !errors.Is(err, ErrInvalidConfig) {
+	if _, err := NewRetryBudget(math.NaN(), 1, time.Second); !errors.Is(err, ErrInvalidConfig) {
 		t.Error("NaN ratio:", err)
 	}
-	r, _ := NewRetry(RetryConfig{})
+	r, _ := NewRetry("")
 	r.Close()
 	if err := r.Do(context.Background(), func(context.Context) error { return nil }); !errors.Is(err, ErrClosed) {
 		t.Fatal(err)

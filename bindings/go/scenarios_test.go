@@ -284,15 +284,17 @@ func runScenario(t *testing.T, sc scenario) {
 				}
 				called := false
 				err := b.Execute(ctx, func(context.Context) error { called = true; return errFor(o) })
-				if !called || errors.Is(err, ErrRejected) {
+				if !called || errors.Is(err, ErrOpen) {
 					t.Fatalf("%s: not admitted: %v", at, err)
 				}
 			}
 		case "reject":
 			_, err := b.Acquire()
-			want := map[string]error{"open": ErrOpen, "half_open": ErrHalfOpenFull, "forced_open": ErrForcedOpen}[w[1]]
+			// Every rejection matches ErrOpen; the state (and its sentinel) says which.
+			want := map[string]State{"open": StateOpen, "half_open": StateHalfOpen, "forced_open": StateForcedOpen}[w[1]]
 			var re *RejectedError
-			if !errors.As(err, &re) || !errors.Is(err, want) {
+			if !errors.As(err, &re) || !errors.Is(err, ErrOpen) || re.State != want || re.State.String() != w[1] ||
+				errors.Is(err, ErrHalfOpenFull) != (want == StateHalfOpen) || errors.Is(err, ErrForcedOpen) != (want == StateForcedOpen) {
 				t.Fatalf("%s: got %v, want %v", at, err, want)
 			}
 			if v, ok := kvs(w[2:])["retry_after_ms"]; ok && re.RetryAfter != msDur(t, v) {
@@ -334,9 +336,9 @@ func runScenario(t *testing.T, sc scenario) {
 			clock.Advance(msDur(t, w[1]))
 		case "force_open":
 			if len(w) > 1 {
-				err = b.ForceOpenFor(msDur(t, w[1]))
+				err = b.ForceOpen(msDur(t, w[1]))
 			} else {
-				err = b.ForceOpen()
+				err = b.ForceOpen(Forever)
 			}
 		case "reset":
 			err = b.Reset()
@@ -356,10 +358,7 @@ func runScenario(t *testing.T, sc scenario) {
 			}
 			err = nil
 		case "expect":
-			m, err := b.Metrics()
-			if err != nil {
-				t.Fatal(err)
-			}
+			m := b.Metrics()
 			for _, kv := range w[1:] {
 				k, v, _ := strings.Cut(kv, "=")
 				if k == "failure_rate" || k == "last_failure_rate" {

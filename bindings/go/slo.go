@@ -19,27 +19,87 @@ type BurnPair struct {
 	Threshold   float64
 }
 
-// SLOConfig configures an SLO tracker. Zero fields keep the library defaults: objective
-// 0.999 over 30 days; fast burn 14.4 over 1 h and 5 min; slow burn 6 over 6 h and 30 min.
-type SLOConfig struct {
-	// Name lists the tracker for the agent (StartAgent) under this name ("": not listed).
-	Name string
-	// Objective: the fraction of good calls promised, in (0, 1).
-	Objective float64
-	// Window the error budget is counted over.
-	Window             time.Duration
-	FastBurn, SlowBurn *BurnPair
-	// BurnBucket: the time granularity of the burn windows (0: a tenth of the shortest burn
-	// window; a longer one is refused). A window of L reads the last L to L + BurnBucket.
-	BurnBucket time.Duration
-	// RecoveryFactor: a pair recovers under factor x its threshold (hysteresis, in (0, 1]).
-	RecoveryFactor float64
-	// MinCalls needed in a long window before its pair may fire.
-	MinCalls uint64
-	// Breaker, if set, is forced open while the fast burn persists, for at least MinOpen.
-	Breaker *Breaker
-	MinOpen time.Duration
-	Clock   *MockClock
+// sloSettings are an SLO tracker's options, the library's settings in order.
+type sloSettings struct {
+	steps   []func(*C.surgewall_slo_config) C.surgewall_status
+	breaker *Breaker
+}
+
+func sloOption(field string, f func(*C.surgewall_slo_config) C.surgewall_status) Option {
+	return opt(field, kindSLO, func(s *settings) { s.slo.steps = append(s.slo.steps, f) })
+}
+
+// An SLO tracker's options. Without them: objective 0.999 over 30 days; fast burn 14.4 over
+// 1 h and 5 min; slow burn 6 over 6 h and 30 min; no breaker held. WithMinimumCalls (calls
+// needed in a long window before its pair may fire) and WithClock apply too.
+
+// WithObjective: the fraction of good calls promised, in (0, 1). Default 0.999.
+func WithObjective(objective float64) Option {
+	return sloOption("objective", func(c *C.surgewall_slo_config) C.surgewall_status {
+		return C.surgewall_slo_config_set_objective(c, C.double(objective))
+	})
+}
+
+// WithObjectiveWindow: the window the error budget is counted over. Default 30 days.
+func WithObjectiveWindow(d time.Duration) Option {
+	return sloOption("window", func(c *C.surgewall_slo_config) C.surgewall_status {
+		return C.surgewall_slo_config_set_window(c, durationNs(d))
+	})
+}
+
+// WithFastBurn sets the fast burn-rate pair.
+func WithFastBurn(p BurnPair) Option {
+	return sloOption("fast_burn", func(c *C.surgewall_slo_config) C.surgewall_status {
+		return C.surgewall_slo_config_set_fast_burn(c, durationNs(p.Long), durationNs(p.Short), C.double(p.Threshold))
+	})
+}
+
+// WithSlowBurn sets the slow burn-rate pair.
+func WithSlowBurn(p BurnPair) Option {
+	return sloOption("slow_burn", func(c *C.surgewall_slo_config) C.surgewall_status {
+		return C.surgewall_slo_config_set_slow_burn(c, durationNs(p.Long), durationNs(p.Short), C.double(p.Threshold))
+	})
+}
+
+// WithBurnBucket: the time granularity of the burn windows (default: a tenth of the shortest
+// burn window; a longer one is refused). A window of L reads the last L to L + bucket.
+func WithBurnBucket(d time.Duration) Option {
+	return sloOption("burn_bucket", func(c *C.surgewall_slo_config) C.surgewall_status {
+		return C.surgewall_slo_config_set_burn_bucket(c, durationNs(d))
+	})
+}
+
+// WithRecoveryFactor: a pair recovers under factor x its threshold (hysteresis, in (0, 1]).
+func WithRecoveryFactor(factor float64) Option {
+	return sloOption("recovery_factor", func(c *C.surgewall_slo_config) C.surgewall_status {
+		return C.surgewall_slo_config_set_recovery_factor(c, C.double(factor))
+	})
+}
+
+// WithHeldBreaker: the tracker forces b open while the fast burn persists (for at least
+// WithMinOpen).
+func WithHeldBreaker(b *Breaker) Option {
+	return opt("breaker", kindSLO, func(s *settings) {
+		if b == nil {
+			s.fail(&ConfigError{Field: "breaker", Message: "nil Breaker"})
+			return
+		}
+		s.slo.breaker = b
+		s.slo.steps = append(s.slo.steps, func(c *C.surgewall_slo_config) C.surgewall_status {
+			h, err := b.handle()
+			if err != nil {
+				return C.SURGEWALL_INVALID_HANDLE
+			}
+			return C.surgewall_slo_config_set_breaker(c, h)
+		})
+	})
+}
+
+// WithMinOpen: the shortest time the tracker holds its breaker (WithHeldBreaker) open.
+func WithMinOpen(d time.Duration) Option {
+	return sloOption("min_open", func(c *C.surgewall_slo_config) C.surgewall_status {
+		return C.surgewall_slo_config_set_min_open(c, durationNs(d))
+	})
 }
 
 // SLO tracks an objective: error budget left and burn rates over several windows. Its
@@ -47,6 +107,7 @@ type SLOConfig struct {
 type SLO struct {
 	h      *C.surgewall_slo
 	closed atomic.Bool
+	id     uint64
 }
 
 // BurnMetrics is one burn-rate pair's view.
@@ -75,66 +136,34 @@ type SLOMetrics struct {
 
 func freeSLO(h *C.surgewall_slo) { cleanupsRun.Add(1); C.surgewall_slo_free(h) }
 
-// NewSLO creates an SLO tracker.
-func NewSLO(cfg SLOConfig) (*SLO, error) {
+// NewSLO creates an SLO tracker with the SLO options (WithObjective, WithFastBurn, ...,
+// WithMinimumCalls, WithClock). name lists it for the agent (StartAgent) ("": not listed).
+func NewSLO(name string, opts ...Option) (*SLO, error) {
 	if versionErr != nil {
 		return nil, versionErr
+	}
+	o := collect(opts)
+	if err := o.only(kindSLO, "an SLO tracker"); err != nil {
+		return nil, err
 	}
 	var c *C.surgewall_slo_config
 	if err := statusErr("slo_config_new", C.surgewall_slo_config_new(&c)); err != nil {
 		return nil, err
 	}
-	var steps []func() C.surgewall_status
-	add := func(f func() C.surgewall_status) { steps = append(steps, f) }
-	if cfg.Name != "" {
-		add(func() C.surgewall_status {
-			return C.surgewall_slo_config_set_name(c, cBytes(cfg.Name), C.size_t(len(cfg.Name)))
+	steps := o.slo.steps
+	if name != "" {
+		steps = append(steps, func(c *C.surgewall_slo_config) C.surgewall_status {
+			return C.surgewall_slo_config_set_name(c, cBytes(name), C.size_t(len(name)))
 		})
 	}
-	if cfg.Objective != 0 {
-		add(func() C.surgewall_status { return C.surgewall_slo_config_set_objective(c, C.double(cfg.Objective)) })
-	}
-	if cfg.Window != 0 {
-		add(func() C.surgewall_status { return C.surgewall_slo_config_set_window(c, durationNs(cfg.Window)) })
-	}
-	if p := cfg.FastBurn; p != nil {
-		add(func() C.surgewall_status {
-			return C.surgewall_slo_config_set_fast_burn(c, durationNs(p.Long), durationNs(p.Short), C.double(p.Threshold))
+	if o.minCallsSet {
+		steps = append(steps, func(c *C.surgewall_slo_config) C.surgewall_status {
+			return C.surgewall_slo_config_set_min_calls(c, C.uint64_t(o.minCalls))
 		})
 	}
-	if p := cfg.SlowBurn; p != nil {
-		add(func() C.surgewall_status {
-			return C.surgewall_slo_config_set_slow_burn(c, durationNs(p.Long), durationNs(p.Short), C.double(p.Threshold))
-		})
-	}
-	if cfg.BurnBucket != 0 {
-		add(func() C.surgewall_status {
-			return C.surgewall_slo_config_set_burn_bucket(c, durationNs(cfg.BurnBucket))
-		})
-	}
-	if cfg.RecoveryFactor != 0 {
-		add(func() C.surgewall_status {
-			return C.surgewall_slo_config_set_recovery_factor(c, C.double(cfg.RecoveryFactor))
-		})
-	}
-	if cfg.MinCalls != 0 {
-		add(func() C.surgewall_status { return C.surgewall_slo_config_set_min_calls(c, C.uint64_t(cfg.MinCalls)) })
-	}
-	if cfg.MinOpen != 0 {
-		add(func() C.surgewall_status { return C.surgewall_slo_config_set_min_open(c, durationNs(cfg.MinOpen)) })
-	}
-	if cfg.Breaker != nil {
-		add(func() C.surgewall_status {
-			h, err := cfg.Breaker.handle()
-			if err != nil {
-				return C.SURGEWALL_INVALID_HANDLE
-			}
-			return C.surgewall_slo_config_set_breaker(c, h)
-		})
-	}
-	if cfg.Clock != nil {
-		add(func() C.surgewall_status {
-			h, err := cfg.Clock.handle()
+	if o.clock != nil {
+		steps = append(steps, func(c *C.surgewall_slo_config) C.surgewall_status {
+			h, err := o.clock.handle()
 			if err != nil {
 				return C.SURGEWALL_INVALID_HANDLE
 			}
@@ -142,19 +171,24 @@ func NewSLO(cfg SLOConfig) (*SLO, error) {
 		})
 	}
 	for _, f := range steps {
-		if err := statusErr("slo_config", f()); err != nil {
+		if err := statusErr("slo_config", f(c)); err != nil {
 			C.surgewall_slo_config_free(c)
 			return nil, err
 		}
 	}
-	runtime.KeepAlive(cfg.Breaker)
-	runtime.KeepAlive(cfg.Clock)
+	runtime.KeepAlive(o.slo.breaker)
+	runtime.KeepAlive(o.clock)
 	var h *C.surgewall_slo
 	var cerr *C.surgewall_error
 	if st := C.surgewall_slo_new(c, &h, &cerr); st != C.SURGEWALL_OK {
 		return nil, constructorErr("slo_new", st, cerr)
 	}
-	s := &SLO{h: h}
+	var id C.uint64_t
+	if err := statusErr("slo_id", C.surgewall_slo_id(h, &id)); err != nil {
+		C.surgewall_slo_free(h)
+		return nil, err
+	}
+	s := &SLO{h: h, id: uint64(id)}
 	runtime.AddCleanup(s, freeSLO, h)
 	return s, nil
 }
@@ -217,33 +251,20 @@ func (s *SLO) Tick() (SLOMetrics, error) {
 }
 
 // Metrics returns a snapshot (no side effects).
-func (s *SLO) Metrics() (SLOMetrics, error) {
-	h, err := s.handle()
-	if err != nil {
-		return SLOMetrics{}, err
-	}
+func (s *SLO) Metrics() SLOMetrics {
+	maybeGC()
 	var out C.struct_surgewall_slo_stats
-	st := C.surgewall_slo_metrics(h, &out)
+	st := C.surgewall_slo_metrics(s.h, &out)
 	runtime.KeepAlive(s)
-	if err := statusErr("slo_metrics", st); err != nil {
-		return SLOMetrics{}, err
-	}
-	return sloMetrics(out), nil
+	mustRead("slo_metrics", st)
+	return sloMetrics(out)
 }
 
-// Close marks the tracker closed. Idempotent.
+// Close marks the tracker closed: later Record, RecordOutcome and Tick return ErrClosed;
+// Metrics keeps reading. Idempotent.
 func (s *SLO) Close() error {
 	s.closed.Store(true)
 	return nil
-}
-
-// ThresholdConfig configures a ThresholdAdjuster: above TargetErrorRate the breaker's
-// failure-rate threshold moves by Step toward MinThreshold (more sensitive), below half the
-// target toward MaxThreshold; MinCalls are needed in the window (0: the breaker's own
-// minimum calls). TargetErrorRate may not be above MaxThreshold.
-type ThresholdConfig struct {
-	TargetErrorRate, MinThreshold, MaxThreshold, Step float64
-	MinCalls                                          uint64
 }
 
 // ThresholdAdjuster adapts a breaker's failure-rate threshold to the error rate it observes,
@@ -269,10 +290,18 @@ func freeThresholdAdjuster(h *C.surgewall_threshold_adjuster) {
 	C.surgewall_threshold_adjuster_free(h)
 }
 
-// NewThresholdAdjuster creates an adjuster for b.
-func NewThresholdAdjuster(b *Breaker, cfg ThresholdConfig) (*ThresholdAdjuster, error) {
+// NewThresholdAdjuster creates an adjuster of b's failure-rate threshold: above
+// targetErrorRate it moves the threshold by step toward minThreshold (more sensitive), below
+// half the target toward maxThreshold; targetErrorRate may not be above maxThreshold. Its
+// one option is WithMinimumCalls (calls needed in b's window; default b's own minimum calls).
+func NewThresholdAdjuster(b *Breaker, targetErrorRate, minThreshold, maxThreshold, step float64,
+	opts ...Option) (*ThresholdAdjuster, error) {
 	if versionErr != nil {
 		return nil, versionErr
+	}
+	o := collect(opts)
+	if err := o.only(kindAdjuster, "a threshold adjuster"); err != nil {
+		return nil, err
 	}
 	if b == nil {
 		return nil, &ConfigError{Field: "breaker", Message: "nil Breaker"}
@@ -283,8 +312,8 @@ func NewThresholdAdjuster(b *Breaker, cfg ThresholdConfig) (*ThresholdAdjuster, 
 	}
 	var h *C.surgewall_threshold_adjuster
 	var cerr *C.surgewall_error
-	st := C.surgewall_threshold_adjuster_new(bh, C.double(cfg.TargetErrorRate), C.double(cfg.MinThreshold),
-		C.double(cfg.MaxThreshold), C.double(cfg.Step), C.uint64_t(cfg.MinCalls), &h, &cerr)
+	st := C.surgewall_threshold_adjuster_new(bh, C.double(targetErrorRate), C.double(minThreshold),
+		C.double(maxThreshold), C.double(step), C.uint64_t(o.minCalls), &h, &cerr)
 	runtime.KeepAlive(b)
 	if st != C.SURGEWALL_OK {
 		return nil, constructorErr("threshold_adjuster_new", st, cerr)
@@ -319,40 +348,24 @@ func (a *ThresholdAdjuster) Tick() (changed bool, old, new float64, err error) {
 }
 
 // Metrics returns a snapshot.
-func (a *ThresholdAdjuster) Metrics() (ThresholdMetrics, error) {
-	h, err := a.handle()
-	if err != nil {
-		return ThresholdMetrics{}, err
-	}
+func (a *ThresholdAdjuster) Metrics() ThresholdMetrics {
+	maybeGC()
 	var s C.struct_surgewall_threshold_stats
-	st := C.surgewall_threshold_adjuster_metrics(h, &s)
+	st := C.surgewall_threshold_adjuster_metrics(a.h, &s)
 	runtime.KeepAlive(a)
-	if err := statusErr("threshold_adjuster_metrics", st); err != nil {
-		return ThresholdMetrics{}, err
-	}
+	mustRead("threshold_adjuster_metrics", st)
 	return ThresholdMetrics{Threshold: float64(s.threshold), MinThreshold: float64(s.min_threshold),
 		MaxThreshold: float64(s.max_threshold), TargetErrorRate: float64(s.target_error_rate),
 		LastErrorRate: float64(s.last_error_rate), Measured: !math.IsNaN(float64(s.last_error_rate)),
-		Ticks: uint64(s.ticks), Changes: uint64(s.changes)}, nil
+		Ticks: uint64(s.ticks), Changes: uint64(s.changes)}
 }
 
-// Close marks the adjuster closed. Idempotent.
+// Close marks the adjuster closed: later Ticks return ErrClosed; Metrics keeps reading.
+// Idempotent.
 func (a *ThresholdAdjuster) Close() error {
 	a.closed.Store(true)
 	return nil
 }
 
 // ID is the tracker's process-unique id: the Source of its burn events.
-func (s *SLO) ID() (uint64, error) {
-	h, err := s.handle()
-	if err != nil {
-		return 0, err
-	}
-	var id C.uint64_t
-	st := C.surgewall_slo_id(h, &id)
-	runtime.KeepAlive(s)
-	if err := statusErr("slo_id", st); err != nil {
-		return 0, err
-	}
-	return uint64(id), nil
-}
+func (s *SLO) ID() uint64 { return s.id }

@@ -59,7 +59,7 @@ func runSurgewall(b *testing.B, br *surgewall.Breaker) {
 		}
 	})
 	b.StopTimer()
-	if m, _ := br.Metrics(); m.Successes != uint64(b.N) {
+	if m := br.Metrics(); m.Successes != uint64(b.N) {
 		b.Fatalf("recorded %d of %d calls", m.Successes, b.N)
 	}
 }
@@ -172,7 +172,7 @@ func BenchmarkKeyedExecute(b *testing.B) {
 	keys := benchKeys()
 
 	b.Run("surgewall-keyed", func(b *testing.B) {
-		kb, err := surgewall.NewKeyedBreaker(surgewall.KeyedBreakerConfig{}, templateOptions()...)
+		kb, err := surgewall.NewKeyedBreaker("", templateOptions()...)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -180,13 +180,13 @@ func BenchmarkKeyedExecute(b *testing.B) {
 		ctx := context.Background()
 		runKeyed(b, func(i int) error { return kb.Execute(ctx, keys[i%keyCount], work) })
 		b.StopTimer()
-		if m, _ := kb.Metrics(); m.Keys != keyCount || m.Failures != 0 || m.RejectedOpen != 0 {
+		if m := kb.Metrics(); m.Keys != keyCount || m.Failures != 0 || m.RejectedOpen != 0 {
 			b.Fatalf("%+v", m)
 		}
 	})
 
 	b.Run("surgewall-keyed-uint64", func(b *testing.B) {
-		kb, err := surgewall.NewKeyedBreaker(surgewall.KeyedBreakerConfig{}, templateOptions()...)
+		kb, err := surgewall.NewKeyedBreaker("", templateOptions()...)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -196,7 +196,10 @@ func BenchmarkKeyedExecute(b *testing.B) {
 	})
 
 	b.Run("surgewall-registry", func(b *testing.B) {
-		r := surgewall.NewBreakerRegistry(0, templateOptions()...)
+		r, err := surgewall.NewBreakerRegistry(templateOptions()...)
+		if err != nil {
+			b.Fatal(err)
+		}
 		defer r.Close()
 		ctx := context.Background()
 		runKeyed(b, func(i int) error {
@@ -237,7 +240,7 @@ func BenchmarkKeyedExecute(b *testing.B) {
 // BenchmarkRejected is the OPEN path: a typed error with RetryAfter per rejection.
 func BenchmarkRejected(b *testing.B) {
 	br := newSurgewall(b)
-	_ = br.ForceOpen()
+	_ = br.ForceOpen(surgewall.Forever)
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
@@ -254,7 +257,7 @@ func BenchmarkRejected(b *testing.B) {
 // BenchmarkKeyedRejected is the OPEN path of a keyed breaker: a *RejectedError naming the
 // key, its 64-bit form and RetryAfter, from one cgo crossing.
 func BenchmarkKeyedRejected(b *testing.B) {
-	kb, err := surgewall.NewKeyedBreaker(surgewall.KeyedBreakerConfig{}, templateOptions()...)
+	kb, err := surgewall.NewKeyedBreaker("", templateOptions()...)
 	if err != nil {
 		b.Fatal(err)
 	}
