@@ -1775,9 +1775,7 @@ impl<K: Eq + Hash + Clone + Send + Sync + 'static> KeyedBreaker<K> {
         let config = &prepared.config;
         let recording = matches!(w.state(), State::Closed | State::MetricsOnly);
         let window = match w.state() {
-            State::Closed | State::MetricsOnly => {
-                cell.window_counts(w.generation(), prepared, now)
-            }
+            State::Closed | State::MetricsOnly => cell.window_counts(w.generation(), prepared, now),
             // The probes that reported in this episode (Relaxed: the probe word is
             // self-contained, see `Cell::count`).
             State::HalfOpen => {
