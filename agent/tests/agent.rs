@@ -14,15 +14,6 @@ use surgewall_agent::{Agent, AgentError};
 mod common;
 use common::*;
 
-fn tripping(name: &str) -> Arc<Breaker> {
-    let config = BreakerConfig::builder()
-        .consecutive_failures(1)
-        .open_for(Duration::from_secs(60))
-        .build()
-        .unwrap();
-    Arc::new(Breaker::new(name, config))
-}
-
 #[test]
 fn one_agent_per_process_and_stop_joins_and_stops_the_ticker() {
     let _turn = one_at_a_time();

@@ -31,15 +31,6 @@ fn builder(catalog: &'static Catalog) -> AgentBuilder {
         .stream_update_interval(Duration::from_millis(50))
 }
 
-fn tripping(name: &str) -> Arc<Breaker> {
-    let config = BreakerConfig::builder()
-        .consecutive_failures(1)
-        .open_for(Duration::from_secs(60))
-        .build()
-        .unwrap();
-    Arc::new(Breaker::new(name, config))
-}
-
 fn trip(b: &Breaker) {
     b.acquire().expect("admits").failure();
 }

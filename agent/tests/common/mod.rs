@@ -3,10 +3,11 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use surgewall::catalog::Catalog;
+use surgewall::{Breaker, BreakerConfig};
 use surgewall_agent::Agent;
 
 /// One agent per process: the tests take turns.
@@ -82,4 +83,14 @@ pub fn post(addr: SocketAddr, path: &str, body: &str) -> Reply {
             body.len()
         ),
     )
+}
+
+/// A breaker that trips on one failure and stays open a minute.
+pub fn tripping(name: &str) -> Arc<Breaker> {
+    let config = BreakerConfig::builder()
+        .consecutive_failures(1)
+        .open_for(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    Arc::new(Breaker::new(name, config))
 }
