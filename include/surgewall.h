@@ -1408,6 +1408,9 @@ extern "C" {
  * Changes (POST) need the bearer token in `SURGEWALL_AGENT_TOKEN` (or the file named by
  * `SURGEWALL_AGENT_TOKEN_FILE`) when one is set, and are refused on a bind beyond loopback
  * without one; an empty or unreadable token is `SURGEWALL_INVALID_CONFIG` (field `token`).
+ * With `SURGEWALL_AGENT_TLS_CERT` and `SURGEWALL_AGENT_TLS_KEY` naming PEM files, the port
+ * serves HTTPS; one without the other, or files that make no TLS server, is
+ * `SURGEWALL_INVALID_CONFIG` (field `tls`).
  */
 surgewall_status surgewall_agent_start(const uint8_t *bind,
                                        size_t bind_len,

@@ -72,6 +72,8 @@ pub enum AgentError {
     Panicked,
     /// The token from the environment is unusable (says which variable, never the token).
     Token(String),
+    /// The certificate or key named by the environment is unusable (says which variable).
+    Tls(String),
 }
 
 impl fmt::Display for AgentError {
@@ -84,6 +86,7 @@ impl fmt::Display for AgentError {
             AgentError::Runtime(e) => write!(f, "cannot start the agent's runtime: {e}"),
             AgentError::Panicked => write!(f, "the agent's thread panicked"),
             AgentError::Token(why) => write!(f, "agent token: {why}"),
+            AgentError::Tls(why) => write!(f, "agent TLS: {why}"),
         }
     }
 }
@@ -115,6 +118,29 @@ pub struct AgentBuilder {
 pub const TOKEN_ENV: &str = "SURGEWALL_AGENT_TOKEN";
 /// The environment variable naming a file a token is read from (when [`TOKEN_ENV`] is unset).
 pub const TOKEN_FILE_ENV: &str = "SURGEWALL_AGENT_TOKEN_FILE";
+
+/// The environment variables naming a PEM certificate chain and its private key: set both and
+/// the admin port serves HTTPS (when the builder sets no [`Tls`]), from any language.
+pub const TLS_CERT_ENV: &str = "SURGEWALL_AGENT_TLS_CERT";
+/// See [`TLS_CERT_ENV`].
+pub const TLS_KEY_ENV: &str = "SURGEWALL_AGENT_TLS_KEY";
+
+/// TLS from the environment: both variables, or neither; one without the other, or files that
+/// do not make a TLS server, is an error naming the variable.
+fn tls_from_env(var: impl Fn(&str) -> Option<String>) -> Result<Option<Tls>, AgentError> {
+    match (var(TLS_CERT_ENV), var(TLS_KEY_ENV)) {
+        (None, None) => Ok(None),
+        (Some(cert), Some(key)) => Tls::from_pem_files(&cert, &key)
+            .map(Some)
+            .map_err(|e| AgentError::Tls(format!("{TLS_CERT_ENV}, {TLS_KEY_ENV}: {e}"))),
+        (Some(_), None) => Err(AgentError::Tls(format!(
+            "{TLS_CERT_ENV} is set but {TLS_KEY_ENV} is not"
+        ))),
+        (None, Some(_)) => Err(AgentError::Tls(format!(
+            "{TLS_KEY_ENV} is set but {TLS_CERT_ENV} is not"
+        ))),
+    }
+}
 
 /// The token from the environment: `SURGEWALL_AGENT_TOKEN`, else the file that
 /// `SURGEWALL_AGENT_TOKEN_FILE` names (surrounding whitespace trimmed). An empty value, or a
@@ -167,7 +193,8 @@ impl AgentBuilder {
         self
     }
 
-    /// Serves HTTPS instead of HTTP (default: plain HTTP, fit for loopback only).
+    /// Serves HTTPS instead of HTTP (default: the files `SURGEWALL_AGENT_TLS_CERT` and
+    /// `SURGEWALL_AGENT_TLS_KEY` name when both are set, else plain HTTP, fit for loopback only).
     pub fn tls(mut self, tls: Tls) -> Self {
         self.tls = Some(tls);
         self
@@ -258,6 +285,9 @@ impl AgentBuilder {
         // Before anything binds: an unusable token fails the start.
         if self.token.is_none() {
             self.token = token_from_env(|v| std::env::var(v).ok())?;
+        }
+        if self.tls.is_none() {
+            self.tls = tls_from_env(|v| std::env::var(v).ok())?;
         }
         let bind_err = |source| AgentError::Bind {
             addr: self.bind,
@@ -456,6 +486,25 @@ impl Drop for Agent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tls_comes_from_both_variables_or_neither() {
+        assert!(tls_from_env(|_| None).unwrap().is_none());
+        let half = |v: &str| (v == TLS_CERT_ENV).then(|| "/x/cert.pem".to_owned());
+        let err = tls_from_env(half).unwrap_err().to_string();
+        assert!(err.contains(TLS_KEY_ENV) && err.contains("is not"), "{err}");
+        let other = |v: &str| (v == TLS_KEY_ENV).then(|| "/x/key.pem".to_owned());
+        assert!(tls_from_env(other)
+            .unwrap_err()
+            .to_string()
+            .contains(TLS_CERT_ENV));
+        let missing = |v: &str| Some(format!("/nonexistent/{v}.pem"));
+        let err = tls_from_env(missing).unwrap_err().to_string();
+        assert!(
+            err.contains("/nonexistent/SURGEWALL_AGENT_TLS_CERT.pem"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn the_token_comes_from_the_variable_or_the_file_it_names() {

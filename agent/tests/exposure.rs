@@ -206,6 +206,26 @@ async fn with_tls_the_admin_port_speaks_https_only() {
     let metrics = https_get(addr, &cert, "/metrics").await.unwrap();
     assert!(metrics.contains("surgewall_agent_connections"), "{metrics}");
 
+    agent.stop().unwrap();
+
+    // The same from the environment, as the C, Python and Go starters get it.
+    let dir = std::env::temp_dir().join(format!("surgewall-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert_file, key_file) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_file, &cert).unwrap();
+    std::fs::write(&key_file, &key).unwrap();
+    // The only test touching the environment, and under the turn: no agent starts meanwhile.
+    std::env::set_var(surgewall_agent::TLS_CERT_ENV, &cert_file);
+    std::env::set_var(surgewall_agent::TLS_KEY_ENV, &key_file);
+    let started = builder().start();
+    std::env::remove_var(surgewall_agent::TLS_CERT_ENV);
+    std::env::remove_var(surgewall_agent::TLS_KEY_ENV);
+    std::fs::remove_dir_all(&dir).unwrap();
+    let agent = started.unwrap();
+    let addr = agent.local_addr();
+    let reply = https_get(addr, &cert, "/healthz").await.unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+
     // Plain HTTP on the TLS port gets no answer, and the connection is closed.
     let mut plain = TcpStream::connect(addr).unwrap();
     plain

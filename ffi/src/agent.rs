@@ -46,6 +46,9 @@ opaque_handle!(surgewall_agent => AgentObj, tag 18);
 /// Changes (POST) need the bearer token in `SURGEWALL_AGENT_TOKEN` (or the file named by
 /// `SURGEWALL_AGENT_TOKEN_FILE`) when one is set, and are refused on a bind beyond loopback
 /// without one; an empty or unreadable token is `SURGEWALL_INVALID_CONFIG` (field `token`).
+/// With `SURGEWALL_AGENT_TLS_CERT` and `SURGEWALL_AGENT_TLS_KEY` naming PEM files, the port
+/// serves HTTPS; one without the other, or files that make no TLS server, is
+/// `SURGEWALL_INVALID_CONFIG` (field `tls`).
 #[no_mangle]
 pub extern "C" fn surgewall_agent_start(
     bind: *const u8,
@@ -84,6 +87,7 @@ fn start(
             }
             AgentError::Panicked => (Status::SURGEWALL_PANIC, "agent"),
             AgentError::Token(_) => (Status::SURGEWALL_INVALID_CONFIG, "token"),
+            AgentError::Tls(_) => (Status::SURGEWALL_INVALID_CONFIG, "tls"),
         };
         report(err_out, status, field, &e.to_string())
     })?;

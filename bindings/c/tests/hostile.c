@@ -1553,6 +1553,19 @@ static void test_agent(surgewall_mock_clock *clock)
         surgewall_error_free(err);
     }
     unsetenv("SURGEWALL_AGENT_TOKEN");
+    /* A TLS certificate without its key, then files that do not exist: refused, field "tls". */
+    setenv("SURGEWALL_AGENT_TLS_CERT", "/nonexistent/cert.pem", 1);
+    for (int both = 0; both < 2; both++) {
+        if (both) setenv("SURGEWALL_AGENT_TLS_KEY", "/nonexistent/key.pem", 1);
+        surgewall_agent *out = (surgewall_agent *)0x1;
+        surgewall_error *err = NULL;
+        CHECK_STATUS(surgewall_agent_start(u8(any), strlen(any), &out, &err), SURGEWALL_INVALID_CONFIG);
+        CHECK(out == (surgewall_agent *)0x1);
+        CHECK(err != NULL && strcmp(surgewall_error_field(err), "tls") == 0);
+        surgewall_error_free(err);
+    }
+    unsetenv("SURGEWALL_AGENT_TLS_CERT");
+    unsetenv("SURGEWALL_AGENT_TLS_KEY");
     CHECK_STATUS(surgewall_agent_start(u8(any), strlen(any), NULL, NULL), SURGEWALL_NULL_ARG);
 
     /* An address another socket holds: an I/O error that says which address. */

@@ -10,7 +10,8 @@ thread, no GIL taken), ticks the coarse clock and sweeps keyed registries::
 
 Changes (POST: reset, force open...) need ``Authorization: Bearer <token>`` once a token is set
 in ``SURGEWALL_AGENT_TOKEN`` (or a file named by ``SURGEWALL_AGENT_TOKEN_FILE``); without
-one they are allowed on a loopback bind only.
+one they are allowed on a loopback bind only. With ``SURGEWALL_AGENT_TLS_CERT`` and
+``SURGEWALL_AGENT_TLS_KEY`` naming PEM files, the port serves HTTPS.
 
 One agent runs per process. After ``os.fork()`` the child does not have the parent's agent (no
 thread survives a fork): the copy of the ``Agent`` object says so (``running`` is False, the
