@@ -187,17 +187,24 @@ test("a dropped WebSocket reconnects (needs the stream)", async (t) => {
   await screenshot(page, "reconnected");
 });
 
-test("without the stream the page falls back to polling the REST API", async (t) => {
+test("without the stream the page falls back to polling the REST API, and goes back to the stream", async (t) => {
   const { page } = await openDashboard(t);
-  // Whatever the agent offers, the stream's endpoints fail here.
-  await page.routeWebSocket(/\/api\/resilience\/ws$/, (ws) => ws.close({ code: 1011 }));
-  await page.route(/\/api\/resilience\/events$/, (route) => route.abort());
-  await goLive(page);
+  // Whatever the agent offers, the stream's endpoints fail here, until `failing` is cleared.
+  let failing = true;
+  await page.routeWebSocket(/\/api\/resilience\/ws$/, (ws) => {
+    if (failing) ws.close({ code: 1011 });
+    else ws.connectToServer();
+  });
+  await page.route(/\/api\/resilience\/events$/, (route) => (failing ? route.abort() : route.continue()));
+  await goLive(page, `${demo.url}?upgrade_ms=1500`);
   await page.waitForSelector('#link[data-transport="polling"]', { timeout: 5000 });
   t.after(() => rest(demo, "circuit-breakers/search/reset", "POST"));
   await rest(demo, "circuit-breakers/search/disable", "POST");
   await page.waitForSelector('tr[data-name="search"][data-state="disabled"]', { timeout: 1000 });
   await screenshot(page, "polling");
+  // The stream comes back: the page leaves polling for it at its next try.
+  failing = false;
+  await page.waitForSelector('#link[data-transport="websocket"]', { timeout: 5000 });
 });
 
 test("the 1,000-breaker page renders and filters", async (t) => {
