@@ -12,7 +12,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::SinkExt;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{Map, Value};
 use surgewall::catalog::Catalog;
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::{sleep_until, timeout, Instant};
@@ -183,11 +183,7 @@ fn start(live: &Live, last: Option<u64>) -> (broadcast::Receiver<Arc<Msg>>, Vec<
             let mut first = Vec::new();
             if let Some(last) = last {
                 let missed = live.hub.first_kept().saturating_sub(last + 1);
-                let body = serde_json::Value::Object(gap(missed, "backlog"));
-                let mut body = body;
-                body["type"] = "gap".into();
-                body["at_ms"] = now_ms().into();
-                first.push(Arc::new(Msg::new(None, "gap", body.to_string())));
+                first.push(Arc::new(unnumbered("gap", gap(missed, "backlog"))));
             }
             let snap = snapshot(
                 live.catalog,
@@ -209,9 +205,15 @@ async fn write(out: &mut impl Out, batch: &[Arc<Msg>], limit: Duration) -> Resul
         .unwrap_or(Err(Ended::Stalled))
 }
 
+/// A message for one client only: no `seq` (and so no SSE `id:`), as the hub's would have.
+fn unnumbered(kind: &'static str, mut body: Map<String, Value>) -> Msg {
+    body.insert("type".into(), kind.into());
+    body.insert("at_ms".into(), now_ms().into());
+    Msg::new(None, kind, Value::Object(body).to_string())
+}
+
 fn heartbeat() -> Msg {
-    let body = json!({"type": "heartbeat", "at_ms": now_ms()});
-    Msg::new(None, "heartbeat", body.to_string())
+    unnumbered("heartbeat", Map::new())
 }
 
 /// Serves one client until it goes, falls behind, stalls, or the agent stops.
